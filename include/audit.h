@@ -1,0 +1,67 @@
+/*
+ * audit.h - the tamper-evident audit trail.
+ *
+ * One row per operation: who (store user, uid, gid, pid, process name), what
+ * (operation, inode, path or name, offset, length), when (ns) and the result
+ * (0 or -errno). Process name and path are sealed to the active key
+ * version's audit public key, so only admins and auditors can read them.
+ * Every row carries MAC(audit_mac_key, previous MAC || row), and the meta
+ * row "audit_head" holds a MAC of the last (seq, MAC), so edits, deletions,
+ * insertions, reordering and tail truncation are all detected.
+ *
+ * Rows are appended to the store inside the caller's transaction, so a
+ * write's row commits with the data it describes.
+ */
+#ifndef CUSTODY_AUDIT_H
+#define CUSTODY_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct audit;
+struct store;
+struct keyring;
+struct session;
+struct fs_ctx;
+
+/*
+ * Start appending for session ss (its audit MAC key is needed; -EPERM
+ * without). kr supplies the active version's audit public key.
+ */
+int audit_new(struct store *s, struct keyring *kr, const struct session *ss,
+              int64_t mount_id, struct audit **out);
+void audit_free(struct audit *a);
+
+/* Append one row (inside the caller's transaction). name may be NULL. */
+int audit_record(struct audit *a, const struct fs_ctx *c, const char *op,
+                 uint64_t ino, const char *name, uint64_t off, uint64_t len,
+                 int result);
+
+#endif
+
+/* Record an admin action (custodyctl): op, target name, result. */
+int audit_admin(struct audit *a, const char *op, const char *target,
+                int result);
+
+/*
+ * Verify the whole chain with the audit MAC key. Returns 0 if intact, or
+ * -EBADMSG with *bad_seq set to the first bad row (or the head's seq) and a
+ * one-line reason in why.
+ */
+int audit_verify(struct store *s, const uint8_t *mac_key, int64_t *bad_seq,
+                 uint64_t *rows, char *why, size_t whylen);
+
+/* Decrypting details: needs a session holding "audit" grants. */
+struct audit_reader;
+int audit_reader_new(struct store *s, const struct session *ss,
+                     struct audit_reader **out);
+void audit_reader_free(struct audit_reader *r);
+struct store_audit;
+/* comm and path of a row: -EACCES if this reader lacks the key. */
+int audit_reader_detail(struct audit_reader *r, const struct store_audit *a,
+                        char *comm, size_t commlen, char *path,
+                        size_t pathlen);
+
+/* Prune rows older than seq (admin), keeping the chain verifiable. */
+int audit_prune(struct store *s, const uint8_t *mac_key, int64_t before_seq,
+                uint64_t *removed);

@@ -1,0 +1,51 @@
+/*
+ * cli.h - custodyctl's commands. custodyctl.c parses the global options and
+ * dispatches to cmd_<verb>(); each command parses its own arguments, prints
+ * one line per error, and returns an exit status from unlock.h.
+ */
+#ifndef CUSTODY_CLI_H
+#define CUSTODY_CLI_H
+
+#include <stdint.h>
+#include "unlock.h"
+
+struct audit;
+
+struct cli {
+	struct unlock_opts u;
+	struct unlocked un;     /* filled by cli_unlock */
+	struct audit *audit;    /* admin actions are recorded here */
+	int json;
+	int tty;                /* stdout is a terminal: progress bars */
+};
+
+/* Open and authenticate; require a role mask (1 << ROLE_x), 0 for any. */
+int cli_unlock(struct cli *c, int store_flags, int roles, const char *what);
+void cli_done(struct cli *c);
+/* Run fn inside one write transaction, recording op in the trail. */
+int cli_record(struct cli *c, const char *op, const char *target, int rc);
+/* Read a new passphrase (file or terminal twice). */
+struct passphrase;
+int cli_new_passphrase(struct cli *c, const char *file, const char *who,
+                       struct passphrase *out);
+/* Progress line or bar on stderr: done/total units, with rate and ETA. */
+void cli_progress(struct cli *c, const char *what, uint64_t done,
+                  uint64_t total, int64_t started_ms, int final);
+int64_t cli_now_ms(void);
+/* Print s as a JSON string (quoted, escaped). */
+void cli_json_str(const char *s);
+/* Format a time (seconds or ns) as ISO 8601 UTC. */
+void cli_time(char *buf, size_t len, int64_t secs);
+void cli_time_ns(char *buf, size_t len, int64_t ns);
+
+int cmd_init(struct cli *c, int argc, char **argv);
+int cmd_info(struct cli *c, int argc, char **argv);
+int cmd_check(struct cli *c, int argc, char **argv);
+int cmd_backup(struct cli *c, int argc, char **argv);
+int cmd_compact(struct cli *c, int argc, char **argv);
+int cmd_user(struct cli *c, int argc, char **argv);
+int cmd_key(struct cli *c, int argc, char **argv);
+int cmd_reencrypt(struct cli *c, int argc, char **argv);
+int cmd_audit(struct cli *c, int argc, char **argv);
+
+#endif

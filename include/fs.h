@@ -1,0 +1,150 @@
+/*
+ * fs.h - the filesystem layer: inodes, directories, block I/O and xattrs on
+ * top of the store and the keyring. Knows nothing about FUSE: fsops.c
+ * translates requests into these calls, and custodyctl (check, reencrypt)
+ * and the unit tests call them directly.
+ *
+ * Every function returns 0 (or a byte count) on success and -errno on
+ * failure, with Linux's errno for each case (ENOENT, EEXIST, ENOTEMPTY,
+ * EISDIR, ENOTDIR, EINVAL, ENAMETOOLONG, ENODATA, ERANGE, EROFS, ...).
+ * A row that fails authentication gives -EIO for that object only.
+ *
+ * Concurrency: one mutex (fs->lock) serialises every call; SQLite sees one
+ * thread at a time. Mutations run inside a SAVEPOINT of a group transaction
+ * that fs_tick() commits every commit_interval, and fs_fsync() at once.
+ */
+#ifndef CUSTODY_FS_H
+#define CUSTODY_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#define FS_NAME_MAX   255
+#define FS_PATH_MAX   4096
+#define FS_XATTR_NAME_MAX 255
+#define FS_XATTR_SIZE_MAX 65536
+
+struct fs;
+struct store;
+struct keyring;
+struct audit;
+
+/* Who is asking: recorded in the audit trail, owner of new files. */
+struct fs_ctx {
+	uint32_t uid, gid, pid;
+};
+
+struct fs_attr {
+	uint64_t ino;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size, blocks /* 512-byte units */, rdev;
+	uint32_t blksize;
+	struct timespec atime, mtime, ctime;
+	uint64_t generation;
+};
+
+struct fs_opts {
+	int read_only;
+	int64_t commit_interval_ms;
+	int64_t idle_checkpoint_ms;
+	const char *store_path; /* for statfs of the backing filesystem */
+};
+
+/* What fs_setattr changes (bit set in `valid`). */
+enum {
+	FS_SET_MODE = 1, FS_SET_UID = 2, FS_SET_GID = 4, FS_SET_SIZE = 8,
+	FS_SET_ATIME = 16, FS_SET_MTIME = 32, FS_SET_ATIME_NOW = 64,
+	FS_SET_MTIME_NOW = 128, FS_SET_CTIME = 256,
+};
+
+/* Create the root directory of a new store (inside the caller's tx). */
+int fs_format(struct store *s, struct keyring *kr, uint32_t uid,
+              uint32_t gid, uint32_t block_size);
+
+/* Attach to an open store. Sweeps orphans left by a crash. audit may be
+ * NULL (no trail). The fs borrows s, kr and audit. */
+int fs_new(struct store *s, struct keyring *kr, struct audit *audit,
+           const struct fs_opts *o, struct fs **out);
+/* Commit everything and detach. */
+int fs_free(struct fs *fs);
+
+/* Periodic work (every ~100 ms): group commit when due, WAL checkpoint
+ * after idle time, audit flush. Returns 1 if the fs is idle. */
+int fs_tick(struct fs *fs);
+/* Commit the group transaction now. */
+int fs_commit(struct fs *fs);
+/* Milliseconds since the last request (for idle unmount). */
+int64_t fs_idle_ms(struct fs *fs);
+
+/* Lookup increments the kernel's reference count on the result. */
+int fs_lookup(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
+              const char *name, struct fs_attr *out);
+void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup);
+int fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out);
+int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+               const struct fs_attr *in, int valid, struct fs_attr *out);
+
+/* Creation: the result's reference count is incremented, as lookup. */
+int fs_mknod(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
+             const char *name, uint32_t mode, uint64_t rdev,
+             struct fs_attr *out);
+int fs_mkdir(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
+             const char *name, uint32_t mode, struct fs_attr *out);
+int fs_symlink(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
+               const char *name, const char *target, struct fs_attr *out);
+int fs_link(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+            uint64_t newparent, const char *newname, struct fs_attr *out);
+int fs_unlink(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
+              const char *name);
+int fs_rmdir(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
+             const char *name);
+#define FS_RENAME_NOREPLACE 1
+#define FS_RENAME_EXCHANGE  2
+int fs_rename(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
+              const char *name, uint64_t newparent, const char *newname,
+              unsigned flags);
+/* Returns the target length; buf gets it NUL-terminated (cap > length). */
+int fs_readlink(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+                char *buf, size_t cap);
+
+/* Open/close bookkeeping (an unlinked file lives until its last close).
+ * flags are open(2) flags; O_TRUNC truncates. */
+int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags);
+void fs_release(struct fs *fs, const struct fs_ctx *c, uint64_t ino);
+ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+                char *buf, size_t size, uint64_t off);
+ssize_t fs_write(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+                 const char *buf, size_t size, uint64_t off);
+int fs_fsync(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+             int datasync);
+
+/*
+ * Directory listing from cookie off (0 at the start). fill is called per
+ * entry with the cookie of the next one; a non-zero return stops (buffer
+ * full) without consuming that entry. "." and ".." come first.
+ */
+typedef int (*fs_fill_fn)(void *arg, const char *name, uint64_t ino,
+                          uint32_t mode, int64_t next_off);
+int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+               int64_t off, fs_fill_fn fill, void *arg);
+int fs_opendir(struct fs *fs, const struct fs_ctx *c, uint64_t ino);
+
+int fs_statfs(struct fs *fs, struct statvfs *out);
+
+#define FS_XATTR_CREATE  1
+#define FS_XATTR_REPLACE 2
+int fs_setxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+                const char *name, const void *value, size_t size, int flags);
+/* size 0: return the value's length. -ERANGE if it does not fit. */
+ssize_t fs_getxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+                    const char *name, void *value, size_t size);
+/* NUL-separated names; size 0: return the needed length. */
+ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+                     char *list, size_t size);
+int fs_removexattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+                   const char *name);
+
+#endif

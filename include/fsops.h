@@ -1,0 +1,39 @@
+/*
+ * fsops.h - the FUSE low-level operations table and the session runner.
+ * The only module that includes the FUSE headers.
+ */
+#ifndef CUSTODY_FSOPS_H
+#define CUSTODY_FSOPS_H
+
+#include <stdint.h>
+
+struct fs;
+
+struct fsops_opts {
+	const char *mountpoint;
+	const char *fsname;         /* shown in /proc/mounts */
+	const char *extra_options;  /* comma list passed to FUSE, or NULL */
+	int read_only;
+	int allow_other;
+	double attr_timeout;        /* seconds */
+	int exact_reads;            /* no page cache: every read is audited */
+	int64_t idle_ms;            /* unmount after this much idle (0: off) */
+	int64_t maxage_ms;          /* end the session after this long (0: off) */
+	int foreground;
+	int debug;
+};
+
+/* Called in the daemon after the mount succeeded (e.g. to detach). */
+typedef void (*fsops_mounted_fn)(void *arg);
+
+/*
+ * Mount fs at o->mountpoint and serve requests with a multi-threaded loop
+ * until unmounted, signalled (SIGINT, SIGTERM, SIGHUP), idle or too old.
+ * *why receives how it ended ("unmount", "signal", "idle", "maxage").
+ * Returns 0 after a clean session, or -errno if the mount failed (the
+ * error is printed).
+ */
+int fsops_run(struct fs *fs, const struct fsops_opts *o,
+              fsops_mounted_fn mounted, void *arg, const char **why);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * passphrase.h - getting a passphrase into locked memory without it ever
+ * touching argv, the environment, or ordinary buffers.
+ *
+ * Sources, in order of precedence: a passfile (its first line), an external
+ * command (--extpass: its first line of output), or the terminal (no echo).
+ */
+#ifndef CUSTODY_PASSPHRASE_H
+#define CUSTODY_PASSPHRASE_H
+
+#include <stddef.h>
+
+#define PASSPHRASE_MAX 1024
+
+struct passphrase {
+	char *buf;  /* locked memory, NUL-terminated */
+	size_t len;
+};
+
+/*
+ * Read a passphrase. passfile and extpass may be NULL; with neither, the
+ * terminal is used (prompt shown; with confirm, asked twice and compared).
+ * Returns 0, or -1 with one line in err. A passfile readable by group or
+ * others gets a warning on stderr. On success, free with passphrase_free.
+ */
+int passphrase_get(const char *passfile, const char *extpass,
+                   const char *prompt, int confirm, struct passphrase *out,
+                   char *err, size_t errlen);
+void passphrase_free(struct passphrase *p);
+
+#endif

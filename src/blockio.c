@@ -1,0 +1,228 @@
+/*
+ * blockio.c - file content as fixed-size AEAD blocks.
+ *
+ * Block b of a file holds plaintext bytes [b*bs, b*bs + len) sealed under
+ * the file key of the block's own key version, with associated data
+ * (file id, b, version): a block copied to another file or offset, or
+ * relabelled with another version, fails to open. Holes store nothing and
+ * read as zeros. No stored byte ever lies beyond EOF: shrinking rewrites
+ * the new last block, so growing later exposes zeros, never old data.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs_internal.h"
+
+#define BLOCK_AD_BYTES (STORE_FILE_ID_BYTES + 8 + 4)
+
+static size_t block_ad(uint8_t *ad, const struct store_inode *in,
+                       uint64_t blk, uint32_t version)
+{
+	memcpy(ad, in->file_id, STORE_FILE_ID_BYTES);
+	for (int i = 0; i < 8; i++)
+		ad[16 + i] = (uint8_t)(blk >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		ad[24 + i] = (uint8_t)(version >> (8 * i));
+	return BLOCK_AD_BYTES;
+}
+
+/* The file key of `version`, derived into its scratch slot once per call. */
+struct keycache {
+	uint32_t version; /* 0: none derived yet */
+};
+
+static int file_key(struct fs *fs, const struct store_inode *in,
+                    struct keycache *kc, uint32_t version)
+{
+	int rc;
+
+	if (kc->version == version)
+		return 0;
+	rc = keyring_derive(fs->kr, version, KR_FILE, in->file_id,
+	                    sizeof in->file_id, FS_KEY(fs, FS_KEY_FILE));
+	if (rc)
+		return rc == -ENOKEY ? -EIO : rc;
+	kc->version = version;
+	return 0;
+}
+
+/*
+ * Read block blk into plain (block_size bytes, zero-filled past the stored
+ * length). *len receives the stored length (0 for a hole).
+ */
+static int block_load(struct fs *fs, const struct store_inode *in,
+                      struct keycache *kc, uint64_t blk, uint8_t *plain,
+                      uint8_t *cbuf, size_t *len)
+{
+	uint32_t bs = fs->block_size, v;
+	uint8_t ad[BLOCK_AD_BYTES];
+	size_t clen;
+	int rc;
+
+	rc = store_block_get(fs->s, in->ino, blk, &v, cbuf, bs + CIPHER_OVERHEAD,
+	                     &clen);
+	if (rc == -ENOENT) {
+		memset(plain, 0, bs);
+		*len = 0;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	if (clen < CIPHER_OVERHEAD + 1)
+		return -EIO;
+	if ((rc = file_key(fs, in, kc, v)))
+		return rc;
+	if (cipher_open(plain, cbuf, clen, ad, block_ad(ad, in, blk, v),
+	                FS_KEY(fs, FS_KEY_FILE)))
+		return -EIO;
+	*len = clen - CIPHER_OVERHEAD;
+	memset(plain + *len, 0, bs - *len);
+	return 0;
+}
+
+static int block_store(struct fs *fs, struct store_inode *in,
+                       struct keycache *kc, uint64_t blk,
+                       const uint8_t *plain, size_t len, uint8_t *cbuf)
+{
+	uint32_t v = keyring_active(fs->kr);
+	uint8_t ad[BLOCK_AD_BYTES];
+	int created, rc;
+
+	if (!v)
+		return -EROFS;
+	if ((rc = file_key(fs, in, kc, v)))
+		return rc;
+	cipher_seal(cbuf, plain, len, ad, block_ad(ad, in, blk, v),
+	            FS_KEY(fs, FS_KEY_FILE));
+	rc = store_block_put(fs->s, in->ino, blk, v, cbuf, len + CIPHER_OVERHEAD,
+	                     &created);
+	if (!rc && created)
+		in->nblocks++;
+	fs->tx_bytes += len;
+	return rc;
+}
+
+/* Two buffers of a block plus overhead, in locked memory: plaintext and
+ * ciphertext. One pair per fs: calls are serialised by fs->lock. */
+static uint8_t *block_buffers(struct fs *fs)
+{
+	return fs->blockbuf;
+}
+
+ssize_t blockio_read(struct fs *fs, const struct store_inode *in, char *buf,
+                     size_t size, uint64_t off)
+{
+	uint32_t bs = fs->block_size;
+	struct keycache kc = { 0 };
+	uint8_t *plain, *cbuf;
+	size_t done = 0;
+	int rc = 0;
+
+	if (off >= in->size || size == 0)
+		return 0;
+	if (size > in->size - off)
+		size = (size_t)(in->size - off);
+	plain = block_buffers(fs);
+	if (!plain)
+		return -ENOMEM;
+	cbuf = plain + bs + CIPHER_OVERHEAD;
+	while (done < size) {
+		uint64_t pos = off + done, blk = pos / bs;
+		size_t in_blk = (size_t)(pos % bs), n = bs - in_blk, len;
+
+		if (n > size - done)
+			n = size - done;
+		if ((rc = block_load(fs, in, &kc, blk, plain, cbuf, &len)))
+			break;
+		memcpy(buf + done, plain + in_blk, n);
+		done += n;
+	}
+	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
+	return rc ? rc : (ssize_t)done;
+}
+
+ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
+                      size_t size, uint64_t off)
+{
+	uint32_t bs = fs->block_size;
+	struct keycache kc = { 0 };
+	uint8_t *plain, *cbuf;
+	size_t done = 0;
+	int rc = 0;
+
+	if (size == 0)
+		return 0;
+	if (off + size < off || off + size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	plain = block_buffers(fs);
+	if (!plain)
+		return -ENOMEM;
+	cbuf = plain + bs + CIPHER_OVERHEAD;
+	while (done < size) {
+		uint64_t pos = off + done, blk = pos / bs;
+		size_t in_blk = (size_t)(pos % bs), n = bs - in_blk, len = 0;
+		uint64_t blk_start = blk * bs;
+
+		if (n > size - done)
+			n = size - done;
+		if (in_blk == 0 && n == bs) {
+			len = bs; /* whole block: no need to read the old one */
+		} else if (blk_start < in->size) {
+			/* partial block inside the file: read-modify-write */
+			if ((rc = block_load(fs, in, &kc, blk, plain, cbuf, &len)))
+				break;
+		} else {
+			memset(plain, 0, bs);
+		}
+		memcpy(plain + in_blk, buf + done, n);
+		if (len < in_blk + n)
+			len = in_blk + n;
+		if ((rc = block_store(fs, in, &kc, blk, plain, len, cbuf)))
+			break;
+		done += n;
+	}
+	if (done && off + done > in->size)
+		in->size = off + done;
+	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
+	if (rc && done == 0)
+		return rc;
+	return (ssize_t)done;
+}
+
+int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size)
+{
+	uint32_t bs = fs->block_size;
+	uint64_t first_gone, deleted;
+	int rc = 0;
+
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (size < in->size) {
+		size_t tail = (size_t)(size % bs);
+		first_gone = size / bs + (tail ? 1 : 0);
+		if (tail) {
+			/* rewrite the new last block without the cut bytes */
+			struct keycache kc = { 0 };
+			uint8_t *plain = block_buffers(fs), *cbuf;
+			size_t len;
+
+			if (!plain)
+				return -ENOMEM;
+			cbuf = plain + bs + CIPHER_OVERHEAD;
+			rc = block_load(fs, in, &kc, size / bs, plain, cbuf, &len);
+			if (!rc && len > tail)
+				rc = block_store(fs, in, &kc, size / bs, plain, tail,
+				                 cbuf);
+			cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
+					if (rc)
+				return rc;
+		}
+		if ((rc = store_block_truncate(fs->s, in->ino, first_gone,
+		                               &deleted)))
+			return rc;
+		in->nblocks = in->nblocks >= deleted ? in->nblocks - deleted : 0;
+	}
+	in->size = size;
+	return 0;
+}

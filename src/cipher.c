@@ -1,0 +1,205 @@
+/*
+ * cipher.c - thin, checked wrappers around libsodium.
+ *
+ * This is the only file that includes sodium.h. Everything here is a direct
+ * use of a libsodium primitive with the project's conventions applied:
+ * random nonces prepended to ciphertexts, -errno results, wiping on failure.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "cipher.h"
+
+_Static_assert(CIPHER_KEY_BYTES == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "key size");
+_Static_assert(CIPHER_NONCE_BYTES == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "nonce size");
+_Static_assert(CIPHER_TAG_BYTES == crypto_aead_xchacha20poly1305_ietf_ABYTES, "tag size");
+_Static_assert(CIPHER_SALT_BYTES == crypto_pwhash_SALTBYTES, "salt size");
+_Static_assert(CIPHER_BOX_PK_BYTES == crypto_box_PUBLICKEYBYTES, "box pk size");
+_Static_assert(CIPHER_BOX_SK_BYTES == crypto_box_SECRETKEYBYTES, "box sk size");
+_Static_assert(CIPHER_BOX_OVERHEAD == crypto_box_SEALBYTES, "box seal size");
+_Static_assert(CIPHER_SIGN_PK_BYTES == crypto_sign_PUBLICKEYBYTES, "sign pk size");
+_Static_assert(CIPHER_SIGN_SK_BYTES == crypto_sign_SECRETKEYBYTES, "sign sk size");
+_Static_assert(CIPHER_SIG_BYTES == crypto_sign_BYTES, "sig size");
+
+int cipher_init(void)
+{
+	return sodium_init() < 0 ? -1 : 0;
+}
+
+const char *cipher_aead_name(void)
+{
+	return "xchacha20poly1305";
+}
+
+void *secmem_alloc(size_t len)
+{
+	return sodium_malloc(len);
+}
+
+void secmem_free(void *p)
+{
+	if (p)
+		sodium_free(p);
+}
+
+int secmem_lock(void *p, size_t len)
+{
+	return sodium_mlock(p, len) == 0 ? 0 : -errno;
+}
+
+void secmem_unlock(void *p, size_t len)
+{
+	sodium_munlock(p, len); /* also wipes */
+}
+
+void cipher_wipe(void *p, size_t len)
+{
+	sodium_memzero(p, len);
+}
+
+void cipher_random(void *buf, size_t len)
+{
+	randombytes_buf(buf, len);
+}
+
+int cipher_memeq(const void *a, const void *b, size_t len)
+{
+	return sodium_memcmp(a, b, len) == 0;
+}
+
+void cipher_seal(uint8_t *out, const uint8_t *msg, size_t len,
+                 const uint8_t *ad, size_t adlen,
+                 const uint8_t key[CIPHER_KEY_BYTES])
+{
+	randombytes_buf(out, CIPHER_NONCE_BYTES);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out + CIPHER_NONCE_BYTES,
+	                                           NULL, msg, len, ad, adlen,
+	                                           NULL, out, key);
+}
+
+int cipher_open(uint8_t *out, const uint8_t *in, size_t inlen,
+                const uint8_t *ad, size_t adlen,
+                const uint8_t key[CIPHER_KEY_BYTES])
+{
+	if (inlen < CIPHER_OVERHEAD)
+		return -EBADMSG;
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+	            out, NULL, NULL, in + CIPHER_NONCE_BYTES,
+	            inlen - CIPHER_NONCE_BYTES, ad, adlen, in, key) != 0) {
+		sodium_memzero(out, inlen - CIPHER_OVERHEAD);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+void cipher_kdf(uint8_t out[CIPHER_KEY_BYTES],
+                const uint8_t key[CIPHER_KEY_BYTES], const char *context,
+                const void *in, size_t inlen)
+{
+	crypto_generichash_state st;
+	static const uint8_t zero = 0;
+
+	crypto_generichash_init(&st, key, CIPHER_KEY_BYTES, CIPHER_KEY_BYTES);
+	crypto_generichash_update(&st, (const uint8_t *)context, strlen(context));
+	crypto_generichash_update(&st, &zero, 1);
+	if (inlen)
+		crypto_generichash_update(&st, in, inlen);
+	crypto_generichash_final(&st, out, CIPHER_KEY_BYTES);
+	sodium_memzero(&st, sizeof st);
+}
+
+void cipher_mac(uint8_t out[CIPHER_MAC_BYTES],
+                const uint8_t key[CIPHER_KEY_BYTES],
+                const struct cipher_part *parts, size_t nparts)
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, key, CIPHER_KEY_BYTES, CIPHER_MAC_BYTES);
+	for (size_t i = 0; i < nparts; i++) {
+		/* length-prefix each part so boundaries cannot be shifted */
+		uint8_t l[8];
+		uint64_t n = parts[i].len;
+		for (int b = 0; b < 8; b++)
+			l[b] = (uint8_t)(n >> (8 * b));
+		crypto_generichash_update(&st, l, sizeof l);
+		if (parts[i].len)
+			crypto_generichash_update(&st, parts[i].p, parts[i].len);
+	}
+	crypto_generichash_final(&st, out, CIPHER_MAC_BYTES);
+	sodium_memzero(&st, sizeof st);
+}
+
+uint64_t cipher_pwhash_opslimit_min(void)
+{
+	return crypto_pwhash_OPSLIMIT_MIN;
+}
+
+uint64_t cipher_pwhash_memlimit_min(void)
+{
+	return crypto_pwhash_MEMLIMIT_MIN;
+}
+
+int cipher_pwhash(uint8_t out[CIPHER_KEY_BYTES], const char *pass,
+                  size_t passlen, const uint8_t salt[CIPHER_SALT_BYTES],
+                  uint64_t opslimit, uint64_t memlimit)
+{
+	if (opslimit < crypto_pwhash_OPSLIMIT_MIN ||
+	    opslimit > crypto_pwhash_OPSLIMIT_MAX ||
+	    memlimit < crypto_pwhash_MEMLIMIT_MIN ||
+	    memlimit > (uint64_t)4 << 30) /* a hostile store must not OOM us */
+		return -EINVAL;
+	if (crypto_pwhash(out, CIPHER_KEY_BYTES, pass, passlen, salt, opslimit,
+	                  (size_t)memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0)
+		return -ENOMEM;
+	return 0;
+}
+
+void cipher_box_keypair(uint8_t pk[CIPHER_BOX_PK_BYTES],
+                        uint8_t sk[CIPHER_BOX_SK_BYTES])
+{
+	crypto_box_keypair(pk, sk);
+}
+
+int cipher_box_seal(uint8_t *out, const uint8_t *msg, size_t len,
+                    const uint8_t pk[CIPHER_BOX_PK_BYTES])
+{
+	return crypto_box_seal(out, msg, len, pk) == 0 ? 0 : -EINVAL;
+}
+
+int cipher_box_open(uint8_t *out, const uint8_t *in, size_t inlen,
+                    const uint8_t pk[CIPHER_BOX_PK_BYTES],
+                    const uint8_t sk[CIPHER_BOX_SK_BYTES])
+{
+	if (inlen < CIPHER_BOX_OVERHEAD)
+		return -EBADMSG;
+	if (crypto_box_seal_open(out, in, inlen, pk, sk) != 0) {
+		sodium_memzero(out, inlen - CIPHER_BOX_OVERHEAD);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+void cipher_sign_keypair(uint8_t pk[CIPHER_SIGN_PK_BYTES],
+                         uint8_t sk[CIPHER_SIGN_SK_BYTES])
+{
+	crypto_sign_keypair(pk, sk);
+}
+
+void cipher_sign(uint8_t sig[CIPHER_SIG_BYTES], const uint8_t *msg,
+                 size_t len, const uint8_t sk[CIPHER_SIGN_SK_BYTES])
+{
+	crypto_sign_detached(sig, NULL, msg, len, sk);
+}
+
+int cipher_sign_verify(const uint8_t sig[CIPHER_SIG_BYTES],
+                       const uint8_t *msg, size_t len,
+                       const uint8_t pk[CIPHER_SIGN_PK_BYTES])
+{
+	return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : -EBADMSG;
+}
+
+void cipher_hex(char *out, const uint8_t *in, size_t len)
+{
+	sodium_bin2hex(out, 2 * len + 1, in, len);
+}

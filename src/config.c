@@ -1,0 +1,194 @@
+/*
+ * config.c - custodyfs.ini via inih. The only file that includes ini.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <ini.h>
+
+#include "config.h"
+
+void config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->kdf_opslimit = 3;                 /* libsodium's MODERATE */
+	c->kdf_memlimit = 256ull << 20;
+	c->block_size = 4096;
+	c->busy_timeout_ms = 10000;
+	c->commit_interval_ms = 1000;
+	c->idle_checkpoint_ms = 3000;
+	c->attr_timeout_ms = 1000;
+	c->max_failures = 5;
+	c->lockout_s = 60;
+	c->key_max_age_s = 0;
+	c->audit_flush_ms = 1000;
+}
+
+int64_t config_parse_duration_ms(const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -1;
+	while (*end == ' ')
+		end++;
+	if (!strcasecmp(end, "ms"))
+		;
+	else if (!*end || !strcasecmp(end, "s"))
+		v *= 1000;
+	else if (!strcasecmp(end, "m") || !strcasecmp(end, "min"))
+		v *= 60e3;
+	else if (!strcasecmp(end, "h"))
+		v *= 3600e3;
+	else if (!strcasecmp(end, "d"))
+		v *= 86400e3;
+	else
+		return -1;
+	if (v > 9e15)
+		return -1;
+	return (int64_t)v;
+}
+
+int64_t config_parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	if (*s == '-')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 0: break;
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	default: return -1;
+	}
+	if ((*end == 'B' || *end == 'b') && end[1] == 0)
+		end++;
+	if (*end || v > (1ull << 40))
+		return -1;
+	return (int64_t)v;
+}
+
+struct load {
+	struct config *c;
+	char *err;
+	size_t errlen;
+	const char *path;
+};
+
+static int bad(struct load *l, int line, const char *sec, const char *key,
+               const char *why)
+{
+	(void)line;
+	snprintf(l->err, l->errlen, "%s: [%s] %s: %s", l->path, sec, key, why);
+	return 0;
+}
+
+static int handler(void *user, const char *sec, const char *key,
+                   const char *val)
+{
+	const int line = 0; /* Debian's inih does not pass line numbers */
+	struct load *l = user;
+	struct config *c = l->c;
+	int64_t v;
+
+#define IS(s, k) (!strcmp(sec, s) && !strcmp(key, k))
+	if (IS("kdf", "opslimit")) {
+		char *end;
+		unsigned long long o = strtoull(val, &end, 10);
+		if (*end || o < 1 || o > 64)
+			return bad(l, line, sec, key, "expected 1..64");
+		c->kdf_opslimit = o;
+	} else if (IS("kdf", "memlimit")) {
+		if ((v = config_parse_size(val)) < 8192 || v > (4ll << 30))
+			return bad(l, line, sec, key, "expected a size 8K..4G");
+		c->kdf_memlimit = (uint64_t)v;
+	} else if (IS("store", "block_size")) {
+		if ((v = config_parse_size(val)) < 512 || v > 65536 ||
+		    (v & (v - 1)))
+			return bad(l, line, sec, key,
+			           "expected a power of two 512..64K");
+		c->block_size = (uint32_t)v;
+	} else if (IS("store", "busy_timeout")) {
+		if ((c->busy_timeout_ms = config_parse_duration_ms(val)) < 0)
+			return bad(l, line, sec, key, "expected a duration");
+	} else if (IS("mount", "commit_interval")) {
+		if ((v = config_parse_duration_ms(val)) < 1 || v > 60000)
+			return bad(l, line, sec, key, "expected 1ms..60s");
+		c->commit_interval_ms = v;
+	} else if (IS("mount", "idle_checkpoint")) {
+		if ((v = config_parse_duration_ms(val)) < 0)
+			return bad(l, line, sec, key, "expected a duration");
+		c->idle_checkpoint_ms = v;
+	} else if (IS("mount", "attr_timeout")) {
+		if ((v = config_parse_duration_ms(val)) < 0)
+			return bad(l, line, sec, key, "expected a duration");
+		c->attr_timeout_ms = v;
+	} else if (IS("auth", "max_failures")) {
+		char *end;
+		long n = strtol(val, &end, 10);
+		if (*end || n < 0 || n > 1000)
+			return bad(l, line, sec, key, "expected 0..1000 (0: never lock)");
+		c->max_failures = n;
+	} else if (IS("auth", "lockout")) {
+		if ((v = config_parse_duration_ms(val)) < 0)
+			return bad(l, line, sec, key, "expected a duration");
+		c->lockout_s = (v + 999) / 1000;
+	} else if (IS("keys", "max_age")) {
+		if ((v = config_parse_duration_ms(val)) < 0)
+			return bad(l, line, sec, key, "expected a duration (0: never)");
+		c->key_max_age_s = (v + 999) / 1000;
+	} else if (IS("audit", "flush_interval")) {
+		if ((v = config_parse_duration_ms(val)) < 1 || v > 60000)
+			return bad(l, line, sec, key, "expected 1ms..60s");
+		c->audit_flush_ms = v;
+	} else
+		return bad(l, line, sec, key, "unknown setting");
+#undef IS
+	return 1;
+}
+
+int config_load(const char *path, struct config *c, char *err, size_t errlen)
+{
+	struct load l = { c, err, errlen, path };
+	FILE *f;
+	int rc;
+
+	if (!path) {
+		if (access(CONFIG_DEFAULT_PATH, F_OK) != 0)
+			return 0;
+		path = l.path = CONFIG_DEFAULT_PATH;
+	}
+	f = fopen(path, "re");
+	if (!f) {
+		snprintf(err, errlen, "cannot read config '%s': %s", path,
+		         strerror(errno));
+		return -1;
+	}
+	err[0] = 0;
+	rc = ini_parse_file(f, handler, &l);
+	fclose(f);
+	if (rc != 0) {
+		if (!err[0])
+			snprintf(err, errlen, "%s:%d: syntax error", path, rc);
+		else if (rc > 0) {
+			/* inih reports the first failing line: add it */
+			char tmp[512];
+			snprintf(tmp, sizeof tmp, "%s", err);
+			snprintf(err, errlen, "%s (line %d)", tmp, rc);
+		}
+		return -1;
+	}
+	return 0;
+}

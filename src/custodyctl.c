@@ -1,0 +1,107 @@
+/*
+ * custodyctl.c - the admin CLI: global options, then a command table
+ * dispatching to cmd_<verb>() in cli_*.c.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cipher.h"
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: custodyctl [-s STORE] [-u USER] [--passfile FILE | --extpass CMD]\n"
+"                  [-c CONFIG] COMMAND [ARGS...]\n"
+"\n"
+"Commands:\n"
+"  init                        create a new store; USER becomes its first admin\n"
+"  info [--json]               format, sizes, counts, key versions, users\n"
+"  check [--json]              decrypt and verify everything (exit 4 on damage)\n"
+"  backup DEST [--force]       consistent copy, safe while mounted\n"
+"  compact                     reclaim free space\n"
+"  user add NAME --role ROLE [--new-passfile FILE]\n"
+"  user del NAME | user passwd [NAME] [--new-passfile FILE]\n"
+"  user role NAME ROLE | user unlock NAME | user list [--json]\n"
+"  key list [--json] | key rotate | key retire V | key destroy V\n"
+"  reencrypt [--rate MiB/s]    move everything to the active key version\n"
+"  audit list [filters] [--json] | audit verify | audit export --format F\n"
+"  audit prune --before T\n"
+"\n"
+"Global options:\n"
+"  -s STORE          the store file (default: $CUSTODY_STORE)\n"
+"  -u USER           store user (default: your login name)\n"
+"  --passfile FILE   passphrase from FILE's first line\n"
+"  --extpass CMD     passphrase from the output of CMD\n"
+"  -c CONFIG         configuration file\n"
+"  -h, --help        help (also COMMAND --help);  -V, --version\n"
+"\n"
+"Exit status: 0 ok, 1 error, 2 usage, 3 authentication failed,\n"
+"4 damage or tampering found, 5 not allowed for this role, 6 store busy.\n");
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct cli *c, int argc, char **argv);
+} commands[] = {
+	{ "init", cmd_init },
+	{ "info", cmd_info },
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "passfile", required_argument, NULL, 'P' },
+		{ "extpass", required_argument, NULL, 'E' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli c;
+	int opt;
+
+	memset(&c, 0, sizeof c);
+	c.u.prog = "custodyctl";
+	c.u.store = getenv("CUSTODY_STORE");
+	c.tty = isatty(STDERR_FILENO);
+	/* "+": stop at the command; its own options follow it */
+	while ((opt = getopt_long(argc, argv, "+s:u:c:hV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's': c.u.store = optarg; break;
+		case 'u': c.u.user = optarg; break;
+		case 'c': c.u.config = optarg; break;
+		case 'P': c.u.passfile = optarg; break;
+		case 'E': c.u.extpass = optarg; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		case 'V': printf("custodyctl %s\n", CUSTODY_VERSION); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (c.u.passfile && c.u.extpass) {
+		fprintf(stderr, "custodyctl: --passfile and --extpass exclude each other\n");
+		return EXIT_USAGE;
+	}
+	unlock_harden();
+	if (cipher_init() != 0) {
+		fprintf(stderr, "custodyctl: cannot initialise libsodium\n");
+		return EXIT_RUNTIME;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (!strcmp(argv[optind], commands[i].name)) {
+			int st;
+			optind++;
+			st = commands[i].fn(&c, argc - optind + 1, argv + optind - 1);
+			cli_done(&c);
+			return st;
+		}
+	fprintf(stderr, "custodyctl: unknown command '%s' (see custodyctl --help)\n",
+	        argv[optind]);
+	return EXIT_USAGE;
+}

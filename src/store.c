@@ -1,0 +1,1017 @@
+/*
+ * store.c - the SQLite store: connection, schema, transactions, and the
+ * filesystem tables (meta, inodes, dentries, blocks, xattrs).
+ *
+ * The file is one SQLite database in WAL mode with 64 KiB pages, so a 4 KiB
+ * content block (plus its 40-byte nonce and tag) sits inline in a b-tree leaf
+ * of the WITHOUT ROWID blocks table, keyed by (ino, blk). Users, keys and the
+ * audit trail live in store_keys.c and store_audit.c over the same
+ * connection.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <stdlib.h>
+
+#include "store_internal.h"
+
+static const char *const schema_v1[] = {
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+	"CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	" role TEXT NOT NULL, opslimit INTEGER NOT NULL, memlimit INTEGER NOT NULL,"
+	" salt BLOB NOT NULL, box_pk BLOB NOT NULL, secret BLOB NOT NULL,"
+	" sig BLOB NOT NULL, failed INTEGER NOT NULL DEFAULT 0,"
+	" locked_until INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL,"
+	" last_login INTEGER NOT NULL DEFAULT 0)",
+	"CREATE TABLE master_keys(version INTEGER PRIMARY KEY, status TEXT NOT NULL,"
+	" created INTEGER NOT NULL, activated INTEGER NOT NULL DEFAULT 0,"
+	" expires INTEGER NOT NULL DEFAULT 0, retired INTEGER NOT NULL DEFAULT 0,"
+	" checkval BLOB NOT NULL, audit_pk BLOB NOT NULL, sig BLOB NOT NULL)",
+	"CREATE TABLE key_grants(user_id INTEGER NOT NULL, version INTEGER NOT NULL,"
+	" kind TEXT NOT NULL, sealed BLOB NOT NULL,"
+	" PRIMARY KEY(user_id, version, kind)) WITHOUT ROWID",
+	"CREATE TABLE key_events(id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+	" user TEXT NOT NULL, event TEXT NOT NULL, from_version INTEGER,"
+	" to_version INTEGER, detail TEXT)",
+	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY, file_id BLOB NOT NULL,"
+	" key_version INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	" gid INTEGER NOT NULL, nlink INTEGER NOT NULL, size INTEGER NOT NULL,"
+	" nblocks INTEGER NOT NULL, rdev INTEGER NOT NULL, atime INTEGER NOT NULL,"
+	" mtime INTEGER NOT NULL, ctime INTEGER NOT NULL,"
+	" generation INTEGER NOT NULL, mac BLOB NOT NULL)",
+	"CREATE TABLE dentries(id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
+	" tag BLOB NOT NULL, key_version INTEGER NOT NULL, name BLOB NOT NULL,"
+	" ino INTEGER NOT NULL, UNIQUE(parent, tag))",
+	"CREATE INDEX dentries_ino ON dentries(ino)",
+	"CREATE TABLE blocks(ino INTEGER NOT NULL, blk INTEGER NOT NULL,"
+	" key_version INTEGER NOT NULL, data BLOB NOT NULL,"
+	" PRIMARY KEY(ino, blk)) WITHOUT ROWID",
+	"CREATE TABLE xattrs(ino INTEGER NOT NULL, tag BLOB NOT NULL,"
+	" key_version INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,"
+	" PRIMARY KEY(ino, tag)) WITHOUT ROWID",
+	"CREATE TABLE mounts(id INTEGER PRIMARY KEY, user TEXT NOT NULL,"
+	" host TEXT NOT NULL, pid INTEGER NOT NULL, mountpoint TEXT NOT NULL,"
+	" readonly INTEGER NOT NULL, started INTEGER NOT NULL,"
+	" heartbeat INTEGER NOT NULL, ended INTEGER NOT NULL DEFAULT 0,"
+	" end_reason TEXT)",
+	"CREATE TABLE audit_keys(id INTEGER PRIMARY KEY,"
+	" key_version INTEGER NOT NULL, sealed BLOB NOT NULL)",
+	"CREATE TABLE audit(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+	" user TEXT NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
+	" pid INTEGER NOT NULL, op TEXT NOT NULL, ino INTEGER NOT NULL,"
+	" offset INTEGER NOT NULL, length INTEGER NOT NULL, result INTEGER NOT NULL,"
+	" session INTEGER NOT NULL, detail BLOB NOT NULL, mac BLOB NOT NULL)",
+	NULL
+};
+
+sqlite3_stmt *store_stmt(struct store *s, int id, const char *sql)
+{
+	if (id < 0 || id >= STORE_MAX_STMTS)
+		return NULL;
+	if (!s->stmt[id] &&
+	    sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	                       &s->stmt[id], NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_reset(s->stmt[id]);
+	sqlite3_clear_bindings(s->stmt[id]);
+	return s->stmt[id];
+}
+
+int store_err(struct store *s, int rc)
+{
+	(void)s;
+	switch (rc & 0xff) {
+	case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return 0;
+	case SQLITE_BUSY: case SQLITE_LOCKED: return -EBUSY;
+	case SQLITE_CONSTRAINT: return -EEXIST;
+	case SQLITE_FULL: return -ENOSPC;
+	case SQLITE_READONLY: return -EROFS;
+	case SQLITE_NOMEM: return -ENOMEM;
+	case SQLITE_NOTADB: return -ENOTSUP;
+	case SQLITE_CORRUPT: return -EIO;
+	default: return -EIO;
+	}
+}
+
+int store_exec(struct store *s, const char *sql)
+{
+	return store_err(s, sqlite3_exec(s->db, sql, NULL, NULL, NULL));
+}
+
+int store_step_done(struct store *s, sqlite3_stmt *st)
+{
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
+}
+
+int store_col_blob(sqlite3_stmt *st, int col, void *buf, size_t cap,
+                   size_t *len, int exact)
+{
+	const void *p = sqlite3_column_blob(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	if (sqlite3_column_type(st, col) != SQLITE_BLOB && n != 0)
+		return -EIO;
+	if (n > cap || (exact && n != cap))
+		return -EIO;
+	if (n)
+		memcpy(buf, p, n);
+	if (len)
+		*len = n;
+	return 0;
+}
+
+const char *store_errmsg(struct store *s)
+{
+	return s && s->db ? sqlite3_errmsg(s->db) : "out of memory";
+}
+
+static int store_configure(struct store *s, int busy_ms)
+{
+	int rc;
+
+	sqlite3_busy_timeout(s->db, busy_ms);
+	sqlite3_extended_result_codes(s->db, 0);
+	/* secure_delete: freed pages are zeroed, so deleted ciphertext and
+	 * crypto-shredded key grants do not linger in the file. */
+	rc = store_exec(s, "PRAGMA secure_delete=ON; PRAGMA foreign_keys=OFF;"
+	                   " PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;"
+	                   " PRAGMA trusted_schema=OFF");
+	if (rc)
+		return rc;
+	if (!s->readonly) {
+		/* FULL: a commit (fsync, group commit) is on disk when it returns */
+		rc = store_exec(s, "PRAGMA synchronous=FULL;"
+		                   " PRAGMA wal_autocheckpoint=2048");
+	}
+	return rc;
+}
+
+static int store_create_schema(struct store *s)
+{
+	int rc;
+	char sql[64];
+
+	snprintf(sql, sizeof sql, "PRAGMA page_size=%d", STORE_PAGE_SIZE);
+	if ((rc = store_exec(s, sql)) ||
+	    (rc = store_exec(s, "PRAGMA journal_mode=WAL")) ||
+	    (rc = store_exec(s, "BEGIN")))
+		return rc;
+	for (int i = 0; schema_v1[i]; i++)
+		if ((rc = store_exec(s, schema_v1[i]))) {
+			store_exec(s, "ROLLBACK");
+			return rc;
+		}
+	if ((rc = store_meta_set_int(s, "format", STORE_FORMAT_VERSION)) ||
+	    (rc = store_exec(s, "PRAGMA application_id=1129600070")) ||
+	    (rc = store_exec(s, "PRAGMA user_version=1")) ||
+	    (rc = store_exec(s, "COMMIT"))) {
+		store_exec(s, "ROLLBACK");
+		return rc;
+	}
+	return 0;
+}
+
+/* A custodyfs store has our application_id and a known format. */
+static int store_validate(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t appid = 0, fmt = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA application_id", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -ENOTSUP; /* not a database, encrypted, truncated header */
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		appid = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_BUSY ? -EBUSY : -ENOTSUP;
+	if (appid != 1129600070)
+		return -ENOTSUP;
+	rc = store_meta_get_int(s, "format", &fmt);
+	if (rc == -EBUSY)
+		return rc;
+	if (rc)
+		return -ENOTSUP;
+	if (fmt > STORE_FORMAT_VERSION)
+		return -EPROTO;
+	if (fmt < 1)
+		return -ENOTSUP;
+	return 0;
+}
+
+int store_open(const char *path, int flags, int busy_ms, struct store **out)
+{
+	struct store *s;
+	struct stat sb;
+	int rc, oflags;
+
+	*out = NULL;
+	if (flags & STORE_CREATE) {
+		/* refuse to touch anything that exists, and create 0600 */
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		                        O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		close(fd);
+	} else {
+		if (stat(path, &sb) != 0)
+			return -errno;
+		if (!S_ISREG(sb.st_mode))
+			return -ENOTSUP;
+	}
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->readonly = !!(flags & STORE_READONLY);
+	oflags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+	rc = sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = store_err(s, rc);
+		goto fail;
+	}
+	if ((rc = store_configure(s, busy_ms)))
+		goto fail;
+	if (flags & STORE_CREATE)
+		rc = store_create_schema(s);
+	else
+		rc = store_validate(s);
+	if (rc)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	if (rc == -EIO)
+		rc = -ENOTSUP;
+	store_close(s);
+	if (flags & STORE_CREATE)
+		unlink(path);
+	return rc;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < STORE_MAX_STMTS; i++)
+		if (s->stmt[i])
+			sqlite3_finalize(s->stmt[i]);
+	if (s->db) {
+		if (!s->readonly && sqlite3_get_autocommit(s->db))
+			sqlite3_wal_checkpoint_v2(s->db, NULL,
+			                          SQLITE_CHECKPOINT_TRUNCATE,
+			                          NULL, NULL);
+		sqlite3_close(s->db);
+	}
+	free(s);
+}
+
+int store_begin(struct store *s)
+{
+	return store_exec(s, "BEGIN IMMEDIATE");
+}
+
+int store_commit(struct store *s)
+{
+	return store_exec(s, "COMMIT");
+}
+
+void store_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		store_exec(s, "ROLLBACK");
+	s->savepoint_depth = 0;
+}
+
+int store_in_transaction(struct store *s)
+{
+	return !sqlite3_get_autocommit(s->db);
+}
+
+int store_savepoint(struct store *s)
+{
+	int rc = store_exec(s, "SAVEPOINT op");
+	if (!rc)
+		s->savepoint_depth++;
+	return rc;
+}
+
+int store_release(struct store *s)
+{
+	int rc = store_exec(s, "RELEASE op");
+	if (!rc)
+		s->savepoint_depth--;
+	return rc;
+}
+
+void store_rollback_savepoint(struct store *s)
+{
+	store_exec(s, "ROLLBACK TO op");
+	store_exec(s, "RELEASE op");
+	s->savepoint_depth--;
+}
+
+int store_checkpoint(struct store *s)
+{
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL,
+	                                   SQLITE_CHECKPOINT_TRUNCATE, NULL,
+	                                   NULL);
+	return store_err(s, rc);
+}
+
+static int store_pragma_int(struct store *s, const char *sql, uint64_t *v)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : store_err(s, rc);
+}
+
+int store_file_stats(struct store *s, uint64_t *pages, uint64_t *page_size,
+                     uint64_t *free_pages)
+{
+	int rc;
+
+	if ((rc = store_pragma_int(s, "PRAGMA page_count", pages)) ||
+	    (rc = store_pragma_int(s, "PRAGMA page_size", page_size)) ||
+	    (rc = store_pragma_int(s, "PRAGMA freelist_count", free_pages)))
+		return rc;
+	return 0;
+}
+
+int store_integrity_check(struct store *s, char *msg, size_t cap)
+{
+	sqlite3_stmt *st;
+	int rc, ok = 0;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		snprintf(msg, cap, "%s", t ? t : "?");
+		ok = t && strcmp(t, "ok") == 0;
+	}
+	sqlite3_finalize(st);
+	return ok ? 0 : -EIO;
+}
+
+/* ---- meta ---- */
+
+enum {
+	Q_META_GET, Q_META_SET,
+	Q_INODE_GET, Q_INODE_INSERT, Q_INODE_UPDATE, Q_INODE_DELETE,
+	Q_INODE_DEL_BLOCKS, Q_INODE_DEL_XATTRS, Q_INODE_EACH, Q_INODE_COUNT,
+	Q_DENTRY_GET, Q_DENTRY_INSERT, Q_DENTRY_DELETE, Q_DENTRY_UPDATE,
+	Q_DENTRY_ANY, Q_DENTRY_EACH, Q_DENTRY_ALL, Q_DENTRY_OF_INO,
+	Q_BLOCK_GET, Q_BLOCK_INSERT, Q_BLOCK_UPDATE, Q_BLOCK_TRUNC,
+	Q_BLOCK_EACH, Q_BLOCK_COUNT,
+	Q_XATTR_GET, Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH,
+	Q_FS_LAST /* store_keys.c and store_audit.c number from here */
+};
+
+int store_meta_get(struct store *s, const char *key, void *buf, size_t cap,
+                   size_t *len)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_META_GET,
+	        "SELECT value FROM meta WHERE key=?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const void *p = sqlite3_column_blob(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		if (n > cap)
+			rc = -EIO;
+		else {
+			if (n)
+				memcpy(buf, p, n);
+			*len = n;
+			rc = 0;
+		}
+	} else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_meta_set(struct store *s, const char *key, const void *val,
+                   size_t len)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_META_SET,
+	        "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, val, (int)len, SQLITE_STATIC);
+	return store_step_done(s, st);
+}
+
+int store_meta_get_int(struct store *s, const char *key, int64_t *v)
+{
+	char buf[32];
+	size_t n;
+	int rc = store_meta_get(s, key, buf, sizeof buf - 1, &n);
+	char *end;
+
+	if (rc)
+		return rc;
+	buf[n] = 0;
+	*v = strtoll(buf, &end, 10);
+	return (n == 0 || *end) ? -EIO : 0;
+}
+
+int store_meta_set_int(struct store *s, const char *key, int64_t v)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "%lld", (long long)v);
+	return store_meta_set(s, key, buf, (size_t)n);
+}
+
+/* ---- inodes ---- */
+
+#define INODE_COLS "ino, file_id, key_version, mode, uid, gid, nlink, size," \
+	" nblocks, rdev, atime, mtime, ctime, generation, mac"
+
+static int inode_from_row(sqlite3_stmt *st, struct store_inode *in)
+{
+	int64_t kv = sqlite3_column_int64(st, 2);
+
+	in->ino = (uint64_t)sqlite3_column_int64(st, 0);
+	if (store_col_blob(st, 1, in->file_id, sizeof in->file_id, NULL, 1) ||
+	    store_col_blob(st, 14, in->mac, sizeof in->mac, NULL, 1) ||
+	    kv < 1 || kv > UINT32_MAX)
+		return -EIO;
+	in->key_version = (uint32_t)kv;
+	in->mode = (uint32_t)sqlite3_column_int64(st, 3);
+	in->uid = (uint32_t)sqlite3_column_int64(st, 4);
+	in->gid = (uint32_t)sqlite3_column_int64(st, 5);
+	in->nlink = (uint32_t)sqlite3_column_int64(st, 6);
+	in->size = (uint64_t)sqlite3_column_int64(st, 7);
+	in->nblocks = (uint64_t)sqlite3_column_int64(st, 8);
+	in->rdev = (uint64_t)sqlite3_column_int64(st, 9);
+	in->atime = sqlite3_column_int64(st, 10);
+	in->mtime = sqlite3_column_int64(st, 11);
+	in->ctime = sqlite3_column_int64(st, 12);
+	in->generation = (uint64_t)sqlite3_column_int64(st, 13);
+	return 0;
+}
+
+static void inode_bind(sqlite3_stmt *st, const struct store_inode *in,
+                       int first)
+{
+	int i = first;
+
+	sqlite3_bind_blob(st, i++, in->file_id, sizeof in->file_id, SQLITE_STATIC);
+	sqlite3_bind_int64(st, i++, in->key_version);
+	sqlite3_bind_int64(st, i++, in->mode);
+	sqlite3_bind_int64(st, i++, in->uid);
+	sqlite3_bind_int64(st, i++, in->gid);
+	sqlite3_bind_int64(st, i++, in->nlink);
+	sqlite3_bind_int64(st, i++, (int64_t)in->size);
+	sqlite3_bind_int64(st, i++, (int64_t)in->nblocks);
+	sqlite3_bind_int64(st, i++, (int64_t)in->rdev);
+	sqlite3_bind_int64(st, i++, in->atime);
+	sqlite3_bind_int64(st, i++, in->mtime);
+	sqlite3_bind_int64(st, i++, in->ctime);
+	sqlite3_bind_int64(st, i++, (int64_t)in->generation);
+	sqlite3_bind_blob(st, i++, in->mac, sizeof in->mac, SQLITE_STATIC);
+}
+
+int store_inode_get(struct store *s, uint64_t ino, struct store_inode *out)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_INODE_GET,
+	        "SELECT " INODE_COLS " FROM inodes WHERE ino=?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = inode_from_row(st, out);
+	else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_inode_insert(struct store *s, struct store_inode *in)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_INODE_INSERT,
+	        "INSERT INTO inodes(" INODE_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	if (in->ino)
+		sqlite3_bind_int64(st, 1, (int64_t)in->ino);
+	else
+		sqlite3_bind_null(st, 1);
+	inode_bind(st, in, 2);
+	rc = store_step_done(s, st);
+	if (!rc && !in->ino)
+		in->ino = (uint64_t)sqlite3_last_insert_rowid(s->db);
+	return rc;
+}
+
+int store_inode_update(struct store *s, const struct store_inode *in)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_INODE_UPDATE,
+	        "UPDATE inodes SET file_id=?, key_version=?, mode=?, uid=?, gid=?,"
+	        " nlink=?, size=?, nblocks=?, rdev=?, atime=?, mtime=?, ctime=?,"
+	        " generation=?, mac=? WHERE ino=?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	inode_bind(st, in, 1);
+	sqlite3_bind_int64(st, 15, (int64_t)in->ino);
+	rc = store_step_done(s, st);
+	if (!rc && sqlite3_changes(s->db) != 1)
+		rc = -ENOENT;
+	return rc;
+}
+
+int store_inode_delete(struct store *s, uint64_t ino)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	st = store_stmt(s, Q_INODE_DEL_BLOCKS, "DELETE FROM blocks WHERE ino=?");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	if ((rc = store_step_done(s, st)))
+		return rc;
+	st = store_stmt(s, Q_INODE_DEL_XATTRS, "DELETE FROM xattrs WHERE ino=?");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	if ((rc = store_step_done(s, st)))
+		return rc;
+	st = store_stmt(s, Q_INODE_DELETE, "DELETE FROM inodes WHERE ino=?");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	return store_step_done(s, st);
+}
+
+int store_inode_each(struct store *s, int (*fn)(void *arg,
+                     const struct store_inode *in), void *arg)
+{
+	/* not cached: callers may nest other inode queries inside fn */
+	sqlite3_stmt *st;
+	struct store_inode in;
+	int rc, stop = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT " INODE_COLS " FROM inodes ORDER BY ino",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (inode_from_row(st, &in)) {
+			/* a malformed row: hand the caller what we have, flagged */
+			memset(&in, 0, sizeof in);
+			in.ino = (uint64_t)sqlite3_column_int64(st, 0);
+		}
+		if ((stop = fn(arg, &in)))
+			break;
+	}
+	sqlite3_finalize(st);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
+}
+
+int store_inode_count(struct store *s, uint64_t *files, uint64_t *dirs,
+                      uint64_t *bytes)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_INODE_COUNT,
+	        "SELECT sum((mode & 61440) != 16384), sum((mode & 61440) = 16384),"
+	        " sum(size) FROM inodes");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*files = (uint64_t)sqlite3_column_int64(st, 0);
+		*dirs = (uint64_t)sqlite3_column_int64(st, 1);
+		*bytes = (uint64_t)sqlite3_column_int64(st, 2);
+		rc = 0;
+	} else
+		rc = store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* ---- directory entries ---- */
+
+static int dentry_from_row(sqlite3_stmt *st, struct store_dentry *d)
+{
+	int64_t kv = sqlite3_column_int64(st, 3);
+
+	d->id = sqlite3_column_int64(st, 0);
+	d->parent = (uint64_t)sqlite3_column_int64(st, 1);
+	if (store_col_blob(st, 2, d->tag, sizeof d->tag, NULL, 1) ||
+	    store_col_blob(st, 4, d->name, sizeof d->name, &d->namelen, 0) ||
+	    kv < 1 || kv > UINT32_MAX)
+		return -EIO;
+	d->key_version = (uint32_t)kv;
+	d->ino = (uint64_t)sqlite3_column_int64(st, 5);
+	return 0;
+}
+
+#define DENTRY_COLS "id, parent, tag, key_version, name, ino"
+
+int store_dentry_get(struct store *s, uint64_t parent,
+                     const uint8_t tag[STORE_TAG_BYTES],
+                     struct store_dentry *out)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_GET,
+	        "SELECT " DENTRY_COLS " FROM dentries WHERE parent=? AND tag=?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)parent);
+	sqlite3_bind_blob(st, 2, tag, STORE_TAG_BYTES, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = dentry_from_row(st, out);
+	else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_dentry_insert(struct store *s, const struct store_dentry *d)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_INSERT,
+	        "INSERT INTO dentries(parent, tag, key_version, name, ino)"
+	        " VALUES(?,?,?,?,?)");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)d->parent);
+	sqlite3_bind_blob(st, 2, d->tag, STORE_TAG_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, d->key_version);
+	sqlite3_bind_blob(st, 4, d->name, (int)d->namelen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (int64_t)d->ino);
+	return store_step_done(s, st);
+}
+
+int store_dentry_delete(struct store *s, uint64_t parent,
+                        const uint8_t tag[STORE_TAG_BYTES])
+{
+	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_DELETE,
+	        "DELETE FROM dentries WHERE parent=? AND tag=?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)parent);
+	sqlite3_bind_blob(st, 2, tag, STORE_TAG_BYTES, SQLITE_STATIC);
+	rc = store_step_done(s, st);
+	if (!rc && sqlite3_changes(s->db) != 1)
+		rc = -ENOENT;
+	return rc;
+}
+
+int store_dentry_update(struct store *s, const struct store_dentry *d)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_UPDATE,
+	        "UPDATE dentries SET tag=?, key_version=?, name=? WHERE id=?");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_blob(st, 1, d->tag, STORE_TAG_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, d->key_version);
+	sqlite3_bind_blob(st, 3, d->name, (int)d->namelen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, d->id);
+	return store_step_done(s, st);
+}
+
+int store_dentry_any(struct store *s, uint64_t parent)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_ANY,
+	        "SELECT 1 FROM dentries WHERE parent=? LIMIT 1");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)parent);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
+}
+
+static int dentry_iterate(struct store *s, sqlite3_stmt *st,
+                          int (*fn)(void *arg, const struct store_dentry *d),
+                          void *arg, int finalize)
+{
+	struct store_dentry d;
+	int rc, stop = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (dentry_from_row(st, &d)) {
+			stop = -EIO;
+			break;
+		}
+		if ((stop = fn(arg, &d)))
+			break;
+	}
+	if (finalize)
+		sqlite3_finalize(st);
+	else
+		sqlite3_reset(st);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
+}
+
+int store_dentry_each(struct store *s, uint64_t parent, int64_t after,
+                      int (*fn)(void *arg, const struct store_dentry *d),
+                      void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_EACH,
+	        "SELECT " DENTRY_COLS " FROM dentries WHERE parent=? AND id>?"
+	        " ORDER BY id");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)parent);
+	sqlite3_bind_int64(st, 2, after);
+	return dentry_iterate(s, st, fn, arg, 0);
+}
+
+int store_dentry_all(struct store *s,
+                     int (*fn)(void *arg, const struct store_dentry *d),
+                     void *arg)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT " DENTRY_COLS " FROM dentries ORDER BY id",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	return dentry_iterate(s, st, fn, arg, 1);
+}
+
+int store_dentry_of_ino(struct store *s, uint64_t ino,
+                        struct store_dentry *out)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_OF_INO,
+	        "SELECT " DENTRY_COLS " FROM dentries WHERE ino=? LIMIT 1");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = dentry_from_row(st, out);
+	else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* ---- blocks ---- */
+
+int store_block_get(struct store *s, uint64_t ino, uint64_t blk,
+                    uint32_t *key_version, void *buf, size_t cap, size_t *len)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_GET,
+	        "SELECT key_version, data FROM blocks WHERE ino=? AND blk=?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, (int64_t)blk);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t kv = sqlite3_column_int64(st, 0);
+		rc = store_col_blob(st, 1, buf, cap, len, 0);
+		if (kv < 1 || kv > UINT32_MAX)
+			rc = -EIO;
+		*key_version = (uint32_t)kv;
+	} else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_block_put(struct store *s, uint64_t ino, uint64_t blk,
+                    uint32_t key_version, const void *data, size_t len,
+                    int *created)
+{
+	/* INSERT OR IGNORE then UPDATE tells a new block from an overwrite,
+	 * which keeps the inode's authenticated block count exact. */
+	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_INSERT,
+	        "INSERT OR IGNORE INTO blocks(ino, blk, key_version, data)"
+	        " VALUES(?,?,?,?)");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, (int64_t)blk);
+	sqlite3_bind_int64(st, 3, key_version);
+	sqlite3_bind_blob(st, 4, data, (int)len, SQLITE_STATIC);
+	if ((rc = store_step_done(s, st)))
+		return rc;
+	if (sqlite3_changes(s->db) == 1) {
+		*created = 1;
+		return 0;
+	}
+	*created = 0;
+	st = store_stmt(s, Q_BLOCK_UPDATE,
+	        "UPDATE blocks SET key_version=?, data=? WHERE ino=? AND blk=?");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, key_version);
+	sqlite3_bind_blob(st, 2, data, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (int64_t)ino);
+	sqlite3_bind_int64(st, 4, (int64_t)blk);
+	return store_step_done(s, st);
+}
+
+int store_block_truncate(struct store *s, uint64_t ino, uint64_t first,
+                         uint64_t *deleted)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_TRUNC,
+	        "DELETE FROM blocks WHERE ino=? AND blk>=?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, first > INT64_MAX ? INT64_MAX : (int64_t)first);
+	rc = store_step_done(s, st);
+	*deleted = rc ? 0 : (uint64_t)sqlite3_changes(s->db);
+	return rc;
+}
+
+int store_block_each(struct store *s, uint64_t ino,
+                     int (*fn)(void *arg, uint64_t blk, uint32_t kv,
+                               const void *data, size_t len), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_EACH,
+	        "SELECT blk, key_version, data FROM blocks WHERE ino=? ORDER BY blk");
+	int rc, stop = 0;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t kv = sqlite3_column_int64(st, 1);
+		if ((stop = fn(arg, (uint64_t)sqlite3_column_int64(st, 0),
+		               (kv < 1 || kv > UINT32_MAX) ? 0 : (uint32_t)kv,
+		               sqlite3_column_blob(st, 2),
+		               (size_t)sqlite3_column_bytes(st, 2))))
+			break;
+	}
+	sqlite3_reset(st);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
+}
+
+int store_block_count(struct store *s, uint64_t *count)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_COUNT, "SELECT count(*) FROM blocks");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*count = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		rc = store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* ---- xattrs ---- */
+
+int store_xattr_get(struct store *s, uint64_t ino,
+                    const uint8_t tag[STORE_TAG_BYTES],
+                    uint32_t *key_version, void *buf, size_t cap, size_t *len)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_XATTR_GET,
+	        "SELECT key_version, value FROM xattrs WHERE ino=? AND tag=?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_blob(st, 2, tag, STORE_TAG_BYTES, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t kv = sqlite3_column_int64(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		if (kv < 1 || kv > UINT32_MAX)
+			rc = -EIO;
+		else if (n > cap)
+			rc = -ERANGE;
+		else
+			rc = store_col_blob(st, 1, buf, cap, len, 0);
+		*key_version = (uint32_t)kv;
+	} else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_xattr_put(struct store *s, const struct store_xattr *x)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_XATTR_PUT,
+	        "INSERT OR REPLACE INTO xattrs(ino, tag, key_version, name, value)"
+	        " VALUES(?,?,?,?,?)");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)x->ino);
+	sqlite3_bind_blob(st, 2, x->tag, STORE_TAG_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, x->key_version);
+	sqlite3_bind_blob(st, 4, x->name, (int)x->namelen, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, x->value, (int)x->valuelen, SQLITE_STATIC);
+	return store_step_done(s, st);
+}
+
+int store_xattr_delete(struct store *s, uint64_t ino,
+                       const uint8_t tag[STORE_TAG_BYTES])
+{
+	sqlite3_stmt *st = store_stmt(s, Q_XATTR_DELETE,
+	        "DELETE FROM xattrs WHERE ino=? AND tag=?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_blob(st, 2, tag, STORE_TAG_BYTES, SQLITE_STATIC);
+	rc = store_step_done(s, st);
+	if (!rc && sqlite3_changes(s->db) != 1)
+		rc = -ENOENT;
+	return rc;
+}
+
+int store_xattr_each(struct store *s, uint64_t ino,
+                     int (*fn)(void *arg, const struct store_xattr *x),
+                     void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_XATTR_EACH,
+	        "SELECT tag, key_version, name, value FROM xattrs WHERE ino=?");
+	struct store_xattr x;
+	int rc, stop = 0;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t kv = sqlite3_column_int64(st, 1);
+		x.ino = ino;
+		if (store_col_blob(st, 0, x.tag, sizeof x.tag, NULL, 1) ||
+		    kv < 1 || kv > UINT32_MAX) {
+			stop = -EIO;
+			break;
+		}
+		x.key_version = (uint32_t)kv;
+		x.name = sqlite3_column_blob(st, 2);
+		x.namelen = (size_t)sqlite3_column_bytes(st, 2);
+		x.value = sqlite3_column_blob(st, 3);
+		x.valuelen = (size_t)sqlite3_column_bytes(st, 3);
+		if ((stop = fn(arg, &x)))
+			break;
+	}
+	sqlite3_reset(st);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
+}
