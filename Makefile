@@ -24,11 +24,11 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 BUILD   ?= build
 CORE    := cipher store store_keys store_audit keyring auth config passphrase \
-           unlock audit fs inode dir blockio xattr
+           unlock audit fs inode dir blockio xattr reencrypt
 CORE_O  := $(CORE:%=$(BUILD)/%.o)
 FS_O    := $(BUILD)/fsops.o $(BUILD)/custodyfs.o
-CTL     := custodyctl cli_common cli_store
-CTL_O   := $(CTL:%=$(BUILD)/%.o)
+CTL_O   := $(BUILD)/custodyctl.o \
+           $(patsubst src/%.c,$(BUILD)/%.o,$(wildcard src/cli_*.c))
 UNIT    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 all: custodyfs custodyctl
@@ -48,8 +48,11 @@ custodyctl: $(CORE_O) $(CTL_O)
 $(BUILD)/test_%: tests/unit/test_%.c $(CORE_O) tests/unit/unit.h
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(CORE_O) $(LDLIBS)
 
-$(BUILD)/difftest: tests/difftest.c | $(BUILD)
+# standalone test programs (tests/*.c): difftest, posix, ...
+TOOLS   := $(patsubst tests/%.c,%,$(wildcard tests/*.c))
+$(BUILD)/%: tests/%.c | $(BUILD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+tools: $(TOOLS:%=$(BUILD)/%)
 
 unit: $(UNIT:%=$(BUILD)/%)
 	@for t in $(UNIT); do $(BUILD)/$$t || exit 1; done
@@ -70,7 +73,7 @@ deps:
 
 # ---- tests ----
 test: deps
-	$(MAKE) all unit $(BUILD)/difftest
+	$(MAKE) all unit tools
 	tests/run.sh --bin . --build $(BUILD)
 	$(MAKE) sanitize
 	tests/run.sh --bin build-asan --build build-asan --sanitized
@@ -79,7 +82,7 @@ sanitize:
 	$(MAKE) BUILD=build-asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" \
-	  build-asan/custodyfs build-asan/custodyctl unit-asan build-asan/difftest
+	  build-asan/custodyfs build-asan/custodyctl unit-asan tools
 
 build-asan/custodyfs: $(CORE_O) $(FS_O)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -103,4 +106,4 @@ install: all
 clean:
 	rm -rf build build-asan custodyfs custodyctl
 
-.PHONY: all unit deps test sanitize unit-asan bench demo install clean
+.PHONY: all unit tools deps test sanitize unit-asan bench demo install clean

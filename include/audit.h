@@ -39,6 +39,10 @@ int audit_record(struct audit *a, const struct fs_ctx *c, const char *op,
 
 #endif
 
+/* Start a new detail key under the (new) active version: after rotation,
+ * new rows' paths are sealed under the new version's audit key. */
+void audit_rekey(struct audit *a);
+
 /* Record an admin action (custodyctl): op, target name, result. */
 int audit_admin(struct audit *a, const char *op, const char *target,
                 int result);
@@ -65,3 +69,11 @@ int audit_reader_detail(struct audit_reader *r, const struct store_audit *a,
 /* Prune rows older than seq (admin), keeping the chain verifiable. */
 int audit_prune(struct store *s, const uint8_t *mac_key, int64_t before_seq,
                 uint64_t *removed);
+
+/*
+ * Re-seal up to limit per-session detail keys still sealed under versions
+ * older than `active` to the active version's audit key (reencrypt). The
+ * session must hold "audit" grants (admin). *moved counts them.
+ */
+int audit_reseal_sessions(struct store *s, const struct session *ss,
+                          uint32_t active, size_t limit, uint64_t *moved);

@@ -48,6 +48,8 @@ struct fs_attr {
 
 struct fs_opts {
 	int read_only;
+	int shared;             /* another process owns the mount: custodyctl
+	                           (no orphan sweep, no checkpoints) */
 	int64_t commit_interval_ms;
 	int64_t idle_checkpoint_ms;
 	const char *store_path; /* for statfs of the backing filesystem */
@@ -76,6 +78,14 @@ int fs_free(struct fs *fs);
 int fs_tick(struct fs *fs);
 /* Commit the group transaction now. */
 int fs_commit(struct fs *fs);
+/*
+ * Run fn with the filesystem lock held and no transaction open (the group
+ * transaction is committed first): for work that changes what the layers
+ * below hold, such as reloading keys after a rotation. fn's result is
+ * returned.
+ */
+int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg);
+
 /* Milliseconds since the last request (for idle unmount). */
 int64_t fs_idle_ms(struct fs *fs);
 
@@ -146,5 +156,17 @@ ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                      char *list, size_t size);
 int fs_removexattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                    const char *name);
+
+/*
+ * Re-encryption: move up to `limit` objects (blocks, names, xattrs, inode
+ * MACs) still under versions older than the active one to the active
+ * version, in one transaction. *moved counts objects, *bytes the content
+ * bytes rewritten. Returns 0 (with *moved 0 when nothing is left) or
+ * -errno. Safe while the store is mounted elsewhere: each step is atomic.
+ */
+int fs_reencrypt_step(struct fs *fs, size_t limit, uint64_t *moved,
+                      uint64_t *bytes);
+/* Objects under versions older than the active one. */
+int fs_reencrypt_remaining(struct fs *fs, uint64_t *objects);
 
 #endif

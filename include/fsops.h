@@ -21,6 +21,9 @@ struct fsops_opts {
 	int64_t maxage_ms;          /* end the session after this long (0: off) */
 	int foreground;
 	int debug;
+	/* called about once a second from the ticker thread */
+	void (*maintain)(void *arg);
+	void *maintain_arg;
 };
 
 /* Called in the daemon after the mount succeeded (e.g. to detach). */

@@ -75,6 +75,19 @@ int keyring_load(struct keyring *kr, struct store *s, int64_t user_id,
                  const uint8_t authority_pk[CIPHER_SIGN_PK_BYTES],
                  const uint8_t store_id[16]);
 
+/*
+ * Reload when the master_keys rows changed since the last load (a rotation,
+ * retirement or destruction by custodyctl) or the active version expired.
+ * *changed is set to 1 when the active version or the held set changed.
+ * Needs a prior keyring_load (whose credentials it reuses).
+ */
+int keyring_refresh(struct keyring *kr, struct store *s, int *changed);
+/* Digest of all master_keys rows (cheap change detection). */
+int keyring_fingerprint(struct store *s, uint8_t out[CIPHER_MAC_BYTES]);
+/* 1 when the active version has expired (nothing encrypts until a
+ * rotation). */
+int keyring_expired(const struct keyring *kr);
+
 /* Bytes an authority signs for a master_keys row. */
 struct store_key;
 size_t keyring_key_row_bytes(const struct store_key *k,

@@ -231,6 +231,21 @@ int store_key_event(struct store *s, int64_t time, const char *user,
                     const char *event, int64_t from, int64_t to,
                     const char *detail);
 
+/*
+ * Up to limit objects written under a version older than `below`, for
+ * re-encryption. Keys are collected first, so fn may rewrite them.
+ * kind: 'b' blocks (a = ino, b = blk), 'd' dentries (a = id),
+ * 'x' xattrs (a = ino, tag), 'i' inodes (a = ino), 'k' audit keys (a = id).
+ */
+struct store_stale {
+	int64_t a, b;
+	uint8_t tag[STORE_TAG_BYTES];
+};
+int store_stale(struct store *s, char kind, uint32_t below, size_t limit,
+                struct store_stale *out, size_t *n);
+/* A dentry by id. */
+int store_dentry_get_id(struct store *s, int64_t id, struct store_dentry *out);
+
 /* Objects (blocks, names, xattrs) still under a key version. */
 int store_key_usage(struct store *s, uint32_t version, uint64_t *objects);
 

@@ -98,6 +98,12 @@ int audit_new(struct store *s, struct keyring *kr, const struct session *ss,
 	return 0;
 }
 
+void audit_rekey(struct audit *a)
+{
+	if (a)
+		a->session_id = 0;
+}
+
 void audit_free(struct audit *a)
 {
 	if (!a)
@@ -536,4 +542,52 @@ int audit_reader_detail(struct audit_reader *r, const struct store_audit *a,
 		         (char *)plain + cl + 1);
 	cipher_wipe(plain, n);
 	return 0;
+}
+
+int audit_reseal_sessions(struct store *s, const struct session *ss,
+                          uint32_t active, size_t limit, uint64_t *moved)
+{
+	struct store_stale *st = calloc(limit, sizeof *st);
+	uint8_t sealed[CIPHER_KEY_BYTES + CIPHER_BOX_OVERHEAD];
+	uint8_t *ask = secmem_alloc(CIPHER_BOX_SK_BYTES + CIPHER_KEY_BYTES);
+	struct store_key newk, oldk;
+	struct store_grant g;
+	size_t n = 0, len;
+	uint32_t v;
+	int rc;
+
+	*moved = 0;
+	if (!st || !ask) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = store_key_get(s, active, &newk)) ||
+	    (rc = store_stale(s, 'k', active, limit, st, &n)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *key = ask + CIPHER_BOX_SK_BYTES;
+		if ((rc = store_audit_key_get(s, st[i].a, &v, sealed, sizeof sealed,
+		                              &len)) ||
+		    (rc = store_key_get(s, v, &oldk)) ||
+		    (rc = store_grant_get(s, ss->user_id, v, "audit", &g)))
+			goto out;
+		if (len != sizeof sealed ||
+		    g.sealedlen != CIPHER_BOX_SK_BYTES + CIPHER_BOX_OVERHEAD ||
+		    cipher_box_open(ask, g.sealed, g.sealedlen, ss->box_pk,
+		                    ss->box_sk) ||
+		    cipher_box_open(key, sealed, len, oldk.audit_pk, ask)) {
+			rc = -EBADMSG;
+			goto out;
+		}
+		if ((rc = cipher_box_seal(sealed, key, CIPHER_KEY_BYTES,
+		                          newk.audit_pk)) ||
+		    (rc = store_audit_key_update(s, st[i].a, active, sealed,
+		                                 sizeof sealed)))
+			goto out;
+		(*moved)++;
+	}
+out:
+	secmem_free(ask);
+	free(st);
+	return rc;
 }

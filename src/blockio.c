@@ -226,3 +226,23 @@ int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size)
 	in->size = size;
 	return 0;
 }
+
+int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk)
+{
+	uint32_t bs = fs->block_size;
+	struct keycache kc = { 0 };
+	uint8_t *plain = block_buffers(fs), *cbuf = plain + bs + CIPHER_OVERHEAD;
+	uint64_t nb = in->nblocks;
+	size_t len;
+	int rc;
+
+	rc = block_load(fs, in, &kc, blk, plain, cbuf, &len);
+	if (!rc && len) {
+		kc.version = 0; /* the next derivation is for the active version */
+		rc = block_store(fs, in, &kc, blk, plain, len, cbuf);
+	}
+	in->nblocks = nb; /* an existing block: the count does not change */
+	cipher_wipe(plain, bs);
+	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
+	return rc;
+}

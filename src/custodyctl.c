@@ -49,6 +49,14 @@ static const struct {
 } commands[] = {
 	{ "init", cmd_init },
 	{ "info", cmd_info },
+	{ "check", cmd_check },
+	{ "backup", cmd_backup },
+	{ "compact", cmd_compact },
+	{ "upgrade", cmd_upgrade },
+	{ "user", cmd_user },
+	{ "key", cmd_key },
+	{ "reencrypt", cmd_reencrypt },
+	{ "audit", cmd_audit },
 };
 
 int main(int argc, char **argv)

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -171,8 +172,59 @@ static void audit_event(struct store *s, struct audit *au, const char *op,
 		store_rollback(s);
 }
 
+/* Once a second: notice rotations made by custodyctl, and (for an admin
+ * session) rotate an expired active key automatically. */
+struct maint {
+	struct unlocked *u;
+	struct audit *au;
+	struct fs *fs;
+};
+
+static int maintain_locked(void *arg)
+{
+	struct maint *m = arg;
+	struct unlocked *u = m->u;
+	int changed = 0, rc;
+
+	rc = keyring_refresh(u->kr, u->s, &changed);
+	if (rc == -EBUSY)
+		return 0;
+	if (rc)
+		return rc;
+	if (changed)
+		audit_rekey(m->au);
+	if (keyring_expired(u->kr) && u->ss->authority_sk &&
+	    store_begin(u->s) == 0) {
+		uint32_t old = 0, v = 0;
+		uint32_t vs[KEYRING_MAX_VERSIONS];
+		if (keyring_versions(u->kr, vs, KEYRING_MAX_VERSIONS))
+			old = vs[0];
+		rc = keyring_rotate(u->kr, u->s, u->ss, u->cfg.key_max_age_s ?
+		                    (int64_t)time(NULL) + u->cfg.key_max_age_s : 0, &v);
+		if (!rc)
+			rc = store_key_event(u->s, time(NULL), u->ss->name,
+			                     "auto-rotate", old, v, "active key expired");
+		audit_rekey(m->au);
+		if (!rc && m->au)
+			rc = audit_admin(m->au, "key auto-rotate", "expired", 0);
+		if (!rc)
+			rc = store_commit(u->s);
+		if (rc)
+			store_rollback(u->s);
+		keyring_refresh(u->kr, u->s, &changed);
+	}
+	return 0;
+}
+
+static void maintain(void *arg)
+{
+	struct maint *m = arg;
+	fs_exclusive(m->fs, maintain_locked, m);
+}
+
 static int serve(struct args *a)
 {
+	struct maint mt;
 	struct unlocked u;
 	struct audit *au = NULL;
 	struct fs *fs = NULL;
@@ -213,6 +265,9 @@ static int serve(struct args *a)
 		return fail(rc == -EIO ? EXIT_DAMAGE : EXIT_RUNTIME);
 	}
 	audit_event(u.s, au, "mount", a->f.mountpoint);
+	mt = (struct maint){ &u, au, fs };
+	a->f.maintain = maintain;
+	a->f.maintain_arg = &mt;
 	rc = fsops_run(fs, &a->f, mounted, a, &why);
 	if (fs_free(fs) != 0)
 		fprintf(stderr, "custodyfs: final commit failed: %s\n",

@@ -184,6 +184,18 @@ int fs_tick(struct fs *fs)
 	return idle;
 }
 
+int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg)
+{
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = commit_locked(fs);
+	if (!rc)
+		rc = fn(arg);
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
+}
+
 int64_t fs_idle_ms(struct fs *fs)
 {
 	int64_t t;
@@ -320,7 +332,7 @@ int fs_new(struct store *s, struct keyring *kr, struct audit *audit,
 		goto fail;
 	}
 	fs->last_activity_ms = fs_now_ms();
-	if (!o->read_only) {
+	if (!o->read_only && !o->shared) {
 		/* files unlinked while open when the last session died */
 		rc = store_inode_each(s, collect_orphan, &orph);
 		if (rc < 0)

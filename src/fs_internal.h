@@ -104,6 +104,11 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
 /* Shrink or grow to size (caller saves the inode). */
 int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size);
 
+/* Re-seal one block / xattr under the active version (reencrypt). */
+int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk);
+int xattr_rekey(struct fs *fs, const struct store_inode *in,
+                const uint8_t tag[STORE_TAG_BYTES]);
+
 /*
  * Audit hook (no-op without a trail): path is recorded as given, or, when
  * NULL, as the path of ino. fs_path_of builds "dir path/name".

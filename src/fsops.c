@@ -546,6 +546,8 @@ static void *ticker(void *arg)
 		nanosleep(&ts, NULL);
 		elapsed += 100;
 		fs_tick(c->fs);
+		if (c->o->maintain && elapsed % 1000 == 0)
+			c->o->maintain(c->o->maintain_arg);
 		if ((c->o->idle_ms && fs_idle_ms(c->fs) >= c->o->idle_ms) ||
 		    (c->o->maxage_ms && elapsed >= c->o->maxage_ms)) {
 			c->why = (c->o->idle_ms && fs_idle_ms(c->fs) >= c->o->idle_ms)

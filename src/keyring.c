@@ -8,6 +8,8 @@
 
 #include "keyring.h"
 #include "store.h"
+#include <stdio.h>
+#include <time.h>
 
 struct kr_slot {
 	uint32_t version;       /* 0: free */
@@ -17,6 +19,15 @@ struct kr_slot {
 struct keyring {
 	struct kr_slot slot[KEYRING_MAX_VERSIONS];
 	uint32_t active;
+	int expired;            /* the active version's time is up */
+	/* remembered by keyring_load for keyring_refresh */
+	int loaded;
+	int64_t user_id;
+	uint8_t box_pk[CIPHER_BOX_PK_BYTES];
+	uint8_t *box_sk;        /* locked */
+	uint8_t authority_pk[CIPHER_SIGN_PK_BYTES];
+	uint8_t store_id[16];
+	uint8_t fingerprint[CIPHER_MAC_BYTES]; /* of all master_keys rows */
 };
 
 int keyring_new(struct keyring **out)
@@ -31,6 +42,7 @@ void keyring_free(struct keyring *kr)
 		return;
 	for (int i = 0; i < KEYRING_MAX_VERSIONS; i++)
 		secmem_free(kr->slot[i].key);
+	secmem_free(kr->box_sk);
 	free(kr);
 }
 
@@ -209,8 +221,12 @@ static int load_one(void *arg, const struct store_key *k)
 		c->err = rc;
 		return 1;
 	}
-	if (!strcmp(k->status, "active"))
-		keyring_set_active(c->kr, k->version);
+	if (!strcmp(k->status, "active")) {
+		if (k->expires && k->expires <= (int64_t)time(NULL))
+			c->kr->expired = 1; /* an expired version never encrypts */
+		else
+			keyring_set_active(c->kr, k->version);
+	}
 	return 0;
 }
 
@@ -225,10 +241,88 @@ int keyring_load(struct keyring *kr, struct store *s, int64_t user_id,
 	int rc;
 
 	keyring_set_active(kr, 0);
+	kr->expired = 0;
 	rc = store_key_each(s, load_one, &c);
 	if (c.err)
 		return c.err;
+	if (rc < 0)
+		return rc;
+	if (!kr->loaded) {
+		kr->box_sk = secmem_alloc(CIPHER_BOX_SK_BYTES);
+		if (!kr->box_sk)
+			return -ENOMEM;
+		memcpy(kr->box_sk, box_sk, CIPHER_BOX_SK_BYTES);
+		memcpy(kr->box_pk, box_pk, sizeof kr->box_pk);
+		memcpy(kr->authority_pk, authority_pk, sizeof kr->authority_pk);
+		memcpy(kr->store_id, store_id, sizeof kr->store_id);
+		kr->user_id = user_id;
+		kr->loaded = 1;
+	}
+	return keyring_fingerprint(s, kr->fingerprint);
+}
+
+struct fp_ctx {
+	uint8_t acc[CIPHER_MAC_BYTES];
+	uint8_t zero[CIPHER_KEY_BYTES];
+};
+
+static int fp_one(void *arg, const struct store_key *k)
+{
+	struct fp_ctx *f = arg;
+	struct cipher_part p[2] = { { f->acc, sizeof f->acc },
+	                            { k->sig, sizeof k->sig } };
+	cipher_mac(f->acc, f->zero, p, 2);
+	return 0;
+}
+
+int keyring_fingerprint(struct store *s, uint8_t out[CIPHER_MAC_BYTES])
+{
+	struct fp_ctx f;
+	int rc;
+
+	memset(&f, 0, sizeof f);
+	rc = store_key_each(s, fp_one, &f);
+	memcpy(out, f.acc, sizeof f.acc);
 	return rc < 0 ? rc : 0;
+}
+
+int keyring_refresh(struct keyring *kr, struct store *s, int *changed)
+{
+	uint8_t fp[CIPHER_MAC_BYTES];
+	int rc, was_expired = kr->expired;
+
+	*changed = 0;
+	if (!kr->loaded)
+		return -EINVAL;
+	if ((rc = keyring_fingerprint(s, fp)))
+		return rc;
+	if (cipher_memeq(fp, kr->fingerprint, sizeof fp) && !kr->active &&
+	    !was_expired)
+		return 0;
+	if (cipher_memeq(fp, kr->fingerprint, sizeof fp)) {
+		/* rows unchanged: only time can have expired the active one */
+		uint32_t a = kr->active;
+		struct store_key k;
+		if (a && store_key_get(s, a, &k) == 0 && k.expires &&
+		    k.expires <= (int64_t)time(NULL)) {
+			kr->active = 0;
+			kr->expired = 1;
+			*changed = 1;
+		}
+		return 0;
+	}
+	for (int i = 0; i < KEYRING_MAX_VERSIONS; i++)
+		if (kr->slot[i].version)
+			keyring_drop(kr, kr->slot[i].version);
+	rc = keyring_load(kr, s, kr->user_id, kr->box_pk, kr->box_sk,
+	                  kr->authority_pk, kr->store_id);
+	*changed = 1;
+	return rc;
+}
+
+int keyring_expired(const struct keyring *kr)
+{
+	return kr->expired;
 }
 
 /* ---- administration ---- */

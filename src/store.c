@@ -52,6 +52,11 @@ static const char *const schema_v1[] = {
 	"CREATE TABLE xattrs(ino INTEGER NOT NULL, tag BLOB NOT NULL,"
 	" key_version INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,"
 	" PRIMARY KEY(ino, tag)) WITHOUT ROWID",
+	/* key_version indexes: reencrypt finds what is left, key list counts */
+	"CREATE INDEX inodes_kv ON inodes(key_version)",
+	"CREATE INDEX dentries_kv ON dentries(key_version)",
+	"CREATE INDEX blocks_kv ON blocks(key_version)",
+	"CREATE INDEX xattrs_kv ON xattrs(key_version)",
 	"CREATE TABLE mounts(id INTEGER PRIMARY KEY, user TEXT NOT NULL,"
 	" host TEXT NOT NULL, pid INTEGER NOT NULL, mountpoint TEXT NOT NULL,"
 	" readonly INTEGER NOT NULL, started INTEGER NOT NULL,"

@@ -9,9 +9,9 @@
 #include "store.h"
 
 #define STORE_MAX_STMTS 96
-/* statement ids: store.c uses 0..39, store_keys.c 40..63, store_audit.c 64.. */
+/* statement ids: store.c uses 0..39, store_keys.c 40..71, store_audit.c 72.. */
 #define STORE_Q_KEYS  40
-#define STORE_Q_AUDIT 64
+#define STORE_Q_AUDIT 72
 
 struct store {
 	sqlite3 *db;

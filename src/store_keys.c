@@ -15,7 +15,8 @@ enum {
 	Q_KEY_GET, Q_KEY_PUT, Q_KEY_EACH,
 	Q_GRANT_GET, Q_GRANT_PUT, Q_GRANT_DELETE,
 	Q_KEY_EVENT, Q_USAGE_BLOCKS, Q_USAGE_NAMES, Q_USAGE_XATTRS, Q_USAGE_INODES,
-	Q_USAGE_AUDIT,
+	Q_USAGE_AUDIT, Q_STALE_B, Q_STALE_D, Q_STALE_X, Q_STALE_I, Q_STALE_K,
+	Q_DENTRY_ID,
 };
 
 #define USER_COLS "id, name, role, opslimit, memlimit, salt, box_pk, secret," \
@@ -392,4 +393,74 @@ int store_key_usage(struct store *s, uint32_t version, uint64_t *objects)
 	                    version, objects)))
 		return rc;
 	return 0;
+}
+
+int store_stale(struct store *s, char kind, uint32_t below, size_t limit,
+                struct store_stale *out, size_t *n)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*n = 0;
+	switch (kind) {
+	case 'b': st = store_stmt(s, Q_STALE_B, "SELECT ino, blk FROM blocks"
+	                          " WHERE key_version<? LIMIT ?"); break;
+	case 'd': st = store_stmt(s, Q_STALE_D, "SELECT id, 0 FROM dentries"
+	                          " WHERE key_version<? LIMIT ?"); break;
+	case 'x': st = store_stmt(s, Q_STALE_X, "SELECT ino, 0, tag FROM xattrs"
+	                          " WHERE key_version<? LIMIT ?"); break;
+	case 'i': st = store_stmt(s, Q_STALE_I, "SELECT ino, 0 FROM inodes"
+	                          " WHERE key_version<? LIMIT ?"); break;
+	case 'k': st = store_stmt(s, Q_STALE_K, "SELECT id, key_version FROM"
+	                          " audit_keys WHERE key_version<? LIMIT ?"); break;
+	default: return -EINVAL;
+	}
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, below);
+	sqlite3_bind_int64(st, 2, (int64_t)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < limit) {
+		struct store_stale *o = &out[*n];
+		o->a = sqlite3_column_int64(st, 0);
+		o->b = sqlite3_column_int64(st, 1);
+		if (kind == 'x' &&
+		    store_col_blob(st, 2, o->tag, sizeof o->tag, NULL, 1)) {
+			rc = SQLITE_CORRUPT;
+			break;
+		}
+		(*n)++;
+	}
+	sqlite3_reset(st);
+	return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : store_err(s, rc);
+}
+
+int store_dentry_get_id(struct store *s, int64_t id, struct store_dentry *out)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_ID,
+	        "SELECT id, parent, tag, key_version, name, ino FROM dentries"
+	        " WHERE id=?");
+	const void *p;
+	int rc;
+	int64_t kv;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->id = sqlite3_column_int64(st, 0);
+		out->parent = (uint64_t)sqlite3_column_int64(st, 1);
+		kv = sqlite3_column_int64(st, 3);
+		out->ino = (uint64_t)sqlite3_column_int64(st, 5);
+		p = sqlite3_column_blob(st, 2);
+		(void)p;
+		rc = (store_col_blob(st, 2, out->tag, sizeof out->tag, NULL, 1) ||
+		      store_col_blob(st, 4, out->name, sizeof out->name,
+		                     &out->namelen, 0) || kv < 1 || kv > UINT32_MAX)
+		             ? -EIO : 0;
+		out->key_version = (uint32_t)kv;
+	} else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
 }

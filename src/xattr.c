@@ -296,3 +296,86 @@ out:
 	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
+
+struct rekey_ctx {
+	struct fs *fs;
+	const struct store_inode *in;
+	const uint8_t *tag;
+	uint8_t *name, *value;
+	size_t namelen, valuelen;
+	uint32_t version;
+	int found, err;
+};
+
+static int rekey_find(void *arg, const struct store_xattr *x)
+{
+	struct rekey_ctx *r = arg;
+	uint8_t ad[XATTR_AD_BYTES];
+
+	if (memcmp(x->tag, r->tag, STORE_TAG_BYTES))
+		return 0;
+	r->found = 1;
+	r->version = x->key_version;
+	if (x->namelen < CIPHER_OVERHEAD || x->valuelen < CIPHER_OVERHEAD ||
+	    x->namelen > CIPHER_OVERHEAD + FS_XATTR_NAME_MAX ||
+	    x->valuelen > CIPHER_OVERHEAD + FS_XATTR_SIZE_MAX ||
+	    xkey(r->fs, r->in, x->key_version, NULL, NULL) ||
+	    cipher_open(r->name, x->name, x->namelen, ad,
+	                xad(ad, r->in, x->tag, x->key_version, 'n'),
+	                FS_KEY(r->fs, FS_KEY_XATTR)) ||
+	    cipher_open(r->value, x->value, x->valuelen, ad,
+	                xad(ad, r->in, x->tag, x->key_version, 'v'),
+	                FS_KEY(r->fs, FS_KEY_XATTR))) {
+		r->err = -EIO;
+		return 1;
+	}
+	r->namelen = x->namelen - CIPHER_OVERHEAD;
+	r->valuelen = x->valuelen - CIPHER_OVERHEAD;
+	return 1;
+}
+
+int xattr_rekey(struct fs *fs, const struct store_inode *in,
+                const uint8_t tag[STORE_TAG_BYTES])
+{
+	struct rekey_ctx r = { fs, in, tag, malloc(FS_XATTR_NAME_MAX + 1),
+	                       malloc(FS_XATTR_SIZE_MAX), 0, 0, 0, 0, 0 };
+	uint8_t *cn = malloc(FS_XATTR_NAME_MAX + CIPHER_OVERHEAD);
+	uint8_t *cv = malloc(FS_XATTR_SIZE_MAX + CIPHER_OVERHEAD);
+	uint8_t ntag[STORE_TAG_BYTES], ad[XATTR_AD_BYTES];
+	uint32_t v = keyring_active(fs->kr);
+	struct store_xattr x;
+	int rc;
+
+	if (!r.name || !r.value || !cn || !cv) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = store_xattr_each(fs->s, in->ino, rekey_find, &r);
+	if (r.err)
+		rc = r.err;
+	if (rc < 0 || !r.found)
+		goto out;
+	r.name[r.namelen] = 0;
+	if ((rc = store_xattr_delete(fs->s, in->ino, tag)) ||
+	    (rc = xkey(fs, in, v, (char *)r.name, ntag)))
+		goto out;
+	cipher_seal(cn, r.name, r.namelen, ad, xad(ad, in, ntag, v, 'n'),
+	            FS_KEY(fs, FS_KEY_XATTR));
+	cipher_seal(cv, r.value, r.valuelen, ad, xad(ad, in, ntag, v, 'v'),
+	            FS_KEY(fs, FS_KEY_XATTR));
+	x = (struct store_xattr){ .ino = in->ino, .key_version = v, .name = cn,
+	                          .namelen = r.namelen + CIPHER_OVERHEAD,
+	                          .value = cv,
+	                          .valuelen = r.valuelen + CIPHER_OVERHEAD };
+	memcpy(x.tag, ntag, sizeof ntag);
+	rc = store_xattr_put(fs->s, &x);
+out:
+	xwipe(fs);
+	if (r.value)
+		cipher_wipe(r.value, FS_XATTR_SIZE_MAX);
+	free(r.name);
+	free(r.value);
+	free(cn);
+	free(cv);
+	return rc < 0 ? rc : 0;
+}

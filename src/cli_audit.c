@@ -1,0 +1,961 @@
+/*
+ * cli_audit.c - custodyctl audit: reading, verifying, exporting and pruning
+ * the tamper-evident trail (audit.h).
+ *
+ * Reading decrypts each row's process name and path, so list and export
+ * need a session holding "audit" grants (admin, auditor); verify needs only
+ * the chain's MAC key; prune is an admin action, recorded in the trail it
+ * prunes. Rows are streamed one at a time from store_audit_each(): nothing
+ * holds the whole trail in memory. Readers open the store read-only, so
+ * they work while it is mounted; a read snapshot (a deferred savepoint)
+ * keeps verify consistent while the daemon appends.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit.h"
+#include "auth.h"
+#include "cli.h"
+#include "config.h"
+#include "store.h"
+
+#define FOLLOW_POLL_MS 300
+#define COMM_MAX       64
+
+/* ---- output helpers ---- */
+
+/* Length of the valid UTF-8 sequence at p, or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned char c = p[0];
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		if (c == 0xed)
+			hi = 0x9f; /* no surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/*
+ * A JSON string. File names are bytes, not text: bytes that are not UTF-8
+ * become U+FFFD so the output always parses.
+ */
+static void json_str(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	putchar('"');
+	while (*p) {
+		size_t n = utf8_len(p);
+		if (!n) {
+			fputs("\\ufffd", stdout);
+			p++;
+		} else if (n > 1) {
+			fwrite(p, 1, n, stdout);
+			p += n;
+		} else {
+			unsigned char ch = *p++;
+			if (ch == '"' || ch == '\\')
+				printf("\\%c", ch);
+			else if (ch == '\n')
+				fputs("\\n", stdout);
+			else if (ch == '\t')
+				fputs("\\t", stdout);
+			else if (ch < 0x20 || ch == 0x7f)
+				printf("\\u%04x", ch);
+			else
+				putchar(ch);
+		}
+	}
+	putchar('"');
+}
+
+/*
+ * Text for a terminal, into out: control characters (C0, DEL, C1) and
+ * backslashes are escaped, so a file name cannot forge a line or drive the
+ * terminal. Truncated to fit cap.
+ */
+static const char *text_esc(char *out, size_t cap, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = 0;
+
+	for (; *p && n + 9 < cap; p++) {
+		if (*p == '\\') {
+			out[n++] = '\\';
+			out[n++] = '\\';
+		} else if (*p < 0x20 || *p == 0x7f)
+			n += (size_t)snprintf(out + n, cap - n, "\\x%02x", *p);
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			n += (size_t)snprintf(out + n, cap - n, "\\xc2\\x%02x", p[1]);
+			p++;
+		} else
+			out[n++] = (char)*p;
+	}
+	out[n] = 0;
+	return out;
+}
+
+/* One RFC 4180 field: quoted when it holds a comma, quote, CR or LF. */
+static void csv_str(const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, stdout);
+		return;
+	}
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"')
+			putchar('"');
+		putchar(*s);
+	}
+	putchar('"');
+}
+
+static const char *errno_name(int64_t e)
+{
+	static const struct { int e; const char *name; } t[] = {
+		{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { EIO, "EIO" },
+		{ ENXIO, "ENXIO" }, { EBADF, "EBADF" }, { EAGAIN, "EAGAIN" },
+		{ ENOMEM, "ENOMEM" }, { EACCES, "EACCES" }, { EBUSY, "EBUSY" },
+		{ EEXIST, "EEXIST" }, { EXDEV, "EXDEV" }, { ENOTDIR, "ENOTDIR" },
+		{ EISDIR, "EISDIR" }, { EINVAL, "EINVAL" }, { ETXTBSY, "ETXTBSY" },
+		{ EFBIG, "EFBIG" }, { ENOSPC, "ENOSPC" }, { EROFS, "EROFS" },
+		{ EMLINK, "EMLINK" }, { ERANGE, "ERANGE" },
+		{ ENAMETOOLONG, "ENAMETOOLONG" }, { ENOSYS, "ENOSYS" },
+		{ ENOTEMPTY, "ENOTEMPTY" }, { ELOOP, "ELOOP" },
+		{ ENODATA, "ENODATA" }, { EPROTO, "EPROTO" },
+		{ EBADMSG, "EBADMSG" }, { EOVERFLOW, "EOVERFLOW" },
+		{ EOPNOTSUPP, "EOPNOTSUPP" }, { EDQUOT, "EDQUOT" },
+		{ ENOKEY, "ENOKEY" }, { EKEYREJECTED, "EKEYREJECTED" },
+	};
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (t[i].e == e)
+			return t[i].name;
+	return NULL;
+}
+
+/* "ok", or the errno name ("ENOTEMPTY"), or the number ("-200"). */
+static const char *result_str(int64_t result, char *buf, size_t len)
+{
+	const char *n;
+
+	if (result >= 0)
+		return "ok";
+	if ((n = errno_name(-result)))
+		return n;
+	snprintf(buf, len, "%lld", (long long)result);
+	return buf;
+}
+
+/* ---- times ---- */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* n decimal digits at *p into *v; advances *p. */
+static int digits(const char **p, int n, int *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return -1;
+		*v = *v * 10 + (**p - '0');
+	}
+	return 0;
+}
+
+/*
+ * A point in time, as ns since the epoch:
+ *   2026-11-24T10:00:00Z, 2026-11-24T10:00:00.5+01:00  (UTC or an offset)
+ *   2026-11-24T10:00[:00]   2026-11-24 10:00:00       (local time)
+ *   2026-11-24                                         (local midnight)
+ *   30s, 10m, 1h, 2d, 500ms                            (that long ago)
+ *   now, @1795000000                                   (epoch seconds)
+ */
+static int parse_time(const char *s, int64_t *out)
+{
+	const char *p = s;
+	int Y, M, D, h = 0, m = 0, sec = 0, utc = 0, offmin = 0;
+	int64_t frac = 0, t;
+	struct tm tm;
+
+	if (!strcmp(s, "now")) {
+		*out = now_ns();
+		return 0;
+	}
+	if (*s == '@') {
+		char *end;
+		long long v;
+		errno = 0;
+		v = strtoll(s + 1, &end, 10);
+		if (errno || end == s + 1 || *end || v < 0 || v > 9000000000LL)
+			return -1;
+		*out = (int64_t)v * 1000000000;
+		return 0;
+	}
+	if (strlen(s) < 10 || s[4] != '-') {
+		int64_t ms = config_parse_duration_ms(s);
+		if (ms < 0)
+			return -1;
+		*out = now_ns() - ms * 1000000;
+		return 0;
+	}
+	if (digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) ||
+	    *p++ != '-' || digits(&p, 2, &D))
+		return -1;
+	if (*p == 'T' || *p == 't' || *p == ' ') {
+		p++;
+		if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m))
+			return -1;
+		if (*p == ':') {
+			p++;
+			if (digits(&p, 2, &sec))
+				return -1;
+			if (*p == '.' || *p == ',') {
+				int64_t scale = 100000000;
+				p++;
+				if (*p < '0' || *p > '9')
+					return -1;
+				for (; *p >= '0' && *p <= '9'; p++, scale /= 10)
+					frac += (*p - '0') * scale;
+			}
+		}
+		if (*p == 'Z' || *p == 'z') {
+			utc = 1;
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+			if (digits(&p, 2, &oh))
+				return -1;
+			if (*p == ':')
+				p++;
+			if (*p && digits(&p, 2, &om))
+				return -1;
+			if (oh > 23 || om > 59)
+				return -1;
+			utc = 1;
+			offmin = sign * (oh * 60 + om);
+		}
+	}
+	if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 ||
+	    sec > 60)
+		return -1;
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = Y - 1900;
+	tm.tm_mon = M - 1;
+	tm.tm_mday = D;
+	tm.tm_hour = h;
+	tm.tm_min = m;
+	tm.tm_sec = sec;
+	tm.tm_isdst = -1;
+	t = utc ? (int64_t)timegm(&tm) - offmin * 60 : (int64_t)mktime(&tm);
+	if (t < 0 || t > 9000000000LL)
+		return -1;
+	*out = t * 1000000000 + frac;
+	return 0;
+}
+
+/* ---- argument parsing ---- */
+
+/* "--name VALUE" or "--name=VALUE" at argv[*i]: 1 and *val, else 0. */
+static int opt_value(int argc, char **argv, int *i, const char *name,
+                     const char **val)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n))
+		return 0;
+	if (argv[*i][n] == '=') {
+		*val = argv[*i] + n + 1;
+		return 1;
+	}
+	if (argv[*i][n])
+		return 0;
+	if (*i + 1 >= argc) {
+		*val = NULL;
+		return 1;
+	}
+	*val = argv[++*i];
+	return 1;
+}
+
+static int wants_help(int argc, char **argv, const char *text)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(text, stdout);
+			return 1;
+		}
+	return 0;
+}
+
+static int missing_value(const char *cmd, const char *opt)
+{
+	fprintf(stderr, "custodyctl: audit %s: %s needs a value\n", cmd, opt);
+	return EXIT_USAGE;
+}
+
+static int bad_time(const char *cmd, const char *opt, const char *v)
+{
+	fprintf(stderr, "custodyctl: audit %s: %s '%s': expected an ISO 8601 time"
+	        " (2026-11-24T10:00:00Z) or an age (30s, 10m, 1h, 2d)\n", cmd, opt,
+	        v);
+	return EXIT_USAGE;
+}
+
+/* ---- reading rows ---- */
+
+enum out_format { OUT_TEXT, OUT_JSON, OUT_JSON_LINES, OUT_CSV };
+
+struct filter {
+	int64_t since, until;   /* ns, inclusive */
+	const char *user, *op, *path;
+	int result;             /* 0 any, 1 ok, 2 failed */
+};
+
+struct reader {
+	struct audit_reader *r;
+	const struct filter *f;
+	enum out_format fmt;
+	int full;               /* export: every column */
+	uint64_t shown, malformed;
+	int64_t last_seq;       /* highest seq seen, for --follow */
+	int err;                /* -errno that stopped the walk */
+};
+
+static int path_matches(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	const char *arrow;
+
+	if (!strncmp(path, prefix, n))
+		return 1;
+	/* rename rows hold "from -> to": either side matches */
+	arrow = strstr(path, " -> ");
+	return arrow && !strncmp(arrow + 4, prefix, n);
+}
+
+static void print_header(enum out_format fmt)
+{
+	if (fmt == OUT_TEXT)
+		printf("%-27s %-12s %6s %7s %-15s %-11s %12s %10s %-9s %s\n",
+		       "TIME", "USER", "UID", "PID", "PROCESS", "OP", "OFFSET",
+		       "LENGTH", "RESULT", "PATH");
+	else if (fmt == OUT_CSV)
+		printf("seq,time,time_ns,user,uid,gid,pid,process,op,ino,path,"
+		       "offset,length,result,status,session,mac\r\n");
+	else if (fmt == OUT_JSON)
+		putchar('[');
+}
+
+static void print_row(struct reader *rd, const struct store_audit *a,
+                      const char *comm, const char *path, const char *why)
+{
+	char t[48], rb[24], mac[2 * STORE_MAC_BYTES + 1];
+	const char *res = result_str(a->result, rb, sizeof rb);
+
+	cli_time_ns(t, sizeof t, a->time);
+	for (size_t i = 0; i < STORE_MAC_BYTES; i++)
+		snprintf(mac + 2 * i, 3, "%02x", a->mac[i]);
+	switch (rd->fmt) {
+	case OUT_TEXT: {
+		char u[4 * sizeof a->user], cm[4 * COMM_MAX], o[4 * sizeof a->op];
+		char *pe = why ? NULL : malloc(4 * STORE_DETAIL_MAX);
+
+		printf("%-27s %-12s %6u %7u %-15s %-11s %12llu %10llu %-9s ", t,
+		       text_esc(u, sizeof u, a->user), a->uid, a->pid,
+		       why ? "?" : text_esc(cm, sizeof cm, comm),
+		       text_esc(o, sizeof o, a->op), (unsigned long long)a->offset,
+		       (unsigned long long)a->length, res);
+		if (why)
+			printf("<%s>\n", why);
+		else
+			printf("%s\n", pe ? text_esc(pe, 4 * STORE_DETAIL_MAX, path)
+			                   : "<out of memory>");
+		free(pe);
+		break;
+	}
+	case OUT_CSV:
+		printf("%lld,%s,%lld,", (long long)a->seq, t, (long long)a->time);
+		csv_str(a->user);
+		printf(",%u,%u,%u,", a->uid, a->gid, a->pid);
+		csv_str(why ? "" : comm);
+		putchar(',');
+		csv_str(a->op);
+		printf(",%llu,", (unsigned long long)a->ino);
+		csv_str(why ? "" : path);
+		printf(",%llu,%llu,%lld,%s,%lld,%s\r\n",
+		       (unsigned long long)a->offset, (unsigned long long)a->length,
+		       (long long)a->result, res, (long long)a->session, mac);
+		break;
+	case OUT_JSON:
+	case OUT_JSON_LINES:
+		if (rd->fmt == OUT_JSON && rd->shown)
+			putchar(',');
+		printf("{\"seq\":%lld,\"time\":\"%s\",\"time_ns\":%lld,\"user\":",
+		       (long long)a->seq, t, (long long)a->time);
+		json_str(a->user);
+		printf(",\"uid\":%u,\"gid\":%u,\"pid\":%u,\"process\":", a->uid,
+		       a->gid, a->pid);
+		if (why)
+			fputs("null", stdout);
+		else
+			json_str(comm);
+		printf(",\"op\":");
+		json_str(a->op);
+		printf(",\"ino\":%llu,\"path\":", (unsigned long long)a->ino);
+		if (why)
+			fputs("null", stdout);
+		else
+			json_str(path);
+		printf(",\"offset\":%llu,\"length\":%llu,\"result\":%lld,"
+		       "\"status\":\"%s\"",
+		       (unsigned long long)a->offset, (unsigned long long)a->length,
+		       (long long)a->result, res);
+		if (why)
+			printf(",\"detail_error\":\"%s\"", why);
+		if (rd->full)
+			printf(",\"session\":%lld,\"mac\":\"%s\"",
+			       (long long)a->session, mac);
+		putchar('}');
+		if (rd->fmt == OUT_JSON_LINES)
+			putchar('\n');
+		break;
+	}
+	rd->shown++;
+}
+
+static int reader_row(void *arg, const struct store_audit *a)
+{
+	struct reader *rd = arg;
+	const struct filter *f = rd->f;
+	char comm[COMM_MAX], *path = NULL;
+	const char *why = NULL;
+	int rc;
+
+	if (a->seq > rd->last_seq)
+		rd->last_seq = a->seq;
+	if (!a->op[0]) {
+		rd->malformed++;
+		fprintf(stderr, "custodyctl: audit row %lld is malformed"
+		        " (run 'custodyctl audit verify')\n", (long long)a->seq);
+		return 0;
+	}
+	if (f && ((a->time < f->since || a->time > f->until) ||
+	          (f->user && strcmp(a->user, f->user)) ||
+	          (f->op && strcmp(a->op, f->op)) ||
+	          (f->result == 1 && a->result < 0) ||
+	          (f->result == 2 && a->result >= 0)))
+		return 0;
+	if (!(path = malloc(STORE_DETAIL_MAX))) {
+		rd->err = -ENOMEM;
+		return 1;
+	}
+	rc = audit_reader_detail(rd->r, a, comm, sizeof comm, path,
+	                         STORE_DETAIL_MAX);
+	if (rc == -EACCES)
+		why = "no key for this row";
+	else if (rc)
+		why = "detail does not decrypt";
+	if (f && f->path && (why || !path_matches(path, f->path))) {
+		free(path);
+		return 0;
+	}
+	print_row(rd, a, comm, path, why);
+	free(path);
+	return 0;
+}
+
+/* ---- audit list ---- */
+
+static volatile sig_atomic_t follow_stop;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	follow_stop = 1;
+}
+
+static int follow(struct cli *c, struct reader *rd)
+{
+	struct sigaction sa;
+	struct timespec nap = { 0, FOLLOW_POLL_MS * 1000000L };
+	int busy = 0;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop_signal; /* no SA_RESTART: wake the sleep */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	while (!follow_stop) {
+		int rc = store_audit_each(c->un.s, rd->last_seq, reader_row, rd);
+		if (fflush(stdout) != 0 || ferror(stdout))
+			return EXIT_RUNTIME;
+		if (rd->err)
+			rc = rd->err;
+		if (rc == -EBUSY && ++busy < 100)
+			rc = 0; /* a checkpoint or recovery in progress: retry */
+		else if (rc == 0)
+			busy = 0;
+		if (rc < 0) {
+			fprintf(stderr, "custodyctl: audit list: cannot read the trail:"
+			        " %s\n", strerror(-rc));
+			return EXIT_RUNTIME;
+		}
+		nanosleep(&nap, NULL);
+	}
+	return EXIT_OK;
+}
+
+static int audit_list(struct cli *c, int argc, char **argv)
+{
+	static const char help[] =
+"usage: custodyctl audit list [--since T] [--until T] [--user U] [--op OP]\n"
+"                             [--path PREFIX] [--result ok|fail] [--json]\n"
+"                             [--follow]\n"
+"List the audit trail, oldest first, with process names and paths\n"
+"decrypted (admin or auditor; others get exit 5). Works while mounted.\n"
+"\n"
+"  --since T, --until T  rows at or after / at or before T. T is one of\n"
+"                        2026-11-24T10:00:00Z     UTC (fraction allowed)\n"
+"                        2026-11-24T10:00:00+01:00  with a UTC offset\n"
+"                        2026-11-24T10:00[:00]    local time (no zone)\n"
+"                        2026-11-24               local midnight\n"
+"                        30s, 10m, 1h, 2d, 500ms  that long ago\n"
+"                        now, @EPOCH_SECONDS\n"
+"  --user U              rows of store user U\n"
+"  --op OP               rows of one operation: open read write create\n"
+"                        mkdir mknod symlink link unlink rmdir rename\n"
+"                        setattr truncate setxattr removexattr opendir\n"
+"                        mount unmount, or an admin action (init, ...)\n"
+"  --path PREFIX         rows whose path starts with PREFIX (either side\n"
+"                        of a rename's \"from -> to\"); admin actions keep\n"
+"                        their target (a user name, ...) as the path\n"
+"  --result ok|fail      only successes / only failures\n"
+"  --json                one JSON array of objects (seq, time, time_ns,\n"
+"                        user, uid, gid, pid, process, op, ino, path,\n"
+"                        offset, length, result, status)\n"
+"  --follow              after the existing rows, keep printing new ones as\n"
+"                        they are written (polls every 300 ms) until\n"
+"                        SIGINT or SIGTERM, then exit 0. With --json it\n"
+"                        prints one JSON object per line, not an array.\n"
+"\n"
+"Columns: TIME (UTC, microseconds), USER, UID, PID, PROCESS, OP, OFFSET,\n"
+"LENGTH, RESULT (ok, or the errno name such as ENOTEMPTY), PATH. For\n"
+"read and write, OFFSET/LENGTH are the request's; for open, OFFSET holds\n"
+"the open flags; for truncate, OFFSET is the new size. Control characters\n"
+"in names are shown as \\xNN.\n";
+	struct filter f = { INT64_MIN, INT64_MAX, NULL, NULL, NULL, 0 };
+	struct reader rd;
+	const char *v;
+	int followp = 0, st, rc;
+
+	if (wants_help(argc, argv, help))
+		return EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		if (opt_value(argc, argv, &i, "--since", &v)) {
+			if (!v)
+				return missing_value("list", "--since");
+			if (parse_time(v, &f.since))
+				return bad_time("list", "--since", v);
+		} else if (opt_value(argc, argv, &i, "--until", &v)) {
+			if (!v)
+				return missing_value("list", "--until");
+			if (parse_time(v, &f.until))
+				return bad_time("list", "--until", v);
+		} else if (opt_value(argc, argv, &i, "--user", &v)) {
+			if (!(f.user = v))
+				return missing_value("list", "--user");
+		} else if (opt_value(argc, argv, &i, "--op", &v)) {
+			if (!(f.op = v))
+				return missing_value("list", "--op");
+		} else if (opt_value(argc, argv, &i, "--path", &v)) {
+			if (!(f.path = v))
+				return missing_value("list", "--path");
+		} else if (opt_value(argc, argv, &i, "--result", &v)) {
+			if (!v)
+				return missing_value("list", "--result");
+			if (!strcmp(v, "ok"))
+				f.result = 1;
+			else if (!strcmp(v, "fail") || !strcmp(v, "failed"))
+				f.result = 2;
+			else {
+				fprintf(stderr, "custodyctl: audit list: --result '%s':"
+				        " expected ok or fail\n", v);
+				return EXIT_USAGE;
+			}
+		} else if (!strcmp(argv[i], "--json"))
+			c->json = 1;
+		else if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f"))
+			followp = 1;
+		else {
+			fprintf(stderr, "custodyctl: audit list: unknown argument '%s'"
+			        " (see audit list --help)\n", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if ((st = cli_unlock(c, STORE_READONLY,
+	                     (1 << ROLE_ADMIN) | (1 << ROLE_AUDITOR), "audit list")))
+		return st;
+	memset(&rd, 0, sizeof rd);
+	rd.f = &f;
+	rd.fmt = !c->json ? OUT_TEXT : followp ? OUT_JSON_LINES : OUT_JSON;
+	if ((rc = audit_reader_new(c->un.s, c->un.ss, &rd.r))) {
+		fprintf(stderr, "custodyctl: audit list: %s\n", strerror(-rc));
+		return EXIT_RUNTIME;
+	}
+	print_header(rd.fmt);
+	if (followp)
+		st = follow(c, &rd);
+	else {
+		rc = store_audit_each(c->un.s, 0, reader_row, &rd);
+		if (rd.err)
+			rc = rd.err;
+		if (rd.fmt == OUT_JSON)
+			printf("]\n");
+		if (rc < 0) {
+			fflush(stdout);
+			fprintf(stderr, "custodyctl: audit list: cannot read the trail:"
+			        " %s\n", strerror(-rc));
+			st = EXIT_RUNTIME;
+		}
+	}
+	audit_reader_free(rd.r);
+	if (fflush(stdout) != 0 && st == EXIT_OK) {
+		fprintf(stderr, "custodyctl: audit list: cannot write: %s\n",
+		        strerror(errno));
+		st = EXIT_RUNTIME;
+	}
+	return st;
+}
+
+/* ---- audit export ---- */
+
+static int audit_export(struct cli *c, int argc, char **argv)
+{
+	static const char help[] =
+"usage: custodyctl audit export [--format json|csv]\n"
+"Write the whole trail to stdout, every column, with process names and\n"
+"paths decrypted (admin or auditor), streamed row by row.\n"
+"  --format json   one JSON array of objects (the default); each has seq,\n"
+"                  time, time_ns, user, uid, gid, pid, process, op, ino,\n"
+"                  path, offset, length, result, status, session, mac\n"
+"  --format csv    RFC 4180: a header line, then one line per row, CRLF\n"
+"                  line ends, fields quoted when they hold , \" CR or LF\n"
+"A row whose detail cannot be decrypted has an empty (CSV) or null (JSON)\n"
+"process and path. Check the chain with 'custodyctl audit verify'.\n";
+	struct reader rd;
+	const char *v;
+	enum out_format fmt = OUT_JSON;
+	int st, rc;
+
+	if (wants_help(argc, argv, help))
+		return EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		if (opt_value(argc, argv, &i, "--format", &v)) {
+			if (!v)
+				return missing_value("export", "--format");
+			if (!strcmp(v, "json"))
+				fmt = OUT_JSON;
+			else if (!strcmp(v, "csv"))
+				fmt = OUT_CSV;
+			else {
+				fprintf(stderr, "custodyctl: audit export: --format '%s':"
+				        " expected json or csv\n", v);
+				return EXIT_USAGE;
+			}
+		} else {
+			fprintf(stderr, "custodyctl: audit export: unknown argument"
+			        " '%s' (see audit export --help)\n", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if ((st = cli_unlock(c, STORE_READONLY,
+	                     (1 << ROLE_ADMIN) | (1 << ROLE_AUDITOR),
+	                     "audit export")))
+		return st;
+	memset(&rd, 0, sizeof rd);
+	rd.fmt = fmt;
+	rd.full = 1;
+	if ((rc = audit_reader_new(c->un.s, c->un.ss, &rd.r))) {
+		fprintf(stderr, "custodyctl: audit export: %s\n", strerror(-rc));
+		return EXIT_RUNTIME;
+	}
+	print_header(fmt);
+	rc = store_audit_each(c->un.s, 0, reader_row, &rd);
+	if (rd.err)
+		rc = rd.err;
+	if (fmt == OUT_JSON)
+		printf("]\n");
+	audit_reader_free(rd.r);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "custodyctl: audit export: cannot write: %s\n",
+		        strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "custodyctl: audit export: cannot read the trail:"
+		        " %s\n", strerror(-rc));
+		return EXIT_RUNTIME;
+	}
+	return EXIT_OK;
+}
+
+/* ---- audit verify ---- */
+
+/*
+ * Verify inside one read snapshot, so rows and the head mark agree even
+ * while a mount appends. Returns an exit status and prints the outcome.
+ */
+static int verify_chain(struct cli *c, const char *cmd, int quiet,
+                        uint64_t *rows_out)
+{
+	char why[256];
+	int64_t bad = 0;
+	uint64_t rows = 0;
+	int rc, snap = !store_in_transaction(c->un.s);
+
+	if (snap && (rc = store_savepoint(c->un.s))) {
+		fprintf(stderr, "custodyctl: %s: cannot read the trail: %s\n", cmd,
+		        strerror(-rc));
+		return EXIT_RUNTIME;
+	}
+	rc = audit_verify(c->un.s, c->un.ss->audit_mac_key, &bad, &rows, why,
+	                  sizeof why);
+	if (snap)
+		store_release(c->un.s);
+	if (rows_out)
+		*rows_out = rows;
+	if (rc == -EBADMSG) {
+		if (c->json && !quiet) {
+			printf("{\"intact\":false,\"row\":%lld,\"reason\":",
+			       (long long)bad);
+			json_str(why);
+			printf("}\n");
+		} else
+			fprintf(quiet ? stderr : stdout, "audit: tampering detected"
+			        " at row %lld: %s\n", (long long)bad, why);
+		return EXIT_DAMAGE;
+	}
+	if (rc) {
+		fprintf(stderr, "custodyctl: %s: cannot read the trail: %s\n", cmd,
+		        strerror(-rc));
+		return EXIT_RUNTIME;
+	}
+	if (!quiet) {
+		if (c->json)
+			printf("{\"intact\":true,\"rows\":%llu}\n",
+			       (unsigned long long)rows);
+		else
+			printf("audit trail intact: %llu rows\n",
+			       (unsigned long long)rows);
+	}
+	return EXIT_OK;
+}
+
+static int audit_verify_cmd(struct cli *c, int argc, char **argv)
+{
+	static const char help[] =
+"usage: custodyctl audit verify [--json]\n"
+"Walk the trail's MAC chain and its head mark. Prints\n"
+"  audit trail intact: N rows                        and exits 0, or\n"
+"  audit: tampering detected at row S: REASON        and exits 4\n"
+"(an edited, deleted, inserted, reordered or cut-off row). Any user holding\n"
+"the audit MAC key may run it (every role has it); no detail is\n"
+"decrypted. Works while the store is mounted.\n"
+"  --json   {\"intact\":true,\"rows\":N} or {\"intact\":false,\"row\":S,\"reason\":...}\n";
+	int st;
+
+	if (wants_help(argc, argv, help))
+		return EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			c->json = 1;
+		else {
+			fprintf(stderr, "custodyctl: audit verify: unknown argument"
+			        " '%s'\n", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if ((st = cli_unlock(c, STORE_READONLY, 0, "audit verify")))
+		return st;
+	if (!c->un.ss->audit_mac_key) {
+		fprintf(stderr, "custodyctl: audit verify needs the audit MAC key;"
+		        " user '%s' holds none\n", c->un.ss->name);
+		return EXIT_DENIED;
+	}
+	return verify_chain(c, "audit verify", 0, NULL);
+}
+
+/* ---- audit prune ---- */
+
+struct prune_find {
+	int64_t before_ns;
+	int64_t first_kept;  /* seq of the first row at or after before_ns */
+	int64_t last;
+};
+
+static int prune_row(void *arg, const struct store_audit *a)
+{
+	struct prune_find *p = arg;
+
+	p->last = a->seq;
+	if (a->time >= p->before_ns) {
+		p->first_kept = a->seq;
+		return 1;
+	}
+	return 0;
+}
+
+static int audit_prune_cmd(struct cli *c, int argc, char **argv)
+{
+	static const char help[] =
+"usage: custodyctl audit prune --before T\n"
+"Delete the rows written before T (admin only). T is an ISO 8601 time or\n"
+"an age, as in 'audit list --help' (--before 90d: rows older than 90 days).\n"
+"Rows go from the oldest up to the first row at or after T, so the trail\n"
+"stays one unbroken chain. The chain is verified first: a broken chain is\n"
+"not pruned (exit 4), so pruning cannot hide tampering. The prune is itself\n"
+"recorded (op audit-prune) in the same transaction, and 'audit verify'\n"
+"passes afterwards.\n";
+	const char *v, *when = NULL;
+	struct prune_find pf = { 0, 0, 0 };
+	uint64_t removed = 0, rows = 0;
+	int st, rc;
+
+	if (wants_help(argc, argv, help))
+		return EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		if (opt_value(argc, argv, &i, "--before", &v)) {
+			if (!(when = v))
+				return missing_value("prune", "--before");
+			if (parse_time(v, &pf.before_ns))
+				return bad_time("prune", "--before", v);
+		} else {
+			fprintf(stderr, "custodyctl: audit prune: unknown argument"
+			        " '%s'\n", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (!when) {
+		fprintf(stderr, "custodyctl: audit prune: --before T is required\n");
+		return EXIT_USAGE;
+	}
+	if ((st = cli_unlock(c, 0, 1 << ROLE_ADMIN, "audit prune")))
+		return st;
+	if (!c->un.ss->audit_mac_key || !c->audit) {
+		fprintf(stderr, "custodyctl: audit prune needs the audit MAC key;"
+		        " user '%s' holds none\n", c->un.ss->name);
+		return EXIT_DENIED;
+	}
+	if ((rc = store_begin(c->un.s))) {
+		fprintf(stderr, "custodyctl: audit prune: cannot lock the store: %s\n",
+		        rc == -EBUSY ? "busy" : strerror(-rc));
+		return rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
+	}
+	if ((st = verify_chain(c, "audit prune", 1, &rows))) {
+		store_rollback(c->un.s);
+		if (st == EXIT_DAMAGE)
+			fprintf(stderr, "custodyctl: audit prune: refusing to prune a"
+			        " broken chain\n");
+		return st;
+	}
+	rc = store_audit_each(c->un.s, 0, prune_row, &pf);
+	if (rc >= 0) {
+		rc = 0;
+		if (!pf.first_kept)
+			pf.first_kept = pf.last + 1; /* every row is older */
+		if (pf.last)
+			rc = audit_prune(c->un.s, c->un.ss->audit_mac_key,
+			                 pf.first_kept, &removed);
+	}
+	if (!rc) {
+		char target[96];
+		snprintf(target, sizeof target, "before %s (%llu rows)", when,
+		         (unsigned long long)removed);
+		rc = cli_record(c, "audit-prune", target, 0);
+	}
+	if (!rc)
+		rc = store_commit(c->un.s);
+	if (rc) {
+		store_rollback(c->un.s);
+		fprintf(stderr, "custodyctl: audit prune: %s\n", strerror(-rc));
+		return EXIT_RUNTIME;
+	}
+	printf("pruned %llu of %llu audit rows\n", (unsigned long long)removed,
+	       (unsigned long long)rows);
+	return EXIT_OK;
+}
+
+/* ---- dispatch ---- */
+
+int cmd_audit(struct cli *c, int argc, char **argv)
+{
+	static const char help[] =
+"usage: custodyctl audit list [--since T] [--until T] [--user U] [--op OP]\n"
+"                             [--path PREFIX] [--result ok|fail] [--json]\n"
+"                             [--follow]\n"
+"       custodyctl audit verify [--json]\n"
+"       custodyctl audit export [--format json|csv]\n"
+"       custodyctl audit prune --before T\n"
+"Read (admin, auditor), verify (any user) and prune (admin) the audit\n"
+"trail. 'custodyctl audit COMMAND --help' for each. Exit status: 0 ok,\n"
+"1 error, 2 usage, 3 authentication failed, 4 tampering found, 5 role not\n"
+"allowed, 6 store busy.\n";
+	static const struct {
+		const char *name;
+		int (*fn)(struct cli *c, int argc, char **argv);
+	} sub[] = {
+		{ "list", audit_list },
+		{ "verify", audit_verify_cmd },
+		{ "export", audit_export },
+		{ "prune", audit_prune_cmd },
+	};
+
+	if (argc < 2) {
+		fputs(help, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		fputs(help, stdout);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++)
+		if (!strcmp(argv[1], sub[i].name))
+			return sub[i].fn(c, argc - 1, argv + 1);
+	fprintf(stderr, "custodyctl: audit: unknown command '%s' (list, verify,"
+	        " export, prune)\n", argv[1]);
+	return EXIT_USAGE;
+}

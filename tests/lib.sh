@@ -1,0 +1,115 @@
+# tests/lib.sh - shared helpers for the shell test scripts (sourced).
+#
+# Every test script: `. "$(dirname "$0")/../lib.sh"`, then uses
+#   t_setup              fresh temp dir $T with passfile, low-cost config,
+#                        a store $T/s.db (admin "admin") and mount point $T/mnt;
+#                        registers cleanup (unmount + rm) on EXIT, even on failure
+#   t_mount [ARGS...]    mount $T/s.db on $T/mnt as admin (extra args passed on)
+#   t_umount             unmount and wait for the daemon to finish its commit
+#   ok/fail/check/expect helpers that count and report
+# Binaries come from $CFS_BIN (default: the repo top), so the same scripts run
+# against the ASan build.
+
+set -u
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CFS_BIN=${CFS_BIN:-$TOP}
+CUSTODYFS="$CFS_BIN/custodyfs"
+CUSTODYCTL="$CFS_BIN/custodyctl"
+T_PASS=0
+T_FAIL=0
+T_NAME=$(basename "$0" .sh)
+T=""
+T_MOUNTS=()
+
+t_log() { printf '  %s\n' "$*" >&2; }
+ok()   { T_PASS=$((T_PASS + 1)); [ -n "${T_VERBOSE:-}" ] && printf '  ok   %s\n' "$*" >&2; return 0; }
+fail() { T_FAIL=$((T_FAIL + 1)); printf '  FAIL %s: %s\n' "$T_NAME" "$*" >&2; return 0; }
+# check DESCRIPTION COMMAND...: passes if the command succeeds
+check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok "$d"; else fail "$d"; fi; }
+# check_not DESCRIPTION COMMAND...: passes if the command fails
+check_not() { local d=$1; shift; if "$@" >/dev/null 2>&1; then fail "$d"; else ok "$d"; fi; }
+# expect_eq DESCRIPTION EXPECTED ACTUAL
+expect_eq() { if [ "$2" == "$3" ]; then ok "$1"; else fail "$1: expected '$2', got '$3'"; fi; }
+# expect_status DESCRIPTION STATUS COMMAND...: exit status equals STATUS
+expect_status() {
+	local d=$1 want=$2; shift 2
+	"$@" >/dev/null 2>"$T/.stderr"; local got=$?
+	if [ "$got" == "$want" ]; then ok "$d"; else fail "$d: exit $got, want $want ($(head -c 300 "$T/.stderr"))"; fi
+}
+# errno_of COMMAND...: run a small C-less probe; prints the errno name via perl
+t_errno() { perl -e '$!=0; my $r = eval { '"$1"' }; print $r ? "OK" : ($!+0 ? (0+$!) : "OK")'; }
+
+t_cleanup() {
+	local m
+	for m in "${T_MOUNTS[@]}"; do
+		if mountpoint -q "$m" 2>/dev/null; then
+			fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+		fi
+	done
+	# daemons of this test: give them a moment to commit and exit
+	if [ -n "$T" ]; then
+		for i in $(seq 50); do
+			pgrep -f -- "$T/" >/dev/null 2>&1 || break
+			sleep 0.1
+		done
+		pkill -9 -f -- "$T/" 2>/dev/null
+		rm -rf "$T"
+	fi
+}
+
+t_finish() {
+	printf '%s: %d passed, %d failed\n' "$T_NAME" "$T_PASS" "$T_FAIL"
+	[ "$T_FAIL" -eq 0 ]
+}
+
+# A fresh store. Variables: T, PASSFILE, CONF, STORE, MNT.
+t_setup() {
+	T=$(mktemp -d /var/tmp/cfs-test.XXXXXX)
+	trap 't_cleanup' EXIT
+	trap 'exit 130' INT TERM
+	PASSFILE=$T/pass
+	CONF=$T/test.ini
+	STORE=$T/s.db
+	MNT=$T/mnt
+	mkdir -p "$MNT"
+	printf 'admin-passphrase\n' > "$PASSFILE"
+	chmod 600 "$PASSFILE"
+	cat > "$CONF" <<CONF
+[kdf]
+opslimit = 1
+memlimit = 8M
+[mount]
+idle_checkpoint = 1s
+[auth]
+max_failures = 3
+lockout = 2s
+CONF
+	"$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$PASSFILE" init >/dev/null \
+		|| { echo "$T_NAME: cannot create a store" >&2; exit 1; }
+}
+
+# ctl ARGS...: custodyctl on the test store as admin
+ctl() { "$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$PASSFILE" "$@"; }
+
+# t_mount [EXTRA ARGS]: mount $STORE on $MNT as admin
+t_mount() {
+	"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$@" "$STORE" "$MNT" || return 1
+	T_MOUNTS+=("$MNT")
+	mountpoint -q "$MNT"
+}
+
+# pid of the daemon serving mount point $1 (default $MNT)
+t_pid() { pgrep -n -f -- "${1:-$MNT}\$" ; }
+
+# t_umount [MOUNTPOINT]: unmount and wait for the daemon's final commit
+t_umount() {
+	local m=${1:-$MNT} pid
+	pid=$(t_pid "$m")
+	fusermount3 -u "$m" || return 1
+	for i in $(seq 100); do
+		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	echo "daemon $pid did not exit after unmount" >&2
+	return 1
+}
