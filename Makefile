@@ -23,7 +23,7 @@ LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 BUILD   ?= build
-CORE    := cipher store store_keys store_audit keyring auth config passphrase \
+CORE    := cipher store store_keys store_audit store_session keyring auth config passphrase \
            unlock audit fs inode dir blockio xattr reencrypt
 CORE_O  := $(CORE:%=$(BUILD)/%.o)
 FS_O    := $(BUILD)/fsops.o $(BUILD)/custodyfs.o

@@ -43,6 +43,10 @@ int audit_record(struct audit *a, const struct fs_ctx *c, const char *op,
  * new rows' paths are sealed under the new version's audit key. */
 void audit_rekey(struct audit *a);
 
+/* Move failed-login and lockout events (recorded without a key while
+ * they happened) into the chained trail. Inside the caller's transaction. */
+int audit_adopt_auth_events(struct audit *a);
+
 /* Record an admin action (custodyctl): op, target name, result. */
 int audit_admin(struct audit *a, const char *op, const char *target,
                 int result);

@@ -249,8 +249,6 @@ int store_dentry_get_id(struct store *s, int64_t id, struct store_dentry *out);
 /* Objects (blocks, names, xattrs) still under a key version. */
 int store_key_usage(struct store *s, uint32_t version, uint64_t *objects);
 
-#endif
-
 /* ---- audit trail rows ---- */
 #define STORE_DETAIL_MAX 8192
 struct store_audit {
@@ -286,3 +284,32 @@ int store_audit_key_get(struct store *s, int64_t id, uint32_t *version,
                         void *sealed, size_t cap, size_t *len);
 int store_audit_key_update(struct store *s, int64_t id, uint32_t version,
                            const void *sealed, size_t len);
+
+/* ---- mount sessions ---- */
+struct store_mount {
+	int64_t id;
+	char user[STORE_USER_NAME_MAX + 1];
+	char host[256];
+	int64_t pid;
+	char mountpoint[1024];
+	int readonly;
+	int64_t started, ended;   /* seconds since the epoch */
+	char end_reason[64];
+};
+int store_mount_begin(struct store *s, struct store_mount *m /* id OUT */);
+int store_mount_end(struct store *s, int64_t id, const char *reason);
+/* Sessions not ended, in start order; fn non-zero stops. */
+int store_mount_each_open(struct store *s,
+                          int (*fn)(void *arg, const struct store_mount *m),
+                          void *arg);
+
+/* ---- authentication events waiting for the trail ---- */
+int store_auth_event_add(struct store *s, int64_t time, const char *user,
+                         const char *event, int64_t pid);
+/* Hand each pending event to fn, then delete them all. */
+int store_auth_event_take(struct store *s,
+                          int (*fn)(void *arg, int64_t time, const char *user,
+                                    const char *event, int64_t pid),
+                          void *arg);
+
+#endif

@@ -307,6 +307,27 @@ int audit_record(struct audit *a, const struct fs_ctx *c, const char *op,
 	return rc;
 }
 
+static int adopt_one(void *arg, int64_t when, const char *user,
+                     const char *event, int64_t pid)
+{
+	struct audit *a = arg;
+	struct fs_ctx c = { 0, 0, (uint32_t)pid };
+	char what[160], t[32];
+	time_t tt = (time_t)when;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(what, sizeof what, "user %s at %s", user, t);
+	return audit_record(a, &c, event, 0, what, 0, 0, -EACCES) ? 1 : 0;
+}
+
+int audit_adopt_auth_events(struct audit *a)
+{
+	int rc = store_auth_event_take(a->s, adopt_one, a);
+	return rc > 0 ? -EIO : rc;
+}
+
 int audit_admin(struct audit *a, const char *op, const char *target,
                 int result)
 {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "config.h"
@@ -325,11 +326,13 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 		uint8_t salt[CIPHER_SALT_BYTES] = { 0 };
 		cipher_pwhash(k, pw->buf, pw->len, salt, cfg->kdf_opslimit,
 		              cfg->kdf_memlimit);
+		store_auth_event_add(s, now, name, "login-failed", getpid());
 		rc = -EACCES;
 		goto out;
 	}
 	if (u.locked_until > now) {
 		*locked_for = u.locked_until - now;
+		store_auth_event_add(s, now, name, "login-locked", getpid());
 		rc = -EAGAIN;
 		goto out;
 	}
@@ -351,6 +354,9 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 			u.locked_until = now + secs;
 		}
 		store_user_update(s, &u);
+		store_auth_event_add(s, now, name, "login-failed", getpid());
+		if (u.locked_until > now)
+			store_auth_event_add(s, now, name, "lockout", getpid());
 		rc = -EACCES;
 		goto out;
 	}

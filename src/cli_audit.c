@@ -847,7 +847,7 @@ static int audit_prune_cmd(struct cli *c, int argc, char **argv)
 "Rows go from the oldest up to the first row at or after T, so the trail\n"
 "stays one unbroken chain. The chain is verified first: a broken chain is\n"
 "not pruned (exit 4), so pruning cannot hide tampering. The prune is itself\n"
-"recorded (op audit-prune) in the same transaction, and 'audit verify'\n"
+"recorded (op \"audit prune\") in the same transaction, and 'audit verify'\n"
 "passes afterwards.\n";
 	const char *v, *when = NULL;
 	struct prune_find pf = { 0, 0, 0 };
@@ -904,7 +904,7 @@ static int audit_prune_cmd(struct cli *c, int argc, char **argv)
 		char target[96];
 		snprintf(target, sizeof target, "before %s (%llu rows)", when,
 		         (unsigned long long)removed);
-		rc = cli_record(c, "audit-prune", target, 0);
+		rc = cli_record(c, "audit prune", target, 0);
 	}
 	if (!rc)
 		rc = store_commit(c->un.s);

@@ -48,6 +48,15 @@ int cli_unlock(struct cli *c, int store_flags, int roles, const char *what)
 	}
 	if (audit_new(c->un.s, c->un.kr, c->un.ss, 0, &c->audit) != 0)
 		c->audit = NULL;
+	if (c->audit && !(store_flags & STORE_READONLY) &&
+	    store_begin(c->un.s) == 0) {
+		/* the login itself, and failures waiting to enter the trail */
+		if (audit_adopt_auth_events(c->audit) == 0 &&
+		    audit_admin(c->audit, "login", what, 0) == 0)
+			store_commit(c->un.s);
+		else
+			store_rollback(c->un.s);
+	}
 	return EXIT_OK;
 }
 

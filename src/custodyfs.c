@@ -13,9 +13,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -172,6 +174,64 @@ static void audit_event(struct store *s, struct audit *au, const char *op,
 		store_rollback(s);
 }
 
+struct holder {
+	struct store_mount m;
+	int found;
+};
+
+static int find_writer(void *arg, const struct store_mount *m)
+{
+	struct holder *h = arg;
+
+	if (!m->readonly) {
+		h->m = *m;
+		h->found = 1;
+	}
+	return 0;
+}
+
+/* Sessions left open by a daemon that died: ours is now the only writer. */
+static int reap_one(void *arg, const struct store_mount *m)
+{
+	struct store *s = arg;
+	char host[256] = "";
+
+	gethostname(host, sizeof host - 1);
+	if (!m->readonly || (!strcmp(m->host, host) &&
+	                     kill((pid_t)m->pid, 0) != 0 && errno == ESRCH))
+		store_mount_end(s, m->id, "crashed");
+	return 0;
+}
+
+/*
+ * One read-write mount at a time: an exclusive flock on the store file,
+ * which the kernel drops when the holder dies, so a stale lock from a
+ * killed daemon can never block. Returns the lock fd, or -1 (printed).
+ */
+static int lock_writer(struct store *s, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct holder h = { .found = 0 };
+
+	if (fd < 0) {
+		fprintf(stderr, "custodyfs: cannot open store '%s': %s\n", path,
+		        strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return fd;
+	close(fd);
+	store_mount_each_open(s, find_writer, &h);
+	if (h.found)
+		fprintf(stderr, "custodyfs: store '%s' is in use by %s@%s pid %lld"
+		        " (mounted read-write on %s)\n", path, h.m.user, h.m.host,
+		        (long long)h.m.pid, h.m.mountpoint);
+	else
+		fprintf(stderr, "custodyfs: store '%s' is in use by another"
+		        " read-write mount\n", path);
+	return -1;
+}
+
 /* Once a second: notice rotations made by custodyctl, and (for an admin
  * session) rotate an expired active key automatically. */
 struct maint {
@@ -225,6 +285,8 @@ static void maintain(void *arg)
 static int serve(struct args *a)
 {
 	struct maint mt;
+	struct store_mount sess;
+	int lock_fd = -1;
 	struct unlocked u;
 	struct audit *au = NULL;
 	struct fs *fs = NULL;
@@ -249,8 +311,35 @@ static int serve(struct args *a)
 		        " read-only\n", u.ss->name);
 		a->f.read_only = 1;
 	}
+	if (keyring_expired(u.kr) && u.ss->authority_sk && !a->f.read_only) {
+		struct maint m0 = { &u, NULL, NULL };
+		maintain_locked(&m0); /* rotate before serving */
+	}
+	if (!a->f.read_only && (lock_fd = lock_writer(u.s, a->u.store)) < 0) {
+		unlock_free(&u);
+		return fail(EXIT_BUSY);
+	}
 	if (audit_new(u.s, u.kr, u.ss, 0, &au) != 0)
 		au = NULL;
+	/* the session row, the login, and failed logins waiting for a key */
+	memset(&sess, 0, sizeof sess);
+	snprintf(sess.user, sizeof sess.user, "%s", u.ss->name);
+	gethostname(sess.host, sizeof sess.host - 1);
+	sess.pid = getpid();
+	snprintf(sess.mountpoint, sizeof sess.mountpoint, "%.1000s",
+	         realpath(a->f.mountpoint, real) ? real : a->f.mountpoint);
+	sess.readonly = a->f.read_only;
+	sess.started = time(NULL);
+	if (!a->f.read_only && store_begin(u.s) == 0) {
+		if (lock_fd >= 0)
+			store_mount_each_open(u.s, reap_one, u.s);
+		if (store_mount_begin(u.s, &sess) == 0 &&
+		    (!au || (audit_adopt_auth_events(au) == 0 &&
+		             audit_admin(au, "login", "mount", 0) == 0)))
+			store_commit(u.s);
+		else
+			store_rollback(u.s);
+	}
 	memset(&fo, 0, sizeof fo);
 	fo.read_only = a->f.read_only;
 	fo.commit_interval_ms = u.cfg.commit_interval_ms;
@@ -273,7 +362,15 @@ static int serve(struct args *a)
 		fprintf(stderr, "custodyfs: final commit failed: %s\n",
 		        store_errmsg(u.s));
 	audit_event(u.s, au, "unmount", why);
+	if (sess.id && store_begin(u.s) == 0) {
+		if (store_mount_end(u.s, sess.id, why) == 0)
+			store_commit(u.s);
+		else
+			store_rollback(u.s);
+	}
 	audit_free(au);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	unlock_free(&u);
 	if (rc)
 		return fail(EXIT_RUNTIME);

@@ -62,6 +62,10 @@ static const char *const schema_v1[] = {
 	" readonly INTEGER NOT NULL, started INTEGER NOT NULL,"
 	" heartbeat INTEGER NOT NULL, ended INTEGER NOT NULL DEFAULT 0,"
 	" end_reason TEXT)",
+	/* failed logins and lockouts: no key is at hand when they happen, so
+	 * they wait here until the next login moves them into the trail */
+	"CREATE TABLE auth_events(id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+	" user TEXT NOT NULL, event TEXT NOT NULL, pid INTEGER NOT NULL)",
 	"CREATE TABLE audit_keys(id INTEGER PRIMARY KEY,"
 	" key_version INTEGER NOT NULL, sealed BLOB NOT NULL)",
 	"CREATE TABLE audit(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL,"

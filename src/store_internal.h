@@ -8,10 +8,11 @@
 #include <sqlite3.h>
 #include "store.h"
 
-#define STORE_MAX_STMTS 96
+#define STORE_MAX_STMTS 100
 /* statement ids: store.c uses 0..39, store_keys.c 40..71, store_audit.c 72.. */
 #define STORE_Q_KEYS  40
 #define STORE_Q_AUDIT 72
+#define STORE_Q_SESSION 84
 
 struct store {
 	sqlite3 *db;

@@ -81,7 +81,13 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		        o->prog);
 		return EXIT_USAGE;
 	}
-	rc = store_open(o->store, store_flags, (int)u->cfg.busy_timeout_ms, &u->s);
+	/* even read-only commands open read-write when they can, so that a
+	 * failed login is always counted (lockout cannot be dodged) */
+	rc = store_open(o->store, store_flags & ~STORE_READONLY,
+	                (int)u->cfg.busy_timeout_ms, &u->s);
+	if ((rc == -EACCES || rc == -EROFS) && (store_flags & STORE_READONLY))
+		rc = store_open(o->store, store_flags, (int)u->cfg.busy_timeout_ms,
+		                &u->s);
 	if (rc) {
 		fprintf(stderr, "%s: cannot open store '%s': %s\n", o->prog,
 		        o->store, unlock_open_error(rc));
