@@ -158,6 +158,26 @@ int fs_removexattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                    const char *name);
 
 /*
+ * Check: authenticate and decrypt everything (every inode MAC, block,
+ * name, xattr, symlink), and check the tree: reachability from the root,
+ * link counts, orphans, directories with more than one parent, stored
+ * blocks against each inode's count and size. problem() is called once per
+ * finding with the inode, its path when known, and what is wrong.
+ * Returns the number of problems, or -errno if the check could not run.
+ */
+struct fs_check_ops {
+	void (*problem)(void *arg, uint64_t ino, const char *path,
+	                const char *what);
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *arg;
+};
+struct fs_check_stats {
+	uint64_t inodes, files, dirs, symlinks, blocks, bytes, names, xattrs;
+};
+int fs_check(struct fs *fs, const struct fs_check_ops *ops,
+             struct fs_check_stats *stats);
+
+/*
  * Re-encryption: move up to `limit` objects (blocks, names, xattrs, inode
  * MACs) still under versions older than the active one to the active
  * version, in one transaction. *moved counts objects, *bytes the content

@@ -246,3 +246,24 @@ int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk)
 	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
 	return rc;
 }
+
+int blockio_verify(struct fs *fs, const struct store_inode *in, uint64_t blk,
+                   uint32_t version, const void *data, size_t len)
+{
+	uint8_t ad[BLOCK_AD_BYTES];
+	uint8_t *plain = block_buffers(fs);
+	int rc;
+
+	if (len < CIPHER_OVERHEAD + 1 || len > fs->block_size + CIPHER_OVERHEAD ||
+	    !version)
+		return -EIO;
+	rc = keyring_derive(fs->kr, version, KR_FILE, in->file_id,
+	                    sizeof in->file_id, FS_KEY(fs, FS_KEY_FILE));
+	if (rc)
+		return rc == -ENOKEY ? -ENOKEY : rc;
+	rc = cipher_open(plain, data, len, ad, block_ad(ad, in, blk, version),
+	                 FS_KEY(fs, FS_KEY_FILE)) ? -EIO : 0;
+	cipher_wipe(plain, len - CIPHER_OVERHEAD);
+	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
+	return rc;
+}

@@ -104,6 +104,12 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
 /* Shrink or grow to size (caller saves the inode). */
 int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size);
 
+/* Authenticate one stored block (check): 0, -EIO, -ENOKEY. */
+int blockio_verify(struct fs *fs, const struct store_inode *in, uint64_t blk,
+                   uint32_t version, const void *data, size_t len);
+/* Authenticate every xattr of in (check): 0 or -EIO. */
+int xattr_verify(struct fs *fs, const struct store_inode *in);
+
 /* Re-seal one block / xattr under the active version (reencrypt). */
 int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk);
 int xattr_rekey(struct fs *fs, const struct store_inode *in,

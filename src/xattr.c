@@ -379,3 +379,14 @@ out:
 	free(cv);
 	return rc < 0 ? rc : 0;
 }
+
+int xattr_verify(struct fs *fs, const struct store_inode *in)
+{
+	struct list_ctx l = { fs, in, NULL, 0, 0, 0 };
+	int rc = store_xattr_each(fs->s, in->ino, list_one, &l);
+
+	xwipe(fs);
+	if (l.err)
+		return l.err;
+	return rc < 0 ? rc : 0;
+}
