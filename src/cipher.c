@@ -6,7 +6,9 @@
  * random nonces prepended to ciphertexts, -errno results, wiping on failure.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 #include <sodium.h>
 
 #include "cipher.h"
@@ -68,11 +70,41 @@ int cipher_memeq(const void *a, const void *b, size_t len)
 	return sodium_memcmp(a, b, len) == 0;
 }
 
+/*
+ * Nonces come from a pool of OS randomness refilled 4 KiB at a time: one
+ * getrandom() per 170 nonces instead of one per block (syscalls are the
+ * dominant cost of small writes on virtual machines). Random 192-bit
+ * nonces never repeat in practice; they need not be secret, and keys never
+ * come from this pool. The pool is refilled after fork (pid check), so a
+ * child never replays its parent's nonces.
+ */
+#define NONCE_POOL 4096
+static struct {
+	pthread_mutex_t lock;
+	uint8_t buf[NONCE_POOL];
+	size_t pos;
+	pid_t pid;
+} pool = { PTHREAD_MUTEX_INITIALIZER, { 0 }, NONCE_POOL, 0 };
+
+static void nonce_fill(uint8_t *out)
+{
+	pthread_mutex_lock(&pool.lock);
+	if (pool.pos + CIPHER_NONCE_BYTES > NONCE_POOL || pool.pid != getpid()) {
+		randombytes_buf(pool.buf, NONCE_POOL);
+		pool.pos = 0;
+		pool.pid = getpid();
+	}
+	memcpy(out, pool.buf + pool.pos, CIPHER_NONCE_BYTES);
+	sodium_memzero(pool.buf + pool.pos, CIPHER_NONCE_BYTES); /* used once */
+	pool.pos += CIPHER_NONCE_BYTES;
+	pthread_mutex_unlock(&pool.lock);
+}
+
 void cipher_seal(uint8_t *out, const uint8_t *msg, size_t len,
                  const uint8_t *ad, size_t adlen,
                  const uint8_t key[CIPHER_KEY_BYTES])
 {
-	randombytes_buf(out, CIPHER_NONCE_BYTES);
+	nonce_fill(out);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(out + CIPHER_NONCE_BYTES,
 	                                           NULL, msg, len, ad, adlen,
 	                                           NULL, out, key);

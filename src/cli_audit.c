@@ -96,29 +96,59 @@ static void json_str(const char *s)
 }
 
 /*
- * Text for a terminal, into out: control characters (C0, DEL, C1) and
- * backslashes are escaped, so a file name cannot forge a line or drive the
- * terminal. Truncated to fit cap.
+ * Text for a terminal: control characters (C0, DEL, C1) and backslashes are
+ * escaped, so a file name cannot forge a line or drive the terminal.
+ * esc_one writes the form of the character at p into out (at most 9 bytes
+ * with the NUL) and returns how many input bytes it used.
  */
+static size_t esc_one(const unsigned char *p, char out[9])
+{
+	if (*p == '\\') {
+		snprintf(out, 9, "\\\\");
+		return 1;
+	}
+	if (*p < 0x20 || *p == 0x7f) {
+		snprintf(out, 9, "\\x%02x", *p);
+		return 1;
+	}
+	if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+		snprintf(out, 9, "\\xc2\\x%02x", p[1]);
+		return 2;
+	}
+	out[0] = (char)*p;
+	out[1] = 0;
+	return 1;
+}
+
+/* Escaped s into out (truncated to fit cap), for padded columns. */
 static const char *text_esc(char *out, size_t cap, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = 0;
+	char one[9];
 
-	for (; *p && n + 9 < cap; p++) {
-		if (*p == '\\') {
-			out[n++] = '\\';
-			out[n++] = '\\';
-		} else if (*p < 0x20 || *p == 0x7f)
-			n += (size_t)snprintf(out + n, cap - n, "\\x%02x", *p);
-		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			n += (size_t)snprintf(out + n, cap - n, "\\xc2\\x%02x", p[1]);
-			p++;
-		} else
-			out[n++] = (char)*p;
+	while (*p) {
+		size_t used = esc_one(p, one), l = strlen(one);
+		if (n + l >= cap)
+			break;
+		memcpy(out + n, one, l);
+		n += l;
+		p += used;
 	}
 	out[n] = 0;
 	return out;
+}
+
+/* Escaped s to stdout, any length (the path column). */
+static void text_put(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char one[9];
+
+	while (*p) {
+		p += esc_one(p, one);
+		fputs(one, stdout);
+	}
 }
 
 /* One RFC 4180 field: quoted when it holds a comma, quote, CR or LF. */
@@ -391,7 +421,6 @@ static void print_row(struct reader *rd, const struct store_audit *a,
 	switch (rd->fmt) {
 	case OUT_TEXT: {
 		char u[4 * sizeof a->user], cm[4 * COMM_MAX], o[4 * sizeof a->op];
-		char *pe = why ? NULL : malloc(4 * STORE_DETAIL_MAX);
 
 		printf("%-27s %-12s %6u %7u %-15s %-11s %12llu %10llu %-9s ", t,
 		       text_esc(u, sizeof u, a->user), a->uid, a->pid,
@@ -399,11 +428,10 @@ static void print_row(struct reader *rd, const struct store_audit *a,
 		       text_esc(o, sizeof o, a->op), (unsigned long long)a->offset,
 		       (unsigned long long)a->length, res);
 		if (why)
-			printf("<%s>\n", why);
+			printf("<%s>", why);
 		else
-			printf("%s\n", pe ? text_esc(pe, 4 * STORE_DETAIL_MAX, path)
-			                   : "<out of memory>");
-		free(pe);
+			text_put(path);
+		putchar('\n');
 		break;
 	}
 	case OUT_CSV:
@@ -421,8 +449,8 @@ static void print_row(struct reader *rd, const struct store_audit *a,
 		break;
 	case OUT_JSON:
 	case OUT_JSON_LINES:
-		if (rd->fmt == OUT_JSON && rd->shown)
-			putchar(',');
+		if (rd->fmt == OUT_JSON)
+			fputs(rd->shown ? ",\n" : "\n", stdout);
 		printf("{\"seq\":%lld,\"time\":\"%s\",\"time_ns\":%lld,\"user\":",
 		       (long long)a->seq, t, (long long)a->time);
 		json_str(a->user);
@@ -495,6 +523,38 @@ static int reader_row(void *arg, const struct store_audit *a)
 	print_row(rd, a, comm, path, why);
 	free(path);
 	return 0;
+}
+
+/*
+ * Every row through rd, in one read snapshot (one statement). Exit status:
+ * 0, 1 (cannot read or write) or 4 (malformed rows were skipped).
+ */
+static int dump(struct cli *c, struct reader *rd, const char *cmd)
+{
+	int rc;
+
+	print_header(rd->fmt);
+	rc = store_audit_each(c->un.s, 0, reader_row, rd);
+	if (rd->err)
+		rc = rd->err;
+	if (rd->fmt == OUT_JSON)
+		fputs(rd->shown ? "\n]\n" : "]\n", stdout);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "custodyctl: %s: cannot write: %s\n", cmd,
+		        strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "custodyctl: %s: cannot read the trail: %s\n", cmd,
+		        strerror(-rc));
+		return EXIT_RUNTIME;
+	}
+	if (rd->malformed) {
+		fprintf(stderr, "custodyctl: %s: %llu malformed rows skipped\n", cmd,
+		        (unsigned long long)rd->malformed);
+		return EXIT_DAMAGE;
+	}
+	return EXIT_OK;
 }
 
 /* ---- audit list ---- */
@@ -635,28 +695,12 @@ static int audit_list(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "custodyctl: audit list: %s\n", strerror(-rc));
 		return EXIT_RUNTIME;
 	}
-	print_header(rd.fmt);
-	if (followp)
+	if (followp) {
+		print_header(rd.fmt);
 		st = follow(c, &rd);
-	else {
-		rc = store_audit_each(c->un.s, 0, reader_row, &rd);
-		if (rd.err)
-			rc = rd.err;
-		if (rd.fmt == OUT_JSON)
-			printf("]\n");
-		if (rc < 0) {
-			fflush(stdout);
-			fprintf(stderr, "custodyctl: audit list: cannot read the trail:"
-			        " %s\n", strerror(-rc));
-			st = EXIT_RUNTIME;
-		}
-	}
+	} else
+		st = dump(c, &rd, "audit list");
 	audit_reader_free(rd.r);
-	if (fflush(stdout) != 0 && st == EXIT_OK) {
-		fprintf(stderr, "custodyctl: audit list: cannot write: %s\n",
-		        strerror(errno));
-		st = EXIT_RUNTIME;
-	}
 	return st;
 }
 
@@ -712,24 +756,9 @@ static int audit_export(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "custodyctl: audit export: %s\n", strerror(-rc));
 		return EXIT_RUNTIME;
 	}
-	print_header(fmt);
-	rc = store_audit_each(c->un.s, 0, reader_row, &rd);
-	if (rd.err)
-		rc = rd.err;
-	if (fmt == OUT_JSON)
-		printf("]\n");
+	st = dump(c, &rd, "audit export");
 	audit_reader_free(rd.r);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "custodyctl: audit export: cannot write: %s\n",
-		        strerror(errno));
-		return EXIT_RUNTIME;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "custodyctl: audit export: cannot read the trail:"
-		        " %s\n", strerror(-rc));
-		return EXIT_RUNTIME;
-	}
-	return EXIT_OK;
+	return st;
 }
 
 /* ---- audit verify ---- */

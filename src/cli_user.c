@@ -479,7 +479,7 @@ static int user_passwd(struct cli *c, int argc, char **argv)
 	}
 	other = name && strcmp(name, self);
 	if ((st = cli_unlock(c, 0, other ? 1 << ROLE_ADMIN : 0,
-	                     other ? "user passwd (another user)" : "user passwd")))
+	                     "user passwd")))
 		return st;
 	if (!other) {
 		if ((st = cli_new_passphrase(c, newpass, c->un.ss->name, &pw)))

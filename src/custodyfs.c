@@ -83,6 +83,10 @@ static int parse_o(struct args *a, const char *list)
 			a->f.read_only = 0;
 		else if (!strcmp(tok, "exact_reads"))
 			a->f.exact_reads = 1;
+		else if (!strcmp(tok, "writeback"))
+			a->f.writeback = 1;
+		else if (!strcmp(tok, "nowriteback"))
+			a->f.writeback = 0;
 		else if (!strcmp(tok, "allow_other"))
 			a->f.allow_other = 1;
 		else if (!strncmp(tok, "idle=", 5) || !strncmp(tok, "maxage=", 7)) {
