@@ -49,4 +49,9 @@ int cmd_key(struct cli *c, int argc, char **argv);
 int cmd_reencrypt(struct cli *c, int argc, char **argv);
 int cmd_audit(struct cli *c, int argc, char **argv);
 
+/* user revoke NAME (cli_key.c): grants out, rotate, reencrypt, retire. */
+int cli_user_revoke(struct cli *c, int argc, char **argv);
+/* Re-encrypt everything to the active version (unlocked admin). */
+int cli_reencrypt_run(struct cli *c, double rate);
+
 #endif

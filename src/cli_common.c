@@ -11,6 +11,7 @@
 
 #include "audit.h"
 #include "auth.h"
+#include "keyring.h"
 #include "cli.h"
 #include "passphrase.h"
 #include "store.h"
@@ -48,6 +49,29 @@ int cli_unlock(struct cli *c, int store_flags, int roles, const char *what)
 	}
 	if (audit_new(c->un.s, c->un.kr, c->un.ss, 0, &c->audit) != 0)
 		c->audit = NULL;
+	if (keyring_expired(c->un.kr) && c->un.ss->authority_sk &&
+	    store_begin(c->un.s) == 0) {
+		/* [keys] max_age: the next admin command rotates */
+		uint32_t vs[KEYRING_MAX_VERSIONS], old = 0, v = 0;
+		int rc;
+		if (keyring_versions(c->un.kr, vs, KEYRING_MAX_VERSIONS))
+			old = vs[0];
+		rc = keyring_rotate(c->un.kr, c->un.s, c->un.ss,
+		                    c->un.cfg.key_max_age_s
+		                            ? (int64_t)time(NULL) + c->un.cfg.key_max_age_s
+		                            : 0, &v);
+		if (!rc)
+			rc = store_key_event(c->un.s, time(NULL), c->un.ss->name,
+			                     "auto-rotate", old, v, "active key expired");
+		audit_rekey(c->audit);
+		if (!rc && c->audit)
+			rc = audit_admin(c->audit, "key auto-rotate", "expired", 0);
+		if (!rc && !(rc = store_commit(c->un.s)))
+			fprintf(stderr, "custodyctl: key v%u expired: rotated to v%u\n",
+			        old, v);
+		else
+			store_rollback(c->un.s);
+	}
 	if (c->audit && !(store_flags & STORE_READONLY) &&
 	    store_begin(c->un.s) == 0) {
 		/* the login itself, and failures waiting to enter the trail */

@@ -295,43 +295,17 @@ static int log_event(struct cli *c, const char *event, uint32_t v,
 	return finish_tx(c, "reencrypt", detail, rc);
 }
 
-int cmd_reencrypt(struct cli *c, int argc, char **argv)
+/* Move everything to the active version; an unlocked admin session. */
+int cli_reencrypt_run(struct cli *c, double rate)
 {
-	static const char help[] =
-	"usage: custodyctl reencrypt [--rate MiB/s]\n"
-	"Move every block, name, xattr, inode MAC and audit detail key still under\n"
-	"an older master-key version to the active one. Runs while the store is\n"
-	"mounted and in use; each step is atomic, so it can be interrupted (Ctrl-C,\n"
-	"kill -9) and resumed by running it again. --rate limits the content\n"
-	"rewritten per second.\n";
 	struct fs_opts fo = { .shared = 1 };
 	struct fs *fs = NULL;
-	double rate = 0;
 	uint64_t total = 0, done = 0, bytes = 0, moved, b;
 	int64_t started, last_log;
 	uint32_t v;
 	char detail[128];
-	int rc, st;
+	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(help, stdout);
-			return EXIT_OK;
-		} else if (!strcmp(argv[i], "--rate") && i + 1 < argc) {
-			char *end;
-			rate = strtod(argv[++i], &end);
-			if (*end || rate <= 0) {
-				fprintf(stderr, "custodyctl: bad --rate '%s'\n", argv[i]);
-				return EXIT_USAGE;
-			}
-		} else {
-			fprintf(stderr, "custodyctl: reencrypt: unknown argument '%s'\n",
-			        argv[i]);
-			return EXIT_USAGE;
-		}
-	}
-	if ((st = cli_unlock(c, 0, ADMIN, "reencrypt")))
-		return st;
 	v = keyring_active(c->un.kr);
 	if (!v) {
 		fprintf(stderr, "custodyctl: no active key version to move to\n");
@@ -343,6 +317,7 @@ int cmd_reencrypt(struct cli *c, int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	fs_reencrypt_remaining(fs, &total);
+	interrupted = 0;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	snprintf(detail, sizeof detail, "start: %llu objects to v%u",
@@ -390,8 +365,11 @@ int cmd_reencrypt(struct cli *c, int argc, char **argv)
 			}
 		}
 	}
-	cli_progress(c, "reencrypt", done, total, started, 1);
+	cli_progress(c, "reencrypt", done, done > total ? done : (rc || interrupted ? total : done),
+	             started, 1);
 	fs_free(fs);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	if (rc) {
 		fprintf(stderr, "custodyctl: reencrypt stopped: %s (run it again to"
 		        " resume)\n", strerror(-rc));
@@ -411,10 +389,192 @@ int cmd_reencrypt(struct cli *c, int argc, char **argv)
 	{
 		double secs = (double)(cli_now_ms() - started) / 1000.0;
 		snprintf(detail, sizeof detail, "done: %llu objects, %.1f MiB in"
-		         " %.1f s", (unsigned long long)done,
-		         (double)bytes / 1048576.0, secs);
+		         " %.2f s (%.1f MiB/s)", (unsigned long long)done,
+		         (double)bytes / 1048576.0, secs,
+		         secs > 0 ? (double)bytes / 1048576.0 / secs : 0.0);
 		log_event(c, "reencrypt-end", v, detail);
 		printf("reencrypt %s\n", detail);
 	}
 	return EXIT_OK;
+}
+
+int cmd_reencrypt(struct cli *c, int argc, char **argv)
+{
+	static const char help[] =
+	"usage: custodyctl reencrypt [--rate MiB/s]\n"
+	"Move every block, name, xattr, inode MAC and audit detail key still under\n"
+	"an older master-key version to the active one. Runs while the store is\n"
+	"mounted and in use; each step is atomic, so it can be interrupted (Ctrl-C,\n"
+	"kill -9) and resumed by running it again. --rate limits the content\n"
+	"rewritten per second.\n";
+	double rate = 0;
+	int st;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(help, stdout);
+			return EXIT_OK;
+		} else if (!strcmp(argv[i], "--rate") && i + 1 < argc) {
+			char *end;
+			rate = strtod(argv[++i], &end);
+			if (*end || rate <= 0) {
+				fprintf(stderr, "custodyctl: bad --rate '%s'\n", argv[i]);
+				return EXIT_USAGE;
+			}
+		} else {
+			fprintf(stderr, "custodyctl: reencrypt: unknown argument '%s'\n",
+			        argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if ((st = cli_unlock(c, 0, ADMIN, "reencrypt")))
+		return st;
+	return cli_reencrypt_run(c, rate);
+}
+
+/* ---- revoke ---- */
+
+struct retire_ctx {
+	struct cli *c;
+	uint32_t active;
+	int destroy;
+	int err;
+};
+
+static int retire_old(void *arg, const struct store_key *k0)
+{
+	struct retire_ctx *r = arg;
+	struct store_key k = *k0;
+	uint64_t objects = 0;
+	int rc;
+
+	if (k.version == r->active || !strcmp(k.status, "destroyed") ||
+	    (!r->destroy && !strcmp(k.status, "retired")))
+		return 0;
+	if ((rc = store_key_usage(r->c->un.s, k.version, &objects)))
+		goto fail;
+	if (objects)
+		return 0; /* still in use: reencrypt did not finish */
+	if (strcmp(k.status, "retired")) {
+		snprintf(k.status, sizeof k.status, "retired");
+		k.retired = time(NULL);
+		if ((rc = keyring_sign_row(&k, r->c->un.ss)) ||
+		    (rc = store_key_put(r->c->un.s, &k)) ||
+		    (rc = store_key_event(r->c->un.s, time(NULL), r->c->un.ss->name,
+		                          "retire", k.version, 0, "revoke")))
+			goto fail;
+	}
+	if (r->destroy) {
+		snprintf(k.status, sizeof k.status, "destroyed");
+		if ((rc = store_grant_delete(r->c->un.s, -1, k.version, NULL)) ||
+		    (rc = keyring_sign_row(&k, r->c->un.ss)) ||
+		    (rc = store_key_put(r->c->un.s, &k)) ||
+		    (rc = store_key_event(r->c->un.s, time(NULL), r->c->un.ss->name,
+		                          "destroy", k.version, 0, "revoke")))
+			goto fail;
+	}
+	return 0;
+fail:
+	r->err = rc;
+	return 1;
+}
+
+int cli_user_revoke(struct cli *c, int argc, char **argv)
+{
+	static const char help[] =
+	"usage: custodyctl user revoke NAME [--destroy] [--rate MiB/s]\n"
+	"Lock NAME out for good, in one resumable command: delete the user and\n"
+	"every key grant they hold, rotate to a new master-key version they never\n"
+	"see, re-encrypt everything to it, and retire the versions they held\n"
+	"(--destroy also crypto-shreds them, so even an old copy of their key\n"
+	"material opens no block of the current store). Each step is also a\n"
+	"command of its own (user del, key rotate, reencrypt, key retire/destroy).\n"
+	"Interrupted? Run the same command again: it carries on.\n";
+	const char *name = NULL;
+	struct store_user u;
+	struct retire_ctx r;
+	double rate = 0;
+	uint32_t vs[KEYRING_MAX_VERSIONS], old = 0, v = 0;
+	int destroy = 0, rc, st;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(help, stdout);
+			return EXIT_OK;
+		} else if (!strcmp(argv[i], "--destroy"))
+			destroy = 1;
+		else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
+			rate = strtod(argv[++i], NULL);
+		else if (!name && argv[i][0] != '-')
+			name = argv[i];
+		else {
+			fprintf(stderr, "custodyctl: user revoke: unexpected '%s'\n",
+			        argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (!name) {
+		fputs(help, stderr);
+		return EXIT_USAGE;
+	}
+	if ((st = cli_unlock(c, 0, ADMIN, "user revoke")))
+		return st;
+	if (!strcmp(name, c->un.ss->name)) {
+		fprintf(stderr, "custodyctl: an admin cannot revoke themself\n");
+		return EXIT_USAGE;
+	}
+	if ((rc = store_begin(c->un.s))) {
+		fprintf(stderr, "custodyctl: store is busy\n");
+		return EXIT_BUSY;
+	}
+	rc = store_user_get(c->un.s, name, &u);
+	if (rc == 0) {
+		/* step 1: the user and every grant they hold go, then a
+		 * version they never held becomes active */
+		if (keyring_versions(c->un.kr, vs, KEYRING_MAX_VERSIONS))
+			old = vs[0];
+		if ((rc = store_grant_delete(c->un.s, u.id, -1, NULL)) ||
+		    (rc = store_user_delete(c->un.s, u.id)) ||
+		    (rc = keyring_rotate(c->un.kr, c->un.s, c->un.ss,
+		                         c->un.cfg.key_max_age_s
+		                                 ? (int64_t)time(NULL) +
+		                                           c->un.cfg.key_max_age_s
+		                                 : 0, &v)) ||
+		    (rc = store_key_event(c->un.s, time(NULL), c->un.ss->name,
+		                          "revoke", old, v, name)))
+			goto fail;
+		cli_record(c, "user revoke", name, 0);
+		if ((rc = store_commit(c->un.s)))
+			goto fail;
+		printf("revoked '%s': grants removed, v%u active\n", name, v);
+	} else if (rc == -ENOENT) {
+		store_rollback(c->un.s);
+		printf("'%s' is already removed: resuming re-encryption\n", name);
+	} else
+		goto fail;
+	/* step 2: everything moves to the new version */
+	if ((st = cli_reencrypt_run(c, rate)))
+		return st;
+	/* step 3: the versions they held retire (and are destroyed) */
+	r = (struct retire_ctx){ c, keyring_active(c->un.kr), destroy, 0 };
+	if ((rc = store_begin(c->un.s)))
+		goto fail;
+	rc = store_key_each(c->un.s, retire_old, &r);
+	if (r.err)
+		rc = r.err;
+	if (rc < 0)
+		goto fail;
+	cli_record(c, destroy ? "key destroy" : "key retire", "revoke", 0);
+	if ((rc = store_commit(c->un.s)))
+		goto fail;
+	if (destroy)
+		store_checkpoint(c->un.s);
+	printf("older versions %s\n", destroy ? "retired and destroyed" : "retired");
+	return EXIT_OK;
+fail:
+	if (store_in_transaction(c->un.s))
+		store_rollback(c->un.s);
+	fprintf(stderr, "custodyctl: user revoke failed: %s (run it again to"
+	        " resume)\n", strerror(-rc));
+	return EXIT_RUNTIME;
 }
