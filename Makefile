@@ -16,10 +16,12 @@ PKGS    := fuse3 sqlite3 libsodium inih
 WARN    := -Wall -Wextra -Werror -Wmissing-declarations -Wwrite-strings \
            -Wstrict-prototypes -Wvla -Wformat-security
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) \
+# required flags are kept apart so that `make CFLAGS=...` (sanitize) keeps them
+REQ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) \
            -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDFLAGS += -pie -Wl,-z,relro,-z,now
+override CFLAGS += $(REQ_CFLAGS)
+override LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 BUILD   ?= build

@@ -29,6 +29,8 @@ static const char user_help[] =
         "\n"
         "  add NAME --role ROLE [--new-passfile FILE]  new user (admin)\n"
         "  del NAME                                    remove a user and their grants (admin)\n"
+        "  revoke NAME [--destroy] [--rate MiB/s]      remove, rotate, re-encrypt, retire the\n"
+        "                                              versions they held (admin, resumable)\n"
         "  passwd [NAME] [--new-passfile FILE]         change your passphrase, or reset\n"
         "                                              another user's (admin)\n"
         "  role NAME ROLE                              change a user's role (admin)\n"
@@ -680,6 +682,7 @@ int cmd_user(struct cli *c, int argc, char **argv)
 	} sub[] = {
 		{ "add", user_add },
 		{ "del", user_del },
+		{ "revoke", cli_user_revoke },
 		{ "passwd", user_passwd },
 		{ "role", user_role },
 		{ "unlock", user_unlock },

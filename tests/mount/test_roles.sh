@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Security of users and roles: lockout, indistinguishable failures, raising
+# Argon2id, tampered user/key/grant rows, the auditor's lack of data keys,
+# and passphrases never leaking into argv, the environment or the store.
+. "$(dirname "$0")/../lib.sh"
+t_setup
+
+pf() { printf '%s\n' "$2" > "$T/$1.pass"; chmod 600 "$T/$1.pass"; }
+as() { local u=$1; shift; "$CUSTODYCTL" -s "$STORE" -u "$u" -c "$CONF" --passfile "$T/$u.pass" "$@"; }
+mount_as() {
+	"$CUSTODYFS" -u "$1" -c "${3:-$CONF}" --passfile "${2:-$T/$1.pass}" "$STORE" "$MNT" || return $?
+	T_MOUNTS+=("$MNT")
+	mountpoint -q "$MNT"
+}
+stderr_has() { if grep -qiE -- "$2" "$T/.stderr"; then ok "$1"; else fail "$1: stderr '$(head -c 300 "$T/.stderr")'"; fi; }
+q() { sqlite3 "$STORE" "$1"; }
+uid_of() { q "SELECT id FROM users WHERE name='$1'"; }
+
+cp "$PASSFILE" "$T/admin.pass"
+pf reader 'Reader-Secret-Phrase-1'
+pf writer 'Writer-Secret-Phrase-2'
+pf auditor 'Auditor-Secret-Phrase-3'
+pf bad 'not the passphrase'
+for u in reader writer auditor; do
+	ctl user add $u --role $u --new-passfile "$T/$u.pass" >/dev/null || fail "add $u"
+done
+check "admin mounts" t_mount
+echo "secret content" > "$MNT/f.txt"
+check "unmount" t_umount
+
+# ---- lockout: max_failures=3 ----
+# The lock itself is checked under a 60 s interval (so a slow sanitizer
+# build cannot outrun it); its expiry under $CONF's 2 s.
+sed 's/^lockout = 2s$/lockout = 60s/' "$CONF" > "$T/long.ini"
+check "config with a 60 s lockout" grep -q '^lockout = 60s$' "$T/long.ini"
+for i in 1 2 3; do
+	expect_status "wrong passphrase $i" 3 mount_as reader "$T/bad.pass" "$T/long.ini"
+done
+expect_eq "three failures counted" "3" "$(q "SELECT failed FROM users WHERE name='reader'")"
+expect_status "locked: the right passphrase fails" 3 mount_as reader "$T/reader.pass" "$T/long.ini"
+stderr_has "the message says locked" "locked"
+check_not "no mount while locked" mountpoint -q "$MNT"
+expect_status "locked: custodyctl too" 3 as reader -c "$T/long.ini" user passwd --new-passfile "$T/reader.pass"
+stderr_has "custodyctl says locked" "locked"
+expect_status "admin unlocks" 0 ctl user unlock reader
+check "after unlock the reader mounts" mount_as reader "$T/reader.pass" "$T/long.ini"
+expect_eq "and reads" "secret content" "$(cat "$MNT/f.txt" 2>/dev/null)"
+check "unmount" t_umount
+for i in 1 2 3; do as reader --passfile "$T/bad.pass" user list >/dev/null 2>&1; done
+expect_eq "locked again (2 s)" "3" "$(q "SELECT failed FROM users WHERE name='reader'")"
+sleep 3 # the 2 s lock interval runs out by itself
+check "lock expired by itself" mount_as reader
+check "unmount" t_umount
+expect_eq "success clears the counter" "0" "$(q "SELECT failed FROM users WHERE name='reader'")"
+# read-only commands (info) must count failures too, or they bypass the lockout
+for i in 1 2 3; do "$CUSTODYCTL" -s "$STORE" -u writer -c "$CONF" --passfile "$T/bad.pass" info >/dev/null 2>&1; done
+expect_eq "failures through a read-only command count" "3" "$(q "SELECT failed FROM users WHERE name='writer'")"
+ctl user unlock writer >/dev/null
+
+# ---- wrong passphrase and unknown user look the same ----
+"$CUSTODYCTL" -s "$STORE" -u auditor -c "$CONF" --passfile "$T/bad.pass" user list >/dev/null 2>"$T/e1"; s1=$?
+"$CUSTODYCTL" -s "$STORE" -u nosuchuser -c "$CONF" --passfile "$T/bad.pass" user list >/dev/null 2>"$T/e2"; s2=$?
+expect_eq "wrong passphrase: status 3" "3" "$s1"
+expect_eq "unknown user: status 3" "3" "$s2"
+expect_eq "same message for both" "$(cat "$T/e1")" "$(cat "$T/e2")"
+expect_eq "one line" "1" "$(wc -l < "$T/e1")"
+"$CUSTODYFS" -u nosuchuser -c "$CONF" --passfile "$T/bad.pass" "$STORE" "$MNT" 2>"$T/e3"; s3=$?
+"$CUSTODYFS" -u auditor -c "$CONF" --passfile "$T/bad.pass" "$STORE" "$MNT" 2>"$T/e4"; s4=$?
+expect_eq "custodyfs: both status 3" "3 3" "$s3 $s4"
+expect_eq "custodyfs: same message for both" "$(cat "$T/e3")" "$(cat "$T/e4")"
+ctl user unlock auditor >/dev/null
+
+# ---- raising the Argon2id cost ----
+expect_eq "created with opslimit 1" "1" "$(q "SELECT opslimit FROM users WHERE name='reader'")"
+sed 's/^opslimit = 1$/opslimit = 2/' "$CONF" > "$T/ops2.ini"
+check "config with opslimit 2" grep -q '^opslimit = 2$' "$T/ops2.ini"
+salt_before=$(q "SELECT hex(salt) FROM users WHERE name='reader'")
+check "reader mounts under the higher cost" mount_as reader "$T/reader.pass" "$T/ops2.ini"
+check "unmount" t_umount
+expect_eq "opslimit raised to 2" "2" "$(q "SELECT opslimit FROM users WHERE name='reader'")"
+check_not "secret re-sealed with a new salt" test "$salt_before" == "$(q "SELECT hex(salt) FROM users WHERE name='reader'")"
+check "login still works (new config)" mount_as reader "$T/reader.pass" "$T/ops2.ini"
+expect_eq "and reads" "secret content" "$(cat "$MNT/f.txt" 2>/dev/null)"
+check "unmount" t_umount
+expect_status "login still works (old config)" 0 as reader info
+expect_eq "a lower config does not lower it" "2" "$(q "SELECT opslimit FROM users WHERE name='reader'")"
+
+# ---- tampering with the store (unmounted) ----
+q "UPDATE users SET role='admin' WHERE name='reader'"
+expect_status "reader edited to admin: mount refused" 4 mount_as reader
+stderr_has "names tampering" "tamper"
+check_not "no mount" mountpoint -q "$MNT"
+expect_status "reader edited to admin: user add refused" 4 as reader user add evil --role admin --new-passfile "$T/bad.pass"
+stderr_has "names tampering (ctl)" "tamper"
+expect_status "reader edited to admin: info refused" 4 as reader info
+expect_status "admin will not re-sign the edited row" 4 ctl user role reader writer
+ctl user list > "$T/list.txt" 2>&1
+check "list marks the edited row" grep -qE '^reader .*TAMPERED' "$T/list.txt"
+q "UPDATE users SET role='reader' WHERE name='reader'"
+expect_status "restored row works again" 0 as reader info
+
+q "UPDATE users SET role='admin' WHERE name='writer'"
+expect_status "writer edited to admin: mount refused" 4 mount_as writer
+stderr_has "names tampering" "tamper"
+expect_status "writer edited to admin: user add refused" 4 as writer user add evil --role admin --new-passfile "$T/bad.pass"
+expect_status "writer edited to admin: user list refused" 4 as writer user list
+q "UPDATE users SET role='writer' WHERE name='writer'"
+expect_eq "nobody named evil" "" "$(uid_of evil)"
+
+q "UPDATE master_keys SET status='retired' WHERE status='active'"
+expect_status "retired key row: admin mount refused" 4 mount_as admin
+stderr_has "names tampering" "tamper"
+expect_status "retired key row: writer mount refused" 4 mount_as writer
+expect_status "retired key row: admin commands refused" 4 ctl user list
+q "UPDATE master_keys SET status='active' WHERE status='retired'"
+expect_status "restored key row works again" 0 ctl user list
+
+q "INSERT INTO key_grants(user_id, version, kind, sealed) SELECT $(uid_of reader), version, kind, sealed FROM key_grants WHERE user_id=$(uid_of admin) AND kind='authority'"
+expect_eq "authority grant copied onto reader" "1" "$(q "SELECT count(*) FROM key_grants WHERE user_id=$(uid_of reader) AND kind='authority'")"
+as reader user add evil --role admin --new-passfile "$T/bad.pass" >/dev/null 2>&1; st=$?
+check "copied authority grant: reader still cannot add users (4 or 5)" test "$st" = 4 -o "$st" = 5
+expect_eq "nobody named evil" "" "$(uid_of evil)"
+as reader user role reader admin >/dev/null 2>&1; st=$?
+check "copied authority grant: reader cannot promote itself" test "$st" = 4 -o "$st" = 5
+expect_eq "reader is still reader" "reader" "$(q "SELECT role FROM users WHERE name='reader'")"
+q "DELETE FROM key_grants WHERE user_id=$(uid_of reader) AND kind='authority'"
+
+# ---- the auditor holds no data key ----
+aid=$(uid_of auditor)
+expect_eq "auditor: no data grant" "0" "$(q "SELECT count(*) FROM key_grants WHERE user_id=$aid AND kind='data'")"
+expect_eq "auditor: audit grants exist" "1" "$(q "SELECT count(*)>0 FROM key_grants WHERE user_id=$aid AND kind='audit'")"
+expect_eq "auditor: no authority" "0" "$(q "SELECT count(*) FROM key_grants WHERE user_id=$aid AND kind='authority'")"
+expect_status "auditor cannot mount" 5 mount_as auditor
+check_not "no mount by the auditor" mountpoint -q "$MNT"
+expect_status "auditor can log in for the trail" 0 as auditor user list
+
+# ---- passphrases never leak ----
+check "admin mounts" t_mount
+pid=$(t_pid)
+check "daemon pid found" test -n "$pid"
+check "daemon cmdline readable" grep -qa 'custodyfs' "/proc/$pid/cmdline"
+check_not "passphrase not in the daemon's argv" grep -qaF 'admin-passphrase' "/proc/$pid/cmdline"
+check_not "passphrase not in ps output" sh -c "ps -eo args | grep -v grep | grep -qF 'admin-passphrase'"
+check "daemon environ readable" test -r "/proc/$pid/environ"
+check_not "passphrase not in the daemon's environment" grep -qaF 'admin-passphrase' "/proc/$pid/environ"
+echo more > "$MNT/g.txt"
+check "unmount" t_umount
+for p in 'admin-passphrase' 'Reader-Secret-Phrase-1' 'Writer-Secret-Phrase-2' 'Auditor-Secret-Phrase-3'; do
+	check_not "'$p' not in the store" sh -c 'cat "$0"* | grep -qaF "$1"' "$STORE" "$p"
+done
+
+# ---- a passfile others can read gets a warning ----
+cp "$PASSFILE" "$T/open.pass"; chmod 644 "$T/open.pass"
+"$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$T/open.pass" info >/dev/null 2>"$T/e5"; st=$?
+expect_eq "0644 passfile still works" "0" "$st"
+check "0644 passfile: warning on stderr" grep -qi "warning.*open.pass" "$T/e5"
+"$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$PASSFILE" info >/dev/null 2>"$T/e6"
+check_not "0600 passfile: no warning" grep -qi "warning" "$T/e6"
+
+t_finish
