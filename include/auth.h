@@ -26,6 +26,7 @@
 struct store;
 struct config;
 struct passphrase;
+struct store_user;
 
 enum role { ROLE_NONE = -1, ROLE_ADMIN, ROLE_WRITER, ROLE_READER, ROLE_AUDITOR };
 
@@ -79,6 +80,15 @@ int auth_user_add(struct store *s, const struct config *cfg,
  * The session must be the user themself. */
 int auth_user_passwd(struct store *s, const struct config *cfg,
                      const struct session *self, const struct passphrase *pw);
+/*
+ * Admin reset of another user's passphrase: a new key pair, its secret
+ * sealed under pw, the row re-signed, every grant deleted and the
+ * role-independent ones (auditmac, authority for admins) re-sealed; the
+ * caller re-grants key versions by role. Clears a lockout.
+ */
+int auth_user_reset(struct store *s, const struct config *cfg,
+                    const struct session *admin, struct store_user *u,
+                    const struct passphrase *pw);
 /* Change role and re-sign (admin). Grants are adjusted by the caller. */
 int auth_user_set_role(struct store *s, const struct session *admin,
                        int64_t user_id, enum role role);

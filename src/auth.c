@@ -488,3 +488,39 @@ int auth_user_unlock(struct store *s, int64_t user_id)
 	u.locked_until = 0;
 	return store_user_update(s, &u);
 }
+
+int auth_user_reset(struct store *s, const struct config *cfg,
+                    const struct session *admin, struct store_user *u,
+                    const struct passphrase *pw)
+{
+	uint8_t *sk = secmem_alloc(CIPHER_BOX_SK_BYTES);
+	int rc;
+
+	if (!sk)
+		return -ENOMEM;
+	if (!admin->authority_sk) {
+		rc = -EPERM;
+		goto out;
+	}
+	/* a new key pair: whatever the old secret opened is gone with it */
+	cipher_box_keypair(u->box_pk, sk);
+	if ((rc = seal_secret(u, cfg, admin->store_id, sk, admin->authority_pk,
+	                      pw)))
+		goto out;
+	u->failed = 0;
+	u->locked_until = 0;
+	auth_user_sign(u, admin->store_id, admin->authority_sk);
+	if ((rc = store_user_update(s, u)) ||
+	    (rc = store_grant_delete(s, u->id, -1, NULL)))
+		goto out;
+	if (admin->audit_mac_key &&
+	    (rc = grant_sealed(s, u->id, 0, "auditmac", admin->audit_mac_key,
+	                       CIPHER_KEY_BYTES, u->box_pk)))
+		goto out;
+	if (role_parse(u->role) == ROLE_ADMIN)
+		rc = grant_sealed(s, u->id, 0, "authority", admin->authority_sk,
+		                  CIPHER_SIGN_SK_BYTES, u->box_pk);
+out:
+	secmem_free(sk);
+	return rc;
+}

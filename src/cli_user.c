@@ -22,7 +22,6 @@
 #include "store.h"
 
 /* Plaintext of a user's sealed secret: box_sk || authority_pk (auth.c). */
-#define USER_SECRET_PLAIN (CIPHER_BOX_SK_BYTES + CIPHER_SIGN_PK_BYTES)
 
 static const char user_help[] =
         "usage: custodyctl [global options] user COMMAND [ARGS...]\n"
@@ -395,60 +394,15 @@ static int user_del(struct cli *c, int argc, char **argv)
 
 /* ---- passwd ---- */
 
-/*
- * Admin reset of another user's passphrase: a fresh X25519 key pair sealed
- * under the new passphrase, the row re-signed, every grant re-sealed to the
- * new public key. Runs inside the caller's transaction.
- * TODO(lead): move into auth.c as auth_user_reset (it repeats seal_secret).
- */
+/* Admin reset: new key pair and passphrase (auth.c), then grants by role. */
 static int reset_user(struct cli *c, struct store_user *u,
                       const struct passphrase *pw)
 {
-	const struct session *ss = c->un.ss;
-	enum role role = role_parse(u->role);
-	uint8_t *k = secmem_alloc(CIPHER_KEY_BYTES + USER_SECRET_PLAIN);
-	uint8_t *plain, ad[16 + STORE_USER_NAME_MAX + 1];
-	size_t nl = strlen(u->name);
-	int rc;
+	int rc = auth_user_reset(c->un.s, &c->un.cfg, c->un.ss, u, pw);
 
-	if (!k)
-		return -ENOMEM;
-	if (!ss->authority_sk) {
-		rc = -EPERM;
-		goto out;
-	}
-	plain = k + CIPHER_KEY_BYTES;
-	cipher_box_keypair(u->box_pk, plain);
-	memcpy(plain + CIPHER_BOX_SK_BYTES, ss->authority_pk,
-	       CIPHER_SIGN_PK_BYTES);
-	u->opslimit = c->un.cfg.kdf_opslimit;
-	u->memlimit = c->un.cfg.kdf_memlimit;
-	cipher_random(u->salt, sizeof u->salt);
-	if ((rc = cipher_pwhash(k, pw->buf, pw->len, u->salt, u->opslimit,
-	                        u->memlimit)))
-		goto out;
-	memcpy(ad, ss->store_id, 16);
-	memcpy(ad + 16, u->name, nl);
-	cipher_seal(u->secret, plain, USER_SECRET_PLAIN, ad, 16 + nl, k);
-	u->secretlen = USER_SECRET_PLAIN + CIPHER_OVERHEAD;
-	u->failed = 0;
-	u->locked_until = 0;
-	auth_user_sign(u, ss->store_id, ss->authority_sk);
-	if ((rc = store_user_update(c->un.s, u)) ||
-	    (rc = store_grant_delete(c->un.s, u->id, -1, NULL)))
-		goto out;
-	if (ss->audit_mac_key &&
-	    (rc = seal_grant(c->un.s, u->id, 0, "auditmac", ss->audit_mac_key,
-	                     CIPHER_KEY_BYTES, u->box_pk)))
-		goto out;
-	if (role == ROLE_ADMIN &&
-	    (rc = seal_grant(c->un.s, u->id, 0, "authority", ss->authority_sk,
-	                     CIPHER_SIGN_SK_BYTES, u->box_pk)))
-		goto out;
-	rc = grant_by_role(c, u->id, role, u->box_pk);
-out:
-	secmem_free(k);
-	return rc;
+	if (rc)
+		return rc;
+	return grant_by_role(c, u->id, role_parse(u->role), u->box_pk);
 }
 
 static int user_passwd(struct cli *c, int argc, char **argv)
