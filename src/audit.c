@@ -40,6 +40,7 @@ struct audit {
 	uint8_t *mac_key;     /* borrowed from the session (locked) */
 	uint8_t *sess_key;    /* locked; the detail key of this session */
 	int64_t session_id;   /* 0: not created yet */
+	const char *as_user;  /* row's user instead of the session's, if set */
 	uint32_t version;     /* version the session key is sealed under */
 	struct comm_slot comm[COMM_CACHE];
 };
@@ -262,7 +263,7 @@ static int append(struct audit *a, struct store_audit *r, const char *comm,
 	plain[cl] = 0;
 	if (pl)
 		memcpy(plain + cl + 1, path, pl);
-	snprintf(r->user, sizeof r->user, "%s", a->ss->name);
+	snprintf(r->user, sizeof r->user, "%s", a->as_user ? a->as_user : a->ss->name);
 	r->session = a->session_id;
 	le64(ad, (uint64_t)r->seq);
 	le64(ad + 8, (uint64_t)r->session);
@@ -315,11 +316,15 @@ static int adopt_one(void *arg, int64_t when, const char *user,
 	char what[160], t[32];
 	time_t tt = (time_t)when;
 	struct tm tm;
+	int rc;
 
 	gmtime_r(&tt, &tm);
 	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(what, sizeof what, "user %s at %s", user, t);
-	return audit_record(a, &c, event, 0, what, 0, 0, -EACCES) ? 1 : 0;
+	a->as_user = user; /* the row names who failed, not who recorded it */
+	rc = audit_record(a, &c, event, 0, what, 0, 0, -EACCES);
+	a->as_user = NULL;
+	return rc ? 1 : 0;
 }
 
 int audit_adopt_auth_events(struct audit *a)
@@ -407,8 +412,14 @@ int audit_verify(struct store *s, const uint8_t *mac_key, int64_t *bad_seq,
 	if (rc < 0)
 		return rc;
 	rc = mark_read(s, mac_key, "audit_head", &head, head_mac);
-	if (rc == -ENOENT && v.rows == 0)
-		return 0;
+	if (rc == -ENOENT && v.rows == 0) {
+		/* init writes the first row: an empty trail without a head
+		 * means rows and head were deleted together */
+		*bad_seq = v.expect;
+		snprintf(why, whylen, "the trail is empty and its head mark is"
+		         " gone: every row was deleted");
+		return -EBADMSG;
+	}
 	if (rc) {
 		*bad_seq = v.expect;
 		snprintf(why, whylen, "the chain's head mark is missing or damaged");

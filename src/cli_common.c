@@ -72,6 +72,8 @@ int cli_unlock(struct cli *c, int store_flags, int roles, const char *what)
 		else
 			store_rollback(c->un.s);
 	}
+	/* read-only commands (list, verify, info, check) write nothing, so
+	 * reading the trail never changes it */
 	if (c->audit && !(store_flags & STORE_READONLY) &&
 	    store_begin(c->un.s) == 0) {
 		/* the login itself, and failures waiting to enter the trail */

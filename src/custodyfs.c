@@ -334,7 +334,7 @@ static int serve(struct args *a)
 	         realpath(a->f.mountpoint, real) ? real : a->f.mountpoint);
 	sess.readonly = a->f.read_only;
 	sess.started = time(NULL);
-	if (!a->f.read_only && store_begin(u.s) == 0) {
+	if (store_begin(u.s) == 0) {
 		if (lock_fd >= 0)
 			store_mount_each_open(u.s, reap_one, u.s);
 		if (store_mount_begin(u.s, &sess) == 0 &&

@@ -531,9 +531,10 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	}
 	if (!rc)
 		inode_to_attr(fs, &in, out);
+	/* the row goes in after the savepoint: a failure is recorded too */
+	rc = fs_op_end(fs, rc);
 	fs_audit(fs, c, (valid & FS_SET_SIZE) ? "truncate" : "setattr", ino,
 	         NULL, (valid & FS_SET_SIZE) ? a->size : 0, (uint64_t)valid, rc);
-	rc = fs_op_end(fs, rc);
 out:
 	UNLOCK(fs);
 	return rc;
@@ -600,12 +601,12 @@ static int create_op(struct fs *fs, const struct fs_ctx *c, const char *op,
 	if ((rc = writable(fs)) || (rc = fs_op_begin(fs)))
 		goto out;
 	rc = create_locked(fs, c, parent, name, mode, rdev, target, out);
+	rc = fs_op_end(fs, rc);
 	{
 		char p[FS_PATH_MAX];
 		fs_audit(fs, c, op, rc ? 0 : out->ino,
 		         AUDIT_PATH(fs, p, parent, name), 0, 0, rc);
 	}
-	rc = fs_op_end(fs, rc);
 	if (rc) {
 		/* undo the reference taken for a create that rolled back */
 		struct fs_ref *r = fs_ref_get(fs, out->ino, 0);
@@ -692,12 +693,12 @@ int fs_link(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	inode_to_attr(fs, &in, out);
 	ref_lookup(fs, ino);
 end:
+	rc = fs_op_end(fs, rc);
 	{
 		char p[FS_PATH_MAX];
 		fs_audit(fs, c, "link", ino, AUDIT_PATH(fs, p, newparent, newname),
 		         0, 0, rc);
 	}
-	rc = fs_op_end(fs, rc);
 out:
 	UNLOCK(fs);
 	return rc;
@@ -757,9 +758,9 @@ static int remove_op(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
 		const char *path = AUDIT_PATH(fs, p, parent, name);
 		rc = remove_locked(fs, parent, name, want_dir, &ino);
 		fs->path_gen++;
+		rc = fs_op_end(fs, rc);
 		fs_audit(fs, c, want_dir ? "rmdir" : "unlink", ino, path, 0, 0, rc);
 	}
-	rc = fs_op_end(fs, rc);
 out:
 	UNLOCK(fs);
 	return rc;
@@ -936,9 +937,9 @@ int fs_rename(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
 		}
 		rc = rename_locked(fs, parent, name, newparent, newname, flags, &ino);
 		fs->path_gen++;
+		rc = fs_op_end(fs, rc);
 		fs_audit(fs, c, "rename", ino, fs->audit ? p : NULL, 0, flags, rc);
 	}
-	rc = fs_op_end(fs, rc);
 out:
 	UNLOCK(fs);
 	return rc;
@@ -1103,8 +1104,8 @@ ssize_t fs_write(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 				n = rc;
 		}
 	}
-	fs_audit(fs, c, "write", ino, NULL, off, size, n);
 	n = n < 0 ? fs_op_end(fs, (int)n) : (fs_op_end(fs, 0) ? -EIO : n);
+	fs_audit(fs, c, "write", ino, NULL, off, size, n);
 out:
 	UNLOCK(fs);
 	return n;

@@ -139,8 +139,8 @@ int fs_setxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	rc = inode_save(fs, &in);
 end:
 	xwipe(fs);
-	fs_audit(fs, c, "setxattr", ino, NULL, 0, size, rc);
 	rc = fs_op_end(fs, rc);
+	fs_audit(fs, c, "setxattr", ino, NULL, 0, size, rc);
 out:
 	pthread_mutex_unlock(&fs->lock);
 	free(cv);
@@ -290,8 +290,8 @@ int fs_removexattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		rc = inode_save(fs, &in);
 	}
 	xwipe(fs);
-	fs_audit(fs, c, "removexattr", ino, NULL, 0, 0, rc);
 	rc = fs_op_end(fs, rc);
+	fs_audit(fs, c, "removexattr", ino, NULL, 0, 0, rc);
 out:
 	pthread_mutex_unlock(&fs->lock);
 	return rc;
