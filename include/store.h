@@ -114,7 +114,7 @@ int store_dentry_get(struct store *s, uint64_t parent,
 int store_dentry_insert(struct store *s, const struct store_dentry *d);
 int store_dentry_delete(struct store *s, uint64_t parent,
                         const uint8_t tag[STORE_TAG_BYTES]);
-/* Replace the name ciphertext (and version) of an existing entry. */
+/* Rewrite an existing entry (by id): parent, tag, version, name, ino. */
 int store_dentry_update(struct store *s, const struct store_dentry *d);
 /* 1 if the directory has any entry, 0 if empty, or -errno. */
 int store_dentry_any(struct store *s, uint64_t parent);

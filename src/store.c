@@ -711,14 +711,17 @@ int store_dentry_delete(struct store *s, uint64_t parent,
 int store_dentry_update(struct store *s, const struct store_dentry *d)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_UPDATE,
-	        "UPDATE dentries SET tag=?, key_version=?, name=? WHERE id=?");
+	        "UPDATE dentries SET parent=?, tag=?, key_version=?, name=?, ino=?"
+	        " WHERE id=?");
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_blob(st, 1, d->tag, STORE_TAG_BYTES, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, d->key_version);
-	sqlite3_bind_blob(st, 3, d->name, (int)d->namelen, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, d->id);
+	sqlite3_bind_int64(st, 1, (int64_t)d->parent);
+	sqlite3_bind_blob(st, 2, d->tag, STORE_TAG_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, d->key_version);
+	sqlite3_bind_blob(st, 4, d->name, (int)d->namelen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (int64_t)d->ino);
+	sqlite3_bind_int64(st, 6, d->id);
 	return store_step_done(s, st);
 }
 

@@ -58,7 +58,9 @@
 #define XBUF (64 * 1024)        /* xattr list / value buffer */
 #define FAR_MAX (64 * MIB)      /* far writes/truncates land below this */
 #define SIZE_BUDGET (192 * MIB) /* soft cap on the sum of file sizes */
-#define SMALL_FILE (64 * KIB)   /* always content-compared */
+#define SMALL_FILE (16 * KIB)   /* always content-compared */
+#define MARGIN (64 * KIB)       /* compared around changed ranges */
+#define TO_EOF (1LL << 62)     /* "up to the end of the file" */
 #define XATTR_BUDGET 3000       /* per-inode user.* bytes (ext4 fits 4 KiB) */
 #define DIRTY_MAX 256
 #define OWN_MAX 1024
@@ -108,9 +110,10 @@ struct res {
 	int err;
 };
 
-struct fileid {
+struct dirty {
 	dev_t dev;
 	ino_t ino;
+	long long lo, hi;       /* changed byte range */
 };
 
 static struct {
@@ -134,9 +137,10 @@ static struct {
 	unsigned char *data;
 	unsigned char *buf[2];
 	unsigned char *cbuf[2];
-	struct fileid dirty[DIRTY_MAX];
+	struct dirty dirty[DIRTY_MAX];
 	size_t ndirty;
 	int dirty_all;
+	int heads_all;
 	void *own[OWN_MAX];
 	int nown;
 	long checks;
@@ -305,8 +309,8 @@ static _Noreturn void fail(const char *fmt, ...)
 		fprintf(stderr, "  %s %ld: %s\n", G.in_check ? "last op" : "op", G.opno, G.desc);
 	if (G.detail[0])
 		fputs(G.detail, stderr);
-	fprintf(stderr, "  A = %s, B = %s; reproduce with: difftest -s %llu -n %ld -c %ld DIR_A DIR_B\n",
-		G.root[0], G.root[1], G.seed, G.opno, G.check_every);
+	fprintf(stderr, "  A = %s, B = %s\n  reproduce with: difftest -s %llu -n %ld -c %ld -F %ld DIR_A DIR_B\n",
+		G.root[0], G.root[1], G.seed, G.opno, G.check_every, G.full_every);
 	cleanup();
 	exit(1);
 }
@@ -656,48 +660,68 @@ static int b_lstat(const char *rel, struct stat *st)
 /* ------------------------------------------------------------------ */
 /* dirty tracking: files whose content changed since the last check    */
 
-static void mark_st(const struct stat *st)
+/* Record that bytes [lo, hi) of the reference file ST (identified by its
+ * inode, so hard links and renames are followed) changed.  A directory
+ * (a directory rename) makes the next check look at the head of every file. */
+static void mark_st(const struct stat *st, long long lo, long long hi)
 {
+	struct dirty *d;
+
 	if (S_ISDIR(st->st_mode)) {
-		G.dirty_all = 1;
+		G.heads_all = 1;
 		return;
 	}
 	if (!S_ISREG(st->st_mode))
 		return;
-	for (size_t i = 0; i < G.ndirty; i++)
-		if (G.dirty[i].dev == st->st_dev && G.dirty[i].ino == st->st_ino)
+	if (lo < 0)
+		lo = 0;
+	if (hi > TO_EOF)
+		hi = TO_EOF;
+	for (size_t i = 0; i < G.ndirty; i++) {
+		d = &G.dirty[i];
+		if (d->dev == st->st_dev && d->ino == st->st_ino &&
+		    lo <= d->hi + 2 * MARGIN && d->lo <= hi + 2 * MARGIN) {
+			if (lo < d->lo)
+				d->lo = lo;
+			if (hi > d->hi)
+				d->hi = hi;
 			return;
+		}
+	}
 	if (G.ndirty == DIRTY_MAX) {
 		G.dirty_all = 1;
 		return;
 	}
-	G.dirty[G.ndirty].dev = st->st_dev;
-	G.dirty[G.ndirty].ino = st->st_ino;
-	G.ndirty++;
+	d = &G.dirty[G.ndirty++];
+	d->dev = st->st_dev;
+	d->ino = st->st_ino;
+	d->lo = lo;
+	d->hi = hi;
 }
 
-static void mark_fd(int fd)
+static void mark_fd(int fd, long long lo, long long hi)
 {
 	struct stat st;
 
 	if (fd >= 0 && fstat(fd, &st) == 0)
-		mark_st(&st);
+		mark_st(&st, lo, hi);
 }
 
-static void mark_rel(const char *rel, int follow)
+static void mark_rel(const char *rel, int follow, long long lo, long long hi)
 {
 	struct stat st;
 
 	if ((follow ? b_stat(rel, &st) : b_lstat(rel, &st)) == 0)
-		mark_st(&st);
+		mark_st(&st, lo, hi);
 }
 
-static int is_dirty(const struct stat *st)
+/* next dirty range of ST after index *I (start with *I == 0) */
+static const struct dirty *next_dirty(const struct stat *st, size_t *i)
 {
-	for (size_t i = 0; i < G.ndirty; i++)
-		if (G.dirty[i].dev == st->st_dev && G.dirty[i].ino == st->st_ino)
-			return 1;
-	return 0;
+	for (; *i < G.ndirty; (*i)++)
+		if (G.dirty[*i].dev == st->st_dev && G.dirty[*i].ino == st->st_ino)
+			return &G.dirty[(*i)++];
+	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -854,7 +878,7 @@ static void op_open(void)
 	struct stat st[2];
 	fstat_both("fstat after open", st);
 	if (flags & (O_CREAT | O_TRUNC))
-		mark_fd(G.fd[1]);
+		mark_fd(G.fd[1], 0, 1);
 	close_both();
 }
 
@@ -895,7 +919,15 @@ static void op_write(void)
 		fail("mtime of A went backwards after a write (%lld.%09ld -> %lld.%09ld)",
 		     (long long)before.st_mtim.tv_sec, before.st_mtim.tv_nsec,
 		     (long long)fst[0].st_mtim.tv_sec, fst[0].st_mtim.tv_nsec);
-	mark_fd(G.fd[1]);
+	if (r[1].ret >= 0) {
+		long long lo = append ? fst[1].st_size - r[1].ret : off;
+
+		mark_fd(G.fd[1], lo, lo + r[1].ret);
+		/* a write past EOF leaves a hole that must read as zeros:
+		 * look at its start now, all of it on the next full check */
+		if (lo > size)
+			mark_fd(G.fd[1], size, size + 1);
+	}
 	close_both();
 }
 
@@ -972,12 +1004,12 @@ static void op_truncate(void)
 		BOTH(r, CMP_EXACT, "ftruncate", ftruncate(G.fd[s], (off_t)ns));
 		struct stat fst[2];
 		fstat_both("fstat after ftruncate", fst);
-		mark_fd(G.fd[1]);
+		mark_fd(G.fd[1], ns < size ? ns : size, (ns < size ? ns : size) + 1);
 		close_both();
 	} else {
 		full2(rel, p);
 		BOTH(r, CMP_EXACT, "truncate", truncate(p[s], (off_t)ns));
-		mark_rel(rel, 1);
+		mark_rel(rel, 1, ns < size ? ns : size, (ns < size ? ns : size) + 1);
 	}
 }
 
@@ -1007,7 +1039,7 @@ static void op_rename(void)
 		stype = b_lstat(src, &st) == 0 ? type_of(st.st_mode) : 0;
 	}
 	r100 = (int)rnd(100);
-	if (r100 < 35 || (flags & RENAME_EXCHANGE && r100 < 70))
+	if (r100 < 35 || ((flags & RENAME_EXCHANGE) && r100 < 70))
 		pick_path(dst, T_ANY);
 	else if (r100 < 40)
 		snprintf(dst, sizeof(dst), "%s", src);
@@ -1017,8 +1049,8 @@ static void op_rename(void)
 	} else
 		rand_path(dst, stype == T_DIR);
 	setdesc("%s %s -> %s", fname, src, dst);
-	mark_rel(src, 0);
-	mark_rel(dst, 0);
+	mark_rel(src, 0, 0, MARGIN);
+	mark_rel(dst, 0, 0, MARGIN);
 	full2(src, p);
 	full2(dst, q);
 	BOTH(r, CMP_EXACT, fname,
@@ -1039,7 +1071,7 @@ static void op_link(void)
 	full2(src, p);
 	full2(dst, q);
 	BOTH(r, CMP_EXACT, "link", link(p[s], q[s]));
-	mark_rel(src, 0);
+	mark_rel(src, 0, 0, MARGIN);
 }
 
 static void op_unlink(void)
@@ -1351,13 +1383,17 @@ static void op_unlinked(void)
 	BOTH(r, CMP_EXACT, "pread", pread(G.fd[s], G.buf[s], rlen, (off_t)roff));
 	if (r[0].ret > 0)
 		cmp_bytes("pread of unlinked file", G.buf[0], G.buf[1], (size_t)r[0].ret, roff);
+	long long lo = off < size ? off : size;
 	if (chance(30)) {
 		long long ns = (long long)rnd((uint64_t)nsize + 8192);
 		BOTH(r, CMP_EXACT, "ftruncate", ftruncate(G.fd[s], (off_t)ns));
 		fstat_both("fstat after ftruncate of unlinked file", fst);
+		if (ns < lo)
+			lo = ns;
 	}
 	BOTH(r, CMP_EXACT, "fsync", fsync(G.fd[s]));
-	mark_fd(G.fd[1]);       /* other hard links may still show the data */
+	/* other hard links may still show the data */
+	mark_fd(G.fd[1], lo, TO_EOF);
 	close_both();
 }
 
@@ -1409,7 +1445,10 @@ static void op_mmap(void)
 			break;
 		}
 	}
-	off = (long long)rnd((uint64_t)((size - 1) / G.pagesize + 1)) * G.pagesize;
+	/* choose in 4 KiB units so the PRNG stream does not depend on the
+	 * machine's page size, then align down to the real page size */
+	off = (long long)rnd((uint64_t)((size - 1) / 4096 + 1)) * 4096;
+	off -= off % G.pagesize;
 	len = (size_t)(size - off);
 	if (len > 256 * KIB)
 		len = 256 * KIB;
@@ -1440,7 +1479,7 @@ static void op_mmap(void)
 	BOTH(r, CMP_EXACT, "munmap", munmap(map[s], len));
 	BOTH(r, CMP_EXACT, "pread after munmap", pread(G.fd[s], G.buf[s], len, (off_t)off));
 	cmp_bytes("pread after mmap write", G.buf[0], G.buf[1], len, off);
-	mark_fd(G.fd[1]);
+	mark_fd(G.fd[1], off, off + (long long)len);
 	close_both();
 }
 
@@ -1466,26 +1505,22 @@ static ssize_t read_full(int fd, unsigned char *buf, size_t len, off_t off)
 	return (ssize_t)done;
 }
 
-static void cmp_content(const char *rel, const char *pa, const char *pb, long long size)
+/* Compare bytes [from, to) of the open files G.cfd[]; TO may lie past EOF. */
+static void cmp_span(const char *rel, long long from, long long to)
 {
-	long long off = 0;
+	long long off = from;
 
-	G.cfd[0] = open(pa, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (G.cfd[0] < 0)
-		fail("%s: cannot open on A for comparison: %s", rel, strerror(errno));
-	G.cfd[1] = open(pb, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (G.cfd[1] < 0)
-		fail("%s: cannot open on B (reference) for comparison: %s", rel, strerror(errno));
-	for (;;) {
-		ssize_t a = read_full(G.cfd[0], G.cbuf[0], CMPBUF, (off_t)off);
-		ssize_t b = read_full(G.cfd[1], G.cbuf[1], CMPBUF, (off_t)off);
+	while (off < to) {
+		size_t want = to - off < CMPBUF ? (size_t)(to - off) : CMPBUF;
+		ssize_t a = read_full(G.cfd[0], G.cbuf[0], want, (off_t)off);
+		ssize_t b = read_full(G.cfd[1], G.cbuf[1], want, (off_t)off);
 
 		if (a < 0)
 			fail("%s: read error on A at offset %lld: %s", rel, off, strerror(errno));
 		if (b < 0)
 			fail("%s: read error on B at offset %lld: %s", rel, off, strerror(errno));
 		if (a != b) {
-			detail("  reading %d bytes at %lld: A got %zd, B got %zd\n", CMPBUF, off, a, b);
+			detail("  reading %zu bytes at %lld: A got %zd, B got %zd\n", want, off, a, b);
 			fail("%s: content length differs (A %lld, B %lld bytes)", rel,
 			     off + a, off + b);
 		}
@@ -1499,11 +1534,48 @@ static void cmp_content(const char *rel, const char *pa, const char *pb, long lo
 			}
 		}
 		off += a;
-		if (a < CMPBUF)
+		if ((size_t)a < want)
 			break;
 	}
-	if (off != size)
-		fail("%s: read %lld bytes but st_size is %lld", rel, off, size);
+}
+
+/* Compare file contents: everything on full checks and for small files,
+ * otherwise the ranges changed since the last check (plus a margin for
+ * neighbouring-block damage) and the tail; always check EOF lies at SIZE. */
+static void cmp_content(const char *rel, const char *pa, const char *pb,
+			const struct stat *sb)
+{
+	long long size = sb->st_size;
+	const struct dirty *d;
+	size_t di = 0;
+	unsigned char c;
+
+	if (!G.full_content && size > SMALL_FILE && !G.heads_all && !next_dirty(sb, &di))
+		return;
+	G.cfd[0] = open(pa, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (G.cfd[0] < 0)
+		fail("%s: cannot open on A for comparison: %s", rel, strerror(errno));
+	G.cfd[1] = open(pb, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (G.cfd[1] < 0)
+		fail("%s: cannot open on B (reference) for comparison: %s", rel, strerror(errno));
+	if (G.full_content || size <= SMALL_FILE) {
+		cmp_span(rel, 0, size);
+	} else {
+		if (G.heads_all)
+			cmp_span(rel, 0, MARGIN);
+		di = 0;
+		while ((d = next_dirty(sb, &di)) != NULL) {
+			long long lo = d->lo > MARGIN ? (d->lo - MARGIN) & ~4095LL : 0;
+			long long hi = d->hi < size - MARGIN ? d->hi + MARGIN : size;
+
+			cmp_span(rel, lo, hi);
+		}
+		cmp_span(rel, size > MARGIN ? size - MARGIN : 0, size);
+	}
+	ssize_t a = pread(G.cfd[0], &c, 1, (off_t)size);
+	if (a != 0)
+		fail("%s: %s at st_size %lld (expected EOF)", rel,
+		     a < 0 ? strerror(errno) : "A has data", size);
 	close_fd(&G.cfd[0]);
 	close_fd(&G.cfd[1]);
 }
@@ -1585,9 +1657,8 @@ static void cmp_entry(const char *rel, unsigned char dtype_a)
 			     (int)la, (char *)G.buf[0], (int)(lb > 0 ? lb : 0), (char *)G.buf[1]);
 		return;         /* user.* xattrs cannot exist on symlinks */
 	}
-	if (S_ISREG(sb.st_mode) &&
-	    (G.full_content || sb.st_size <= SMALL_FILE || is_dirty(&sb)))
-		cmp_content(rel, pa, pb, sb.st_size);
+	if (S_ISREG(sb.st_mode))
+		cmp_content(rel, pa, pb, &sb);
 	cmp_xattrs(rel, pa, pb);
 	if (S_ISDIR(sb.st_mode))
 		cmp_dir(rel);
@@ -1633,6 +1704,7 @@ static void check_trees(int full_content)
 	cmp_dir("");
 	G.ndirty = 0;
 	G.dirty_all = 0;
+	G.heads_all = 0;
 	G.in_check = 0;
 	G.checks++;
 }
@@ -1640,57 +1712,67 @@ static void check_trees(int full_content)
 /* ------------------------------------------------------------------ */
 /* fault injection (DIFFTEST_CORRUPT)                                  */
 
-static void corrupt_a(void)
+/* Damage A behind the tester's back (DIFFTEST_CORRUPT=K).  Returns 0 while
+ * the tree has nothing suitable yet, unless LAST: then K=1,2,4 fall back
+ * to K=3 (a stray file), so a mismatch is always provoked. */
+static int corrupt_a(int last)
 {
 	char pa[PATHBUF];
-	const struct ent *best = NULL;
+	const struct ent *best = NULL, *any = NULL;
 	int fd;
 
-	for (size_t i = 0; i < G.nents; i++)
+	for (size_t i = 0; i < G.nents; i++) {
 		if (G.ents[i].type == T_REG && G.ents[i].size > 0 &&
 		    (!best || G.ents[i].size < best->size))
 			best = &G.ents[i];
+		if (G.ents[i].type != T_LNK && !any)
+			any = &G.ents[i];
+	}
 	if (G.corrupt == 1 && best) {
 		unsigned char c;
 		long long off = best->size / 2;
+		int done = 0;
 
 		full(0, best->path, pa);
 		fd = open(pa, O_RDWR | O_CLOEXEC);
 		if (fd >= 0 && pread(fd, &c, 1, (off_t)off) == 1) {
 			c ^= 0x5a;
-			if (pwrite(fd, &c, 1, (off_t)off) == 1)
-				fprintf(stderr, "difftest: DIFFTEST_CORRUPT: flipped byte %lld of A/%s\n",
-					off, best->path);
-			mark_rel(best->path, 0);
+			done = pwrite(fd, &c, 1, (off_t)off) == 1;
 		}
 		if (fd >= 0)
 			close(fd);
-		return;
+		if (done) {
+			fprintf(stderr, "difftest: DIFFTEST_CORRUPT: flipped byte %lld of A/%s\n",
+				off, best->path);
+			mark_rel(best->path, 0, off, off + 1);
+			return 1;
+		}
 	}
-	if (G.corrupt == 2 && G.nents > 0) {
+	if (G.corrupt == 2 && any) {
 		struct stat st;
 
-		full(0, G.ents[0].path, pa);
-		if (stat(pa, &st) == 0 && chmod(pa, (st.st_mode & 07777) ^ 0004) == 0) {
-			fprintf(stderr, "difftest: DIFFTEST_CORRUPT: chmod o^r on A/%s\n",
-				G.ents[0].path);
-			return;
+		full(0, any->path, pa);
+		if (lstat(pa, &st) == 0 && chmod(pa, (st.st_mode & 07777) ^ 0004) == 0) {
+			fprintf(stderr, "difftest: DIFFTEST_CORRUPT: chmod o^r on A/%s\n", any->path);
+			return 1;
 		}
 	}
-	if (G.corrupt == 4 && best) {
-		full(0, best->path, pa);
+	if (G.corrupt == 4 && any) {
+		full(0, any->path, pa);
 		if (lsetxattr(pa, "user.difftest-corrupt", "x", 1, 0) == 0) {
 			fprintf(stderr, "difftest: DIFFTEST_CORRUPT: added user.difftest-corrupt to A/%s\n",
-				best->path);
-			return;
+				any->path);
+			return 1;
 		}
 	}
-	/* mode 3, and the fallback for the others: a stray file in A */
+	if (G.corrupt != 3 && !last)
+		return 0;
 	full(0, "difftest-corrupt", pa);
 	fd = open(pa, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd >= 0)
 		close(fd);
 	fprintf(stderr, "difftest: DIFFTEST_CORRUPT: created stray file A/difftest-corrupt\n");
+	return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1754,17 +1836,21 @@ static void usage(FILE *f)
 		"  -s SEED         PRNG seed (default: from the clock; always printed)\n"
 		"  -n OPS          number of operations (default 3000)\n"
 		"  -c CHECK_EVERY  compare the whole trees every N ops and at the end (default 1)\n"
-		"  -F FULL_EVERY   every Nth tree check reads all file contents; other checks\n"
-		"                  read files <= 64 KiB and files changed since the last check\n"
-		"                  (default %d; the final check always reads everything)\n"
+		"  -F FULL_EVERY   every Nth tree check reads all file contents (default %d;\n"
+		"                  1 = always); the other checks read files <= 16 KiB whole\n"
+		"                  and, of larger files, the last 64 KiB and 64 KiB around\n"
+		"                  each range changed since the previous check.  The final\n"
+		"                  check always reads everything.\n"
 		"  -v              print each operation as it runs\n"
 		"\n"
 		"Exit status: 0 no difference, 1 mismatch, 2 usage or setup error.\n"
 		"\n"
-		"Environment: DIFFTEST_CORRUPT=K damages DIR_A behind the tester's back after\n"
-		"op %d (or the last op if fewer) so that a MISMATCH must be reported:\n"
-		"K=1 flips a byte of a file, 2 changes permission bits, 3 creates a stray\n"
-		"file, 4 adds a user.* xattr.  Used to prove that the checker can fail.\n",
+		"Environment: DIFFTEST_CORRUPT=K damages DIR_A behind the tester's back just\n"
+		"before the first tree check after op %d (or the final check if there are\n"
+		"fewer ops), so that a MISMATCH must be reported:\n"
+		"K=1 flips a byte of a non-empty file, 2 changes permission bits, 3 creates\n"
+		"a stray file, 4 adds a user.* xattr; 1, 2 and 4 wait for a suitable\n"
+		"object and fall back to 3 at the last op.  Used to prove the checker fails.\n",
 		DEFAULT_FULL_EVERY, CORRUPT_AT);
 }
 
@@ -1936,19 +2022,21 @@ int main(int argc, char **argv)
 		op = choose_op();
 		run_op(op);
 		G.counts[op]++;
-		if (G.corrupt && G.opno == corrupt_at) {
-			scan_b();
-			corrupt_a();
-		}
 		if (G.opno % G.check_every == 0 || G.opno == G.nops) {
+			/* damage right before a check, so no op can repair it */
+			if (G.corrupt && G.opno >= corrupt_at) {
+				scan_b();
+				if (corrupt_a(G.opno == G.nops))
+					G.corrupt = 0;
+			}
 			int last = G.opno == G.nops;
 
 			check_trees(last || (G.checks + 1) % G.full_every == 0);
 		}
 	}
+	G.opno = G.nops;
 	if (G.nops == 0)
 		check_trees(1);
-	G.opno = G.nops;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 
 	char counts[1024];
