@@ -25,7 +25,7 @@ override LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 BUILD   ?= build
-CORE    := cipher store store_keys store_audit store_session keyring auth config passphrase \
+CORE    := cipher store store_keys store_audit store_backup store_session keyring auth config passphrase \
            unlock audit fs inode dir blockio xattr reencrypt check
 CORE_O  := $(CORE:%=$(BUILD)/%.o)
 FS_O    := $(BUILD)/fsops.o $(BUILD)/custodyfs.o
@@ -61,7 +61,7 @@ unit: $(UNIT:%=$(BUILD)/%)
 
 # ---- dependencies (Debian 12) ----
 DEBS := build-essential pkg-config libfuse3-dev fuse3 libsqlite3-dev sqlite3 \
-        libsodium-dev libinih-dev attr jq
+        libsodium-dev libinih-dev attr jq systemd
 deps:
 	@missing=""; for p in $(DEBS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
@@ -103,7 +103,23 @@ install: all
 	  $(DESTDIR)/etc/custodyfs
 	install -m 0755 custodyfs $(DESTDIR)$(PREFIX)/bin/custodyfs
 	install -m 0755 custodyctl $(DESTDIR)$(PREFIX)/sbin/custodyctl
-	install -m 0644 etc/custodyfs.ini $(DESTDIR)/etc/custodyfs/custodyfs.ini
+	# the config is the admin's once installed: never overwrite it
+	[ -e $(DESTDIR)/etc/custodyfs/custodyfs.ini ] || \
+	  install -m 0644 etc/custodyfs.ini $(DESTDIR)/etc/custodyfs/custodyfs.ini
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 0644 etc/custodyfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/custodyfs.1
+	install -m 0644 etc/custodyfs.ini.5 $(DESTDIR)$(PREFIX)/share/man/man5/custodyfs.ini.5
+	install -m 0644 etc/custodyctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/custodyctl.8
+	install -m 0644 etc/bash_completion/custodyfs \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/custodyfs
+	install -m 0644 etc/bash_completion/custodyctl \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/custodyctl
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' 'etc/custodyfs@.service' \
+	  > '$(DESTDIR)$(PREFIX)/lib/systemd/system/custodyfs@.service'
+	chmod 0644 '$(DESTDIR)$(PREFIX)/lib/systemd/system/custodyfs@.service'
 
 clean:
 	rm -rf build build-asan custodyfs custodyctl

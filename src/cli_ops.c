@@ -1,6 +1,248 @@
-/* src/cli_ops.c - placeholder while being written; replaced before landing. */
+/*
+ * cli_ops.c - custodyctl's day-two commands: backup (a consistent copy,
+ * safe while mounted), compact (VACUUM) and upgrade (format migrations).
+ * The work itself is in store_backup.c; this file parses arguments, checks
+ * roles, shows progress, and records each action in the audit trail.
+ */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth.h"
 #include "cli.h"
-int cmd_backup(struct cli *c, int argc, char **argv) { (void)c; (void)argc; (void)argv; fprintf(stderr, "custodyctl: cmd_backup is being written\n"); return EXIT_RUNTIME; }
-int cmd_compact(struct cli *c, int argc, char **argv) { (void)c; (void)argc; (void)argv; fprintf(stderr, "custodyctl: cmd_compact is being written\n"); return EXIT_RUNTIME; }
-int cmd_upgrade(struct cli *c, int argc, char **argv) { (void)c; (void)argc; (void)argv; fprintf(stderr, "custodyctl: cmd_upgrade is being written\n"); return EXIT_RUNTIME; }
+#include "store.h"
+#include "store_backup.h"
+
+static int wants_help(int argc, char **argv, const char *text)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(text, stdout);
+			return 1;
+		}
+	return 0;
+}
+
+/* Record op in the trail in its own short transaction (waits for the
+ * write lock up to the busy timeout). Prints a warning if that fails. */
+static void record(struct cli *c, const char *op, const char *target, int rc)
+{
+	int err;
+
+	if (!c->audit)
+		return;
+	if ((err = store_begin(c->un.s)) == 0 &&
+	    (err = cli_record(c, op, target, rc)) == 0 &&
+	    (err = store_commit(c->un.s)) == 0)
+		return;
+	store_rollback(c->un.s);
+	fprintf(stderr, "custodyctl: warning: %s not recorded in the audit"
+	        " trail: %s\n", op, err == -EBUSY ? "store is busy"
+	                                          : strerror(-err));
+}
+
+/* ---- backup ---- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+struct progress {
+	struct cli *c;
+	const char *what;
+	int64_t started;
+};
+
+static int show_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct progress *p = arg;
+
+	cli_progress(p->c, p->what, done, total, p->started, done >= total);
+	return interrupted;
+}
+
+int cmd_backup(struct cli *c, int argc, char **argv)
+{
+	static const char help[] =
+"usage: custodyctl -s STORE backup DEST [--force]\n"
+"Write a consistent copy of the store to DEST, also while it is mounted and\n"
+"being written (SQLite's online backup, a few MiB at a time, so the mount\n"
+"is never held up). The copy goes to DEST.tmp (mode 0600), is synced, then\n"
+"renamed to DEST: DEST is complete or absent, never half written. The copy\n"
+"is a store like the original: mount it, or check it with custodyctl check.\n"
+"Any store user may back up; the backup is recorded in the audit trail when\n"
+"the store file is writable for you.\n"
+"  --force   replace an existing DEST\n"
+"Exit status: 0 done, 1 error (DEST exists without --force, I/O error),\n"
+"2 usage, 3 authentication failed, 6 store busy.\n";
+	struct sigaction sa, old_int, old_term, old_hup;
+	struct progress p = { c, "backup", 0 };
+	const char *dest = NULL;
+	char why[512];
+	uint64_t pages = 0;
+	struct stat sb;
+	int force = 0, writable, rc, st;
+
+	if (wants_help(argc, argv, help))
+		return EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f"))
+			force = 1;
+		else if (argv[i][0] == '-' && argv[i][1]) {
+			fprintf(stderr, "custodyctl: backup: unknown option '%s'\n",
+			        argv[i]);
+			return EXIT_USAGE;
+		} else if (!dest)
+			dest = argv[i];
+		else {
+			fprintf(stderr, "custodyctl: backup takes one DEST\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (!dest || !dest[0]) {
+		fprintf(stderr, "custodyctl: backup: no DEST given (see custodyctl"
+		        " backup --help)\n");
+		return EXIT_USAGE;
+	}
+	/* before asking for a passphrase: store_backup checks again, atomically */
+	if (!force && lstat(dest, &sb) == 0) {
+		fprintf(stderr, "custodyctl: cannot back up to '%s': file exists"
+		        " (--force replaces it)\n", dest);
+		return EXIT_RUNTIME;
+	}
+	writable = c->u.store && access(c->u.store, W_OK) == 0;
+	if ((st = cli_unlock(c, writable ? 0 : STORE_READONLY, 0, "backup")))
+		return st;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal; /* no SA_RESTART: stop between steps */
+	sigemptyset(&sa.sa_mask);
+	interrupted = 0;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	sigaction(SIGHUP, &sa, &old_hup);
+	p.started = cli_now_ms();
+	rc = store_backup(c->un.s, dest, force, (int)c->un.cfg.busy_timeout_ms,
+	                  show_progress, &p, &pages, why, sizeof why);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGHUP, &old_hup, NULL);
+
+	if (writable)
+		record(c, "backup", dest, rc);
+	if (rc) {
+		fprintf(stderr, "custodyctl: cannot back up to '%s': %s\n", dest, why);
+		return rc == -EBUSY ? EXIT_BUSY : rc == -EINVAL ? EXIT_USAGE
+		                                                : EXIT_RUNTIME;
+	}
+	{
+		int64_t ms = cli_now_ms() - p.started;
+		off_t bytes = stat(dest, &sb) == 0 ? sb.st_size : 0;
+		printf("backed up '%s' to '%s': %llu pages, %lld bytes in %lld.%03llds\n",
+		       c->u.store, dest, (unsigned long long)pages, (long long)bytes,
+		       (long long)(ms / 1000), (long long)(ms % 1000));
+	}
+	if (!writable)
+		fprintf(stderr, "custodyctl: note: the store is read-only for you:"
+		        " this backup is not in the audit trail\n");
+	return EXIT_OK;
+}
+
+/* ---- compact ---- */
+
+int cmd_compact(struct cli *c, int argc, char **argv)
+{
+	static const char help[] =
+"usage: custodyctl -s STORE compact\n"
+"Rebuild the store file without its free pages (SQLite VACUUM) and give the\n"
+"space back to the file system. Deleted data is already zeroed in place\n"
+"(secure_delete); compact shrinks the file. It needs the store to itself:\n"
+"unmount it first (otherwise it waits for the busy timeout and exits 6).\n"
+"The rebuild needs free disk space about the size of the store, for a\n"
+"temporary copy in $SQLITE_TMPDIR (default /var/tmp). Admin only.\n"
+"Exit status: 0 done, 1 error, 2 usage, 3 authentication failed,\n"
+"5 not an admin, 6 store busy (mounted or open elsewhere).\n";
+	struct progress p = { c, "compact", 0 };
+	struct store_size before, after;
+	char why[512];
+	int rc, st;
+
+	if (wants_help(argc, argv, help))
+		return EXIT_OK;
+	if (argc > 1) {
+		fprintf(stderr, "custodyctl: compact takes no arguments\n");
+		return EXIT_USAGE;
+	}
+	if ((st = cli_unlock(c, 0, 1 << ROLE_ADMIN, "compact")))
+		return st;
+	p.started = cli_now_ms();
+	rc = store_vacuum(c->un.s, show_progress, &p, &before, &after, why,
+	                  sizeof why);
+	record(c, "compact", c->u.store, rc);
+	if (rc) {
+		fprintf(stderr, "custodyctl: cannot compact '%s': %s\n", c->u.store,
+		        why);
+		return rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
+	}
+	printf("compacted '%s': %llu bytes (WAL %llu) -> %llu bytes, %llu freed\n",
+	       c->u.store, (unsigned long long)before.file_bytes,
+	       (unsigned long long)before.wal_bytes,
+	       (unsigned long long)after.file_bytes,
+	       (unsigned long long)(before.file_bytes + before.wal_bytes >
+	                                            after.file_bytes
+	                            ? before.file_bytes + before.wal_bytes -
+	                                      after.file_bytes
+	                            : 0));
+	return EXIT_OK;
+}
+
+/* ---- upgrade ---- */
+
+int cmd_upgrade(struct cli *c, int argc, char **argv)
+{
+	static const char help[] =
+"usage: custodyctl -s STORE upgrade\n"
+"Migrate the store file to this binary's format (see custodyctl info),\n"
+"in one transaction: it is either fully migrated or untouched. A store\n"
+"made by a newer custodyfs is refused by every command (exit 1): upgrade\n"
+"the binaries instead. Needs the store to itself when there is work to\n"
+"do. Admin only.\n"
+"Exit status: 0 done (or nothing to do), 1 error, 2 usage,\n"
+"3 authentication failed, 5 not an admin, 6 store busy.\n";
+	char why[512], target[64];
+	int64_t from = 0, to = 0;
+	int rc, st;
+
+	if (wants_help(argc, argv, help))
+		return EXIT_OK;
+	if (argc > 1) {
+		fprintf(stderr, "custodyctl: upgrade takes no arguments\n");
+		return EXIT_USAGE;
+	}
+	if ((st = cli_unlock(c, 0, 1 << ROLE_ADMIN, "upgrade")))
+		return st;
+	rc = store_upgrade(c->un.s, &from, &to, why, sizeof why);
+	snprintf(target, sizeof target, "format %lld -> %lld", (long long)from,
+	         (long long)(rc ? from : to));
+	if (rc || from != to)
+		record(c, "upgrade", target, rc);
+	if (rc) {
+		fprintf(stderr, "custodyctl: cannot upgrade '%s': %s\n", c->u.store,
+		        why);
+		return rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
+	}
+	if (from == to)
+		printf("store is already at format %lld\n", (long long)to);
+	else
+		printf("upgraded '%s' from format %lld to %lld\n", c->u.store,
+		       (long long)from, (long long)to);
+	return EXIT_OK;
+}

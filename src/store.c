@@ -147,6 +147,7 @@ static int store_configure(struct store *s, int busy_ms)
 {
 	int rc;
 
+	s->busy_ms = busy_ms;
 	sqlite3_busy_timeout(s->db, busy_ms);
 	sqlite3_extended_result_codes(s->db, 0);
 	/* secure_delete: freed pages are zeroed, so deleted ciphertext and
@@ -276,10 +277,10 @@ void store_close(struct store *s)
 		if (s->stmt[i])
 			sqlite3_finalize(s->stmt[i]);
 	if (s->db) {
+		/* fold the WAL in if nobody else is using the store; never wait
+		 * for a mount that is */
 		if (!s->readonly && sqlite3_get_autocommit(s->db))
-			sqlite3_wal_checkpoint_v2(s->db, NULL,
-			                          SQLITE_CHECKPOINT_TRUNCATE,
-			                          NULL, NULL);
+			store_checkpoint(s);
 		sqlite3_close(s->db);
 	}
 	free(s);
@@ -332,9 +333,19 @@ void store_rollback_savepoint(struct store *s)
 
 int store_checkpoint(struct store *s)
 {
-	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL,
-	                                   SQLITE_CHECKPOINT_TRUNCATE, NULL,
-	                                   NULL);
+	int rc, log = 0, done = 0;
+
+	/* PASSIVE never waits; TRUNCATE (empties the WAL file) only if it
+	 * can have every lock at once: the busy timeout is off meanwhile, so
+	 * a reader holding an old snapshot costs a retry, not a stall */
+	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	                               &log, &done);
+	if (rc != SQLITE_OK)
+		return store_err(s, rc);
+	sqlite3_busy_timeout(s->db, 0);
+	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+	                               NULL, NULL);
+	sqlite3_busy_timeout(s->db, s->busy_ms);
 	return store_err(s, rc);
 }
 

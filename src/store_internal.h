@@ -18,6 +18,7 @@ struct store {
 	sqlite3 *db;
 	int readonly;
 	int savepoint_depth;
+	int busy_ms;
 	sqlite3_stmt *stmt[STORE_MAX_STMTS]; /* cache, indexed by statement id */
 };
 

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Day-two commands: info --json, upgrade and the refusal of newer formats,
+# compact (shrinks after a delete; refuses while mounted, exit 6, without
+# stalling the mount), backup's refusals (existing DEST, the store itself,
+# a leftover DEST.tmp) and the audit rows of these actions.
+. "$(dirname "$0")/../lib.sh"
+t_setup
+# compact waits for the busy timeout when the store is mounted: keep it short
+printf '[store]\nbusy_timeout = 1s\n' >> "$CONF"
+
+# one line on stderr
+lines() { grep -c . "$1"; }
+
+# ---- info --json ----
+json=$(ctl info --json)
+for f in format cipher block_size page_size file_bytes wal_bytes free_bytes \
+         files directories data_bytes blocks audit_rows keys users; do
+	case $json in *"\"$f\":"*) ok "info --json has $f" ;;
+	              *) fail "info --json lacks $f: $json" ;; esac
+done
+expect_eq "info --json format" 1 "$(sed -n 's/.*"format":\([0-9]*\).*/\1/p' <<<"$json")"
+
+# ---- upgrade ----
+out=$(ctl upgrade 2>&1); st=$?
+expect_eq "upgrade exit" 0 "$st"
+expect_eq "upgrade says current" "store is already at format 1" "$out"
+expect_status "upgrade --help" 0 ctl upgrade --help
+expect_status "upgrade takes no arguments" 2 ctl upgrade extra
+
+# a store from a newer custodyfs (format 2), as a newer binary writes it
+cp "$STORE" "$T/f2.db"
+sqlite3 "$T/f2.db" "UPDATE meta SET value=CAST('2' AS BLOB) WHERE key='format'"
+for cmd in info upgrade; do
+	"$CUSTODYCTL" -s "$T/f2.db" -u admin -c "$CONF" --passfile "$PASSFILE" \
+		$cmd >/dev/null 2>"$T/err"; st=$?
+	expect_eq "format 2: custodyctl $cmd exit" 1 "$st"
+	expect_eq "format 2: custodyctl $cmd one line" 1 "$(lines "$T/err")"
+	check "format 2: custodyctl $cmd says newer" grep -q "newer custodyfs" "$T/err"
+done
+mkdir -p "$T/mnt2"
+"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$T/f2.db" "$T/mnt2" \
+	2>"$T/err"; st=$?
+T_MOUNTS+=("$T/mnt2")
+expect_eq "format 2: custodyfs exit" 1 "$st"
+expect_eq "format 2: custodyfs one line" 1 "$(lines "$T/err")"
+check "format 2: custodyfs says newer" grep -q "newer custodyfs" "$T/err"
+check_not "format 2: nothing mounted" mountpoint -q "$T/mnt2"
+# the same edit by hand, as text: still refused with one line and exit 1
+sqlite3 "$T/f2.db" "UPDATE meta SET value='2' WHERE key='format'"
+"$CUSTODYCTL" -s "$T/f2.db" -u admin -c "$CONF" --passfile "$PASSFILE" info \
+	>/dev/null 2>"$T/err"; st=$?
+expect_eq "format '2' as text: info exit" 1 "$st"
+expect_eq "format '2' as text: one line" 1 "$(lines "$T/err")"
+
+# ---- compact ----
+check "mount" t_mount
+head -c 100000 /dev/urandom > "$T/keep"
+cp "$T/keep" "$MNT/keep"
+dd if=/dev/urandom of="$MNT/big" bs=1M count=16 status=none
+sync "$MNT/big"
+# mounted: compact must refuse (exit 6) and the mount must keep working
+ctl compact >/dev/null 2>"$T/err" &
+cpid=$!
+sleep 0.4 # let compact reach its lock wait
+echo during > "$MNT/during"
+check "mount writable while compact waits" test "$(cat "$MNT/during")" = during
+wait $cpid; st=$?
+expect_eq "compact while mounted: exit 6" 6 "$st"
+check "compact while mounted: says busy" grep -q "busy" "$T/err"
+expect_eq "compact while mounted: one line" 1 "$(lines "$T/err")"
+check "unmount" t_umount
+
+size() { stat -c %s "$1"; }
+before=$(size "$STORE")
+check "remount" t_mount
+rm "$MNT/big"
+check "unmount after delete" t_umount
+expect_eq "delete does not shrink the file" "$before" "$(size "$STORE")"
+free=$(ctl info --json | sed -n 's/.*"free_bytes":\([0-9]*\).*/\1/p')
+check "free pages after delete ($free bytes)" test "$free" -ge $((15 << 20))
+out=$(ctl compact 2>/dev/null); st=$?
+expect_eq "compact exit" 0 "$st"
+after=$(size "$STORE")
+t_log "compact: $before -> $after bytes ($out)"
+check "compact shrinks the file by >= 15 MiB" test $((before - after)) -ge $((15 << 20))
+check "compact reports sizes" grep -q "^compacted .* -> $after bytes" <<<"$out"
+check "no -wal left after compact" test ! -s "$STORE-wal"
+expect_eq "integrity after compact" ok "$(sqlite3 "$STORE" 'PRAGMA integrity_check')"
+free=$(ctl info --json | sed -n 's/.*"free_bytes":\([0-9]*\).*/\1/p')
+expect_eq "no free pages after compact" 0 "$free"
+check "mount after compact" t_mount
+check "data intact after compact" cmp "$T/keep" "$MNT/keep"
+check_not "deleted file stays deleted" test -e "$MNT/big"
+check "unmount" t_umount
+expect_status "compact --help" 0 ctl compact --help
+expect_status "compact takes no arguments" 2 ctl compact now
+
+# ---- backup refusals ----
+expect_status "backup without DEST" 2 ctl backup
+expect_status "backup with two DESTs" 2 ctl backup "$T/a" "$T/b"
+expect_status "backup --help" 0 ctl backup --help
+expect_status "backup" 0 ctl backup "$T/b.db"
+expect_eq "backup is mode 0600" 600 "$(stat -c %a "$T/b.db")"
+check_not "no DEST.tmp left" test -e "$T/b.db.tmp"
+sum=$(md5sum < "$T/b.db")
+ctl backup "$T/b.db" >/dev/null 2>"$T/err"; st=$?
+expect_eq "backup refuses to overwrite: exit 1" 1 "$st"
+check "backup refuses to overwrite: says exists" grep -q "exists" "$T/err"
+expect_eq "refused backup left DEST alone" "$sum" "$(md5sum < "$T/b.db")"
+ln -s "$T/b.db" "$T/link.db"
+expect_status "backup refuses an existing symlink" 1 ctl backup "$T/link.db"
+expect_status "backup --force replaces" 0 ctl backup "$T/b.db" --force
+check "replaced backup is a store" test "$(sqlite3 "$T/b.db" 'PRAGMA integrity_check')" = ok
+expect_status "backup onto the store itself" 2 ctl backup "$STORE" --force
+expect_eq "store untouched" ok "$(sqlite3 "$STORE" 'PRAGMA integrity_check')"
+: > "$T/c.db.tmp"
+ctl backup "$T/c.db" >/dev/null 2>"$T/err"; st=$?
+expect_eq "leftover DEST.tmp: exit 1" 1 "$st"
+check "leftover DEST.tmp: named" grep -q "c.db.tmp" "$T/err"
+check_not "leftover DEST.tmp: no DEST" test -e "$T/c.db"
+expect_status "backup into a missing directory" 1 ctl backup "$T/nodir/x.db"
+check_not "wrong passphrase: no backup" \
+	"$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile /dev/null backup "$T/d.db"
+check_not "wrong passphrase: no file" test -e "$T/d.db"
+
+# ---- the trail has the actions (op is stored in the clear) ----
+n() { sqlite3 "$STORE" "SELECT count(*) FROM audit WHERE op='$1' AND result=$2"; }
+expect_eq "audit: compact refused while mounted" 1 "$(n compact -16)"
+expect_eq "audit: compact done" 1 "$(n compact 0)"
+expect_eq "audit: backups done" 2 "$(n backup 0)"
+t_finish
