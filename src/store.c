@@ -76,6 +76,22 @@ static const char *const schema_v1[] = {
 	NULL
 };
 
+/* Statement ids of this file (store_keys.c etc. number from STORE_Q_*). */
+enum {
+	Q_META_GET, Q_META_SET,
+	Q_INODE_GET, Q_INODE_INSERT, Q_INODE_UPDATE, Q_INODE_DELETE,
+	Q_INODE_DEL_BLOCKS, Q_INODE_DEL_XATTRS, Q_INODE_EACH, Q_INODE_COUNT,
+	Q_DENTRY_GET, Q_DENTRY_INSERT, Q_DENTRY_DELETE, Q_DENTRY_UPDATE,
+	Q_DENTRY_ANY, Q_DENTRY_EACH, Q_DENTRY_ALL, Q_DENTRY_OF_INO,
+	Q_BLOCK_GET, Q_BLOCK_INSERT, Q_BLOCK_UPDATE, Q_BLOCK_TRUNC,
+	Q_BLOCK_EACH, Q_BLOCK_COUNT,
+	Q_XATTR_GET, Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH,
+	Q_TX_BEGIN, Q_TX_COMMIT, Q_TX_ROLLBACK, Q_TX_SAVEPOINT, Q_TX_RELEASE,
+	Q_TX_ROLLBACK_TO,
+	Q_FS_LAST /* store_keys.c and store_audit.c number from here */
+};
+_Static_assert(Q_FS_LAST <= STORE_Q_KEYS, "statement ids overlap");
+
 sqlite3_stmt *store_stmt(struct store *s, int id, const char *sql)
 {
 	if (id < 0 || id >= STORE_MAX_STMTS)
@@ -286,20 +302,27 @@ void store_close(struct store *s)
 	free(s);
 }
 
+/* Transaction control runs on every filesystem operation: prepared once. */
+static int tx_stmt(struct store *s, int id, const char *sql)
+{
+	sqlite3_stmt *st = store_stmt(s, id, sql);
+	return st ? store_step_done(s, st) : -EIO;
+}
+
 int store_begin(struct store *s)
 {
-	return store_exec(s, "BEGIN IMMEDIATE");
+	return tx_stmt(s, Q_TX_BEGIN, "BEGIN IMMEDIATE");
 }
 
 int store_commit(struct store *s)
 {
-	return store_exec(s, "COMMIT");
+	return tx_stmt(s, Q_TX_COMMIT, "COMMIT");
 }
 
 void store_rollback(struct store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
-		store_exec(s, "ROLLBACK");
+		tx_stmt(s, Q_TX_ROLLBACK, "ROLLBACK");
 	s->savepoint_depth = 0;
 }
 
@@ -310,7 +333,7 @@ int store_in_transaction(struct store *s)
 
 int store_savepoint(struct store *s)
 {
-	int rc = store_exec(s, "SAVEPOINT op");
+	int rc = tx_stmt(s, Q_TX_SAVEPOINT, "SAVEPOINT op");
 	if (!rc)
 		s->savepoint_depth++;
 	return rc;
@@ -318,7 +341,7 @@ int store_savepoint(struct store *s)
 
 int store_release(struct store *s)
 {
-	int rc = store_exec(s, "RELEASE op");
+	int rc = tx_stmt(s, Q_TX_RELEASE, "RELEASE op");
 	if (!rc)
 		s->savepoint_depth--;
 	return rc;
@@ -326,8 +349,8 @@ int store_release(struct store *s)
 
 void store_rollback_savepoint(struct store *s)
 {
-	store_exec(s, "ROLLBACK TO op");
-	store_exec(s, "RELEASE op");
+	tx_stmt(s, Q_TX_ROLLBACK_TO, "ROLLBACK TO op");
+	tx_stmt(s, Q_TX_RELEASE, "RELEASE op");
 	s->savepoint_depth--;
 }
 
@@ -395,17 +418,7 @@ int store_integrity_check(struct store *s, char *msg, size_t cap)
 
 /* ---- meta ---- */
 
-enum {
-	Q_META_GET, Q_META_SET,
-	Q_INODE_GET, Q_INODE_INSERT, Q_INODE_UPDATE, Q_INODE_DELETE,
-	Q_INODE_DEL_BLOCKS, Q_INODE_DEL_XATTRS, Q_INODE_EACH, Q_INODE_COUNT,
-	Q_DENTRY_GET, Q_DENTRY_INSERT, Q_DENTRY_DELETE, Q_DENTRY_UPDATE,
-	Q_DENTRY_ANY, Q_DENTRY_EACH, Q_DENTRY_ALL, Q_DENTRY_OF_INO,
-	Q_BLOCK_GET, Q_BLOCK_INSERT, Q_BLOCK_UPDATE, Q_BLOCK_TRUNC,
-	Q_BLOCK_EACH, Q_BLOCK_COUNT,
-	Q_XATTR_GET, Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH,
-	Q_FS_LAST /* store_keys.c and store_audit.c number from here */
-};
+
 
 int store_meta_get(struct store *s, const char *key, void *buf, size_t cap,
                    size_t *len)
