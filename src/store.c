@@ -169,7 +169,7 @@ static int store_configure(struct store *s, int busy_ms)
 	/* secure_delete: freed pages are zeroed, so deleted ciphertext and
 	 * crypto-shredded key grants do not linger in the file. */
 	rc = store_exec(s, "PRAGMA secure_delete=FAST; PRAGMA foreign_keys=OFF;"
-	                   " PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;"
+	                   " PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY;"
 	                   " PRAGMA trusted_schema=OFF");
 	if (rc)
 		return rc;
