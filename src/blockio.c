@@ -63,6 +63,11 @@ static int block_load(struct fs *fs, const struct store_inode *in,
 	rc = store_block_get(fs->s, in->ino, blk, &v, cbuf, bs + CIPHER_OVERHEAD,
 	                     &clen);
 	if (rc == -ENOENT) {
+		/* the inode's authenticated block count says whether the file
+		 * has holes at all: in a dense file a missing block was deleted */
+		uint64_t span = (in->size + bs - 1) / bs;
+		if (blk < span && in->nblocks >= span)
+			return -EIO;
 		memset(plain, 0, bs);
 		*len = 0;
 		return 0;

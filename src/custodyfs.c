@@ -430,10 +430,14 @@ int main(int argc, char **argv)
 	}
 	a.f.extra_options = a.extra[0] ? a.extra : NULL;
 	a.f.fsname = "custodyfs";
-	if (stat(a.f.mountpoint, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-		fprintf(stderr, "custodyfs: mount point '%s' %s\n", a.f.mountpoint,
-		        errno == ENOENT || !S_ISDIR(sb.st_mode) ? "is not a directory"
-		                                                : strerror(errno));
+	if (stat(a.f.mountpoint, &sb) != 0) {
+		fprintf(stderr, "custodyfs: mount point '%s': %s\n", a.f.mountpoint,
+		        errno == ENOENT ? "does not exist" : strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "custodyfs: mount point '%s' is not a directory\n",
+		        a.f.mountpoint);
 		return EXIT_RUNTIME;
 	}
 	if (stat(a.u.store, &sb) != 0) {

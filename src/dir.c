@@ -74,7 +74,11 @@ static int open_name(struct fs *fs, const struct store_dentry *d, char *buf)
 int dir_name(struct fs *fs, const struct store_inode *dir,
              const struct store_dentry *d, char *buf)
 {
-	int rc = name_keys(fs, dir, d->key_version);
+	int rc;
+
+	if (!d->key_version || !d->namelen)
+		return -EIO; /* a malformed row */
+	rc = name_keys(fs, dir, d->key_version);
 
 	if (rc == 0)
 		rc = open_name(fs, d, buf);

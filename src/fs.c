@@ -250,6 +250,7 @@ static void ref_lookup(struct fs *fs, uint64_t ino)
 /* ---- setup ---- */
 
 struct orphan_ctx {
+	struct fs *fs;
 	uint64_t *inos;
 	size_t n, cap;
 };
@@ -257,8 +258,13 @@ struct orphan_ctx {
 static int collect_orphan(void *arg, const struct store_inode *in)
 {
 	struct orphan_ctx *o = arg;
+	uint8_t mac[STORE_MAC_BYTES];
 
-	if (in->nlink == 0 && in->ino != STORE_ROOT_INO) {
+	/* only authentic rows: a tampered or malformed row (nlink edited to
+	 * 0, a zeroed key version) is evidence for check, never swept */
+	if (in->nlink == 0 && in->ino != STORE_ROOT_INO && in->key_version &&
+	    inode_mac(o->fs, in, mac) == 0 &&
+	    cipher_memeq(mac, in->mac, sizeof mac)) {
 		if (o->n == o->cap) {
 			size_t nc = o->cap ? 2 * o->cap : 64;
 			uint64_t *p = realloc(o->inos, nc * sizeof *p);
@@ -305,7 +311,7 @@ int fs_new(struct store *s, struct keyring *kr, struct audit *audit,
            const struct fs_opts *o, struct fs **out)
 {
 	struct fs *fs = calloc(1, sizeof *fs);
-	struct orphan_ctx orph = { 0 };
+	struct orphan_ctx orph = { fs, NULL, 0, 0 };
 	int64_t bs;
 	int rc;
 
@@ -442,8 +448,11 @@ int fs_lookup(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
 	if (!(rc = check_name(name)) && !(rc = load_dir(fs, parent, &dir))) {
 		if (!strcmp(name, "."))
 			rc = inode_load(fs, parent, &in);
-		else if (!(rc = dir_find(fs, &dir, name, &d)))
+		else if (!(rc = dir_find(fs, &dir, name, &d))) {
 			rc = inode_load(fs, d.ino, &in);
+			if (rc == -ENOENT)
+				rc = -EIO; /* an authentic entry whose inode is gone */
+		}
 	}
 	if (!rc) {
 		inode_to_attr(fs, &in, out);

@@ -765,6 +765,9 @@ int store_dentry_any(struct store *s, uint64_t parent)
 	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
 }
 
+/* A malformed row is passed on with namelen 0 (it then fails
+ * authentication: readdir hides it, check reports it), so one bad row never
+ * makes a whole directory unreadable. */
 static int dentry_iterate(struct store *s, sqlite3_stmt *st,
                           int (*fn)(void *arg, const struct store_dentry *d),
                           void *arg, int finalize)
@@ -774,8 +777,11 @@ static int dentry_iterate(struct store *s, sqlite3_stmt *st,
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (dentry_from_row(st, &d)) {
-			stop = -EIO;
-			break;
+			d.id = sqlite3_column_int64(st, 0);
+			d.parent = (uint64_t)sqlite3_column_int64(st, 1);
+			d.ino = (uint64_t)sqlite3_column_int64(st, 5);
+			d.key_version = 0;
+			d.namelen = 0;
 		}
 		if ((stop = fn(arg, &d)))
 			break;

@@ -106,8 +106,12 @@ t_umount() {
 	local m=${1:-$MNT} pid
 	pid=$(t_pid "$m")
 	fusermount3 -u "$m" || return 1
-	for i in $(seq 100); do
-		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	for i in $(seq 200); do
+		[ -n "$pid" ] || return 0
+		# gone, or a zombie waiting to be reaped: its work is done
+		local st
+		st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 0
+		[ -z "$st" ] || [ "$st" = Z ] && return 0
 		sleep 0.05
 	done
 	echo "daemon $pid did not exit after unmount" >&2

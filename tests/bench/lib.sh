@@ -8,6 +8,7 @@
 #   NAME_mount              mount it on $MNT (return once it is mounted)
 #   NAME_unmount            unmount $MNT and wait until the daemon is gone
 #   NAME_daemon_pid         print the pid of the daemon serving $MNT (may print nothing)
+#   NAME_phase_check PHASE  (optional) print why PHASE cannot run on NAME here, return 1
 #
 # The generic wrappers sys_setup / sys_mount / sys_unmount / sys_remount work on
 # the globals SYS (system name), SYS_DIR (its private dir) and MNT (where the
@@ -140,23 +141,32 @@ unmount_all() {
     done
 }
 
-# pid_serving NAME DIR: the process named NAME whose command line has DIR as
-# an argument; falls back to the newest process named NAME.
+# pid_serving NAME DIR: the newest process named NAME that has DIR as an
+# argument (an older one may linger for a moment after an unmount).
 pid_serving() {
-    local name=$1 dir=$2 p
+    local name=$1 dir=$2 p start best='' best_start=-1
     for p in $(pgrep -x "$name" 2>/dev/null || true); do
-        if tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$dir"; then
-            echo "$p"
-            return 0
+        grep -qxF -- "$dir" < <(tr '\0' '\n' 2>/dev/null <"/proc/$p/cmdline") || continue
+        # field 22 of /proc/PID/stat (the 20th after the ")" closing the name) is the start time
+        start=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $20 }') || continue
+        [[ -n $start ]] || continue
+        if ((start > best_start)); then
+            best=$p best_start=$start
         fi
     done
-    pgrep -n -x "$name" 2>/dev/null || true
+    echo "$best"
 }
 
-# sample_rss: append the daemon's VmHWM (kB) to $SYS_DIR/rss.
+# sample_rss: append the daemon's VmHWM (kB) to $SYS_DIR/rss.  If no process
+# has the mount point on its command line, fall back to the newest process
+# named like the system (`pgrep -n -x`), and say so in the log.
 sample_rss() {
     local pid hwm
     pid=$("${SYS}_daemon_pid")
+    if [[ -z $pid ]]; then
+        pid=$(pgrep -n -x "$SYS" 2>/dev/null || true)
+        [[ -n $pid ]] && echo "note: $SYS daemon for $MNT not found by command line; RSS of newest '$SYS' process $pid" >>"$LOG"
+    fi
     [[ -n $pid && -r /proc/$pid/status ]] || return 0
     hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
     [[ -n $hwm ]] && echo "$hwm" >>"$SYS_DIR/rss"
@@ -314,13 +324,37 @@ passthrough_ll_check() {
 
 passthrough_ll_setup() { :; }
 
+# max_nofile: the highest open-files limit a child can get here (raising the
+# hard limit needs CAP_SYS_RESOURCE, which sandboxes often drop).
+max_nofile() {
+    if (ulimit -n 1048576) 2>/dev/null; then echo 1048576; else ulimit -Hn; fi
+}
+
+# passthrough_ll keeps an O_PATH fd open for every inode the kernel caches, so
+# the tree workloads need about one descriptor per file and directory.
+passthrough_ll_phase_check() {
+    [[ $1 == tree ]] || return 0
+    local need have
+    need=$((TREE_FILES + TREE_DIRCOUNT + TREE_SYMLINKS + 100))
+    have=$(max_nofile)
+    if [[ $have != unlimited ]] && ((have < need)); then
+        echo "passthrough_ll needs ~$need open fds for this tree (one per inode), but the open-files limit can only be raised to $have here (no CAP_SYS_RESOURCE)"
+        return 1
+    fi
+}
+
 passthrough_ll_mount() {
     # libfuse answers every read with a fresh page-aligned ~128 KiB buffer,
     # which glibc serves with mmap+munmap; on VMs where page faults are dear
     # that alone caps sequential reads (~100 MiB/s here).  Keep such buffers
     # on the heap so that the floor measures FUSE rather than malloc.
-    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864 \
-        "$(pt_bin)" -o "source=$SYS_DIR/backing,writeback" "$MNT"
+    # It also keeps an O_PATH fd open for every inode the kernel knows, so a
+    # 20k-file tree needs more than the usual 1024 descriptors.
+    (
+        ulimit -n "$(max_nofile)"
+        GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864 \
+            exec "$(pt_bin)" -o "source=$SYS_DIR/backing,writeback" "$MNT"
+    )
     wait_mounted "$MNT" 30 || { echo "passthrough_ll did not mount $MNT within 30 s" >&2; return 1; }
 }
 

@@ -58,7 +58,7 @@ METRICS=(stream_write stream_read untar ls_lR md5sum rm_rf
 declare -A UNIT=(
     [stream_write]=MiB/s [stream_read]=MiB/s [untar]=s [ls_lR]=s [md5sum]=s [rm_rf]=s
     [randread_1]=IOPS [randread_4]=IOPS [randwrite_1]=IOPS [randwrite_4]=IOPS
-    [create]=ops/s [stat]=ops/s [unlink]=ops/s [peak_rss]=MiB)
+    [create]=ops/s [stat]=ops/s [unlink]=ops/s [peak_rss]=MiB [unmount]="")
 declare -A DIR=(
     [stream_write]=hi [stream_read]=hi [untar]=lo [ls_lR]=lo [md5sum]=lo [rm_rf]=lo
     [randread_1]=hi [randread_4]=hi [randwrite_1]=hi [randwrite_4]=hi
@@ -67,12 +67,11 @@ declare -A SHORT=(
     [stream_write]="seq write" [stream_read]="seq read" [untar]="untar" [ls_lR]="ls -lR"
     [md5sum]="md5sum" [rm_rf]="rm -rf" [randread_1]="randread 1j" [randread_4]="randread 4j"
     [randwrite_1]="randwrite 1j" [randwrite_4]="randwrite 4j" [create]="create"
-    [stat]="stat" [unlink]="unlink" [peak_rss]="peak RSS")
+    [stat]="stat" [unlink]="unlink" [peak_rss]="peak RSS" [unmount]="unmount")
 
 # Workload groups run as one unit each (a failure marks the group's metrics n/a).
 PHASES=(stream tree fio meta)
 declare -A PHASE_METRICS=(
-    [start]="${METRICS[*]}"
     [stream]="stream_write stream_read"
     [tree]="untar ls_lR md5sum rm_rf"
     [fio]="randread_1 randread_4 randwrite_1 randwrite_4"
@@ -276,8 +275,14 @@ phase_stop() {
 # after a failed phase: get back to a freshly mounted volume
 phase_recover() {
     [[ $SYS == bare ]] && return 0
-    if is_mounted "$MNT"; then
-        sys_unmount || force_unmount "$MNT"
+    local pid
+    pid=$("${SYS}_daemon_pid")
+    sample_rss
+    fuse_unmount "$MNT" || force_unmount "$MNT"
+    if [[ -n $pid ]] && ! wait_gone "$pid" 30; then
+        echo "killing $SYS daemon $pid: still running 30 s after unmount" >&2
+        kill -9 "$pid" 2>/dev/null || true
+        wait_gone "$pid" 10 || true
     fi
     drop_caches
     sys_mount
@@ -315,7 +320,7 @@ run_phase() {
     if [[ -f $errf.timeout ]]; then
         PHASE_ERR=$(<"$errf.timeout")
     else
-        PHASE_ERR=$(grep -v '^[[:space:]]*$' "$errf" | tail -n1 | cut -c1-200 || true)
+        PHASE_ERR=$(grep -v '^[[:space:]]*$' "$errf" | tail -n1 | sed "s|$MNT/||g" | cut -c1-200 || true)
         [[ -n $PHASE_ERR ]] || PHASE_ERR="exit status $rc"
     fi
     return 0
@@ -341,30 +346,42 @@ run_system() {
         return 0
     fi
 
-    local phase i alive=1
+    local phase i pid rss reason alive=1
     for ((i = 0; i < ${#PHASES[@]}; i++)); do
         phase=${PHASES[i]}
         if ((!alive)); then
             mark_na "${PHASE_METRICS[$phase]}" "skipped: volume could not be remounted after an earlier failure"
             continue
         fi
+        if declare -F "${SYS}_phase_check" >/dev/null && ! reason=$("${SYS}_phase_check" "$phase" 2>&1); then
+            mark_na "${PHASE_METRICS[$phase]}" "not run: $reason"
+            continue
+        fi
         run_phase "$phase"
         ((PHASE_OK)) && continue
         mark_na "${PHASE_METRICS[$phase]}" "$phase workloads failed: $PHASE_ERR"
         run_phase recover
-        ((PHASE_OK)) || alive=0
+        if ((!PHASE_OK)); then
+            alive=0
+            say "   $SYS: could not get a fresh mount: $PHASE_ERR"
+        fi
     done
 
     if ((alive)); then
         run_phase stop
         if ((!PHASE_OK)); then
-            say "   $SYS: unmount failed: $PHASE_ERR"
-            mark_na peak_rss "unmount failed: $PHASE_ERR"
+            # not a table row, but listed with the n/a entries (and fails the run for custodyfs)
+            record unmount n/a "final unmount failed: $PHASE_ERR"
         fi
     fi
     force_unmount "$MNT"
+    # a daemon of ours that outlived its unmount (hung): end it, by pid
+    pid=$("${SYS}_daemon_pid")
+    if [[ -n $pid ]] && ! wait_gone "$pid" 5; then
+        say "   $SYS: daemon $pid still running after unmount; killing it"
+        kill -9 "$pid" 2>/dev/null || true
+    fi
 
-    local rss
     rss=$(peak_rss_mib)
     if [[ $SYS == bare ]]; then
         record peak_rss -
@@ -568,17 +585,20 @@ ratio() {
     [[ $2 =~ ^[0-9.]+$ && $3 =~ ^[0-9.]+$ ]] || { echo "—"; return; }
     awk -v a="$2" -v b="$3" -v d="${DIR[$1]}" 'BEGIN {
         if (a <= 0 || b <= 0) { print "—"; exit }
-        printf "%.2f", (d == "hi") ? a / b : b / a }'
+        r = (d == "hi") ? a / b : b / a
+        printf (r >= 0.1 ? "%.2f" : "%.2g"), r }'
 }
 
 selected() { [[ " ${SYSTEMS[*]} " == *" $1 "* ]]; }
 
 write_report() {
-    local m s v cus goc pt row sep cpu disk fuse_ver cus_ver
+    local m s v cus goc pt row sep cpu disk fuse_ver cus_ver cus_bin_ver
     cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     disk=$(findmnt -n -o SOURCE,FSTYPE -T "$WORK" | awk '{ print $1 " (" $2 ")" }')
     fuse_ver=$(pkg-config --modversion fuse3 2>/dev/null || echo "?")
     cus_ver=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "no commit yet")
+    cus_bin_ver=$("$REPO/custodyfs" -V 2>/dev/null | head -n1 || true)
+    [[ -n $cus_bin_ver ]] || cus_bin_ver="custodyfs (not built)"
     {
         echo "# custodyfs benchmark results"
         echo
@@ -590,7 +610,7 @@ write_report() {
         echo "- backing dir: $BASE on $disk, one fresh volume per system and run"
         echo "- source tree: $TREE_DESC — $TREE_FILES files, $TREE_SYMLINKS symlinks, $TREE_MIB MiB, as an uncompressed tar on tmpfs"
         echo "- fio: psync, 4 KiB blocks, --direct=0, --invalidate=1, time-based ${FIO_RUNTIME} s, file of $FIO_MIB MiB laid out and remounted first"
-        echo "- versions: custodyfs $cus_ver; $(gocryptfs -version 2>/dev/null | cut -d';' -f1 || echo 'gocryptfs ?'); libfuse $fuse_ver (passthrough_ll -o writeback); $(fio --version 2>/dev/null)"
+        echo "- versions: $cus_bin_ver (git $cus_ver); $(gocryptfs -version 2>/dev/null | cut -d';' -f1 || echo 'gocryptfs ?'); libfuse $fuse_ver (passthrough_ll -o writeback); $(fio --version 2>/dev/null)"
         echo "- ratio columns: higher is better for custodyfs (throughputs: custodyfs ÷ other; times and RSS: other ÷ custodyfs)"
         echo
         row="| workload | unit |"

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# POSIX/Linux file semantics on a custodyfs mount: runs build/posix (tests/posix.c,
+# validated on ext4 and tmpfs) on a fresh mount, checks that everything it left
+# behind plus a set of hand-made objects (content, modes, owners, times,
+# symlinks, xattrs, link counts, special files) survives unmount + remount,
+# then runs build/posix again on the remounted store.
+. "$(dirname "$0")/../lib.sh"
+CFS_BUILD=${CFS_BUILD:-$TOP/build}
+POSIX="$CFS_BUILD/posix"
+[ -x "$POSIX" ] || { echo "$T_NAME: $POSIX missing (make tools)" >&2; exit 1; }
+
+# run_posix DIR: run the checker, fold its counts into ours
+run_posix() {
+	local out sum n m
+	out=$("$POSIX" "$1" 2>&1)
+	printf '%s\n' "$out" | grep '^FAIL' | sed 's/^/  /' >&2
+	sum=$(printf '%s\n' "$out" | sed -n 's/^posix: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
+	if [ -z "$sum" ]; then
+		fail "posix in $1 gave no summary: $(printf '%s' "$out" | tail -3)"
+		return
+	fi
+	read -r n m <<<"$sum"
+	T_PASS=$((T_PASS + n))
+	T_FAIL=$((T_FAIL + m))
+}
+
+# manifest DIR: every object's metadata but atime (reads move it), the
+# checksum of every file up to 16 MiB (bigger, sparse ones are checked by
+# hand) and every user.* xattr
+manifest() {
+	(cd "$1" &&
+	find . -printf '%p|%y|%m|%U|%G|%n|%s|%T@|%C@|%l\n' | LC_ALL=C sort &&
+	find . -type f -size -16385k -print0 | xargs -0 md5sum | LC_ALL=C sort -k2 &&
+	getfattr -R -h -d -m '^user\.' -e hex . 2>/dev/null |
+	awk '/^# file: / { f = substr($0, 9) } /=/ { print f "|" $0 }' | LC_ALL=C sort)
+}
+
+t_setup
+check "mount (allow_other, for the unprivileged checks)" t_mount -o allow_other
+mkdir "$MNT/px"
+run_posix "$MNT/px"
+
+# hand-made objects whose survival we check field by field
+P=$MNT/keep
+mkdir -p "$P/sub/deeper"
+printf 'persistent content\n' > "$P/file"
+chmod 0640 "$P/file"
+chown 1234:5678 "$P/file"
+setfattr -n user.color -v blue "$P/file"
+setfattr -n user.empty "$P/file"
+setfattr -n user.bin -v 0x00ff00ff "$P/sub"
+ln "$P/file" "$P/sub/link1"
+ln "$P/file" "$P/sub/deeper/link2"
+ln -s ../file "$P/sub/rel"
+ln -s "/nowhere/$(head -c 3000 /dev/zero | tr '\0' 'x')" "$P/dangling"
+mkfifo -m 0604 "$P/fifo"
+mknod -m 0600 "$P/null" c 1 3
+chmod 0711 "$P/sub/deeper"
+chmod 02755 "$P/sub"
+truncate -s 5G "$P/sparse"
+printf 'tail' | dd of="$P/sparse" bs=1 seek=$((4 * 1024 * 1024 * 1024 + 17)) conv=notrunc status=none
+head -c 100003 /dev/urandom > "$P/odd-size"
+touch -d '2001-02-03 04:05:06.789' "$P/odd-size"
+: > "$P/empty"
+# RENAME_EXCHANGE of two dirs in different parents, via perl's syscall()
+case $(uname -m) in aarch64) SYS_renameat2=276 ;; *) SYS_renameat2=316 ;; esac
+exchange() { perl -e 'syscall($ARGV[0], -100, $ARGV[1], -100, $ARGV[2], 2) == 0 or die "$!\n"' \
+	"$SYS_renameat2" "$1" "$2"; }
+mkdir -p "$P/xa/dir" "$P/xb/dir"
+echo A > "$P/xa/dir/from-a"
+echo B > "$P/xb/dir/from-b"
+check "RENAME_EXCHANGE two dirs" exchange "$P/xa/dir" "$P/xb/dir"
+sync
+before=$(manifest "$MNT")
+check "unmount" t_umount
+check "remount" t_mount -o allow_other
+after=$(manifest "$MNT")
+if [ "$before" == "$after" ]; then
+	ok "whole tree identical after remount"
+else
+	fail "tree changed across remount: $(diff <(echo "$before") <(echo "$after") | head -20)"
+fi
+expect_eq "content" "persistent content" "$(cat "$P/file")"
+expect_eq "mode/owner" "640 1234 5678 3" "$(stat -c '%a %u %g %h' "$P/file")"
+expect_eq "hard link content" "persistent content" "$(cat "$P/sub/deeper/link2")"
+expect_eq "xattr" "blue" "$(getfattr --only-values -n user.color "$P/file" 2>/dev/null)"
+expect_eq "binary xattr" "0x00ff00ff" "$(getfattr -e hex -n user.bin "$P/sub" 2>/dev/null | sed -n 's/^user.bin=//p')"
+expect_eq "relative symlink" "persistent content" "$(cat "$P/sub/rel")"
+expect_eq "dangling symlink length" "3009" "$(readlink "$P/dangling" | tr -d '\n' | wc -c)"
+expect_eq "fifo" "fifo 604" "$(stat -c '%F %a' "$P/fifo")"
+expect_eq "char device" "character special file 1,3" "$(stat -c '%F %t,%T' "$P/null")"
+expect_eq "setgid dir mode" "2755" "$(stat -c %a "$P/sub")"
+expect_eq "sparse size" "5368709120" "$(stat -c %s "$P/sparse")"
+expect_eq "sparse tail" "tail" "$(dd if="$P/sparse" bs=1 skip=$((4 * 1024 * 1024 * 1024 + 17)) count=4 status=none)"
+expect_eq "explicit mtime" "2001-02-03 04:05:06.789000000" "$(stat -c %y "$P/odd-size" | cut -c1-29)"
+expect_eq "nlink of a dir with one subdir" "3" "$(stat -c %h "$P/sub")"
+expect_eq "exchanged dir in xa" "B" "$(cat "$P/xa/dir/from-b" 2>&1)"
+expect_eq "exchanged dir in xb" "A" "$(cat "$P/xb/dir/from-a" 2>&1)"
+expect_eq "listing of xa after exchange" "dir" "$(ls "$P/xa" 2>&1)"
+
+# the remounted store behaves the same
+mkdir "$MNT/px2"
+run_posix "$MNT/px2"
+check "final unmount" t_umount
+check "store check after the runs" ctl check
+t_finish
