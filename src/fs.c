@@ -1101,12 +1101,9 @@ ssize_t fs_write(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	else {
 		n = blockio_write(fs, &in, buf, size, off);
 		if (n > 0) {
-			/* writing clears set-user-ID (and group-exec setgid) */
-			if (in.mode & (S_ISUID | S_ISGID)) {
-				in.mode &= ~(uint32_t)S_ISUID;
-				if (in.mode & S_IXGRP)
-					in.mode &= ~(uint32_t)S_ISGID;
-			}
+			/* set-user-ID is cleared by the kernel (a SETATTR before an
+			 * unprivileged write: we do not claim HANDLE_KILLPRIV), so a
+			 * write by root keeps it, as on ext4 */
 			inode_touch(&in, 0, 1, 1);
 			rc = inode_save(fs, &in);
 			if (rc)
