@@ -17,6 +17,7 @@ struct cli {
 	struct audit *audit;    /* admin actions are recorded here */
 	int json;
 	int tty;                /* stdout is a terminal: progress bars */
+	int auto_rotated;       /* cli_unlock rotated an expired key */
 };
 
 /* Open and authenticate; require a role mask (1 << ROLE_x), 0 for any. */

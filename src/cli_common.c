@@ -66,10 +66,11 @@ int cli_unlock(struct cli *c, int store_flags, int roles, const char *what)
 		audit_rekey(c->audit);
 		if (!rc && c->audit)
 			rc = audit_admin(c->audit, "key auto-rotate", "expired", 0);
-		if (!rc && !(rc = store_commit(c->un.s)))
+		if (!rc && !(rc = store_commit(c->un.s))) {
 			fprintf(stderr, "custodyctl: key v%u expired: rotated to v%u\n",
 			        old, v);
-		else
+			c->auto_rotated = 1;
+		} else
 			store_rollback(c->un.s);
 	}
 	/* read-only commands (list, verify, info, check) write nothing, so

@@ -29,15 +29,25 @@ static int help_wanted(int argc, char **argv, const char *text)
 	return 0;
 }
 
-/* Run body inside one transaction and record op; commits on success. */
+/*
+ * End the command's transaction and record op: on success in the same
+ * transaction; on failure the work is rolled back first and the refusal is
+ * recorded in a transaction of its own (so it is never rolled back with it).
+ */
 static int finish_tx(struct cli *c, const char *op, const char *target, int rc)
 {
-	cli_record(c, op, target, rc);
-	if (rc) {
-		store_rollback(c->un.s);
-		return rc;
+	if (!rc) {
+		cli_record(c, op, target, 0);
+		return store_commit(c->un.s);
 	}
-	return store_commit(c->un.s);
+	store_rollback(c->un.s);
+	if (store_begin(c->un.s) == 0) {
+		if (cli_record(c, op, target, rc) == 0)
+			store_commit(c->un.s);
+		else
+			store_rollback(c->un.s);
+	}
+	return rc;
 }
 
 /* ---- key list ---- */
@@ -127,6 +137,11 @@ static int key_rotate(struct cli *c, int argc, char **argv)
 	}
 	if ((st = cli_unlock(c, 0, ADMIN, "key rotate")))
 		return st;
+	if (c->auto_rotated) {
+		printf("rotated: v%u is active (the expired active version was"
+		       " rotated on login)\n", keyring_active(c->un.kr));
+		return EXIT_OK;
+	}
 	if (keyring_versions(c->un.kr, vs, KEYRING_MAX_VERSIONS))
 		old = vs[0];
 	if ((rc = store_begin(c->un.s)) == 0) {

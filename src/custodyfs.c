@@ -310,7 +310,9 @@ static int serve(struct args *a)
 	}
 	if (u.ss->role == ROLE_READER)
 		a->f.read_only = 1;
-	if (!keyring_active(u.kr) && !a->f.read_only) {
+	if (!keyring_active(u.kr) && !keyring_expired(u.kr) && !a->f.read_only) {
+		/* an expired key only pauses writing (EROFS) until an admin
+		 * rotates; a user with no key at all gets a read-only mount */
 		fprintf(stderr, "custodyfs: user '%s' holds no active key: mounting"
 		        " read-only\n", u.ss->name);
 		a->f.read_only = 1;

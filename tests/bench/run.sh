@@ -3,7 +3,7 @@
 # passthrough_ll (the FUSE floor) and the bare disk, in one run, with each
 # system's backing data on the same disk.  See tests/bench/README.md.
 #
-#   sudo tests/bench/run.sh                  # full run (~15 min), or: make bench
+#   sudo tests/bench/run.sh                  # full run (15-20 min), or: make bench
 #   sudo BENCH_QUICK=1 tests/bench/run.sh    # smoke test (a few minutes)
 #
 # Environment:
@@ -100,10 +100,12 @@ label() {
 
 # ---------------------------------------------------------------- results ---
 
-# record METRIC VALUE [REASON]: VALUE is a number, "n/a" or "-" (not applicable)
+# record METRIC VALUE [REASON [quiet]]: VALUE is a number, "n/a" or "-" (not applicable)
 record() {
     printf '%s\t%s\t%s\t%s\t%s\n' "$SYS" "$1" "$REP" "$2" "${3:-}" >>"$RESULTS"
-    if [[ $2 == n/a ]]; then
+    if [[ -n ${4:-} ]]; then
+        :
+    elif [[ $2 == n/a ]]; then
         say "   $SYS: ${SHORT[$1]}: n/a ($3)"
     elif [[ $2 != - ]]; then
         say "   $SYS: ${SHORT[$1]}: $(fmt "$1" "$2") ${UNIT[$1]}"
@@ -118,10 +120,13 @@ has_result() {
 
 # mark_na "METRICS..." REASON: n/a for every listed metric not yet recorded
 mark_na() {
-    local m
+    local m names=()
     for m in $1; do
-        has_result "$m" || record "$m" n/a "$2"
+        has_result "$m" && continue
+        record "$m" n/a "$2" quiet
+        names+=("${SHORT[$m]}")
     done
+    ((${#names[@]} == 0)) || say "   $SYS: $(IFS=,; echo "${names[*]}" | sed 's/,/, /g'): n/a ($2)"
 }
 
 # ---------------------------------------------------------------- workloads ---

@@ -5,7 +5,7 @@
 #     tester hammers the same mount (a throttled run, then after a second
 #     rotation an unthrottled one). The tester must stay ok, no object may
 #     be left under an old version, check must be clean, the data unchanged.
-#  2. reencrypt of a larger store is killed with SIGKILL at three random
+#  2. reencrypt of a larger store (48 MiB more, rate-limited) is killed with SIGKILL at three random
 #     moments and restarted each time, then finishes: nothing left under old
 #     versions, clean check, every file's checksum as before.
 # Prints reencrypt's own throughput line ("... MiB/s").
@@ -36,12 +36,11 @@ wait_version() {
 	done
 	return 1
 }
-tree_sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 md5sum); }
 
 # ---- part 1: reencrypt beside the differential tester ----
 SRC=$T/src
 mkdir -p "$SRC"
-# 300 files (every 20th one multi-block, ~12 MiB in all) in nested
+# 300 files (every 20th one multi-block, ~8 MiB in all) in nested
 # directories, 20 symlinks, an xattr on every 10th file; one perl process
 # and one setfattr --restore instead of a thousand forks
 perl -e '
@@ -54,7 +53,7 @@ perl -e '
 		$rel .= "/f" . ($i % 2) if $i % 5 == 0;
 		my $p = "";
 		for my $part (split m{/}, $rel) { $p .= "/$part"; mkdir "$src$p"; }
-		my $n = $i % 20 == 0 ? 350000 + $i * 2053 : ($i * 7919) % 30000;
+		my $n = $i % 20 == 0 ? 200000 + $i * 1021 : ($i * 7919) % 30000;
 		my $buf = "";
 		read($r, $buf, $n) == $n or die if $n;
 		open(my $f, ">", "$src/$rel/file$i") or die;
@@ -116,7 +115,7 @@ for s in "$T"/dt.*.status; do
 	fi
 done
 t_log "difftest: $runs runs beside reencrypt"
-check "difftest ran beside reencrypt" test "$runs" -ge 2
+check "difftest ran beside reencrypt" test "$runs" -ge 1
 expect_eq "every difftest run ok" 0 "$bad"
 
 ctl key list --json > "$T/list.json"
@@ -139,12 +138,11 @@ expect_eq "key_events: two reencrypt-start / -end pairs" "2|2" \
 
 # ---- part 2: kill -9 at three random moments, resume, finish ----
 mkdir "$MNT/big"
-for i in $(seq 1 25); do
+for i in $(seq 1 12); do
 	dd if=/dev/urandom of="$MNT/big/f$i" bs=1M count=4 status=none
 done
 sync
 (cd "$MNT" && md5sum big/*) > "$T/big.sums"
-tree_sums "$MNT/data" > "$T/data.sums"
 expect_status "key rotate (v4)" 0 ctl key rotate
 check "the mount writes under v4" wait_version 4
 check "unmount" t_umount   # the store is idle: all of it is reencrypt's
@@ -152,9 +150,9 @@ left0=$(old_objects 4)
 t_log "objects under old versions before reencrypt: $left0"
 for k in 1 2 3; do
 	"$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$PASSFILE" \
-		reencrypt --rate 15 > "$T/kill.$k.out" 2>&1 &
+		reencrypt --rate 8 > "$T/kill.$k.out" 2>&1 &
 	pid=$!
-	ms=$((300 + RANDOM % 1200))
+	ms=$((300 + RANDOM % 700))
 	sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -9 "$pid"
@@ -180,9 +178,7 @@ expect_eq "after resume: nothing in the tables under an old version" "0" \
 expect_status "check after resumed reencrypt" 0 ctl check
 check "mount after resumed reencrypt" t_mount
 (cd "$MNT" && md5sum -c --quiet "$T/big.sums") > "$T/big.check" 2>&1
-expect_eq "all 25 big files (100 MiB): checksums as before" 0 "$?"
-tree_sums "$MNT/data" > "$T/data.sums2"
-check "part 1 files: checksums as before" cmp "$T/data.sums" "$T/data.sums2"
-check "part 1 tree still identical" diff -r --no-dereference "$SRC" "$MNT/data"
+expect_eq "all 12 big files (48 MiB): checksums as before" 0 "$?"
+check "part 1 tree still identical to its source" diff -r --no-dereference "$SRC" "$MNT/data"
 check "unmount" t_umount
 t_finish
