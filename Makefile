@@ -21,6 +21,11 @@ REQ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) \
            -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 override CFLAGS += $(REQ_CFLAGS)
+# `make NO_AUDIT=1 BUILD=build-noaudit`: a build without filesystem audit rows,
+# only to measure what the trail costs (tests/bench/audit-cost.sh)
+ifeq ($(NO_AUDIT),1)
+override CFLAGS += -DCUSTODY_NO_AUDIT
+endif
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
@@ -86,10 +91,15 @@ sanitize:
 	  LDFLAGS="-fsanitize=address,undefined" \
 	  build-asan/custodyfs build-asan/custodyctl unit-asan tools
 
-build-asan/custodyfs: $(CORE_O) $(FS_O)
+# binaries inside a build directory (build-asan, build-noaudit)
+$(BUILD)/custodyfs: $(CORE_O) $(FS_O)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-build-asan/custodyctl: $(CORE_O) $(CTL_O)
+$(BUILD)/custodyctl: $(CORE_O) $(CTL_O)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+noaudit:
+	$(MAKE) NO_AUDIT=1 BUILD=build-noaudit build-noaudit/custodyfs \
+	  build-noaudit/custodyctl
 unit-asan: $(UNIT:%=$(BUILD)/%)
 
 bench: deps all
@@ -122,6 +132,6 @@ install: all
 	chmod 0644 '$(DESTDIR)$(PREFIX)/lib/systemd/system/custodyfs@.service'
 
 clean:
-	rm -rf build build-asan custodyfs custodyctl
+	rm -rf build build-asan build-noaudit custodyfs custodyctl
 
-.PHONY: all unit tools deps test sanitize unit-asan bench demo install clean
+.PHONY: noaudit all unit tools deps test sanitize unit-asan bench demo install clean
