@@ -39,6 +39,15 @@ int audit_record(struct audit *a, const struct fs_ctx *c, const char *op,
 
 #endif
 
+/*
+ * Batch mode, for a long transaction owned by one writer (the daemon's
+ * group commit): the chain's head is kept in memory between rows and its
+ * mark written once by audit_batch_end(a, 1) just before COMMIT (with 0
+ * after a rollback: nothing is written, the cache is dropped).
+ */
+void audit_batch_begin(struct audit *a);
+int audit_batch_end(struct audit *a, int commit);
+
 /* Start a new detail key under the (new) active version: after rotation,
  * new rows' paths are sealed under the new version's audit key. */
 void audit_rekey(struct audit *a);

@@ -41,6 +41,13 @@ struct audit {
 	uint8_t *sess_key;    /* locked; the detail key of this session */
 	int64_t session_id;   /* 0: not created yet */
 	const char *as_user;  /* row's user instead of the session's, if set */
+	/* batch mode (the daemon's group transaction): the chain's last
+	 * (seq, mac) is kept here and the head mark written once, by
+	 * audit_batch_end() before the commit */
+	int batch;
+	int head_valid, head_dirty;
+	int64_t head_seq;
+	uint8_t head_mac[STORE_MAC_BYTES];
 	uint32_t version;     /* version the session key is sealed under */
 	struct comm_slot comm[COMM_CACHE];
 };
@@ -229,6 +236,30 @@ static int mark_read(struct store *s, const uint8_t *key, const char *what,
 	return 0;
 }
 
+void audit_batch_begin(struct audit *a)
+{
+	if (!a)
+		return;
+	a->batch = 1;
+	a->head_valid = a->head_dirty = 0;
+}
+
+int audit_batch_end(struct audit *a, int commit)
+{
+	uint8_t mark[MARK_BYTES];
+	int rc = 0;
+
+	if (!a)
+		return 0;
+	if (commit && a->head_dirty) {
+		mark_make(a->mac_key, "audit_head", a->head_seq, a->head_mac, mark);
+		rc = store_meta_set(a->s, "audit_head", mark, sizeof mark);
+	}
+	a->batch = 0;
+	a->head_valid = a->head_dirty = 0;
+	return rc;
+}
+
 static int append(struct audit *a, struct store_audit *r, const char *comm,
                   const char *path)
 {
@@ -243,8 +274,15 @@ static int append(struct audit *a, struct store_audit *r, const char *comm,
 		return -ENOMEM;
 	if (!a->session_id && (rc = session_start(a)))
 		goto out;
-	rc = store_audit_last(a->s, last);
-	if (rc == 0) {
+	if (a->batch && a->head_valid) {
+		r->seq = a->head_seq + 1;
+		memcpy(prev, a->head_mac, sizeof prev);
+		rc = 1; /* skip the lookup below */
+	} else
+		rc = store_audit_last(a->s, last);
+	if (rc == 1) {
+		rc = 0;
+	} else if (rc == 0) {
 		r->seq = last->seq + 1;
 		memcpy(prev, last->mac, sizeof prev);
 	} else if (rc == -ENOENT) {
@@ -273,6 +311,12 @@ static int append(struct audit *a, struct store_audit *r, const char *comm,
 	row_mac(a->mac_key, prev, r, r->mac);
 	if ((rc = store_audit_insert(a->s, r)))
 		goto out;
+	if (a->batch) {
+		a->head_valid = a->head_dirty = 1;
+		a->head_seq = r->seq;
+		memcpy(a->head_mac, r->mac, sizeof a->head_mac);
+		goto out;
+	}
 	mark_make(a->mac_key, "audit_head", r->seq, r->mac, mark);
 	rc = store_meta_set(a->s, "audit_head", mark, sizeof mark);
 out:

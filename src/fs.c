@@ -81,6 +81,23 @@ static void path_walk(struct fs *fs, uint64_t ino, char *buf, size_t cap)
 	}
 }
 
+/* A file's path changed: drop its entry; a directory's: drop them all
+ * (every path below it changed). */
+static void path_forget(struct fs *fs, uint64_t ino, int dir)
+{
+	struct fs_path_slot *sl;
+
+	if (dir || !fs->paths) {
+		fs->path_gen++;
+		return;
+	}
+	sl = &fs->paths[ino % FS_PATH_SLOTS];
+	if (sl->ino == ino) {
+		free(sl->path);
+		sl->path = NULL;
+	}
+}
+
 void fs_path_of(struct fs *fs, uint64_t dir, const char *name, char *buf,
                 size_t cap)
 {
@@ -128,6 +145,7 @@ int fs_op_begin(struct fs *fs)
 	if (!fs->in_tx) {
 		if ((rc = store_begin(fs->s)))
 			return rc;
+		audit_batch_begin(fs->audit);
 		fs->in_tx = 1;
 		fs->tx_started_ms = fs->last_activity_ms;
 		fs->tx_bytes = 0;
@@ -152,7 +170,10 @@ static int commit_locked(struct fs *fs)
 	int rc = 0;
 
 	if (fs->in_tx) {
-		rc = store_commit(fs->s);
+		/* the audit head mark goes into the same transaction */
+		rc = audit_batch_end(fs->audit, 1);
+		if (!rc)
+			rc = store_commit(fs->s);
 		if (rc) {
 			store_rollback(fs->s);
 		}
@@ -772,7 +793,7 @@ static int remove_op(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
 		char p[FS_PATH_MAX];
 		const char *path = AUDIT_PATH(fs, p, parent, name);
 		rc = remove_locked(fs, parent, name, want_dir, &ino);
-		fs->path_gen++;
+		path_forget(fs, ino, want_dir);
 		rc = fs_op_end(fs, rc);
 		fs_audit(fs, c, want_dir ? "rmdir" : "unlink", ino, path, 0, 0, rc);
 	}
@@ -951,7 +972,8 @@ int fs_rename(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
 			fs_path_of(fs, newparent, newname, p + n, sizeof p - n);
 		}
 		rc = rename_locked(fs, parent, name, newparent, newname, flags, &ino);
-		fs->path_gen++;
+		/* an exchange or a replaced target may have moved a directory */
+		path_forget(fs, ino, 1);
 		rc = fs_op_end(fs, rc);
 		fs_audit(fs, c, "rename", ino, fs->audit ? p : NULL, 0, flags, rc);
 	}
