@@ -36,6 +36,10 @@ void audit_free(struct audit *a);
 int audit_record(struct audit *a, const struct fs_ctx *c, const char *op,
                  uint64_t ino, const char *name, uint64_t off, uint64_t len,
                  int result);
+/* The same, for an event that happened at when_ns (ns since the epoch). */
+int audit_record_at(struct audit *a, const struct fs_ctx *c, int64_t when_ns,
+                    const char *op, uint64_t ino, const char *name,
+                    uint64_t off, uint64_t len, int result);
 
 #endif
 

@@ -52,6 +52,7 @@ struct fs_opts {
 	                           (no orphan sweep, no checkpoints) */
 	int64_t commit_interval_ms;
 	int64_t idle_checkpoint_ms;
+	int64_t audit_flush_ms;  /* longest a coalesced read row may wait */
 	const char *store_path; /* for statfs of the backing filesystem */
 };
 

@@ -324,21 +324,16 @@ out:
 	return rc;
 }
 
-int audit_record(struct audit *a, const struct fs_ctx *c, const char *op,
-                 uint64_t ino, const char *name, uint64_t off, uint64_t len,
-                 int result)
+int audit_record_at(struct audit *a, const struct fs_ctx *c, int64_t when_ns,
+                    const char *op, uint64_t ino, const char *name,
+                    uint64_t off, uint64_t len, int result)
 {
 	struct store_audit *r = calloc(1, sizeof *r);
 	int rc;
 
 	if (!r)
 		return -ENOMEM;
-	r->time = (int64_t)time(NULL) * 1000000000;
-	{
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		r->time = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	}
+	r->time = when_ns;
 	r->uid = c->uid;
 	r->gid = c->gid;
 	r->pid = c->pid;
@@ -350,6 +345,17 @@ int audit_record(struct audit *a, const struct fs_ctx *c, const char *op,
 	rc = append(a, r, comm_of(a, c->pid), name);
 	free(r);
 	return rc;
+}
+
+int audit_record(struct audit *a, const struct fs_ctx *c, const char *op,
+                 uint64_t ino, const char *name, uint64_t off, uint64_t len,
+                 int result)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return audit_record_at(a, c, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
+	                       op, ino, name, off, len, result);
 }
 
 static int adopt_one(void *arg, int64_t when, const char *user,

@@ -350,6 +350,7 @@ static int serve(struct args *a)
 	fo.read_only = a->f.read_only;
 	fo.commit_interval_ms = u.cfg.commit_interval_ms;
 	fo.idle_checkpoint_ms = u.cfg.idle_checkpoint_ms;
+	fo.audit_flush_ms = u.cfg.audit_flush_ms;
 	fo.store_path = realpath(a->u.store, real) ? real : a->u.store;
 	a->f.attr_timeout = (double)u.cfg.attr_timeout_ms / 1000.0;
 	if ((rc = fs_new(u.s, u.kr, au, &fo, &fs))) {

@@ -109,6 +109,25 @@ void fs_path_of(struct fs *fs, uint64_t dir, const char *name, char *buf,
 	}
 }
 
+/* Write the pending read row (opening the group transaction if needed). */
+static void read_flush(struct fs *fs)
+{
+	struct fs_pending_read p = fs->pread;
+	char buf[FS_PATH_MAX];
+
+	if (!p.valid || !fs->audit)
+		return;
+	fs->pread.valid = 0;
+	if (!fs->in_tx) {
+		if (fs_op_begin(fs))
+			return;
+		fs_op_end(fs, 0);
+	}
+	path_walk(fs, p.ino, buf, sizeof buf);
+	audit_record_at(fs->audit, &p.c, p.when_ns, "read", p.ino, buf, p.off,
+	                p.len, 0);
+}
+
 void fs_audit(struct fs *fs, const struct fs_ctx *c, const char *op,
               uint64_t ino, const char *path, uint64_t off, uint64_t len,
               int64_t result)
@@ -123,6 +142,7 @@ void fs_audit(struct fs *fs, const struct fs_ctx *c, const char *op,
 #endif
 	if (!fs->audit || !c)
 		return;
+	read_flush(fs); /* rows stay in the order things happened */
 	if (!path) {
 		path_walk(fs, ino, buf, sizeof buf);
 		path = buf;
@@ -169,6 +189,7 @@ static int commit_locked(struct fs *fs)
 {
 	int rc = 0;
 
+	read_flush(fs);
 	if (fs->in_tx) {
 		/* the audit head mark goes into the same transaction */
 		rc = audit_batch_end(fs->audit, 1);
@@ -199,6 +220,8 @@ int fs_tick(struct fs *fs)
 	int idle;
 
 	pthread_mutex_lock(&fs->lock);
+	if (fs->pread.valid && now - fs->pread.when_ms >= fs->o.audit_flush_ms)
+		read_flush(fs);
 	if (fs->in_tx && (now - fs->tx_started_ms >= fs->o.commit_interval_ms ||
 	                  fs->tx_bytes >= FS_TX_MAX_BYTES))
 		commit_locked(fs);
@@ -350,6 +373,8 @@ int fs_new(struct store *s, struct keyring *kr, struct audit *audit,
 	fs->kr = kr;
 	fs->audit = audit;
 	fs->o = *o;
+	if (fs->o.audit_flush_ms <= 0)
+		fs->o.audit_flush_ms = 1000;
 	if ((rc = store_meta_get_int(s, "block_size", &bs)))
 		goto fail;
 	if (bs < 512 || bs > 65536 || (bs & (bs - 1))) {
@@ -1082,8 +1107,9 @@ ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                 char *buf, size_t size, uint64_t off)
 {
 	struct store_inode in;
+	struct fs_pending_read *p = &fs->pread;
 	ssize_t n;
-	int rc, intx = 0;
+	int rc;
 
 	LOCK(fs);
 	rc = inode_load(fs, ino, &in);
@@ -1091,7 +1117,11 @@ ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		rc = -EISDIR;
 	if (rc) {
 		n = rc;
-		goto audit;
+		if (fs->audit && fs_op_begin(fs) == 0) {
+			fs_audit(fs, c, "read", ino, NULL, off, size, n);
+			fs_op_end(fs, 0);
+		}
+		goto out;
 	}
 	n = blockio_read(fs, &in, buf, size, off);
 	if (n >= 0 && atime_due(&in) && !writable(fs) &&
@@ -1099,12 +1129,28 @@ ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		inode_touch(&in, 1, 0, 0);
 		fs_op_end(fs, inode_save(fs, &in));
 	}
-audit:
-	if (fs->audit && fs_op_begin(fs) == 0)
-		intx = 1;
-	fs_audit(fs, c, "read", ino, NULL, off, size, n < 0 ? n : n);
-	if (intx)
-		fs_op_end(fs, 0);
+	if (!fs->audit)
+		goto out;
+	if (n < 0) {
+		if (fs_op_begin(fs) == 0) {
+			fs_audit(fs, c, "read", ino, NULL, off, size, n);
+			fs_op_end(fs, 0);
+		}
+		goto out;
+	}
+	/* a read continuing the pending one extends its row: every byte is
+	 * accounted for, one row per contiguous run */
+	if (p->valid && p->ino == ino && p->c.pid == c->pid &&
+	    p->c.uid == c->uid && p->c.gid == c->gid && off == p->off + p->len) {
+		p->len += (uint64_t)n;
+	} else {
+		struct timespec ts;
+		read_flush(fs);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		*p = (struct fs_pending_read){ 1, *c, ino, off, (uint64_t)n,
+		        (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, fs_now_ms() };
+	}
+out:
 	UNLOCK(fs);
 	return n;
 }

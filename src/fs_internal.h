@@ -38,6 +38,15 @@ struct fs {
 	uint64_t tx_bytes;      /* bytes written in the open transaction */
 	int64_t last_activity_ms;
 	int checkpointed;       /* the WAL was folded in since the last commit */
+	/* contiguous reads of one file by one process, not yet in the trail:
+	 * one row covers the whole range; written before any other row, at
+	 * every commit and after [audit] flush_interval */
+	struct fs_pending_read {
+		int valid;
+		struct fs_ctx c;
+		uint64_t ino, off, len;
+		int64_t when_ns, when_ms;
+	} pread;
 	uint64_t path_gen;      /* bumped by renames and removals */
 	struct fs_path_slot {
 		uint64_t ino, gen;

@@ -35,11 +35,11 @@ run() { # run BIN_DIR NAME -> "write_MiBs read_MiBs"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for r in $(seq "$ROUNDS"); do
-	run . audited >> "$W/audited"
-	run build-noaudit plain >> "$W/plain"
+	run . audited >> "$W/audited.txt"
+	run build-noaudit plain >> "$W/plain.txt"
 done
-aw=$(cut -d' ' -f1 "$W/audited" | median); ar=$(cut -d' ' -f2 "$W/audited" | median)
-pw=$(cut -d' ' -f1 "$W/plain" | median); pr=$(cut -d' ' -f2 "$W/plain" | median)
+aw=$(cut -d' ' -f1 "$W/audited.txt" | median); ar=$(cut -d' ' -f2 "$W/audited.txt" | median)
+pw=$(cut -d' ' -f1 "$W/plain.txt" | median); pr=$(cut -d' ' -f2 "$W/plain.txt" | median)
 printf '| %s MiB, median of %s | audited (shipped) | audit compiled out | cost |\n|---|---:|---:|---:|\n' "$MIB" "$ROUNDS"
 printf '| sequential write + fsync, MiB/s | %.1f | %.1f | %.1f%% |\n' "$aw" "$pw" "$(echo "(1 - $aw / $pw) * 100" | bc -l)"
 printf '| sequential read after remount, MiB/s | %.1f | %.1f | %.1f%% |\n' "$ar" "$pr" "$(echo "(1 - $ar / $pr) * 100" | bc -l)"

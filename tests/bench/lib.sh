@@ -235,11 +235,9 @@ custodyfs_check() {
 
 custodyfs_setup() {
     write_passfile
-    cat >"$SYS_DIR/config.ini" <<'EOF'
-[kdf]
-opslimit = 1
-memlimit = 8M
-EOF
+    # the default configuration (as shipped in etc/custodyfs.ini): an empty
+    # file, so a config in /etc on the bench machine cannot change the run
+    : >"$SYS_DIR/config.ini"
     "$REPO/custodyctl" -s "$SYS_DIR/backing/store.db" -u "$CUSTODY_USER" \
         --passfile "$SYS_DIR/pass" -c "$SYS_DIR/config.ini" init
 }
