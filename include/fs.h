@@ -87,6 +87,12 @@ int fs_commit(struct fs *fs);
  */
 int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg);
 
+/*
+ * The store's generation: grows with every group commit of a read-write
+ * mount (rollback detection). -EBADMSG if its MAC fails.
+ */
+int fs_generation(struct fs *fs, uint64_t *counter);
+
 /* Milliseconds since the last request (for idle unmount). */
 int64_t fs_idle_ms(struct fs *fs);
 

@@ -18,6 +18,7 @@ struct fsops_opts {
 	double attr_timeout;        /* seconds */
 	int exact_reads;            /* no page cache: every read is audited */
 	int writeback;              /* kernel writeback cache (-o writeback) */
+	int accept_rollback;        /* mount a store older than one seen before */
 	int64_t idle_ms;            /* unmount after this much idle (0: off) */
 	int64_t maxage_ms;          /* end the session after this long (0: off) */
 	int foreground;

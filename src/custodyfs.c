@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@ static void usage(FILE *f)
 "      idle=DURATION  unmount after DURATION without activity (e.g. 30m)\n"
 "      maxage=DURATION end the session after DURATION\n"
 "      exact_reads    no page cache: every read reaches the audit trail\n"
+"      writeback      kernel writeback cache (faster small writes)\n"
+"      accept_rollback mount a store older than one seen on this machine\n"
 "      allow_other    let other local users in (permission bits apply)\n"
 "      user=NAME, passfile=FILE, config=FILE  as the flags above\n"
 "      other options are passed to FUSE\n"
@@ -85,6 +88,8 @@ static int parse_o(struct args *a, const char *list)
 			a->f.exact_reads = 1;
 		else if (!strcmp(tok, "writeback"))
 			a->f.writeback = 1;
+		else if (!strcmp(tok, "accept_rollback"))
+			a->f.accept_rollback = 1;
 		else if (!strcmp(tok, "nowriteback"))
 			a->f.writeback = 0;
 		else if (!strcmp(tok, "allow_other"))
@@ -236,12 +241,80 @@ static int lock_writer(struct store *s, const char *path)
 	return -1;
 }
 
+/*
+ * Rollback awareness: the newest generation this local user has seen of
+ * each store (by store id) lives in ~/.local/state/custodyfs/<id>. Mounting
+ * an older copy (a restored backup, a replayed file) is refused unless
+ * -o accept_rollback.
+ */
+static int state_path(const struct unlocked *u, char *buf, size_t cap)
+{
+	const char *home = getenv("XDG_STATE_HOME");
+	struct passwd *pw;
+	char id[33];
+
+	cipher_hex(id, u->ss->store_id, 16);
+	if (home && *home)
+		return snprintf(buf, cap, "%s/custodyfs/%s", home, id) >= (int)cap;
+	pw = getpwuid(getuid());
+	if (!pw || !pw->pw_dir)
+		return -1;
+	return snprintf(buf, cap, "%s/.local/state/custodyfs/%s", pw->pw_dir, id)
+	       >= (int)cap;
+}
+
+static uint64_t state_read(const char *path)
+{
+	char buf[32] = "";
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	return strtoull(buf, NULL, 10);
+}
+
+static void state_write(const char *path, uint64_t gen)
+{
+	char tmp[PATH_MAX + 8], dir[PATH_MAX], line[32];
+	char *slash;
+	int fd, n;
+
+	snprintf(dir, sizeof dir, "%s", path);
+	/* mkdir -p of the state directory, private */
+	for (slash = strchr(dir + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = 0;
+		mkdir(dir, 0700);
+		*slash = '/';
+	}
+	if (state_read(path) >= gen)
+		return; /* never move backwards */
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	n = snprintf(line, sizeof line, "%llu\n", (unsigned long long)gen);
+	if (write(fd, line, (size_t)n) == n && fsync(fd) == 0)
+		rename(tmp, path);
+	else
+		unlink(tmp);
+	close(fd);
+}
+
 /* Once a second: notice rotations made by custodyctl, and (for an admin
  * session) rotate an expired active key automatically. */
 struct maint {
 	struct unlocked *u;
 	struct audit *au;
 	struct fs *fs;
+	const char *statefile;  /* "" or NULL: no rollback state */
+	int ticks;
 };
 
 static int maintain_locked(void *arg)
@@ -283,12 +356,19 @@ static int maintain_locked(void *arg)
 static void maintain(void *arg)
 {
 	struct maint *m = arg;
+	uint64_t gen;
+
 	fs_exclusive(m->fs, maintain_locked, m);
+	/* every 10 s, remember how far this store has come */
+	if (m->statefile && m->statefile[0] && ++m->ticks % 10 == 0 &&
+	    fs_generation(m->fs, &gen) == 0)
+		state_write(m->statefile, gen);
 }
 
 static int serve(struct args *a)
 {
 	struct maint mt;
+	char statefile[PATH_MAX];
 	struct store_mount sess;
 	int lock_fd = -1;
 	struct unlocked u;
@@ -318,7 +398,7 @@ static int serve(struct args *a)
 		a->f.read_only = 1;
 	}
 	if (keyring_expired(u.kr) && u.ss->authority_sk && !a->f.read_only) {
-		struct maint m0 = { &u, NULL, NULL };
+		struct maint m0 = { &u, NULL, NULL, NULL, 0 };
 		maintain_locked(&m0); /* rotate before serving */
 	}
 	if (!a->f.read_only && (lock_fd = lock_writer(u.s, a->u.store)) < 0) {
@@ -360,11 +440,55 @@ static int serve(struct args *a)
 		unlock_free(&u);
 		return fail(rc == -EIO ? EXIT_DAMAGE : EXIT_RUNTIME);
 	}
+	{
+		uint64_t gen = 0, seen;
+		int have_state = state_path(&u, statefile, sizeof statefile) == 0;
+		rc = fs_generation(fs, &gen);
+		if (rc) {
+			fprintf(stderr, "custodyfs: store '%s' fails verification: its"
+			        " generation was tampered with\n", a->u.store);
+			fs_free(fs);
+			audit_free(au);
+			unlock_free(&u);
+			return fail(EXIT_DAMAGE);
+		}
+		seen = have_state ? state_read(statefile) : 0;
+		if (gen < seen) {
+			if (!a->f.accept_rollback) {
+				fprintf(stderr, "custodyfs: store '%s' is older than a copy"
+				        " this machine has seen (generation %llu < %llu): a"
+				        " restored backup or a replayed file; mount with -o"
+				        " accept_rollback to accept it\n", a->u.store,
+				        (unsigned long long)gen, (unsigned long long)seen);
+				fs_free(fs);
+				audit_free(au);
+				unlock_free(&u);
+				return fail(EXIT_DAMAGE);
+			}
+			fprintf(stderr, "custodyfs: warning: mounting an older copy of"
+			        " store '%s' (generation %llu < %llu), as accepted\n",
+			        a->u.store, (unsigned long long)gen,
+			        (unsigned long long)seen);
+			audit_event(u.s, au, "rollback accepted", a->u.store);
+		}
+		if (!have_state)
+			statefile[0] = 0;
+	}
 	audit_event(u.s, au, "mount", a->f.mountpoint);
-	mt = (struct maint){ &u, au, fs };
+	if (statefile[0] && !a->f.read_only) {
+		uint64_t gen;
+		if (fs_generation(fs, &gen) == 0)
+			state_write(statefile, gen);
+	}
+	mt = (struct maint){ &u, au, fs, a->f.read_only ? NULL : statefile, 0 };
 	a->f.maintain = maintain;
 	a->f.maintain_arg = &mt;
 	rc = fsops_run(fs, &a->f, mounted, a, &why);
+	if (statefile[0] && !a->f.read_only && fs_commit(fs) == 0) {
+		uint64_t gen;
+		if (fs_generation(fs, &gen) == 0)
+			state_write(statefile, gen);
+	}
 	if (fs_free(fs) != 0)
 		fprintf(stderr, "custodyfs: final commit failed: %s\n",
 		        store_errmsg(u.s));

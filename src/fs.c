@@ -191,8 +191,11 @@ static int commit_locked(struct fs *fs)
 
 	read_flush(fs);
 	if (fs->in_tx) {
-		/* the audit head mark goes into the same transaction */
+		/* the audit head mark and the generation go into the same
+		 * transaction */
 		rc = audit_batch_end(fs->audit, 1);
+		if (!rc && !fs->o.read_only && !fs->o.shared)
+			generation_bump(fs); /* checked at mount; never blocks data */
 		if (!rc)
 			rc = store_commit(fs->s);
 		if (rc) {

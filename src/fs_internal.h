@@ -48,6 +48,7 @@ struct fs {
 		int64_t when_ns, when_ms;
 	} pread;
 	uint64_t path_gen;      /* bumped by renames and removals */
+	uint64_t generation;    /* the store's, as last committed by us */
 	struct fs_path_slot {
 		uint64_t ino, gen;
 		char *path;
@@ -112,6 +113,11 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
                       size_t size, uint64_t off);
 /* Shrink or grow to size (caller saves the inode). */
 int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size);
+
+/* ---- generation.c ---- */
+int generation_read(struct fs *fs, uint64_t *counter);
+/* Advance the generation inside the open transaction. */
+int generation_bump(struct fs *fs);
 
 /* Authenticate one stored block (check): 0, -EIO, -ENOKEY. */
 int blockio_verify(struct fs *fs, const struct store_inode *in, uint64_t blk,

@@ -69,6 +69,8 @@ t_setup() {
 	T=$(mktemp -d /var/tmp/cfs-test.XXXXXX)
 	trap 't_cleanup' EXIT
 	trap 'exit 130' INT TERM
+	# rollback state (~/.local/state/custodyfs) stays inside the test dir
+	export XDG_STATE_HOME=$T/state
 	PASSFILE=$T/pass
 	CONF=$T/test.ini
 	STORE=$T/s.db
