@@ -88,8 +88,13 @@ int store_inode_get(struct store *s, uint64_t ino, struct store_inode *out);
 /* Insert with a new inode number (written to in->ino). */
 int store_inode_insert(struct store *s, struct store_inode *in);
 int store_inode_update(struct store *s, const struct store_inode *in);
-/* Delete the inode with its blocks and xattrs. */
+/* Delete the inode and its xattrs; its blocks are queued for purging. */
 int store_inode_delete(struct store *s, uint64_t ino);
+/*
+ * Delete up to limit blocks of one purged inode. Returns 1 if there was
+ * work (*deleted counts blocks), 0 when the queue is empty, or -errno.
+ */
+int store_purge_step(struct store *s, size_t limit, uint64_t *deleted);
 /* Call fn for every inode (check, reencrypt, orphan sweep). fn returns
  * non-zero to stop; that value is returned. */
 int store_inode_each(struct store *s, int (*fn)(void *arg,

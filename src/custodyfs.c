@@ -444,6 +444,14 @@ static int serve(struct args *a)
 		uint64_t gen = 0, seen;
 		int have_state = state_path(&u, statefile, sizeof statefile) == 0;
 		rc = fs_generation(fs, &gen);
+		if (rc == -ENOKEY) {
+			fprintf(stderr, "custodyfs: user '%s' holds no key for the"
+			        " store's current version (revoked?)\n", u.ss->name);
+			fs_free(fs);
+			audit_free(au);
+			unlock_free(&u);
+			return fail(EXIT_DENIED);
+		}
 		if (rc) {
 			fprintf(stderr, "custodyfs: store '%s' fails verification: its"
 			        " generation was tampered with\n", a->u.store);

@@ -225,6 +225,18 @@ int fs_tick(struct fs *fs)
 	pthread_mutex_lock(&fs->lock);
 	if (fs->pread.valid && now - fs->pread.when_ms >= fs->o.audit_flush_ms)
 		read_flush(fs);
+	if (fs->purging && !fs->o.read_only && !fs->o.shared) {
+		/* freed files' blocks, 16 MiB a tick, in the group transaction */
+		uint64_t n;
+		int64_t keep = fs->last_activity_ms;
+		if (fs_op_begin(fs) == 0) {
+			int r = store_purge_step(fs->s, 4096, &n);
+			fs_op_end(fs, r < 0 ? r : 0);
+			if (r == 0)
+				fs->purging = 0;
+		}
+		fs->last_activity_ms = keep; /* housekeeping is not activity */
+	}
 	if (fs->in_tx && (now - fs->tx_started_ms >= fs->o.commit_interval_ms ||
 	                  fs->tx_bytes >= FS_TX_MAX_BYTES))
 		commit_locked(fs);
@@ -412,6 +424,7 @@ int fs_new(struct store *s, struct keyring *kr, struct audit *audit,
 		}
 	}
 	free(orph.inos);
+	fs->purging = 1; /* the tick finds out whether anything is queued */
 	*out = fs;
 	return 0;
 fail:

@@ -38,6 +38,7 @@ struct fs {
 	uint64_t tx_bytes;      /* bytes written in the open transaction */
 	int64_t last_activity_ms;
 	int checkpointed;       /* the WAL was folded in since the last commit */
+	int purging;            /* freed blocks may be waiting in purge */
 	/* contiguous reads of one file by one process, not yet in the trail:
 	 * one row covers the whole range; written before any other row, at
 	 * every commit and after [audit] flush_interval */
@@ -118,6 +119,8 @@ int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size);
 int generation_read(struct fs *fs, uint64_t *counter);
 /* Advance the generation inside the open transaction. */
 int generation_bump(struct fs *fs);
+/* Re-MAC the generation under the active version (reencrypt). */
+int generation_rekey(struct fs *fs);
 
 /* Authenticate one stored block (check): 0, -EIO, -ENOKEY. */
 int blockio_verify(struct fs *fs, const struct store_inode *in, uint64_t blk,

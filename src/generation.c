@@ -60,19 +60,58 @@ int generation_read(struct fs *fs, uint64_t *counter)
 	for (int i = 3; i >= 0; i--)
 		v = (v << 8) | buf[8 + i];
 	rc = gen_mac(fs, v, c, mac);
-	if (rc == -ENOKEY)
-		return -EBADMSG;
 	if (rc)
-		return rc;
+		return rc; /* -ENOKEY: this session holds no key for it */
 	if (!cipher_memeq(mac, buf + 12, sizeof mac))
 		return -EBADMSG;
 	*counter = c;
 	return 0;
 }
 
-int generation_bump(struct fs *fs)
+/* Version the generation is MACed under (0 if there is none). */
+static uint32_t gen_version(struct fs *fs)
 {
 	uint8_t buf[GEN_BYTES];
+	uint32_t v = 0;
+	size_t n;
+
+	if (store_meta_get(fs->s, "generation", buf, sizeof buf, &n) ||
+	    n != GEN_BYTES)
+		return 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | buf[8 + i];
+	return v;
+}
+
+static int gen_write(struct fs *fs, uint32_t v, uint64_t c)
+{
+	uint8_t buf[GEN_BYTES];
+	int rc;
+
+	for (int i = 0; i < 8; i++)
+		buf[i] = (uint8_t)(c >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		buf[8 + i] = (uint8_t)(v >> (8 * i));
+	if ((rc = gen_mac(fs, v, c, buf + 12)))
+		return rc;
+	return store_meta_set(fs->s, "generation", buf, sizeof buf);
+}
+
+int generation_rekey(struct fs *fs)
+{
+	uint32_t v = keyring_active(fs->kr), old = gen_version(fs);
+	uint64_t c;
+	int rc;
+
+	if (!v || !old || old >= v)
+		return 0;
+	if ((rc = generation_read(fs, &c)))
+		return rc;
+	return gen_write(fs, v, c);
+}
+
+int generation_bump(struct fs *fs)
+{
 	uint32_t v = keyring_active(fs->kr);
 	uint64_t c;
 	int rc;
@@ -85,14 +124,8 @@ int generation_bump(struct fs *fs)
 	if (rc)
 		return rc;
 	c++;
-	for (int i = 0; i < 8; i++)
-		buf[i] = (uint8_t)(c >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		buf[8 + i] = (uint8_t)(v >> (8 * i));
-	if ((rc = gen_mac(fs, v, c, buf + 12)))
-		return rc;
 	fs->generation = c;
-	return store_meta_set(fs->s, "generation", buf, sizeof buf);
+	return gen_write(fs, v, c);
 }
 
 int fs_generation(struct fs *fs, uint64_t *counter)

@@ -152,6 +152,7 @@ int inode_maybe_free(struct fs *fs, uint64_t ino)
 		return rc;
 	if (in.nlink != 0 || ino == STORE_ROOT_INO)
 		return 0;
+	fs->purging = 1;
 	return store_inode_delete(fs->s, ino);
 }
 

@@ -70,6 +70,11 @@ int fs_reencrypt_step(struct fs *fs, size_t limit, uint64_t *moved,
 	pthread_mutex_lock(&fs->lock);
 	if ((rc = store_begin(fs->s)))
 		goto out;
+	/* the store's generation is MACed under a version too */
+	if ((rc = generation_rekey(fs))) {
+		store_rollback(fs->s);
+		goto out;
+	}
 	for (size_t k = 0; k < sizeof kinds && *moved < limit && !rc; k++) {
 		if ((rc = store_stale(fs->s, kinds[k], v, limit - *moved, st, &n)))
 			break;
@@ -77,8 +82,15 @@ int fs_reencrypt_step(struct fs *fs, size_t limit, uint64_t *moved,
 			switch (kinds[k]) {
 			case 'b':
 				if (cur_ino != (uint64_t)st[i].a &&
-				    (rc = inode_load(fs, (uint64_t)st[i].a, &in)))
+				    (rc = inode_load(fs, (uint64_t)st[i].a, &in))) {
+					uint64_t gone;
+					/* blocks of a freed file waiting for purge:
+					 * nothing to keep, delete them now */
+					if (rc == -ENOENT)
+						rc = store_block_truncate(fs->s,
+						        (uint64_t)st[i].a, 0, &gone);
 					break;
+				}
 				cur_ino = in.ino;
 				rc = blockio_rekey(fs, &in, (uint64_t)st[i].b);
 				*bytes += fs->block_size;

@@ -36,7 +36,10 @@ static const char *const schema_v1[] = {
 	"CREATE TABLE key_events(id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
 	" user TEXT NOT NULL, event TEXT NOT NULL, from_version INTEGER,"
 	" to_version INTEGER, detail TEXT)",
-	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY, file_id BLOB NOT NULL,"
+	/* AUTOINCREMENT: an inode number is never reused, so blocks still
+	 * waiting in purge can never be mistaken for a new file's */
+	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" file_id BLOB NOT NULL,"
 	" key_version INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL,"
 	" gid INTEGER NOT NULL, nlink INTEGER NOT NULL, size INTEGER NOT NULL,"
 	" nblocks INTEGER NOT NULL, rdev INTEGER NOT NULL, atime INTEGER NOT NULL,"
@@ -49,6 +52,8 @@ static const char *const schema_v1[] = {
 	"CREATE TABLE blocks(ino INTEGER NOT NULL, blk INTEGER NOT NULL,"
 	" key_version INTEGER NOT NULL, data BLOB NOT NULL,"
 	" PRIMARY KEY(ino, blk)) WITHOUT ROWID",
+	/* blocks of freed inodes, deleted in small batches by the daemon */
+	"CREATE TABLE purge(ino INTEGER PRIMARY KEY)",
 	"CREATE TABLE xattrs(ino INTEGER NOT NULL, tag BLOB NOT NULL,"
 	" key_version INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,"
 	" PRIMARY KEY(ino, tag)) WITHOUT ROWID",
@@ -87,7 +92,7 @@ enum {
 	Q_BLOCK_EACH, Q_BLOCK_COUNT,
 	Q_XATTR_GET, Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH,
 	Q_TX_BEGIN, Q_TX_COMMIT, Q_TX_ROLLBACK, Q_TX_SAVEPOINT, Q_TX_RELEASE,
-	Q_TX_ROLLBACK_TO,
+	Q_TX_ROLLBACK_TO, Q_PURGE_NEXT, Q_PURGE_BLOCKS, Q_PURGE_DONE,
 	Q_FS_LAST /* store_keys.c and store_audit.c number from here */
 };
 _Static_assert(Q_FS_LAST <= STORE_Q_KEYS, "statement ids overlap");
@@ -168,8 +173,11 @@ static int store_configure(struct store *s, int busy_ms)
 	sqlite3_extended_result_codes(s->db, 0);
 	/* secure_delete: freed pages are zeroed, so deleted ciphertext and
 	 * crypto-shredded key grants do not linger in the file. */
+	/* temp_store stays FILE: a statement journal (the page images a
+	 * savepoint may roll back to) must not grow in memory with the size
+	 * of what one operation touches */
 	rc = store_exec(s, "PRAGMA secure_delete=FAST; PRAGMA foreign_keys=OFF;"
-	                   " PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY;"
+	                   " PRAGMA cache_size=-8192; PRAGMA temp_store=FILE;"
 	                   " PRAGMA trusted_schema=OFF");
 	if (rc)
 		return rc;
@@ -592,7 +600,12 @@ int store_inode_delete(struct store *s, uint64_t ino)
 	sqlite3_stmt *st;
 	int rc;
 
-	st = store_stmt(s, Q_INODE_DEL_BLOCKS, "DELETE FROM blocks WHERE ino=?");
+	/* the blocks go later, in bounded batches (store_purge_step): one
+	 * DELETE of a big file's blocks would rewrite every leaf page in one
+	 * statement */
+	st = store_stmt(s, Q_INODE_DEL_BLOCKS,
+	        "INSERT OR IGNORE INTO purge(ino) SELECT ?1"
+	        " WHERE EXISTS (SELECT 1 FROM blocks WHERE ino=?1)");
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
@@ -609,6 +622,44 @@ int store_inode_delete(struct store *s, uint64_t ino)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	return store_step_done(s, st);
+}
+
+int store_purge_step(struct store *s, size_t limit, uint64_t *deleted)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_PURGE_NEXT,
+	        "SELECT ino FROM purge LIMIT 1");
+	int64_t ino;
+	int rc;
+
+	*deleted = 0;
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? 0 : store_err(s, rc);
+	}
+	ino = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	st = store_stmt(s, Q_PURGE_BLOCKS,
+	        "DELETE FROM blocks WHERE ino=?1 AND blk IN"
+	        " (SELECT blk FROM blocks WHERE ino=?1 ORDER BY blk LIMIT ?2)");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ino);
+	sqlite3_bind_int64(st, 2, (int64_t)limit);
+	if ((rc = store_step_done(s, st)))
+		return rc;
+	*deleted = (uint64_t)sqlite3_changes(s->db);
+	if (*deleted < limit) {
+		st = store_stmt(s, Q_PURGE_DONE, "DELETE FROM purge WHERE ino=?");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, ino);
+		if ((rc = store_step_done(s, st)))
+			return rc;
+	}
+	return 1;
 }
 
 int store_inode_each(struct store *s, int (*fn)(void *arg,

@@ -170,6 +170,7 @@ sample_rss() {
     [[ -n $pid && -r /proc/$pid/status ]] || return 0
     hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
     [[ -n $hwm ]] && echo "$hwm" >>"$SYS_DIR/rss"
+    [[ -n $hwm ]] && echo "rss sample: $SYS pid $pid VmHWM ${hwm} kB ($(tr '\0' ' ' </proc/$pid/cmdline 2>/dev/null | cut -c1-80))" >>"$LOG"
     return 0
 }
 

@@ -297,9 +297,20 @@ static void test_inodes_blocks_xattrs(struct store *s)
 	CHECK_EQ(store_xattr_each(s, a.ino, xattr_cb, &xs), 0);
 	CHECK_EQ(xs.n, 1);
 
-	/* deleting the inode takes its blocks and xattrs with it */
+	/* deleting the inode takes its xattrs at once; its blocks wait in
+	 * the purge queue and go in bounded batches */
 	CHECK_EQ(store_inode_delete(s, a.ino), 0);
 	CHECK_EQ(store_inode_get(s, a.ino, &got), -ENOENT);
+	CHECK_EQ(store_block_get(s, a.ino, 0, &kv, buf, sizeof buf, &n), 0);
+	{
+		uint64_t del = 0, total = 0;
+		int r;
+		/* a batch of 1 block at a time: two steps, then the queue is empty */
+		while ((r = store_purge_step(s, 1, &del)) == 1)
+			total += del;
+		CHECK_EQ(r, 0);
+		CHECK_EQ(total, 2);
+	}
 	CHECK_EQ(store_block_get(s, a.ino, 0, &kv, buf, sizeof buf, &n), -ENOENT);
 	CHECK_EQ(store_block_get(s, a.ino, 1, &kv, buf, sizeof buf, &n), -ENOENT);
 	CHECK_EQ(store_xattr_get(s, a.ino, tag1, &kv, buf, sizeof buf, &n), -ENOENT);
