@@ -133,6 +133,30 @@ static int info_user(void *arg, const struct store_user *u)
 	return 0;
 }
 
+static int info_mount(void *arg, const struct store_mount *m)
+{
+	struct info_users *iu = arg;
+	char t[32];
+
+	cli_time(t, sizeof t, m->started);
+	if (iu->json) {
+		printf("%s{\"user\":", iu->n ? "," : "");
+		cli_json_str(m->user);
+		printf(",\"host\":");
+		cli_json_str(m->host);
+		printf(",\"pid\":%lld,\"mountpoint\":", (long long)m->pid);
+		cli_json_str(m->mountpoint);
+		printf(",\"readonly\":%s,\"started\":", m->readonly ? "true" : "false");
+		cli_json_str(t);
+		printf("}");
+	} else
+		printf("%s%s@%s pid %lld on %s (%s, since %s)", iu->n ? "; " : "",
+		       m->user, m->host, (long long)m->pid, m->mountpoint,
+		       m->readonly ? "ro" : "rw", t);
+	iu->n++;
+	return 0;
+}
+
 static int info_key(void *arg, const struct store_key *k)
 {
 	struct info_users *iu = arg;
@@ -205,6 +229,9 @@ int cmd_info(struct cli *c, int argc, char **argv)
 		printf("],\"users\":[");
 		iu.n = 0;
 		store_user_each(c->un.s, info_user, &iu);
+		printf("],\"mounts\":[");
+		iu.n = 0;
+		store_mount_each_open(c->un.s, info_mount, &iu);
 		printf("]}\n");
 	} else {
 		printf("store:       %s\n", c->u.store);
@@ -223,6 +250,11 @@ int cmd_info(struct cli *c, int argc, char **argv)
 		printf("\nusers:       ");
 		iu.n = 0;
 		store_user_each(c->un.s, info_user, &iu);
+		printf("\nmounts:      ");
+		iu.n = 0;
+		store_mount_each_open(c->un.s, info_mount, &iu);
+		if (!iu.n)
+			printf("none");
 		printf("\n");
 	}
 	return EXIT_OK;
