@@ -66,7 +66,8 @@ unit: $(UNIT:%=$(BUILD)/%)
 
 # ---- dependencies (Debian 12) ----
 DEBS := build-essential pkg-config libfuse3-dev fuse3 libsqlite3-dev sqlite3 \
-        libsodium-dev libinih-dev attr jq systemd
+        libsodium-dev libinih-dev attr jq systemd \
+        man-db groff-base bsdextrautils procps util-linux perl
 deps:
 	@missing=""; for p in $(DEBS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
