@@ -33,6 +33,16 @@ int cli_new_passphrase(struct cli *c, const char *file, const char *who,
 void cli_progress(struct cli *c, const char *what, uint64_t done,
                   uint64_t total, int64_t started_ms, int final);
 int64_t cli_now_ms(void);
+/* --help/-h anywhere in argv: print text to stdout and return 1. */
+int cli_wants_help(int argc, char **argv, const char *text);
+/*
+ * "--opt VALUE" or "--opt=VALUE" at argv[*i]: returns 1 with *val set (and
+ * *i advanced past the value), 0 if argv[*i] is not opt, -1 with one line
+ * on stderr (and *val NULL) if the value is missing.
+ */
+int cli_opt_value(int argc, char **argv, int *i, const char *opt,
+                  const char **val);
+
 /* Print s as a JSON string (quoted, escaped). */
 void cli_json_str(const char *s);
 /* Format a time (seconds or ns) as ISO 8601 UTC. */

@@ -115,5 +115,13 @@ int keyring_grant_user(struct keyring *kr, struct store *s,
                        const struct session *admin, int64_t user_id,
                        int role);
 
+/*
+ * Seal secret (len bytes) to pk and store it as the grant (user_id,
+ * version, kind). The one place grants are written.
+ */
+int keyring_seal_grant(struct store *s, int64_t user_id, uint32_t version,
+                       const char *kind, const uint8_t *secret, size_t len,
+                       const uint8_t pk[CIPHER_BOX_PK_BYTES]);
+
 /* Re-sign a master_keys row after a status change (admin). */
 int keyring_sign_row(struct store_key *k, const struct session *admin);

@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "keyring.h"
 #include "passphrase.h"
 #include "store.h"
 
@@ -135,22 +136,6 @@ static int seal_secret(struct store_user *u, const struct config *cfg,
 	}
 	secmem_free(k);
 	return rc;
-}
-
-static int grant_sealed(struct store *s, int64_t user_id, uint32_t version,
-                        const char *kind, const uint8_t *secret, size_t len,
-                        const uint8_t pk[CIPHER_BOX_PK_BYTES])
-{
-	struct store_grant g = { .user_id = user_id, .version = version };
-	int rc;
-
-	if (len + CIPHER_BOX_OVERHEAD > sizeof g.sealed)
-		return -EINVAL;
-	snprintf(g.kind, sizeof g.kind, "%s", kind);
-	if ((rc = cipher_box_seal(g.sealed, secret, len, pk)))
-		return rc;
-	g.sealedlen = len + CIPHER_BOX_OVERHEAD;
-	return store_grant_put(s, &g);
 }
 
 /* Open grant (user, version, kind) into out (len bytes, locked). */
@@ -279,9 +264,9 @@ int auth_bootstrap(struct store *s, const struct config *cfg,
 	snprintf(ss->name, sizeof ss->name, "%s", name);
 	memcpy(ss->box_pk, u.box_pk, sizeof ss->box_pk);
 	cipher_random(mac, CIPHER_KEY_BYTES);
-	if ((rc = grant_sealed(s, u.id, 0, "authority", ss->authority_sk,
+	if ((rc = keyring_seal_grant(s, u.id, 0, "authority", ss->authority_sk,
 	                       CIPHER_SIGN_SK_BYTES, u.box_pk)) ||
-	    (rc = grant_sealed(s, u.id, 0, "auditmac", mac, CIPHER_KEY_BYTES,
+	    (rc = keyring_seal_grant(s, u.id, 0, "auditmac", mac, CIPHER_KEY_BYTES,
 	                       u.box_pk)))
 		goto fail;
 	ss->audit_mac_key = mac;
@@ -427,11 +412,11 @@ int auth_user_add(struct store *s, const struct config *cfg,
 	if ((rc = store_user_update(s, &u)))
 		goto out;
 	if (admin->audit_mac_key &&
-	    (rc = grant_sealed(s, u.id, 0, "auditmac", admin->audit_mac_key,
+	    (rc = keyring_seal_grant(s, u.id, 0, "auditmac", admin->audit_mac_key,
 	                       CIPHER_KEY_BYTES, u.box_pk)))
 		goto out;
 	if (role == ROLE_ADMIN &&
-	    (rc = grant_sealed(s, u.id, 0, "authority", admin->authority_sk,
+	    (rc = keyring_seal_grant(s, u.id, 0, "authority", admin->authority_sk,
 	                       CIPHER_SIGN_SK_BYTES, u.box_pk)))
 		goto out;
 	*id = u.id;
@@ -472,7 +457,7 @@ int auth_user_set_role(struct store *s, const struct session *admin,
 	if ((rc = store_grant_delete(s, user_id, 0, "authority")))
 		return rc;
 	if (role == ROLE_ADMIN)
-		rc = grant_sealed(s, user_id, 0, "authority", admin->authority_sk,
+		rc = keyring_seal_grant(s, user_id, 0, "authority", admin->authority_sk,
 		                  CIPHER_SIGN_SK_BYTES, u.box_pk);
 	return rc;
 }
@@ -514,11 +499,11 @@ int auth_user_reset(struct store *s, const struct config *cfg,
 	    (rc = store_grant_delete(s, u->id, -1, NULL)))
 		goto out;
 	if (admin->audit_mac_key &&
-	    (rc = grant_sealed(s, u->id, 0, "auditmac", admin->audit_mac_key,
+	    (rc = keyring_seal_grant(s, u->id, 0, "auditmac", admin->audit_mac_key,
 	                       CIPHER_KEY_BYTES, u->box_pk)))
 		goto out;
 	if (role_parse(u->role) == ROLE_ADMIN)
-		rc = grant_sealed(s, u->id, 0, "authority", admin->authority_sk,
+		rc = keyring_seal_grant(s, u->id, 0, "authority", admin->authority_sk,
 		                  CIPHER_SIGN_SK_BYTES, u->box_pk);
 out:
 	secmem_free(sk);

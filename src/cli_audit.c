@@ -318,41 +318,11 @@ static int parse_time(const char *s, int64_t *out)
 
 /* ---- argument parsing ---- */
 
-/* "--name VALUE" or "--name=VALUE" at argv[*i]: 1 and *val, else 0. */
-static int opt_value(int argc, char **argv, int *i, const char *name,
-                     const char **val)
-{
-	size_t n = strlen(name);
-
-	if (strncmp(argv[*i], name, n))
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n])
-		return 0;
-	if (*i + 1 >= argc) {
-		*val = NULL;
-		return 1;
-	}
-	*val = argv[++*i];
-	return 1;
-}
-
-static int wants_help(int argc, char **argv, const char *text)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(text, stdout);
-			return 1;
-		}
-	return 0;
-}
-
+/* cli_opt_value has already said which value is missing. */
 static int missing_value(const char *cmd, const char *opt)
 {
-	fprintf(stderr, "custodyctl: audit %s: %s needs a value\n", cmd, opt);
+	(void)cmd;
+	(void)opt;
 	return EXIT_USAGE;
 }
 
@@ -641,29 +611,29 @@ static int audit_list(struct cli *c, int argc, char **argv)
 	const char *v;
 	int followp = 0, st, rc;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
-		if (opt_value(argc, argv, &i, "--since", &v)) {
+		if (cli_opt_value(argc, argv, &i, "--since", &v)) {
 			if (!v)
 				return missing_value("list", "--since");
 			if (parse_time(v, &f.since))
 				return bad_time("list", "--since", v);
-		} else if (opt_value(argc, argv, &i, "--until", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--until", &v)) {
 			if (!v)
 				return missing_value("list", "--until");
 			if (parse_time(v, &f.until))
 				return bad_time("list", "--until", v);
-		} else if (opt_value(argc, argv, &i, "--user", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--user", &v)) {
 			if (!(f.user = v))
 				return missing_value("list", "--user");
-		} else if (opt_value(argc, argv, &i, "--op", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--op", &v)) {
 			if (!(f.op = v))
 				return missing_value("list", "--op");
-		} else if (opt_value(argc, argv, &i, "--path", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--path", &v)) {
 			if (!(f.path = v))
 				return missing_value("list", "--path");
-		} else if (opt_value(argc, argv, &i, "--result", &v)) {
+		} else if (cli_opt_value(argc, argv, &i, "--result", &v)) {
 			if (!v)
 				return missing_value("list", "--result");
 			if (!strcmp(v, "ok"))
@@ -724,10 +694,10 @@ static int audit_export(struct cli *c, int argc, char **argv)
 	enum out_format fmt = OUT_JSON;
 	int st, rc;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
-		if (opt_value(argc, argv, &i, "--format", &v)) {
+		if (cli_opt_value(argc, argv, &i, "--format", &v)) {
 			if (!v)
 				return missing_value("export", "--format");
 			if (!strcmp(v, "json"))
@@ -826,7 +796,7 @@ static int audit_verify_cmd(struct cli *c, int argc, char **argv)
 "  --json   {\"intact\":true,\"rows\":N} or {\"intact\":false,\"row\":S,\"reason\":...}\n";
 	int st;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
@@ -883,10 +853,10 @@ static int audit_prune_cmd(struct cli *c, int argc, char **argv)
 	uint64_t removed = 0, rows = 0;
 	int st, rc;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
-		if (opt_value(argc, argv, &i, "--before", &v)) {
+		if (cli_opt_value(argc, argv, &i, "--before", &v)) {
 			if (!(when = v))
 				return missing_value("prune", "--before");
 			if (parse_time(v, &pf.before_ns))

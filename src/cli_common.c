@@ -186,3 +186,35 @@ void cli_time_ns(char *buf, size_t len, int64_t ns)
 	strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf, len, "%s.%06ldZ", b, (long)(ns % 1000000000 / 1000));
 }
+
+int cli_wants_help(int argc, char **argv, const char *text)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(text, stdout);
+			return 1;
+		}
+	return 0;
+}
+
+int cli_opt_value(int argc, char **argv, int *i, const char *opt,
+                  const char **val)
+{
+	size_t n = strlen(opt);
+
+	*val = NULL;
+	if (strncmp(argv[*i], opt, n))
+		return 0;
+	if (argv[*i][n] == '=') {
+		*val = argv[*i] + n + 1;
+		return 1;
+	}
+	if (argv[*i][n])
+		return 0;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "custodyctl: %s needs a value\n", opt);
+		return -1;
+	}
+	*val = argv[++*i];
+	return 1;
+}

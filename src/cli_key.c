@@ -19,16 +19,6 @@
 
 #define ADMIN (1 << ROLE_ADMIN)
 
-static int help_wanted(int argc, char **argv, const char *text)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(text, stdout);
-			return 1;
-		}
-	return 0;
-}
-
 /*
  * End the command's transaction and record op: on success in the same
  * transaction; on failure the work is rolled back first and the refusal is
@@ -272,7 +262,7 @@ int cmd_key(struct cli *c, int argc, char **argv)
 	"       custodyctl key retire VERSION    refuse while anything uses it\n"
 	"       custodyctl key destroy VERSION   crypto-shred a retired version\n";
 
-	if (argc < 2 || help_wanted(2, argv, help)) {
+	if (argc < 2 || cli_wants_help(2, argv, help)) {
 		fputs(help, argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}

@@ -17,16 +17,6 @@
 #include "store.h"
 #include "store_backup.h"
 
-static int wants_help(int argc, char **argv, const char *text)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(text, stdout);
-			return 1;
-		}
-	return 0;
-}
-
 /* Record op in the trail in its own short transaction (waits for the
  * write lock up to the busy timeout). Prints a warning if that fails. */
 static void record(struct cli *c, const char *op, const char *target, int rc)
@@ -91,7 +81,7 @@ int cmd_backup(struct cli *c, int argc, char **argv)
 	struct stat sb;
 	int force = 0, writable, rc, st;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f"))
@@ -175,7 +165,7 @@ int cmd_compact(struct cli *c, int argc, char **argv)
 	char why[512];
 	int rc, st;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	if (argc > 1) {
 		fprintf(stderr, "custodyctl: compact takes no arguments\n");
@@ -221,7 +211,7 @@ int cmd_upgrade(struct cli *c, int argc, char **argv)
 	int64_t from = 0, to = 0;
 	int rc, st;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	if (argc > 1) {
 		fprintf(stderr, "custodyctl: upgrade takes no arguments\n");

@@ -18,16 +18,6 @@
 #include "passphrase.h"
 #include "store.h"
 
-static int wants_help(int argc, char **argv, const char *text)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(text, stdout);
-			return 1;
-		}
-	return 0;
-}
-
 int cmd_init(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
@@ -45,7 +35,7 @@ int cmd_init(struct cli *c, int argc, char **argv)
 	uint32_t v;
 	int rc, st;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	if (argc > 1) {
 		fprintf(stderr, "custodyctl: init takes no arguments\n");
@@ -187,7 +177,7 @@ int cmd_info(struct cli *c, int argc, char **argv)
 	struct info_users iu = { 0, 0 };
 	int st;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))

@@ -40,39 +40,6 @@ static const char user_help[] =
         "read-only), auditor (read the audit trail; holds no data key).\n"
         "Each command takes --help.\n";
 
-static int wants_help(int argc, char **argv, const char *text)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(text, stdout);
-			return 1;
-		}
-	return 0;
-}
-
-/* "--opt VALUE" or "--opt=VALUE" at argv[*i]: 1 and *val set, 0 if argv[*i]
- * is not opt, -1 (message printed) if the value is missing. */
-static int opt_value(int argc, char **argv, int *i, const char *opt,
-                     const char **val)
-{
-	size_t n = strlen(opt);
-
-	if (strncmp(argv[*i], opt, n))
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n])
-		return 0;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, "custodyctl: %s needs a value\n", opt);
-		return -1;
-	}
-	*val = argv[++*i];
-	return 1;
-}
-
 /* Exit status and one line for a failed store operation. */
 static int report(const char *what, const char *name, int rc)
 {
@@ -187,22 +154,6 @@ static int admins(struct cli *c, int *n)
 	return rc < 0 ? rc : 0;
 }
 
-static int seal_grant(struct store *s, int64_t user_id, uint32_t version,
-                      const char *kind, const uint8_t *secret, size_t len,
-                      const uint8_t pk[CIPHER_BOX_PK_BYTES])
-{
-	struct store_grant g = { .user_id = user_id, .version = version };
-	int rc;
-
-	if (len + CIPHER_BOX_OVERHEAD > sizeof g.sealed)
-		return -EINVAL;
-	snprintf(g.kind, sizeof g.kind, "%s", kind);
-	if ((rc = cipher_box_seal(g.sealed, secret, len, pk)))
-		return rc;
-	g.sealedlen = len + CIPHER_BOX_OVERHEAD;
-	return store_grant_put(s, &g);
-}
-
 struct audit_grant_ctx {
 	struct cli *c;
 	int64_t user_id;
@@ -226,7 +177,7 @@ static int audit_grant_one(void *arg, const struct store_key *k)
 		rc = cipher_box_open(a->sk, g.sealed, g.sealedlen, ss->box_pk,
 		                     ss->box_sk);
 	if (!rc)
-		rc = seal_grant(a->c->un.s, a->user_id, k->version, "audit", a->sk,
+		rc = keyring_seal_grant(a->c->un.s, a->user_id, k->version, "audit", a->sk,
 		                CIPHER_BOX_SK_BYTES, a->pk);
 	cipher_wipe(a->sk, CIPHER_BOX_SK_BYTES);
 	if (rc) {
@@ -285,14 +236,14 @@ static int user_add(struct cli *c, int argc, char **argv)
 	int64_t id = 0;
 	int rc, st, r;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
-		if ((r = opt_value(argc, argv, &i, "--role", &v))) {
+		if ((r = cli_opt_value(argc, argv, &i, "--role", &v))) {
 			if (r < 0)
 				return EXIT_USAGE;
 			rolestr = v;
-		} else if ((r = opt_value(argc, argv, &i, "--new-passfile", &v))) {
+		} else if ((r = cli_opt_value(argc, argv, &i, "--new-passfile", &v))) {
 			if (r < 0)
 				return EXIT_USAGE;
 			newpass = v;
@@ -363,7 +314,7 @@ static int user_del(struct cli *c, int argc, char **argv)
 	struct store_user u;
 	int n, rc, st;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	if (argc != 2 || argv[1][0] == '-') {
 		fprintf(stderr, "custodyctl: user del needs exactly one NAME\n");
@@ -419,10 +370,10 @@ static int user_passwd(struct cli *c, int argc, char **argv)
 	struct store_user u;
 	int rc, st, r, other;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
-		if ((r = opt_value(argc, argv, &i, "--new-passfile", &v))) {
+		if ((r = cli_opt_value(argc, argv, &i, "--new-passfile", &v))) {
 			if (r < 0)
 				return EXIT_USAGE;
 			newpass = v;
@@ -478,7 +429,7 @@ static int user_role(struct cli *c, int argc, char **argv)
 	enum role role, old;
 	int n, rc, st;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	if (argc != 3 || argv[1][0] == '-') {
 		fprintf(stderr, "custodyctl: user role needs NAME and ROLE\n");
@@ -524,7 +475,7 @@ static int user_unlock(struct cli *c, int argc, char **argv)
 	struct store_user u;
 	int rc, st;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	if (argc != 2 || argv[1][0] == '-') {
 		fprintf(stderr, "custodyctl: user unlock needs exactly one NAME\n");
@@ -603,7 +554,7 @@ static int user_list(struct cli *c, int argc, char **argv)
 	struct list_ctx l = { c, 0, (int64_t)time(NULL) };
 	int rc, st;
 
-	if (wants_help(argc, argv, help))
+	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))

@@ -345,13 +345,15 @@ int keyring_sign_row(struct store_key *k, const struct session *admin)
 	return 0;
 }
 
-static int seal_to(struct store *s, int64_t user_id, uint32_t v,
-                   const char *kind, const uint8_t *secret, size_t len,
-                   const uint8_t pk[CIPHER_BOX_PK_BYTES])
+int keyring_seal_grant(struct store *s, int64_t user_id, uint32_t version,
+                       const char *kind, const uint8_t *secret, size_t len,
+                       const uint8_t pk[CIPHER_BOX_PK_BYTES])
 {
-	struct store_grant g = { .user_id = user_id, .version = v };
+	struct store_grant g = { .user_id = user_id, .version = version };
 	int rc;
 
+	if (len + CIPHER_BOX_OVERHEAD > sizeof g.sealed)
+		return -EINVAL;
 	snprintf(g.kind, sizeof g.kind, "%s", kind);
 	if ((rc = cipher_box_seal(g.sealed, secret, len, pk)))
 		return rc;
@@ -373,10 +375,10 @@ static int grant_new_version(void *arg, const struct store_user *u)
 	int rc = 0;
 
 	if (role_holds_data(r))
-		rc = seal_to(c->s, u->id, c->v, "data", c->key,
+		rc = keyring_seal_grant(c->s, u->id, c->v, "data", c->key,
 		             CIPHER_KEY_BYTES, u->box_pk);
 	if (!rc && role_reads_audit(r))
-		rc = seal_to(c->s, u->id, c->v, "audit", c->audit_sk,
+		rc = keyring_seal_grant(c->s, u->id, c->v, "audit", c->audit_sk,
 		             CIPHER_BOX_SK_BYTES, u->box_pk);
 	if (rc) {
 		c->err = rc;
@@ -477,7 +479,7 @@ int keyring_grant_user(struct keyring *kr, struct store *s,
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct kr_slot *sl = find(kr, vs[i]);
-		if ((rc = seal_to(s, user_id, vs[i], "data", sl->key,
+		if ((rc = keyring_seal_grant(s, user_id, vs[i], "data", sl->key,
 		                  CIPHER_KEY_BYTES, u.box_pk)))
 			return rc;
 	}
