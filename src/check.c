@@ -41,26 +41,6 @@ struct ck {
 	int err;
 };
 
-static void problem(struct ck *c, uint64_t ino, const char *what)
-{
-	struct ck_inode *ci = NULL;
-	size_t lo = 0, hi = c->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (c->v[mid].in.ino < ino)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < c->n && c->v[lo].in.ino == ino)
-		ci = &c->v[lo];
-	c->problems++;
-	if (c->ops->problem)
-		c->ops->problem(c->ops->arg, ino, ci && ci->path ? ci->path : NULL,
-		                what);
-}
-
 static struct ck_inode *find(struct ck *c, uint64_t ino)
 {
 	size_t lo = 0, hi = c->n;
@@ -73,6 +53,16 @@ static struct ck_inode *find(struct ck *c, uint64_t ino)
 			hi = mid;
 	}
 	return (lo < c->n && c->v[lo].in.ino == ino) ? &c->v[lo] : NULL;
+}
+
+static void problem(struct ck *c, uint64_t ino, const char *what)
+{
+	struct ck_inode *ci = find(c, ino);
+
+	c->problems++;
+	if (c->ops->problem)
+		c->ops->problem(c->ops->arg, ino, ci && ci->path ? ci->path : NULL,
+		                what);
 }
 
 static int collect_inode(void *arg, const struct store_inode *in)
