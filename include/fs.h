@@ -93,6 +93,13 @@ int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg);
  */
 int fs_generation(struct fs *fs, uint64_t *counter);
 
+/*
+ * With the kernel's writeback cache the kernel owns mtime and ctime of
+ * written files (it sends them with SETATTR); writes then leave them alone
+ * instead of racing it with the daemon's clock.
+ */
+void fs_kernel_times(struct fs *fs, int on);
+
 /* Milliseconds since the last request (for idle unmount). */
 int64_t fs_idle_ms(struct fs *fs);
 

@@ -30,10 +30,13 @@ int64_t fs_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* File times use the coarse clock, as the kernel's own file times do, so
+ * times the kernel sets (writeback cache, utimensat UTIME_NOW) and ours
+ * never appear out of order. */
 int64_t fs_now_ns(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -259,6 +262,13 @@ int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg)
 		rc = fn(arg);
 	pthread_mutex_unlock(&fs->lock);
 	return rc;
+}
+
+void fs_kernel_times(struct fs *fs, int on)
+{
+	pthread_mutex_lock(&fs->lock);
+	fs->kernel_times = on;
+	pthread_mutex_unlock(&fs->lock);
 }
 
 int64_t fs_idle_ms(struct fs *fs)
@@ -1194,7 +1204,8 @@ ssize_t fs_write(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 			/* set-user-ID is cleared by the kernel (a SETATTR before an
 			 * unprivileged write: we do not claim HANDLE_KILLPRIV), so a
 			 * write by root keeps it, as on ext4 */
-			inode_touch(&in, 0, 1, 1);
+			if (!fs->kernel_times)
+				inode_touch(&in, 0, 1, 1);
 			rc = inode_save(fs, &in);
 			if (rc)
 				n = rc;

@@ -39,6 +39,7 @@ struct fs {
 	int64_t last_activity_ms;
 	int checkpointed;       /* the WAL was folded in since the last commit */
 	int purging;            /* freed blocks may be waiting in purge */
+	int kernel_times;       /* writeback cache: the kernel sets m/ctime */
 	/* contiguous reads of one file by one process, not yet in the trail:
 	 * one row covers the whole range; written before any other row, at
 	 * every commit and after [audit] flush_interval */

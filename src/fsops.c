@@ -80,9 +80,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct ctx *c = userdata;
 
 	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE && !c->o->read_only &&
-	    !c->o->exact_reads && c->o->writeback)
+	    !c->o->exact_reads && c->o->writeback) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
-	else
+		fs_kernel_times(c->fs, 1);
+	} else
 		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want &= ~FUSE_CAP_PARALLEL_DIROPS; /* one lock anyway */
