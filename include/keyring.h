@@ -110,6 +110,17 @@ int keyring_rotate(struct keyring *kr, struct store *s,
                    const struct session *admin, int64_t expires,
                    uint32_t *version /* OUT */);
 
+/*
+ * keyring_rotate with the life-cycle bookkeeping every caller needs: the
+ * new version expires max_age_s from now (0: never), and the step is logged
+ * in key_events as event (with detail) by the admin. *from receives the
+ * newest version held before (0 if none), *to the new one.
+ */
+int keyring_rotate_logged(struct keyring *kr, struct store *s,
+                          const struct session *admin, int64_t max_age_s,
+                          const char *event, const char *detail,
+                          uint32_t *from, uint32_t *to);
+
 /* Seal every live version held in kr to user_id according to role. */
 int keyring_grant_user(struct keyring *kr, struct store *s,
                        const struct session *admin, int64_t user_id,

@@ -52,17 +52,10 @@ int cli_unlock(struct cli *c, int store_flags, int roles, const char *what)
 	if (keyring_expired(c->un.kr) && c->un.ss->authority_sk &&
 	    store_begin(c->un.s) == 0) {
 		/* [keys] max_age: the next admin command rotates */
-		uint32_t vs[KEYRING_MAX_VERSIONS], old = 0, v = 0;
-		int rc;
-		if (keyring_versions(c->un.kr, vs, KEYRING_MAX_VERSIONS))
-			old = vs[0];
-		rc = keyring_rotate(c->un.kr, c->un.s, c->un.ss,
-		                    c->un.cfg.key_max_age_s
-		                            ? (int64_t)time(NULL) + c->un.cfg.key_max_age_s
-		                            : 0, &v);
-		if (!rc)
-			rc = store_key_event(c->un.s, time(NULL), c->un.ss->name,
-			                     "auto-rotate", old, v, "active key expired");
+		uint32_t old, v;
+		int rc = keyring_rotate_logged(c->un.kr, c->un.s, c->un.ss,
+		                               c->un.cfg.key_max_age_s, "auto-rotate",
+		                               "active key expired", &old, &v);
 		audit_rekey(c->audit);
 		if (!rc && c->audit)
 			rc = audit_admin(c->audit, "key auto-rotate", "expired", 0);

@@ -116,7 +116,7 @@ static int key_list(struct cli *c, int argc, char **argv)
 
 static int key_rotate(struct cli *c, int argc, char **argv)
 {
-	uint32_t vs[KEYRING_MAX_VERSIONS], old = 0, v = 0;
+	uint32_t old = 0, v = 0;
 	char what[32];
 	int rc, st;
 
@@ -132,16 +132,10 @@ static int key_rotate(struct cli *c, int argc, char **argv)
 		       " rotated on login)\n", keyring_active(c->un.kr));
 		return EXIT_OK;
 	}
-	if (keyring_versions(c->un.kr, vs, KEYRING_MAX_VERSIONS))
-		old = vs[0];
 	if ((rc = store_begin(c->un.s)) == 0) {
-		rc = keyring_rotate(c->un.kr, c->un.s, c->un.ss,
-		                    c->un.cfg.key_max_age_s
-		                            ? (int64_t)time(NULL) + c->un.cfg.key_max_age_s
-		                            : 0, &v);
-		if (!rc)
-			rc = store_key_event(c->un.s, time(NULL), c->un.ss->name,
-			                     "rotate", old, v, NULL);
+		rc = keyring_rotate_logged(c->un.kr, c->un.s, c->un.ss,
+		                           c->un.cfg.key_max_age_s, "rotate", NULL,
+		                           &old, &v);
 		snprintf(what, sizeof what, "v%u", v);
 		rc = finish_tx(c, "key rotate", what, rc);
 	}
@@ -499,7 +493,7 @@ int cli_user_revoke(struct cli *c, int argc, char **argv)
 	struct store_user u;
 	struct retire_ctx r;
 	double rate = 0;
-	uint32_t vs[KEYRING_MAX_VERSIONS], old = 0, v = 0;
+	uint32_t old = 0, v = 0;
 	int destroy = 0, rc, st;
 
 	for (int i = 1; i < argc; i++) {
@@ -536,17 +530,11 @@ int cli_user_revoke(struct cli *c, int argc, char **argv)
 	if (rc == 0) {
 		/* step 1: the user and every grant they hold go, then a
 		 * version they never held becomes active */
-		if (keyring_versions(c->un.kr, vs, KEYRING_MAX_VERSIONS))
-			old = vs[0];
 		if ((rc = store_grant_delete(c->un.s, u.id, -1, NULL)) ||
 		    (rc = store_user_delete(c->un.s, u.id)) ||
-		    (rc = keyring_rotate(c->un.kr, c->un.s, c->un.ss,
-		                         c->un.cfg.key_max_age_s
-		                                 ? (int64_t)time(NULL) +
-		                                           c->un.cfg.key_max_age_s
-		                                 : 0, &v)) ||
-		    (rc = store_key_event(c->un.s, time(NULL), c->un.ss->name,
-		                          "revoke", old, v, name)))
+		    (rc = keyring_rotate_logged(c->un.kr, c->un.s, c->un.ss,
+		                                c->un.cfg.key_max_age_s, "revoke",
+		                                name, &old, &v)))
 			goto fail;
 		cli_record(c, "user revoke", name, 0);
 		if ((rc = store_commit(c->un.s)))

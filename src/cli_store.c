@@ -32,7 +32,7 @@ int cmd_init(struct cli *c, int argc, char **argv)
 	struct audit *au = NULL;
 	const char *user = unlock_user(&c->u);
 	char err[512];
-	uint32_t v;
+	uint32_t v0, v = 0;
 	int rc, st;
 
 	if (cli_wants_help(argc, argv, help))
@@ -73,11 +73,10 @@ int cmd_init(struct cli *c, int argc, char **argv)
 	if ((rc = store_begin(s)) ||
 	    (rc = auth_bootstrap(s, &cfg, user, &pw, &ss)) ||
 	    (rc = keyring_new(&kr)) ||
-	    (rc = keyring_rotate(kr, s, ss, cfg.key_max_age_s
-	                         ? (int64_t)time(NULL) + cfg.key_max_age_s : 0, &v)) ||
+	    (rc = keyring_rotate_logged(kr, s, ss, cfg.key_max_age_s, "create",
+	                                "init", &v0, &v)) ||
 	    (rc = fs_format(s, kr, (uint32_t)getuid(), (uint32_t)getgid(),
 	                    cfg.block_size)) ||
-	    (rc = store_key_event(s, time(NULL), user, "create", 0, v, "init")) ||
 	    (rc = audit_new(s, kr, ss, 0, &au)) ||
 	    (rc = audit_admin(au, "init", user, 0)) ||
 	    (rc = store_commit(s))) {

@@ -332,15 +332,10 @@ static int maintain_locked(void *arg)
 		audit_rekey(m->au);
 	if (keyring_expired(u->kr) && u->ss->authority_sk &&
 	    store_begin(u->s) == 0) {
-		uint32_t old = 0, v = 0;
-		uint32_t vs[KEYRING_MAX_VERSIONS];
-		if (keyring_versions(u->kr, vs, KEYRING_MAX_VERSIONS))
-			old = vs[0];
-		rc = keyring_rotate(u->kr, u->s, u->ss, u->cfg.key_max_age_s ?
-		                    (int64_t)time(NULL) + u->cfg.key_max_age_s : 0, &v);
-		if (!rc)
-			rc = store_key_event(u->s, time(NULL), u->ss->name,
-			                     "auto-rotate", old, v, "active key expired");
+		uint32_t old, v;
+		rc = keyring_rotate_logged(u->kr, u->s, u->ss, u->cfg.key_max_age_s,
+		                           "auto-rotate", "active key expired", &old,
+		                           &v);
 		audit_rekey(m->au);
 		if (!rc && m->au)
 			rc = audit_admin(m->au, "key auto-rotate", "expired", 0);

@@ -461,6 +461,23 @@ out:
 	return rc;
 }
 
+int keyring_rotate_logged(struct keyring *kr, struct store *s,
+                          const struct session *admin, int64_t max_age_s,
+                          const char *event, const char *detail,
+                          uint32_t *from, uint32_t *to)
+{
+	uint32_t vs[KEYRING_MAX_VERSIONS];
+	int64_t now = time(NULL);
+	int rc;
+
+	*from = keyring_versions(kr, vs, KEYRING_MAX_VERSIONS) ? vs[0] : 0;
+	*to = 0;
+	if ((rc = keyring_rotate(kr, s, admin, max_age_s ? now + max_age_s : 0,
+	                         to)))
+		return rc;
+	return store_key_event(s, now, admin->name, event, *from, *to, detail);
+}
+
 int keyring_grant_user(struct keyring *kr, struct store *s,
                        const struct session *admin, int64_t user_id,
                        int role)
