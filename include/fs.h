@@ -177,13 +177,26 @@ int fs_removexattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
  * link counts, orphans, directories with more than one parent, stored
  * blocks against each inode's count and size. problem() is called once per
  * finding with the inode, its path when known, and what is wrong.
- * Returns the number of problems, or -errno if the check could not run.
+ *
+ * With repair set (a read-write fs nobody else writes to), what can be
+ * fixed without guessing is fixed first, each change reported through
+ * repaired(): entries naming nothing are dropped, files unlinked while
+ * open are removed, orphans are linked into /lost+found as "#<ino>", link
+ * counts are corrected, and with zero_unreadable blocks that fail
+ * authentication (or lie past the end, or are missing) are dropped so they
+ * read as zeros. Anything forged (an inode, name or xattr failing its MAC)
+ * is left as it is. problem() then reports what is still wrong.
+ *
+ * Returns the number of problems left, or -errno if the check could not run.
  */
 struct fs_check_ops {
 	void (*problem)(void *arg, uint64_t ino, const char *path,
 	                const char *what);
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *arg;
+	int repair, zero_unreadable;
+	void (*repaired)(void *arg, uint64_t ino, const char *path,
+	                 const char *what);
 };
 struct fs_check_stats {
 	uint64_t inodes, files, dirs, symlinks, blocks, bytes, names, xattrs;

@@ -147,6 +147,17 @@ int store_block_put(struct store *s, uint64_t ino, uint64_t blk,
 /* Delete blocks with number >= first; *deleted counts them. */
 int store_block_truncate(struct store *s, uint64_t ino, uint64_t first,
                          uint64_t *deleted /* OUT */);
+/*
+ * The first inode number above `after` that has blocks, and whether it is
+ * queued for purging (check: blocks whose inode is gone). -ENOENT past the
+ * last.
+ */
+int store_block_next_ino(struct store *s, uint64_t after, uint64_t *ino,
+                         int *queued);
+/* Queue an inode number's blocks for purging (check --repair). */
+int store_purge_queue(struct store *s, uint64_t ino);
+/* Delete one block (check --repair). */
+int store_block_delete(struct store *s, uint64_t ino, uint64_t blk);
 /* Blocks of ino in order (check); fn non-zero stops. */
 int store_block_each(struct store *s, uint64_t ino,
                      int (*fn)(void *arg, uint64_t blk, uint32_t kv,

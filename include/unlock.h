@@ -55,6 +55,14 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 void unlock_free(struct unlocked *u);
 
 /* The user name to use: o->user, else the login name. */
+/*
+ * One read-write user of a store at a time (a mount, check --repair): an
+ * exclusive flock on the store file, which the kernel drops when the holder
+ * dies, so a stale lock can never block. Returns the lock fd (close it to
+ * release), -EBUSY if another process holds it, or -errno.
+ */
+int unlock_writer_lock(const char *path);
+
 const char *unlock_user(const struct unlock_opts *o);
 
 /* Message for a store_open error code. */

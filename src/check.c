@@ -6,6 +6,15 @@
  * inode besides the row), then every directory entry is authenticated and
  * counted, then a walk from the root gives each inode its path, then each
  * file's blocks are decrypted one by one (nothing is held in memory).
+ *
+ * Repair (check --repair) runs the same analysis in passes, each one
+ * transaction: a pass that changes the tree (drops entries naming nothing,
+ * removes files unlinked while open, links orphans into /lost+found) ends
+ * there and the next pass recounts; a pass with a settled tree fixes link
+ * counts and, only when asked (zero_unreadable), drops blocks that cannot
+ * be read so they read as zeros. Nothing that fails authentication is
+ * rewritten as if it were genuine: a tampered inode, name or xattr is only
+ * reported. A last, read-only pass reports what is still wrong.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,6 +38,13 @@ struct ck_edge {
 	char *name;
 };
 
+/* An entry to drop (repair): its directory or its target does not exist. */
+struct ck_dangling {
+	uint64_t parent, ino;
+	uint8_t tag[STORE_TAG_BYTES];
+	int64_t id;
+};
+
 struct ck {
 	struct fs *fs;
 	const struct fs_check_ops *ops;
@@ -37,8 +53,16 @@ struct ck {
 	size_t n, cap;
 	struct ck_edge *e;
 	size_t ne, ecap;
+	struct ck_dangling *dg;
+	size_t ndg, dgcap;
+	struct ck_later {
+		uint64_t ino;
+		char *what;
+	} *later;               /* entry problems, reported once paths are known */
+	size_t nlater, latercap;
 	uint64_t problems;
-	int err;
+	int repairing;          /* a repair pass: fix, do not report */
+	uint64_t fixed;         /* repairs made in this pass */
 };
 
 static struct ck_inode *find(struct ck *c, uint64_t ino)
@@ -55,14 +79,67 @@ static struct ck_inode *find(struct ck *c, uint64_t ino)
 	return (lo < c->n && c->v[lo].in.ino == ino) ? &c->v[lo] : NULL;
 }
 
+static const char *path_of(struct ck *c, uint64_t ino)
+{
+	struct ck_inode *ci = find(c, ino);
+	return ci && ci->path ? ci->path : NULL;
+}
+
 static void problem(struct ck *c, uint64_t ino, const char *what)
 {
 	struct ck_inode *ci = find(c, ino);
 
 	c->problems++;
+	if (c->repairing)
+		return; /* the final pass reports what repair left */
 	if (c->ops->problem)
 		c->ops->problem(c->ops->arg, ino, ci && ci->path ? ci->path : NULL,
 		                what);
+}
+
+/* A problem of a directory's entry: reported after the walk, with a path. */
+static int problem_later(struct ck *c, uint64_t ino, const char *what)
+{
+	if (c->nlater == c->latercap) {
+		size_t nc = c->latercap ? 2 * c->latercap : 16;
+		struct ck_later *p = realloc(c->later, nc * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		c->later = p;
+		c->latercap = nc;
+	}
+	if (!(c->later[c->nlater].what = strdup(what)))
+		return -ENOMEM;
+	c->later[c->nlater++].ino = ino;
+	return 0;
+}
+
+static void fixed(struct ck *c, uint64_t ino, const char *path,
+                  const char *what)
+{
+	c->fixed++;
+	if (c->ops->repaired)
+		c->ops->repaired(c->ops->arg, ino, path, what);
+}
+
+static int add_dangling(struct ck *c, const struct store_dentry *d)
+{
+	if (!c->repairing)
+		return 0;
+	if (c->ndg == c->dgcap) {
+		size_t nc = c->dgcap ? 2 * c->dgcap : 64;
+		struct ck_dangling *p = realloc(c->dg, nc * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		c->dg = p;
+		c->dgcap = nc;
+	}
+	c->dg[c->ndg].parent = d->parent;
+	c->dg[c->ndg].ino = d->ino;
+	c->dg[c->ndg].id = d->id;
+	memcpy(c->dg[c->ndg].tag, d->tag, sizeof d->tag);
+	c->ndg++;
+	return 0;
 }
 
 static int collect_inode(void *arg, const struct store_inode *in)
@@ -94,21 +171,22 @@ static int collect_dentry(void *arg, const struct store_dentry *d)
 		snprintf(what, sizeof what, "directory entry %lld: its directory"
 		         " %llu does not exist", (long long)d->id,
 		         (unsigned long long)d->parent);
-		problem(c, d->ino, what);
-		return 0;
+		if (problem_later(c, d->ino, what))
+			return -ENOMEM;
+		return add_dangling(c, d);
 	}
 	if (p->bad || dir_name(c->fs, &p->in, d, name)) {
 		snprintf(what, sizeof what, "directory entry %lld fails"
 		         " authentication (name or target tampered with)",
 		         (long long)d->id);
-		problem(c, d->parent, what);
-		return 0;
+		return problem_later(c, d->parent, what);
 	}
 	if (!ch) {
 		snprintf(what, sizeof what, "entry '%.255s' names inode %llu,"
 		         " which does not exist", name, (unsigned long long)d->ino);
-		problem(c, d->parent, what);
-		return 0;
+		if (problem_later(c, d->parent, what))
+			return -ENOMEM;
+		return add_dangling(c, d);
 	}
 	ch->links++;
 	if (S_ISDIR(ch->in.mode)) {
@@ -188,7 +266,27 @@ struct blk_ctx {
 	struct ck_inode *ci;
 	uint64_t count;
 	uint64_t bad, beyond, nokey;
+	uint64_t *drop;         /* repair: blocks to drop */
+	size_t ndrop, dropcap;
+	int err;
 };
+
+static void drop_block(struct blk_ctx *b, uint64_t blk)
+{
+	if (!b->c->repairing || !b->c->ops->zero_unreadable || b->err)
+		return;
+	if (b->ndrop == b->dropcap) {
+		size_t nc = b->dropcap ? 2 * b->dropcap : 16;
+		uint64_t *p = realloc(b->drop, nc * sizeof *p);
+		if (!p) {
+			b->err = -ENOMEM;
+			return;
+		}
+		b->drop = p;
+		b->dropcap = nc;
+	}
+	b->drop[b->ndrop++] = blk;
+}
 
 static int check_block(void *arg, uint64_t blk, uint32_t kv, const void *data,
                        size_t len)
@@ -197,28 +295,67 @@ static int check_block(void *arg, uint64_t blk, uint32_t kv, const void *data,
 	int rc;
 
 	b->count++;
-	b->c->st->blocks++;
-	if (blk * b->c->fs->block_size >= b->ci->in.size)
+	if (!b->c->repairing)
+		b->c->st->blocks++;
+	if (blk * b->c->fs->block_size >= b->ci->in.size) {
 		b->beyond++;
+		drop_block(b, blk);
+		return 0;
+	}
 	rc = blockio_verify(b->c->fs, &b->ci->in, blk, kv, data, len);
 	if (rc == -ENOKEY)
 		b->nokey++;
 	else if (rc)
 		b->bad++;
-	else
+	else if (!b->c->repairing)
 		b->c->st->bytes += len - CIPHER_OVERHEAD;
+	if (rc)
+		drop_block(b, blk);
 	return 0;
 }
 
-static void check_file(struct ck *c, struct ck_inode *ci)
+/*
+ * Repair (zero_unreadable): drop the blocks that cannot be read and accept
+ * the count that is left, so the file reads with zeros where they were.
+ */
+static int repair_blocks(struct ck *c, struct ck_inode *ci, struct blk_ctx *b)
 {
-	struct blk_ctx b = { c, ci, 0, 0, 0, 0 };
+	uint64_t left = b->count - b->ndrop;
+	char what[200];
+	int rc = 0;
+
+	if (!b->ndrop && ci->in.nblocks == b->count)
+		return 0;
+	for (size_t i = 0; i < b->ndrop && !rc; i++)
+		rc = store_block_delete(c->fs->s, ci->in.ino, b->drop[i]);
+	if (!rc) {
+		ci->in.nblocks = left;
+		rc = inode_save(c->fs, &ci->in);
+	}
+	if (rc)
+		return rc;
+	if (b->ndrop)
+		snprintf(what, sizeof what, "dropped %llu unreadable or stray"
+		         " block%s (they read as zeros now)",
+		         (unsigned long long)b->ndrop, b->ndrop == 1 ? "" : "s");
+	else
+		snprintf(what, sizeof what, "block count set to the %llu blocks"
+		         " stored (missing ones read as zeros now)",
+		         (unsigned long long)left);
+	fixed(c, ci->in.ino, ci->path, what);
+	return 0;
+}
+
+static int check_file(struct ck *c, struct ck_inode *ci)
+{
+	struct blk_ctx b = { .c = c, .ci = ci };
 	char what[160];
 	int rc = store_block_each(c->fs->s, ci->in.ino, check_block, &b);
 
 	if (rc < 0) {
 		problem(c, ci->in.ino, "its blocks cannot be read from the store");
-		return;
+		free(b.drop);
+		return 0;
 	}
 	if (b.bad) {
 		snprintf(what, sizeof what, "%llu of %llu blocks fail"
@@ -246,10 +383,146 @@ static void check_file(struct ck *c, struct ck_inode *ci)
 	}
 	if (S_ISLNK(ci->in.mode) && (ci->in.size == 0 || ci->in.size >= FS_PATH_MAX))
 		problem(c, ci->in.ino, "symlink target has an impossible length");
+	rc = b.err;
+	if (!rc && c->repairing && c->ops->zero_unreadable && S_ISREG(ci->in.mode))
+		rc = repair_blocks(c, ci, &b);
+	free(b.drop);
+	return rc;
 }
 
-int fs_check(struct fs *fs, const struct fs_check_ops *ops,
-             struct fs_check_stats *stats)
+/* /lost+found, created (0700, owned by root) when missing. */
+static int lost_found(struct ck *c, struct store_inode *lf)
+{
+	struct fs *fs = c->fs;
+	struct store_inode root;
+	struct store_dentry d;
+	struct fs_ctx owner = { 0, 0, 0 };
+	int rc;
+
+	if ((rc = inode_load(fs, STORE_ROOT_INO, &root)))
+		return rc;
+	rc = dir_find(fs, &root, "lost+found", &d);
+	if (rc == 0) {
+		if ((rc = inode_load(fs, d.ino, lf)))
+			return rc;
+		return S_ISDIR(lf->mode) ? 0 : -ENOTDIR;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	if ((rc = inode_alloc(fs, &owner, S_IFDIR | 0700, 0, lf)) ||
+	    (rc = dir_add(fs, &root, "lost+found", lf->ino)))
+		return rc;
+	root.nlink++;
+	inode_touch(&root, 0, 1, 1);
+	if ((rc = inode_save(fs, &root)))
+		return rc;
+	fixed(c, lf->ino, "/lost+found", "created, for orphans");
+	return 0;
+}
+
+/* Link an unreachable inode into /lost+found as "#<ino>". */
+static int adopt(struct ck *c, struct ck_inode *ci)
+{
+	struct store_inode lf;
+	char name[48], path[80], what[160];
+	int rc;
+
+	if ((rc = lost_found(c, &lf)))
+		return rc;
+	for (int i = 0; i < 100; i++) {
+		if (i)
+			snprintf(name, sizeof name, "#%llu.%d",
+			         (unsigned long long)ci->in.ino, i);
+		else
+			snprintf(name, sizeof name, "#%llu",
+			         (unsigned long long)ci->in.ino);
+		rc = dir_add(c->fs, &lf, name, ci->in.ino);
+		if (rc != -EEXIST)
+			break;
+	}
+	if (rc)
+		return rc;
+	if (S_ISDIR(ci->in.mode))
+		lf.nlink++;
+	inode_touch(&lf, 0, 1, 1);
+	if ((rc = inode_save(c->fs, &lf)))
+		return rc;
+	snprintf(path, sizeof path, "/lost+found/%s", name);
+	snprintf(what, sizeof what, "orphan (not reachable from the root):"
+	         " linked as %s", path);
+	fixed(c, ci->in.ino, path, what);
+	return 0;
+}
+
+/*
+ * Blocks whose inode is gone (its row deleted behind the filesystem's
+ * back) and that are not queued for purging: reported, and queued by a
+ * repair (the next read-write mount frees them in bounded batches).
+ */
+static int check_strays(struct ck *c)
+{
+	uint64_t ino = 0;
+	int queued, rc;
+	char what[160];
+
+	while ((rc = store_block_next_ino(c->fs->s, ino, &ino, &queued)) == 0) {
+		if (queued || find(c, ino))
+			continue;
+		if (c->repairing) {
+			if ((rc = store_purge_queue(c->fs->s, ino)))
+				return rc;
+			fixed(c, ino, NULL, "blocks of a deleted inode: queued for"
+			      " purging (the next read-write mount frees them)");
+		} else {
+			snprintf(what, sizeof what, "blocks are left of inode %llu,"
+			         " which does not exist", (unsigned long long)ino);
+			problem(c, ino, what);
+		}
+	}
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/*
+ * Tree repairs: entries naming nothing are dropped, files unlinked while
+ * open are removed (as the next mount would), orphans with no entry left
+ * go to /lost+found (their subtrees come along).
+ */
+static int repair_tree(struct ck *c)
+{
+	char what[200];
+	int rc = check_strays(c);
+
+	for (size_t i = 0; i < c->ndg && !rc; i++) {
+		struct ck_dangling *g = &c->dg[i];
+		rc = store_dentry_delete(c->fs->s, g->parent, g->tag);
+		if (rc)
+			break;
+		snprintf(what, sizeof what, "dropped directory entry %lld (its"
+		         " directory %llu or its inode %llu does not exist)",
+		         (long long)g->id, (unsigned long long)g->parent,
+		         (unsigned long long)g->ino);
+		fixed(c, g->parent, path_of(c, g->parent), what);
+	}
+	for (size_t i = 0; i < c->n && !rc; i++) {
+		struct ck_inode *ci = &c->v[i];
+		if (ci->bad || ci->path || ci->links)
+			continue; /* forged, reachable, or inside an orphan */
+		if (ci->in.nlink == 0) {
+			rc = store_inode_delete(c->fs->s, ci->in.ino);
+			if (!rc)
+				fixed(c, ci->in.ino, NULL, "removed: unlinked while open"
+				      " when a session ended (a mount does the same)");
+		} else {
+			rc = adopt(c, ci);
+		}
+	}
+	return rc;
+}
+
+/* One pass over the store; in a repair pass *changed says the tree moved. */
+static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
+                      struct fs_check_stats *stats, int repairing,
+                      uint64_t *changed)
 {
 	struct ck c;
 	char what[160];
@@ -260,7 +533,7 @@ int fs_check(struct fs *fs, const struct fs_check_ops *ops,
 	c.fs = fs;
 	c.ops = ops;
 	c.st = stats;
-	pthread_mutex_lock(&fs->lock);
+	c.repairing = repairing;
 	rc = store_inode_each(fs->s, collect_inode, &c);
 	if (rc < 0)
 		goto out;
@@ -280,15 +553,27 @@ int fs_check(struct fs *fs, const struct fs_check_ops *ops,
 	}
 	if (!find(&c, STORE_ROOT_INO)) {
 		c.problems++;
-		if (ops->problem)
+		if (ops->problem && !repairing)
 			ops->problem(ops->arg, STORE_ROOT_INO, "/",
 			             "the root directory is missing");
+		if (repairing) {
+			rc = 0; /* nothing to hang a tree on: report only */
+			goto out;
+		}
 	}
 	rc = store_dentry_all(fs->s, collect_dentry, &c);
 	if (rc < 0)
 		goto out;
 	if ((rc = walk(&c)))
 		goto out;
+	for (size_t i = 0; i < c.nlater; i++)
+		problem(&c, c.later[i].ino, c.later[i].what);
+	if (!repairing && (rc = check_strays(&c)))
+		goto out;
+	if (repairing) {
+		if ((rc = repair_tree(&c)) || c.fixed)
+			goto out; /* the next pass recounts the changed tree */
+	}
 	for (size_t i = 0; i < c.n; i++) {
 		struct ck_inode *ci = &c.v[i];
 		uint32_t want;
@@ -315,26 +600,80 @@ int fs_check(struct fs *fs, const struct fs_check_ops *ops,
 			snprintf(what, sizeof what, "link count is %u, should be %u",
 			         ci->in.nlink, want);
 			problem(&c, ci->in.ino, what);
+			if (repairing) {
+				ci->in.nlink = want;
+				if ((rc = inode_save(fs, &ci->in)))
+					goto out;
+				fixed(&c, ci->in.ino, ci->path, what);
+			}
 		}
-		if (S_ISREG(ci->in.mode) || S_ISLNK(ci->in.mode))
-			check_file(&c, ci);
-		if (xattr_verify(fs, &ci->in)) {
+		if (S_ISREG(ci->in.mode) || S_ISLNK(ci->in.mode)) {
+			if ((!repairing || ops->zero_unreadable) &&
+			    (rc = check_file(&c, ci)))
+				goto out;
+		}
+		if (!repairing && xattr_verify(fs, &ci->in))
 			problem(&c, ci->in.ino, "extended attributes fail authentication");
-		}
-		stats->xattrs += 0;
 	}
 	if (ops->progress)
 		ops->progress(ops->arg, c.n, c.n);
 	rc = 0;
 out:
-	pthread_mutex_unlock(&fs->lock);
+	if (changed)
+		*changed = c.fixed;
 	for (size_t i = 0; i < c.n; i++)
 		free(c.v[i].path);
 	for (size_t i = 0; i < c.ne; i++)
 		free(c.e[i].name);
 	free(c.v);
 	free(c.e);
+	free(c.dg);
+	for (size_t i = 0; i < c.nlater; i++)
+		free(c.later[i].what);
+	free(c.later);
 	if (rc < 0)
 		return rc;
 	return (int)(c.problems > INT32_MAX ? INT32_MAX : c.problems);
+}
+
+/* Repair passes, each one transaction, until the tree settles. */
+static int repair(struct fs *fs, const struct fs_check_ops *ops,
+                  struct fs_check_stats *stats)
+{
+	for (int pass = 0; pass < 8; pass++) {
+		uint64_t changed = 0;
+		int rc = fs_op_begin(fs);
+
+		if (rc)
+			return rc;
+		rc = check_pass(fs, ops, stats, 1, &changed);
+		if (rc >= 0 && changed)
+			rc = generation_bump(fs);
+		rc = fs_op_end(fs, rc < 0 ? rc : 0);
+		if (!rc)
+			rc = fs_commit_locked(fs);
+		if (rc)
+			return rc;
+		if (!changed)
+			break;
+	}
+	return 0;
+}
+
+int fs_check(struct fs *fs, const struct fs_check_ops *ops,
+             struct fs_check_stats *stats)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	if (ops->repair) {
+		if (fs->o.read_only)
+			rc = -EROFS;
+		else
+			rc = repair(fs, ops, stats);
+	}
+	if (rc == 0)
+		rc = check_pass(fs, ops, stats, 0, NULL);
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
 }

@@ -5,11 +5,17 @@
  * key row, every inode, block, name, xattr and symlink (fs_check), and the
  * audit chain. Each problem is one line naming the file; the exit status is
  * EXIT_DAMAGE (4) when anything is wrong.
+ *
+ * --repair (admin, store not mounted read-write: it takes the writer lock)
+ * first fixes what fs_check can fix without guessing, printing one
+ * "repaired:" line per change and recording each in the audit trail, then
+ * checks again: the exit status says whether anything is still wrong.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "auth.h"
@@ -17,10 +23,16 @@
 #include "fs.h"
 #include "keyring.h"
 #include "store.h"
+#include "unlock.h"
 
 struct report {
 	struct cli *c;
-	uint64_t n;
+	uint64_t n;             /* problems printed */
+	uint64_t nfix;          /* repairs made */
+	struct fix {
+		uint64_t ino;
+		char *path, *what;
+	} *fixes;               /* for --json and the audit trail */
 	int64_t started;
 };
 
@@ -46,6 +58,66 @@ static void emit(struct report *r, uint64_t ino, const char *path,
 			printf("inode %llu: %s\n", (unsigned long long)ino, what);
 	}
 	r->n++;
+}
+
+static void on_repaired(void *arg, uint64_t ino, const char *path,
+                        const char *what)
+{
+	struct report *r = arg;
+	struct fix *p = realloc(r->fixes, (r->nfix + 1) * sizeof *p);
+
+	if (!r->c->json) {
+		if (r->c->tty)
+			fputc('\r', stderr);
+		if (path)
+			printf("repaired: %s: %s\n", path, what);
+		else
+			printf("repaired: inode %llu: %s\n", (unsigned long long)ino,
+			       what);
+	}
+	if (!p)
+		return;
+	r->fixes = p;
+	p[r->nfix].ino = ino;
+	p[r->nfix].path = path ? strdup(path) : NULL;
+	p[r->nfix].what = strdup(what);
+	r->nfix++;
+}
+
+/* The repairs into the audit trail (and --json), then free them. */
+static void record_fixes(struct report *r)
+{
+	char line[1200];
+
+	if (r->c->json) {
+		printf(",\n  \"repaired\": [");
+		for (uint64_t i = 0; i < r->nfix; i++) {
+			printf("%s\n    {\"ino\":%llu,\"path\":", i ? "," : "",
+			       (unsigned long long)r->fixes[i].ino);
+			if (r->fixes[i].path)
+				cli_json_str(r->fixes[i].path);
+			else
+				printf("null");
+			printf(",\"repaired\":");
+			cli_json_str(r->fixes[i].what ? r->fixes[i].what : "");
+			printf("}");
+		}
+		printf("%s  ]", r->nfix ? "\n" : "");
+	}
+	for (uint64_t i = 0; i < r->nfix; i++) {
+		if (r->fixes[i].path)
+			snprintf(line, sizeof line, "%s: %s", r->fixes[i].path,
+			         r->fixes[i].what ? r->fixes[i].what : "");
+		else
+			snprintf(line, sizeof line, "inode %llu: %s",
+			         (unsigned long long)r->fixes[i].ino,
+			         r->fixes[i].what ? r->fixes[i].what : "");
+		cli_record(r->c, "check repair", line, 0);
+		free(r->fixes[i].path);
+		free(r->fixes[i].what);
+	}
+	free(r->fixes);
+	r->fixes = NULL;
 }
 
 static void on_problem(void *arg, uint64_t ino, const char *path,
@@ -97,16 +169,30 @@ static int check_key(void *arg, const struct store_key *k)
 int cmd_check(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
-	"usage: custodyctl check [--json]\n"
+	"usage: custodyctl check [--json] [--repair [--zero-unreadable]]\n"
 	"Decrypt and verify everything: SQLite integrity, signatures on users and\n"
 	"keys, every inode, block, name, xattr and symlink, the directory tree\n"
 	"(reachability, link counts, orphans, cycles) and the audit chain.\n"
 	"Prints one line per problem naming the file. Exit status 0 if all is\n"
-	"well, 4 if anything is damaged or was tampered with.\n";
-	struct report r = { c, 0, 0 };
-	struct fs_check_ops ops = { on_problem, on_progress, &r };
+	"well, 4 if anything is damaged or was tampered with.\n"
+	"\n"
+	"  --repair           (admin; the store must not be mounted read-write)\n"
+	"                     first fix what can be fixed without guessing, one\n"
+	"                     'repaired:' line each, recorded in the audit trail:\n"
+	"                     drop entries naming nothing, remove files unlinked\n"
+	"                     while open, link orphans into /lost+found as\n"
+	"                     #INODE, correct link counts. Forged rows are left\n"
+	"                     alone. Then check again: the exit status is 0 only\n"
+	"                     if nothing is left wrong.\n"
+	"  --zero-unreadable  with --repair: drop blocks that fail authentication,\n"
+	"                     lie past the end or are missing, so those parts of\n"
+	"                     the file read as zeros (their data is lost).\n";
+	struct report r = { c, 0, 0, NULL, 0 };
+	struct fs_check_ops ops = { on_problem, on_progress, &r, 0, 0,
+	                            on_repaired };
 	struct fs_check_stats st;
 	struct fs_opts fo = { .shared = 1, .read_only = 1 };
+	int lock_fd = -1;
 	struct rows w;
 	struct fs *fs = NULL;
 	char msg[512];
@@ -120,16 +206,49 @@ int cmd_check(struct cli *c, int argc, char **argv)
 			return EXIT_OK;
 		} else if (!strcmp(argv[i], "--json"))
 			c->json = 1;
+		else if (!strcmp(argv[i], "--repair"))
+			ops.repair = 1;
+		else if (!strcmp(argv[i], "--zero-unreadable"))
+			ops.zero_unreadable = 1;
 		else {
 			fprintf(stderr, "custodyctl: check: unknown argument '%s'\n",
 			        argv[i]);
 			return EXIT_USAGE;
 		}
 	}
-	if ((s = cli_unlock(c, STORE_READONLY,
-	                    (1 << ROLE_ADMIN) | (1 << ROLE_WRITER) |
-	                    (1 << ROLE_READER), "check")))
+	if (ops.zero_unreadable && !ops.repair) {
+		fprintf(stderr, "custodyctl: check: --zero-unreadable needs"
+		        " --repair\n");
+		return EXIT_USAGE;
+	}
+	if (ops.repair) {
+		/* before the passphrase: a mounted store is a quick refusal */
+		const char *path = c->u.store ? c->u.store : "";
+		lock_fd = unlock_writer_lock(path);
+		if (lock_fd == -EBUSY) {
+			fprintf(stderr, "custodyctl: check --repair: store '%s' is"
+			        " mounted read-write; unmount it first\n", path);
+			return EXIT_BUSY;
+		}
+		/* other errors (no such file): cli_unlock says it best */
+	}
+	if ((s = cli_unlock(c, ops.repair ? 0 : STORE_READONLY,
+	                    ops.repair ? (1 << ROLE_ADMIN)
+	                               : (1 << ROLE_ADMIN) | (1 << ROLE_WRITER) |
+	                                 (1 << ROLE_READER),
+	                    ops.repair ? "check --repair" : "check"))) {
+		if (lock_fd >= 0)
+			close(lock_fd);
 		return s;
+	}
+	if (ops.repair) {
+		fo.read_only = 0; /* shared stays: no orphan sweep behind our back */
+		if (lock_fd < 0) {
+			fprintf(stderr, "custodyctl: check --repair: cannot lock the"
+			        " store: %s\n", strerror(-lock_fd));
+			return EXIT_RUNTIME;
+		}
+	}
 	r.started = cli_now_ms();
 	w = (struct rows){ &r, c->un.ss };
 	if (c->json)
@@ -152,6 +271,8 @@ int cmd_check(struct cli *c, int argc, char **argv)
 		}
 		fs_free(fs);
 	}
+	if (lock_fd >= 0)
+		close(lock_fd); /* the repairs are committed (fs_free) */
 	if (c->un.ss->audit_mac_key &&
 	    audit_verify(c->un.s, c->un.ss->audit_mac_key, &bad, &arows, msg,
 	                 sizeof msg)) {
@@ -159,16 +280,23 @@ int cmd_check(struct cli *c, int argc, char **argv)
 		snprintf(what, sizeof what, "audit trail: %s", msg);
 		emit(&r, 0, "<audit>", what);
 	}
+	if (c->json)
+		printf("%s  ]", r.n ? "\n" : "");
+	if (ops.repair)
+		record_fixes(&r);
 	if (c->json) {
-		printf("%s  ],\n  \"ok\": %s,\n  \"inodes\": %llu, \"files\": %llu,"
+		printf(",\n  \"ok\": %s,\n  \"inodes\": %llu, \"files\": %llu,"
 		       " \"directories\": %llu, \"symlinks\": %llu, \"blocks\": %llu,"
 		       " \"bytes\": %llu, \"names\": %llu, \"audit_rows\": %llu\n}\n",
-		       r.n ? "\n" : "", r.n ? "false" : "true",
+		       r.n ? "false" : "true",
 		       (unsigned long long)st.inodes, (unsigned long long)st.files,
 		       (unsigned long long)st.dirs, (unsigned long long)st.symlinks,
 		       (unsigned long long)st.blocks, (unsigned long long)st.bytes,
 		       (unsigned long long)st.names, (unsigned long long)arows);
 	} else {
+		if (ops.repair)
+			printf("check: %llu repair%s made\n", (unsigned long long)r.nfix,
+			       r.nfix == 1 ? "" : "s");
 		printf("check: %llu problem%s; %llu files, %llu directories,"
 		       " %llu symlinks, %llu blocks (%llu bytes), %llu names,"
 		       " %llu audit rows verified\n",

@@ -119,7 +119,10 @@ void cli_progress(struct cli *c, const char *what, uint64_t done,
 	double eta = rate > 0 && total > done ? (double)(total - done) / rate : 0;
 	int pct = total ? (int)(done * 100 / total) : 100;
 
-	if (!final && now - last < (c->tty ? 200 : 2000))
+	/* not a terminal: quiet for short work, a line every 5 s for long */
+	if (!c->tty && el < 5000)
+		return;
+	if (!final && now - last < (c->tty ? 200 : 5000))
 		return;
 	last = now;
 	if (c->tty) {

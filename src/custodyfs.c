@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -213,23 +212,22 @@ static int reap_one(void *arg, const struct store_mount *m)
 }
 
 /*
- * One read-write mount at a time: an exclusive flock on the store file,
- * which the kernel drops when the holder dies, so a stale lock from a
- * killed daemon can never block. Returns the lock fd, or -1 (printed).
+ * One read-write mount at a time (unlock_writer_lock); when the lock is
+ * held, name the holder from the mounts table. Returns the lock fd, or -1
+ * (printed).
  */
 static int lock_writer(struct store *s, const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = unlock_writer_lock(path);
 	struct holder h = { .found = 0 };
 
-	if (fd < 0) {
+	if (fd >= 0)
+		return fd;
+	if (fd != -EBUSY) {
 		fprintf(stderr, "custodyfs: cannot open store '%s': %s\n", path,
-		        strerror(errno));
+		        strerror(-fd));
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-		return fd;
-	close(fd);
 	store_mount_each_open(s, find_writer, &h);
 	if (h.found)
 		fprintf(stderr, "custodyfs: store '%s' is in use by %s@%s pid %lld"
@@ -237,7 +235,7 @@ static int lock_writer(struct store *s, const char *path)
 		        (long long)h.m.pid, h.m.mountpoint);
 	else
 		fprintf(stderr, "custodyfs: store '%s' is in use by another"
-		        " read-write mount\n", path);
+		        " read-write user (a mount or check --repair)\n", path);
 	return -1;
 }
 

@@ -188,7 +188,7 @@ int fs_op_end(struct fs *fs, int rc)
 	return rc;
 }
 
-static int commit_locked(struct fs *fs)
+int fs_commit_locked(struct fs *fs)
 {
 	int rc = 0;
 
@@ -215,7 +215,7 @@ int fs_commit(struct fs *fs)
 	int rc;
 
 	pthread_mutex_lock(&fs->lock);
-	rc = commit_locked(fs);
+	rc = fs_commit_locked(fs);
 	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
@@ -242,7 +242,7 @@ int fs_tick(struct fs *fs)
 	}
 	if (fs->in_tx && (now - fs->tx_started_ms >= fs->o.commit_interval_ms ||
 	                  fs->tx_bytes >= FS_TX_MAX_BYTES))
-		commit_locked(fs);
+		fs_commit_locked(fs);
 	idle = !fs->in_tx && now - fs->last_activity_ms >= fs->o.idle_checkpoint_ms;
 	if (idle && !fs->checkpointed && !fs->o.read_only) {
 		if (store_checkpoint(fs->s) == 0)
@@ -257,7 +257,7 @@ int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg)
 	int rc;
 
 	pthread_mutex_lock(&fs->lock);
-	rc = commit_locked(fs);
+	rc = fs_commit_locked(fs);
 	if (!rc)
 		rc = fn(arg);
 	pthread_mutex_unlock(&fs->lock);
@@ -454,7 +454,7 @@ int fs_free(struct fs *fs)
 	if (!fs)
 		return 0;
 	pthread_mutex_lock(&fs->lock);
-	rc = commit_locked(fs);
+	rc = fs_commit_locked(fs);
 	for (int i = 0; i < FS_REF_BUCKETS; i++) {
 		struct fs_ref *r = fs->refs[i], *n;
 		for (; r; r = n) {
@@ -1225,7 +1225,7 @@ int fs_fsync(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 
 	(void)c; (void)ino; (void)datasync;
 	LOCK(fs);
-	rc = commit_locked(fs);
+	rc = fs_commit_locked(fs);
 	UNLOCK(fs);
 	return rc;
 }

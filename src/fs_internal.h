@@ -73,6 +73,10 @@ int fs_op_begin(struct fs *fs);
 /* End the op: release on rc >= 0, roll the savepoint back otherwise. */
 int fs_op_end(struct fs *fs, int rc);
 
+/* Commit the group transaction (fs->lock held): audit head mark and, for a
+ * read-write mount, the store generation go in with it. */
+int fs_commit_locked(struct fs *fs);
+
 /* Reference bookkeeping. */
 struct fs_ref *fs_ref_get(struct fs *fs, uint64_t ino, int create);
 void fs_ref_put_if_unused(struct fs *fs, struct fs_ref *r);

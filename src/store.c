@@ -89,7 +89,8 @@ enum {
 	Q_DENTRY_GET, Q_DENTRY_INSERT, Q_DENTRY_DELETE, Q_DENTRY_UPDATE,
 	Q_DENTRY_ANY, Q_DENTRY_EACH, Q_DENTRY_ALL, Q_DENTRY_OF_INO,
 	Q_BLOCK_GET, Q_BLOCK_INSERT, Q_BLOCK_UPDATE, Q_BLOCK_TRUNC,
-	Q_BLOCK_EACH, Q_BLOCK_COUNT,
+	Q_BLOCK_EACH, Q_BLOCK_COUNT, Q_BLOCK_DELETE, Q_BLOCK_NEXT_INO,
+	Q_PURGE_QUEUE,
 	Q_XATTR_GET, Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH,
 	Q_TX_BEGIN, Q_TX_COMMIT, Q_TX_ROLLBACK, Q_TX_SAVEPOINT, Q_TX_RELEASE,
 	Q_TX_ROLLBACK_TO, Q_PURGE_NEXT, Q_PURGE_BLOCKS, Q_PURGE_DONE,
@@ -967,6 +968,51 @@ int store_block_truncate(struct store *s, uint64_t ino, uint64_t first,
 	rc = store_step_done(s, st);
 	*deleted = rc ? 0 : (uint64_t)sqlite3_changes(s->db);
 	return rc;
+}
+
+int store_block_delete(struct store *s, uint64_t ino, uint64_t blk)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_DELETE,
+	        "DELETE FROM blocks WHERE ino=? AND blk=?");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, blk > INT64_MAX ? INT64_MAX : (int64_t)blk);
+	return store_step_done(s, st);
+}
+
+int store_block_next_ino(struct store *s, uint64_t after, uint64_t *ino,
+                         int *queued)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_NEXT_INO,
+	        "SELECT b.ino, EXISTS (SELECT 1 FROM purge p WHERE p.ino=b.ino)"
+	        " FROM blocks b WHERE b.ino > ? ORDER BY b.ino LIMIT 1");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, after > INT64_MAX ? INT64_MAX : (int64_t)after);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc);
+	*ino = (uint64_t)sqlite3_column_int64(st, 0);
+	*queued = sqlite3_column_int(st, 1);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int store_purge_queue(struct store *s, uint64_t ino)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_PURGE_QUEUE,
+	        "INSERT OR IGNORE INTO purge(ino) VALUES (?)");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	return store_step_done(s, st);
 }
 
 int store_block_each(struct store *s, uint64_t ino,
