@@ -39,7 +39,9 @@ export P STORE MNT PASSFILE CONF T
 unshare -m --propagation private bash -c '
 	r() { echo "$1 $2"; }   # result lines, counted outside
 	umount_wait() {
-		local pid; pid=$(pgrep -n -f -- "$MNT\$")
+		# mount.fuse3 puts the options after the mount point
+		local pid; pid=$(pgrep -n -f -- "custodyfs.* $MNT( |\$)")
+		[ -n "$pid" ] || return 1
 		umount "$MNT" || return 1
 		for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.05; done
 		return 1
