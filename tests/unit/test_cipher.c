@@ -1,11 +1,14 @@
 /*
  * test_cipher.c - the cipher module: AEAD seal/open and what breaks it,
- * fresh nonces, purpose-separated KDF, MAC part boundaries, Argon2id
+ * fresh nonces (also across pool refills and fork), purpose-separated KDF, MAC part boundaries, Argon2id
  * parameters, sealed boxes, signatures and constant-time comparison.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cipher.h"
 #include "unit.h"
@@ -236,12 +239,57 @@ static void test_misc(void)
 	CHECK(strlen(cipher_aead_name()) > 0);
 }
 
+/*
+ * Nonces across fork: a child must not replay the nonces its parent is
+ * about to use (the pool is emptied in the child), and many nonces in a
+ * row (across pool refills) never repeat.
+ */
+static void test_nonces(void)
+{
+	enum { N = 8000 }; /* about three pool refills */
+	uint8_t msg[1] = { 0 }, p[CIPHER_OVERHEAD + 1], c[CIPHER_OVERHEAD + 1];
+	uint8_t (*seen)[CIPHER_NONCE_BYTES] = malloc(N * sizeof *seen);
+	int fds[2], dup = 0, st = 0;
+	pid_t pid;
+
+	CHECK(seen != NULL);
+	if (!seen)
+		return;
+	for (int i = 0; i < N; i++) {
+		cipher_seal(p, msg, 1, ad, sizeof ad, key);
+		memcpy(seen[i], p, CIPHER_NONCE_BYTES);
+	}
+	for (int i = 0; i < N && !dup; i++)
+		for (int j = i + 1; j < N; j++)
+			if (!memcmp(seen[i], seen[j], CIPHER_NONCE_BYTES)) {
+				dup = 1;
+				break;
+			}
+	CHECK_EQ(dup, 0);
+	free(seen);
+	CHECK_EQ(pipe(fds), 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		cipher_seal(c, msg, 1, ad, sizeof ad, key);
+		_exit(write(fds[1], c, CIPHER_NONCE_BYTES) == CIPHER_NONCE_BYTES ? 0 : 1);
+	}
+	cipher_seal(p, msg, 1, ad, sizeof ad, key);
+	CHECK_EQ(read(fds[0], c, CIPHER_NONCE_BYTES), CIPHER_NONCE_BYTES);
+	waitpid(pid, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK(memcmp(p, c, CIPHER_NONCE_BYTES) != 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 int main(void)
 {
 	CHECK_EQ(cipher_init(), 0);
 	cipher_random(key, sizeof key);
 	cipher_random(key2, sizeof key2);
 	test_aead();
+	test_nonces();
 	test_kdf();
 	test_mac();
 	test_pwhash();
