@@ -30,7 +30,7 @@ override LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 BUILD   ?= build
-CORE    := cipher store store_keys store_audit store_backup store_session keyring auth config passphrase \
+CORE    := cipher store store_keys store_audit store_backup store_session store_ckpt keyring auth config passphrase \
            unlock audit fs inode dir blockio xattr reencrypt check generation
 CORE_O  := $(CORE:%=$(BUILD)/%.o)
 FS_O    := $(BUILD)/fsops.o $(BUILD)/custodyfs.o

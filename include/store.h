@@ -56,6 +56,14 @@ int store_in_transaction(struct store *s);
 int store_savepoint(struct store *s);
 int store_release(struct store *s);
 void store_rollback_savepoint(struct store *s);
+/*
+ * Fold the WAL in from a background thread with its own connection
+ * (store_ckpt.c) instead of in the committing thread: for a read-write
+ * mount. Stopped by store_checkpointer_stop or store_close.
+ */
+int store_checkpointer_start(struct store *s, const char *path);
+void store_checkpointer_stop(struct store *s);
+
 /* Checkpoint the WAL into the main file (TRUNCATE mode). */
 int store_checkpoint(struct store *s);
 /* Page size, page count and free pages, WAL size (for info). */

@@ -434,6 +434,10 @@ int fs_new(struct store *s, struct keyring *kr, struct audit *audit,
 		}
 	}
 	free(orph.inos);
+	/* the WAL is folded in beside the writer, not inside its commits */
+	if (!o->read_only && !o->shared && o->store_path &&
+	    (rc = store_checkpointer_start(s, o->store_path)))
+		goto fail;
 	fs->purging = 1; /* the tick finds out whether anything is queued */
 	*out = fs;
 	return 0;
@@ -455,6 +459,7 @@ int fs_free(struct fs *fs)
 		return 0;
 	pthread_mutex_lock(&fs->lock);
 	rc = fs_commit_locked(fs);
+	store_checkpointer_stop(fs->s);
 	for (int i = 0; i < FS_REF_BUCKETS; i++) {
 		struct fs_ref *r = fs->refs[i], *n;
 		for (; r; r = n) {

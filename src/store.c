@@ -186,8 +186,9 @@ static int store_configure(struct store *s, int busy_ms)
 		return rc;
 	if (!s->readonly) {
 		/* FULL: a commit (fsync, group commit) is on disk when it returns */
-		rc = store_exec(s, "PRAGMA synchronous=FULL;"
-		                   " PRAGMA wal_autocheckpoint=2048");
+		rc = store_exec(s, "PRAGMA synchronous=FULL");
+		if (!rc)
+			sqlite3_wal_autocheckpoint(s->db, STORE_AUTOCHECKPOINT);
 	}
 	return rc;
 }
@@ -319,6 +320,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	store_checkpointer_stop(s);
 	for (int i = 0; i < STORE_MAX_STMTS; i++)
 		if (s->stmt[i])
 			sqlite3_finalize(s->stmt[i]);

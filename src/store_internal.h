@@ -19,8 +19,12 @@ struct store {
 	int readonly;
 	int savepoint_depth;
 	int busy_ms;
+	struct store_ckpt *ckpt; /* background checkpointer, or NULL */
 	sqlite3_stmt *stmt[STORE_MAX_STMTS]; /* cache, indexed by statement id */
 };
+
+/* SQLite's own WAL autocheckpoint, in pages, when no checkpointer runs. */
+#define STORE_AUTOCHECKPOINT 2048
 
 /* Prepared (and cached) statement number id for sql; reset before use. */
 sqlite3_stmt *store_stmt(struct store *s, int id, const char *sql);
