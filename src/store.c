@@ -9,7 +9,6 @@
  * connection.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -177,8 +176,7 @@ static int store_configure(struct store *s, int busy_ms)
 	 * crypto-shredded key grants do not linger in the file. */
 	/* temp_store stays FILE: a statement journal (the page images a
 	 * savepoint may roll back to) must not grow in memory with the size
-	 * of what one operation touches; up to STORE_STMTJRNL_SPILL it stays
-	 * in memory (store_global_init) */
+	 * of what one operation touches */
 	rc = store_exec(s, "PRAGMA secure_delete=FAST; PRAGMA foreign_keys=OFF;"
 	                   " PRAGMA cache_size=-8192; PRAGMA temp_store=FILE;"
 	                   " PRAGMA trusted_schema=OFF");
@@ -248,24 +246,6 @@ static int store_validate(struct store *s)
 	return 0;
 }
 
-/*
- * Every operation runs in a savepoint, whose statement journal receives
- * the first image of each existing page the operation changes: with 64 KiB
- * pages a 128 KiB write journals several pages. SQLite keeps that journal
- * in memory only up to 64 KiB by default and then spills it to a temporary
- * file (a write syscall per page); keep up to 4 MiB in memory, so ordinary
- * operations never touch a file and one huge operation still cannot grow
- * the daemon without bound.
- */
-#define STORE_STMTJRNL_SPILL (4 << 20)
-
-static pthread_once_t store_once = PTHREAD_ONCE_INIT;
-
-static void store_global_init(void)
-{
-	sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, STORE_STMTJRNL_SPILL);
-}
-
 int store_open(const char *path, int flags, int busy_ms, struct store **out)
 {
 	struct store *s;
@@ -291,7 +271,6 @@ int store_open(const char *path, int flags, int busy_ms, struct store **out)
 		return -ENOMEM;
 	s->readonly = !!(flags & STORE_READONLY);
 	oflags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-	pthread_once(&store_once, store_global_init);
 	rc = sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		rc = store_err(s, rc);
