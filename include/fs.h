@@ -10,8 +10,9 @@
  * A row that fails authentication gives -EIO for that object only.
  *
  * Concurrency: one mutex (fs->lock) serialises every call; SQLite sees one
- * thread at a time. Mutations run inside a SAVEPOINT of a group transaction
- * that fs_tick() commits every commit_interval, and fs_fsync() at once.
+ * thread at a time. Mutations run in a group transaction that fs_tick()
+ * commits every commit_interval, and fs_fsync() at once; an operation that
+ * fails after changing rows rolls the group back (fs.c).
  */
 #ifndef CUSTODY_FS_H
 #define CUSTODY_FS_H

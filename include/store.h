@@ -51,6 +51,13 @@ const char *store_errmsg(struct store *s);
 int store_begin(struct store *s);
 int store_commit(struct store *s);
 void store_rollback(struct store *s);
+/* Rows changed by this connection so far (an operation's own count is the
+ * difference), and whether a transaction is open (SQLite may have rolled
+ * one back by itself after an I/O error or a full disk). */
+int64_t store_changes(struct store *s);
+int store_in_tx(struct store *s);
+/* Why a transaction was lost: -ENOSPC (disk full) or -EIO. */
+int store_tx_lost_errno(struct store *s);
 int store_in_transaction(struct store *s);
 /* Savepoints make one filesystem operation atomic inside a group commit. */
 int store_savepoint(struct store *s);
@@ -144,6 +151,14 @@ int store_dentry_of_ino(struct store *s, uint64_t ino,
                         struct store_dentry *out);
 
 /* ---- content blocks ---- */
+/*
+ * fn sees the stored nonce||ciphertext||tag of one block in place (valid
+ * only during the call: no copy on the read path) and its key version;
+ * fn's result is returned, or -ENOENT for a hole.
+ */
+int store_block_with(struct store *s, uint64_t ino, uint64_t blk,
+                     int (*fn)(void *arg, uint32_t key_version,
+                               const void *data, size_t len), void *arg);
 /* buf receives nonce||ciphertext||tag; -ENOENT for a hole. */
 int store_block_get(struct store *s, uint64_t ino, uint64_t blk,
                     uint32_t *key_version /* OUT */, void *buf, size_t cap,

@@ -47,42 +47,61 @@ static int file_key(struct fs *fs, const struct store_inode *in,
 	return 0;
 }
 
-/*
- * Read block blk into plain (block_size bytes, zero-filled past the stored
- * length). *len receives the stored length (0 for a hole).
- */
-static int block_load(struct fs *fs, const struct store_inode *in,
-                      struct keycache *kc, uint64_t blk, uint8_t *plain,
-                      uint8_t *cbuf, size_t *len)
+/* One stored block, opened in place (store_block_with). */
+struct block_open {
+	struct fs *fs;
+	const struct store_inode *in;
+	struct keycache *kc;
+	uint64_t blk;
+	uint8_t *out;
+	size_t len;
+};
+
+static int open_stored(void *arg, uint32_t v, const void *data, size_t clen)
 {
-	uint32_t bs = fs->block_size, v;
+	struct block_open *b = arg;
 	uint8_t ad[BLOCK_AD_BYTES];
-	size_t clen;
 	int rc;
 
-	rc = store_block_get(fs->s, in->ino, blk, &v, cbuf, bs + CIPHER_OVERHEAD,
-	                     &clen);
+	if (clen < CIPHER_OVERHEAD + 1 ||
+	    clen > b->fs->block_size + CIPHER_OVERHEAD)
+		return -EIO;
+	if ((rc = file_key(b->fs, b->in, b->kc, v)))
+		return rc;
+	if (cipher_open(b->out, data, clen, ad, block_ad(ad, b->in, b->blk, v),
+	                FS_KEY(b->fs, FS_KEY_FILE)))
+		return -EIO;
+	b->len = clen - CIPHER_OVERHEAD;
+	return 0;
+}
+
+/*
+ * Read block blk into out (block_size bytes, zero-filled past the stored
+ * length), decrypting straight from the store's page. *len receives the
+ * stored length (0 for a hole).
+ */
+static int block_load(struct fs *fs, const struct store_inode *in,
+                      struct keycache *kc, uint64_t blk, uint8_t *out,
+                      size_t *len)
+{
+	uint32_t bs = fs->block_size;
+	struct block_open b = { fs, in, kc, blk, out, 0 };
+	int rc = store_block_with(fs->s, in->ino, blk, open_stored, &b);
+
 	if (rc == -ENOENT) {
 		/* the inode's authenticated block count says whether the file
 		 * has holes at all: in a dense file a missing block was deleted */
 		uint64_t span = (in->size + bs - 1) / bs;
 		if (blk < span && in->nblocks >= span)
 			return -EIO;
-		memset(plain, 0, bs);
+		memset(out, 0, bs);
 		*len = 0;
 		return 0;
 	}
 	if (rc)
 		return rc;
-	if (clen < CIPHER_OVERHEAD + 1)
-		return -EIO;
-	if ((rc = file_key(fs, in, kc, v)))
-		return rc;
-	if (cipher_open(plain, cbuf, clen, ad, block_ad(ad, in, blk, v),
-	                FS_KEY(fs, FS_KEY_FILE)))
-		return -EIO;
-	*len = clen - CIPHER_OVERHEAD;
-	memset(plain + *len, 0, bs - *len);
+	*len = b.len;
+	memset(out + b.len, 0, bs - b.len);
 	return 0;
 }
 
@@ -120,7 +139,7 @@ ssize_t blockio_read(struct fs *fs, const struct store_inode *in, char *buf,
 {
 	uint32_t bs = fs->block_size;
 	struct keycache kc = { 0 };
-	uint8_t *plain, *cbuf;
+	uint8_t *plain;
 	size_t done = 0;
 	int rc = 0;
 
@@ -131,16 +150,22 @@ ssize_t blockio_read(struct fs *fs, const struct store_inode *in, char *buf,
 	plain = block_buffers(fs);
 	if (!plain)
 		return -ENOMEM;
-	cbuf = plain + bs + CIPHER_OVERHEAD;
 	while (done < size) {
 		uint64_t pos = off + done, blk = pos / bs;
 		size_t in_blk = (size_t)(pos % bs), n = bs - in_blk, len;
 
 		if (n > size - done)
 			n = size - done;
-		if ((rc = block_load(fs, in, &kc, blk, plain, cbuf, &len)))
-			break;
-		memcpy(buf + done, plain + in_blk, n);
+		if (in_blk == 0 && n == bs) {
+			/* a whole block: decrypt straight into the caller's buffer */
+			if ((rc = block_load(fs, in, &kc, blk, (uint8_t *)buf + done,
+			                     &len)))
+				break;
+		} else {
+			if ((rc = block_load(fs, in, &kc, blk, plain, &len)))
+				break;
+			memcpy(buf + done, plain + in_blk, n);
+		}
 		done += n;
 	}
 	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
@@ -172,10 +197,16 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
 		if (n > size - done)
 			n = size - done;
 		if (in_blk == 0 && n == bs) {
-			len = bs; /* whole block: no need to read the old one */
-		} else if (blk_start < in->size) {
+			/* a whole block: sealed straight from the caller's buffer */
+			if ((rc = block_store(fs, in, &kc, blk,
+			                      (const uint8_t *)buf + done, bs, cbuf)))
+				break;
+			done += n;
+			continue;
+		}
+		if (blk_start < in->size) {
 			/* partial block inside the file: read-modify-write */
-			if ((rc = block_load(fs, in, &kc, blk, plain, cbuf, &len)))
+			if ((rc = block_load(fs, in, &kc, blk, plain, &len)))
 				break;
 		} else {
 			memset(plain, 0, bs);
@@ -215,7 +246,7 @@ int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size)
 			if (!plain)
 				return -ENOMEM;
 			cbuf = plain + bs + CIPHER_OVERHEAD;
-			rc = block_load(fs, in, &kc, size / bs, plain, cbuf, &len);
+			rc = block_load(fs, in, &kc, size / bs, plain, &len);
 			if (!rc && len > tail)
 				rc = block_store(fs, in, &kc, size / bs, plain, tail,
 				                 cbuf);
@@ -241,7 +272,7 @@ int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk)
 	size_t len;
 	int rc;
 
-	rc = block_load(fs, in, &kc, blk, plain, cbuf, &len);
+	rc = block_load(fs, in, &kc, blk, plain, &len);
 	if (!rc && len) {
 		kc.version = 0; /* the next derivation is for the active version */
 		rc = block_store(fs, in, &kc, blk, plain, len, cbuf);

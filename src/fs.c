@@ -2,12 +2,22 @@
  * fs.c - the filesystem API: every fs_* entry point, the group-commit
  * transaction, kernel reference counts and the periodic tick.
  *
- * Each entry point takes fs->lock, runs its work inside a SAVEPOINT of the
- * open group transaction (so a failed operation leaves no trace), records
- * its audit row in the same transaction, and releases. fs_tick() commits the
- * group every commit_interval (or when a lot was written), and folds the WAL
- * into the store file once the mount has been idle, so a copy of the .db
- * file alone is then a complete store.
+ * Each entry point takes fs->lock, runs its work in the open group
+ * transaction, records its audit row in the same transaction, and
+ * releases. fs_tick() commits the group every commit_interval (or when a
+ * lot was written), and folds the WAL into the store file once the mount
+ * has been idle, so a copy of the .db file alone is then a complete store.
+ *
+ * Operations check everything that can fail (names, permissions, loading
+ * and authenticating rows) before they change the store, so a failed
+ * operation normally leaves no trace without a savepoint. A savepoint per
+ * operation would copy every 64 KiB page it touches into a statement
+ * journal first (untar 16 s -> 10 s, streaming writes +25% without). If an
+ * operation does fail after changing rows (the disk is full, an I/O error,
+ * a row found damaged half way), fs_op_end rolls the whole group
+ * transaction back: the store stays consistent and loses at most the
+ * operations since the last commit, as a crash would; fsync'ed work is
+ * never lost.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -165,6 +175,8 @@ int fs_op_begin(struct fs *fs)
 	int rc;
 
 	fs->last_activity_ms = fs_now_ms();
+	if (fs->in_tx && !store_in_tx(fs->s))
+		fs_abort_locked(fs); /* SQLite gave up the transaction itself */
 	if (!fs->in_tx) {
 		if ((rc = store_begin(fs->s)))
 			return rc;
@@ -173,19 +185,32 @@ int fs_op_begin(struct fs *fs)
 		fs->tx_started_ms = fs->last_activity_ms;
 		fs->tx_bytes = 0;
 	}
-	return store_savepoint(fs->s);
+	fs->op_changes = store_changes(fs->s);
+	return 0;
 }
 
 int fs_op_end(struct fs *fs, int rc)
 {
-	if (rc >= 0) {
-		int r = store_release(fs->s);
-		if (r)
-			return r;
-	} else {
-		store_rollback_savepoint(fs->s);
-	}
+	if (rc >= 0 && store_in_tx(fs->s))
+		return rc;
+	if (rc >= 0 || !store_in_tx(fs->s))
+		rc = store_tx_lost_errno(fs->s); /* the transaction is gone */
+	else if (store_in_tx(fs->s) && store_changes(fs->s) == fs->op_changes)
+		return rc; /* failed before changing anything */
+	fs_abort_locked(fs);
 	return rc;
+}
+
+void fs_abort_locked(struct fs *fs)
+{
+	fprintf(stderr, "custodyfs: an operation failed after changing the"
+	        " store: the uncommitted group transaction is rolled back\n");
+	store_rollback(fs->s);
+	audit_batch_end(fs->audit, 0);
+	fs->pread.valid = 0;  /* its row would go into a rolled-back tx */
+	fs->in_tx = 0;
+	fs->path_gen++;       /* names cached from rolled-back work */
+	fs->purging = 1;
 }
 
 int fs_commit_locked(struct fs *fs)

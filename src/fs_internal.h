@@ -34,6 +34,7 @@ struct fs {
 	/* fields below: fs->lock */
 	struct fs_ref *refs[FS_REF_BUCKETS];
 	int in_tx;              /* a group transaction is open */
+	int64_t op_changes;     /* store_changes() when the op began */
 	int64_t tx_started_ms;
 	uint64_t tx_bytes;      /* bytes written in the open transaction */
 	int64_t last_activity_ms;
@@ -68,10 +69,14 @@ enum { FS_KEY_INODE, FS_KEY_FILE, FS_KEY_NAME, FS_KEY_TAG, FS_KEY_XATTR,
 int64_t fs_now_ms(void);
 int64_t fs_now_ns(void);
 
-/* Open the group transaction if needed, then a savepoint for one op. */
+/* Open the group transaction if needed and start counting the op's
+ * changes (no savepoint: see fs.c). */
 int fs_op_begin(struct fs *fs);
-/* End the op: release on rc >= 0, roll the savepoint back otherwise. */
+/* End the op with result rc: a failure after the op changed rows (or a
+ * transaction SQLite dropped) rolls the whole group back. Returns rc. */
 int fs_op_end(struct fs *fs, int rc);
+/* Roll the group transaction back and forget what depended on it. */
+void fs_abort_locked(struct fs *fs);
 
 /* Commit the group transaction (fs->lock held): audit head mark and, for a
  * read-write mount, the store generation go in with it. */

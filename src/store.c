@@ -113,7 +113,8 @@ sqlite3_stmt *store_stmt(struct store *s, int id, const char *sql)
 
 int store_err(struct store *s, int rc)
 {
-	(void)s;
+	if (s && rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		s->last_err = rc & 0xff;
 	switch (rc & 0xff) {
 	case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return 0;
 	case SQLITE_BUSY: case SQLITE_LOCKED: return -EBUSY;
@@ -138,6 +139,12 @@ int store_step_done(struct store *s, sqlite3_stmt *st)
 
 	if (!st)
 		return -EIO;
+	if (s->tx_open && sqlite3_get_autocommit(s->db)) {
+		/* SQLite rolled our transaction back by itself (a full disk, an
+		 * I/O error): the rest of it must not autocommit piecemeal */
+		sqlite3_reset(st);
+		return -EIO;
+	}
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
@@ -322,16 +329,38 @@ static int tx_stmt(struct store *s, int id, const char *sql)
 
 int store_begin(struct store *s)
 {
-	return tx_stmt(s, Q_TX_BEGIN, "BEGIN IMMEDIATE");
+	int rc = tx_stmt(s, Q_TX_BEGIN, "BEGIN IMMEDIATE");
+
+	s->tx_open = !rc;
+	return rc;
 }
 
 int store_commit(struct store *s)
 {
-	return tx_stmt(s, Q_TX_COMMIT, "COMMIT");
+	int rc = tx_stmt(s, Q_TX_COMMIT, "COMMIT");
+
+	s->tx_open = !sqlite3_get_autocommit(s->db);
+	return rc;
+}
+
+int64_t store_changes(struct store *s)
+{
+	return (int64_t)sqlite3_total_changes64(s->db);
+}
+
+int store_in_tx(struct store *s)
+{
+	return !sqlite3_get_autocommit(s->db);
+}
+
+int store_tx_lost_errno(struct store *s)
+{
+	return s->last_err == SQLITE_FULL ? -ENOSPC : -EIO;
 }
 
 void store_rollback(struct store *s)
 {
+	s->tx_open = 0;
 	if (!sqlite3_get_autocommit(s->db))
 		tx_stmt(s, Q_TX_ROLLBACK, "ROLLBACK");
 	s->savepoint_depth = 0;
@@ -897,8 +926,9 @@ int store_dentry_of_ino(struct store *s, uint64_t ino,
 
 /* ---- blocks ---- */
 
-int store_block_get(struct store *s, uint64_t ino, uint64_t blk,
-                    uint32_t *key_version, void *buf, size_t cap, size_t *len)
+int store_block_with(struct store *s, uint64_t ino, uint64_t blk,
+                     int (*fn)(void *arg, uint32_t key_version,
+                               const void *data, size_t len), void *arg)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_GET,
 	        "SELECT key_version, data FROM blocks WHERE ino=? AND blk=?");
@@ -911,14 +941,42 @@ int store_block_get(struct store *s, uint64_t ino, uint64_t blk,
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		int64_t kv = sqlite3_column_int64(st, 0);
-		rc = store_col_blob(st, 1, buf, cap, len, 0);
-		if (kv < 1 || kv > UINT32_MAX)
+		const void *data = sqlite3_column_blob(st, 1);
+		int n = sqlite3_column_bytes(st, 1);
+		if (kv < 1 || kv > UINT32_MAX || !data || n <= 0)
 			rc = -EIO;
-		*key_version = (uint32_t)kv;
+		else
+			rc = fn(arg, (uint32_t)kv, data, (size_t)n);
 	} else
 		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
 	sqlite3_reset(st);
 	return rc;
+}
+
+struct block_copy {
+	uint32_t *key_version;
+	void *buf;
+	size_t cap, *len;
+};
+
+static int block_copy(void *arg, uint32_t kv, const void *data, size_t len)
+{
+	struct block_copy *b = arg;
+
+	if (len > b->cap)
+		return -EIO;
+	memcpy(b->buf, data, len);
+	*b->len = len;
+	*b->key_version = kv;
+	return 0;
+}
+
+int store_block_get(struct store *s, uint64_t ino, uint64_t blk,
+                    uint32_t *key_version, void *buf, size_t cap, size_t *len)
+{
+	struct block_copy b = { key_version, buf, cap, len };
+
+	return store_block_with(s, ino, blk, block_copy, &b);
 }
 
 int store_block_put(struct store *s, uint64_t ino, uint64_t blk,

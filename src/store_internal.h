@@ -18,6 +18,8 @@ struct store {
 	sqlite3 *db;
 	int readonly;
 	int savepoint_depth;
+	int tx_open;            /* store_begin'ed and not yet ended by us */
+	int last_err;           /* SQLite's code of the last failure */
 	int busy_ms;
 	struct store_ckpt *ckpt; /* background checkpointer, or NULL */
 	sqlite3_stmt *stmt[STORE_MAX_STMTS]; /* cache, indexed by statement id */

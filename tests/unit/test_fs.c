@@ -20,6 +20,9 @@
 #include "passphrase.h"
 #include "store.h"
 #include "unit.h"
+/* white box: the op bracket and the store's connection */
+#include "../../src/fs_internal.h"
+#include "../../src/store_internal.h"
 
 #define BS 4096
 #define ROOT STORE_ROOT_INO
@@ -516,6 +519,73 @@ static void test_xattr(struct fs *fs)
 	         -E2BIG);
 }
 
+/*
+ * Operations run without savepoints: one that fails after changing rows
+ * rolls the whole uncommitted group back (fs_op_end), so the store stays
+ * consistent, committed data survives and later operations work. And a
+ * write that runs out of space part way is short, never half-applied.
+ */
+static void test_failed_op(struct env *e)
+{
+	static char big[256 * 1024];
+	struct fs_check_ops ck = { 0 };
+	struct fs_check_stats st;
+	struct store_inode junk;
+	struct fs_attr a;
+	char buf[BS], sql[64];
+	sqlite3_stmt *q;
+	uint64_t kept, gone;
+	int64_t pages = 0;
+	ssize_t n;
+
+	kept = mkfile(e->fs, ROOT, "kept");
+	memset(buf, 'A', sizeof buf);
+	CHECK_EQ(write_all(e->fs, kept, buf, BS, 0), 0);
+	CHECK_EQ(fs_commit(e->fs), 0);
+	gone = mkfile(e->fs, ROOT, "uncommitted");
+	CHECK_EQ(write_all(e->fs, gone, "gone", 4, 0), 0);
+
+	/* an op that changes a row, then fails */
+	pthread_mutex_lock(&e->fs->lock);
+	CHECK_EQ(fs_op_begin(e->fs), 0);
+	CHECK_EQ(inode_alloc(e->fs, &ctx, S_IFREG | 0600, 0, &junk), 0);
+	CHECK_EQ(fs_op_end(e->fs, -EIO), -EIO);
+	CHECK_EQ(e->fs->in_tx, 0);
+	pthread_mutex_unlock(&e->fs->lock);
+	CHECK_EQ(fs_lookup(e->fs, &ctx, ROOT, "uncommitted", &a), -ENOENT);
+	CHECK_EQ(fs_getattr(e->fs, junk.ino, &a), -ENOENT);
+	CHECK_EQ(fs_read(e->fs, &ctx, kept, buf, BS, 0), BS);
+	CHECK(buf[0] == 'A' && buf[BS - 1] == 'A');
+	CHECK_EQ(fs_check(e->fs, &ck, &st), 0);
+
+	/* an op that fails before changing anything leaves the group alone */
+	gone = mkfile(e->fs, ROOT, "stays");
+	CHECK_EQ(fs_mknod(e->fs, &ctx, ROOT, "stays", S_IFREG | 0644, 0, &a),
+	         -EEXIST);
+	CHECK_EQ(fs_lookup(e->fs, &ctx, ROOT, "stays", &a), 0);
+
+	/* the disk fills half way through a write: a short write */
+	CHECK_EQ(fs_commit(e->fs), 0);
+	CHECK_EQ(sqlite3_prepare_v2(e->s->db, "PRAGMA page_count", -1, &q, NULL),
+	         SQLITE_OK);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		pages = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	snprintf(sql, sizeof sql, "PRAGMA max_page_count=%lld", (long long)pages);
+	CHECK_EQ(sqlite3_exec(e->s->db, sql, NULL, NULL, NULL), SQLITE_OK);
+	memset(big, 'B', sizeof big);
+	n = fs_write(e->fs, &ctx, kept, big, sizeof big, 0);
+	CHECK(n == -ENOSPC || (n > 0 && n < (ssize_t)sizeof big));
+	CHECK_EQ(sqlite3_exec(e->s->db, "PRAGMA max_page_count=1073741823",
+	                      NULL, NULL, NULL), SQLITE_OK);
+	CHECK_EQ(fs_getattr(e->fs, kept, &a), 0);
+	CHECK_EQ(a.size, n > 0 ? (uint64_t)(n > BS ? n : BS) : (uint64_t)BS);
+	CHECK_EQ(fs_check(e->fs, &ck, &st), 0);
+	CHECK_EQ(write_all(e->fs, kept, big, sizeof big, 0), 0);
+	CHECK_EQ(fs_commit(e->fs), 0);
+	CHECK_EQ(fs_check(e->fs, &ck, &st), 0);
+}
+
 int main(void)
 {
 	struct env e;
@@ -544,6 +614,7 @@ int main(void)
 		test_xattr(e.fs);
 		CHECK_EQ(fs_commit(e.fs), 0);
 		test_unlink_open(&e);
+		test_failed_op(&e);
 	}
 	/* everything persists across a reopen */
 	if (e.s) {
