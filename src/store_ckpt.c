@@ -24,8 +24,8 @@
 #include "store.h"
 #include "store_internal.h"
 
-#define CKPT_SOFT_FRAMES 2048  /* 128 MiB of 64 KiB pages: wake the thread */
-#define CKPT_SYNC_FRAMES 8192  /* 512 MiB: the committer finishes the job */
+#define CKPT_SOFT_FRAMES 1024  /* 64 MiB of 64 KiB pages: wake the thread */
+#define CKPT_SYNC_FRAMES 4096  /* 256 MiB: the committer finishes the job */
 
 struct store_ckpt {
 	sqlite3 *db;
