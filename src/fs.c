@@ -648,7 +648,7 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	}
 	if (!rc)
 		inode_to_attr(fs, &in, out);
-	/* the row goes in after the savepoint: a failure is recorded too */
+	/* the row goes in after the op ends: a failure is recorded too */
 	rc = fs_op_end(fs, rc);
 	fs_audit(fs, c, (valid & FS_SET_SIZE) ? "truncate" : "setattr", ino,
 	         NULL, (valid & FS_SET_SIZE) ? a->size : 0, (uint64_t)valid, rc);
