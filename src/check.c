@@ -65,6 +65,27 @@ struct ck {
 	uint64_t fixed;         /* repairs made in this pass */
 };
 
+/*
+ * Room for one more element in a growing array: arrp is the address of the
+ * array pointer (of any element type; read and written with memcpy, so no
+ * pointer is accessed as another type). 0 or -ENOMEM.
+ */
+static int grow(void *arrp, size_t n, size_t *cap, size_t elem)
+{
+	size_t nc;
+	void *old, *p;
+
+	if (n < *cap)
+		return 0;
+	nc = *cap ? 2 * *cap : 64;
+	memcpy(&old, arrp, sizeof old);
+	if (!(p = realloc(old, nc * elem)))
+		return -ENOMEM;
+	memcpy(arrp, &p, sizeof p);
+	*cap = nc;
+	return 0;
+}
+
 static struct ck_inode *find(struct ck *c, uint64_t ino)
 {
 	size_t lo = 0, hi = c->n;
@@ -100,14 +121,8 @@ static void problem(struct ck *c, uint64_t ino, const char *what)
 /* A problem of a directory's entry: reported after the walk, with a path. */
 static int problem_later(struct ck *c, uint64_t ino, const char *what)
 {
-	if (c->nlater == c->latercap) {
-		size_t nc = c->latercap ? 2 * c->latercap : 16;
-		struct ck_later *p = realloc(c->later, nc * sizeof *p);
-		if (!p)
-			return -ENOMEM;
-		c->later = p;
-		c->latercap = nc;
-	}
+	if (grow(&c->later, c->nlater, &c->latercap, sizeof *c->later))
+		return -ENOMEM;
 	if (!(c->later[c->nlater].what = strdup(what)))
 		return -ENOMEM;
 	c->later[c->nlater++].ino = ino;
@@ -126,14 +141,8 @@ static int add_dangling(struct ck *c, const struct store_dentry *d)
 {
 	if (!c->repairing)
 		return 0;
-	if (c->ndg == c->dgcap) {
-		size_t nc = c->dgcap ? 2 * c->dgcap : 64;
-		struct ck_dangling *p = realloc(c->dg, nc * sizeof *p);
-		if (!p)
-			return -ENOMEM;
-		c->dg = p;
-		c->dgcap = nc;
-	}
+	if (grow(&c->dg, c->ndg, &c->dgcap, sizeof *c->dg))
+		return -ENOMEM;
 	c->dg[c->ndg].parent = d->parent;
 	c->dg[c->ndg].ino = d->ino;
 	c->dg[c->ndg].id = d->id;
@@ -146,14 +155,8 @@ static int collect_inode(void *arg, const struct store_inode *in)
 {
 	struct ck *c = arg;
 
-	if (c->n == c->cap) {
-		size_t nc = c->cap ? 2 * c->cap : 1024;
-		struct ck_inode *p = realloc(c->v, nc * sizeof *p);
-		if (!p)
-			return -ENOMEM;
-		c->v = p;
-		c->cap = nc;
-	}
+	if (grow(&c->v, c->n, &c->cap, sizeof *c->v))
+		return -ENOMEM;
 	memset(&c->v[c->n], 0, sizeof c->v[c->n]);
 	c->v[c->n].in = *in;
 	c->n++;
@@ -193,14 +196,8 @@ static int collect_dentry(void *arg, const struct store_dentry *d)
 		p->subdirs++;
 		ch->parents++;
 	}
-	if (c->ne == c->ecap) {
-		size_t nc = c->ecap ? 2 * c->ecap : 1024;
-		struct ck_edge *e = realloc(c->e, nc * sizeof *e);
-		if (!e)
-			return -ENOMEM;
-		c->e = e;
-		c->ecap = nc;
-	}
+	if (grow(&c->e, c->ne, &c->ecap, sizeof *c->e))
+		return -ENOMEM;
 	c->e[c->ne].parent = d->parent;
 	c->e[c->ne].child = d->ino;
 	c->e[c->ne].name = strdup(name);
@@ -275,15 +272,9 @@ static void drop_block(struct blk_ctx *b, uint64_t blk)
 {
 	if (!b->c->repairing || !b->c->ops->zero_unreadable || b->err)
 		return;
-	if (b->ndrop == b->dropcap) {
-		size_t nc = b->dropcap ? 2 * b->dropcap : 16;
-		uint64_t *p = realloc(b->drop, nc * sizeof *p);
-		if (!p) {
-			b->err = -ENOMEM;
-			return;
-		}
-		b->drop = p;
-		b->dropcap = nc;
+	if (grow(&b->drop, b->ndrop, &b->dropcap, sizeof *b->drop)) {
+		b->err = -ENOMEM;
+		return;
 	}
 	b->drop[b->ndrop++] = blk;
 }

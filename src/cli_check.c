@@ -36,26 +36,43 @@ struct report {
 	int64_t started;
 };
 
+/* "PATH: WHAT", or "inode N: WHAT" when the path is unknown. */
+static void finding(char *buf, size_t cap, uint64_t ino, const char *path,
+                    const char *what)
+{
+	if (path)
+		snprintf(buf, cap, "%s: %s", path, what);
+	else
+		snprintf(buf, cap, "inode %llu: %s", (unsigned long long)ino, what);
+}
+
+/* One --json array element: {"ino":N,"path":P,"KEY":WHAT}. */
+static void json_finding(int first, uint64_t ino, const char *path,
+                         const char *key, const char *what)
+{
+	printf("%s\n    {\"ino\":%llu,\"path\":", first ? "" : ",",
+	       (unsigned long long)ino);
+	if (path)
+		cli_json_str(path);
+	else
+		printf("null");
+	printf(",\"%s\":", key);
+	cli_json_str(what);
+	printf("}");
+}
+
 static void emit(struct report *r, uint64_t ino, const char *path,
                  const char *what)
 {
+	char line[FS_PATH_MAX + 1024];
+
 	if (r->c->json) {
-		printf("%s\n    {\"ino\":%llu,\"path\":", r->n ? "," : "",
-		       (unsigned long long)ino);
-		if (path)
-			cli_json_str(path);
-		else
-			printf("null");
-		printf(",\"problem\":");
-		cli_json_str(what);
-		printf("}");
+		json_finding(r->n == 0, ino, path, "problem", what);
 	} else {
 		if (r->c->tty)
 			fputc('\r', stderr);
-		if (path)
-			printf("%s: %s\n", path, what);
-		else
-			printf("inode %llu: %s\n", (unsigned long long)ino, what);
+		finding(line, sizeof line, ino, path, what);
+		printf("%s\n", line);
 	}
 	r->n++;
 }
@@ -65,15 +82,13 @@ static void on_repaired(void *arg, uint64_t ino, const char *path,
 {
 	struct report *r = arg;
 	struct fix *p = realloc(r->fixes, (r->nfix + 1) * sizeof *p);
+	char line[FS_PATH_MAX + 1024];
 
 	if (!r->c->json) {
 		if (r->c->tty)
 			fputc('\r', stderr);
-		if (path)
-			printf("repaired: %s: %s\n", path, what);
-		else
-			printf("repaired: inode %llu: %s\n", (unsigned long long)ino,
-			       what);
+		finding(line, sizeof line, ino, path, what);
+		printf("repaired: %s\n", line);
 	}
 	if (!p)
 		return;
@@ -87,31 +102,18 @@ static void on_repaired(void *arg, uint64_t ino, const char *path,
 /* The repairs into the audit trail (and --json), then free them. */
 static void record_fixes(struct report *r)
 {
-	char line[1200];
+	char line[1200]; /* an audit row's target */
 
 	if (r->c->json) {
 		printf(",\n  \"repaired\": [");
-		for (uint64_t i = 0; i < r->nfix; i++) {
-			printf("%s\n    {\"ino\":%llu,\"path\":", i ? "," : "",
-			       (unsigned long long)r->fixes[i].ino);
-			if (r->fixes[i].path)
-				cli_json_str(r->fixes[i].path);
-			else
-				printf("null");
-			printf(",\"repaired\":");
-			cli_json_str(r->fixes[i].what ? r->fixes[i].what : "");
-			printf("}");
-		}
+		for (uint64_t i = 0; i < r->nfix; i++)
+			json_finding(i == 0, r->fixes[i].ino, r->fixes[i].path,
+			             "repaired", r->fixes[i].what ? r->fixes[i].what : "");
 		printf("%s  ]", r->nfix ? "\n" : "");
 	}
 	for (uint64_t i = 0; i < r->nfix; i++) {
-		if (r->fixes[i].path)
-			snprintf(line, sizeof line, "%s: %s", r->fixes[i].path,
-			         r->fixes[i].what ? r->fixes[i].what : "");
-		else
-			snprintf(line, sizeof line, "inode %llu: %s",
-			         (unsigned long long)r->fixes[i].ino,
-			         r->fixes[i].what ? r->fixes[i].what : "");
+		finding(line, sizeof line, r->fixes[i].ino, r->fixes[i].path,
+		        r->fixes[i].what ? r->fixes[i].what : "");
 		cli_record(r->c, "check repair", line, 0);
 		free(r->fixes[i].path);
 		free(r->fixes[i].what);

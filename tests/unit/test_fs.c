@@ -37,17 +37,6 @@ struct env {
 	struct fs *fs;
 };
 
-static void rm_store(const char *p)
-{
-	char b[256];
-
-	unlink(p);
-	snprintf(b, sizeof b, "%s-wal", p);
-	unlink(b);
-	snprintf(b, sizeof b, "%s-shm", p);
-	unlink(b);
-}
-
 static struct fs_opts opts(void)
 {
 	struct fs_opts o = { 0 };

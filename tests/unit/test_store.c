@@ -22,19 +22,6 @@ static void path_of(char *buf, size_t cap, const char *name)
 	snprintf(buf, cap, "%s/%s", dir, name);
 }
 
-static void rm_store(const char *p)
-{
-	char b[256];
-
-	unlink(p);
-	snprintf(b, sizeof b, "%s-wal", p);
-	unlink(b);
-	snprintf(b, sizeof b, "%s-shm", p);
-	unlink(b);
-	snprintf(b, sizeof b, "%s-journal", p);
-	unlink(b);
-}
-
 static int write_file(const char *p, const void *data, size_t len)
 {
 	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);

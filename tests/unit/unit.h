@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int unit_pass, unit_fail;
 
@@ -22,6 +23,19 @@ static int unit_pass, unit_fail;
 	else { unit_fail++; fprintf(stderr, "  FAIL %s:%d: %s == %s (%lld != %lld)\n", \
 	                            __FILE__, __LINE__, #a, #b, _a, _b); } \
 } while (0)
+
+/* Remove a store file and whatever SQLite keeps beside it. */
+static inline void rm_store(const char *p)
+{
+	static const char *const side[] = { "-wal", "-shm", "-journal" };
+	char b[4096];
+
+	unlink(p);
+	for (size_t i = 0; i < sizeof side / sizeof *side; i++) {
+		snprintf(b, sizeof b, "%s%s", p, side[i]);
+		unlink(b);
+	}
+}
 
 #define UNIT_END(name) do { \
 	printf("%s: %d passed, %d failed\n", name, unit_pass, unit_fail); \
