@@ -25,6 +25,7 @@ struct config {
 	int64_t commit_interval_ms; /* group commit window */
 	int64_t idle_checkpoint_ms; /* fold the WAL in after this much idle */
 	int64_t attr_timeout_ms;    /* kernel attribute/entry cache */
+	int64_t readahead;          /* kernel read-ahead window, bytes (0: kernel's) */
 	/* [auth] */
 	int64_t max_failures;       /* lock after this many in a row */
 	int64_t lockout_s;          /* first lock interval; doubles */

@@ -16,6 +16,7 @@ struct fsops_opts {
 	int read_only;
 	int allow_other;
 	double attr_timeout;        /* seconds */
+	uint32_t readahead;         /* kernel read-ahead window, bytes (0: kernel's) */
 	int exact_reads;            /* no page cache: every read is audited */
 	int writeback;              /* kernel writeback cache (-o writeback) */
 	int accept_rollback;        /* mount a store older than one seen before */

@@ -23,6 +23,7 @@ void config_defaults(struct config *c)
 	c->commit_interval_ms = 1000;
 	c->idle_checkpoint_ms = 3000;
 	c->attr_timeout_ms = 1000;
+	c->readahead = 4 << 20;
 	c->max_failures = 5;
 	c->lockout_s = 60;
 	c->key_max_age_s = 0;
@@ -137,6 +138,12 @@ static int handler(void *user, const char *sec, const char *key,
 		if ((v = config_parse_duration_ms(val)) < 0)
 			return bad(l, line, sec, key, "expected a duration");
 		c->attr_timeout_ms = v;
+	} else if (IS("mount", "readahead")) {
+		if ((v = config_parse_size(val)) < 0 ||
+		    (v && (v < 4096 || v > (64ll << 20))))
+			return bad(l, line, sec, key,
+			           "expected 0 (the kernel's) or a size 4K..64M");
+		c->readahead = v;
 	} else if (IS("auth", "max_failures")) {
 		char *end;
 		long n = strtol(val, &end, 10);

@@ -426,6 +426,7 @@ static int serve(struct args *a)
 	fo.audit_flush_ms = u.cfg.audit_flush_ms;
 	fo.store_path = realpath(a->u.store, real) ? real : a->u.store;
 	a->f.attr_timeout = (double)u.cfg.attr_timeout_ms / 1000.0;
+	a->f.readahead = (uint32_t)u.cfg.readahead;
 	if ((rc = fs_new(u.s, u.kr, au, &fo, &fs))) {
 		fprintf(stderr, "custodyfs: cannot open the filesystem in '%s': %s\n",
 		        a->u.store, rc == -EIO ? "damaged store" : strerror(-rc));
