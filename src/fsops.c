@@ -409,12 +409,6 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, (size_t)n);
 }
 
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino; (void)fi;
-	fuse_reply_err(req, 0);
-}
-
 static void op_release(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
@@ -592,7 +586,6 @@ static const struct fuse_lowlevel_ops ops = {
 	.create = op_create,
 	.read = op_read,
 	.write = op_write,
-	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
 	.opendir = op_opendir,
@@ -679,7 +672,7 @@ int fsops_run(struct fs *fs, const struct fsops_opts *o,
 	/* every operation runs under the one filesystem lock: a second worker
 	 * reads the next request while the first works; more only add
 	 * wake-ups and lock hand-offs (unlinks 6.3-6.7k -> 7.7-8.2k ops/s) */
-	fuse_loop_cfg_set_max_threads(lc, 2);
+	fuse_loop_cfg_set_max_threads(lc, getenv("CFS_THREADS") ? (unsigned)atoi(getenv("CFS_THREADS")) : 2);
 	sig = fuse_session_loop_mt(c.se, lc);
 	fuse_loop_cfg_destroy(lc);
 	c.stop_ticker = 1;
