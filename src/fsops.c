@@ -672,7 +672,7 @@ int fsops_run(struct fs *fs, const struct fsops_opts *o,
 	/* every operation runs under the one filesystem lock: a second worker
 	 * reads the next request while the first works; more only add
 	 * wake-ups and lock hand-offs (unlinks 6.3-6.7k -> 7.7-8.2k ops/s) */
-	fuse_loop_cfg_set_max_threads(lc, getenv("CFS_THREADS") ? (unsigned)atoi(getenv("CFS_THREADS")) : 2);
+	fuse_loop_cfg_set_max_threads(lc, 2);
 	sig = fuse_session_loop_mt(c.se, lc);
 	fuse_loop_cfg_destroy(lc);
 	c.stop_ticker = 1;
