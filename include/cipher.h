@@ -48,6 +48,14 @@ void cipher_wipe(void *p, size_t len);
 
 /* Fill buf with len bytes from the system CSPRNG. */
 void cipher_random(void *buf, size_t len);
+/*
+ * Fill buf with len (at most CIPHER_UNIQUE_MAX) unpredictable bytes that
+ * are never handed out twice, for public identifiers (file ids, inode
+ * generations): drawn from the nonce pool, so no system call. Never for
+ * keys or other secrets.
+ */
+#define CIPHER_UNIQUE_MAX 64
+void cipher_unique(void *buf, size_t len);
 
 /* Constant-time equality: 1 if equal, 0 if not. */
 int cipher_memeq(const void *a, const void *b, size_t len);

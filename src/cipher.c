@@ -76,7 +76,8 @@ int cipher_memeq(const void *a, const void *b, size_t len)
  * getrandom() per 2730 nonces instead of one per block (libsodium reads
  * the OS 256 bytes per syscall, and syscalls are the dominant cost of
  * small writes on virtual machines). Random 192-bit nonces never repeat in
- * practice; they need not be secret, and keys never come from this pool.
+ * practice; they need not be secret, and keys never come from this pool
+ * (file ids and inode generations do: cipher_unique).
  * A forked child starts with an empty pool (pthread_atfork), so it never
  * replays its parent's nonces.
  */
@@ -98,21 +99,35 @@ static void pool_register(void)
 	pthread_atfork(NULL, NULL, pool_forked);
 }
 
-static void nonce_fill(uint8_t *out)
+/* len bytes from the pool, each handed out once; len <= NONCE_POOL */
+static void pool_take(uint8_t *out, size_t len)
 {
 	pthread_once(&pool_once, pool_register);
 	pthread_mutex_lock(&pool.lock);
-	if (pool.pos + CIPHER_NONCE_BYTES > NONCE_POOL) {
+	if (pool.pos + len > NONCE_POOL) {
 		uint8_t seed[randombytes_SEEDBYTES];
 		randombytes_buf(seed, sizeof seed);
 		randombytes_buf_deterministic(pool.buf, NONCE_POOL, seed);
 		sodium_memzero(seed, sizeof seed);
 		pool.pos = 0;
 	}
-	memcpy(out, pool.buf + pool.pos, CIPHER_NONCE_BYTES);
-	sodium_memzero(pool.buf + pool.pos, CIPHER_NONCE_BYTES); /* used once */
-	pool.pos += CIPHER_NONCE_BYTES;
+	memcpy(out, pool.buf + pool.pos, len);
+	sodium_memzero(pool.buf + pool.pos, len); /* used once */
+	pool.pos += len;
 	pthread_mutex_unlock(&pool.lock);
+}
+
+static void nonce_fill(uint8_t *out)
+{
+	pool_take(out, CIPHER_NONCE_BYTES);
+}
+
+void cipher_unique(void *buf, size_t len)
+{
+	if (len > CIPHER_UNIQUE_MAX) /* a caller's bug: fall back, stay safe */
+		cipher_random(buf, len);
+	else
+		pool_take(buf, len);
 }
 
 void cipher_seal(uint8_t *out, const uint8_t *msg, size_t len,

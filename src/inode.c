@@ -99,7 +99,7 @@ int inode_alloc(struct fs *fs, const struct fs_ctx *c, uint32_t mode,
 	if (!keyring_active(fs->kr))
 		return -EROFS;
 	memset(out, 0, sizeof *out);
-	cipher_random(out->file_id, sizeof out->file_id);
+	cipher_unique(out->file_id, sizeof out->file_id);
 	out->key_version = keyring_active(fs->kr);
 	out->mode = mode;
 	out->uid = c->uid;
@@ -107,7 +107,7 @@ int inode_alloc(struct fs *fs, const struct fs_ctx *c, uint32_t mode,
 	out->nlink = S_ISDIR(mode) ? 2 : 1;
 	out->rdev = rdev;
 	inode_touch(out, 1, 1, 1);
-	cipher_random(&out->generation, sizeof out->generation);
+	cipher_unique(&out->generation, sizeof out->generation);
 	out->generation &= 0x7fffffffffffffffull;
 	/* insert a placeholder to learn the inode number, then MAC it */
 	if ((rc = store_inode_insert(fs->s, out)))

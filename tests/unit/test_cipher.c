@@ -1,6 +1,7 @@
 /*
  * test_cipher.c - the cipher module: AEAD seal/open and what breaks it,
- * fresh nonces (also across pool refills and fork), purpose-separated KDF, MAC part boundaries, Argon2id
+ * fresh nonces (also across pool refills and fork), identifiers from the
+ * nonce pool, purpose-separated KDF, MAC part boundaries, Argon2id
  * parameters, sealed boxes, signatures and constant-time comparison.
  */
 #include <errno.h>
@@ -283,6 +284,63 @@ static void test_nonces(void)
 	close(fds[1]);
 }
 
+/*
+ * Identifiers from the pool (cipher_unique): 16- and 8-byte draws mixed
+ * with nonces across refills never repeat and are never all zero (the pool
+ * wipes what it hands out, so a bug re-reading it would give zeros); a
+ * forked child draws different ones; oversized requests still work.
+ */
+static void test_unique(void)
+{
+	enum { N = 12000 }; /* 16 + 8 + 24 bytes a round: about nine refills */
+	uint8_t (*ids)[16] = malloc(N * sizeof *ids), zero[16] = { 0 };
+	uint64_t *gens = malloc(N * sizeof *gens);
+	uint8_t msg[1] = { 0 }, p[CIPHER_OVERHEAD + 1], big[CIPHER_UNIQUE_MAX + 40];
+	int dup = 0, zeros = 0, fds[2], st = 0;
+	uint8_t mine[16], child[16];
+	pid_t pid;
+
+	CHECK(ids != NULL && gens != NULL);
+	if (!ids || !gens) {
+		free(ids);
+		free(gens);
+		return;
+	}
+	for (int i = 0; i < N; i++) {
+		cipher_unique(ids[i], sizeof ids[i]);
+		cipher_unique(&gens[i], sizeof gens[i]);
+		cipher_seal(p, msg, 1, ad, sizeof ad, key);
+		zeros += !memcmp(ids[i], zero, sizeof ids[i]) + (gens[i] == 0);
+	}
+	for (int i = 0; i < N && !dup; i++)
+		for (int j = i + 1; j < N; j++)
+			if (!memcmp(ids[i], ids[j], sizeof ids[i]) || gens[i] == gens[j]) {
+				dup = 1;
+				break;
+			}
+	CHECK_EQ(dup, 0);
+	CHECK_EQ(zeros, 0);
+	free(ids);
+	free(gens);
+	memset(big, 0, sizeof big);
+	cipher_unique(big, sizeof big);
+	CHECK(memcmp(big + sizeof big - 16, zero, 16) != 0);
+	CHECK_EQ(pipe(fds), 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		cipher_unique(child, sizeof child);
+		_exit(write(fds[1], child, sizeof child) == sizeof child ? 0 : 1);
+	}
+	cipher_unique(mine, sizeof mine);
+	CHECK_EQ(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+	waitpid(pid, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK(memcmp(mine, child, sizeof mine) != 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 int main(void)
 {
 	CHECK_EQ(cipher_init(), 0);
@@ -290,6 +348,7 @@ int main(void)
 	cipher_random(key2, sizeof key2);
 	test_aead();
 	test_nonces();
+	test_unique();
 	test_kdf();
 	test_mac();
 	test_pwhash();
