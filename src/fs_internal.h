@@ -34,6 +34,7 @@ struct fs {
 	/* fields below: fs->lock */
 	struct fs_ref *refs[FS_REF_BUCKETS];
 	int in_tx;              /* a group transaction is open */
+	int rtx;                /* the operation's read transaction is open */
 	int64_t op_changes;     /* store_changes() when the op began */
 	int64_t tx_started_ms;
 	uint64_t tx_bytes;      /* bytes written in the open transaction */

@@ -94,6 +94,7 @@ enum {
 	Q_XATTR_GET, Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH,
 	Q_TX_BEGIN, Q_TX_COMMIT, Q_TX_ROLLBACK, Q_TX_SAVEPOINT, Q_TX_RELEASE,
 	Q_TX_ROLLBACK_TO, Q_PURGE_NEXT, Q_PURGE_BLOCKS, Q_PURGE_DONE,
+	Q_TX_READ,
 	Q_FS_LAST /* store_keys.c and store_audit.c number from here */
 };
 _Static_assert(Q_FS_LAST <= STORE_Q_KEYS, "statement ids overlap");
@@ -333,6 +334,20 @@ int store_begin(struct store *s)
 
 	s->tx_open = !rc;
 	return rc;
+}
+
+int store_read_begin(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		return -EBUSY; /* inside a transaction already */
+	return tx_stmt(s, Q_TX_READ, "BEGIN DEFERRED");
+}
+
+void store_read_end(struct store *s)
+{
+	/* nothing was written in it: COMMIT only drops the read snapshot */
+	if (!s->tx_open && !sqlite3_get_autocommit(s->db))
+		tx_stmt(s, Q_TX_COMMIT, "COMMIT");
 }
 
 int store_commit(struct store *s)

@@ -10,8 +10,9 @@
 
 enum {
 	Q_AUDIT_INSERT = STORE_Q_AUDIT, Q_AUDIT_LAST, Q_AUDIT_COUNT,
-	Q_AUDIT_DELETE, Q_AKEY_INSERT, Q_AKEY_GET, Q_AKEY_UPDATE,
+	Q_AUDIT_DELETE, Q_AKEY_INSERT, Q_AKEY_GET, Q_AKEY_UPDATE, Q_AUDIT_LAST_ID
 };
+_Static_assert(Q_AUDIT_LAST_ID <= STORE_Q_SESSION, "statement ids overlap");
 
 #define AUDIT_COLS "seq, time, user, uid, gid, pid, op, ino, offset, length," \
 	" result, session, detail, mac"

@@ -8,11 +8,12 @@
 #include <sqlite3.h>
 #include "store.h"
 
-#define STORE_MAX_STMTS 100
-/* statement ids: store.c uses 0..39, store_keys.c 40..71, store_audit.c 72.. */
-#define STORE_Q_KEYS  40
-#define STORE_Q_AUDIT 72
-#define STORE_Q_SESSION 84
+#define STORE_MAX_STMTS 112
+/* statement ids: store.c uses 0..47, store_keys.c 48..79, store_audit.c
+ * 80..95, store_session.c 96..111 (each file asserts its range) */
+#define STORE_Q_KEYS  48
+#define STORE_Q_AUDIT 80
+#define STORE_Q_SESSION 96
 
 struct store {
 	sqlite3 *db;

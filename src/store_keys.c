@@ -16,8 +16,9 @@ enum {
 	Q_GRANT_GET, Q_GRANT_PUT, Q_GRANT_DELETE,
 	Q_KEY_EVENT, Q_USAGE_BLOCKS, Q_USAGE_NAMES, Q_USAGE_XATTRS, Q_USAGE_INODES,
 	Q_USAGE_AUDIT, Q_STALE_B, Q_STALE_D, Q_STALE_X, Q_STALE_I, Q_STALE_K,
-	Q_DENTRY_ID,
+	Q_DENTRY_ID, Q_KEYS_LAST
 };
+_Static_assert(Q_KEYS_LAST <= STORE_Q_AUDIT, "statement ids overlap");
 
 #define USER_COLS "id, name, role, opslimit, memlimit, salt, box_pk, secret," \
 	" sig, failed, locked_until, created, last_login"

@@ -398,6 +398,32 @@ static void test_dentries(struct store *s)
 	CHECK_EQ(store_dentry_any(s, 501), 1);
 }
 
+/*
+ * Read transactions: one snapshot for a run of reads; refused inside any
+ * transaction; ending one inside a write transaction leaves that alone; a
+ * write transaction can begin once it ended.
+ */
+static void test_read_tx(struct store *s)
+{
+	struct store_inode got;
+
+	CHECK_EQ(store_read_begin(s), 0);
+	CHECK_EQ(store_in_transaction(s), 1);
+	(void)store_inode_get(s, 1, &got); /* a read inside it */
+	CHECK_EQ(store_read_begin(s), -EBUSY);
+	CHECK(store_begin(s) != 0); /* no write transaction inside it */
+	store_read_end(s);
+	CHECK_EQ(store_in_transaction(s), 0);
+	CHECK_EQ(store_begin(s), 0);
+	CHECK_EQ(store_read_begin(s), -EBUSY);
+	store_read_end(s); /* not ours: the write transaction stays */
+	CHECK_EQ(store_in_transaction(s), 1);
+	CHECK_EQ(store_commit(s), 0);
+	CHECK_EQ(store_in_transaction(s), 0);
+	store_read_end(s); /* none open: nothing happens */
+	CHECK_EQ(store_in_transaction(s), 0);
+}
+
 static void test_not_a_store(void)
 {
 	char p[128], q[160];
@@ -495,6 +521,7 @@ int main(void)
 	if (s) {
 		test_inodes_blocks_xattrs(s);
 		test_dentries(s);
+		test_read_tx(s);
 		store_close(s);
 	}
 	/* everything above survives a reopen and is well-formed */
