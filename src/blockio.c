@@ -16,10 +16,10 @@
 
 #define BLOCK_AD_BYTES (STORE_FILE_ID_BYTES + 8 + 4)
 
-static size_t block_ad(uint8_t *ad, const struct store_inode *in,
-                       uint64_t blk, uint32_t version)
+static size_t block_ad(uint8_t *ad, const uint8_t *file_id, uint64_t blk,
+                       uint32_t version)
 {
-	memcpy(ad, in->file_id, STORE_FILE_ID_BYTES);
+	memcpy(ad, file_id, STORE_FILE_ID_BYTES);
 	for (int i = 0; i < 8; i++)
 		ad[16 + i] = (uint8_t)(blk >> (8 * i));
 	for (int i = 0; i < 4; i++)
@@ -68,7 +68,8 @@ static int open_stored(void *arg, uint32_t v, const void *data, size_t clen)
 		return -EIO;
 	if ((rc = file_key(b->fs, b->in, b->kc, v)))
 		return rc;
-	if (cipher_open(b->out, data, clen, ad, block_ad(ad, b->in, b->blk, v),
+	if (cipher_open(b->out, data, clen, ad,
+	                block_ad(ad, b->in->file_id, b->blk, v),
 	                FS_KEY(b->fs, FS_KEY_FILE)))
 		return -EIO;
 	b->len = clen - CIPHER_OVERHEAD;
@@ -117,7 +118,7 @@ static int block_store(struct fs *fs, struct store_inode *in,
 		return -EROFS;
 	if ((rc = file_key(fs, in, kc, v)))
 		return rc;
-	cipher_seal(cbuf, plain, len, ad, block_ad(ad, in, blk, v),
+	cipher_seal(cbuf, plain, len, ad, block_ad(ad, in->file_id, blk, v),
 	            FS_KEY(fs, FS_KEY_FILE));
 	rc = store_block_put(fs->s, in->ino, blk, v, cbuf, len + CIPHER_OVERHEAD,
 	                     &created);
@@ -297,9 +298,200 @@ int blockio_verify(struct fs *fs, const struct store_inode *in, uint64_t blk,
 	                    sizeof in->file_id, FS_KEY(fs, FS_KEY_FILE));
 	if (rc)
 		return rc == -ENOKEY ? -ENOKEY : rc;
-	rc = cipher_open(plain, data, len, ad, block_ad(ad, in, blk, version),
+	rc = cipher_open(plain, data, len, ad, block_ad(ad, in->file_id, blk, version),
 	                 FS_KEY(fs, FS_KEY_FILE)) ? -EIO : 0;
 	cipher_wipe(plain, len - CIPHER_OVERHEAD);
 	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
 	return rc;
+}
+
+/*
+ * Staged reads. A large read copies its blocks' ciphertext out of the
+ * store and derives their file keys under fs->lock (blockio_stage), then
+ * decrypts after the lock is released (blockio_unstage): two FUSE workers
+ * decrypt at once instead of one after the other. What is authenticated
+ * and decrypted is the private copy, never the store's page.
+ */
+#define STAGE_KEYS 4
+
+struct read_stage {
+	uint32_t bs;
+	size_t cap;                 /* blocks it can hold */
+	int busy;                   /* fs->lock: handed to a reader */
+	/* the staged read */
+	uint8_t file_id[STORE_FILE_ID_BYTES];
+	uint64_t first;             /* first block */
+	size_t nblk, in_blk, size;  /* blocks, offset into the first, bytes */
+	uint32_t *kv, *clen;        /* per block: key version, stored bytes */
+	uint8_t *ct;                /* per block: bs + overhead */
+	uint8_t *plain;             /* locked: one block */
+	uint8_t *keys;              /* locked: STAGE_KEYS file keys */
+	uint32_t key_v[STAGE_KEYS];
+	int nkeys;
+};
+
+struct read_stage *blockio_stage_new(uint32_t bs, size_t max_bytes)
+{
+	struct read_stage *st = calloc(1, sizeof *st);
+
+	if (!st)
+		return NULL;
+	st->bs = bs;
+	st->cap = max_bytes / bs + 2; /* an unaligned read touches two more */
+	st->kv = calloc(st->cap, sizeof *st->kv);
+	st->clen = calloc(st->cap, sizeof *st->clen);
+	st->ct = malloc(st->cap * ((size_t)bs + CIPHER_OVERHEAD));
+	st->plain = secmem_alloc(bs);
+	st->keys = secmem_alloc(STAGE_KEYS * CIPHER_KEY_BYTES);
+	if (!st->kv || !st->clen || !st->ct || !st->plain || !st->keys) {
+		blockio_stage_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+void blockio_stage_free(struct read_stage *st)
+{
+	if (!st)
+		return;
+	free(st->kv);
+	free(st->clen);
+	free(st->ct);
+	secmem_free(st->plain);
+	secmem_free(st->keys);
+	free(st);
+}
+
+int blockio_stage_busy(const struct read_stage *st)
+{
+	return st->busy;
+}
+
+void blockio_stage_hold(struct read_stage *st, int busy)
+{
+	st->busy = busy;
+}
+
+/* One stored block copied into its slot (store_block_with). */
+struct stage_copy {
+	struct read_stage *st;
+	size_t i;
+};
+
+static int stage_stored(void *arg, uint32_t v, const void *data, size_t clen)
+{
+	struct stage_copy *c = arg;
+	struct read_stage *st = c->st;
+
+	if (clen < CIPHER_OVERHEAD + 1 || clen > st->bs + CIPHER_OVERHEAD)
+		return -EIO;
+	memcpy(st->ct + c->i * ((size_t)st->bs + CIPHER_OVERHEAD), data, clen);
+	st->kv[c->i] = v;
+	st->clen[c->i] = (uint32_t)clen;
+	return 0;
+}
+
+/* The slot of version v's key, derived on first use; -EAGAIN when full. */
+static int stage_key(struct fs *fs, const struct store_inode *in,
+                     struct read_stage *st, uint32_t v)
+{
+	int k, rc;
+
+	for (k = 0; k < st->nkeys; k++)
+		if (st->key_v[k] == v)
+			return k;
+	if (st->nkeys == STAGE_KEYS)
+		return -EAGAIN;
+	rc = keyring_derive(fs->kr, v, KR_FILE, in->file_id, sizeof in->file_id,
+	                    st->keys + (size_t)k * CIPHER_KEY_BYTES);
+	if (rc)
+		return rc == -ENOKEY ? -EIO : rc;
+	st->key_v[st->nkeys++] = v;
+	return k;
+}
+
+static void stage_wipe(struct read_stage *st)
+{
+	cipher_wipe(st->keys, STAGE_KEYS * CIPHER_KEY_BYTES);
+	st->nkeys = 0;
+}
+
+ssize_t blockio_stage(struct fs *fs, const struct store_inode *in,
+                      struct read_stage *st, size_t size, uint64_t off)
+{
+	uint32_t bs = fs->block_size;
+	uint64_t span = (in->size + bs - 1) / bs;
+	int rc = 0;
+
+	if (bs != st->bs)
+		return -EAGAIN;
+	if (off >= in->size || size == 0)
+		return 0;
+	if (size > in->size - off)
+		size = (size_t)(in->size - off);
+	st->first = off / bs;
+	st->in_blk = (size_t)(off % bs);
+	st->nblk = (st->in_blk + size + bs - 1) / bs;
+	st->size = size;
+	st->nkeys = 0;
+	if (st->nblk > st->cap)
+		return -EAGAIN;
+	memcpy(st->file_id, in->file_id, sizeof st->file_id);
+	for (size_t i = 0; i < st->nblk && !rc; i++) {
+		struct stage_copy c = { st, i };
+		uint64_t blk = st->first + i;
+
+		rc = store_block_with(fs->s, in->ino, blk, stage_stored, &c);
+		if (rc == -ENOENT) {
+			/* a hole, unless the file is dense (see block_load) */
+			rc = (blk < span && in->nblocks >= span) ? -EIO : 0;
+			st->clen[i] = 0;
+		} else if (!rc) {
+			int k = stage_key(fs, in, st, st->kv[i]);
+			rc = k < 0 ? k : 0;
+		}
+	}
+	if (rc) {
+		stage_wipe(st);
+		return rc;
+	}
+	return (ssize_t)size;
+}
+
+ssize_t blockio_unstage(struct read_stage *st, char *buf)
+{
+	size_t bs = st->bs, done = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < st->nblk && !rc; i++) {
+		size_t from = i ? 0 : st->in_blk, n = bs - from, clen = st->clen[i];
+		uint8_t ad[BLOCK_AD_BYTES], *out;
+		int k;
+
+		if (n > st->size - done)
+			n = st->size - done;
+		/* a whole block goes straight into the caller's buffer */
+		out = (from == 0 && n == bs) ? (uint8_t *)buf + done : st->plain;
+		if (clen == 0) {
+			memset(out, 0, bs);
+		} else {
+			for (k = 0; st->key_v[k] != st->kv[i]; k++)
+				;
+			if (cipher_open(out, st->ct + i * (bs + CIPHER_OVERHEAD), clen,
+			                ad, block_ad(ad, st->file_id, st->first + i,
+			                             st->kv[i]),
+			                st->keys + (size_t)k * CIPHER_KEY_BYTES)) {
+				rc = -EIO;
+				break;
+			}
+			memset(out + (clen - CIPHER_OVERHEAD), 0,
+			       bs - (clen - CIPHER_OVERHEAD));
+		}
+		if (out == st->plain)
+			memcpy(buf + done, st->plain + from, n);
+		done += n;
+	}
+	cipher_wipe(st->plain, bs);
+	stage_wipe(st);
+	return rc ? rc : (ssize_t)done;
 }

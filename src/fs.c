@@ -444,6 +444,11 @@ int fs_new(struct store *s, struct keyring *kr, struct audit *audit,
 		rc = -ENOMEM;
 		goto fail;
 	}
+	for (int i = 0; i < FS_STAGES; i++)
+		if (!(fs->stage[i] = blockio_stage_new(fs->block_size, FS_STAGE_MAX))) {
+			rc = -ENOMEM;
+			goto fail;
+		}
 	fs->last_activity_ms = fs_now_ms();
 	if (!o->read_only && !o->shared) {
 		/* files unlinked while open when the last session died */
@@ -474,6 +479,8 @@ int fs_new(struct store *s, struct keyring *kr, struct audit *audit,
 fail:
 	free(orph.inos);
 	free(fs->paths);
+	for (int i = 0; i < FS_STAGES; i++)
+		blockio_stage_free(fs->stage[i]);
 	secmem_free(fs->scratch);
 	secmem_free(fs->blockbuf);
 	pthread_mutex_destroy(&fs->lock);
@@ -502,6 +509,8 @@ int fs_free(struct fs *fs)
 	free(fs->paths);
 	pthread_mutex_unlock(&fs->lock);
 	pthread_mutex_destroy(&fs->lock);
+	for (int i = 0; i < FS_STAGES; i++)
+		blockio_stage_free(fs->stage[i]);
 	secmem_free(fs->scratch);
 	secmem_free(fs->blockbuf);
 	free(fs);
@@ -1186,13 +1195,42 @@ static int atime_due(const struct store_inode *in)
 	       now - in->atime >= 86400ll * 1000000000;
 }
 
+/*
+ * The data of a read, under fs->lock on entry and return. A large read is
+ * staged and decrypted with the lock released, so another worker's request
+ * proceeds meanwhile; *in is then loaded again (it may have changed) and
+ * *in_ok says whether it still exists.
+ */
+static ssize_t read_data(struct fs *fs, struct store_inode *in, int *in_ok,
+                         char *buf, size_t size, uint64_t off)
+{
+	struct read_stage *st = NULL;
+	uint64_t ino = in->ino;
+	ssize_t n;
+
+	for (int i = 0; size >= FS_STAGE_MIN && i < FS_STAGES && !st; i++)
+		if (!blockio_stage_busy(fs->stage[i]))
+			st = fs->stage[i];
+	if (!st || (n = blockio_stage(fs, in, st, size, off)) == -EAGAIN)
+		return blockio_read(fs, in, buf, size, off);
+	if (n <= 0)
+		return n;
+	blockio_stage_hold(st, 1);
+	UNLOCK(fs);
+	n = blockio_unstage(st, buf);
+	LOCK(fs);
+	blockio_stage_hold(st, 0);
+	*in_ok = inode_load(fs, ino, in) == 0;
+	return n;
+}
+
 ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                 char *buf, size_t size, uint64_t off)
 {
 	struct store_inode in;
 	struct fs_pending_read *p = &fs->pread;
 	ssize_t n;
-	int rc;
+	int rc, in_ok = 1;
 
 	LOCK(fs);
 	rc = inode_load(fs, ino, &in);
@@ -1206,8 +1244,8 @@ ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		}
 		goto out;
 	}
-	n = blockio_read(fs, &in, buf, size, off);
-	if (n >= 0 && atime_due(&in) && !writable(fs) &&
+	n = read_data(fs, &in, &in_ok, buf, size, off);
+	if (n >= 0 && in_ok && atime_due(&in) && !writable(fs) &&
 	    fs_op_begin(fs) == 0) {
 		inode_touch(&in, 1, 0, 0);
 		fs_op_end(fs, inode_save(fs, &in));

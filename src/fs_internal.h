@@ -23,6 +23,11 @@ struct fs_ref {
 
 #define FS_REF_BUCKETS 4096
 #define FS_PATH_SLOTS 1024
+/* Reads of at least FS_STAGE_MIN bytes decrypt outside fs->lock (one
+ * stage per FUSE worker; the largest request is 1 MiB). */
+#define FS_STAGES 2
+#define FS_STAGE_MIN (64u << 10)
+#define FS_STAGE_MAX (1u << 20)
 
 struct fs {
 	pthread_mutex_t lock;
@@ -58,6 +63,7 @@ struct fs {
 		char *path;
 	} *paths;               /* FS_PATH_SLOTS direct-mapped cache */
 	uint8_t *blockbuf;      /* locked: plaintext + ciphertext block */
+	struct read_stage *stage[FS_STAGES]; /* for large reads (fs_read) */
 	uint8_t *scratch;       /* locked memory for derived keys, by slot */
 };
 
@@ -120,6 +126,21 @@ int dir_reseal(struct fs *fs, const struct store_inode *dir,
 /* ---- blockio.c ---- */
 ssize_t blockio_read(struct fs *fs, const struct store_inode *in, char *buf,
                      size_t size, uint64_t off);
+/*
+ * Staged reads (blockio.c): blockio_stage copies a read's ciphertext and
+ * derives its keys under fs->lock; blockio_unstage decrypts into buf
+ * without the lock and wipes the keys. blockio_stage returns the bytes the
+ * read delivers, -EAGAIN when it does not fit (use blockio_read), or an
+ * error. A stage is handed out under fs->lock (blockio_stage_hold).
+ */
+struct read_stage;
+struct read_stage *blockio_stage_new(uint32_t bs, size_t max_bytes);
+void blockio_stage_free(struct read_stage *st);
+int blockio_stage_busy(const struct read_stage *st);
+void blockio_stage_hold(struct read_stage *st, int busy);
+ssize_t blockio_stage(struct fs *fs, const struct store_inode *in,
+                      struct read_stage *st, size_t size, uint64_t off);
+ssize_t blockio_unstage(struct read_stage *st, char *buf);
 /* Writes and updates in->size, in->nblocks (caller saves the inode). */
 ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
                       size_t size, uint64_t off);
