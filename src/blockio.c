@@ -475,9 +475,11 @@ ssize_t blockio_unstage(struct read_stage *st, char *buf)
 		if (clen == 0) {
 			memset(out, 0, bs);
 		} else {
-			for (k = 0; st->key_v[k] != st->kv[i]; k++)
+			/* blockio_stage staged a key for every stored block */
+			for (k = 0; k < st->nkeys && st->key_v[k] != st->kv[i]; k++)
 				;
-			if (cipher_open(out, st->ct + i * (bs + CIPHER_OVERHEAD), clen,
+			if (k == st->nkeys ||
+			    cipher_open(out, st->ct + i * (bs + CIPHER_OVERHEAD), clen,
 			                ad, block_ad(ad, st->file_id, st->first + i,
 			                             st->kv[i]),
 			                st->keys + (size_t)k * CIPHER_KEY_BYTES)) {
