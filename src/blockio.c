@@ -47,6 +47,25 @@ static int file_key(struct fs *fs, const struct store_inode *in,
 	return 0;
 }
 
+/* A stored block's length is sane: at least one byte of data, at most a
+ * block (a hostile store must not choose our copy sizes). */
+static int stored_len_ok(uint32_t bs, size_t clen)
+{
+	return clen >= CIPHER_OVERHEAD + 1 && clen <= bs + CIPHER_OVERHEAD;
+}
+
+/*
+ * A block not in the store reads as a hole, unless the inode's
+ * authenticated block count says the file has no holes: then it was
+ * deleted behind our back.
+ */
+static int missing_block(const struct store_inode *in, uint32_t bs,
+                         uint64_t blk)
+{
+	uint64_t span = (in->size + bs - 1) / bs;
+	return (blk < span && in->nblocks >= span) ? -EIO : 0;
+}
+
 /* One stored block, opened in place (store_block_with). */
 struct block_open {
 	struct fs *fs;
@@ -63,8 +82,7 @@ static int open_stored(void *arg, uint32_t v, const void *data, size_t clen)
 	uint8_t ad[BLOCK_AD_BYTES];
 	int rc;
 
-	if (clen < CIPHER_OVERHEAD + 1 ||
-	    clen > b->fs->block_size + CIPHER_OVERHEAD)
+	if (!stored_len_ok(b->fs->block_size, clen))
 		return -EIO;
 	if ((rc = file_key(b->fs, b->in, b->kc, v)))
 		return rc;
@@ -90,11 +108,8 @@ static int block_load(struct fs *fs, const struct store_inode *in,
 	int rc = store_block_with(fs->s, in->ino, blk, open_stored, &b);
 
 	if (rc == -ENOENT) {
-		/* the inode's authenticated block count says whether the file
-		 * has holes at all: in a dense file a missing block was deleted */
-		uint64_t span = (in->size + bs - 1) / bs;
-		if (blk < span && in->nblocks >= span)
-			return -EIO;
+		if ((rc = missing_block(in, bs, blk)))
+			return rc;
 		memset(out, 0, bs);
 		*len = 0;
 		return 0;
@@ -383,7 +398,7 @@ static int stage_stored(void *arg, uint32_t v, const void *data, size_t clen)
 	struct stage_copy *c = arg;
 	struct read_stage *st = c->st;
 
-	if (clen < CIPHER_OVERHEAD + 1 || clen > st->bs + CIPHER_OVERHEAD)
+	if (!stored_len_ok(st->bs, clen))
 		return -EIO;
 	memcpy(st->ct + c->i * ((size_t)st->bs + CIPHER_OVERHEAD), data, clen);
 	st->kv[c->i] = v;
@@ -420,7 +435,6 @@ ssize_t blockio_stage(struct fs *fs, const struct store_inode *in,
                       struct read_stage *st, size_t size, uint64_t off)
 {
 	uint32_t bs = fs->block_size;
-	uint64_t span = (in->size + bs - 1) / bs;
 	int rc = 0;
 
 	if (bs != st->bs)
@@ -443,9 +457,8 @@ ssize_t blockio_stage(struct fs *fs, const struct store_inode *in,
 
 		rc = store_block_with(fs->s, in->ino, blk, stage_stored, &c);
 		if (rc == -ENOENT) {
-			/* a hole, unless the file is dense (see block_load) */
-			rc = (blk < span && in->nblocks >= span) ? -EIO : 0;
-			st->clen[i] = 0;
+			rc = missing_block(in, bs, blk);
+			st->clen[i] = 0; /* a hole */
 		} else if (!rc) {
 			int k = stage_key(fs, in, st, st->kv[i]);
 			rc = k < 0 ? k : 0;

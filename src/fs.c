@@ -170,16 +170,21 @@ void fs_audit(struct fs *fs, const struct fs_ctx *c, const char *op,
 
 /* ---- transactions ---- */
 
+/* End the operation's read transaction, if it has one (see fs_lock). */
+static void read_tx_end(struct fs *fs)
+{
+	if (fs->rtx)
+		store_read_end(fs->s);
+	fs->rtx = 0;
+}
+
 int fs_op_begin(struct fs *fs)
 {
 	int rc;
 
 	fs->last_activity_ms = fs_now_ms();
-	if (fs->rtx) {
-		/* only this process writes: what the operation read stays true */
-		store_read_end(fs->s);
-		fs->rtx = 0;
-	}
+	/* only this process writes: what the operation read stays true */
+	read_tx_end(fs);
 	if (fs->in_tx && !store_in_tx(fs->s))
 		fs_abort_locked(fs); /* SQLite gave up the transaction itself */
 	if (!fs->in_tx) {
@@ -568,9 +573,7 @@ static void fs_lock(struct fs *fs)
 
 static void fs_unlock(struct fs *fs)
 {
-	if (fs->rtx)
-		store_read_end(fs->s);
-	fs->rtx = 0;
+	read_tx_end(fs);
 	pthread_mutex_unlock(&fs->lock);
 }
 
