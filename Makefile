@@ -1,25 +1,31 @@
 # custodyfs - build, test, install, benchmark.
 #
-#   make            build ./custodyfs and ./custodyctl
-#   make test       install missing Debian packages, build, run every test,
-#                   then the whole suite again under ASan+UBSan
+#   make            build ./custodyfs and ./custodyctl (names missing packages)
+#   make test       install missing Debian packages, build, check the layers,
+#                   run every test, then the whole suite again under ASan+UBSan
 #   make demo       install, build, create a demo store, mount it
 #   make bench      custodyfs vs gocryptfs vs FUSE floor (tests/bench)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make sanitize   build the ASan+UBSan binaries into build-asan/
+#   make layers     fail on an include that crosses the layers (src/README.md)
+#   make fuzz       run every fuzz target for FUZZ_SECONDS (default 60) each
+#   make deps       install the Debian packages the build and the tests use
+#
+# The layers (src/README.md): lib < store < keys < fs < fuse, cli. Each
+# folder of src/ is compiled with the include paths of its own layer and the
+# layers below it, so a forbidden include does not compile; FUSE's headers
+# are on the path of src/fuse only.
 
 CC      ?= gcc
 PREFIX  ?= /usr/local
 DESTDIR ?=
-PKGS    := fuse3 sqlite3 libsodium inih
 
 WARN    := -Wall -Wextra -Werror -Wmissing-declarations -Wwrite-strings \
            -Wstrict-prototypes -Wvla -Wformat-security
 CFLAGS  ?= -O2 -g
 # required flags are kept apart so that `make CFLAGS=...` (sanitize) keeps them
-REQ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) \
-           -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+REQ_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) \
+           -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 override CFLAGS += $(REQ_CFLAGS)
 # `make NO_AUDIT=1 BUILD=build-noaudit`: a build without filesystem audit rows,
 # only to measure what the trail costs (tests/bench/audit-cost.sh)
@@ -27,33 +33,70 @@ ifeq ($(NO_AUDIT),1)
 override CFLAGS += -DCUSTODY_NO_AUDIT
 endif
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+# pkg-config runs when a recipe needs it (recursive variables), never while
+# make reads this file: `make demo` on a bare machine installs first.
+FUSE_CFLAGS = $(shell pkg-config --cflags fuse3)
+CORE_LIBS   = $(shell pkg-config --libs sqlite3 libsodium inih) -lpthread
+FUSE_LIBS   = $(shell pkg-config --libs fuse3)
+
+# include path of each layer: its own headers and those of every layer below
+INC_lib   := -Iinclude/lib
+INC_store := $(INC_lib) -Iinclude/store
+INC_keys  := $(INC_store) -Iinclude/keys
+INC_fs    := $(INC_keys) -Iinclude/fs
+INC_fuse   = $(INC_fs) -Iinclude/fuse $(FUSE_CFLAGS)
+INC_cli   := $(INC_fs) -Iinclude/cli
+LAYERS    := lib store keys fs fuse cli
 
 BUILD   ?= build
-CORE    := cipher store store_keys store_audit store_backup store_session store_ckpt keyring auth config passphrase \
-           unlock audit fs inode dir blockio xattr reencrypt check generation
-CORE_O  := $(CORE:%=$(BUILD)/%.o)
-FS_O    := $(BUILD)/fsops.o $(BUILD)/custodyfs.o
-CTL_O   := $(BUILD)/custodyctl.o \
-           $(patsubst src/%.c,$(BUILD)/%.o,$(wildcard src/cli_*.c))
+HDRS    := $(wildcard include/*/*.h src/*/*.h)
+objs     = $(patsubst src/%.c,$(BUILD)/%.o,$(wildcard $(foreach L,$(1),src/$(L)/*.c)))
+CORE_O   = $(call objs,lib store keys fs)
+FS_O     = $(call objs,fuse)
+CTL_O    = $(call objs,cli)
 UNIT    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 all: custodyfs custodyctl
 
-$(BUILD)/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(BUILD)
-	$(CC) $(CFLAGS) -c -o $@ $<
+# The packages the build needs, as pkg-config names and Debian packages.
+BUILD_PKGS := fuse3:libfuse3-dev sqlite3:libsqlite3-dev \
+              libsodium:libsodium-dev inih:libinih-dev
+need-pkgs:
+	@missing=""; command -v pkg-config >/dev/null 2>&1 || missing=" pkg-config"; \
+	command -v $(CC) >/dev/null 2>&1 || missing="$$missing build-essential"; \
+	for p in $(BUILD_PKGS); do \
+	  pkg-config --exists $${p%%:*} 2>/dev/null || missing="$$missing $${p#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: missing Debian packages:$$missing (install them with apt-get, or run 'make deps' as root)" >&2; \
+	  exit 1; \
+	fi
+
+define layer_rule
+$(BUILD)/$(1)/%.o: src/$(1)/%.c $$(HDRS) | $(BUILD)/$(1) need-pkgs
+	$$(CC) $$(CFLAGS) $$(INC_$(1)) -c -o $$@ $$<
+$(BUILD)/$(1):
+	mkdir -p $$@
+endef
+$(foreach L,$(LAYERS),$(eval $(call layer_rule,$(L))))
 
 $(BUILD):
 	mkdir -p $(BUILD)
 
-custodyfs: $(CORE_O) $(FS_O)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+custodyfs: $(BUILD)/custodyfs
+	cp $< $@
+custodyctl: $(BUILD)/custodyctl
+	cp $< $@
 
-custodyctl: $(CORE_O) $(CTL_O)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/custodyfs: $(CORE_O) $(FS_O)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) $(CORE_LIBS)
+$(BUILD)/custodyctl: $(CORE_O) $(CTL_O)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
-$(BUILD)/test_%: tests/unit/test_%.c $(CORE_O) tests/unit/unit.h
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(CORE_O) $(LDLIBS)
+# unit tests see every layer but FUSE
+$(BUILD)/test_%: tests/unit/test_%.c $(CORE_O) tests/unit/unit.h | need-pkgs
+	$(CC) $(CFLAGS) $(INC_cli) -Itests/unit $(LDFLAGS) -o $@ $< $(CORE_O) $(CORE_LIBS)
 
 # standalone test programs (tests/*.c): difftest, posix, ...
 TOOLS   := $(patsubst tests/%.c,%,$(wildcard tests/*.c))
@@ -62,11 +105,13 @@ $(BUILD)/%: tests/%.c | $(BUILD)
 tools: $(TOOLS:%=$(BUILD)/%)
 
 unit: $(UNIT:%=$(BUILD)/%)
-	@for t in $(UNIT); do $(BUILD)/$$t || exit 1; done
+
+layers:
+	tests/layers.sh
 
 # ---- dependencies (Debian 12) ----
 DEBS := build-essential pkg-config libfuse3-dev fuse3 libsqlite3-dev sqlite3 \
-        libsodium-dev libinih-dev attr jq systemd \
+        libsodium-dev libinih-dev attr jq systemd acl \
         man-db groff-base bsdextrautils procps util-linux perl
 deps:
 	@missing=""; for p in $(DEBS); do \
@@ -80,8 +125,10 @@ deps:
 	fi
 
 # ---- tests ----
+# each suite runs once per build flavour: the normal build, then ASan+UBSan
 test: deps
 	$(MAKE) all unit tools
+	tests/layers.sh
 	tests/run.sh --bin . --build $(BUILD)
 	$(MAKE) sanitize
 	tests/run.sh --bin build-asan --build build-asan --sanitized
@@ -90,30 +137,25 @@ sanitize:
 	$(MAKE) BUILD=build-asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" \
-	  build-asan/custodyfs build-asan/custodyctl unit-asan tools
-
-# binaries inside a build directory (build-asan, build-noaudit)
-$(BUILD)/custodyfs: $(CORE_O) $(FS_O)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/custodyctl: $(CORE_O) $(CTL_O)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	  build-asan/custodyfs build-asan/custodyctl unit tools
 
 noaudit:
 	$(MAKE) NO_AUDIT=1 BUILD=build-noaudit build-noaudit/custodyfs \
 	  build-noaudit/custodyctl
-unit-asan: $(UNIT:%=$(BUILD)/%)
 
-bench: deps all
+bench: deps
+	$(MAKE) all
 	tests/bench/run.sh
 
-demo: deps all
+demo: deps
+	$(MAKE) all
 	tests/demo.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
-	  $(DESTDIR)/etc/custodyfs
+install: deps
+	$(MAKE) all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/custodyfs
 	install -m 0755 custodyfs $(DESTDIR)$(PREFIX)/bin/custodyfs
-	install -m 0755 custodyctl $(DESTDIR)$(PREFIX)/sbin/custodyctl
+	install -m 0755 custodyctl $(DESTDIR)$(PREFIX)/bin/custodyctl
 	# the config is the admin's once installed: never overwrite it
 	[ -e $(DESTDIR)/etc/custodyfs/custodyfs.ini ] || \
 	  install -m 0644 etc/custodyfs.ini $(DESTDIR)/etc/custodyfs/custodyfs.ini
@@ -133,6 +175,7 @@ install: all
 	chmod 0644 '$(DESTDIR)$(PREFIX)/lib/systemd/system/custodyfs@.service'
 
 clean:
-	rm -rf build build-asan build-noaudit custodyfs custodyctl
+	rm -rf build build-asan build-noaudit build-fuzz custodyfs custodyctl
 
-.PHONY: noaudit all unit tools deps test sanitize unit-asan bench demo install clean
+.PHONY: noaudit all unit tools deps test sanitize bench demo install clean \
+        layers need-pkgs fuzz

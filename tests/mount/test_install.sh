@@ -18,7 +18,7 @@ P=$ROOT/usr/local
 # ---- make install ----
 make -s -C "$TOP" install PREFIX=/usr/local DESTDIR="$ROOT" >"$T/make.out" 2>&1
 expect_eq "make install" 0 "$?"
-for f in bin/custodyfs sbin/custodyctl share/man/man1/custodyfs.1 \
+for f in bin/custodyfs bin/custodyctl share/man/man1/custodyfs.1 \
          share/man/man5/custodyfs.ini.5 share/man/man8/custodyctl.8 \
          share/bash-completion/completions/custodyfs \
          share/bash-completion/completions/custodyctl \
@@ -140,7 +140,7 @@ done
 # ---- custodyfs.ini: every key of config.c, documented, at its default ----
 INI=$ROOT/etc/custodyfs/custodyfs.ini
 page man5/custodyfs.ini.5 > "$T/ini.txt"
-keys=$(grep -oE 'IS\("[a-z_]+", "[a-z_]+"\)' "$TOP/src/config.c" | sed -E 's/IS\("([a-z_]+)", "([a-z_]+)"\)/\1.\2/')
+keys=$(grep -oE 'IS\("[a-z_]+", "[a-z_]+"\)' "$TOP/src/lib/config.c" | sed -E 's/IS\("([a-z_]+)", "([a-z_]+)"\)/\1.\2/')
 check "config.c has keys" test -n "$keys"
 for k in $keys; do
 	sec=${k%%.*} key=${k#*.}

@@ -21,8 +21,8 @@
 #include "store.h"
 #include "unit.h"
 /* white box: the op bracket and the store's connection */
-#include "../../src/fs_internal.h"
-#include "../../src/store_internal.h"
+#include "../../src/fs/fs_internal.h"
+#include "../../src/store/store_internal.h"
 
 #define BS 4096
 #define ROOT STORE_ROOT_INO

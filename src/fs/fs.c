@@ -137,8 +137,8 @@ static void read_flush(struct fs *fs)
 		fs_op_end(fs, 0);
 	}
 	path_walk(fs, p.ino, buf, sizeof buf);
-	audit_record_at(fs->audit, &p.c, p.when_ns, "read", p.ino, buf, p.off,
-	                p.len, 0);
+	audit_record_at(fs->audit, &(struct audit_who){ p.c.uid, p.c.gid, p.c.pid },
+	                p.when_ns, "read", p.ino, buf, p.off, p.len, 0);
 }
 
 void fs_audit(struct fs *fs, const struct fs_ctx *c, const char *op,
@@ -160,7 +160,8 @@ void fs_audit(struct fs *fs, const struct fs_ctx *c, const char *op,
 		path_walk(fs, ino, buf, sizeof buf);
 		path = buf;
 	}
-	audit_record(fs->audit, c, op, ino, path, off, len, (int)result);
+	audit_record(fs->audit, &(struct audit_who){ c->uid, c->gid, c->pid }, op,
+	             ino, path, off, len, (int)result);
 }
 
 /* Path of dir/name for the audit trail, only computed with a trail. */

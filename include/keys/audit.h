@@ -22,7 +22,9 @@ struct audit;
 struct store;
 struct keyring;
 struct session;
-struct fs_ctx;
+struct audit_who {
+	uint32_t uid, gid, pid;
+};
 
 /*
  * Start appending for session ss (its audit MAC key is needed; -EPERM
@@ -33,11 +35,11 @@ int audit_new(struct store *s, struct keyring *kr, const struct session *ss,
 void audit_free(struct audit *a);
 
 /* Append one row (inside the caller's transaction). name may be NULL. */
-int audit_record(struct audit *a, const struct fs_ctx *c, const char *op,
+int audit_record(struct audit *a, const struct audit_who *c, const char *op,
                  uint64_t ino, const char *name, uint64_t off, uint64_t len,
                  int result);
 /* The same, for an event that happened at when_ns (ns since the epoch). */
-int audit_record_at(struct audit *a, const struct fs_ctx *c, int64_t when_ns,
+int audit_record_at(struct audit *a, const struct audit_who *c, int64_t when_ns,
                     const char *op, uint64_t ino, const char *name,
                     uint64_t off, uint64_t len, int result);
 

@@ -22,7 +22,6 @@
 #include "audit.h"
 #include "auth.h"
 #include "cipher.h"
-#include "fs.h"
 #include "keyring.h"
 #include "store.h"
 
@@ -324,7 +323,7 @@ out:
 	return rc;
 }
 
-int audit_record_at(struct audit *a, const struct fs_ctx *c, int64_t when_ns,
+int audit_record_at(struct audit *a, const struct audit_who *c, int64_t when_ns,
                     const char *op, uint64_t ino, const char *name,
                     uint64_t off, uint64_t len, int result)
 {
@@ -347,7 +346,7 @@ int audit_record_at(struct audit *a, const struct fs_ctx *c, int64_t when_ns,
 	return rc;
 }
 
-int audit_record(struct audit *a, const struct fs_ctx *c, const char *op,
+int audit_record(struct audit *a, const struct audit_who *c, const char *op,
                  uint64_t ino, const char *name, uint64_t off, uint64_t len,
                  int result)
 {
@@ -362,7 +361,7 @@ static int adopt_one(void *arg, int64_t when, const char *user,
                      const char *event, int64_t pid)
 {
 	struct audit *a = arg;
-	struct fs_ctx c = { 0, 0, (uint32_t)pid };
+	struct audit_who c = { 0, 0, (uint32_t)pid };
 	char what[160], t[32];
 	time_t tt = (time_t)when;
 	struct tm tm;
@@ -386,7 +385,7 @@ int audit_adopt_auth_events(struct audit *a)
 int audit_admin(struct audit *a, const char *op, const char *target,
                 int result)
 {
-	struct fs_ctx c = { (uint32_t)getuid(), (uint32_t)getgid(),
+	struct audit_who c = { (uint32_t)getuid(), (uint32_t)getgid(),
 	                    (uint32_t)getpid() };
 	return audit_record(a, &c, op, 0, target, 0, 0, result);
 }
