@@ -361,4 +361,27 @@ int store_auth_event_take(struct store *s,
                                     const char *event, int64_t pid),
                           void *arg);
 
+/* ---- Merkle tree groups (include/fs/mtree.h gives the meaning) ---- */
+/*
+ * One stored group of tree (kind, owner) at (level, idx): node is its
+ * compact form (at most MTREE_NODE_MAX bytes). get gives -ENOENT for an
+ * absent group and -EIO for one longer than cap.
+ */
+int store_mtree_get(struct store *s, int kind, uint64_t owner, int level,
+                    uint64_t idx, void *buf, size_t cap, size_t *len /* OUT */);
+int store_mtree_put(struct store *s, int kind, uint64_t owner, int level,
+                    uint64_t idx, const void *node, size_t len);
+int store_mtree_delete(struct store *s, int kind, uint64_t owner, int level,
+                       uint64_t idx);
+/* Delete the groups of one level with idx >= first_idx (truncation). */
+int store_mtree_delete_from(struct store *s, int kind, uint64_t owner,
+                            int level, uint64_t first_idx);
+/* Delete every group of one tree (a freed file's block tree). */
+int store_mtree_delete_owner(struct store *s, int kind, uint64_t owner);
+/* Every stored group of one tree, by (level, idx); fn non-zero stops. The
+ * node pointer is valid during the call only. */
+int store_mtree_each(struct store *s, int kind, uint64_t owner,
+                     int (*fn)(void *arg, int level, uint64_t idx,
+                               const void *node, size_t len), void *arg);
+
 #endif

@@ -54,6 +54,10 @@ static const char *const schema_v1[] = {
 	" PRIMARY KEY(ino, blk)) WITHOUT ROWID",
 	/* blocks of freed inodes, deleted in small batches by the daemon */
 	"CREATE TABLE purge(ino INTEGER PRIMARY KEY)",
+	/* Merkle tree groups (include/fs/mtree.h) */
+	"CREATE TABLE mtree(kind INTEGER NOT NULL, owner INTEGER NOT NULL,"
+	" level INTEGER NOT NULL, idx INTEGER NOT NULL, node BLOB NOT NULL,"
+	" PRIMARY KEY(kind, owner, level, idx)) WITHOUT ROWID",
 	"CREATE TABLE xattrs(ino INTEGER NOT NULL, tag BLOB NOT NULL,"
 	" key_version INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,"
 	" PRIMARY KEY(ino, tag)) WITHOUT ROWID",

@@ -8,12 +8,14 @@
 #include <sqlite3.h>
 #include "store.h"
 
-#define STORE_MAX_STMTS 112
+#define STORE_MAX_STMTS 128
 /* statement ids: store.c uses 0..47, store_keys.c 48..79, store_audit.c
- * 80..95, store_session.c 96..111 (each file asserts its range) */
+ * 80..95, store_session.c 96..111, store_mtree.c 112..127 (each file
+ * asserts its range) */
 #define STORE_Q_KEYS  48
 #define STORE_Q_AUDIT 80
 #define STORE_Q_SESSION 96
+#define STORE_Q_MTREE 112
 
 struct store {
 	sqlite3 *db;

@@ -13,7 +13,7 @@ enum {
 	Q_MOUNT_BEGIN = STORE_Q_SESSION, Q_MOUNT_END, Q_MOUNT_OPEN,
 	Q_AEV_ADD, Q_AEV_ALL, Q_AEV_DEL, Q_SESSION_LAST
 };
-_Static_assert(Q_SESSION_LAST <= STORE_MAX_STMTS, "statement ids overlap");
+_Static_assert(Q_SESSION_LAST <= STORE_Q_MTREE, "statement ids overlap");
 
 int store_mount_begin(struct store *s, struct store_mount *m)
 {
