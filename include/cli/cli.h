@@ -9,22 +9,35 @@
 #include <stdint.h>
 #include "unlock.h"
 
-struct audit;
-
 struct cli {
 	struct unlock_opts u;
 	struct unlocked un;     /* filled by cli_unlock */
-	struct audit *audit;    /* admin actions are recorded here */
+	int unlocked;
 	int json;
 	int tty;                /* stdout is a terminal: progress bars */
 	int auto_rotated;       /* cli_unlock rotated an expired key */
 };
 
-/* Open and authenticate; require a role mask (1 << ROLE_x), 0 for any. */
+/*
+ * Open, authenticate and start the session (unlock_store); require a role
+ * mask (1 << ROLE_x), 0 for any: a refusal is recorded in the trail and
+ * gives EXIT_DENIED. An admin whose active key expired rotates it here
+ * ([keys] max_age): the one place that happens.
+ */
 int cli_unlock(struct cli *c, int store_flags, int roles, const char *what);
 void cli_done(struct cli *c);
-/* Run fn inside one write transaction, recording op in the trail. */
+/*
+ * The command's audited transaction (unlock.h): cli_begin takes the
+ * write lock; cli_finish records op and commits (rc 0) or rolls back and
+ * records the refusal (rc != 0), and returns rc or the failure of either.
+ */
+int cli_begin(struct cli *c);
+int cli_finish(struct cli *c, const char *op, const char *target, int rc);
+/* Record one row in a transaction of its own (a read, a refusal). */
 int cli_record(struct cli *c, const char *op, const char *target, int rc);
+/* One line naming what went wrong with store error rc; returns the exit
+ * status it maps to. */
+int cli_report(const char *what, const char *name, int rc);
 /* Read a new passphrase (file or terminal twice). */
 struct passphrase;
 int cli_new_passphrase(struct cli *c, const char *file, const char *who,

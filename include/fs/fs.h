@@ -1,8 +1,14 @@
 /*
  * fs.h - the filesystem layer: inodes, directories, block I/O and xattrs on
- * top of the store and the keyring. Knows nothing about FUSE: fsops.c
+ * top of the store and the keys layer. Knows nothing about FUSE: fsops.c
  * translates requests into these calls, and custodyctl (check, reencrypt)
  * and the unit tests call them directly.
+ *
+ * Every object read from the store is checked against the Merkle trees of
+ * the newest verified commit before it is used (mtree.h, ledger.h): a
+ * block, entry, inode or xattr that was forged with a data key or put back
+ * from an older copy gives -EIO for that object. Every group transaction
+ * ends in a commit record signed by the sessions whose requests it holds.
  *
  * Every function returns 0 (or a byte count) on success and -errno on
  * failure, with Linux's errno for each case (ENOENT, EEXIST, ENOTEMPTY,
@@ -29,13 +35,16 @@
 #define FS_XATTR_SIZE_MAX 65536
 
 struct fs;
-struct store;
-struct keyring;
-struct audit;
+struct unlocked;
+struct session;
+struct ledger_state;
 
-/* Who is asking: recorded in the audit trail, owner of new files. */
+/* Who is asking: recorded in the audit trail, owner of new files. ss is
+ * the store session the request is served under (NULL: the mount's own):
+ * its role is checked and its keys are used. */
 struct fs_ctx {
 	uint32_t uid, gid, pid;
+	struct session *ss;
 };
 
 struct fs_attr {
@@ -55,6 +64,10 @@ struct fs_opts {
 	int64_t idle_checkpoint_ms;
 	int64_t audit_flush_ms;  /* longest a coalesced read row may wait */
 	const char *store_path; /* for statfs of the backing filesystem */
+	/* one line about something the layer cannot return (a planted purge
+	 * entry, a row that could not be recorded); NULL: dropped. The
+	 * layers never print themselves. */
+	void (*warn)(const char *line);
 };
 
 /* What fs_setattr changes (bit set in `valid`). */
@@ -64,14 +77,17 @@ enum {
 	FS_SET_MTIME_NOW = 128, FS_SET_CTIME = 256,
 };
 
-/* Create the root directory of a new store (inside the caller's tx). */
-int fs_format(struct store *s, struct keyring *kr, uint32_t uid,
-              uint32_t gid, uint32_t block_size);
+/*
+ * Create the root directory of a new store inside the caller's open
+ * transaction (unlock_begin), and give the roots and next inode number
+ * for its first commit in st.
+ */
+int fs_format(struct unlocked *u, uint32_t uid, uint32_t gid,
+              uint32_t block_size, struct ledger_state *st);
 
-/* Attach to an open store. Sweeps orphans left by a crash. audit may be
- * NULL (no trail). The fs borrows s, kr and audit. */
-int fs_new(struct store *s, struct keyring *kr, struct audit *audit,
-           const struct fs_opts *o, struct fs **out);
+/* Attach to an unlocked store (its session is the mount's own). Sweeps
+ * orphans left by a crash (read-write mounts). The fs borrows u. */
+int fs_new(struct unlocked *u, const struct fs_opts *o, struct fs **out);
 /* Commit everything and detach. */
 int fs_free(struct fs *fs);
 
@@ -89,10 +105,11 @@ int fs_commit(struct fs *fs);
 int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg);
 
 /*
- * The store's generation: grows with every group commit of a read-write
- * mount (rollback detection). -EBADMSG if its MAC fails.
+ * 1 when the filesystem must stop: a row of an operation already answered
+ * (a coalesced read) could not be recorded, or the store failed
+ * verification under the mount. *why receives one line.
  */
-int fs_generation(struct fs *fs, uint64_t *counter);
+int fs_fatal(struct fs *fs, const char **why);
 
 /*
  * With the kernel's writeback cache the kernel owns mtime and ctime of
@@ -216,5 +233,8 @@ int fs_reencrypt_step(struct fs *fs, size_t limit, uint64_t *moved,
                       uint64_t *bytes);
 /* Objects under versions older than the active one. */
 int fs_reencrypt_remaining(struct fs *fs, uint64_t *objects);
+/* The roots and next inode number the filesystem's next commit carries
+ * (into st; the rest of st untouched). */
+void fs_state(struct fs *fs, struct ledger_state *st);
 
 #endif

@@ -1,16 +1,20 @@
 /*
- * audit.h - the tamper-evident audit trail.
+ * audit.h - the audit trail: one row per operation, in one hash chain,
+ * each row attributed to the session that recorded it.
  *
- * One row per operation: who (store user, uid, gid, pid, process name), what
- * (operation, inode, path or name, offset, length), when (ns) and the result
- * (0 or -errno). Process name and path are sealed to the active key
- * version's audit public key, so only admins and auditors can read them.
- * Every row carries MAC(audit_mac_key, previous MAC || row), and the meta
- * row "audit_head" holds a MAC of the last (seq, MAC), so edits, deletions,
- * insertions, reordering and tail truncation are all detected.
+ * A row says who (the store user it is about, the session that recorded
+ * it, uid, gid, pid, process name), what (operation, inode, path, offset,
+ * length), when (ns) and the result (0 or -errno). Process name and path
+ * are sealed with the recording session's detail key (session.h), which
+ * only admins and auditors can open. Each row's hash covers the previous
+ * row's hash and every column, and every commit record (ledger.h) carries
+ * the head of the chain and the signatures of the sessions whose rows it
+ * adds. So a row cannot be edited, deleted, inserted, reordered or
+ * re-attributed to another user without a commit signature failing, and
+ * a tail cut back behind the newest commit no longer matches it.
  *
- * Rows are appended to the store inside the caller's transaction, so a
- * write's row commits with the data it describes.
+ * Rows are appended inside the caller's transaction, so a write's row
+ * commits with the data it describes.
  */
 #ifndef CUSTODY_AUDIT_H
 #define CUSTODY_AUDIT_H
@@ -18,81 +22,94 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct audit;
 struct store;
-struct keyring;
 struct session;
+struct rights;
+struct store_audit;
+struct ledger_commit;
+
+/* Who is asking, in Unix terms. */
 struct audit_who {
 	uint32_t uid, gid, pid;
 };
 
 /*
- * Start appending for session ss (its audit MAC key is needed; -EPERM
- * without). kr supplies the active version's audit public key.
+ * The chain's head for one connection, and the sessions that appended in
+ * the open transaction (the commit's signers). Not thread-safe.
  */
-int audit_new(struct store *s, struct keyring *kr, const struct session *ss,
-              int64_t mount_id, struct audit **out);
-void audit_free(struct audit *a);
+struct audit_trail;
+int audit_trail_new(struct store *s, struct audit_trail **out);
+void audit_trail_free(struct audit_trail *t);
+/* A write transaction begins after the commit `head` (NULL: none yet). */
+void audit_trail_begin(struct audit_trail *t, const struct ledger_commit *head);
+void audit_trail_head(const struct audit_trail *t, int64_t *seq,
+                      uint8_t hash[32]);
+/* The sessions that appended since audit_trail_begin (at most cap). */
+size_t audit_trail_signers(const struct audit_trail *t, struct session **out,
+                           size_t cap);
+/* Count ss among the signers without a row (housekeeping it did). */
+int audit_trail_sign(struct audit_trail *t, struct session *ss);
 
-/* Append one row (inside the caller's transaction). name may be NULL. */
-int audit_record(struct audit *a, const struct audit_who *c, const char *op,
-                 uint64_t ino, const char *name, uint64_t off, uint64_t len,
+/*
+ * Append one row recorded by session ss (which must have a sessions row).
+ * path may be NULL. when_ns 0: now. -EPERM for a session without a row.
+ */
+int audit_append(struct audit_trail *t, struct session *ss,
+                 const struct audit_who *w, int64_t when_ns, const char *op,
+                 uint64_t ino, const char *path, uint64_t off, uint64_t len,
                  int result);
-/* The same, for an event that happened at when_ns (ns since the epoch). */
-int audit_record_at(struct audit *a, const struct audit_who *c, int64_t when_ns,
-                    const char *op, uint64_t ino, const char *name,
-                    uint64_t off, uint64_t len, int result);
-
-#endif
-
-/*
- * Batch mode, for a long transaction owned by one writer (the daemon's
- * group commit): the chain's head is kept in memory between rows and its
- * mark written once by audit_batch_end(a, 1) just before COMMIT (with 0
- * after a rollback: nothing is written, the cache is dropped).
- */
-void audit_batch_begin(struct audit *a);
-int audit_batch_end(struct audit *a, int commit);
-
-/* Start a new detail key under the (new) active version: after rotation,
- * new rows' paths are sealed under the new version's audit key. */
-void audit_rekey(struct audit *a);
-
-/* Move failed-login and lockout events (recorded without a key while
- * they happened) into the chained trail. Inside the caller's transaction. */
-int audit_adopt_auth_events(struct audit *a);
-
-/* Record an admin action (custodyctl): op, target name, result. */
-int audit_admin(struct audit *a, const char *op, const char *target,
-                int result);
+/* The same for an event about another user (a failed login). */
+int audit_append_about(struct audit_trail *t, struct session *ss,
+                       const char *user, const struct audit_who *w,
+                       int64_t when_ns, const char *op, const char *what,
+                       int result);
+/* An admin action or command of ss's own process. */
+int audit_command(struct audit_trail *t, struct session *ss, const char *op,
+                  const char *target, int result);
+/* Move failed-login and lockout events waiting in auth_events into the
+ * trail, recorded by ss. Inside the caller's transaction. */
+int audit_adopt_auth_events(struct audit_trail *t, struct session *ss);
 
 /*
- * Verify the whole chain with the audit MAC key. Returns 0 if intact, or
- * -EBADMSG with *bad_seq set to the first bad row (or the head's seq) and a
- * one-line reason in why.
+ * Verify the whole trail: the hash chain from its start (or the pruned
+ * base) to the last row, that the chain's head is the newest commit's,
+ * that every row lies under a commit signed by the session it names, and
+ * that a row's user is that session's user (or, for a login failure, any
+ * name). 0, or -EBADMSG with *bad_seq (the first bad row, or a commit) and
+ * a one-line reason. *rows counts the rows checked.
  */
-int audit_verify(struct store *s, const uint8_t *mac_key, int64_t *bad_seq,
+int audit_verify(struct store *s, const struct rights *r, int64_t *bad_seq,
                  uint64_t *rows, char *why, size_t whylen);
 
-/* Decrypting details: needs a session holding "audit" grants. */
+/* Reading details: a session whose role reads the trail. */
 struct audit_reader;
-int audit_reader_new(struct store *s, const struct session *ss,
-                     struct audit_reader **out);
-void audit_reader_free(struct audit_reader *r);
-struct store_audit;
+int audit_reader_new(struct store *s, const struct rights *r,
+                     const struct session *ss, struct audit_reader **out);
+void audit_reader_free(struct audit_reader *rd);
 /* comm and path of a row: -EACCES if this reader lacks the key. */
-int audit_reader_detail(struct audit_reader *r, const struct store_audit *a,
+int audit_reader_detail(struct audit_reader *rd, const struct store_audit *a,
                         char *comm, size_t commlen, char *path,
                         size_t pathlen);
+/* The store user name of a row's recording session ("?" if unknown). */
+const char *audit_reader_session_user(struct audit_reader *rd, int64_t session);
 
-/* Prune rows older than seq (admin), keeping the chain verifiable. */
-int audit_prune(struct store *s, const uint8_t *mac_key, int64_t before_seq,
+/*
+ * Prune rows older than before_seq and the commit records before the one
+ * whose audit head covers them (admin ss; inside the caller's
+ * transaction), leaving an admin-signed base so the chain stays
+ * verifiable from there. *removed counts rows.
+ */
+int audit_prune(struct store *s, const struct rights *r,
+                const struct session *admin, int64_t before_seq,
                 uint64_t *removed);
 
 /*
- * Re-seal up to limit per-session detail keys still sealed under versions
- * older than `active` to the active version's audit key (reencrypt). The
- * session must hold "audit" grants (admin). *moved counts them.
+ * Re-seal up to limit session detail keys still sealed under versions
+ * older than the active one to its audit key (reencrypt). The session
+ * must hold audit grants (admin). *moved counts them.
  */
-int audit_reseal_sessions(struct store *s, const struct session *ss,
-                          uint32_t active, size_t limit, uint64_t *moved);
+int audit_reseal_sessions(struct store *s, const struct rights *r,
+                          const struct session *ss, size_t limit,
+                          uint64_t *moved);
+
+#endif

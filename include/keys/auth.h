@@ -1,107 +1,93 @@
 /*
- * auth.h - users, roles, passphrases and the store authority.
+ * auth.h - credentials: what a passphrase opens, and logging in.
  *
- * Each user has an X25519 key pair. The secret half, together with the
- * store authority's public key pinned at enrolment, is sealed under a key
- * derived from the user's passphrase with Argon2id (per-user salt and
- * limits, stored so they can be raised). The store authority is an Ed25519
- * key pair whose secret half is granted only to admins; it signs every user
- * row (name, role, public key) and every master_keys row, so editing a role
- * or a key's status with sqlite3 is detected: the row no longer verifies
- * under the authority key that each user carries inside their own sealed
- * secret.
+ * Each user has an X25519 key pair (grants are sealed to it) and an
+ * Ed25519 identity (it endorses the user's sessions); the roster (rights.h)
+ * holds the public halves. The secret halves, with the authority epoch and
+ * key the user trusts (their pin), are sealed under a key derived from the
+ * passphrase with Argon2id (per-user salt and cost) in the user's
+ * credentials row, bound to the store id, user id and name.
  *
- * Grants per user (key_grants.kind, version):
- *   "authority", 0  admins: the authority signing key
- *   "auditmac",  0  everyone: the audit chain MAC key (any mount appends)
- *   "data",      v  admin, writer, reader: master key version v
- *   "audit",     v  admin, auditor: secret key that opens audit details
+ * Logging in opens that secret, follows the authority chain from the pin
+ * (and from what this host has seen: state.h) to the newest authority,
+ * verifies the roster under it, and checks that the roster lists this
+ * user, alive, with exactly these public keys. The role comes from the
+ * roster only. Every failure the user could have caused (unknown user,
+ * wrong passphrase, locked account) costs one Argon2id at the store's
+ * cost and gives the same -EACCES; the failure counters (logins table) are
+ * advisory: a file writer can lock anyone out, and an admin (or the
+ * recovery secret) unlocks.
  */
 #ifndef CUSTODY_AUTH_H
 #define CUSTODY_AUTH_H
 
 #include <stdint.h>
 #include "cipher.h"
+#include "role.h"
 
 struct store;
 struct config;
 struct passphrase;
-struct store_user;
+struct session;
+struct rights;
+struct rights_policy;
+struct state;
+struct store_cred;
 
-enum role { ROLE_NONE = -1, ROLE_ADMIN, ROLE_WRITER, ROLE_READER, ROLE_AUDITOR };
-
-const char *role_name(enum role r);
-enum role role_parse(const char *s); /* ROLE_NONE if unknown */
-int role_holds_data(enum role r);    /* admin, writer, reader */
-int role_reads_audit(enum role r);   /* admin, auditor */
-
-/* An authenticated user. Secrets are in locked memory. */
-struct session {
-	int64_t user_id;
-	char name[65];
-	enum role role;
-	uint8_t store_id[16];
-	uint8_t box_pk[CIPHER_BOX_PK_BYTES];
-	uint8_t *box_sk;          /* locked */
-	uint8_t authority_pk[CIPHER_SIGN_PK_BYTES];
-	uint8_t *authority_sk;    /* locked; admins only, else NULL */
-	uint8_t *audit_mac_key;   /* locked; NULL if not granted */
-};
-
-/*
- * Authenticate name with pw. Returns 0 and a session, or:
- *   -EACCES  unknown user or wrong passphrase (indistinguishable, same cost)
- *   -EAGAIN  account locked (*locked_for = seconds left)
- *   -EBADMSG the user row or its grants fail verification (tampering)
- *   other -errno from the store.
- * Failures and successes update the user's counters (and lock after
- * cfg->max_failures); Argon2id limits are raised to the config's if lower.
- */
-int auth_login(struct store *s, const struct config *cfg, const char *name,
-               const struct passphrase *pw, struct session **out,
-               int64_t *locked_for);
-void session_free(struct session *ss);
-
-/*
- * Create a new store's authority, its first user (an admin) and that
- * user's session. Runs inside the caller's transaction.
- */
-int auth_bootstrap(struct store *s, const struct config *cfg,
-                   const char *name, const struct passphrase *pw,
-                   struct session **out);
-
-/* Add a user (admin session required). Grants auditmac; the caller grants
- * key versions (keyring_grant_all). */
-int auth_user_add(struct store *s, const struct config *cfg,
-                  const struct session *admin, const char *name,
-                  enum role role, const struct passphrase *pw,
-                  int64_t *id /* OUT */);
-/* Re-seal a user's secret under a new passphrase (no data is re-encrypted).
- * The session must be the user themself. */
-int auth_user_passwd(struct store *s, const struct config *cfg,
-                     const struct session *self, const struct passphrase *pw);
-/*
- * Admin reset of another user's passphrase: a new key pair, its secret
- * sealed under pw, the row re-signed, every grant deleted and the
- * role-independent ones (auditmac, authority for admins) re-sealed; the
- * caller re-grants key versions by role. Clears a lockout.
- */
-int auth_user_reset(struct store *s, const struct config *cfg,
-                    const struct session *admin, struct store_user *u,
-                    const struct passphrase *pw);
-/* Change role and re-sign (admin). Grants are adjusted by the caller. */
-int auth_user_set_role(struct store *s, const struct session *admin,
-                       int64_t user_id, enum role role);
-/* Verify a user row's authority signature: 0 or -EBADMSG. */
-struct store_user;
-int auth_user_verify(const struct store_user *u, const uint8_t store_id[16],
-                     const uint8_t authority_pk[CIPHER_SIGN_PK_BYTES]);
-int auth_user_sign(struct store_user *u, const uint8_t store_id[16],
-                   const uint8_t authority_sk[CIPHER_SIGN_SK_BYTES]);
-/* Clear a lockout (admin). */
-int auth_user_unlock(struct store *s, int64_t user_id);
+/* Sane bounds on a stored Argon2id cost, checked before hashing. */
+#define AUTH_OPSLIMIT_MAX 16
+#define AUTH_MEMLIMIT_MAX (2ull << 30)
 
 /* Validate a user name: 1..64 of [A-Za-z0-9._-], not starting with '-'. */
 int auth_name_valid(const char *name);
+
+/* The login policy in force: the roster's, made stricter (never looser)
+ * by the configuration. */
+void auth_policy(const struct rights_policy *signed_policy,
+                 const struct config *cfg, struct rights_policy *out);
+
+/*
+ * Log name in with pw. Returns 0 with a session (keys unlocked, role from
+ * the roster, no session key yet: session_start) and the verified roster,
+ * or:
+ *   -EACCES   unknown user, wrong passphrase or locked (the same for all)
+ *   -EBADMSG  the roster, the chain or the user's entry fails verification
+ *             (why names it)
+ *   -ESTALE   the authority chain or the roster is older than this user or
+ *             host has seen (st), or forks from it: a rolled-back file
+ *   other -errno from the store.
+ * st (may be NULL) is consulted, not updated. Nothing but the advisory
+ * counters is written: *current receives the credential row as found (the
+ * caller checks it against the signed state), and when it should be
+ * rewritten (a re-pin to a newer authority, a raised cost) *has_update is
+ * set and *update holds the new row, for the caller to write in its first
+ * transaction, under its commit.
+ */
+int auth_login(struct store *s, const struct config *cfg, const char *name,
+               const struct passphrase *pw, const struct state *st,
+               struct session **out, struct rights **rights,
+               struct store_cred *current, struct store_cred *update,
+               int *has_update, char *why, size_t whylen);
+
+/*
+ * A new user's keys and credential (admin, inside the caller's
+ * transaction): generate the key pairs, seal their secrets under pw
+ * pinning r's authority, and write the credential row for id. The public
+ * keys are returned for the roster (rights_user_add); keys (init only)
+ * receives the secret halves too.
+ */
+int auth_enrol(struct store *s, const struct rights *r,
+               const struct rights_policy *policy, int64_t id,
+               const char *name, const struct passphrase *pw,
+               uint8_t box_pk[32] /* OUT */, uint8_t sign_pk[32] /* OUT */,
+               struct session *keys /* OUT, may be NULL: the secret keys */);
+/* The user changes their own passphrase: re-seal the same keys. */
+int auth_passwd(struct store *s, const struct rights_policy *policy,
+                const struct session *self, const struct passphrase *pw);
+/* Clear a user's failure counter and lock (advisory). */
+int auth_unlock(struct store *s, int64_t user_id);
+
+/* The leaf of a credential row in the credentials tree (zero if none). */
+void auth_cred_leaf(const struct store_cred *c, uint8_t leaf[32]);
 
 #endif

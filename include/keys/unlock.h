@@ -1,11 +1,32 @@
 /*
  * unlock.h - what custodyfs and custodyctl share between argument parsing
- * and real work: exit statuses, and opening + authenticating a store.
+ * and real work: exit statuses, opening and authenticating a store, and
+ * the one audited transaction every command and the daemon's own events
+ * go through.
+ *
+ * unlock_store opens the store (one line naming the real cause on
+ * failure), logs the user in (auth.h), verifies the commit chain from the
+ * newest commit this user and host have seen (state.h) to the store's
+ * head (ledger.h), refuses a rolled-back or replaced store, checks that
+ * the roster and the user's credential are the ones the head commit
+ * vouches for, and starts the session (its row, the login audit row and a
+ * commit, in one transaction).
+ *
+ * The audited transaction: unlock_begin takes the write lock and first
+ * catches up with whatever other processes committed (verifying each new
+ * commit, reloading the roster if it moved); unlock_finish records the
+ * operation in the trail and appends the commit signed by the session,
+ * or, when the operation failed, rolls it back and records the refusal in
+ * a transaction of its own. Fail closed: when the row cannot be recorded,
+ * the operation is rolled back.
  */
 #ifndef CUSTODY_UNLOCK_H
 #define CUSTODY_UNLOCK_H
 
+#include <limits.h>
+#include <stdint.h>
 #include "config.h"
+#include "ledger.h"
 
 /* Exit statuses (documented in README.md and the man pages). */
 enum {
@@ -13,16 +34,19 @@ enum {
 	EXIT_RUNTIME = 1,  /* I/O error, missing file, not a store, ... */
 	EXIT_USAGE = 2,    /* bad command line */
 	EXIT_AUTH = 3,     /* unknown user, wrong passphrase, locked account */
-	EXIT_DAMAGE = 4,   /* check / audit verify found damage or tampering */
+	EXIT_DAMAGE = 4,   /* damage, tampering, a rolled-back store */
 	EXIT_DENIED = 5,   /* the user's role does not allow this */
 	EXIT_BUSY = 6,     /* the store is mounted read-write elsewhere */
 };
 
-#define CUSTODY_VERSION "0.1.0"
+#define CUSTODY_VERSION "0.2.0"
 
 struct store;
-struct keyring;
+struct rights;
 struct session;
+struct audit_trail;
+struct state;
+struct mtree;
 
 /* Where a passphrase and a store come from (command-line options). */
 struct unlock_opts {
@@ -32,13 +56,26 @@ struct unlock_opts {
 	const char *passfile;
 	const char *extpass;
 	const char *config;    /* NULL: default path if present */
+	const char *kind;      /* session kind: "mount" or "ctl" */
+	int accept_rollback;   /* accept an older copy deliberately */
+	int quiet_state;       /* do not warn about missing local state */
 };
 
 struct unlocked {
 	struct config cfg;
+	const struct unlock_opts *o;
+	char path[PATH_MAX];        /* the store's real path */
 	struct store *s;
-	struct session *ss;
-	struct keyring *kr;
+	struct rights *r;           /* the verified roster */
+	struct session *ss;         /* this process's session */
+	struct audit_trail *trail;
+	struct mtree *creds;        /* the credentials tree */
+	struct ledger_commit head;  /* the newest verified commit */
+	struct state *state;        /* NULL: no local state */
+	int readonly;               /* the store file is read-only for us */
+	int older_copy;             /* an older copy, opened read-only */
+	int rolled_back;            /* accepted with accept_rollback */
+	int in_tx;
 };
 
 /* Load the configuration, printing one line on error. Returns an exit
@@ -46,15 +83,94 @@ struct unlocked {
 int unlock_config(const struct unlock_opts *o, struct config *cfg);
 
 /*
- * Open o->store (store_flags as store_open), read the passphrase, log in
- * and load the user's keys. On failure prints one line and returns the exit
- * status; on success returns EXIT_OK and fills u (free with unlock_free).
+ * Open o->store (store_flags as store_open: STORE_READONLY for commands
+ * that only read; they still open read-write when they can, so failed
+ * logins always count), log in, verify and start the session. On failure
+ * prints one line and returns the exit status; on success returns EXIT_OK
+ * and fills u (free with unlock_free).
  */
 int unlock_store(const struct unlock_opts *o, int store_flags,
                  struct unlocked *u);
 void unlock_free(struct unlocked *u);
 
+/*
+ * Create a new store at o->store for the first admin o->user with
+ * passphrase pw (init): the store id, authority, roster with the login
+ * policy, first key version, recovery secret (into recovery,
+ * KEYADMIN_RECOVERY_BYTES of locked memory), the admin's session, the root
+ * directory (fs_format, passed in to keep the layers apart) and the first
+ * commit, in one transaction. On failure prints one line, removes the file
+ * and returns the exit status; on success fills u.
+ */
+struct passphrase;
+struct rights_policy;
+typedef int (*unlock_format_fn)(struct unlocked *u, struct ledger_state *st);
+int unlock_create(const struct unlock_opts *o,
+                  const struct rights_policy *policy,
+                  const struct passphrase *pw, uint8_t *recovery,
+                  unlock_format_fn format, struct unlocked *u);
+
+/*
+ * Make the store copy at path (just written by a backup) a store instance
+ * of its own: a commit in the copy, signed by this session, that names a
+ * new instance (LEDGER_FORK) and records the backup in the copy's trail.
+ * Checking or mounting the copy then never moves the original's freshness
+ * (state.h). 0 or -errno (why says what).
+ */
+int unlock_fork(struct unlocked *u, const char *path, char *why,
+                size_t whylen);
+
+/* Begin an audited transaction (see above): 0 or -errno (-EBUSY: the
+ * write lock was not had within the busy timeout; -EBADMSG: a commit made
+ * meanwhile fails verification; -EACCES: this session's user lost the
+ * right meanwhile). */
+int unlock_begin(struct unlocked *u);
+/*
+ * End it: with rc 0 record (op, target) and commit (op NULL: the caller
+ * recorded its rows itself); otherwise roll back and record (op, target,
+ * rc) in a transaction of its own. fs (may be
+ * NULL: unchanged) carries new filesystem roots. Returns rc, or the
+ * failure of recording or committing (then nothing of it happened).
+ */
+int unlock_finish(struct unlocked *u, const char *op, const char *target,
+                  int rc);
+/* The same, for a transaction the filesystem layer changed: its new
+ * inode and entry roots and next inode number in fs. */
+int unlock_finish_fs(struct unlocked *u, const char *op, const char *target,
+                     int rc, const struct ledger_state *fs);
+/*
+ * A user's credential row changed in the open transaction (added, reset,
+ * re-sealed, deleted): its leaf in the credentials tree follows, so the
+ * commit covers it. unlock_cred_changed is for this session's own user.
+ */
+int unlock_cred_changed_id(struct unlocked *u, int64_t user_id);
+int unlock_cred_changed(struct unlocked *u);
+/* Roll the open transaction back and forget what it changed in memory
+ * (the filesystem layer's abort). */
+void unlock_abort(struct unlocked *u);
+/* Record one row in a transaction of its own (an event, a refusal). */
+int unlock_record(struct unlocked *u, const char *op, const char *target,
+                  int rc);
+/* The state the next commit starts from (roster, roots, audit head). */
+void unlock_state(const struct unlocked *u, struct ledger_state *out);
+/* Append the commit for the open transaction with state st (the caller
+ * filled the fs roots) and remember it as the head; does not COMMIT. */
+int unlock_append(struct unlocked *u, const struct ledger_state *st);
+/*
+ * Catch up outside a transaction (a long-lived daemon, once a second): if
+ * another process committed, verify the new commits, reload the roster
+ * and this session's keys. *changed is set when anything moved.
+ */
+int unlock_refresh(struct unlocked *u, int *changed);
+/* The same inside a read transaction the caller holds: 1 if the head
+ * moved, 0 if not, or -errno (-EBADMSG: a new commit fails verification;
+ * a line is printed). */
+int unlock_catch_up(struct unlocked *u);
+/* Remember the head in the local state (after a commit, at exit). */
+void unlock_save_state(struct unlocked *u);
+
 /* The user name to use: o->user, else the login name. */
+const char *unlock_user(const struct unlock_opts *o);
 /*
  * One read-write user of a store at a time (a mount, check --repair): an
  * exclusive flock on the store file, which the kernel drops when the holder
@@ -62,12 +178,8 @@ void unlock_free(struct unlocked *u);
  * release), -EBUSY if another process holds it, or -errno.
  */
 int unlock_writer_lock(const char *path);
-
-const char *unlock_user(const struct unlock_opts *o);
-
 /* Message for a store_open error code. */
 const char *unlock_open_error(int rc);
-
 /* Disable core dumps and ptrace attach for this process. */
 void unlock_harden(void);
 

@@ -4,7 +4,8 @@
  * Every cryptographic primitive custodyfs uses goes through here: AEAD for
  * content, names and secret keys; keyed BLAKE2b for key derivation, lookup
  * tags and MACs; Argon2id for passphrases; X25519 sealed boxes for key grants;
- * Ed25519 signatures for the user table; locked memory for secrets.
+ * Ed25519 signatures for rights, sessions and commits; the block cipher;
+ * locked memory for secrets.
  *
  * All functions are thread-safe once cipher_init() has returned 0.
  */
@@ -40,9 +41,6 @@ const char *cipher_aead_name(void);
  */
 void *secmem_alloc(size_t len);
 void secmem_free(void *p);
-/* Lock / unlock ordinary memory that temporarily holds a secret. */
-int secmem_lock(void *p, size_t len);
-void secmem_unlock(void *p, size_t len);
 /* Wipe memory in a way the compiler cannot elide. */
 void cipher_wipe(void *p, size_t len);
 
@@ -98,6 +96,14 @@ void cipher_mac(uint8_t out[CIPHER_MAC_BYTES],
                 const struct cipher_part *parts, size_t nparts);
 
 /*
+ * Unkeyed BLAKE2b-256 of the plain concatenation of parts (no length
+ * prefixes: for fixed-layout encodings such as tree nodes and records,
+ * whose layout already fixes every boundary).
+ */
+void cipher_hash(uint8_t out[CIPHER_MAC_BYTES], const struct cipher_part *parts,
+                 size_t nparts);
+
+/*
  * Argon2id: derive a key from a passphrase. Returns 0, or -ENOMEM if the
  * memory limit cannot be met. ops/mem are checked against libsodium's bounds
  * (-EINVAL outside them, as a hostile store could put anything there).
@@ -108,6 +114,39 @@ int cipher_pwhash(uint8_t out[CIPHER_KEY_BYTES], const char *pass,
 /* Lowest accepted Argon2id parameters (for configuration checks). */
 uint64_t cipher_pwhash_opslimit_min(void);
 uint64_t cipher_pwhash_memlimit_min(void);
+
+/*
+ * The content block cipher (key version cipher 2): XChaCha20 under enc_key
+ * with a keyed BLAKE2b-256 tag under mac_key over
+ * ("custodyfs.block\0" || ad || nonce || ciphertext), encrypt-then-MAC.
+ * out receives nonce || ciphertext || tag (len + CIPHER_BLOCK_OVERHEAD).
+ * The tag is collision resistant even for whoever holds the keys (keyed
+ * BLAKE2b is a hash; Poly1305 is not), so it doubles as the block's leaf in
+ * its file's Merkle tree: tag_out (may be NULL) receives it.
+ */
+#define CIPHER_BLOCK_TAG_BYTES 32u
+#define CIPHER_BLOCK_OVERHEAD (CIPHER_NONCE_BYTES + CIPHER_BLOCK_TAG_BYTES)
+void cipher_block_seal(uint8_t *out, const uint8_t *msg, size_t len,
+                       const uint8_t *ad, size_t adlen,
+                       const uint8_t enc_key[CIPHER_KEY_BYTES],
+                       const uint8_t mac_key[CIPHER_KEY_BYTES],
+                       uint8_t tag_out[CIPHER_BLOCK_TAG_BYTES]);
+/*
+ * Open in (inlen >= CIPHER_BLOCK_OVERHEAD) into out (inlen -
+ * CIPHER_BLOCK_OVERHEAD bytes). The tag is recomputed and must equal the
+ * stored one and, when expect is not NULL, expect (the leaf the tree
+ * vouches for). Returns 0 or -EBADMSG (out is then wiped). tag_out (may be
+ * NULL) receives the recomputed tag.
+ */
+int cipher_block_open(uint8_t *out, const uint8_t *in, size_t inlen,
+                      const uint8_t *ad, size_t adlen,
+                      const uint8_t enc_key[CIPHER_KEY_BYTES],
+                      const uint8_t mac_key[CIPHER_KEY_BYTES],
+                      const uint8_t expect[CIPHER_BLOCK_TAG_BYTES]);
+/* The tag of a stored block without decrypting it (check, upgrade). */
+void cipher_block_tag(uint8_t tag[CIPHER_BLOCK_TAG_BYTES], const uint8_t *in,
+                      size_t inlen, const uint8_t *ad, size_t adlen,
+                      const uint8_t mac_key[CIPHER_KEY_BYTES]);
 
 /* X25519 sealed boxes: anonymous encryption to a public key. */
 void cipher_box_keypair(uint8_t pk[CIPHER_BOX_PK_BYTES],
@@ -123,6 +162,18 @@ int cipher_box_open(uint8_t *out, const uint8_t *in, size_t inlen,
 /* Ed25519 detached signatures. */
 void cipher_sign_keypair(uint8_t pk[CIPHER_SIGN_PK_BYTES],
                          uint8_t sk[CIPHER_SIGN_SK_BYTES]);
+/* The same key pairs from a 32-byte seed (the recovery secret), and the
+ * public half of a secret key (to check a secret against its row). */
+void cipher_sign_seed_keypair(uint8_t pk[CIPHER_SIGN_PK_BYTES],
+                              uint8_t sk[CIPHER_SIGN_SK_BYTES],
+                              const uint8_t seed[CIPHER_KEY_BYTES]);
+void cipher_box_seed_keypair(uint8_t pk[CIPHER_BOX_PK_BYTES],
+                             uint8_t sk[CIPHER_BOX_SK_BYTES],
+                             const uint8_t seed[CIPHER_KEY_BYTES]);
+void cipher_sign_public(uint8_t pk[CIPHER_SIGN_PK_BYTES],
+                        const uint8_t sk[CIPHER_SIGN_SK_BYTES]);
+void cipher_box_public(uint8_t pk[CIPHER_BOX_PK_BYTES],
+                       const uint8_t sk[CIPHER_BOX_SK_BYTES]);
 void cipher_sign(uint8_t sig[CIPHER_SIG_BYTES], const uint8_t *msg,
                  size_t len, const uint8_t sk[CIPHER_SIGN_SK_BYTES]);
 /* Returns 0 if sig is valid for msg under pk, -EBADMSG otherwise. */
@@ -132,5 +183,7 @@ int cipher_sign_verify(const uint8_t sig[CIPHER_SIG_BYTES],
 
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void cipher_hex(char *out, const uint8_t *in, size_t len);
+/* Parse exactly 2*len hex digits: 0, or -EINVAL. */
+int cipher_unhex(uint8_t *out, size_t len, const char *hex);
 
 #endif

@@ -1,15 +1,22 @@
 /*
  * store.h - the SQLite store: schema, transactions and typed row access.
  *
- * Only store*.c include sqlite3.h. Callers see rows as C structs and blobs;
- * everything cryptographic is done above this layer, so every blob handed in
- * here is already ciphertext, tag or MAC. Every length read back from the
- * file is checked against the caller's buffer (a hostile store cannot
- * overflow anything): an oversized value is reported as -EIO.
+ * Only src/store includes sqlite3.h. Callers see rows as C structs and
+ * blobs; everything cryptographic is done above this layer, so every blob
+ * handed in here is already ciphertext, a hash, a signature or a sealed
+ * box. Every length read back from the file is checked against the
+ * caller's buffer (a hostile store cannot overflow anything): an oversized
+ * or malformed value is reported as -EIO.
+ *
+ * The schema is ours alone: store_open refuses a file whose schema holds
+ * anything custodyfs did not create (a trigger, a view, an extra table or
+ * index, an altered definition), before any statement of ours runs on it,
+ * and every connection runs with SQLite's defensive mode on and triggers
+ * and views disabled (src/README.md).
  *
  * Errors: 0 on success or -errno: -ENOENT (no such row), -EEXIST (unique
  * key taken), -EBUSY (locked by another process past the busy timeout),
- * -EIO (SQLite error or a malformed row), -ENOSPC (disk full).
+ * -EIO (SQLite error or a malformed row), -ENOSPC (disk full), -EROFS.
  *
  * A struct store is not thread-safe: one thread at a time (the filesystem
  * layer serialises with its own lock).
@@ -20,49 +27,71 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_FORMAT_VERSION 1
+#define STORE_FORMAT_VERSION 2
+#define STORE_ID_BYTES       16  /* the store id (and instance ids) */
 #define STORE_FILE_ID_BYTES  16
 #define STORE_TAG_BYTES      32
-#define STORE_MAC_BYTES      32
+#define STORE_HASH_BYTES     32
+#define STORE_PK_BYTES       32  /* X25519 and Ed25519 public keys */
+#define STORE_SIG_BYTES      64
 #define STORE_PAGE_SIZE      65536 /* 4 KiB blocks fit inline; see README */
 #define STORE_ROOT_INO       1
+
+/* store_open failures beyond errno's own: */
+#define STORE_E_OLDFORMAT (-ENOEXEC)  /* an older format: custodyctl upgrade */
+#define STORE_E_SCHEMA    (-EUCLEAN)  /* the schema is not ours (see why) */
 
 struct store;
 
 enum store_open_flags {
 	STORE_CREATE = 1,   /* create a new file (O_EXCL): init only */
 	STORE_READONLY = 2, /* open read-only (check, audit list, info) */
+	STORE_ANYFORMAT = 4,/* accept an older format (custodyctl upgrade) */
 };
 
 /*
- * Open path. With STORE_CREATE the file must not exist and the schema is
- * created. Without it, the file must be an existing custodyfs store of a
- * format this binary understands: -ENOENT (missing), -ENOTSUP (not a
- * custodyfs store or damaged header), -EPROTO (newer format).
+ * Open path. With STORE_CREATE the file must not exist and the format-2
+ * schema is created. Without it, the file must be an existing custodyfs
+ * store: -ENOENT (missing), -EACCES (not readable, or not writable without
+ * STORE_READONLY), -EISDIR, -EROFS (read-write on a read-only file system),
+ * -ENOTSUP (not a custodyfs store or a damaged header), -EPROTO (a newer
+ * format), STORE_E_OLDFORMAT (older: run upgrade; accepted with
+ * STORE_ANYFORMAT), STORE_E_SCHEMA (a schema object that is not ours: why
+ * names it). why (may be NULL) receives a one-line reason on failure.
  * busy_ms: how long to wait for another process's lock.
  */
-int store_open(const char *path, int flags, int busy_ms, struct store **out);
+int store_open(const char *path, int flags, int busy_ms, struct store **out,
+               char *why, size_t whylen);
 /* Commits nothing: callers commit first. Checkpoints the WAL if idle. */
 void store_close(struct store *s);
 /* Last SQLite error text, for messages. */
 const char *store_errmsg(struct store *s);
+/* The format of an open store (1 only with STORE_ANYFORMAT). */
+int store_format(struct store *s);
+int store_readonly(struct store *s);
+
+/*
+ * The schema check again (a running mount does it whenever SQLite's
+ * schema_version moves): 0, or STORE_E_SCHEMA with why naming the object.
+ */
+int store_schema_verify(struct store *s, char *why, size_t whylen);
+/*
+ * 1 if another connection committed since the last call (SQLite's
+ * data_version), 0 if not, or -errno; the first call after open says 1.
+ */
+int store_changed(struct store *s);
 
 /* Transactions. begin is BEGIN IMMEDIATE (takes the write lock). */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
 void store_rollback(struct store *s);
-/* Rows changed by this connection so far (an operation's own count is the
- * difference), and whether a transaction is open (SQLite may have rolled
- * one back by itself after an I/O error or a full disk). */
+/* Whether a transaction is open (SQLite may have rolled one back by
+ * itself after an I/O error or a full disk), and rows changed by this
+ * connection so far (an operation's own count is the difference). */
+int store_in_transaction(struct store *s);
 int64_t store_changes(struct store *s);
-int store_in_tx(struct store *s);
 /* Why a transaction was lost: -ENOSPC (disk full) or -EIO. */
 int store_tx_lost_errno(struct store *s);
-int store_in_transaction(struct store *s);
-/* Savepoints make one filesystem operation atomic inside a group commit. */
-int store_savepoint(struct store *s);
-int store_release(struct store *s);
-void store_rollback_savepoint(struct store *s);
 /*
  * Fold the WAL in from a background thread with its own connection
  * (store_ckpt.c) instead of in the committing thread: for a read-write
@@ -72,27 +101,27 @@ int store_checkpointer_start(struct store *s, const char *path);
 void store_checkpointer_stop(struct store *s);
 
 /*
- * A read transaction around a run of reads outside the group transaction:
- * one WAL read lock for the run instead of one per statement (SQLite
- * takes and drops it with fcntl calls on every autocommit statement: 104
- * a MiB read before). Nothing may be written inside it. store_read_begin
- * gives -EBUSY, and store_read_end does nothing, inside a transaction.
+ * A read transaction around a run of reads outside a write transaction:
+ * one WAL read lock for the run instead of one per statement. Nothing may
+ * be written inside it. store_read_begin gives -EBUSY, and store_read_end
+ * does nothing, inside a transaction.
  */
 int store_read_begin(struct store *s);
 void store_read_end(struct store *s);
 
 /* Checkpoint the WAL into the main file (TRUNCATE mode). */
 int store_checkpoint(struct store *s);
-/* Page size, page count and free pages, WAL size (for info). */
+/* Page size, page count and free pages (for info). */
 int store_file_stats(struct store *s, uint64_t *pages, uint64_t *page_size,
                      uint64_t *free_pages);
 int store_integrity_check(struct store *s, char *msg, size_t cap);
 
-/* ---- meta: small named values ---- */
+/* ---- meta: small named values (advisory: nothing here is trusted) ---- */
 int store_meta_get(struct store *s, const char *key, void *buf, size_t cap,
                    size_t *len /* OUT */);
 int store_meta_set(struct store *s, const char *key, const void *val,
                    size_t len);
+int store_meta_delete(struct store *s, const char *key);
 int store_meta_get_int(struct store *s, const char *key, int64_t *v /* OUT */);
 int store_meta_set_int(struct store *s, const char *key, int64_t v);
 
@@ -100,37 +129,55 @@ int store_meta_set_int(struct store *s, const char *key, int64_t v);
 struct store_inode {
 	uint64_t ino;
 	uint8_t file_id[STORE_FILE_ID_BYTES];
-	uint32_t key_version; /* version whose key MACs this row */
 	uint32_t mode, uid, gid, nlink;
 	uint64_t size;        /* bytes (symlink: target length) */
-	uint64_t nblocks;     /* stored (non-hole) blocks, so deletions show */
+	uint64_t nblocks;     /* stored (non-hole) blocks */
 	uint64_t rdev;
 	int64_t atime, mtime, ctime; /* nanoseconds since the epoch */
 	uint64_t generation;
-	uint8_t mac[STORE_MAC_BYTES];
+	uint64_t nentries;    /* directories: entries besides . and .. */
+	uint32_t theight;     /* its tree (blocks; directories: unused) */
+	uint8_t troot[STORE_HASH_BYTES];
+	uint8_t xdigest[STORE_HASH_BYTES]; /* of its xattrs; zero: none */
 };
 int store_inode_get(struct store *s, uint64_t ino, struct store_inode *out);
-/* Insert with a new inode number (written to in->ino). */
-int store_inode_insert(struct store *s, struct store_inode *in);
+/* Insert with the number in in->ino (the caller allocates numbers from
+ * the signed state; a row already there is replaced). */
+int store_inode_insert(struct store *s, const struct store_inode *in);
 int store_inode_update(struct store *s, const struct store_inode *in);
-/* Delete the inode and its xattrs; its blocks are queued for purging. */
+/* Delete the inode and its xattrs; its blocks and block tree are queued
+ * for purging. */
 int store_inode_delete(struct store *s, uint64_t ino);
 /*
- * Delete up to limit blocks of one purged inode. Returns 1 if there was
- * work (*deleted counts blocks), 0 when the queue is empty, or -errno.
+ * The next inode number queued for purging (its blocks and block-tree
+ * groups), -ENOENT when the queue is empty.
  */
-int store_purge_step(struct store *s, size_t limit, uint64_t *deleted);
-/* Call fn for every inode (check, reencrypt, orphan sweep). fn returns
- * non-zero to stop; that value is returned. */
+int store_purge_next(struct store *s, uint64_t *ino);
+/* Delete up to limit blocks of ino; *deleted counts them; when none are
+ * left, its tree groups are deleted and ino leaves the queue (*done 1). */
+int store_purge_step(struct store *s, uint64_t ino, size_t limit,
+                     uint64_t *deleted, int *done);
+/* Drop ino from the queue without deleting anything (it is not free). */
+int store_purge_drop(struct store *s, uint64_t ino);
+/* Pending purge work: inodes queued and blocks (and bytes) they hold. */
+int store_purge_pending(struct store *s, uint64_t *inodes, uint64_t *blocks,
+                        uint64_t *bytes);
+/* Queue an inode number's blocks for purging (check --repair). */
+int store_purge_queue(struct store *s, uint64_t ino);
+/* Call fn for every inode (check, reencrypt). A malformed row is passed
+ * with every field zero but ino. fn returns non-zero to stop; that value
+ * is returned. */
 int store_inode_each(struct store *s, int (*fn)(void *arg,
                      const struct store_inode *in), void *arg);
 int store_inode_count(struct store *s, uint64_t *files, uint64_t *dirs,
                       uint64_t *bytes);
+/* The highest inode number in the table (0 if none). */
+int store_inode_max(struct store *s, uint64_t *ino);
 
 /* ---- directory entries ---- */
 #define STORE_NAME_MAX 1024 /* ciphertext of a 255-byte name fits easily */
 struct store_dentry {
-	int64_t id;          /* stable cursor for readdir */
+	int64_t id;          /* stable cursor for readdir; the tree position */
 	uint64_t parent;
 	uint8_t tag[STORE_TAG_BYTES];
 	uint32_t key_version;
@@ -141,18 +188,18 @@ struct store_dentry {
 int store_dentry_get(struct store *s, uint64_t parent,
                      const uint8_t tag[STORE_TAG_BYTES],
                      struct store_dentry *out);
-int store_dentry_insert(struct store *s, const struct store_dentry *d);
-int store_dentry_delete(struct store *s, uint64_t parent,
-                        const uint8_t tag[STORE_TAG_BYTES]);
+int store_dentry_get_id(struct store *s, int64_t id, struct store_dentry *out);
+/* Insert; d->id receives the new id. */
+int store_dentry_insert(struct store *s, struct store_dentry *d);
+int store_dentry_delete_id(struct store *s, int64_t id);
 /* Rewrite an existing entry (by id): parent, tag, version, name, ino. */
 int store_dentry_update(struct store *s, const struct store_dentry *d);
-/* 1 if the directory has any entry, 0 if empty, or -errno. */
-int store_dentry_any(struct store *s, uint64_t parent);
-/* Entries of parent with id > after, in id order; fn non-zero stops. */
+/* Entries of parent with id > after, in id order; fn non-zero stops. A
+ * malformed row is passed with namelen 0 and key_version 0. */
 int store_dentry_each(struct store *s, uint64_t parent, int64_t after,
                       int (*fn)(void *arg, const struct store_dentry *d),
                       void *arg);
-/* All entries of the store (check, reencrypt). */
+/* All entries of the store in id order (check, reencrypt). */
 int store_dentry_all(struct store *s,
                      int (*fn)(void *arg, const struct store_dentry *d),
                      void *arg);
@@ -162,17 +209,13 @@ int store_dentry_of_ino(struct store *s, uint64_t ino,
 
 /* ---- content blocks ---- */
 /*
- * fn sees the stored nonce||ciphertext||tag of one block in place (valid
- * only during the call: no copy on the read path) and its key version;
- * fn's result is returned, or -ENOENT for a hole.
+ * fn sees the stored bytes of one block in place (valid only during the
+ * call: no copy on the read path) and its key version; fn's result is
+ * returned, or -ENOENT for a hole.
  */
 int store_block_with(struct store *s, uint64_t ino, uint64_t blk,
                      int (*fn)(void *arg, uint32_t key_version,
                                const void *data, size_t len), void *arg);
-/* buf receives nonce||ciphertext||tag; -ENOENT for a hole. */
-int store_block_get(struct store *s, uint64_t ino, uint64_t blk,
-                    uint32_t *key_version /* OUT */, void *buf, size_t cap,
-                    size_t *len /* OUT */);
 /* Insert or replace; *created is 1 if the block did not exist. */
 int store_block_put(struct store *s, uint64_t ino, uint64_t blk,
                     uint32_t key_version, const void *data, size_t len,
@@ -180,6 +223,12 @@ int store_block_put(struct store *s, uint64_t ino, uint64_t blk,
 /* Delete blocks with number >= first; *deleted counts them. */
 int store_block_truncate(struct store *s, uint64_t ino, uint64_t first,
                          uint64_t *deleted /* OUT */);
+/* Delete blocks first <= blk < end (punching holes); *deleted counts. */
+int store_block_delete_range(struct store *s, uint64_t ino, uint64_t first,
+                             uint64_t end, uint64_t *deleted /* OUT */);
+/* The first stored block >= from (SEEK_DATA), -ENOENT if none. */
+int store_block_next(struct store *s, uint64_t ino, uint64_t from,
+                     uint64_t *blk /* OUT */);
 /*
  * The first inode number above `after` that has blocks, and whether it is
  * queued for purging (check: blocks whose inode is gone). -ENOENT past the
@@ -187,8 +236,6 @@ int store_block_truncate(struct store *s, uint64_t ino, uint64_t first,
  */
 int store_block_next_ino(struct store *s, uint64_t after, uint64_t *ino,
                          int *queued);
-/* Queue an inode number's blocks for purging (check --repair). */
-int store_purge_queue(struct store *s, uint64_t ino);
 /* Delete one block (check --repair). */
 int store_block_delete(struct store *s, uint64_t ino, uint64_t blk);
 /* Blocks of ino in order (check); fn non-zero stops. */
@@ -208,83 +255,107 @@ struct store_xattr {
 	const void *value; /* ciphertext */
 	size_t valuelen;
 };
-/* value is copied into buf (cap bytes); -ERANGE if it does not fit. */
-int store_xattr_get(struct store *s, uint64_t ino,
-                    const uint8_t tag[STORE_TAG_BYTES],
-                    uint32_t *key_version /* OUT */, void *buf, size_t cap,
-                    size_t *len /* OUT */);
 int store_xattr_put(struct store *s, const struct store_xattr *x);
 int store_xattr_delete(struct store *s, uint64_t ino,
                        const uint8_t tag[STORE_TAG_BYTES]);
-/* Every xattr of ino; the pointers in *x are valid during fn only. */
+/* Every xattr of ino in tag order; the pointers in *x are valid during fn
+ * only. A malformed row stops with -EIO. */
 int store_xattr_each(struct store *s, uint64_t ino,
                      int (*fn)(void *arg, const struct store_xattr *x),
                      void *arg);
 
-/* ---- users ---- */
+/* ---- the authority chain ---- */
+struct store_authority {
+	uint32_t epoch;
+	uint8_t pk[STORE_PK_BYTES];
+	uint8_t endorsement[STORE_SIG_BYTES];
+	int64_t created;
+};
+int store_authority_get(struct store *s, uint32_t epoch,
+                        struct store_authority *out);
+int store_authority_put(struct store *s, const struct store_authority *a);
+/* The highest epoch: -ENOENT if none. */
+int store_authority_last(struct store *s, uint32_t *epoch);
+
+/* ---- the roster (one signed record, rights.h gives its meaning) ---- */
+#define STORE_ROSTER_MAX (1u << 20)
+/* *body is malloc'ed (free it); -ENOENT if there is none. */
+int store_roster_get(struct store *s, uint8_t **body, size_t *len,
+                     uint8_t sig[STORE_SIG_BYTES]);
+int store_roster_put(struct store *s, const uint8_t *body, size_t len,
+                     const uint8_t sig[STORE_SIG_BYTES]);
+
+/* ---- credentials: what a passphrase opens ---- */
 #define STORE_USER_NAME_MAX 64
 #define STORE_SECRET_MAX    256
-struct store_user {
-	int64_t id;
+struct store_cred {
+	int64_t user_id;
 	char name[STORE_USER_NAME_MAX + 1];
-	char role[16];
 	uint64_t opslimit, memlimit;
 	uint8_t salt[16];
-	uint8_t box_pk[32];
-	uint8_t secret[STORE_SECRET_MAX]; /* AEAD of the user's secret keys */
+	uint8_t secret[STORE_SECRET_MAX]; /* sealed secret keys (auth.c) */
 	size_t secretlen;
-	uint8_t sig[64];                  /* authority signature over the row */
-	int64_t failed;
-	int64_t locked_until;             /* seconds since the epoch */
-	int64_t created, last_login;
+	int64_t created;
 };
-int store_user_get(struct store *s, const char *name, struct store_user *out);
-int store_user_get_id(struct store *s, int64_t id, struct store_user *out);
-int store_user_insert(struct store *s, struct store_user *u /* id OUT */);
-int store_user_update(struct store *s, const struct store_user *u);
-int store_user_delete(struct store *s, int64_t id);
-int store_user_each(struct store *s,
-                    int (*fn)(void *arg, const struct store_user *u),
+int store_cred_get(struct store *s, const char *name, struct store_cred *out);
+int store_cred_get_id(struct store *s, int64_t id, struct store_cred *out);
+/* Insert or replace by user id. */
+int store_cred_put(struct store *s, const struct store_cred *c);
+int store_cred_delete(struct store *s, int64_t user_id);
+int store_cred_each(struct store *s,
+                    int (*fn)(void *arg, const struct store_cred *c),
                     void *arg);
+/* The next unused user id (max + 1, at least 1). */
+int store_cred_next_id(struct store *s, int64_t *id);
 
-/* ---- master key versions and grants ---- */
-struct store_key {
-	uint32_t version;
-	char status[16];  /* active | decrypt-only | retired | destroyed */
-	int64_t created, activated, expires, retired;
-	uint8_t check[32]; /* MAC(K, "check"): commits the key */
-	uint8_t audit_pk[32]; /* audit sealing key of this version */
-	uint8_t sig[64];  /* authority signature over the row */
+/* ---- logins: failure counters (advisory, never signed) ---- */
+struct store_login {
+	int64_t user_id;
+	int64_t failed;
+	int64_t locked_until;  /* seconds since the epoch */
+	int64_t last_login;
 };
-int store_key_get(struct store *s, uint32_t version, struct store_key *out);
-int store_key_put(struct store *s, const struct store_key *k);
-int store_key_each(struct store *s,
-                   int (*fn)(void *arg, const struct store_key *k), void *arg);
+/* A user without a row has all zero (and -ENOENT is not an error). */
+int store_login_get(struct store *s, int64_t user_id, struct store_login *out);
+int store_login_put(struct store *s, const struct store_login *l);
+int store_login_delete(struct store *s, int64_t user_id);
 
+/* ---- grants: secrets sealed to a user's public key ---- */
+enum store_grant_kind {
+	GRANT_DATA = 1,      /* master key version `version` */
+	GRANT_AUDIT = 2,     /* audit secret key of version `version` */
+	GRANT_AUTHORITY = 3, /* authority signing key of epoch `version` */
+	GRANT_IDENTITY = 4,  /* a signing key handed over at upgrade (0) */
+};
 #define STORE_GRANT_MAX 256
 struct store_grant {
 	int64_t user_id;
 	uint32_t version;
-	char kind[16];   /* data | authority | audit */
+	int kind;
 	uint8_t sealed[STORE_GRANT_MAX];
 	size_t sealedlen;
 };
+/* The name of a kind, for messages. */
+const char *store_grant_kind_name(int kind);
 int store_grant_get(struct store *s, int64_t user_id, uint32_t version,
-                    const char *kind, struct store_grant *out);
+                    int kind, struct store_grant *out);
 int store_grant_put(struct store *s, const struct store_grant *g);
+/* user_id, version -1 and kind 0 match all. */
 int store_grant_delete(struct store *s, int64_t user_id, int64_t version,
-                       const char *kind); /* version/kind -1/NULL = all */
+                       int kind);
+/* Grants of one version and kind (any user): count (key destroy checks). */
+int store_grant_count(struct store *s, int64_t version, int kind,
+                      uint64_t *n);
 
-/* Rotation log. */
+/* Rotation log (advisory; the audit trail is the record). */
 int store_key_event(struct store *s, int64_t time, const char *user,
                     const char *event, int64_t from, int64_t to,
                     const char *detail);
 
 /*
  * Up to limit objects written under a version older than `below`, for
- * re-encryption. Keys are collected first, so fn may rewrite them.
- * kind: 'b' blocks (a = ino, b = blk), 'd' dentries (a = id),
- * 'x' xattrs (a = ino, tag), 'i' inodes (a = ino), 'k' audit keys (a = id).
+ * re-encryption. kind: 'b' blocks (a = ino, b = blk), 'd' dentries
+ * (a = id), 'x' xattrs (a = ino, tag), 's' session detail keys (a = id).
  */
 struct store_stale {
 	int64_t a, b;
@@ -292,30 +363,62 @@ struct store_stale {
 };
 int store_stale(struct store *s, char kind, uint32_t below, size_t limit,
                 struct store_stale *out, size_t *n);
-/* A dentry by id. */
-int store_dentry_get_id(struct store *s, int64_t id, struct store_dentry *out);
-
-/* Objects (blocks, names, xattrs) still under a key version. */
+/* Objects (blocks, names, xattrs, session keys) still under a version. */
 int store_key_usage(struct store *s, uint32_t version, uint64_t *objects);
+
+/* ---- sessions: one per mount or command, signed by its user ---- */
+#define STORE_DETAIL_SEALED_MAX 96
+struct store_session {
+	int64_t id;
+	int64_t user_id;
+	uint64_t roster_counter;   /* the roster it was endorsed under */
+	int64_t started;           /* seconds since the epoch */
+	uint8_t pk[STORE_PK_BYTES];
+	uint8_t endorsement[STORE_SIG_BYTES];
+	char host[256];
+	int64_t pid;
+	char kind[16];             /* mount | ctl | login */
+	uint32_t detail_version;   /* version whose audit key seals detail */
+	uint8_t detail[STORE_DETAIL_SEALED_MAX];
+	size_t detaillen;
+};
+/* The next unused session id. */
+int store_session_next_id(struct store *s, int64_t *id);
+int store_session_insert(struct store *s, const struct store_session *ss);
+int store_session_get(struct store *s, int64_t id, struct store_session *out);
+int store_session_set_detail(struct store *s, int64_t id, uint32_t version,
+                             const void *sealed, size_t len);
+
+/* ---- the commit ledger (ledger.h gives the meaning) ---- */
+#define STORE_COMMIT_BODY_MAX 1024
+#define STORE_COMMIT_SIGS_MAX (64 * (8 + STORE_SIG_BYTES))
+int store_ledger_put(struct store *s, int64_t seq, const void *body,
+                     size_t len, const void *sigs, size_t siglen);
+int store_ledger_get(struct store *s, int64_t seq, void *body, size_t cap,
+                     size_t *len, void *sigs, size_t sigcap, size_t *siglen);
+/* Highest and lowest seq: -ENOENT if the ledger is empty. */
+int store_ledger_last(struct store *s, int64_t *seq);
+int store_ledger_first(struct store *s, int64_t *seq);
+int store_ledger_delete_before(struct store *s, int64_t seq);
+int store_ledger_count(struct store *s, uint64_t *n);
 
 /* ---- audit trail rows ---- */
 #define STORE_DETAIL_MAX 8192
 struct store_audit {
 	int64_t seq;
 	int64_t time;            /* ns since the epoch */
-	char user[STORE_USER_NAME_MAX + 1];
+	char user[STORE_USER_NAME_MAX + 1]; /* who it is about */
+	int64_t session;         /* the session that recorded (and signed) it */
 	uint32_t uid, gid, pid;
 	char op[24];
 	uint64_t ino;
 	uint64_t offset, length;
 	int64_t result;
-	int64_t session;         /* audit_keys id whose key seals detail */
-	uint8_t detail[STORE_DETAIL_MAX];
+	uint8_t detail[STORE_DETAIL_MAX]; /* sealed process name and path */
 	size_t detaillen;
-	uint8_t mac[STORE_MAC_BYTES];
+	uint8_t hash[STORE_HASH_BYTES];   /* the chain: covers the previous */
 };
-/* Append (seq assigned if 0). */
-int store_audit_insert(struct store *s, struct store_audit *a);
+int store_audit_insert(struct store *s, const struct store_audit *a);
 /* The row with the highest seq: -ENOENT if the trail is empty. */
 int store_audit_last(struct store *s, struct store_audit *out);
 /* Rows with seq > after in order; fn non-zero stops. Malformed rows are
@@ -326,15 +429,7 @@ int store_audit_each(struct store *s, int64_t after,
 int store_audit_count(struct store *s, uint64_t *n);
 int store_audit_delete_before(struct store *s, int64_t seq);
 
-/* Per-session audit keys, sealed to a version's audit public key. */
-int store_audit_key_insert(struct store *s, uint32_t version,
-                           const void *sealed, size_t len, int64_t *id);
-int store_audit_key_get(struct store *s, int64_t id, uint32_t *version,
-                        void *sealed, size_t cap, size_t *len);
-int store_audit_key_update(struct store *s, int64_t id, uint32_t version,
-                           const void *sealed, size_t len);
-
-/* ---- mount sessions ---- */
+/* ---- mount sessions (advisory: for messages and info) ---- */
 struct store_mount {
 	int64_t id;
 	char user[STORE_USER_NAME_MAX + 1];
@@ -352,7 +447,7 @@ int store_mount_each_open(struct store *s,
                           int (*fn)(void *arg, const struct store_mount *m),
                           void *arg);
 
-/* ---- authentication events waiting for the trail ---- */
+/* ---- authentication events waiting for the trail (advisory) ---- */
 int store_auth_event_add(struct store *s, int64_t time, const char *user,
                          const char *event, int64_t pid);
 /* Hand each pending event to fn, then delete them all. */
@@ -361,7 +456,7 @@ int store_auth_event_take(struct store *s,
                                     const char *event, int64_t pid),
                           void *arg);
 
-/* ---- Merkle tree groups (include/fs/mtree.h gives the meaning) ---- */
+/* ---- Merkle tree groups (include/keys/mtree.h gives the meaning) ---- */
 /*
  * One stored group of tree (kind, owner) at (level, idx): node is its
  * compact form (at most MTREE_NODE_MAX bytes). get gives -ENOENT for an

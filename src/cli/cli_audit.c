@@ -374,7 +374,7 @@ static void print_header(enum out_format fmt)
 		       "LENGTH", "RESULT", "PATH");
 	else if (fmt == OUT_CSV)
 		printf("seq,time,time_ns,user,uid,gid,pid,process,op,ino,path,"
-		       "offset,length,result,status,session,mac\r\n");
+		       "offset,length,result,status,session,hash\r\n");
 	else if (fmt == OUT_JSON)
 		putchar('[');
 }
@@ -382,12 +382,12 @@ static void print_header(enum out_format fmt)
 static void print_row(struct reader *rd, const struct store_audit *a,
                       const char *comm, const char *path, const char *why)
 {
-	char t[48], rb[24], mac[2 * STORE_MAC_BYTES + 1];
+	char t[48], rb[24], mac[2 * STORE_HASH_BYTES + 1];
 	const char *res = result_str(a->result, rb, sizeof rb);
 
 	cli_time_ns(t, sizeof t, a->time);
-	for (size_t i = 0; i < STORE_MAC_BYTES; i++)
-		snprintf(mac + 2 * i, 3, "%02x", a->mac[i]);
+	for (size_t i = 0; i < STORE_HASH_BYTES; i++)
+		snprintf(mac + 2 * i, 3, "%02x", a->hash[i]);
 	switch (rd->fmt) {
 	case OUT_TEXT: {
 		char u[4 * sizeof a->user], cm[4 * COMM_MAX], o[4 * sizeof a->op];
@@ -444,7 +444,7 @@ static void print_row(struct reader *rd, const struct store_audit *a,
 		if (why)
 			printf(",\"detail_error\":\"%s\"", why);
 		if (rd->full)
-			printf(",\"session\":%lld,\"mac\":\"%s\"",
+			printf(",\"session\":%lld,\"hash\":\"%s\"",
 			       (long long)a->session, mac);
 		putchar('}');
 		if (rd->fmt == OUT_JSON_LINES)
@@ -658,10 +658,11 @@ static int audit_list(struct cli *c, int argc, char **argv)
 	if ((st = cli_unlock(c, STORE_READONLY,
 	                     (1 << ROLE_ADMIN) | (1 << ROLE_AUDITOR), "audit list")))
 		return st;
+	cli_record(c, "audit list", "", 0); /* reading the trail is recorded */
 	memset(&rd, 0, sizeof rd);
 	rd.f = &f;
 	rd.fmt = !c->json ? OUT_TEXT : followp ? OUT_JSON_LINES : OUT_JSON;
-	if ((rc = audit_reader_new(c->un.s, c->un.ss, &rd.r))) {
+	if ((rc = audit_reader_new(c->un.s, c->un.r, c->un.ss, &rd.r))) {
 		fprintf(stderr, "custodyctl: audit list: %s\n", strerror(-rc));
 		return EXIT_RUNTIME;
 	}
@@ -684,7 +685,7 @@ static int audit_export(struct cli *c, int argc, char **argv)
 "paths decrypted (admin or auditor), streamed row by row.\n"
 "  --format json   one JSON array of objects (the default); each has seq,\n"
 "                  time, time_ns, user, uid, gid, pid, process, op, ino,\n"
-"                  path, offset, length, result, status, session, mac\n"
+"                  path, offset, length, result, status, session, hash\n"
 "  --format csv    RFC 4180: a header line, then one line per row, CRLF\n"
 "                  line ends, fields quoted when they hold , \" CR or LF\n"
 "A row whose detail cannot be decrypted has an empty (CSV) or null (JSON)\n"
@@ -719,10 +720,11 @@ static int audit_export(struct cli *c, int argc, char **argv)
 	                     (1 << ROLE_ADMIN) | (1 << ROLE_AUDITOR),
 	                     "audit export")))
 		return st;
+	cli_record(c, "audit export", "", 0);
 	memset(&rd, 0, sizeof rd);
 	rd.fmt = fmt;
 	rd.full = 1;
-	if ((rc = audit_reader_new(c->un.s, c->un.ss, &rd.r))) {
+	if ((rc = audit_reader_new(c->un.s, c->un.r, c->un.ss, &rd.r))) {
 		fprintf(stderr, "custodyctl: audit export: %s\n", strerror(-rc));
 		return EXIT_RUNTIME;
 	}
@@ -740,20 +742,19 @@ static int audit_export(struct cli *c, int argc, char **argv)
 static int verify_chain(struct cli *c, const char *cmd, int quiet,
                         uint64_t *rows_out)
 {
-	char why[256];
+	char why[512];
 	int64_t bad = 0;
 	uint64_t rows = 0;
 	int rc, snap = !store_in_transaction(c->un.s);
 
-	if (snap && (rc = store_savepoint(c->un.s))) {
+	if (snap && (rc = store_read_begin(c->un.s))) {
 		fprintf(stderr, "custodyctl: %s: cannot read the trail: %s\n", cmd,
 		        strerror(-rc));
 		return EXIT_RUNTIME;
 	}
-	rc = audit_verify(c->un.s, c->un.ss->audit_mac_key, &bad, &rows, why,
-	                  sizeof why);
+	rc = audit_verify(c->un.s, c->un.r, &bad, &rows, why, sizeof why);
 	if (snap)
-		store_release(c->un.s);
+		store_read_end(c->un.s);
 	if (rows_out)
 		*rows_out = rows;
 	if (rc == -EBADMSG) {
@@ -787,12 +788,14 @@ static int audit_verify_cmd(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
 "usage: custodyctl audit verify [--json]\n"
-"Walk the trail's MAC chain and its head mark. Prints\n"
+"Verify the signed commit chain and the trail's hash chain under it: every\n"
+"row lies under a commit signed by the session it names, and the newest\n"
+"commit holds the trail's last row. Prints\n"
 "  audit trail intact: N rows                        and exits 0, or\n"
 "  audit: tampering detected at row S: REASON        and exits 4\n"
-"(an edited, deleted, inserted, reordered or cut-off row). Any user holding\n"
-"the audit MAC key may run it (every role has it); no detail is\n"
-"decrypted. Works while the store is mounted.\n"
+"(an edited, deleted, inserted, reordered, re-attributed or cut-off row,\n"
+"or a forged commit). Any user may run it; no detail is decrypted. Works\n"
+"while the store is mounted.\n"
 "  --json   {\"intact\":true,\"rows\":N} or {\"intact\":false,\"row\":S,\"reason\":...}\n";
 	int st;
 
@@ -809,11 +812,7 @@ static int audit_verify_cmd(struct cli *c, int argc, char **argv)
 	}
 	if ((st = cli_unlock(c, STORE_READONLY, 0, "audit verify")))
 		return st;
-	if (!c->un.ss->audit_mac_key) {
-		fprintf(stderr, "custodyctl: audit verify needs the audit MAC key;"
-		        " user '%s' holds none\n", c->un.ss->name);
-		return EXIT_DENIED;
-	}
+	cli_record(c, "audit verify", "", 0);
 	return verify_chain(c, "audit verify", 0, NULL);
 }
 
@@ -873,18 +872,14 @@ static int audit_prune_cmd(struct cli *c, int argc, char **argv)
 	}
 	if ((st = cli_unlock(c, 0, 1 << ROLE_ADMIN, "audit prune")))
 		return st;
-	if (!c->un.ss->audit_mac_key || !c->audit) {
-		fprintf(stderr, "custodyctl: audit prune needs the audit MAC key;"
-		        " user '%s' holds none\n", c->un.ss->name);
-		return EXIT_DENIED;
-	}
-	if ((rc = store_begin(c->un.s))) {
+	if ((rc = cli_begin(c))) {
 		fprintf(stderr, "custodyctl: audit prune: cannot lock the store: %s\n",
 		        rc == -EBUSY ? "busy" : strerror(-rc));
 		return rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 	}
 	if ((st = verify_chain(c, "audit prune", 1, &rows))) {
-		store_rollback(c->un.s);
+		cli_finish(c, "audit prune", "refused: the chain does not verify",
+		           -EBADMSG);
 		if (st == EXIT_DAMAGE)
 			fprintf(stderr, "custodyctl: audit prune: refusing to prune a"
 			        " broken chain\n");
@@ -896,19 +891,16 @@ static int audit_prune_cmd(struct cli *c, int argc, char **argv)
 		if (!pf.first_kept)
 			pf.first_kept = pf.last + 1; /* every row is older */
 		if (pf.last)
-			rc = audit_prune(c->un.s, c->un.ss->audit_mac_key,
-			                 pf.first_kept, &removed);
+			rc = audit_prune(c->un.s, c->un.r, c->un.ss, pf.first_kept,
+			                 &removed);
 	}
-	if (!rc) {
+	{
 		char target[96];
 		snprintf(target, sizeof target, "before %s (%llu rows)", when,
 		         (unsigned long long)removed);
-		rc = cli_record(c, "audit prune", target, 0);
+		rc = cli_finish(c, "audit prune", target, rc);
 	}
-	if (!rc)
-		rc = store_commit(c->un.s);
 	if (rc) {
-		store_rollback(c->un.s);
 		fprintf(stderr, "custodyctl: audit prune: %s\n", strerror(-rc));
 		return EXIT_RUNTIME;
 	}

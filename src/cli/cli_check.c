@@ -1,9 +1,10 @@
 /*
  * cli_check.c - custodyctl check: decrypt and verify everything.
  *
- * SQLite's own integrity check, the authority signatures on every user and
- * key row, every inode, block, name, xattr and symlink (fs_check), and the
- * audit chain. Each problem is one line naming the file; the exit status is
+ * SQLite's own integrity check, the signed rights (verified by the login),
+ * every credential against the signed state, every inode, block, name,
+ * xattr and symlink against the trees (fs_check), and the whole commit
+ * chain with the audit trail under it. Each problem is one line naming the file; the exit status is
  * EXIT_DAMAGE (4) when anything is wrong.
  *
  * --repair (admin, store not mounted read-write: it takes the writer lock)
@@ -19,9 +20,10 @@
 
 #include "audit.h"
 #include "auth.h"
+#include "cipher.h"
 #include "cli.h"
 #include "fs.h"
-#include "keyring.h"
+#include "mtree.h"
 #include "store.h"
 #include "unlock.h"
 
@@ -135,35 +137,28 @@ static void on_progress(void *arg, uint64_t done, uint64_t total)
 		cli_progress(r->c, "check", done, total, r->started, done == total);
 }
 
-struct rows {
+/* Every credential row against the credentials tree of the head. */
+struct creds_ctx {
 	struct report *r;
-	const struct session *ss;
+	struct unlocked *u;
+	uint64_t n;
 };
 
-static int check_user(void *arg, const struct store_user *u)
+static int check_cred(void *arg, const struct store_cred *cr)
 {
-	struct rows *w = arg;
-	char what[160];
+	struct creds_ctx *x = arg;
+	uint8_t want[32], have[32];
+	char what[200];
 
-	if (auth_user_verify(u, w->ss->store_id, w->ss->authority_pk)) {
-		snprintf(what, sizeof what, "user '%s': row fails its authority"
-		         " signature (role or key tampered with)", u->name);
-		emit(w->r, 0, "<users>", what);
-	}
-	return 0;
-}
-
-static int check_key(void *arg, const struct store_key *k)
-{
-	struct rows *w = arg;
-	uint8_t row[256];
-	size_t n = keyring_key_row_bytes(k, w->ss->store_id, row, sizeof row);
-	char what[160];
-
-	if (!n || cipher_sign_verify(k->sig, row, n, w->ss->authority_pk)) {
-		snprintf(what, sizeof what, "master key v%u: row fails its authority"
-		         " signature", k->version);
-		emit(w->r, 0, "<keys>", what);
+	x->n++;
+	auth_cred_leaf(cr, have);
+	if (mtree_leaf(x->u->creds, MTREE_CREDS, 0, &x->u->head.st.creds,
+	               (uint64_t)cr->user_id, want) ||
+	    !cipher_memeq(want, have, sizeof have)) {
+		snprintf(what, sizeof what, "the credential of user id %lld ('%s')"
+		         " is not the signed one (edited, or put back from an older"
+		         " copy)", (long long)cr->user_id, cr->name);
+		emit(x->r, 0, "<credentials>", what);
 	}
 	return 0;
 }
@@ -195,7 +190,7 @@ int cmd_check(struct cli *c, int argc, char **argv)
 	struct fs_check_stats st;
 	struct fs_opts fo = { .shared = 1, .read_only = 1 };
 	int lock_fd = -1;
-	struct rows w;
+	struct creds_ctx cx;
 	struct fs *fs = NULL;
 	char msg[512];
 	int64_t bad = 0;
@@ -252,14 +247,17 @@ int cmd_check(struct cli *c, int argc, char **argv)
 		}
 	}
 	r.started = cli_now_ms();
-	w = (struct rows){ &r, c->un.ss };
+	cx = (struct creds_ctx){ &r, &c->un, 0 };
 	if (c->json)
 		printf("{\n  \"problems\": [");
+	if (!ops.repair)
+		cli_record(c, "check", "", 0);
 	if (store_integrity_check(c->un.s, msg, sizeof msg))
 		emit(&r, 0, "<store>", msg);
-	store_user_each(c->un.s, check_user, &w);
-	store_key_each(c->un.s, check_key, &w);
-	rc = fs_new(c->un.s, c->un.kr, NULL, &fo, &fs);
+	/* the authority chain, the roster and the newest commit were
+	 * verified by the login; the credentials against the signed state */
+	store_cred_each(c->un.s, check_cred, &cx);
+	rc = fs_new(&c->un, &fo, &fs);
 	if (rc) {
 		snprintf(msg, sizeof msg, "cannot open the filesystem: %s",
 		         strerror(-rc));
@@ -275,11 +273,10 @@ int cmd_check(struct cli *c, int argc, char **argv)
 	}
 	if (lock_fd >= 0)
 		close(lock_fd); /* the repairs are committed (fs_free) */
-	if (c->un.ss->audit_mac_key &&
-	    audit_verify(c->un.s, c->un.ss->audit_mac_key, &bad, &arows, msg,
-	                 sizeof msg)) {
+	/* the whole commit chain and the trail under it */
+	if (audit_verify(c->un.s, c->un.r, &bad, &arows, msg, sizeof msg)) {
 		char what[600];
-		snprintf(what, sizeof what, "audit trail: %s", msg);
+		snprintf(what, sizeof what, "audit trail and commits: %s", msg);
 		emit(&r, 0, "<audit>", what);
 	}
 	if (c->json)

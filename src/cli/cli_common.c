@@ -9,11 +9,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "audit.h"
-#include "auth.h"
-#include "keyring.h"
 #include "cli.h"
+#include "keyadmin.h"
+#include "keyring.h"
 #include "passphrase.h"
+#include "role.h"
+#include "session.h"
 #include "store.h"
 
 int64_t cli_now_ms(void)
@@ -23,77 +24,110 @@ int64_t cli_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int cli_report(const char *what, const char *name, int rc)
+{
+	switch (rc) {
+	case -EBADMSG:
+		fprintf(stderr, "custodyctl: %s '%s': store fails verification"
+		        " (a row was tampered with)\n", what, name);
+		return EXIT_DAMAGE;
+	case -EBUSY:
+		fprintf(stderr, "custodyctl: %s '%s': store is locked by another"
+		        " process\n", what, name);
+		return EXIT_BUSY;
+	case -EPERM:
+		fprintf(stderr, "custodyctl: %s '%s': this session holds no"
+		        " authority key\n", what, name);
+		return EXIT_DENIED;
+	case -EACCES:
+		fprintf(stderr, "custodyctl: %s '%s': this user's rights changed"
+		        " meanwhile\n", what, name);
+		return EXIT_DENIED;
+	case -ENOMEM:
+		fprintf(stderr, "custodyctl: %s '%s': out of memory (Argon2id"
+		        " memlimit?)\n", what, name);
+		return EXIT_RUNTIME;
+	case -EROFS:
+		fprintf(stderr, "custodyctl: %s '%s': the store is read-only for"
+		        " this user\n", what, name);
+		return EXIT_RUNTIME;
+	default:
+		fprintf(stderr, "custodyctl: %s '%s': %s\n", what, name,
+		        strerror(rc < 0 ? -rc : rc));
+		return EXIT_RUNTIME;
+	}
+}
+
+static const char *roles_text(int roles)
+{
+	if (roles == (1 << ROLE_ADMIN))
+		return "admin";
+	if (roles == ((1 << ROLE_ADMIN) | (1 << ROLE_AUDITOR)))
+		return "admin or auditor";
+	return "admin, writer or reader";
+}
+
 int cli_unlock(struct cli *c, int store_flags, int roles, const char *what)
 {
-	int st = unlock_store(&c->u, store_flags, &c->un);
+	int st, rc;
 
-	if (st)
+	c->u.kind = "ctl";
+	if ((st = unlock_store(&c->u, store_flags, &c->un)))
 		return st;
+	c->unlocked = 1;
 	if (roles && !(roles & (1 << c->un.ss->role))) {
 		fprintf(stderr, "custodyctl: %s needs the role %s; user '%s' is %s\n",
-		        what,
-		        roles == (1 << ROLE_ADMIN) ? "admin"
-		        : roles == ((1 << ROLE_ADMIN) | (1 << ROLE_AUDITOR))
-		                ? "admin or auditor" : "admin, writer or reader",
-		        c->un.ss->name, role_name(c->un.ss->role));
-		if (!(store_flags & STORE_READONLY) && store_begin(c->un.s) == 0) {
-			struct audit *a = NULL;
-			if (audit_new(c->un.s, c->un.kr, c->un.ss, 0, &a) == 0 &&
-			    audit_admin(a, what, "denied", -EPERM) == 0)
-				store_commit(c->un.s);
-			else
-				store_rollback(c->un.s);
-			audit_free(a);
-		}
+		        what, roles_text(roles), c->un.ss->name,
+		        role_name(c->un.ss->role));
+		cli_record(c, what, "denied", -EPERM);
 		return EXIT_DENIED;
 	}
-	if (audit_new(c->un.s, c->un.kr, c->un.ss, 0, &c->audit) != 0)
-		c->audit = NULL;
-	if (keyring_expired(c->un.kr) && c->un.ss->authority_sk &&
-	    store_begin(c->un.s) == 0) {
+	if (keyring_expired(c->un.ss->kr) && role_administers(c->un.ss->role) &&
+	    !c->un.readonly) {
 		/* [keys] max_age: the next admin command rotates */
-		uint32_t old, v;
-		int rc = keyring_rotate_logged(c->un.kr, c->un.s, c->un.ss,
-		                               c->un.cfg.key_max_age_s, "auto-rotate",
-		                               "active key expired", &old, &v);
-		audit_rekey(c->audit);
-		if (!rc && c->audit)
-			rc = audit_admin(c->audit, "key auto-rotate", "expired", 0);
-		if (!rc && !(rc = store_commit(c->un.s))) {
+		uint32_t old = 0, v = 0;
+		if ((rc = cli_begin(c)) >= 0) {
+			rc = keyadmin_rotate(c->un.s, c->un.r, c->un.ss,
+			                     c->un.cfg.key_max_age_s, &old, &v);
+			if (!rc)
+				rc = keyadmin_sign(c->un.s, c->un.r, c->un.ss);
+			if (!rc)
+				store_key_event(c->un.s, time(NULL), c->un.ss->name,
+				                "auto-rotate", old, v, "active key expired");
+			rc = cli_finish(c, "key auto-rotate", "expired", rc);
+		}
+		if (!rc) {
 			fprintf(stderr, "custodyctl: key v%u expired: rotated to v%u\n",
 			        old, v);
 			c->auto_rotated = 1;
 		} else
-			store_rollback(c->un.s);
-	}
-	/* read-only commands (list, verify, info, check) write nothing, so
-	 * reading the trail never changes it */
-	if (c->audit && !(store_flags & STORE_READONLY) &&
-	    store_begin(c->un.s) == 0) {
-		/* the login itself, and failures waiting to enter the trail */
-		if (audit_adopt_auth_events(c->audit) == 0 &&
-		    audit_admin(c->audit, "login", what, 0) == 0)
-			store_commit(c->un.s);
-		else
-			store_rollback(c->un.s);
+			fprintf(stderr, "custodyctl: warning: the expired key v%u could"
+			        " not be rotated: %s\n", old, strerror(-rc));
 	}
 	return EXIT_OK;
 }
 
 void cli_done(struct cli *c)
 {
-	audit_free(c->audit);
-	c->audit = NULL;
-	if (c->un.s && store_in_transaction(c->un.s))
-		store_rollback(c->un.s);
-	unlock_free(&c->un);
+	if (c->unlocked)
+		unlock_free(&c->un);
+	c->unlocked = 0;
+}
+
+int cli_begin(struct cli *c)
+{
+	int rc = unlock_begin(&c->un);
+	return rc < 0 ? rc : 0;
+}
+
+int cli_finish(struct cli *c, const char *op, const char *target, int rc)
+{
+	return unlock_finish(&c->un, op, target ? target : "", rc);
 }
 
 int cli_record(struct cli *c, const char *op, const char *target, int rc)
 {
-	if (!c->audit)
-		return 0;
-	return audit_admin(c->audit, op, target, rc);
+	return unlock_record(&c->un, op, target ? target : "", rc);
 }
 
 int cli_new_passphrase(struct cli *c, const char *file, const char *who,

@@ -1,6 +1,8 @@
 /*
  * cli_key.c - the master-key life cycle: key list, rotate, retire, destroy,
- * and reencrypt. Every step is logged in key_events and the audit trail.
+ * reencrypt, and user revoke. Every step is one audited transaction
+ * (cli_begin/cli_finish) that changes the signed roster and is logged in
+ * key_events and the audit trail.
  */
 #include <errno.h>
 #include <signal.h>
@@ -11,87 +13,29 @@
 #include <unistd.h>
 
 #include "audit.h"
-#include "auth.h"
 #include "cli.h"
 #include "fs.h"
+#include "keyadmin.h"
 #include "keyring.h"
+#include "rights.h"
+#include "session.h"
 #include "store.h"
 
 #define ADMIN (1 << ROLE_ADMIN)
 
-/*
- * End the command's transaction and record op: on success in the same
- * transaction; on failure the work is rolled back first and the refusal is
- * recorded in a transaction of its own (so it is never rolled back with it).
- */
-static int finish_tx(struct cli *c, const char *op, const char *target, int rc)
-{
-	if (!rc) {
-		cli_record(c, op, target, 0);
-		return store_commit(c->un.s);
-	}
-	store_rollback(c->un.s);
-	if (store_begin(c->un.s) == 0) {
-		if (cli_record(c, op, target, rc) == 0)
-			store_commit(c->un.s);
-		else
-			store_rollback(c->un.s);
-	}
-	return rc;
-}
-
 /* ---- key list ---- */
-
-struct list_ctx {
-	struct cli *c;
-	int n;
-};
-
-static int list_one(void *arg, const struct store_key *k)
-{
-	struct list_ctx *l = arg;
-	char cr[32], ac[32], ex[32], re[32];
-	uint64_t objects = 0;
-
-	store_key_usage(l->c->un.s, k->version, &objects);
-	cli_time(cr, sizeof cr, k->created);
-	cli_time(ac, sizeof ac, k->activated);
-	cli_time(ex, sizeof ex, k->expires);
-	cli_time(re, sizeof re, k->retired);
-	if (l->c->json) {
-		printf("%s\n  {\"version\":%u,\"status\":", l->n ? "," : "", k->version);
-		cli_json_str(k->status);
-		printf(",\"created\":");
-		cli_json_str(cr);
-		printf(",\"activated\":");
-		cli_json_str(ac);
-		printf(",\"expires\":");
-		if (k->expires)
-			cli_json_str(ex);
-		else
-			printf("null");
-		printf(",\"retired\":");
-		if (k->retired)
-			cli_json_str(re);
-		else
-			printf("null");
-		printf(",\"objects\":%llu}", (unsigned long long)objects);
-	} else {
-		if (!l->n)
-			printf("%-8s %-13s %-21s %-21s %-21s %s\n", "VERSION", "STATUS",
-			       "CREATED", "ACTIVATED", "EXPIRES", "OBJECTS");
-		printf("v%-7u %-13s %-21s %-21s %-21s %llu\n", k->version, k->status,
-		       cr, ac, ex, (unsigned long long)objects);
-	}
-	l->n++;
-	return 0;
-}
 
 static int key_list(struct cli *c, int argc, char **argv)
 {
-	struct list_ctx l = { c, 0 };
+	static const char help[] =
+	"usage: custodyctl key list [--json]\n"
+	"Master key versions of the signed roster: status, dates, and OBJECTS,\n"
+	"the number of stored objects (content blocks, names, xattrs, session\n"
+	"audit keys) still encrypted under each (admin or auditor).\n";
 	int st;
 
+	if (cli_wants_help(argc, argv, help))
+		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			c->json = 1;
@@ -104,9 +48,50 @@ static int key_list(struct cli *c, int argc, char **argv)
 	if ((st = cli_unlock(c, STORE_READONLY, ADMIN | (1 << ROLE_AUDITOR),
 	                     "key list")))
 		return st;
+	cli_record(c, "key list", "", 0);
 	if (c->json)
 		printf("[");
-	store_key_each(c->un.s, list_one, &l);
+	for (size_t i = 0; i < c->un.r->nkeys; i++) {
+		const struct rights_key *k = &c->un.r->keys[i];
+		char cr[32], ac[32], ex[32], re[32];
+		uint64_t objects = 0;
+
+		store_key_usage(c->un.s, k->version, &objects);
+		cli_time(cr, sizeof cr, k->created);
+		cli_time(ac, sizeof ac, k->activated);
+		cli_time(ex, sizeof ex, k->expires);
+		cli_time(re, sizeof re, k->retired);
+		if (c->json) {
+			printf("%s\n  {\"version\":%u,\"status\":", i ? "," : "",
+			       k->version);
+			cli_json_str(key_status_name(k->status));
+			printf(",\"cipher\":");
+			cli_json_str(k->cipher == KEY_CIPHER_ETM ? "xchacha20-blake2b"
+			                                        : "xchacha20poly1305");
+			printf(",\"created\":");
+			cli_json_str(cr);
+			printf(",\"activated\":");
+			cli_json_str(ac);
+			printf(",\"expires\":");
+			if (k->expires)
+				cli_json_str(ex);
+			else
+				printf("null");
+			printf(",\"retired\":");
+			if (k->retired)
+				cli_json_str(re);
+			else
+				printf("null");
+			printf(",\"objects\":%llu}", (unsigned long long)objects);
+		} else {
+			if (!i)
+				printf("%-8s %-13s %-21s %-21s %-21s %s\n", "VERSION",
+				       "STATUS", "CREATED", "ACTIVATED", "EXPIRES", "OBJECTS");
+			printf("v%-7u %-13s %-21s %-21s %-21s %llu\n", k->version,
+			       key_status_name(k->status), cr, ac, ex,
+			       (unsigned long long)objects);
+		}
+	}
 	if (c->json)
 		printf("\n]\n");
 	return EXIT_OK;
@@ -116,35 +101,61 @@ static int key_list(struct cli *c, int argc, char **argv)
 
 static int key_rotate(struct cli *c, int argc, char **argv)
 {
+	static const char help[] =
+	"usage: custodyctl key rotate [--authority]\n"
+	"Make a new active master key version (admin); the previous one becomes\n"
+	"decrypt-only. New writes use the new version at once; run reencrypt\n"
+	"to move existing data. With --authority, replace the store authority\n"
+	"key instead (endorsed by the old one; logins follow the chain).\n";
 	uint32_t old = 0, v = 0;
+	int authority = 0, rc, st;
 	char what[32];
-	int rc, st;
 
-	(void)argv;
-	if (argc > 1) {
-		fprintf(stderr, "custodyctl: key rotate takes no arguments\n");
-		return EXIT_USAGE;
+	if (cli_wants_help(argc, argv, help))
+		return EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--authority"))
+			authority = 1;
+		else {
+			fprintf(stderr, "custodyctl: key rotate: unexpected argument"
+			        " '%s' (see key rotate --help)\n", argv[i]);
+			return EXIT_USAGE;
+		}
 	}
 	if ((st = cli_unlock(c, 0, ADMIN, "key rotate")))
 		return st;
-	if (c->auto_rotated) {
+	if (c->auto_rotated && !authority) {
 		printf("rotated: v%u is active (the expired active version was"
-		       " rotated on login)\n", keyring_active(c->un.kr));
+		       " rotated on login)\n", keyring_active(c->un.ss->kr));
 		return EXIT_OK;
 	}
-	if ((rc = store_begin(c->un.s)) == 0) {
-		rc = keyring_rotate_logged(c->un.kr, c->un.s, c->un.ss,
-		                           c->un.cfg.key_max_age_s, "rotate", NULL,
-		                           &old, &v);
-		snprintf(what, sizeof what, "v%u", v);
-		rc = finish_tx(c, "key rotate", what, rc);
+	if ((rc = cli_begin(c)) == 0) {
+		if (authority) {
+			rc = keyadmin_authority_rotate(c->un.s, c->un.r, c->un.ss);
+			snprintf(what, sizeof what, "authority %u", c->un.r->epoch);
+		} else {
+			rc = keyadmin_rotate(c->un.s, c->un.r, c->un.ss,
+			                     c->un.cfg.key_max_age_s, &old, &v);
+			if (!rc)
+				rc = store_key_event(c->un.s, time(NULL), c->un.ss->name,
+				                     "rotate", old, v, NULL);
+			snprintf(what, sizeof what, "v%u", v);
+		}
+		if (!rc)
+			rc = keyadmin_sign(c->un.s, c->un.r, c->un.ss);
+		rc = cli_finish(c, authority ? "authority rotate" : "key rotate",
+		                what, rc);
 	}
 	if (rc) {
 		fprintf(stderr, "custodyctl: key rotate failed: %s\n",
 		        rc == -EBUSY ? "store is busy" : strerror(-rc));
 		return rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 	}
-	printf("rotated: v%u is active, v%u is decrypt-only\n", v, old);
+	if (authority)
+		printf("rotated: authority %u is the store's, endorsed by the one"
+		       " before\n", c->un.r->epoch);
+	else
+		printf("rotated: v%u is active, v%u is decrypt-only\n", v, old);
 	return EXIT_OK;
 }
 
@@ -164,85 +175,119 @@ static int parse_version(const char *s, uint32_t *v)
 	return 0;
 }
 
+/* A refusal: one line, rolled back and recorded. */
+static int refuse(struct cli *c, const char *op, const char *what, int rc,
+                  int status)
+{
+	cli_finish(c, op, what, rc);
+	return status;
+}
+
 static int key_change(struct cli *c, int argc, char **argv, int destroy)
 {
+	static const char help_retire[] =
+	"usage: custodyctl key retire VERSION\n"
+	"Retire a decrypt-only version (admin): refused while anything is still\n"
+	"encrypted under it (run reencrypt first) or while it is active.\n";
+	static const char help_destroy[] =
+	"usage: custodyctl key destroy VERSION [--yes]\n"
+	"Crypto-shred a retired version (admin): every sealed copy of it is\n"
+	"deleted. Irreversible: asks on a terminal unless --yes.\n";
 	const char *verb = destroy ? "destroy" : "retire";
+	const struct rights_key *k;
 	char op[32], what[32];
-	struct store_key k;
 	uint64_t objects = 0;
-	uint32_t v;
-	int rc, st;
+	uint32_t v = 0;
+	int rc, st, yes = 0, have = 0;
 
-	if (argc != 2 || parse_version(argv[1], &v)) {
-		fprintf(stderr, "usage: custodyctl key %s VERSION\n", verb);
+	if (cli_wants_help(argc, argv, destroy ? help_destroy : help_retire))
+		return EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		if (destroy && !strcmp(argv[i], "--yes"))
+			yes = 1;
+		else if (!have && parse_version(argv[i], &v) == 0)
+			have = 1;
+		else {
+			fprintf(stderr, "custodyctl: key %s: unexpected argument '%s'"
+			        " (see key %s --help)\n", verb, argv[i], verb);
+			return EXIT_USAGE;
+		}
+	}
+	if (!have) {
+		fprintf(stderr, "custodyctl: key %s needs a VERSION (see key %s"
+		        " --help)\n", verb, verb);
 		return EXIT_USAGE;
 	}
-	if ((st = cli_unlock(c, 0, ADMIN, destroy ? "key destroy" : "key retire")))
-		return st;
+	if (destroy && !yes) {
+		char line[16];
+		if (!isatty(STDIN_FILENO)) {
+			fprintf(stderr, "custodyctl: key destroy is irreversible: confirm"
+			        " with --yes\n");
+			return EXIT_USAGE;
+		}
+		fprintf(stderr, "Destroy key v%u for good (every sealed copy is"
+		        " deleted)? Type YES: ", v);
+		if (!fgets(line, sizeof line, stdin) || strcmp(line, "YES\n")) {
+			fprintf(stderr, "custodyctl: not destroyed\n");
+			return EXIT_USAGE;
+		}
+	}
 	snprintf(op, sizeof op, "key %s", verb);
 	snprintf(what, sizeof what, "v%u", v);
-	if ((rc = store_begin(c->un.s))) {
-		fprintf(stderr, "custodyctl: store is busy\n");
-		return EXIT_BUSY;
+	if ((st = cli_unlock(c, 0, ADMIN, op)))
+		return st;
+	if ((rc = cli_begin(c))) {
+		fprintf(stderr, "custodyctl: key %s: %s\n", verb,
+		        rc == -EBUSY ? "store is busy" : strerror(-rc));
+		return rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 	}
-	rc = store_key_get(c->un.s, v, &k);
-	if (rc == -ENOENT) {
+	if (!(k = rights_key(c->un.r, v))) {
 		fprintf(stderr, "custodyctl: no key version %u\n", v);
-		finish_tx(c, op, what, -ENOENT);
-		return EXIT_RUNTIME;
+		return refuse(c, op, what, -ENOENT, EXIT_RUNTIME);
 	}
-	if (!rc)
-		rc = store_key_usage(c->un.s, v, &objects);
-	if (rc)
+	if ((rc = store_key_usage(c->un.s, v, &objects)))
 		goto fail;
 	if (!destroy) {
-		if (!strcmp(k.status, "active")) {
+		if (k->status == KEY_ACTIVE) {
 			fprintf(stderr, "custodyctl: v%u is the active version: rotate"
 			        " first\n", v);
-			finish_tx(c, op, what, -EBUSY);
-			return EXIT_RUNTIME;
+			return refuse(c, op, what, -EBUSY, EXIT_RUNTIME);
 		}
-		if (strcmp(k.status, "decrypt-only")) {
+		if (k->status != KEY_DECRYPT_ONLY) {
 			fprintf(stderr, "custodyctl: v%u is %s, not decrypt-only\n", v,
-			        k.status);
-			finish_tx(c, op, what, -EINVAL);
-			return EXIT_RUNTIME;
+			        key_status_name(k->status));
+			return refuse(c, op, what, -EINVAL, EXIT_RUNTIME);
 		}
 		if (objects) {
 			fprintf(stderr, "custodyctl: v%u still encrypts %llu objects:"
 			        " run custodyctl reencrypt first\n", v,
 			        (unsigned long long)objects);
-			finish_tx(c, op, what, -EBUSY);
-			return EXIT_RUNTIME;
+			return refuse(c, op, what, -EBUSY, EXIT_RUNTIME);
 		}
-		snprintf(k.status, sizeof k.status, "retired");
-		k.retired = time(NULL);
+		rc = keyadmin_retire(c->un.s, c->un.r, c->un.ss, v);
 	} else {
-		if (strcmp(k.status, "retired")) {
+		if (k->status != KEY_RETIRED) {
 			fprintf(stderr, "custodyctl: v%u is %s: only a retired version"
-			        " can be destroyed\n", v, k.status);
-			finish_tx(c, op, what, -EINVAL);
-			return EXIT_RUNTIME;
+			        " can be destroyed\n", v, key_status_name(k->status));
+			return refuse(c, op, what, -EINVAL, EXIT_RUNTIME);
 		}
-		/* crypto-shredding: every sealed copy goes (secure_delete
-		 * zeroes the freed pages) */
-		if ((rc = store_grant_delete(c->un.s, -1, v, NULL)))
-			goto fail;
-		snprintf(k.status, sizeof k.status, "destroyed");
+		rc = keyadmin_destroy(c->un.s, c->un.r, c->un.ss, v);
 	}
-	if ((rc = keyring_sign_row(&k, c->un.ss)) ||
-	    (rc = store_key_put(c->un.s, &k)) ||
-	    (rc = store_key_event(c->un.s, time(NULL), c->un.ss->name, verb, v, 0,
-	                          NULL)))
-		goto fail;
-	if ((rc = finish_tx(c, op, what, 0)))
+	if (!rc)
+		rc = keyadmin_sign(c->un.s, c->un.r, c->un.ss);
+	if (!rc)
+		rc = store_key_event(c->un.s, time(NULL), c->un.ss->name, verb, v, 0,
+		                     NULL);
+	if ((rc = cli_finish(c, op, what, rc)))
 		goto fail2;
-	if (destroy)
-		store_checkpoint(c->un.s); /* fold the WAL: no old pages linger */
+	if (destroy && store_checkpoint(c->un.s))
+		fprintf(stderr, "custodyctl: note: a mount still holds an older"
+		        " snapshot; the WAL is folded in (and the destroyed copies"
+		        " leave it) at its next checkpoint\n");
 	printf("v%u %s\n", v, destroy ? "destroyed" : "retired");
 	return EXIT_OK;
 fail:
-	finish_tx(c, op, what, rc);
+	cli_finish(c, op, what, rc);
 fail2:
 	fprintf(stderr, "custodyctl: key %s failed: %s\n", verb, strerror(-rc));
 	return EXIT_RUNTIME;
@@ -251,14 +296,20 @@ fail2:
 int cmd_key(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
-	"usage: custodyctl key list [--json]     versions, status, dates, objects\n"
-	"       custodyctl key rotate            new active version (admin)\n"
-	"       custodyctl key retire VERSION    refuse while anything uses it\n"
-	"       custodyctl key destroy VERSION   crypto-shred a retired version\n";
+	"usage: custodyctl key list [--json]         versions, status, dates, objects\n"
+	"       custodyctl key rotate [--authority]  new active version (admin)\n"
+	"       custodyctl key retire VERSION        refuse while anything uses it\n"
+	"       custodyctl key destroy VERSION       crypto-shred a retired version\n"
+	"Each command takes --help.\n";
 
-	if (argc < 2 || cli_wants_help(2, argv, help)) {
-		fputs(help, argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	if (argc < 2) {
+		fprintf(stderr, "custodyctl: key needs a command (list, rotate,"
+		        " retire, destroy)\n");
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(help, stdout);
+		return EXIT_OK;
 	}
 	if (!strcmp(argv[1], "list"))
 		return key_list(c, argc - 1, argv + 1);
@@ -268,7 +319,8 @@ int cmd_key(struct cli *c, int argc, char **argv)
 		return key_change(c, argc - 1, argv + 1, 0);
 	if (!strcmp(argv[1], "destroy"))
 		return key_change(c, argc - 1, argv + 1, 1);
-	fprintf(stderr, "custodyctl: unknown key command '%s'\n", argv[1]);
+	fprintf(stderr, "custodyctl: unknown key command '%s' (see key --help)\n",
+	        argv[1]);
 	return EXIT_USAGE;
 }
 
@@ -282,35 +334,40 @@ static void on_signal(int sig)
 	interrupted = 1;
 }
 
-static int log_event(struct cli *c, const char *event, uint32_t v,
-                     const char *detail)
+static void log_event(struct cli *c, const char *event, uint32_t v,
+                      const char *detail)
 {
-	int rc = store_begin(c->un.s);
+	int rc = cli_begin(c);
 
 	if (rc)
-		return rc;
+		return;
 	rc = store_key_event(c->un.s, time(NULL), c->un.ss->name, event, 0, v,
 	                     detail);
-	return finish_tx(c, "reencrypt", detail, rc);
+	cli_finish(c, "reencrypt", detail, rc);
+}
+
+static void fs_warn_line(const char *line)
+{
+	fprintf(stderr, "custodyctl: %s\n", line);
 }
 
 /* Move everything to the active version; an unlocked admin session. */
 int cli_reencrypt_run(struct cli *c, double rate)
 {
-	struct fs_opts fo = { .shared = 1 };
+	struct fs_opts fo = { .shared = 1, .warn = fs_warn_line };
 	struct fs *fs = NULL;
 	uint64_t total = 0, done = 0, bytes = 0, moved, b;
 	int64_t started, last_log;
 	uint32_t v;
-	char detail[128];
+	char detail[160];
 	int rc;
 
-	v = keyring_active(c->un.kr);
+	v = keyring_active(c->un.ss->kr);
 	if (!v) {
 		fprintf(stderr, "custodyctl: no active key version to move to\n");
 		return EXIT_RUNTIME;
 	}
-	if ((rc = fs_new(c->un.s, c->un.kr, NULL, &fo, &fs))) {
+	if ((rc = fs_new(&c->un, &fo, &fs))) {
 		fprintf(stderr, "custodyctl: cannot open the filesystem: %s\n",
 		        strerror(-rc));
 		return EXIT_RUNTIME;
@@ -325,17 +382,21 @@ int cli_reencrypt_run(struct cli *c, double rate)
 	started = last_log = cli_now_ms();
 	while (!interrupted) {
 		rc = fs_reencrypt_step(fs, 256, &moved, &b);
-		if (rc == -EBUSY)
-			continue; /* the mount held the lock past the timeout */
+		if (rc == -EBUSY) {
+			/* the mount held the write lock past the busy timeout */
+			if (c->tty)
+				fprintf(stderr, "\rreencrypt: waiting for the store's write"
+				        " lock (a mount is committing) ");
+			continue;
+		}
 		if (rc)
 			break;
 		if (!moved) {
-			/* content is done; then the audit trail's detail keys */
-			if ((rc = store_begin(c->un.s)) == 0) {
-				rc = audit_reseal_sessions(c->un.s, c->un.ss, v, 256,
+			/* content is done; then the trail's session detail keys */
+			if ((rc = cli_begin(c)) == 0) {
+				rc = audit_reseal_sessions(c->un.s, c->un.r, c->un.ss, 256,
 				                           &moved);
-				rc = rc ? (store_rollback(c->un.s), rc)
-				        : store_commit(c->un.s);
+				rc = cli_finish(c, "reencrypt", "session audit keys", rc);
 			}
 			if (rc || !moved)
 				break;
@@ -387,8 +448,8 @@ int cli_reencrypt_run(struct cli *c, double rate)
 	}
 	{
 		double secs = (double)(cli_now_ms() - started) / 1000.0;
-		snprintf(detail, sizeof detail, "done: %llu objects, %.1f MiB in"
-		         " %.2f s (%.1f MiB/s)", (unsigned long long)done,
+		snprintf(detail, sizeof detail, "done: %llu objects moved, %.1f MiB"
+		         " rewritten in %.2f s (%.1f MiB/s)", (unsigned long long)done,
 		         (double)bytes / 1048576.0, secs,
 		         secs > 0 ? (double)bytes / 1048576.0 / secs : 0.0);
 		log_event(c, "reencrypt-end", v, detail);
@@ -401,23 +462,28 @@ int cmd_reencrypt(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
 	"usage: custodyctl reencrypt [--rate MiB/s]\n"
-	"Move every block, name, xattr, inode MAC and audit detail key still under\n"
-	"an older master-key version to the active one. Runs while the store is\n"
-	"mounted and in use; each step is atomic, so it can be interrupted (Ctrl-C,\n"
-	"kill -9) and resumed by running it again. --rate limits the content\n"
-	"rewritten per second.\n";
+	"Move every block, name, xattr and session audit key still under an\n"
+	"older master-key version to the active one (admin). Runs while the\n"
+	"store is mounted and in use; each step is atomic, so it can be\n"
+	"interrupted (Ctrl-C, kill -9) and resumed by running it again. --rate\n"
+	"limits the content rewritten per second. A step that finds the store's\n"
+	"write lock held waits (up to [store] busy_timeout) and says so.\n";
 	double rate = 0;
 	int st;
 
 	for (int i = 1; i < argc; i++) {
+		const char *val;
+		int r;
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(help, stdout);
 			return EXIT_OK;
-		} else if (!strcmp(argv[i], "--rate") && i + 1 < argc) {
+		} else if ((r = cli_opt_value(argc, argv, &i, "--rate", &val))) {
 			char *end;
-			rate = strtod(argv[++i], &end);
+			if (r < 0)
+				return EXIT_USAGE;
+			rate = strtod(val, &end);
 			if (*end || rate <= 0) {
-				fprintf(stderr, "custodyctl: bad --rate '%s'\n", argv[i]);
+				fprintf(stderr, "custodyctl: bad --rate '%s'\n", val);
 				return EXIT_USAGE;
 			}
 		} else {
@@ -433,56 +499,46 @@ int cmd_reencrypt(struct cli *c, int argc, char **argv)
 
 /* ---- revoke ---- */
 
-struct retire_ctx {
-	struct cli *c;
-	uint32_t active;
-	int destroy;
-	int err;
-};
-
-static int retire_old(void *arg, const struct store_key *k0)
+/* Retire (and destroy) every version older than the active one that
+ * nothing uses any more. */
+static int retire_old(struct cli *c, int destroy)
 {
-	struct retire_ctx *r = arg;
-	struct store_key k = *k0;
-	uint64_t objects = 0;
-	int rc;
+	uint32_t active = rights_active(c->un.r);
+	int rc = 0;
 
-	if (k.version == r->active || !strcmp(k.status, "destroyed") ||
-	    (!r->destroy && !strcmp(k.status, "retired")))
-		return 0;
-	if ((rc = store_key_usage(r->c->un.s, k.version, &objects)))
-		goto fail;
-	if (objects)
-		return 0; /* still in use: reencrypt did not finish */
-	if (strcmp(k.status, "retired")) {
-		snprintf(k.status, sizeof k.status, "retired");
-		k.retired = time(NULL);
-		if ((rc = keyring_sign_row(&k, r->c->un.ss)) ||
-		    (rc = store_key_put(r->c->un.s, &k)) ||
-		    (rc = store_key_event(r->c->un.s, time(NULL), r->c->un.ss->name,
-		                          "retire", k.version, 0, "revoke")))
-			goto fail;
+	for (size_t i = 0; i < c->un.r->nkeys && !rc; i++) {
+		struct rights_key k = c->un.r->keys[i];
+		uint64_t objects = 0;
+
+		if (k.version == active || k.status == KEY_DESTROYED ||
+		    (!destroy && k.status == KEY_RETIRED))
+			continue;
+		if ((rc = store_key_usage(c->un.s, k.version, &objects)))
+			break;
+		if (objects)
+			continue; /* still in use: reencrypt did not finish */
+		if (k.status == KEY_DECRYPT_ONLY) {
+			if ((rc = keyadmin_retire(c->un.s, c->un.r, c->un.ss, k.version)) ||
+			    (rc = store_key_event(c->un.s, time(NULL), c->un.ss->name,
+			                          "retire", k.version, 0, "revoke")))
+				break;
+		}
+		if (destroy &&
+		    ((rc = keyadmin_destroy(c->un.s, c->un.r, c->un.ss, k.version)) ||
+		     (rc = store_key_event(c->un.s, time(NULL), c->un.ss->name,
+		                           "destroy", k.version, 0, "revoke"))))
+			break;
 	}
-	if (r->destroy) {
-		snprintf(k.status, sizeof k.status, "destroyed");
-		if ((rc = store_grant_delete(r->c->un.s, -1, k.version, NULL)) ||
-		    (rc = keyring_sign_row(&k, r->c->un.ss)) ||
-		    (rc = store_key_put(r->c->un.s, &k)) ||
-		    (rc = store_key_event(r->c->un.s, time(NULL), r->c->un.ss->name,
-		                          "destroy", k.version, 0, "revoke")))
-			goto fail;
-	}
-	return 0;
-fail:
-	r->err = rc;
-	return 1;
+	if (!rc)
+		rc = keyadmin_sign(c->un.s, c->un.r, c->un.ss);
+	return rc;
 }
 
 int cli_user_revoke(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
 	"usage: custodyctl user revoke NAME [--destroy] [--rate MiB/s]\n"
-	"Lock NAME out for good, in one resumable command: delete the user and\n"
+	"Lock NAME out for good, in one resumable command: remove the user and\n"
 	"every key grant they hold, rotate to a new master-key version they never\n"
 	"see, re-encrypt everything to it, and retire the versions they held\n"
 	"(--destroy also crypto-shreds them, so even an old copy of their key\n"
@@ -490,21 +546,24 @@ int cli_user_revoke(struct cli *c, int argc, char **argv)
 	"command of its own (user del, key rotate, reencrypt, key retire/destroy).\n"
 	"Interrupted? Run the same command again: it carries on.\n";
 	const char *name = NULL;
-	struct store_user u;
-	struct retire_ctx r;
+	const struct rights_user *u;
 	double rate = 0;
 	uint32_t old = 0, v = 0;
 	int destroy = 0, rc, st;
 
 	for (int i = 1; i < argc; i++) {
+		const char *val;
+		int r;
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(help, stdout);
 			return EXIT_OK;
 		} else if (!strcmp(argv[i], "--destroy"))
 			destroy = 1;
-		else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
-			rate = strtod(argv[++i], NULL);
-		else if (!name && argv[i][0] != '-')
+		else if ((r = cli_opt_value(argc, argv, &i, "--rate", &val))) {
+			if (r < 0)
+				return EXIT_USAGE;
+			rate = strtod(val, NULL);
+		} else if (!name && argv[i][0] != '-')
 			name = argv[i];
 		else {
 			fprintf(stderr, "custodyctl: user revoke: unexpected '%s'\n",
@@ -513,7 +572,8 @@ int cli_user_revoke(struct cli *c, int argc, char **argv)
 		}
 	}
 	if (!name) {
-		fputs(help, stderr);
+		fprintf(stderr, "custodyctl: user revoke needs a NAME (see user"
+		        " revoke --help)\n");
 		return EXIT_USAGE;
 	}
 	if ((st = cli_unlock(c, 0, ADMIN, "user revoke")))
@@ -522,51 +582,50 @@ int cli_user_revoke(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "custodyctl: an admin cannot revoke themself\n");
 		return EXIT_USAGE;
 	}
-	if ((rc = store_begin(c->un.s))) {
+	if ((rc = cli_begin(c))) {
 		fprintf(stderr, "custodyctl: store is busy\n");
 		return EXIT_BUSY;
 	}
-	rc = store_user_get(c->un.s, name, &u);
-	if (rc == 0) {
+	u = rights_user_named(c->un.r, name);
+	if (u) {
+		int64_t id = u->id;
+		if (rights_role(u) == ROLE_ADMIN && keyadmin_admins(c->un.r) <= 1) {
+			fprintf(stderr, "custodyctl: user revoke: '%s' is the last"
+			        " admin\n", name);
+			cli_finish(c, "user revoke", name, -EPERM);
+			return EXIT_USAGE;
+		}
 		/* step 1: the user and every grant they hold go, then a
 		 * version they never held becomes active */
-		if ((rc = store_grant_delete(c->un.s, u.id, -1, NULL)) ||
-		    (rc = store_user_delete(c->un.s, u.id)) ||
-		    (rc = keyring_rotate_logged(c->un.kr, c->un.s, c->un.ss,
-		                                c->un.cfg.key_max_age_s, "revoke",
-		                                name, &old, &v)))
-			goto fail;
-		cli_record(c, "user revoke", name, 0);
-		if ((rc = store_commit(c->un.s)))
+		if (!(rc = keyadmin_user_remove(c->un.s, c->un.r, c->un.ss, id)) &&
+		    !(rc = keyadmin_rotate(c->un.s, c->un.r, c->un.ss,
+		                           c->un.cfg.key_max_age_s, &old, &v)) &&
+		    !(rc = store_key_event(c->un.s, time(NULL), c->un.ss->name,
+		                           "revoke", old, v, name)) &&
+		    !(rc = keyadmin_sign(c->un.s, c->un.r, c->un.ss)))
+			rc = unlock_cred_changed_id(&c->un, id);
+		if ((rc = cli_finish(c, "user revoke", name, rc)))
 			goto fail;
 		printf("revoked '%s': grants removed, v%u active\n", name, v);
-	} else if (rc == -ENOENT) {
-		store_rollback(c->un.s);
+	} else {
+		cli_finish(c, "user revoke", name, -ENOENT);
 		printf("'%s' is already removed: resuming re-encryption\n", name);
-	} else
-		goto fail;
+	}
 	/* step 2: everything moves to the new version */
 	if ((st = cli_reencrypt_run(c, rate)))
 		return st;
 	/* step 3: the versions they held retire (and are destroyed) */
-	r = (struct retire_ctx){ c, keyring_active(c->un.kr), destroy, 0 };
-	if ((rc = store_begin(c->un.s)))
+	if ((rc = cli_begin(c)))
 		goto fail;
-	rc = store_key_each(c->un.s, retire_old, &r);
-	if (r.err)
-		rc = r.err;
-	if (rc < 0)
-		goto fail;
-	cli_record(c, destroy ? "key destroy" : "key retire", "revoke", 0);
-	if ((rc = store_commit(c->un.s)))
+	rc = retire_old(c, destroy);
+	if ((rc = cli_finish(c, destroy ? "key destroy" : "key retire", "revoke",
+	                     rc)))
 		goto fail;
 	if (destroy)
 		store_checkpoint(c->un.s);
 	printf("older versions %s\n", destroy ? "retired and destroyed" : "retired");
 	return EXIT_OK;
 fail:
-	if (store_in_transaction(c->un.s))
-		store_rollback(c->un.s);
 	fprintf(stderr, "custodyctl: user revoke failed: %s (run it again to"
 	        " resume)\n", strerror(-rc));
 	return EXIT_RUNTIME;

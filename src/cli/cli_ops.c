@@ -23,16 +23,12 @@ static void record(struct cli *c, const char *op, const char *target, int rc)
 {
 	int err;
 
-	if (!c->audit)
+	if (c->un.readonly)
 		return;
-	if ((err = store_begin(c->un.s)) == 0 &&
-	    (err = cli_record(c, op, target, rc)) == 0 &&
-	    (err = store_commit(c->un.s)) == 0)
-		return;
-	store_rollback(c->un.s);
-	fprintf(stderr, "custodyctl: warning: %s not recorded in the audit"
-	        " trail: %s\n", op, err == -EBUSY ? "store is busy"
-	                                          : strerror(-err));
+	if ((err = cli_record(c, op, target, rc)))
+		fprintf(stderr, "custodyctl: warning: %s not recorded in the audit"
+		        " trail: %s\n", op, err == -EBUSY ? "store is busy"
+		                                          : strerror(-err));
 }
 
 /* ---- backup ---- */
@@ -67,7 +63,9 @@ int cmd_backup(struct cli *c, int argc, char **argv)
 "being written (SQLite's online backup, a few MiB at a time, so the mount\n"
 "is never held up). The copy goes to DEST.tmp (mode 0600), is synced, then\n"
 "renamed to DEST: DEST is complete or absent, never half written. The copy\n"
-"is a store like the original: mount it, or check it with custodyctl check.\n"
+"is a store like the original, marked as a copy of its own (a new store\n"
+"instance, signed by your session): mount it, or check it with custodyctl\n"
+"check, without the original ever looking rolled back.\n"
 "Any store user may back up; the backup is recorded in the audit trail when\n"
 "the store file is writable for you.\n"
 "  --force   replace an existing DEST\n"
@@ -126,6 +124,16 @@ int cmd_backup(struct cli *c, int argc, char **argv)
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGHUP, &old_hup, NULL);
 
+	if (!rc && !c->un.readonly &&
+	    (rc = unlock_fork(&c->un, dest, why, sizeof why))) {
+		/* a copy that is not an instance of its own would look like a
+		 * rollback of the original when checked: it goes */
+		unlink(dest);
+		record(c, "backup", dest, rc);
+		fprintf(stderr, "custodyctl: cannot back up to '%s': the copy could"
+		        " not be made a store of its own: %s\n", dest, why);
+		return EXIT_RUNTIME;
+	}
 	if (writable)
 		record(c, "backup", dest, rc);
 	if (rc) {

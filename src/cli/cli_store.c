@@ -9,127 +9,164 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
+#include <fcntl.h>
+
 #include "auth.h"
 #include "cipher.h"
 #include "cli.h"
 #include "fs.h"
-#include "keyring.h"
+#include "keyadmin.h"
 #include "passphrase.h"
+#include "rights.h"
+#include "session.h"
 #include "store.h"
+
+static int format_root(struct unlocked *u, struct ledger_state *st)
+{
+	return fs_format(u, (uint32_t)getuid(), (uint32_t)getgid(),
+	                 u->r->policy.block_size, st);
+}
+
+/* Write the recovery secret to path (created 0600, never overwriting). */
+static int write_recovery(const char *path, const char *hex)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	              0600);
+	size_t n = strlen(hex);
+	int ok;
+
+	if (fd < 0)
+		return -errno;
+	ok = write(fd, hex, n) == (ssize_t)n && write(fd, "\n", 1) == 1 &&
+	     fsync(fd) == 0;
+	close(fd);
+	if (!ok) {
+		unlink(path);
+		return -EIO;
+	}
+	return 0;
+}
 
 int cmd_init(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
 	        "usage: custodyctl -s STORE [-u USER] [--passfile F|--extpass C] init\n"
+	        "                  [--recovery-file FILE]\n"
 	        "Create a new store file (never overwrites anything); USER becomes\n"
-	        "its first admin. Without a passfile the passphrase is asked twice.\n";
+	        "its first admin. Without a passfile the passphrase is asked twice.\n"
+	        "The login policy (Argon2id floor, lockout) and the block size are\n"
+	        "taken from the configuration now and signed into the store; later\n"
+	        "a configuration may ask for more, never less.\n"
+	        "A recovery secret is made: it can unlock or reset an admin\n"
+	        "(custodyctl recover). It is printed once, or written to FILE\n"
+	        "(created 0600): keep it offline.\n";
 	struct passphrase pw = { 0 };
+	struct rights_policy pol;
+	uint8_t *recovery = secmem_alloc(KEYADMIN_RECOVERY_BYTES);
+	char *hex = secmem_alloc(2 * KEYADMIN_RECOVERY_BYTES + 1);
+	const char *user = unlock_user(&c->u), *rfile = NULL, *v;
 	struct config cfg;
-	struct store *s = NULL;
-	struct session *ss = NULL;
-	struct keyring *kr = NULL;
-	struct audit *au = NULL;
-	const char *user = unlock_user(&c->u);
 	char err[512];
-	uint32_t v0, v = 0;
-	int rc, st;
+	int st, rc, r;
 
-	if (cli_wants_help(argc, argv, help))
-		return EXIT_OK;
-	if (argc > 1) {
-		fprintf(stderr, "custodyctl: init takes no arguments\n");
-		return EXIT_USAGE;
+	if (!recovery || !hex) {
+		secmem_free(recovery);
+		secmem_free(hex);
+		fprintf(stderr, "custodyctl: out of memory\n");
+		return EXIT_RUNTIME;
+	}
+	st = EXIT_USAGE;
+	if (cli_wants_help(argc, argv, help)) {
+		st = EXIT_OK;
+		goto out;
+	}
+	for (int i = 1; i < argc; i++) {
+		if ((r = cli_opt_value(argc, argv, &i, "--recovery-file", &v))) {
+			if (r < 0)
+				goto out;
+			rfile = v;
+		} else {
+			fprintf(stderr, "custodyctl: init: unexpected argument '%s'\n",
+			        argv[i]);
+			goto out;
+		}
 	}
 	if ((st = unlock_config(&c->u, &cfg)))
-		return st;
+		goto out;
+	st = EXIT_USAGE;
 	if (!c->u.store) {
 		fprintf(stderr, "custodyctl: no store given (-s STORE or $CUSTODY_STORE)\n");
-		return EXIT_USAGE;
+		goto out;
 	}
 	if (!auth_name_valid(user)) {
 		fprintf(stderr, "custodyctl: invalid user name '%s' (1-64 of A-Z a-z 0-9 . _ -)\n",
 		        user);
-		return EXIT_USAGE;
+		goto out;
 	}
+	st = EXIT_RUNTIME;
 	if (access(c->u.store, F_OK) == 0 || errno != ENOENT) {
 		fprintf(stderr, "custodyctl: cannot create store '%s': %s\n",
 		        c->u.store, access(c->u.store, F_OK) == 0 ? "file exists"
 		                                                   : strerror(errno));
-		return EXIT_RUNTIME;
+		goto out;
+	}
+	if (rfile && access(rfile, F_OK) == 0) {
+		fprintf(stderr, "custodyctl: recovery file '%s' exists\n", rfile);
+		goto out;
 	}
 	if (passphrase_get(c->u.passfile, c->u.extpass, "New store passphrase: ",
 	                   1, &pw, err, sizeof err)) {
 		fprintf(stderr, "custodyctl: %s\n", err);
-		return EXIT_USAGE;
+		st = EXIT_USAGE;
+		goto out;
 	}
-	rc = store_open(c->u.store, STORE_CREATE, (int)cfg.busy_timeout_ms, &s);
-	if (rc) {
-		fprintf(stderr, "custodyctl: cannot create store '%s': %s\n",
-		        c->u.store, unlock_open_error(rc));
-		passphrase_free(&pw);
-		return EXIT_RUNTIME;
-	}
-	if ((rc = store_begin(s)) ||
-	    (rc = auth_bootstrap(s, &cfg, user, &pw, &ss)) ||
-	    (rc = keyring_new(&kr)) ||
-	    (rc = keyring_rotate_logged(kr, s, ss, cfg.key_max_age_s, "create",
-	                                "init", &v0, &v)) ||
-	    (rc = fs_format(s, kr, (uint32_t)getuid(), (uint32_t)getgid(),
-	                    cfg.block_size)) ||
-	    (rc = audit_new(s, kr, ss, 0, &au)) ||
-	    (rc = audit_admin(au, "init", user, 0)) ||
-	    (rc = store_commit(s))) {
-		fprintf(stderr, "custodyctl: cannot create store '%s': %s\n",
-		        c->u.store, rc == -ENOMEM ? "out of memory (Argon2id memlimit?)"
-		                                  : strerror(-rc));
-		store_rollback(s);
-		st = EXIT_RUNTIME;
-	} else {
-		st = EXIT_OK;
-	}
-	audit_free(au);
-	keyring_free(kr);
-	session_free(ss);
+	memset(&pol, 0, sizeof pol);
+	pol.kdf_opslimit = cfg.kdf_opslimit;
+	pol.kdf_memlimit = cfg.kdf_memlimit;
+	pol.max_failures = cfg.max_failures > 0 ? (uint32_t)cfg.max_failures : 0;
+	pol.lockout_s = cfg.lockout_s > 0 ? (uint64_t)cfg.lockout_s : 0;
+	pol.block_size = cfg.block_size;
+	c->u.kind = "ctl";
+	st = unlock_create(&c->u, &pol, &pw, recovery, format_root, &c->un);
 	passphrase_free(&pw);
-	store_close(s);
 	if (st)
-		unlink(c->u.store);
+		goto out;
+	c->unlocked = 1;
+	cipher_hex(hex, recovery, KEYADMIN_RECOVERY_BYTES);
+	if (rfile && (rc = write_recovery(rfile, hex))) {
+		fprintf(stderr, "custodyctl: cannot write the recovery file '%s': %s"
+		        " (the store was created; the secret follows)\n", rfile,
+		        strerror(-rc));
+		rfile = NULL;
+	}
+	printf("created store '%s' with admin '%s' (key version %u)\n",
+	       c->u.store, user, rights_active(c->un.r));
+	if (rfile)
+		printf("recovery secret written to '%s': keep it offline\n", rfile);
 	else
-		printf("created store '%s' with admin '%s' (key version %u)\n",
-		       c->u.store, user, v);
+		printf("recovery secret (shown once; keep it offline): %s\n", hex);
+	st = EXIT_OK;
+out:
+	secmem_free(recovery);
+	secmem_free(hex);
 	return st;
 }
 
-struct info_users {
+struct info_mounts {
+	struct cli *c;
 	int n;
-	int json;
 };
-
-static int info_user(void *arg, const struct store_user *u)
-{
-	struct info_users *iu = arg;
-
-	if (iu->json) {
-		printf("%s{\"name\":", iu->n ? "," : "");
-		cli_json_str(u->name);
-		printf(",\"role\":");
-		cli_json_str(u->role);
-		printf("}");
-	} else
-		printf("%s%s (%s)", iu->n ? ", " : "", u->name, u->role);
-	iu->n++;
-	return 0;
-}
 
 static int info_mount(void *arg, const struct store_mount *m)
 {
-	struct info_users *iu = arg;
+	struct info_mounts *im = arg;
+	struct cli *c = im->c;
+	int n = im->n++;
 	char t[32];
 
 	cli_time(t, sizeof t, m->started);
-	if (iu->json) {
-		printf("%s{\"user\":", iu->n ? "," : "");
+	if (c->json) {
+		printf("%s{\"user\":", n ? "," : "");
 		cli_json_str(m->user);
 		printf(",\"host\":");
 		cli_json_str(m->host);
@@ -139,24 +176,9 @@ static int info_mount(void *arg, const struct store_mount *m)
 		cli_json_str(t);
 		printf("}");
 	} else
-		printf("%s%s@%s pid %lld on %s (%s, since %s)", iu->n ? "; " : "",
+		printf("%s%s@%s pid %lld on %s (%s, since %s)", n ? "; " : "",
 		       m->user, m->host, (long long)m->pid, m->mountpoint,
 		       m->readonly ? "ro" : "rw", t);
-	iu->n++;
-	return 0;
-}
-
-static int info_key(void *arg, const struct store_key *k)
-{
-	struct info_users *iu = arg;
-
-	if (iu->json) {
-		printf("%s{\"version\":%u,\"status\":", iu->n ? "," : "", k->version);
-		cli_json_str(k->status);
-		printf("}");
-	} else
-		printf("%sv%u %s", iu->n ? ", " : "", k->version, k->status);
-	iu->n++;
 	return 0;
 }
 
@@ -165,16 +187,16 @@ int cmd_info(struct cli *c, int argc, char **argv)
 	static const char help[] =
 	        "usage: custodyctl -s STORE info [--json]\n"
 	        "Format version, cipher, block size, file and WAL sizes, counts,\n"
-	        "key versions and users. Any authenticated user may run it.\n";
-	uint64_t pages, psize, freep, files = 0, dirs = 0, bytes = 0, blocks = 0,
-	         arows = 0;
-	int64_t fmt = 0, bs = 0;
-	char cipher[64] = "?", wal[4200];
-	size_t n;
+	        "pending purge work, key versions, users, the newest commit and\n"
+	        "open mounts. Any authenticated user may run it.\n";
+	uint64_t pages = 0, psize = 0, freep = 0, files = 0, dirs = 0,
+	         bytes = 0, blocks = 0, arows = 0, pi = 0, pb = 0, pbytes = 0;
+	const struct rights *r;
+	char wal[4200], hh[65];
 	struct stat sb;
 	off_t fsize = 0, wsize = 0;
-	struct info_users iu = { 0, 0 };
-	int st;
+	struct info_mounts im = { c, 0 };
+	int st, n = 0;
 
 	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
@@ -188,44 +210,59 @@ int cmd_info(struct cli *c, int argc, char **argv)
 	}
 	if ((st = cli_unlock(c, STORE_READONLY, 0, "info")))
 		return st;
-	iu.json = c->json;
-	store_meta_get_int(c->un.s, "format", &fmt);
-	store_meta_get_int(c->un.s, "block_size", &bs);
-	if (store_meta_get(c->un.s, "cipher", cipher, sizeof cipher - 1, &n) == 0)
-		cipher[n] = 0;
+	cli_record(c, "info", "", 0);
+	r = c->un.r;
 	store_file_stats(c->un.s, &pages, &psize, &freep);
 	store_inode_count(c->un.s, &files, &dirs, &bytes);
 	store_block_count(c->un.s, &blocks);
 	store_audit_count(c->un.s, &arows);
+	store_purge_pending(c->un.s, &pi, &pb, &pbytes);
 	if (stat(c->u.store, &sb) == 0)
 		fsize = sb.st_size;
 	snprintf(wal, sizeof wal, "%s-wal", c->u.store);
 	if (stat(wal, &sb) == 0)
 		wsize = sb.st_size;
+	cipher_hex(hh, c->un.head.hash, 32);
 	if (c->json) {
-		printf("{\"format\":%lld,\"cipher\":", (long long)fmt);
-		cli_json_str(cipher);
-		printf(",\"block_size\":%lld,\"page_size\":%llu,\"file_bytes\":%lld,"
-		       "\"wal_bytes\":%lld,\"free_bytes\":%llu,\"files\":%llu,"
-		       "\"directories\":%llu,\"data_bytes\":%llu,\"blocks\":%llu,"
-		       "\"audit_rows\":%llu,\"keys\":[",
-		       (long long)bs, (unsigned long long)psize, (long long)fsize,
-		       (long long)wsize, (unsigned long long)(freep * psize),
-		       (unsigned long long)files, (unsigned long long)dirs,
-		       (unsigned long long)bytes, (unsigned long long)blocks,
-		       (unsigned long long)arows);
-		store_key_each(c->un.s, info_key, &iu);
+		printf("{\"format\":%d,\"block_size\":%u,\"page_size\":%llu,"
+		       "\"file_bytes\":%lld,\"wal_bytes\":%lld,\"free_bytes\":%llu,"
+		       "\"files\":%llu,\"directories\":%llu,\"data_bytes\":%llu,"
+		       "\"blocks\":%llu,\"audit_rows\":%llu,\"purge_pending\":"
+		       "{\"inodes\":%llu,\"blocks\":%llu,\"bytes\":%llu},"
+		       "\"roster\":%llu,\"authority_epoch\":%u,\"commit\":"
+		       "{\"seq\":%lld,\"hash\":\"%s\"},\"keys\":[",
+		       store_format(c->un.s), r->policy.block_size,
+		       (unsigned long long)psize, (long long)fsize, (long long)wsize,
+		       (unsigned long long)(freep * psize), (unsigned long long)files,
+		       (unsigned long long)dirs, (unsigned long long)bytes,
+		       (unsigned long long)blocks, (unsigned long long)arows,
+		       (unsigned long long)pi, (unsigned long long)pb,
+		       (unsigned long long)pbytes, (unsigned long long)r->counter,
+		       r->epoch, (long long)c->un.head.seq, hh);
+		for (size_t i = 0; i < r->nkeys; i++) {
+			printf("%s{\"version\":%u,\"status\":", i ? "," : "",
+			       r->keys[i].version);
+			cli_json_str(key_status_name(r->keys[i].status));
+			printf("}");
+		}
 		printf("],\"users\":[");
-		iu.n = 0;
-		store_user_each(c->un.s, info_user, &iu);
+		for (size_t i = 0; i < r->nusers; i++) {
+			if (rights_role(&r->users[i]) == ROLE_REMOVED)
+				continue;
+			printf("%s{\"name\":", n++ ? "," : "");
+			cli_json_str(r->users[i].name);
+			printf(",\"role\":");
+			cli_json_str(role_name(rights_role(&r->users[i])));
+			printf("}");
+		}
 		printf("],\"mounts\":[");
-		iu.n = 0;
-		store_mount_each_open(c->un.s, info_mount, &iu);
+		store_mount_each_open(c->un.s, info_mount, &im);
 		printf("]}\n");
 	} else {
 		printf("store:       %s\n", c->u.store);
-		printf("format:      %lld\n", (long long)fmt);
-		printf("cipher:      %s, %lld-byte blocks\n", cipher, (long long)bs);
+		printf("format:      %d\n", store_format(c->un.s));
+		printf("cipher:      xchacha20 + blake2b (earlier versions may differ),"
+		       " %u-byte blocks\n", r->policy.block_size);
 		printf("file:        %lld bytes (%llu pages of %llu, %llu free), WAL %lld bytes\n",
 		       (long long)fsize, (unsigned long long)pages,
 		       (unsigned long long)psize, (unsigned long long)freep,
@@ -233,16 +270,27 @@ int cmd_info(struct cli *c, int argc, char **argv)
 		printf("contents:    %llu files, %llu directories, %llu bytes in %llu blocks\n",
 		       (unsigned long long)(files), (unsigned long long)dirs,
 		       (unsigned long long)bytes, (unsigned long long)blocks);
+		printf("purge:       %llu deleted files, %llu blocks (%llu bytes) pending\n",
+		       (unsigned long long)pi, (unsigned long long)pb,
+		       (unsigned long long)pbytes);
 		printf("audit rows:  %llu\n", (unsigned long long)arows);
+		printf("signed:      roster %llu, authority %u, commit %lld (%.16s...)\n",
+		       (unsigned long long)r->counter, r->epoch,
+		       (long long)c->un.head.seq, hh);
 		printf("keys:        ");
-		store_key_each(c->un.s, info_key, &iu);
+		for (size_t i = 0; i < r->nkeys; i++)
+			printf("%sv%u %s", i ? ", " : "", r->keys[i].version,
+			       key_status_name(r->keys[i].status));
 		printf("\nusers:       ");
-		iu.n = 0;
-		store_user_each(c->un.s, info_user, &iu);
+		for (size_t i = 0; i < r->nusers; i++) {
+			if (rights_role(&r->users[i]) == ROLE_REMOVED)
+				continue;
+			printf("%s%s (%s)", n++ ? ", " : "", r->users[i].name,
+			       role_name(rights_role(&r->users[i])));
+		}
 		printf("\nmounts:      ");
-		iu.n = 0;
-		store_mount_each_open(c->un.s, info_mount, &iu);
-		if (!iu.n)
+		store_mount_each_open(c->un.s, info_mount, &im);
+		if (!im.n)
 			printf("none");
 		printf("\n");
 	}

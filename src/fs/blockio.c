@@ -1,69 +1,140 @@
 /*
- * blockio.c - file content as fixed-size AEAD blocks.
+ * blockio.c - file content as fixed-size sealed blocks in a per-file tree.
  *
  * Block b of a file holds plaintext bytes [b*bs, b*bs + len) sealed under
- * the file key of the block's own key version, with associated data
+ * the file's keys of the block's own key version, with associated data
  * (file id, b, version): a block copied to another file or offset, or
- * relabelled with another version, fails to open. Holes store nothing and
- * read as zeros. No stored byte ever lies beyond EOF: shrinking rewrites
- * the new last block, so growing later exposes zeros, never old data.
+ * relabelled with another version, fails to open. The block's leaf in its
+ * file's tree is its keyed BLAKE2b tag (cipher 2), or for blocks of a
+ * format-1 version the BLAKE2b of the stored bytes (cipher 1), so a block
+ * forged with the key or put back from an older copy is not the signed
+ * one. Holes store nothing and have an empty leaf; a stored row under an
+ * empty leaf is not part of the file (check reports it). No stored byte
+ * ever lies beyond EOF: shrinking rewrites the new last block, so growing
+ * later exposes zeros, never old data.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "fs_internal.h"
+#include "rights.h"
 
 #define BLOCK_AD_BYTES (STORE_FILE_ID_BYTES + 8 + 4)
+
+static const uint8_t zero_leaf[MTREE_HASH_BYTES];
 
 static size_t block_ad(uint8_t *ad, const uint8_t *file_id, uint64_t blk,
                        uint32_t version)
 {
 	memcpy(ad, file_id, STORE_FILE_ID_BYTES);
-	for (int i = 0; i < 8; i++)
-		ad[16 + i] = (uint8_t)(blk >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		ad[24 + i] = (uint8_t)(version >> (8 * i));
+	put_le64(ad + 16, blk);
+	put_le32(ad + 24, version);
 	return BLOCK_AD_BYTES;
 }
 
-/* The file key of `version`, derived into its scratch slot once per call. */
-struct keycache {
-	uint32_t version; /* 0: none derived yet */
-};
-
-static int file_key(struct fs *fs, const struct store_inode *in,
-                    struct keycache *kc, uint32_t version)
+static struct mtree_root root_of(const struct store_inode *in)
 {
-	int rc;
+	struct mtree_root r;
 
-	if (kc->version == version)
-		return 0;
-	rc = keyring_derive(fs->kr, version, KR_FILE, in->file_id,
-	                    sizeof in->file_id, FS_KEY(fs, FS_KEY_FILE));
-	if (rc)
-		return rc == -ENOKEY ? -EIO : rc;
-	kc->version = version;
-	return 0;
+	r.height = in->theight;
+	memcpy(r.hash, in->troot, sizeof r.hash);
+	return r;
+}
+
+static size_t overhead(int cipher)
+{
+	return cipher == KEY_CIPHER_ETM ? CIPHER_BLOCK_OVERHEAD : CIPHER_OVERHEAD;
 }
 
 /* A stored block's length is sane: at least one byte of data, at most a
  * block (a hostile store must not choose our copy sizes). */
-static int stored_len_ok(uint32_t bs, size_t clen)
+static int stored_len_ok(uint32_t bs, int cipher, size_t clen)
 {
-	return clen >= CIPHER_OVERHEAD + 1 && clen <= bs + CIPHER_OVERHEAD;
+	return clen >= overhead(cipher) + 1 && clen <= bs + overhead(cipher);
 }
 
-/*
- * A block not in the store reads as a hole, unless the inode's
- * authenticated block count says the file has no holes: then it was
- * deleted behind our back.
- */
-static int missing_block(const struct store_inode *in, uint32_t bs,
-                         uint64_t blk)
+/* The keys of one version for one file, derived once per call. */
+struct keycache {
+	uint32_t version; /* 0: none derived yet */
+	int cipher;
+};
+
+static int file_keys(struct fs *fs, const uint8_t *file_id,
+                     struct keycache *kc, uint32_t version, uint8_t *enc,
+                     uint8_t *mac)
 {
-	uint64_t span = (in->size + bs - 1) / bs;
-	return (blk < span && in->nblocks >= span) ? -EIO : 0;
+	int cipher, rc;
+
+	if (kc->version == version && enc == FS_KEY(fs, FS_KEY_FILE))
+		return 0;
+	cipher = keyring_cipher(fs->kr, version);
+	if (!cipher)
+		return -EIO; /* a version this session does not hold */
+	if (cipher == KEY_CIPHER_ETM)
+		rc = keyring_derive(fs->kr, version, KR_BENC, file_id,
+		                    STORE_FILE_ID_BYTES, enc) ||
+		     keyring_derive(fs->kr, version, KR_BMAC, file_id,
+		                    STORE_FILE_ID_BYTES, mac);
+	else
+		rc = keyring_derive(fs->kr, version, KR_FILE, file_id,
+		                    STORE_FILE_ID_BYTES, enc);
+	if (rc)
+		return -EIO;
+	if (enc == FS_KEY(fs, FS_KEY_FILE)) {
+		kc->version = version;
+		kc->cipher = cipher;
+	}
+	return 0;
+}
+
+static void wipe_keys(struct fs *fs)
+{
+	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), 2 * CIPHER_KEY_BYTES);
+}
+
+int blockio_leaf(struct fs *fs, uint32_t version, const void *data,
+                 size_t len, uint8_t leaf[MTREE_HASH_BYTES])
+{
+	int cipher = keyring_cipher(fs->kr, version);
+
+	if (!cipher)
+		return -EIO;
+	if (!stored_len_ok(fs->block_size, cipher, len))
+		return -EIO;
+	if (cipher == KEY_CIPHER_ETM) {
+		memcpy(leaf, (const uint8_t *)data + len - MTREE_HASH_BYTES,
+		       MTREE_HASH_BYTES);
+	} else {
+		struct cipher_part p = { data, len };
+		cipher_hash(leaf, &p, 1);
+	}
+	return 0;
+}
+
+/* Open a stored block whose leaf must be `expect` into out. */
+static int open_block(struct fs *fs, const uint8_t *file_id, uint64_t blk,
+                      uint32_t v, int cipher, const uint8_t *enc,
+                      const uint8_t *mac, const uint8_t *data, size_t clen,
+                      const uint8_t expect[MTREE_HASH_BYTES], uint8_t *out)
+{
+	uint8_t ad[BLOCK_AD_BYTES];
+
+	if (!stored_len_ok(fs->block_size, cipher, clen))
+		return -EIO;
+	block_ad(ad, file_id, blk, v);
+	if (cipher == KEY_CIPHER_ETM)
+		return cipher_block_open(out, data, clen, ad, sizeof ad, enc, mac,
+		                         expect) ? -EIO : 0;
+	{
+		uint8_t h[MTREE_HASH_BYTES];
+		struct cipher_part p = { data, clen };
+		cipher_hash(h, &p, 1);
+		if (!cipher_memeq(h, expect, sizeof h))
+			return -EIO;
+	}
+	return cipher_open(out, data, clen, ad, sizeof ad, enc) ? -EIO : 0;
 }
 
 /* One stored block, opened in place (store_block_with). */
@@ -72,6 +143,7 @@ struct block_open {
 	const struct store_inode *in;
 	struct keycache *kc;
 	uint64_t blk;
+	const uint8_t *expect;
 	uint8_t *out;
 	size_t len;
 };
@@ -79,18 +151,17 @@ struct block_open {
 static int open_stored(void *arg, uint32_t v, const void *data, size_t clen)
 {
 	struct block_open *b = arg;
-	uint8_t ad[BLOCK_AD_BYTES];
+	struct fs *fs = b->fs;
 	int rc;
 
-	if (!stored_len_ok(b->fs->block_size, clen))
-		return -EIO;
-	if ((rc = file_key(b->fs, b->in, b->kc, v)))
+	if ((rc = file_keys(fs, b->in->file_id, b->kc, v, FS_KEY(fs, FS_KEY_FILE),
+	                    FS_KEY(fs, FS_KEY_MAC))))
 		return rc;
-	if (cipher_open(b->out, data, clen, ad,
-	                block_ad(ad, b->in->file_id, b->blk, v),
-	                FS_KEY(b->fs, FS_KEY_FILE)))
-		return -EIO;
-	b->len = clen - CIPHER_OVERHEAD;
+	if ((rc = open_block(fs, b->in->file_id, b->blk, v, b->kc->cipher,
+	                     FS_KEY(fs, FS_KEY_FILE), FS_KEY(fs, FS_KEY_MAC),
+	                     data, clen, b->expect, b->out)))
+		return rc;
+	b->len = clen - overhead(b->kc->cipher);
 	return 0;
 }
 
@@ -104,16 +175,21 @@ static int block_load(struct fs *fs, const struct store_inode *in,
                       size_t *len)
 {
 	uint32_t bs = fs->block_size;
-	struct block_open b = { fs, in, kc, blk, out, 0 };
-	int rc = store_block_with(fs->s, in->ino, blk, open_stored, &b);
+	struct mtree_root root = root_of(in);
+	uint8_t expect[MTREE_HASH_BYTES];
+	struct block_open b = { fs, in, kc, blk, expect, out, 0 };
+	int rc;
 
-	if (rc == -ENOENT) {
-		if ((rc = missing_block(in, bs, blk)))
-			return rc;
-		memset(out, 0, bs);
+	if ((rc = mtree_leaf(fs->mt, MTREE_BLOCKS, in->ino, &root, blk, expect)))
+		return rc == -EINVAL ? -EFBIG : rc;
+	if (cipher_memeq(expect, zero_leaf, sizeof expect)) {
+		memset(out, 0, bs); /* a hole, whatever a row may say */
 		*len = 0;
 		return 0;
 	}
+	rc = store_block_with(fs->s, in->ino, blk, open_stored, &b);
+	if (rc == -ENOENT)
+		return -EIO; /* the signed file has it: deleted behind our back */
 	if (rc)
 		return rc;
 	*len = b.len;
@@ -126,21 +202,34 @@ static int block_store(struct fs *fs, struct store_inode *in,
                        const uint8_t *plain, size_t len, uint8_t *cbuf)
 {
 	uint32_t v = keyring_active(fs->kr);
-	uint8_t ad[BLOCK_AD_BYTES];
+	struct mtree_root root = root_of(in);
+	uint8_t ad[BLOCK_AD_BYTES], leaf[MTREE_HASH_BYTES];
+	size_t clen;
 	int created, rc;
 
 	if (!v)
 		return -EROFS;
-	if ((rc = file_key(fs, in, kc, v)))
+	if ((rc = file_keys(fs, in->file_id, kc, v, FS_KEY(fs, FS_KEY_FILE),
+	                    FS_KEY(fs, FS_KEY_MAC))))
 		return rc;
-	cipher_seal(cbuf, plain, len, ad, block_ad(ad, in->file_id, blk, v),
-	            FS_KEY(fs, FS_KEY_FILE));
-	rc = store_block_put(fs->s, in->ino, blk, v, cbuf, len + CIPHER_OVERHEAD,
-	                     &created);
-	if (!rc && created)
+	block_ad(ad, in->file_id, blk, v);
+	if (kc->cipher == KEY_CIPHER_ETM) {
+		cipher_block_seal(cbuf, plain, len, ad, sizeof ad,
+		                  FS_KEY(fs, FS_KEY_FILE), FS_KEY(fs, FS_KEY_MAC), leaf);
+		clen = len + CIPHER_BLOCK_OVERHEAD;
+	} else {
+		struct cipher_part p;
+		cipher_seal(cbuf, plain, len, ad, sizeof ad, FS_KEY(fs, FS_KEY_FILE));
+		clen = len + CIPHER_OVERHEAD;
+		p = (struct cipher_part){ cbuf, clen };
+		cipher_hash(leaf, &p, 1);
+	}
+	if ((rc = store_block_put(fs->s, in->ino, blk, v, cbuf, clen, &created)) ||
+	    (rc = mtree_put(fs->mt, MTREE_BLOCKS, in->ino, &root, blk, leaf)))
+		return rc == -EINVAL ? -EFBIG : rc;
+	if (created)
 		in->nblocks++;
-	fs->tx_bytes += len;
-	return rc;
+	return 0;
 }
 
 /* Two buffers of a block plus overhead, in locked memory: plaintext and
@@ -154,7 +243,7 @@ ssize_t blockio_read(struct fs *fs, const struct store_inode *in, char *buf,
                      size_t size, uint64_t off)
 {
 	uint32_t bs = fs->block_size;
-	struct keycache kc = { 0 };
+	struct keycache kc = { 0, 0 };
 	uint8_t *plain;
 	size_t done = 0;
 	int rc = 0;
@@ -164,8 +253,6 @@ ssize_t blockio_read(struct fs *fs, const struct store_inode *in, char *buf,
 	if (size > in->size - off)
 		size = (size_t)(in->size - off);
 	plain = block_buffers(fs);
-	if (!plain)
-		return -ENOMEM;
 	while (done < size) {
 		uint64_t pos = off + done, blk = pos / bs;
 		size_t in_blk = (size_t)(pos % bs), n = bs - in_blk, len;
@@ -184,7 +271,7 @@ ssize_t blockio_read(struct fs *fs, const struct store_inode *in, char *buf,
 		}
 		done += n;
 	}
-	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
+	wipe_keys(fs);
 	return rc ? rc : (ssize_t)done;
 }
 
@@ -192,7 +279,7 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
                       size_t size, uint64_t off)
 {
 	uint32_t bs = fs->block_size;
-	struct keycache kc = { 0 };
+	struct keycache kc = { 0, 0 };
 	uint8_t *plain, *cbuf;
 	size_t done = 0;
 	int rc = 0;
@@ -202,9 +289,7 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
 	if (off + size < off || off + size > (uint64_t)INT64_MAX)
 		return -EFBIG;
 	plain = block_buffers(fs);
-	if (!plain)
-		return -ENOMEM;
-	cbuf = plain + bs + CIPHER_OVERHEAD;
+	cbuf = plain + bs + CIPHER_BLOCK_OVERHEAD;
 	while (done < size) {
 		uint64_t pos = off + done, blk = pos / bs;
 		size_t in_blk = (size_t)(pos % bs), n = bs - in_blk, len = 0;
@@ -236,7 +321,8 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
 	}
 	if (done && off + done > in->size)
 		in->size = off + done;
-	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
+	wipe_keys(fs);
+	fs->tx_bytes += done;
 	if (rc && done == 0)
 		return rc;
 	return (ssize_t)done;
@@ -252,26 +338,27 @@ int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size)
 		return -EFBIG;
 	if (size < in->size) {
 		size_t tail = (size_t)(size % bs);
+		struct mtree_root root;
 		first_gone = size / bs + (tail ? 1 : 0);
 		if (tail) {
 			/* rewrite the new last block without the cut bytes */
-			struct keycache kc = { 0 };
-			uint8_t *plain = block_buffers(fs), *cbuf;
+			struct keycache kc = { 0, 0 };
+			uint8_t *plain = block_buffers(fs);
+			uint8_t *cbuf = plain + bs + CIPHER_BLOCK_OVERHEAD;
 			size_t len;
 
-			if (!plain)
-				return -ENOMEM;
-			cbuf = plain + bs + CIPHER_OVERHEAD;
 			rc = block_load(fs, in, &kc, size / bs, plain, &len);
 			if (!rc && len > tail)
-				rc = block_store(fs, in, &kc, size / bs, plain, tail,
-				                 cbuf);
-			cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
-					if (rc)
+				rc = block_store(fs, in, &kc, size / bs, plain, tail, cbuf);
+			wipe_keys(fs);
+			if (rc)
 				return rc;
 		}
+		root = root_of(in);
 		if ((rc = store_block_truncate(fs->s, in->ino, first_gone,
-		                               &deleted)))
+		                               &deleted)) ||
+		    (rc = mtree_truncate(fs->mt, MTREE_BLOCKS, in->ino, &root,
+		                         first_gone)))
 			return rc;
 		in->nblocks = in->nblocks >= deleted ? in->nblocks - deleted : 0;
 	}
@@ -282,8 +369,8 @@ int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size)
 int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk)
 {
 	uint32_t bs = fs->block_size;
-	struct keycache kc = { 0 };
-	uint8_t *plain = block_buffers(fs), *cbuf = plain + bs + CIPHER_OVERHEAD;
+	struct keycache kc = { 0, 0 };
+	uint8_t *plain = block_buffers(fs), *cbuf = plain + bs + CIPHER_BLOCK_OVERHEAD;
 	uint64_t nb = in->nblocks;
 	size_t len;
 	int rc;
@@ -295,37 +382,37 @@ int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk)
 	}
 	in->nblocks = nb; /* an existing block: the count does not change */
 	cipher_wipe(plain, bs);
-	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
+	wipe_keys(fs);
 	return rc;
 }
 
 int blockio_verify(struct fs *fs, const struct store_inode *in, uint64_t blk,
-                   uint32_t version, const void *data, size_t len)
+                   uint32_t version, const void *data, size_t len,
+                   const uint8_t leaf[MTREE_HASH_BYTES])
 {
-	uint8_t ad[BLOCK_AD_BYTES];
 	uint8_t *plain = block_buffers(fs);
-	int rc;
+	int cipher = keyring_cipher(fs->kr, version), rc;
 
-	if (len < CIPHER_OVERHEAD + 1 || len > fs->block_size + CIPHER_OVERHEAD ||
-	    !version)
-		return -EIO;
-	rc = keyring_derive(fs->kr, version, KR_FILE, in->file_id,
-	                    sizeof in->file_id, FS_KEY(fs, FS_KEY_FILE));
-	if (rc)
-		return rc == -ENOKEY ? -ENOKEY : rc;
-	rc = cipher_open(plain, data, len, ad, block_ad(ad, in->file_id, blk, version),
-	                 FS_KEY(fs, FS_KEY_FILE)) ? -EIO : 0;
-	cipher_wipe(plain, len - CIPHER_OVERHEAD);
-	cipher_wipe(FS_KEY(fs, FS_KEY_FILE), CIPHER_KEY_BYTES);
+	if (!cipher)
+		return -ENOKEY;
+	if ((rc = file_keys(fs, in->file_id, &(struct keycache){ 0, 0 }, version,
+	                    FS_KEY(fs, FS_KEY_FILE), FS_KEY(fs, FS_KEY_MAC))))
+		return rc;
+	rc = open_block(fs, in->file_id, blk, version, cipher,
+	                FS_KEY(fs, FS_KEY_FILE), FS_KEY(fs, FS_KEY_MAC), data, len,
+	                leaf, plain);
+	cipher_wipe(plain, fs->block_size);
+	wipe_keys(fs);
 	return rc;
 }
 
 /*
- * Staged reads. A large read copies its blocks' ciphertext out of the
- * store and derives their file keys under fs->lock (blockio_stage), then
- * decrypts after the lock is released (blockio_unstage): two FUSE workers
- * decrypt at once instead of one after the other. What is authenticated
- * and decrypted is the private copy, never the store's page.
+ * Staged reads. A large read copies its blocks' ciphertext, their leaves
+ * and their keys out of the store under fs->lock (blockio_stage), then
+ * authenticates and decrypts after the lock is released (blockio_unstage):
+ * two FUSE workers hash and decrypt at once instead of one after the
+ * other. What is checked and decrypted is the private copy, never the
+ * store's page.
  */
 #define STAGE_KEYS 4
 
@@ -338,10 +425,12 @@ struct read_stage {
 	uint64_t first;             /* first block */
 	size_t nblk, in_blk, size;  /* blocks, offset into the first, bytes */
 	uint32_t *kv, *clen;        /* per block: key version, stored bytes */
+	uint8_t (*leaf)[MTREE_HASH_BYTES]; /* per block: what the tree says */
 	uint8_t *ct;                /* per block: bs + overhead */
 	uint8_t *plain;             /* locked: one block */
-	uint8_t *keys;              /* locked: STAGE_KEYS file keys */
+	uint8_t *keys;              /* locked: STAGE_KEYS (enc, mac) pairs */
 	uint32_t key_v[STAGE_KEYS];
+	int key_cipher[STAGE_KEYS];
 	int nkeys;
 };
 
@@ -355,10 +444,12 @@ struct read_stage *blockio_stage_new(uint32_t bs, size_t max_bytes)
 	st->cap = max_bytes / bs + 2; /* an unaligned read touches two more */
 	st->kv = calloc(st->cap, sizeof *st->kv);
 	st->clen = calloc(st->cap, sizeof *st->clen);
-	st->ct = malloc(st->cap * ((size_t)bs + CIPHER_OVERHEAD));
+	st->leaf = calloc(st->cap, sizeof *st->leaf);
+	st->ct = malloc(st->cap * ((size_t)bs + CIPHER_BLOCK_OVERHEAD));
 	st->plain = secmem_alloc(bs);
-	st->keys = secmem_alloc(STAGE_KEYS * CIPHER_KEY_BYTES);
-	if (!st->kv || !st->clen || !st->ct || !st->plain || !st->keys) {
+	st->keys = secmem_alloc(STAGE_KEYS * 2 * CIPHER_KEY_BYTES);
+	if (!st->kv || !st->clen || !st->leaf || !st->ct || !st->plain ||
+	    !st->keys) {
 		blockio_stage_free(st);
 		return NULL;
 	}
@@ -371,6 +462,7 @@ void blockio_stage_free(struct read_stage *st)
 		return;
 	free(st->kv);
 	free(st->clen);
+	free(st->leaf);
 	free(st->ct);
 	secmem_free(st->plain);
 	secmem_free(st->keys);
@@ -398,17 +490,17 @@ static int stage_stored(void *arg, uint32_t v, const void *data, size_t clen)
 	struct stage_copy *c = arg;
 	struct read_stage *st = c->st;
 
-	if (!stored_len_ok(st->bs, clen))
+	if (clen < CIPHER_OVERHEAD + 1 || clen > st->bs + CIPHER_BLOCK_OVERHEAD)
 		return -EIO;
-	memcpy(st->ct + c->i * ((size_t)st->bs + CIPHER_OVERHEAD), data, clen);
+	memcpy(st->ct + c->i * ((size_t)st->bs + CIPHER_BLOCK_OVERHEAD), data,
+	       clen);
 	st->kv[c->i] = v;
 	st->clen[c->i] = (uint32_t)clen;
 	return 0;
 }
 
-/* The slot of version v's key, derived on first use; -EAGAIN when full. */
-static int stage_key(struct fs *fs, const struct store_inode *in,
-                     struct read_stage *st, uint32_t v)
+/* The slot of version v's keys, derived on first use; -EAGAIN when full. */
+static int stage_key(struct fs *fs, struct read_stage *st, uint32_t v)
 {
 	int k, rc;
 
@@ -417,17 +509,19 @@ static int stage_key(struct fs *fs, const struct store_inode *in,
 			return k;
 	if (st->nkeys == STAGE_KEYS)
 		return -EAGAIN;
-	rc = keyring_derive(fs->kr, v, KR_FILE, in->file_id, sizeof in->file_id,
-	                    st->keys + (size_t)k * CIPHER_KEY_BYTES);
+	rc = file_keys(fs, st->file_id, &(struct keycache){ 0, 0 }, v,
+	               st->keys + (size_t)k * 2 * CIPHER_KEY_BYTES,
+	               st->keys + ((size_t)k * 2 + 1) * CIPHER_KEY_BYTES);
 	if (rc)
-		return rc == -ENOKEY ? -EIO : rc;
-	st->key_v[st->nkeys++] = v;
-	return k;
+		return rc;
+	st->key_v[st->nkeys] = v;
+	st->key_cipher[st->nkeys] = keyring_cipher(fs->kr, v);
+	return st->nkeys++;
 }
 
 static void stage_wipe(struct read_stage *st)
 {
-	cipher_wipe(st->keys, STAGE_KEYS * CIPHER_KEY_BYTES);
+	cipher_wipe(st->keys, STAGE_KEYS * 2 * CIPHER_KEY_BYTES);
 	st->nkeys = 0;
 }
 
@@ -435,6 +529,7 @@ ssize_t blockio_stage(struct fs *fs, const struct store_inode *in,
                       struct read_stage *st, size_t size, uint64_t off)
 {
 	uint32_t bs = fs->block_size;
+	struct mtree_root root = root_of(in);
 	int rc = 0;
 
 	if (bs != st->bs)
@@ -451,16 +546,20 @@ ssize_t blockio_stage(struct fs *fs, const struct store_inode *in,
 	if (st->nblk > st->cap)
 		return -EAGAIN;
 	memcpy(st->file_id, in->file_id, sizeof st->file_id);
+	if ((rc = mtree_leaves(fs->mt, MTREE_BLOCKS, in->ino, &root, st->first,
+	                       st->nblk, st->leaf)))
+		return rc == -EINVAL ? -EFBIG : rc;
 	for (size_t i = 0; i < st->nblk && !rc; i++) {
 		struct stage_copy c = { st, i };
-		uint64_t blk = st->first + i;
 
-		rc = store_block_with(fs->s, in->ino, blk, stage_stored, &c);
-		if (rc == -ENOENT) {
-			rc = missing_block(in, bs, blk);
-			st->clen[i] = 0; /* a hole */
-		} else if (!rc) {
-			int k = stage_key(fs, in, st, st->kv[i]);
+		st->clen[i] = 0; /* a hole */
+		if (cipher_memeq(st->leaf[i], zero_leaf, MTREE_HASH_BYTES))
+			continue;
+		rc = store_block_with(fs->s, in->ino, st->first + i, stage_stored, &c);
+		if (rc == -ENOENT)
+			rc = -EIO; /* the signed file has it */
+		else if (!rc) {
+			int k = stage_key(fs, st, st->kv[i]);
 			rc = k < 0 ? k : 0;
 		}
 	}
@@ -488,19 +587,41 @@ ssize_t blockio_unstage(struct read_stage *st, char *buf)
 		if (clen == 0) {
 			memset(out, 0, bs);
 		} else {
-			/* blockio_stage staged a key for every stored block */
+			const uint8_t *ct = st->ct + i * (bs + CIPHER_BLOCK_OVERHEAD);
+			const uint8_t *enc, *mac;
+			size_t oh;
+			/* blockio_stage staged the keys of every stored block */
 			for (k = 0; k < st->nkeys && st->key_v[k] != st->kv[i]; k++)
 				;
-			if (k == st->nkeys ||
-			    cipher_open(out, st->ct + i * (bs + CIPHER_OVERHEAD), clen,
-			                ad, block_ad(ad, st->file_id, st->first + i,
-			                             st->kv[i]),
-			                st->keys + (size_t)k * CIPHER_KEY_BYTES)) {
+			if (k == st->nkeys) {
 				rc = -EIO;
 				break;
 			}
-			memset(out + (clen - CIPHER_OVERHEAD), 0,
-			       bs - (clen - CIPHER_OVERHEAD));
+			enc = st->keys + (size_t)k * 2 * CIPHER_KEY_BYTES;
+			mac = enc + CIPHER_KEY_BYTES;
+			oh = overhead(st->key_cipher[k]);
+			block_ad(ad, st->file_id, st->first + i, st->kv[i]);
+			if (clen < oh + 1 || clen > bs + oh) {
+				rc = -EIO;
+				break;
+			}
+			if (st->key_cipher[k] == KEY_CIPHER_ETM) {
+				if (cipher_block_open(out, ct, clen, ad, sizeof ad, enc, mac,
+				                      st->leaf[i])) {
+					rc = -EIO;
+					break;
+				}
+			} else {
+				uint8_t h[MTREE_HASH_BYTES];
+				struct cipher_part p = { ct, clen };
+				cipher_hash(h, &p, 1);
+				if (!cipher_memeq(h, st->leaf[i], sizeof h) ||
+				    cipher_open(out, ct, clen, ad, sizeof ad, enc)) {
+					rc = -EIO;
+					break;
+				}
+			}
+			memset(out + (clen - oh), 0, bs - (clen - oh));
 		}
 		if (out == st->plain)
 			memcpy(buf + done, st->plain + from, n);

@@ -1,20 +1,24 @@
 /*
- * check.c - verify a whole store: every object decrypts and authenticates,
+ * check.c - verify a whole store: every object is the signed one (its leaf
+ * in the trees of the newest verified commit), decrypts and authenticates,
  * and the directory tree is whole. Used by `custodyctl check`.
  *
- * Inodes are loaded into a sorted array first (16 bytes of bookkeeping per
- * inode besides the row), then every directory entry is authenticated and
- * counted, then a walk from the root gives each inode its path, then each
- * file's blocks are decrypted one by one (nothing is held in memory).
+ * The inode and entry trees are walked first (every stored group checked
+ * from the roots down), giving the leaf each row must have; the inodes are
+ * then loaded into a sorted array (with bookkeeping), every directory
+ * entry is checked and counted, a walk from the root gives each inode its
+ * path, and each file's block tree is walked and its blocks decrypted one
+ * by one (nothing else is held in memory).
  *
  * Repair (check --repair) runs the same analysis in passes, each one
- * transaction: a pass that changes the tree (drops entries naming nothing,
- * removes files unlinked while open, links orphans into /lost+found) ends
- * there and the next pass recounts; a pass with a settled tree fixes link
- * counts and, only when asked (zero_unreadable), drops blocks that cannot
- * be read so they read as zeros. Nothing that fails authentication is
- * rewritten as if it were genuine: a tampered inode, name or xattr is only
- * reported. A last, read-only pass reports what is still wrong.
+ * transaction with its own signed commit: a pass that changes the tree
+ * (drops entries naming nothing, removes files unlinked while open, links
+ * orphans into /lost+found) ends there and the next pass recounts; a pass
+ * with a settled tree fixes link counts and, only when asked
+ * (zero_unreadable), drops blocks that cannot be read so they read as
+ * zeros. Nothing that is not the signed row is rewritten as if it were
+ * genuine: a forged or replayed inode, entry or xattr is only reported. A
+ * last, read-only pass reports what is still wrong.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,13 +27,19 @@
 #include <sys/stat.h>
 
 #include "fs_internal.h"
+#include "session.h"
+#include "unlock.h"
+#include "rights.h"
+
+static const uint8_t zero_leaf[MTREE_HASH_BYTES];
 
 struct ck_inode {
 	struct store_inode in;
-	int bad;            /* failed authentication */
+	int bad;            /* not the signed row */
 	uint32_t links;     /* entries naming it */
 	uint32_t subdirs;   /* entries of it that are directories */
 	uint32_t parents;   /* for directories: entries naming it */
+	uint64_t entries;   /* for directories: signed entries in it */
 	char *path;         /* first path found from the root */
 };
 
@@ -41,8 +51,18 @@ struct ck_edge {
 /* An entry to drop (repair): its directory or its target does not exist. */
 struct ck_dangling {
 	uint64_t parent, ino;
-	uint8_t tag[STORE_TAG_BYTES];
 	int64_t id;
+};
+
+/* The non-empty leaves of one tree, in position order (mtree_walk). */
+struct ck_leaves {
+	struct ck_leaf {
+		uint64_t pos;
+		uint8_t leaf[MTREE_HASH_BYTES];
+		int seen;       /* a row matched it */
+	} *v;
+	size_t n, cap;
+	int err;
 };
 
 struct ck {
@@ -60,6 +80,7 @@ struct ck {
 		char *what;
 	} *later;               /* entry problems, reported once paths are known */
 	size_t nlater, latercap;
+	struct ck_leaves inodes, dentries; /* the signed leaves */
 	uint64_t problems;
 	int repairing;          /* a repair pass: fix, do not report */
 	uint64_t fixed;         /* repairs made in this pass */
@@ -84,6 +105,50 @@ static int grow(void *arrp, size_t n, size_t *cap, size_t elem)
 	memcpy(arrp, &p, sizeof p);
 	*cap = nc;
 	return 0;
+}
+
+static int take_leaf(void *arg, uint64_t pos,
+                     const uint8_t leaf[MTREE_HASH_BYTES])
+{
+	struct ck_leaves *l = arg;
+
+	if (grow(&l->v, l->n, &l->cap, sizeof *l->v)) {
+		l->err = -ENOMEM;
+		return 1;
+	}
+	l->v[l->n].pos = pos;
+	memcpy(l->v[l->n].leaf, leaf, MTREE_HASH_BYTES);
+	l->v[l->n].seen = 0;
+	l->n++;
+	return 0;
+}
+
+static struct ck_leaf *leaf_at(struct ck_leaves *l, uint64_t pos)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (l->v[mid].pos < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (lo < l->n && l->v[lo].pos == pos) ? &l->v[lo] : NULL;
+}
+
+/* Walk a stored tree into out: -EIO if a stored group fails. */
+static int walk_tree(struct fs *fs, int kind, uint64_t owner,
+                     const struct mtree_root *root, struct ck_leaves *out,
+                     uint64_t *stray)
+{
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	rc = mtree_walk(fs->mt, kind, owner, root, take_leaf, out, stray);
+	if (out->err)
+		rc = out->err;
+	return rc < 0 ? rc : 0;
 }
 
 static struct ck_inode *find(struct ck *c, uint64_t ino)
@@ -146,7 +211,6 @@ static int add_dangling(struct ck *c, const struct store_dentry *d)
 	c->dg[c->ndg].parent = d->parent;
 	c->dg[c->ndg].ino = d->ino;
 	c->dg[c->ndg].id = d->id;
-	memcpy(c->dg[c->ndg].tag, d->tag, sizeof d->tag);
 	c->ndg++;
 	return 0;
 }
@@ -154,11 +218,31 @@ static int add_dangling(struct ck *c, const struct store_dentry *d)
 static int collect_inode(void *arg, const struct store_inode *in)
 {
 	struct ck *c = arg;
+	struct ck_leaf *lf = leaf_at(&c->inodes, in->ino);
+	uint8_t have[MTREE_HASH_BYTES];
+	char what[200];
 
 	if (grow(&c->v, c->n, &c->cap, sizeof *c->v))
 		return -ENOMEM;
 	memset(&c->v[c->n], 0, sizeof c->v[c->n]);
 	c->v[c->n].in = *in;
+	inode_leaf(in, have);
+	if (!lf || !cipher_memeq(lf->leaf, have, sizeof have)) {
+		c->v[c->n].bad = 1;
+		if (!lf) {
+			/* not an inode of the signed state at all: left out of the
+			 * tree analysis, reported once */
+			snprintf(what, sizeof what, "inode %llu is not in the signed"
+			         " state (inserted, or put back from an older copy)",
+			         (unsigned long long)in->ino);
+			c->problems++;
+			if (!c->repairing && c->ops->problem)
+				c->ops->problem(c->ops->arg, in->ino, NULL, what);
+			return 0;
+		}
+	}
+	if (lf)
+		lf->seen = 1;
 	c->n++;
 	return 0;
 }
@@ -167,9 +251,20 @@ static int collect_dentry(void *arg, const struct store_dentry *d)
 {
 	struct ck *c = arg;
 	struct ck_inode *p = find(c, d->parent), *ch = find(c, d->ino);
+	struct ck_leaf *lf = leaf_at(&c->dentries, (uint64_t)d->id);
 	char name[FS_NAME_MAX + 1], what[400];
+	uint8_t have[MTREE_HASH_BYTES];
 
 	c->st->names++;
+	dentry_leaf(d, have);
+	if (!lf || !cipher_memeq(lf->leaf, have, sizeof have)) {
+		snprintf(what, sizeof what, "directory entry %lld is not the signed"
+		         " one (%s)", (long long)d->id,
+		         lf ? "forged, edited or replaced"
+		            : "inserted, or put back after a rename or removal");
+		return problem_later(c, p ? d->parent : STORE_ROOT_INO, what);
+	}
+	lf->seen = 1;
 	if (!p || !S_ISDIR(p->in.mode)) {
 		snprintf(what, sizeof what, "directory entry %lld: its directory"
 		         " %llu does not exist", (long long)d->id,
@@ -192,6 +287,7 @@ static int collect_dentry(void *arg, const struct store_dentry *d)
 		return add_dangling(c, d);
 	}
 	ch->links++;
+	p->entries++;
 	if (S_ISDIR(ch->in.mode)) {
 		p->subdirs++;
 		ch->parents++;
@@ -261,8 +357,9 @@ static int walk(struct ck *c)
 struct blk_ctx {
 	struct ck *c;
 	struct ck_inode *ci;
+	struct ck_leaves leaves;   /* the file's signed blocks */
 	uint64_t count;
-	uint64_t bad, beyond, nokey;
+	uint64_t bad, beyond, nokey, planted;
 	uint64_t *drop;         /* repair: blocks to drop */
 	size_t ndrop, dropcap;
 	int err;
@@ -283,9 +380,17 @@ static int check_block(void *arg, uint64_t blk, uint32_t kv, const void *data,
                        size_t len)
 {
 	struct blk_ctx *b = arg;
-	int rc;
+	struct ck_leaf *lf = leaf_at(&b->leaves, blk);
+	int rc, cipher;
 
 	b->count++;
+	if (!lf) {
+		/* a row where the signed file has a hole: not part of it */
+		b->planted++;
+		drop_block(b, blk);
+		return 0;
+	}
+	lf->seen = 1;
 	if (!b->c->repairing)
 		b->c->st->blocks++;
 	if (blk * b->c->fs->block_size >= b->ci->in.size) {
@@ -293,46 +398,65 @@ static int check_block(void *arg, uint64_t blk, uint32_t kv, const void *data,
 		drop_block(b, blk);
 		return 0;
 	}
-	rc = blockio_verify(b->c->fs, &b->ci->in, blk, kv, data, len);
+	rc = blockio_verify(b->c->fs, &b->ci->in, blk, kv, data, len, lf->leaf);
+	cipher = keyring_cipher(b->c->fs->kr, kv);
 	if (rc == -ENOKEY)
 		b->nokey++;
 	else if (rc)
 		b->bad++;
 	else if (!b->c->repairing)
-		b->c->st->bytes += len - CIPHER_OVERHEAD;
+		b->c->st->bytes += len - (cipher == KEY_CIPHER_ETM
+		                          ? CIPHER_BLOCK_OVERHEAD : CIPHER_OVERHEAD);
 	if (rc)
 		drop_block(b, blk);
 	return 0;
 }
 
 /*
- * Repair (zero_unreadable): drop the blocks that cannot be read and accept
- * the count that is left, so the file reads with zeros where they were.
+ * Repair (zero_unreadable): drop the blocks that cannot be read, and the
+ * signed blocks whose rows are gone, so the file reads with zeros there.
  */
 static int repair_blocks(struct ck *c, struct ck_inode *ci, struct blk_ctx *b)
 {
-	uint64_t left = b->count - b->ndrop;
+	struct mtree_root root;
+	uint64_t missing = 0, left;
 	char what[200];
 	int rc = 0;
 
-	if (!b->ndrop && ci->in.nblocks == b->count)
-		return 0;
-	for (size_t i = 0; i < b->ndrop && !rc; i++)
-		rc = store_block_delete(c->fs->s, ci->in.ino, b->drop[i]);
-	if (!rc) {
-		ci->in.nblocks = left;
-		rc = inode_save(c->fs, &ci->in);
+	root.height = ci->in.theight;
+	memcpy(root.hash, ci->in.troot, sizeof root.hash);
+	left = b->leaves.n;
+	for (size_t i = 0; i < b->leaves.n && !rc; i++)
+		if (!b->leaves.v[i].seen) {
+			missing++;
+			left--;
+			rc = mtree_put(c->fs->mt, MTREE_BLOCKS, ci->in.ino, &root,
+			               b->leaves.v[i].pos, zero_leaf);
+		}
+	for (size_t i = 0; i < b->ndrop && !rc; i++) {
+		if (leaf_at(&b->leaves, b->drop[i])) {
+			left--;
+			rc = mtree_put(c->fs->mt, MTREE_BLOCKS, ci->in.ino, &root,
+			               b->drop[i], zero_leaf);
+		}
+		if (!rc)
+			rc = store_block_delete(c->fs->s, ci->in.ino, b->drop[i]);
 	}
 	if (rc)
 		return rc;
-	if (b->ndrop)
-		snprintf(what, sizeof what, "dropped %llu unreadable or stray"
-		         " block%s (they read as zeros now)",
-		         (unsigned long long)b->ndrop, b->ndrop == 1 ? "" : "s");
+	if (!b->ndrop && !missing && ci->in.nblocks == left)
+		return 0;
+	ci->in.nblocks = left;
+	if ((rc = inode_save(c->fs, &ci->in)))
+		return rc;
+	if (b->ndrop || missing)
+		snprintf(what, sizeof what, "dropped %llu unreadable, stray or"
+		         " missing block%s (they read as zeros now)",
+		         (unsigned long long)(b->ndrop + missing),
+		         b->ndrop + missing == 1 ? "" : "s");
 	else
-		snprintf(what, sizeof what, "block count set to the %llu blocks"
-		         " stored (missing ones read as zeros now)",
-		         (unsigned long long)left);
+		snprintf(what, sizeof what, "block count set to the %llu blocks of"
+		         " its tree", (unsigned long long)left);
 	fixed(c, ci->in.ino, ci->path, what);
 	return 0;
 }
@@ -340,18 +464,47 @@ static int repair_blocks(struct ck *c, struct ck_inode *ci, struct blk_ctx *b)
 static int check_file(struct ck *c, struct ck_inode *ci)
 {
 	struct blk_ctx b = { .c = c, .ci = ci };
-	char what[160];
-	int rc = store_block_each(c->fs->s, ci->in.ino, check_block, &b);
+	struct mtree_root root;
+	uint64_t stray = 0, missing = 0;
+	char what[200];
+	int rc;
 
+	root.height = ci->in.theight;
+	memcpy(root.hash, ci->in.troot, sizeof root.hash);
+	if ((rc = walk_tree(c->fs, MTREE_BLOCKS, ci->in.ino, &root, &b.leaves,
+	                    &stray))) {
+		free(b.leaves.v);
+		if (rc == -ENOMEM)
+			return rc;
+		problem(c, ci->in.ino, "its block tree fails verification (its"
+		        " blocks' hashes were edited or replaced)");
+		return 0;
+	}
+	rc = store_block_each(c->fs->s, ci->in.ino, check_block, &b);
 	if (rc < 0) {
 		problem(c, ci->in.ino, "its blocks cannot be read from the store");
 		free(b.drop);
+		free(b.leaves.v);
 		return 0;
 	}
+	for (size_t i = 0; i < b.leaves.n; i++)
+		missing += !b.leaves.v[i].seen;
 	if (b.bad) {
-		snprintf(what, sizeof what, "%llu of %llu blocks fail"
-		         " authentication (content damaged or tampered with)",
+		snprintf(what, sizeof what, "%llu of %llu blocks are not the signed"
+		         " ones (forged, damaged, or put back from an older copy)",
 		         (unsigned long long)b.bad, (unsigned long long)b.count);
+		problem(c, ci->in.ino, what);
+	}
+	if (missing) {
+		snprintf(what, sizeof what, "%llu blocks of the signed file are"
+		         " gone from the store (deleted behind custodyfs' back)",
+		         (unsigned long long)missing);
+		problem(c, ci->in.ino, what);
+	}
+	if (b.planted) {
+		snprintf(what, sizeof what, "%llu stored blocks are not part of the"
+		         " signed file (planted, or left over)",
+		         (unsigned long long)b.planted);
 		problem(c, ci->in.ino, what);
 	}
 	if (b.nokey) {
@@ -365,11 +518,15 @@ static int check_file(struct ck *c, struct ck_inode *ci)
 		         " file", (unsigned long long)b.beyond);
 		problem(c, ci->in.ino, what);
 	}
-	if (b.count != ci->in.nblocks) {
-		snprintf(what, sizeof what, "has %llu stored blocks, its inode says"
-		         " %llu (blocks deleted or added)",
-		         (unsigned long long)b.count,
-		         (unsigned long long)ci->in.nblocks);
+	if (stray) {
+		snprintf(what, sizeof what, "%llu stored tree groups are not part"
+		         " of its block tree", (unsigned long long)stray);
+		problem(c, ci->in.ino, what);
+	}
+	if (b.leaves.n != ci->in.nblocks) {
+		snprintf(what, sizeof what, "its inode counts %llu blocks, its"
+		         " tree holds %llu", (unsigned long long)ci->in.nblocks,
+		         (unsigned long long)b.leaves.n);
 		problem(c, ci->in.ino, what);
 	}
 	if (S_ISLNK(ci->in.mode) && (ci->in.size == 0 || ci->in.size >= FS_PATH_MAX))
@@ -378,6 +535,7 @@ static int check_file(struct ck *c, struct ck_inode *ci)
 	if (!rc && c->repairing && c->ops->zero_unreadable && S_ISREG(ci->in.mode))
 		rc = repair_blocks(c, ci, &b);
 	free(b.drop);
+	free(b.leaves.v);
 	return rc;
 }
 
@@ -387,7 +545,7 @@ static int lost_found(struct ck *c, struct store_inode *lf)
 	struct fs *fs = c->fs;
 	struct store_inode root;
 	struct store_dentry d;
-	struct fs_ctx owner = { 0, 0, 0 };
+	struct fs_ctx owner = { 0, 0, 0, NULL };
 	int rc;
 
 	if ((rc = inode_load(fs, STORE_ROOT_INO, &root)))
@@ -415,6 +573,7 @@ static int lost_found(struct ck *c, struct store_inode *lf)
 static int adopt(struct ck *c, struct ck_inode *ci)
 {
 	struct store_inode lf;
+	struct store_dentry d;
 	char name[48], path[80], what[160];
 	int rc;
 
@@ -427,11 +586,15 @@ static int adopt(struct ck *c, struct ck_inode *ci)
 		else
 			snprintf(name, sizeof name, "#%llu",
 			         (unsigned long long)ci->in.ino);
-		rc = dir_add(c->fs, &lf, name, ci->in.ino);
-		if (rc != -EEXIST)
+		rc = dir_find(c->fs, &lf, name, &d);
+		if (rc == -ENOENT)
 			break;
+		if (rc)
+			return rc;
 	}
-	if (rc)
+	if (rc != -ENOENT)
+		return -EEXIST;
+	if ((rc = dir_add(c->fs, &lf, name, ci->in.ino)))
 		return rc;
 	if (S_ISDIR(ci->in.mode))
 		lf.nlink++;
@@ -448,7 +611,8 @@ static int adopt(struct ck *c, struct ck_inode *ci)
 /*
  * Blocks whose inode is gone (its row deleted behind the filesystem's
  * back) and that are not queued for purging: reported, and queued by a
- * repair (the next read-write mount frees them in bounded batches).
+ * repair (the next read-write mount frees them in bounded batches). A
+ * queued inode that is alive is reported too (a planted purge entry).
  */
 static int check_strays(struct ck *c)
 {
@@ -457,7 +621,19 @@ static int check_strays(struct ck *c)
 	char what[160];
 
 	while ((rc = store_block_next_ino(c->fs->s, ino, &ino, &queued)) == 0) {
-		if (queued || find(c, ino))
+		struct ck_inode *ci = find(c, ino);
+		if (queued && ci && !ci->bad) {
+			snprintf(what, sizeof what, "inode %llu is queued for purging but"
+			         " alive (a planted purge entry)", (unsigned long long)ino);
+			if (c->repairing) {
+				if ((rc = store_purge_drop(c->fs->s, ino)))
+					return rc;
+				fixed(c, ino, ci->path, "dropped from the purge queue: alive");
+			} else
+				problem(c, ino, what);
+			continue;
+		}
+		if (queued || ci)
 			continue;
 		if (c->repairing) {
 			if ((rc = store_purge_queue(c->fs->s, ino)))
@@ -485,8 +661,21 @@ static int repair_tree(struct ck *c)
 
 	for (size_t i = 0; i < c->ndg && !rc; i++) {
 		struct ck_dangling *g = &c->dg[i];
-		rc = store_dentry_delete(c->fs->s, g->parent, g->tag);
-		if (rc)
+		struct ck_inode *p = find(c, g->parent);
+		struct store_dentry d;
+
+		memset(&d, 0, sizeof d);
+		d.id = g->id;
+		d.parent = g->parent;
+		d.ino = g->ino;
+		if (p && !p->bad && S_ISDIR(p->in.mode)) {
+			if ((rc = dir_remove(c->fs, &p->in, &d)) ||
+			    (rc = inode_save(c->fs, &p->in)))
+				break;
+		} else if ((rc = store_dentry_delete_id(c->fs->s, g->id)) ||
+		           (rc = mtree_put(c->fs->mt, MTREE_DENTRIES, 0,
+		                           &c->fs->dentries, (uint64_t)g->id,
+		                           zero_leaf)))
 			break;
 		snprintf(what, sizeof what, "dropped directory entry %lld (its"
 		         " directory %llu or its inode %llu does not exist)",
@@ -499,7 +688,7 @@ static int repair_tree(struct ck *c)
 		if (ci->bad || ci->path || ci->links)
 			continue; /* forged, reachable, or inside an orphan */
 		if (ci->in.nlink == 0) {
-			rc = store_inode_delete(c->fs->s, ci->in.ino);
+			rc = inode_maybe_free(c->fs, ci->in.ino, 0);
 			if (!rc)
 				fixed(c, ci->in.ino, NULL, "removed: unlinked while open"
 				      " when a session ended (a mount does the same)");
@@ -510,13 +699,30 @@ static int repair_tree(struct ck *c)
 	return rc;
 }
 
+static void ck_free(struct ck *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].path);
+	for (size_t i = 0; i < c->ne; i++)
+		free(c->e[i].name);
+	free(c->v);
+	free(c->e);
+	free(c->dg);
+	for (size_t i = 0; i < c->nlater; i++)
+		free(c->later[i].what);
+	free(c->later);
+	free(c->inodes.v);
+	free(c->dentries.v);
+}
+
 /* One pass over the store; in a repair pass *changed says the tree moved. */
 static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
                       struct fs_check_stats *stats, int repairing,
                       uint64_t *changed)
 {
 	struct ck c;
-	char what[160];
+	char what[200];
+	uint64_t stray = 0;
 	int rc;
 
 	memset(&c, 0, sizeof c);
@@ -525,16 +731,47 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 	c.ops = ops;
 	c.st = stats;
 	c.repairing = repairing;
+	/* the signed leaves: every stored group from the roots down */
+	if ((rc = walk_tree(fs, MTREE_INODES, 0, &fs->inodes, &c.inodes, &stray))) {
+		if (rc == -ENOMEM)
+			goto out;
+		c.problems++;
+		if (ops->problem && !repairing)
+			ops->problem(ops->arg, 0, NULL, "the inode tree fails"
+			             " verification against the signed commit");
+		rc = 0;
+		goto out; /* nothing can be told genuine without it */
+	}
+	if (stray && !repairing) {
+		snprintf(what, sizeof what, "%llu stored groups of the inode tree"
+		         " are not part of it", (unsigned long long)stray);
+		problem(&c, 0, what);
+	}
+	stray = 0;
+	if ((rc = walk_tree(fs, MTREE_DENTRIES, 0, &fs->dentries, &c.dentries,
+	                    &stray))) {
+		if (rc == -ENOMEM)
+			goto out;
+		c.problems++;
+		if (ops->problem && !repairing)
+			ops->problem(ops->arg, 0, NULL, "the directory entry tree fails"
+			             " verification against the signed commit");
+		rc = 0;
+		goto out;
+	}
 	rc = store_inode_each(fs->s, collect_inode, &c);
 	if (rc < 0)
 		goto out;
+	for (size_t i = 0; i < c.inodes.n; i++)
+		if (!c.inodes.v[i].seen) {
+			snprintf(what, sizeof what, "inode %llu of the signed state is"
+			         " gone from the store (deleted behind custodyfs' back)",
+			         (unsigned long long)c.inodes.v[i].pos);
+			problem(&c, c.inodes.v[i].pos, what);
+		}
 	stats->inodes = c.n;
 	for (size_t i = 0; i < c.n; i++) {
 		struct ck_inode *ci = &c.v[i];
-		uint8_t mac[STORE_MAC_BYTES];
-		int r = ci->in.key_version ? inode_mac(fs, &ci->in, mac) : -EIO;
-		if (r || !cipher_memeq(mac, ci->in.mac, sizeof mac))
-			ci->bad = 1;
 		if (S_ISDIR(ci->in.mode))
 			stats->dirs++;
 		else if (S_ISLNK(ci->in.mode))
@@ -555,6 +792,15 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 	rc = store_dentry_all(fs->s, collect_dentry, &c);
 	if (rc < 0)
 		goto out;
+	for (size_t i = 0; i < c.dentries.n; i++)
+		if (!c.dentries.v[i].seen) {
+			snprintf(what, sizeof what, "directory entry %llu of the signed"
+			         " state is gone from the store (a name was deleted"
+			         " behind custodyfs' back)",
+			         (unsigned long long)c.dentries.v[i].pos);
+			if ((rc = problem_later(&c, STORE_ROOT_INO, what)))
+				goto out;
+		}
 	if ((rc = walk(&c)))
 		goto out;
 	for (size_t i = 0; i < c.nlater; i++)
@@ -572,8 +818,8 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 		if (ops->progress)
 			ops->progress(ops->arg, i, c.n);
 		if (ci->bad) {
-			problem(&c, ci->in.ino, "inode fails authentication (size, mode,"
-			        " owner or times tampered with)");
+			problem(&c, ci->in.ino, "inode is not the signed one (size, mode,"
+			        " owner or times edited, or put back from an older copy)");
 			continue;
 		}
 		if (!ci->path) {
@@ -585,6 +831,18 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 			want = 2 + ci->subdirs;
 			if (ci->in.ino != STORE_ROOT_INO && ci->parents > 1)
 				problem(&c, ci->in.ino, "directory has more than one parent");
+			if (ci->entries != ci->in.nentries) {
+				snprintf(what, sizeof what, "directory counts %llu entries,"
+				         " %llu are stored", (unsigned long long)ci->in.nentries,
+				         (unsigned long long)ci->entries);
+				problem(&c, ci->in.ino, what);
+				if (repairing) {
+					ci->in.nentries = ci->entries;
+					if ((rc = inode_save(fs, &ci->in)))
+						goto out;
+					fixed(&c, ci->in.ino, ci->path, what);
+				}
+			}
 		} else
 			want = ci->links;
 		if (ci->in.nlink != want && ci->path) {
@@ -604,7 +862,8 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 				goto out;
 		}
 		if (!repairing && xattr_verify(fs, &ci->in))
-			problem(&c, ci->in.ino, "extended attributes fail authentication");
+			problem(&c, ci->in.ino, "extended attributes are not the signed"
+			        " ones, or fail authentication");
 	}
 	if (ops->progress)
 		ops->progress(ops->arg, c.n, c.n);
@@ -612,16 +871,7 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 out:
 	if (changed)
 		*changed = c.fixed;
-	for (size_t i = 0; i < c.n; i++)
-		free(c.v[i].path);
-	for (size_t i = 0; i < c.ne; i++)
-		free(c.e[i].name);
-	free(c.v);
-	free(c.e);
-	free(c.dg);
-	for (size_t i = 0; i < c.nlater; i++)
-		free(c.later[i].what);
-	free(c.later);
+	ck_free(&c);
 	if (rc < 0)
 		return rc;
 	return (int)(c.problems > INT32_MAX ? INT32_MAX : c.problems);
@@ -638,8 +888,6 @@ static int repair(struct fs *fs, const struct fs_check_ops *ops,
 		if (rc)
 			return rc;
 		rc = check_pass(fs, ops, stats, 1, &changed);
-		if (rc >= 0 && changed)
-			rc = generation_bump(fs);
 		rc = fs_op_end(fs, rc < 0 ? rc : 0);
 		if (!rc)
 			rc = fs_commit_locked(fs);
@@ -656,15 +904,15 @@ int fs_check(struct fs *fs, const struct fs_check_ops *ops,
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs, NULL);
 	if (ops->repair) {
-		if (fs->o.read_only)
+		if (fs->o.read_only || fs->u->readonly)
 			rc = -EROFS;
 		else
 			rc = repair(fs, ops, stats);
 	}
 	if (rc == 0)
 		rc = check_pass(fs, ops, stats, 0, NULL);
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * dir.c - directory entries: encrypted names found by keyed tags.
+ * dir.c - directory entries: encrypted names found by keyed tags, each
+ * entry checked against the entry tree.
  *
  * A name is stored twice, neither in the clear: as a tag (keyed BLAKE2b of
  * the name under the directory's tag key), which is the lookup key, and as
@@ -9,11 +10,49 @@
  * version recorded in the entry; lookups try each held version, newest
  * first, so entries written before a rotation stay reachable until
  * reencrypt moves them.
+ *
+ * Each entry's leaf (position: its id) covers every column, so an entry
+ * forged with a data key or put back after a rename or removal is not the
+ * signed one (-EIO). A removed entry cannot be told from a name that never
+ * existed by a lookup, but the directory's entry count is in its inode
+ * row: a listing that finds fewer entries says -EIO, and check names them.
  */
 #include <errno.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "fs_internal.h"
+
+void dentry_leaf(const struct store_dentry *d, uint8_t leaf[MTREE_HASH_BYTES])
+{
+	uint8_t f[8 * 4 + 4];
+	struct cipher_part p[4];
+
+	put_le64(f, (uint64_t)d->id);
+	put_le64(f + 8, d->parent);
+	put_le64(f + 16, d->ino);
+	put_le64(f + 24, d->namelen);
+	put_le32(f + 32, d->key_version);
+	p[0] = (struct cipher_part){ "custodyfs.dentry", 16 };
+	p[1] = (struct cipher_part){ f, sizeof f };
+	p[2] = (struct cipher_part){ d->tag, sizeof d->tag };
+	p[3] = (struct cipher_part){ d->name, d->namelen };
+	cipher_hash(leaf, p, 4);
+}
+
+int dir_verify(struct fs *fs, const struct store_dentry *d)
+{
+	uint8_t want[MTREE_HASH_BYTES], have[MTREE_HASH_BYTES];
+	int rc;
+
+	if (d->id < 1)
+		return -EIO;
+	if ((rc = mtree_leaf(fs->mt, MTREE_DENTRIES, 0, &fs->dentries,
+	                     (uint64_t)d->id, want)))
+		return rc == -EINVAL ? -EIO : rc;
+	dentry_leaf(d, have);
+	return cipher_memeq(want, have, sizeof have) ? 0 : -EIO;
+}
 
 static int name_keys(struct fs *fs, const struct store_inode *dir,
                      uint32_t version)
@@ -22,7 +61,7 @@ static int name_keys(struct fs *fs, const struct store_inode *dir,
 	                        sizeof dir->file_id, FS_KEY(fs, FS_KEY_NAME));
 	if (rc)
 		return rc;
-	return keyring_derive(fs->kr, version, "custodyfs.tag", dir->file_id,
+	return keyring_derive(fs->kr, version, KR_TAG, dir->file_id,
 	                      sizeof dir->file_id, FS_KEY(fs, FS_KEY_TAG));
 }
 
@@ -41,13 +80,10 @@ static void name_tag(struct fs *fs, const char *name, size_t len,
 static size_t name_ad(uint8_t *ad, uint64_t parent, uint64_t ino,
                       const uint8_t tag[STORE_TAG_BYTES], uint32_t version)
 {
-	for (int i = 0; i < 8; i++) {
-		ad[i] = (uint8_t)(parent >> (8 * i));
-		ad[8 + i] = (uint8_t)(ino >> (8 * i));
-	}
+	put_le64(ad, parent);
+	put_le64(ad + 8, ino);
 	memcpy(ad + 16, tag, STORE_TAG_BYTES);
-	for (int i = 0; i < 4; i++)
-		ad[48 + i] = (uint8_t)(version >> (8 * i));
+	put_le32(ad + 48, version);
 	return 52;
 }
 
@@ -79,7 +115,6 @@ int dir_name(struct fs *fs, const struct store_inode *dir,
 	if (!d->key_version || !d->namelen)
 		return -EIO; /* a malformed row */
 	rc = name_keys(fs, dir, d->key_version);
-
 	if (rc == 0)
 		rc = open_name(fs, d, buf);
 	wipe_keys(fs);
@@ -97,6 +132,8 @@ int dir_find(struct fs *fs, const struct store_inode *dir, const char *name,
 
 	if (len > FS_NAME_MAX)
 		return -ENAMETOOLONG;
+	if (!nv)
+		return -EACCES; /* no data key: no names */
 	for (size_t i = 0; i < nv; i++) {
 		uint8_t tag[STORE_TAG_BYTES];
 
@@ -108,7 +145,9 @@ int dir_find(struct fs *fs, const struct store_inode *dir, const char *name,
 			continue;
 		if (rc)
 			break;
-		/* authenticate the entry (and its inode pointer) */
+		/* the signed entry, and its name (and inode pointer) open */
+		if ((rc = dir_verify(fs, d)))
+			break;
 		if (d->key_version != vs[i] || open_name(fs, d, buf) ||
 		    strcmp(buf, name)) {
 			rc = -EIO;
@@ -147,7 +186,16 @@ static int seal_entry(struct fs *fs, const struct store_inode *dir,
 	return 0;
 }
 
-int dir_add(struct fs *fs, const struct store_inode *dir, const char *name,
+static int put_leaf(struct fs *fs, const struct store_dentry *d)
+{
+	uint8_t leaf[MTREE_HASH_BYTES];
+
+	dentry_leaf(d, leaf);
+	return mtree_put(fs->mt, MTREE_DENTRIES, 0, &fs->dentries,
+	                 (uint64_t)d->id, leaf);
+}
+
+int dir_add(struct fs *fs, struct store_inode *dir, const char *name,
             uint64_t ino)
 {
 	struct store_dentry d;
@@ -155,9 +203,26 @@ int dir_add(struct fs *fs, const struct store_inode *dir, const char *name,
 
 	memset(&d, 0, sizeof d);
 	d.ino = ino;
-	if ((rc = seal_entry(fs, dir, name, &d)))
+	if ((rc = seal_entry(fs, dir, name, &d)) ||
+	    (rc = store_dentry_insert(fs->s, &d)) || (rc = put_leaf(fs, &d)))
 		return rc;
-	return store_dentry_insert(fs->s, &d);
+	dir->nentries++;
+	return 0;
+}
+
+int dir_remove(struct fs *fs, struct store_inode *dir,
+               const struct store_dentry *d)
+{
+	static const uint8_t zero[MTREE_HASH_BYTES];
+	int rc;
+
+	if ((rc = store_dentry_delete_id(fs->s, d->id)) ||
+	    (rc = mtree_put(fs->mt, MTREE_DENTRIES, 0, &fs->dentries,
+	                    (uint64_t)d->id, zero)))
+		return rc == -ENOENT ? -EIO : rc;
+	if (dir->nentries)
+		dir->nentries--;
+	return 0;
 }
 
 int dir_reseal(struct fs *fs, const struct store_inode *dir,
@@ -165,7 +230,7 @@ int dir_reseal(struct fs *fs, const struct store_inode *dir,
 {
 	int rc = seal_entry(fs, dir, name, d);
 
-	if (rc)
+	if (rc || (rc = store_dentry_update(fs->s, d)))
 		return rc;
-	return store_dentry_update(fs->s, d);
+	return put_leaf(fs, d);
 }

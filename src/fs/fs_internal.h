@@ -1,17 +1,34 @@
 /*
- * fs_internal.h - shared by fs.c, inode.c, dir.c, blockio.c and xattr.c.
+ * fs_internal.h - shared by the src/fs files only.
+ *
+ * Files: fs.c (the object: setup, teardown, format, statfs), fs_tx.c (the
+ * group transaction and the commit), fs_ops.c (the entry points), refs.c
+ * (kernel reference counts), pathcache.c (paths for the trail), inode.c,
+ * dir.c, blockio.c, xattr.c (the objects, each checked against the trees),
+ * check.c, reencrypt.c.
  *
  * Lock order: fs->lock is the only lock of the filesystem layer; it is
- * taken by every fs_* entry point and never while holding another.
+ * taken by every fs_* entry point and never while holding another. All
+ * fields below `lock` are guarded by it.
+ *
+ * Trust: an inode, entry, block or xattr read from the store is used only
+ * after its leaf matched the tree (mtree.h) under the roots of the newest
+ * verified commit (fs->inodes, fs->dentries), or when this process wrote
+ * it in the open transaction (the dirty inode map, the trees' working
+ * copies).
  */
 #ifndef CUSTODY_FS_INTERNAL_H
 #define CUSTODY_FS_INTERNAL_H
 
 #include <pthread.h>
 #include "fs.h"
-#include "store.h"
 #include "keyring.h"
-#include "audit.h"
+#include "mtree.h"
+#include "store.h"
+
+struct unlocked;
+struct session;
+struct keyring;
 
 /* Kernel references and open handles of one inode (fs->lock). */
 struct fs_ref {
@@ -23,23 +40,41 @@ struct fs_ref {
 
 #define FS_REF_BUCKETS 4096
 #define FS_PATH_SLOTS 1024
+#define FS_ICACHE_SLOTS 16384     /* verified inodes (power of two) */
+#define FS_DIRTY_BUCKETS 1024
+#define FS_RDCURSORS 16
+#define FS_MTREE_CACHE (16u << 20) /* verified tree groups */
 /* Reads of at least FS_STAGE_MIN bytes decrypt outside fs->lock (one
  * stage per FUSE worker; the largest request is 1 MiB). */
 #define FS_STAGES 2
 #define FS_STAGE_MIN (64u << 10)
 #define FS_STAGE_MAX (1u << 20)
 
+/* An inode this transaction changed (its newest value), or a verified
+ * one (the clean cache). */
+struct fs_inode_slot {
+	int valid;
+	struct store_inode in;
+};
+struct fs_dirty {
+	struct store_inode in;
+	struct fs_dirty *next;
+};
+
 struct fs {
 	pthread_mutex_t lock;
 	struct store *s;
-	struct keyring *kr;
-	struct audit *audit;
+	struct unlocked *u;     /* the keys context (unlock.h) */
+	struct mtree *mt;       /* inode, entry and block trees */
 	struct fs_opts o;
 	uint32_t block_size;
 	/* fields below: fs->lock */
+	struct keyring *kr;     /* the keys of the operation in progress */
+	struct session *actor;  /* its session */
 	struct fs_ref *refs[FS_REF_BUCKETS];
 	int in_tx;              /* a group transaction is open */
 	int rtx;                /* the operation's read transaction is open */
+	int fatal;              /* a row could not be recorded: stop */
 	int64_t op_changes;     /* store_changes() when the op began */
 	int64_t tx_started_ms;
 	uint64_t tx_bytes;      /* bytes written in the open transaction */
@@ -47,6 +82,12 @@ struct fs {
 	int checkpointed;       /* the WAL was folded in since the last commit */
 	int purging;            /* freed blocks may be waiting in purge */
 	int kernel_times;       /* writeback cache: the kernel sets m/ctime */
+	/* the signed state as of the last commit, and the working values */
+	struct mtree_root inodes, dentries;
+	uint64_t next_ino;
+	struct fs_dirty *dirty[FS_DIRTY_BUCKETS];
+	size_t ndirty;
+	struct fs_inode_slot *icache;   /* FS_ICACHE_SLOTS */
 	/* contiguous reads of one file by one process, not yet in the trail:
 	 * one row covers the whole range; written before any other row, at
 	 * every commit and after [audit] flush_interval */
@@ -57,11 +98,16 @@ struct fs {
 		int64_t when_ns, when_ms;
 	} pread;
 	uint64_t path_gen;      /* bumped by renames and removals */
-	uint64_t generation;    /* the store's, as last committed by us */
 	struct fs_path_slot {
 		uint64_t ino, gen;
 		char *path;
 	} *paths;               /* FS_PATH_SLOTS direct-mapped cache */
+	/* listings in progress, for their completeness check (fs_ops.c) */
+	struct fs_rdcursor {
+		uint64_t ino;
+		int64_t next_off;
+		uint64_t seen;
+	} rdcur[FS_RDCURSORS];
 	uint8_t *blockbuf;      /* locked: plaintext + ciphertext block */
 	struct read_stage *stage[FS_STAGES]; /* for large reads (fs_read) */
 	uint8_t *scratch;       /* locked memory for derived keys, by slot */
@@ -69,57 +115,112 @@ struct fs {
 
 /* Slots of fs->scratch (each CIPHER_KEY_BYTES), one per kind of derived
  * key, so nested derivations never overwrite each other. */
-enum { FS_KEY_INODE, FS_KEY_FILE, FS_KEY_NAME, FS_KEY_TAG, FS_KEY_XATTR,
+enum { FS_KEY_FILE, FS_KEY_MAC, FS_KEY_NAME, FS_KEY_TAG, FS_KEY_XATTR,
        FS_KEY_SLOTS };
 #define FS_KEY(fs, slot) ((fs)->scratch + (slot) * CIPHER_KEY_BYTES)
 
 int64_t fs_now_ms(void);
 int64_t fs_now_ns(void);
+/* One line through fs->o.warn (fs.c). */
+void fs_warn(struct fs *fs, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 
-/* Open the group transaction if needed and start counting the op's
- * changes (no savepoint: see fs.c). */
+/* ---- fs_tx.c: the group transaction ---- */
+/*
+ * Open the group transaction if needed (catching up with commits other
+ * processes made: their roots become ours and the caches are dropped) and
+ * start counting the op's changes (no savepoint: see fs_tx.c).
+ */
 int fs_op_begin(struct fs *fs);
 /* End the op with result rc: a failure after the op changed rows (or a
  * transaction SQLite dropped) rolls the whole group back. Returns rc. */
 int fs_op_end(struct fs *fs, int rc);
 /* Roll the group transaction back and forget what depended on it. */
 void fs_abort_locked(struct fs *fs);
-
-/* Commit the group transaction (fs->lock held): audit head mark and, for a
- * read-write mount, the store generation go in with it. */
+/* Fold the inode and entry trees if changed (their roots into fs). */
+int fs_fold_roots(struct fs *fs);
+/* Fold the trees, append the commit record and commit (fs->lock held). */
 int fs_commit_locked(struct fs *fs);
+/* Another process committed: take the head's roots, drop the caches. */
+int fs_catch_up(struct fs *fs);
+/* Operations take the lock (and outside a group transaction one read
+ * transaction for the whole operation) with fs_lock, and leave with
+ * fs_unlock. c selects the acting session (fs->actor, fs->kr). */
+void fs_lock(struct fs *fs, const struct fs_ctx *c);
+void fs_unlock(struct fs *fs);
 
-/* Reference bookkeeping. */
+/* ---- refs.c ---- */
 struct fs_ref *fs_ref_get(struct fs *fs, uint64_t ino, int create);
 void fs_ref_put_if_unused(struct fs *fs, struct fs_ref *r);
+void fs_ref_lookup(struct fs *fs, uint64_t ino);
+/* 1 if the kernel still refers to ino (looked up or open). */
+int fs_ref_held(struct fs *fs, uint64_t ino);
+void fs_refs_free(struct fs *fs);
+
+/* ---- pathcache.c ---- */
+/* Path of dir joined with name (name NULL: path of dir) into buf. */
+void fs_path_of(struct fs *fs, uint64_t dir, const char *name, char *buf,
+                size_t cap);
+/* A file's path changed: drop its entry; a directory's: all of them. */
+void fs_path_forget(struct fs *fs, uint64_t ino, int dir);
+void fs_paths_free(struct fs *fs);
+/*
+ * Record an operation in the trail, attributed to the acting session
+ * (no-op without a trail): path as given, or, when NULL, the path of ino.
+ * A failure to record makes the caller's operation fail (fail closed):
+ * the return value is the op's result, or the recording error.
+ */
+int fs_audit(struct fs *fs, const struct fs_ctx *c, const char *op,
+             uint64_t ino, const char *path, uint64_t off, uint64_t len,
+             int64_t result);
+/* Write the pending coalesced read row (opening the group transaction if
+ * needed). */
+int fs_read_flush(struct fs *fs);
 
 /* ---- inode.c ---- */
-/* Load and authenticate an inode: -ENOENT, -EIO (bad MAC), -ENOKEY->-EIO */
+/* The inode's leaf in the inode tree. */
+void inode_leaf(const struct store_inode *in, uint8_t leaf[MTREE_HASH_BYTES]);
+/* Load an inode: from this transaction's changes, the verified cache, or
+ * the store checked against the tree: -ENOENT, -EIO (not the signed one). */
 int inode_load(struct fs *fs, uint64_t ino, struct store_inode *in);
-/* MAC and write back. */
+/* Write back (and remember as changed in this transaction). */
 int inode_save(struct fs *fs, struct store_inode *in);
+/* A new inode with the next inode number of the signed state. */
 int inode_alloc(struct fs *fs, const struct fs_ctx *c, uint32_t mode,
                 uint64_t rdev, struct store_inode *out);
 void inode_to_attr(const struct fs *fs, const struct store_inode *in,
                    struct fs_attr *out);
-/* Drop one link; frees the inode when unreferenced. */
-int inode_unlink(struct fs *fs, struct store_inode *in);
-/* Free if nlink == 0 and nothing references it. */
-int inode_maybe_free(struct fs *fs, uint64_t ino);
-int inode_mac(struct fs *fs, const struct store_inode *in,
-              uint8_t out[STORE_MAC_BYTES]);
+/* Drop one link; frees the inode when it has no link and the kernel
+ * holds no reference (held). */
+int inode_unlink(struct fs *fs, struct store_inode *in, int held);
+/* Free ino if it has no link and is not held. */
+int inode_maybe_free(struct fs *fs, uint64_t ino, int held);
 void inode_touch(struct store_inode *in, int a, int m, int c);
+/* The transaction's changed inodes: fold their block trees and put their
+ * leaves (commit), or forget them (abort). */
+int inode_fold_all(struct fs *fs);
+void inode_forget_dirty(struct fs *fs);
+/* Drop the verified cache (another process committed). */
+void inode_cache_clear(struct fs *fs);
 
 /* ---- dir.c ---- */
+void dentry_leaf(const struct store_dentry *d, uint8_t leaf[MTREE_HASH_BYTES]);
+/* Check a dentry row against the entry tree: 0 or -EIO. */
+int dir_verify(struct fs *fs, const struct store_dentry *d);
 /* Find name in dir; fills *d on success. */
 int dir_find(struct fs *fs, const struct store_inode *dir, const char *name,
              struct store_dentry *d);
-int dir_add(struct fs *fs, const struct store_inode *dir, const char *name,
+/* Add name -> ino to dir (its nentries rises: the caller saves dir). */
+int dir_add(struct fs *fs, struct store_inode *dir, const char *name,
             uint64_t ino);
+/* Remove the entry d from dir (nentries falls: the caller saves dir). */
+int dir_remove(struct fs *fs, struct store_inode *dir,
+               const struct store_dentry *d);
 /* Decrypt a dentry's name into buf (FS_NAME_MAX + 1). */
 int dir_name(struct fs *fs, const struct store_inode *dir,
              const struct store_dentry *d, char *buf);
-/* Re-encrypt a dentry's name under the active version (reencrypt). */
+/* Re-encrypt a dentry's name under the active version (rename exchange,
+ * reencrypt), same id. */
 int dir_reseal(struct fs *fs, const struct store_inode *dir,
                struct store_dentry *d, const char *name);
 
@@ -127,8 +228,8 @@ int dir_reseal(struct fs *fs, const struct store_inode *dir,
 ssize_t blockio_read(struct fs *fs, const struct store_inode *in, char *buf,
                      size_t size, uint64_t off);
 /*
- * Staged reads (blockio.c): blockio_stage copies a read's ciphertext and
- * derives its keys under fs->lock; blockio_unstage decrypts into buf
+ * Staged reads: blockio_stage copies a read's ciphertext, its leaves and
+ * keys under fs->lock; blockio_unstage authenticates and decrypts into buf
  * without the lock and wipes the keys. blockio_stage returns the bytes the
  * read delivers, -EAGAIN when it does not fit (use blockio_read), or an
  * error. A stage is handed out under fs->lock (blockio_stage_hold).
@@ -146,34 +247,22 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
                       size_t size, uint64_t off);
 /* Shrink or grow to size (caller saves the inode). */
 int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size);
-
-/* ---- generation.c ---- */
-int generation_read(struct fs *fs, uint64_t *counter);
-/* Advance the generation inside the open transaction. */
-int generation_bump(struct fs *fs);
-/* Re-MAC the generation under the active version (reencrypt). */
-int generation_rekey(struct fs *fs);
-
-/* Authenticate one stored block (check): 0, -EIO, -ENOKEY. */
-int blockio_verify(struct fs *fs, const struct store_inode *in, uint64_t blk,
-                   uint32_t version, const void *data, size_t len);
-/* Authenticate every xattr of in (check): 0 or -EIO. */
-int xattr_verify(struct fs *fs, const struct store_inode *in);
-
-/* Re-seal one block / xattr under the active version (reencrypt). */
+/* Re-seal one block under the active version (reencrypt). */
 int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk);
-int xattr_rekey(struct fs *fs, const struct store_inode *in,
-                const uint8_t tag[STORE_TAG_BYTES]);
+/* Authenticate one stored block against its leaf (check): 0 or -EIO. */
+int blockio_verify(struct fs *fs, const struct store_inode *in, uint64_t blk,
+                   uint32_t version, const void *data, size_t len,
+                   const uint8_t leaf[MTREE_HASH_BYTES]);
+/* The leaf a stored block should have: its tag (cipher 2) or its hash
+ * (cipher 1); -EIO if malformed. */
+int blockio_leaf(struct fs *fs, uint32_t version, const void *data,
+                 size_t len, uint8_t leaf[MTREE_HASH_BYTES]);
 
-/*
- * Audit hook (no-op without a trail): path is recorded as given, or, when
- * NULL, as the path of ino. fs_path_of builds "dir path/name".
- */
-void fs_audit(struct fs *fs, const struct fs_ctx *c, const char *op,
-              uint64_t ino, const char *path, uint64_t off, uint64_t len,
-              int64_t result);
-/* Path of dir joined with name (name NULL: path of dir) into buf. */
-void fs_path_of(struct fs *fs, uint64_t dir, const char *name, char *buf,
-                size_t cap);
+/* ---- xattr.c ---- */
+/* Authenticate every xattr of in against its digest (check): 0 or -EIO. */
+int xattr_verify(struct fs *fs, const struct store_inode *in);
+/* Re-seal the xattrs of in under the active version (reencrypt); the
+ * caller saves in (its digest changes). */
+int xattr_rekey(struct fs *fs, struct store_inode *in);
 
 #endif

@@ -1,82 +1,226 @@
 /*
- * inode.c - inode rows: authentication (a MAC over every field under the
- * inode key of the row's version), allocation, link counting and freeing.
+ * inode.c - inode rows: their leaves in the inode tree, loading (checked
+ * against the tree, then cached), saving, allocation, link counting and
+ * freeing.
  *
  * Sizes, modes, owners and times are stored in the clear so the kernel can
- * stat without decryption, but each row's MAC binds them to its inode
- * number, file id and key version: a flipped bit or a row copied over
- * another gives EIO for that file.
+ * stat without decryption; the row's leaf covers every column, its block
+ * tree's root and the digest of its xattrs, so a row that was edited, or
+ * put back from an older copy, is not the signed one and gives -EIO.
+ *
+ * Two maps: the inodes this transaction changed (their newest values,
+ * which the commit folds into the tree: fs_tx.c), and a direct-mapped
+ * cache of inodes verified against the current roots, which makes a
+ * repeated stat cost no SQL at all. The cache is dropped when another
+ * process commits (fs_catch_up).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bytes.h"
 #include "fs_internal.h"
 
-static void le64(uint8_t *p, uint64_t v)
+void inode_leaf(const struct store_inode *in, uint8_t leaf[MTREE_HASH_BYTES])
 {
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	uint8_t f[8 * 14 + 4];
+	struct cipher_part p[5];
+
+	put_le64(f + 0, in->ino);
+	put_le64(f + 8, in->mode);
+	put_le64(f + 16, in->uid);
+	put_le64(f + 24, in->gid);
+	put_le64(f + 32, in->nlink);
+	put_le64(f + 40, in->size);
+	put_le64(f + 48, in->nblocks);
+	put_le64(f + 56, in->rdev);
+	put_le64(f + 64, (uint64_t)in->atime);
+	put_le64(f + 72, (uint64_t)in->mtime);
+	put_le64(f + 80, (uint64_t)in->ctime);
+	put_le64(f + 88, in->generation);
+	put_le64(f + 96, in->nentries);
+	put_le64(f + 104, 0);
+	put_le32(f + 112, in->theight);
+	p[0] = (struct cipher_part){ "custodyfs.inode\0", 16 };
+	p[1] = (struct cipher_part){ in->file_id, sizeof in->file_id };
+	p[2] = (struct cipher_part){ f, sizeof f };
+	p[3] = (struct cipher_part){ in->troot, sizeof in->troot };
+	p[4] = (struct cipher_part){ in->xdigest, sizeof in->xdigest };
+	cipher_hash(leaf, p, 5);
 }
 
-int inode_mac(struct fs *fs, const struct store_inode *in,
-              uint8_t out[STORE_MAC_BYTES])
-{
-	uint8_t f[8 * 13];
-	uint8_t *key = FS_KEY(fs, FS_KEY_INODE);
-	struct cipher_part parts[3];
-	int rc = keyring_derive(fs->kr, in->key_version, KR_INODE, NULL, 0, key);
+/* ---- the transaction's changed inodes ---- */
 
-	if (rc)
-		return rc;
-	le64(f + 0, in->ino);
-	le64(f + 8, in->key_version);
-	le64(f + 16, in->mode);
-	le64(f + 24, in->uid);
-	le64(f + 32, in->gid);
-	le64(f + 40, in->nlink);
-	le64(f + 48, in->size);
-	le64(f + 56, in->nblocks);
-	le64(f + 64, in->rdev);
-	le64(f + 72, (uint64_t)in->atime);
-	le64(f + 80, (uint64_t)in->mtime);
-	le64(f + 88, (uint64_t)in->ctime);
-	le64(f + 96, in->generation);
-	parts[0] = (struct cipher_part){ "custodyfs.inode", 15 };
-	parts[1] = (struct cipher_part){ in->file_id, sizeof in->file_id };
-	parts[2] = (struct cipher_part){ f, sizeof f };
-	cipher_mac(out, key, parts, 3);
-	cipher_wipe(key, CIPHER_KEY_BYTES);
+static struct fs_dirty *dirty_find(struct fs *fs, uint64_t ino)
+{
+	struct fs_dirty *d;
+
+	for (d = fs->dirty[ino % FS_DIRTY_BUCKETS]; d; d = d->next)
+		if (d->in.ino == ino)
+			return d;
+	return NULL;
+}
+
+static int dirty_put(struct fs *fs, const struct store_inode *in)
+{
+	struct fs_dirty *d = dirty_find(fs, in->ino);
+
+	if (!d) {
+		if (!(d = malloc(sizeof *d)))
+			return -ENOMEM;
+		d->next = fs->dirty[in->ino % FS_DIRTY_BUCKETS];
+		fs->dirty[in->ino % FS_DIRTY_BUCKETS] = d;
+		fs->ndirty++;
+	}
+	d->in = *in;
 	return 0;
 }
 
-int inode_load(struct fs *fs, uint64_t ino, struct store_inode *in)
+static void dirty_drop(struct fs *fs, uint64_t ino)
 {
-	uint8_t mac[STORE_MAC_BYTES];
-	int rc = store_inode_get(fs->s, ino, in);
+	struct fs_dirty **p;
+
+	for (p = &fs->dirty[ino % FS_DIRTY_BUCKETS]; *p; p = &(*p)->next)
+		if ((*p)->in.ino == ino) {
+			struct fs_dirty *d = *p;
+			*p = d->next;
+			free(d);
+			fs->ndirty--;
+			return;
+		}
+}
+
+static void cache_put(struct fs *fs, const struct store_inode *in)
+{
+	struct fs_inode_slot *sl = &fs->icache[in->ino & (FS_ICACHE_SLOTS - 1)];
+
+	sl->valid = 1;
+	sl->in = *in;
+}
+
+static void cache_drop(struct fs *fs, uint64_t ino)
+{
+	struct fs_inode_slot *sl = &fs->icache[ino & (FS_ICACHE_SLOTS - 1)];
+
+	if (sl->valid && sl->in.ino == ino)
+		sl->valid = 0;
+}
+
+void inode_cache_clear(struct fs *fs)
+{
+	memset(fs->icache, 0, FS_ICACHE_SLOTS * sizeof *fs->icache);
+}
+
+void inode_forget_dirty(struct fs *fs)
+{
+	for (int i = 0; i < FS_DIRTY_BUCKETS; i++) {
+		struct fs_dirty *d = fs->dirty[i], *n;
+		for (; d; d = n) {
+			n = d->next;
+			cache_drop(fs, d->in.ino);
+			free(d);
+		}
+		fs->dirty[i] = NULL;
+	}
+	fs->ndirty = 0;
+}
+
+/* A block tree changed in this transaction: fold it, its root into the
+ * inode. */
+static int fold_blocks(void *arg, uint64_t ino)
+{
+	struct fs *fs = arg;
+	struct store_inode in;
+	struct mtree_root root;
+	int rc;
+
+	if ((rc = inode_load(fs, ino, &in)) == -ENOENT) {
+		mtree_forget(fs->mt, MTREE_BLOCKS, ino); /* freed meanwhile */
+		return 0;
+	}
+	if (rc || (rc = mtree_fold(fs->mt, MTREE_BLOCKS, ino, &root)))
+		return rc;
+	in.theight = root.height;
+	memcpy(in.troot, root.hash, sizeof in.troot);
+	if ((rc = store_inode_update(fs->s, &in)))
+		return rc;
+	return dirty_put(fs, &in);
+}
+
+int inode_fold_all(struct fs *fs)
+{
+	uint8_t leaf[MTREE_HASH_BYTES];
+	int rc = mtree_dirty_each(fs->mt, MTREE_BLOCKS, fold_blocks, fs);
 
 	if (rc)
 		return rc;
-	rc = inode_mac(fs, in, mac);
-	if (rc == -ENOKEY)
-		return -EIO; /* written under a version this session lacks */
+	for (int i = 0; i < FS_DIRTY_BUCKETS; i++)
+		for (struct fs_dirty *d = fs->dirty[i]; d; d = d->next) {
+			inode_leaf(&d->in, leaf);
+			if ((rc = mtree_put(fs->mt, MTREE_INODES, 0, &fs->inodes,
+			                    d->in.ino, leaf)))
+				return rc;
+		}
+	/* folded: the changed inodes are now the verified ones */
+	for (int i = 0; i < FS_DIRTY_BUCKETS; i++) {
+		struct fs_dirty *d = fs->dirty[i], *n;
+		for (; d; d = n) {
+			n = d->next;
+			cache_put(fs, &d->in);
+			free(d);
+		}
+		fs->dirty[i] = NULL;
+	}
+	fs->ndirty = 0;
+	return 0;
+}
+
+/* ---- load and save ---- */
+
+int inode_load(struct fs *fs, uint64_t ino, struct store_inode *in)
+{
+	struct fs_dirty *d = fs->ndirty ? dirty_find(fs, ino) : NULL;
+	struct fs_inode_slot *sl = &fs->icache[ino & (FS_ICACHE_SLOTS - 1)];
+	uint8_t want[MTREE_HASH_BYTES], have[MTREE_HASH_BYTES];
+	int rc;
+
+	if (d) {
+		*in = d->in;
+		return 0;
+	}
+	if (sl->valid && sl->in.ino == ino) {
+		*in = sl->in;
+		return 0;
+	}
+	if ((rc = mtree_leaf(fs->mt, MTREE_INODES, 0, &fs->inodes, ino, want)))
+		return rc == -EINVAL ? -ENOENT : rc;
+	rc = store_inode_get(fs->s, ino, in);
+	if (rc == -ENOENT) {
+		static const uint8_t zero[MTREE_HASH_BYTES];
+		/* gone from the store, but the signed state has it */
+		return cipher_memeq(want, zero, sizeof zero) ? -ENOENT : -EIO;
+	}
 	if (rc)
 		return rc;
-	if (!cipher_memeq(mac, in->mac, sizeof mac))
-		return -EIO;
+	inode_leaf(in, have);
+	if (!cipher_memeq(want, have, sizeof have)) {
+		static const uint8_t zero[MTREE_HASH_BYTES];
+		/* a row where the signed state has none is not an inode */
+		return cipher_memeq(want, zero, sizeof zero) ? -ENOENT : -EIO;
+	}
+	cache_put(fs, in);
 	return 0;
 }
 
 int inode_save(struct fs *fs, struct store_inode *in)
 {
-	int rc;
+	int rc = store_inode_update(fs->s, in);
 
-	/* re-MAC under the active version when possible */
-	if (keyring_active(fs->kr))
-		in->key_version = keyring_active(fs->kr);
-	if ((rc = inode_mac(fs, in, in->mac)))
-		return rc == -ENOKEY ? -EIO : rc;
-	return store_inode_update(fs->s, in);
+	if (rc)
+		return rc == -ENOENT ? -EIO : rc;
+	cache_drop(fs, in->ino);
+	return dirty_put(fs, in);
 }
 
 void inode_touch(struct store_inode *in, int a, int m, int c)
@@ -98,9 +242,11 @@ int inode_alloc(struct fs *fs, const struct fs_ctx *c, uint32_t mode,
 
 	if (!keyring_active(fs->kr))
 		return -EROFS;
+	if (fs->next_ino < STORE_ROOT_INO || fs->next_ino >= (1ull << 62))
+		return -ENOSPC;
 	memset(out, 0, sizeof *out);
+	out->ino = fs->next_ino;
 	cipher_unique(out->file_id, sizeof out->file_id);
-	out->key_version = keyring_active(fs->kr);
 	out->mode = mode;
 	out->uid = c->uid;
 	out->gid = c->gid;
@@ -109,10 +255,12 @@ int inode_alloc(struct fs *fs, const struct fs_ctx *c, uint32_t mode,
 	inode_touch(out, 1, 1, 1);
 	cipher_unique(&out->generation, sizeof out->generation);
 	out->generation &= 0x7fffffffffffffffull;
-	/* insert a placeholder to learn the inode number, then MAC it */
+	/* a row already there is none of ours (the signed state says the
+	 * number is unused): store_inode_insert replaces it */
 	if ((rc = store_inode_insert(fs->s, out)))
 		return rc;
-	return inode_save(fs, out);
+	fs->next_ino++;
+	return dirty_put(fs, out);
 }
 
 void inode_to_attr(const struct fs *fs, const struct store_inode *in,
@@ -137,26 +285,32 @@ void inode_to_attr(const struct fs *fs, const struct store_inode *in,
 	out->generation = in->generation;
 }
 
-int inode_maybe_free(struct fs *fs, uint64_t ino)
+int inode_maybe_free(struct fs *fs, uint64_t ino, int held)
 {
+	static const uint8_t zero[MTREE_HASH_BYTES];
 	struct store_inode in;
-	struct fs_ref *r = fs_ref_get(fs, ino, 0);
 	int rc;
 
-	if (r && (r->nlookup || r->nopen))
+	if (held)
 		return 0;
-	rc = store_inode_get(fs->s, ino, &in);
+	rc = inode_load(fs, ino, &in);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc)
 		return rc;
 	if (in.nlink != 0 || ino == STORE_ROOT_INO)
 		return 0;
+	if ((rc = store_inode_delete(fs->s, ino)) ||
+	    (rc = mtree_put(fs->mt, MTREE_INODES, 0, &fs->inodes, ino, zero)))
+		return rc;
+	dirty_drop(fs, ino);
+	cache_drop(fs, ino);
+	mtree_forget(fs->mt, MTREE_BLOCKS, ino);
 	fs->purging = 1;
-	return store_inode_delete(fs->s, ino);
+	return 0;
 }
 
-int inode_unlink(struct fs *fs, struct store_inode *in)
+int inode_unlink(struct fs *fs, struct store_inode *in, int held)
 {
 	int rc;
 
@@ -168,6 +322,6 @@ int inode_unlink(struct fs *fs, struct store_inode *in)
 	if ((rc = inode_save(fs, in)))
 		return rc;
 	if (in->nlink == 0)
-		return inode_maybe_free(fs, in->ino);
+		return inode_maybe_free(fs, in->ino, held);
 	return 0;
 }

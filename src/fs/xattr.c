@@ -1,20 +1,32 @@
 /*
- * xattr.c - extended attributes, names and values encrypted.
+ * xattr.c - extended attributes, names and values encrypted, the set of
+ * each inode covered by a digest in the inode row.
  *
  * Like directory entries: a keyed tag of the name (per file, per version)
  * is the lookup key; the name and the value are sealed under the file's
- * xattr key, bound to (file id, tag, version). Only the user., trusted. and
- * security. namespaces are stored; POSIX ACLs are not supported (EOPNOTSUPP)
- * because permissions are checked by the kernel from the mode bits.
+ * xattr key, bound to (file id, tag, version). The inode row carries the
+ * digest of all its xattr rows (zero: none), and the row is covered by the
+ * inode tree, so an xattr that was forged, removed or put back from an
+ * older copy makes the whole set fail (-EIO). Sets are small; every access
+ * reads and checks the whole set, and a change writes the new digest.
+ *
+ * Only the user., trusted. and security. namespaces are stored.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bytes.h"
 #include "fs_internal.h"
+#include "session.h"
+#include "unlock.h"
 
 #define XATTR_AD_BYTES (STORE_FILE_ID_BYTES + STORE_TAG_BYTES + 4 + 1)
+#define XATTR_MAX_PER_INODE 4096
+#define XATTR_MAX_BYTES (32u << 20)
+
+static const uint8_t zero[MTREE_HASH_BYTES];
 
 static int namespace_ok(const char *name)
 {
@@ -24,13 +36,136 @@ static int namespace_ok(const char *name)
 	return -EOPNOTSUPP;
 }
 
+/* One row of a set, with its own copies of the ciphertexts. */
+struct xrow {
+	uint8_t tag[STORE_TAG_BYTES];
+	uint32_t kv;
+	uint8_t *name, *value;
+	size_t namelen, valuelen;
+};
+
+struct xset {
+	struct xrow *v;
+	size_t n;
+	size_t bytes;
+	int err;
+};
+
+static void xset_free(struct xset *x)
+{
+	for (size_t i = 0; i < x->n; i++) {
+		free(x->v[i].name);
+		free(x->v[i].value);
+	}
+	free(x->v);
+	memset(x, 0, sizeof *x);
+}
+
+static int collect(void *arg, const struct store_xattr *r)
+{
+	struct xset *x = arg;
+	struct xrow *row;
+
+	if (x->n >= XATTR_MAX_PER_INODE ||
+	    x->bytes + r->namelen + r->valuelen > XATTR_MAX_BYTES) {
+		x->err = -EIO;
+		return 1;
+	}
+	row = realloc(x->v, (x->n + 1) * sizeof *row);
+	if (!row) {
+		x->err = -ENOMEM;
+		return 1;
+	}
+	x->v = row;
+	row = &x->v[x->n];
+	memset(row, 0, sizeof *row);
+	memcpy(row->tag, r->tag, sizeof row->tag);
+	row->kv = r->key_version;
+	row->name = malloc(r->namelen ? r->namelen : 1);
+	row->value = malloc(r->valuelen ? r->valuelen : 1);
+	x->n++;
+	if (!row->name || !row->value) {
+		x->err = -ENOMEM;
+		return 1;
+	}
+	memcpy(row->name, r->name, r->namelen);
+	memcpy(row->value, r->value, r->valuelen);
+	row->namelen = r->namelen;
+	row->valuelen = r->valuelen;
+	x->bytes += r->namelen + r->valuelen;
+	return 0;
+}
+
+/* The digest of a set in tag order (zero for the empty set). */
+static void xset_digest(const struct xset *x, uint8_t out[MTREE_HASH_BYTES])
+{
+	uint8_t *buf;
+	struct wbuf w;
+
+	if (!x->n) {
+		memset(out, 0, MTREE_HASH_BYTES);
+		return;
+	}
+	buf = malloc(16 + x->bytes + x->n * (STORE_TAG_BYTES + 4 + 16));
+	if (!buf) {
+		memset(out, 0xff, MTREE_HASH_BYTES); /* matches nothing */
+		return;
+	}
+	wbuf_init(&w, buf, 16 + x->bytes + x->n * (STORE_TAG_BYTES + 4 + 16));
+	wbuf_bytes(&w, "custodyfs.xattrs", 16);
+	for (size_t i = 0; i < x->n; i++) {
+		wbuf_bytes(&w, x->v[i].tag, STORE_TAG_BYTES);
+		wbuf_u32(&w, x->v[i].kv);
+		wbuf_u64(&w, x->v[i].namelen);
+		wbuf_bytes(&w, x->v[i].name, x->v[i].namelen);
+		wbuf_u64(&w, x->v[i].valuelen);
+		wbuf_bytes(&w, x->v[i].value, x->v[i].valuelen);
+	}
+	{
+		struct cipher_part p = { buf, w.len };
+		cipher_hash(out, &p, 1);
+	}
+	free(buf);
+}
+
+static int by_tag(const void *a, const void *b)
+{
+	return memcmp(((const struct xrow *)a)->tag, ((const struct xrow *)b)->tag,
+	              STORE_TAG_BYTES);
+}
+
+/* The xattrs of in, checked against its digest. */
+static int xset_load(struct fs *fs, const struct store_inode *in,
+                     struct xset *x)
+{
+	uint8_t d[MTREE_HASH_BYTES];
+	int rc;
+
+	memset(x, 0, sizeof *x);
+	if (cipher_memeq(in->xdigest, zero, sizeof zero))
+		return 0; /* none in the signed state, whatever rows say */
+	rc = store_xattr_each(fs->s, in->ino, collect, x);
+	if (x->err)
+		rc = x->err;
+	if (rc < 0) {
+		xset_free(x);
+		return rc;
+	}
+	xset_digest(x, d);
+	if (!cipher_memeq(d, in->xdigest, sizeof d)) {
+		xset_free(x);
+		return -EIO;
+	}
+	return 0;
+}
+
 static int xkey(struct fs *fs, const struct store_inode *in, uint32_t v,
                 const char *name, uint8_t tag[STORE_TAG_BYTES])
 {
 	int rc = keyring_derive(fs->kr, v, KR_XATTR, in->file_id,
 	                        sizeof in->file_id, FS_KEY(fs, FS_KEY_XATTR));
 	if (rc)
-		return rc;
+		return rc == -ENOKEY ? -EIO : rc;
 	if (name) {
 		struct cipher_part p[2] = { { "tag", 3 }, { name, strlen(name) } };
 		cipher_mac(tag, FS_KEY(fs, FS_KEY_XATTR), p, 2);
@@ -43,8 +178,7 @@ static size_t xad(uint8_t *ad, const struct store_inode *in,
 {
 	memcpy(ad, in->file_id, STORE_FILE_ID_BYTES);
 	memcpy(ad + 16, tag, STORE_TAG_BYTES);
-	for (int i = 0; i < 4; i++)
-		ad[48 + i] = (uint8_t)(v >> (8 * i));
+	put_le32(ad + 48, v);
 	ad[52] = (uint8_t)what;
 	return XATTR_AD_BYTES;
 }
@@ -54,97 +188,159 @@ static void xwipe(struct fs *fs)
 	cipher_wipe(FS_KEY(fs, FS_KEY_XATTR), CIPHER_KEY_BYTES);
 }
 
-/* Find name's tag under any held version: -ENODATA if absent. */
+/* The row of name in x under any held version (-1 if none). */
 static int xfind(struct fs *fs, const struct store_inode *in,
-                 const char *name, uint8_t tag[STORE_TAG_BYTES],
-                 uint8_t *cbuf, size_t cap, size_t *clen, uint32_t *kv)
+                 const struct xset *x, const char *name)
 {
 	uint32_t vs[KEYRING_MAX_VERSIONS];
 	size_t nv = keyring_versions(fs->kr, vs, KEYRING_MAX_VERSIONS);
-	int rc = -ENODATA;
 
 	for (size_t i = 0; i < nv; i++) {
-		if ((rc = xkey(fs, in, vs[i], name, tag)))
-			return rc;
-		rc = store_xattr_get(fs->s, in->ino, tag, kv, cbuf, cap, clen);
-		if (rc == -ENOENT) {
-			rc = -ENODATA;
-			continue;
-		}
-		if (!rc && *kv != vs[i])
-			rc = -EIO;
-		return rc;
+		uint8_t tag[STORE_TAG_BYTES];
+		if (xkey(fs, in, vs[i], name, tag))
+			return -1;
+		for (size_t j = 0; j < x->n; j++)
+			if (!memcmp(x->v[j].tag, tag, sizeof tag) && x->v[j].kv == vs[i])
+				return (int)j;
 	}
-	return rc;
+	return -1;
+}
+
+/* Open row r's name (what 'n') or value ('v') into out. */
+static int xopen(struct fs *fs, const struct store_inode *in,
+                 const struct xrow *r, char what, uint8_t *out, size_t cap,
+                 size_t *len)
+{
+	uint8_t ad[XATTR_AD_BYTES];
+	const uint8_t *ct = what == 'n' ? r->name : r->value;
+	size_t clen = what == 'n' ? r->namelen : r->valuelen;
+
+	if (clen < CIPHER_OVERHEAD || clen - CIPHER_OVERHEAD > cap ||
+	    xkey(fs, in, r->kv, NULL, NULL) ||
+	    cipher_open(out, ct, clen, ad, xad(ad, in, r->tag, r->kv, what),
+	                FS_KEY(fs, FS_KEY_XATTR)))
+		return -EIO;
+	*len = clen - CIPHER_OVERHEAD;
+	return 0;
+}
+
+/* Seal (name, value) under the active version as row out (ciphertexts
+ * malloc'ed). */
+static int xseal(struct fs *fs, const struct store_inode *in, const char *name,
+                 const void *value, size_t size, struct xrow *out)
+{
+	uint32_t v = keyring_active(fs->kr);
+	size_t nlen = strlen(name);
+	uint8_t ad[XATTR_AD_BYTES];
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (!v)
+		return -EROFS;
+	if ((rc = xkey(fs, in, v, name, out->tag)))
+		return rc;
+	out->kv = v;
+	out->name = malloc(nlen + CIPHER_OVERHEAD);
+	out->value = malloc(size + CIPHER_OVERHEAD);
+	if (!out->name || !out->value) {
+		free(out->name);
+		free(out->value);
+		return -ENOMEM;
+	}
+	cipher_seal(out->name, (const uint8_t *)name, nlen, ad,
+	            xad(ad, in, out->tag, v, 'n'), FS_KEY(fs, FS_KEY_XATTR));
+	cipher_seal(out->value, value, size, ad, xad(ad, in, out->tag, v, 'v'),
+	            FS_KEY(fs, FS_KEY_XATTR));
+	out->namelen = nlen + CIPHER_OVERHEAD;
+	out->valuelen = size + CIPHER_OVERHEAD;
+	return 0;
+}
+
+static int xput(struct fs *fs, uint64_t ino, const struct xrow *r)
+{
+	struct store_xattr x = { .ino = ino, .key_version = r->kv,
+	                         .name = r->name, .namelen = r->namelen,
+	                         .value = r->value, .valuelen = r->valuelen };
+
+	memcpy(x.tag, r->tag, sizeof x.tag);
+	return store_xattr_put(fs->s, &x);
+}
+
+/* Replace row i of x by nr (i < 0: add), keeping tag order; the old row's
+ * store row goes first if its tag differs. */
+static int xset_replace(struct fs *fs, uint64_t ino, struct xset *x, int i,
+                        struct xrow *nr)
+{
+	struct xrow *v;
+	int rc;
+
+	if (i >= 0) {
+		if (memcmp(x->v[i].tag, nr->tag, STORE_TAG_BYTES) &&
+		    (rc = store_xattr_delete(fs->s, ino, x->v[i].tag)))
+			return rc;
+		free(x->v[i].name);
+		free(x->v[i].value);
+		x->v[i] = *nr;
+	} else {
+		if (!(v = realloc(x->v, (x->n + 1) * sizeof *v)))
+			return -ENOMEM;
+		x->v = v;
+		x->v[x->n++] = *nr;
+	}
+	memset(nr, 0, sizeof *nr);
+	qsort(x->v, x->n, sizeof *x->v, by_tag);
+	return 0;
 }
 
 int fs_setxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                 const char *name, const void *value, size_t size, int flags)
 {
 	struct store_inode in;
-	struct store_xattr x;
-	uint8_t tag[STORE_TAG_BYTES], ad[XATTR_AD_BYTES];
-	uint8_t *cv = NULL, *cn = NULL;
-	size_t nlen = strlen(name), clen;
-	uint32_t kv, v;
-	int rc;
+	struct xset x = { 0 };
+	struct xrow nr = { 0 };
+	int rc, i;
 
 	if ((rc = namespace_ok(name)))
 		return rc;
-	if (nlen > FS_XATTR_NAME_MAX)
+	if (strlen(name) > FS_XATTR_NAME_MAX)
 		return -ERANGE;
 	if (size > FS_XATTR_SIZE_MAX)
 		return -E2BIG;
-	pthread_mutex_lock(&fs->lock);
-	if (fs->o.read_only || !(v = keyring_active(fs->kr))) {
+	fs_lock(fs, c);
+	if (fs->o.read_only || !keyring_active(fs->kr) ||
+	    !role_writes(fs->actor->role)) {
 		rc = -EROFS;
 		goto out;
 	}
 	if ((rc = fs_op_begin(fs)))
 		goto out;
-	cv = malloc(size + CIPHER_OVERHEAD);
-	cn = malloc(nlen + CIPHER_OVERHEAD);
-	if (!cv || !cn) {
-		rc = -ENOMEM;
+	if ((rc = inode_load(fs, ino, &in)) || (rc = xset_load(fs, &in, &x)))
 		goto end;
-	}
-	if ((rc = inode_load(fs, ino, &in)))
-		goto end;
-	rc = xfind(fs, &in, name, tag, cv, size + CIPHER_OVERHEAD, &clen, &kv);
-	if (rc == -ERANGE)
-		rc = 0; /* exists, larger than the new value */
-	if (rc && rc != -ENODATA)
-		goto end;
-	if ((flags & FS_XATTR_CREATE) && rc == 0) {
+	i = xfind(fs, &in, &x, name);
+	if ((flags & FS_XATTR_CREATE) && i >= 0) {
 		rc = -EEXIST;
 		goto end;
 	}
-	if ((flags & FS_XATTR_REPLACE) && rc == -ENODATA)
+	if ((flags & FS_XATTR_REPLACE) && i < 0) {
+		rc = -ENODATA;
 		goto end;
-	if (rc == 0 && kv != v && (rc = store_xattr_delete(fs->s, ino, tag)))
-		goto end; /* an older version's row: replace it */
-	if ((rc = xkey(fs, &in, v, name, tag)))
+	}
+	if ((rc = xseal(fs, &in, name, value, size, &nr)) ||
+	    (rc = xput(fs, ino, &nr)) ||
+	    (rc = xset_replace(fs, ino, &x, i, &nr)))
 		goto end;
-	cipher_seal(cn, (const uint8_t *)name, nlen, ad, xad(ad, &in, tag, v, 'n'),
-	            FS_KEY(fs, FS_KEY_XATTR));
-	cipher_seal(cv, value, size, ad, xad(ad, &in, tag, v, 'v'),
-	            FS_KEY(fs, FS_KEY_XATTR));
-	x = (struct store_xattr){ .ino = ino, .key_version = v, .name = cn,
-	                          .namelen = nlen + CIPHER_OVERHEAD, .value = cv,
-	                          .valuelen = size + CIPHER_OVERHEAD };
-	memcpy(x.tag, tag, sizeof tag);
-	if ((rc = store_xattr_put(fs->s, &x)))
-		goto end;
+	xset_digest(&x, in.xdigest);
 	inode_touch(&in, 0, 0, 1);
 	rc = inode_save(fs, &in);
 end:
 	xwipe(fs);
+	free(nr.name);
+	free(nr.value);
+	xset_free(&x);
 	rc = fs_op_end(fs, rc);
-	fs_audit(fs, c, "setxattr", ino, NULL, 0, size, rc);
+	rc = fs_audit(fs, c, "setxattr", ino, NULL, 0, size, rc);
 out:
-	pthread_mutex_unlock(&fs->lock);
-	free(cv);
-	free(cn);
+	fs_unlock(fs);
 	return rc;
 }
 
@@ -152,34 +348,29 @@ ssize_t fs_getxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                     const char *name, void *value, size_t size)
 {
 	struct store_inode in;
-	uint8_t tag[STORE_TAG_BYTES], ad[XATTR_AD_BYTES];
-	size_t cap = FS_XATTR_SIZE_MAX + CIPHER_OVERHEAD, clen;
-	uint8_t *cbuf = malloc(cap), *plain = malloc(FS_XATTR_SIZE_MAX + 1);
-	uint32_t kv;
+	struct xset x = { 0 };
+	uint8_t *plain = malloc(FS_XATTR_SIZE_MAX + 1);
+	size_t n;
 	ssize_t rc;
+	int i;
 
-	(void)c;
-	if (!cbuf || !plain) {
-		free(cbuf);
-		free(plain);
+	if (!plain)
 		return -ENOMEM;
-	}
 	if ((rc = namespace_ok(name)) == 0 && strlen(name) > FS_XATTR_NAME_MAX)
 		rc = -ERANGE;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs, c);
 	if (!rc)
 		rc = inode_load(fs, ino, &in);
+	if (!rc && !role_holds_data(fs->actor->role))
+		rc = -EACCES;
 	if (!rc)
-		rc = xfind(fs, &in, name, tag, cbuf, cap, &clen, &kv);
-	if (rc == -ERANGE)
-		rc = -EIO; /* larger than any value we write */
+		rc = xset_load(fs, &in, &x);
 	if (!rc) {
-		if (clen < CIPHER_OVERHEAD ||
-		    cipher_open(plain, cbuf, clen, ad, xad(ad, &in, tag, kv, 'v'),
-		                FS_KEY(fs, FS_KEY_XATTR)))
-			rc = -EIO;
-		else {
-			size_t n = clen - CIPHER_OVERHEAD;
+		i = xfind(fs, &in, &x, name);
+		if (i < 0)
+			rc = -ENODATA;
+		else if ((rc = xopen(fs, &in, &x.v[i], 'v', plain,
+		                     FS_XATTR_SIZE_MAX, &n)) == 0) {
 			if (size == 0)
 				rc = (ssize_t)n;
 			else if (n > size)
@@ -191,202 +382,154 @@ ssize_t fs_getxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		}
 	}
 	xwipe(fs);
-	pthread_mutex_unlock(&fs->lock);
-	free(cbuf);
+	xset_free(&x);
+	fs_unlock(fs);
+	cipher_wipe(plain, FS_XATTR_SIZE_MAX + 1);
 	free(plain);
 	return rc;
-}
-
-struct list_ctx {
-	struct fs *fs;
-	const struct store_inode *in;
-	char *list;
-	size_t size, used;
-	int err;
-};
-
-static int list_one(void *arg, const struct store_xattr *x)
-{
-	struct list_ctx *l = arg;
-	uint8_t ad[XATTR_AD_BYTES];
-	char name[FS_XATTR_NAME_MAX + 1];
-	size_t n;
-
-	if (x->namelen < CIPHER_OVERHEAD + 1 ||
-	    x->namelen > CIPHER_OVERHEAD + FS_XATTR_NAME_MAX ||
-	    xkey(l->fs, l->in, x->key_version, NULL, NULL) ||
-	    cipher_open((uint8_t *)name, x->name, x->namelen, ad,
-	                xad(ad, l->in, x->tag, x->key_version, 'n'),
-	                FS_KEY(l->fs, FS_KEY_XATTR))) {
-		l->err = -EIO;
-		return 1;
-	}
-	n = x->namelen - CIPHER_OVERHEAD;
-	name[n] = 0;
-	if (strlen(name) != n) {
-		l->err = -EIO;
-		return 1;
-	}
-	if (l->size) {
-		if (l->used + n + 1 > l->size) {
-			l->err = -ERANGE;
-			return 1;
-		}
-		memcpy(l->list + l->used, name, n + 1);
-	}
-	l->used += n + 1;
-	return 0;
 }
 
 ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                      char *list, size_t size)
 {
 	struct store_inode in;
-	struct list_ctx l = { fs, &in, list, size, 0, 0 };
+	struct xset x = { 0 };
+	char name[FS_XATTR_NAME_MAX + 1];
+	size_t used = 0, n;
 	int rc;
 
-	(void)c;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs, c);
 	rc = inode_load(fs, ino, &in);
+	if (!rc && !role_holds_data(fs->actor->role))
+		rc = -EACCES;
 	if (!rc)
-		rc = store_xattr_each(fs->s, ino, list_one, &l);
+		rc = xset_load(fs, &in, &x);
+	for (size_t i = 0; !rc && i < x.n; i++) {
+		if ((rc = xopen(fs, &in, &x.v[i], 'n', (uint8_t *)name,
+		                FS_XATTR_NAME_MAX, &n)))
+			break;
+		name[n] = 0;
+		if (strlen(name) != n) {
+			rc = -EIO;
+			break;
+		}
+		if (size) {
+			if (used + n + 1 > size) {
+				rc = -ERANGE;
+				break;
+			}
+			memcpy(list + used, name, n + 1);
+		}
+		used += n + 1;
+	}
 	xwipe(fs);
-	pthread_mutex_unlock(&fs->lock);
-	if (l.err)
-		return l.err;
-	if (rc < 0)
-		return rc;
-	return (ssize_t)l.used;
+	xset_free(&x);
+	fs_unlock(fs);
+	return rc ? rc : (ssize_t)used;
 }
 
 int fs_removexattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                    const char *name)
 {
 	struct store_inode in;
-	uint8_t tag[STORE_TAG_BYTES], cbuf[1];
-	size_t clen;
-	uint32_t kv;
-	int rc;
+	struct xset x = { 0 };
+	int rc, i;
 
 	if ((rc = namespace_ok(name)))
 		return rc;
-	pthread_mutex_lock(&fs->lock);
-	if (fs->o.read_only || !keyring_active(fs->kr)) {
+	fs_lock(fs, c);
+	if (fs->o.read_only || !keyring_active(fs->kr) ||
+	    !role_writes(fs->actor->role)) {
 		rc = -EROFS;
 		goto out;
 	}
 	if ((rc = fs_op_begin(fs)))
 		goto out;
-	rc = inode_load(fs, ino, &in);
-	if (!rc) {
-		rc = xfind(fs, &in, name, tag, cbuf, 0, &clen, &kv);
-		if (rc == -ERANGE)
-			rc = 0;
+	if ((rc = inode_load(fs, ino, &in)) || (rc = xset_load(fs, &in, &x)))
+		goto end;
+	if ((i = xfind(fs, &in, &x, name)) < 0) {
+		rc = -ENODATA;
+		goto end;
 	}
-	if (!rc)
-		rc = store_xattr_delete(fs->s, ino, tag);
-	if (!rc) {
-		inode_touch(&in, 0, 0, 1);
-		rc = inode_save(fs, &in);
-	}
+	if ((rc = store_xattr_delete(fs->s, ino, x.v[i].tag)))
+		goto end;
+	free(x.v[i].name);
+	free(x.v[i].value);
+	memmove(&x.v[i], &x.v[i + 1], (x.n - (size_t)i - 1) * sizeof *x.v);
+	x.n--;
+	xset_digest(&x, in.xdigest);
+	inode_touch(&in, 0, 0, 1);
+	rc = inode_save(fs, &in);
+end:
 	xwipe(fs);
+	xset_free(&x);
 	rc = fs_op_end(fs, rc);
-	fs_audit(fs, c, "removexattr", ino, NULL, 0, 0, rc);
+	rc = fs_audit(fs, c, "removexattr", ino, NULL, 0, 0, rc);
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return rc;
-}
-
-struct rekey_ctx {
-	struct fs *fs;
-	const struct store_inode *in;
-	const uint8_t *tag;
-	uint8_t *name, *value;
-	size_t namelen, valuelen;
-	uint32_t version;
-	int found, err;
-};
-
-static int rekey_find(void *arg, const struct store_xattr *x)
-{
-	struct rekey_ctx *r = arg;
-	uint8_t ad[XATTR_AD_BYTES];
-
-	if (memcmp(x->tag, r->tag, STORE_TAG_BYTES))
-		return 0;
-	r->found = 1;
-	r->version = x->key_version;
-	if (x->namelen < CIPHER_OVERHEAD || x->valuelen < CIPHER_OVERHEAD ||
-	    x->namelen > CIPHER_OVERHEAD + FS_XATTR_NAME_MAX ||
-	    x->valuelen > CIPHER_OVERHEAD + FS_XATTR_SIZE_MAX ||
-	    xkey(r->fs, r->in, x->key_version, NULL, NULL) ||
-	    cipher_open(r->name, x->name, x->namelen, ad,
-	                xad(ad, r->in, x->tag, x->key_version, 'n'),
-	                FS_KEY(r->fs, FS_KEY_XATTR)) ||
-	    cipher_open(r->value, x->value, x->valuelen, ad,
-	                xad(ad, r->in, x->tag, x->key_version, 'v'),
-	                FS_KEY(r->fs, FS_KEY_XATTR))) {
-		r->err = -EIO;
-		return 1;
-	}
-	r->namelen = x->namelen - CIPHER_OVERHEAD;
-	r->valuelen = x->valuelen - CIPHER_OVERHEAD;
-	return 1;
-}
-
-int xattr_rekey(struct fs *fs, const struct store_inode *in,
-                const uint8_t tag[STORE_TAG_BYTES])
-{
-	struct rekey_ctx r = { fs, in, tag, malloc(FS_XATTR_NAME_MAX + 1),
-	                       malloc(FS_XATTR_SIZE_MAX), 0, 0, 0, 0, 0 };
-	uint8_t *cn = malloc(FS_XATTR_NAME_MAX + CIPHER_OVERHEAD);
-	uint8_t *cv = malloc(FS_XATTR_SIZE_MAX + CIPHER_OVERHEAD);
-	uint8_t ntag[STORE_TAG_BYTES], ad[XATTR_AD_BYTES];
-	uint32_t v = keyring_active(fs->kr);
-	struct store_xattr x;
-	int rc;
-
-	if (!r.name || !r.value || !cn || !cv) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	rc = store_xattr_each(fs->s, in->ino, rekey_find, &r);
-	if (r.err)
-		rc = r.err;
-	if (rc < 0 || !r.found)
-		goto out;
-	r.name[r.namelen] = 0;
-	if ((rc = store_xattr_delete(fs->s, in->ino, tag)) ||
-	    (rc = xkey(fs, in, v, (char *)r.name, ntag)))
-		goto out;
-	cipher_seal(cn, r.name, r.namelen, ad, xad(ad, in, ntag, v, 'n'),
-	            FS_KEY(fs, FS_KEY_XATTR));
-	cipher_seal(cv, r.value, r.valuelen, ad, xad(ad, in, ntag, v, 'v'),
-	            FS_KEY(fs, FS_KEY_XATTR));
-	x = (struct store_xattr){ .ino = in->ino, .key_version = v, .name = cn,
-	                          .namelen = r.namelen + CIPHER_OVERHEAD,
-	                          .value = cv,
-	                          .valuelen = r.valuelen + CIPHER_OVERHEAD };
-	memcpy(x.tag, ntag, sizeof ntag);
-	rc = store_xattr_put(fs->s, &x);
-out:
-	xwipe(fs);
-	if (r.value)
-		cipher_wipe(r.value, FS_XATTR_SIZE_MAX);
-	free(r.name);
-	free(r.value);
-	free(cn);
-	free(cv);
-	return rc < 0 ? rc : 0;
 }
 
 int xattr_verify(struct fs *fs, const struct store_inode *in)
 {
-	struct list_ctx l = { fs, in, NULL, 0, 0, 0 };
-	int rc = store_xattr_each(fs->s, in->ino, list_one, &l);
+	struct xset x;
+	uint8_t *plain = malloc(FS_XATTR_SIZE_MAX + 1);
+	size_t n;
+	int rc;
 
+	if (!plain)
+		return -ENOMEM;
+	rc = xset_load(fs, in, &x);
+	for (size_t i = 0; !rc && i < x.n; i++)
+		if (xopen(fs, in, &x.v[i], 'n', plain, FS_XATTR_NAME_MAX, &n) ||
+		    xopen(fs, in, &x.v[i], 'v', plain, FS_XATTR_SIZE_MAX, &n))
+			rc = -EIO;
 	xwipe(fs);
-	if (l.err)
-		return l.err;
-	return rc < 0 ? rc : 0;
+	xset_free(&x);
+	cipher_wipe(plain, FS_XATTR_SIZE_MAX + 1);
+	free(plain);
+	return rc;
+}
+
+int xattr_rekey(struct fs *fs, struct store_inode *in)
+{
+	uint32_t v = keyring_active(fs->kr);
+	uint8_t *name = malloc(FS_XATTR_NAME_MAX + 1);
+	uint8_t *value = malloc(FS_XATTR_SIZE_MAX);
+	struct xset x;
+	size_t nl, vl;
+	int rc;
+
+	if (!name || !value) {
+		free(name);
+		free(value);
+		return -ENOMEM;
+	}
+	rc = xset_load(fs, in, &x);
+	for (size_t i = 0; !rc && i < x.n; i++) {
+		struct xrow nr;
+		if (x.v[i].kv >= v)
+			continue;
+		if ((rc = xopen(fs, in, &x.v[i], 'n', name, FS_XATTR_NAME_MAX, &nl)) ||
+		    (rc = xopen(fs, in, &x.v[i], 'v', value, FS_XATTR_SIZE_MAX, &vl)))
+			break;
+		name[nl] = 0;
+		if ((rc = xseal(fs, in, (char *)name, value, vl, &nr)))
+			break;
+		if ((rc = xput(fs, in->ino, &nr)) ||
+		    (rc = xset_replace(fs, in->ino, &x, (int)i, &nr))) {
+			free(nr.name);
+			free(nr.value);
+			break;
+		}
+		i = (size_t)-1; /* the order changed: start over (few rows) */
+	}
+	if (!rc)
+		xset_digest(&x, in->xdigest);
+	xwipe(fs);
+	xset_free(&x);
+	cipher_wipe(value, FS_XATTR_SIZE_MAX);
+	free(name);
+	free(value);
+	return rc;
 }

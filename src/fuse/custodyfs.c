@@ -23,12 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
-#include "auth.h"
 #include "cipher.h"
 #include "fs.h"
 #include "fsops.h"
 #include "keyring.h"
+#include "rights.h"
+#include "session.h"
 #include "store.h"
 #include "unlock.h"
 
@@ -170,18 +170,6 @@ static int fail(int st)
 	return st;
 }
 
-/* Record a mount-session event in the trail, in its own transaction. */
-static void audit_event(struct store *s, struct audit *au, const char *op,
-                        const char *what)
-{
-	if (!au || store_begin(s))
-		return;
-	if (audit_admin(au, op, what, 0) == 0)
-		store_commit(s);
-	else
-		store_rollback(s);
-}
-
 struct holder {
 	struct store_mount m;
 	int found;
@@ -239,79 +227,18 @@ static int lock_writer(struct store *s, const char *path)
 	return -1;
 }
 
-/*
- * Rollback awareness: the newest generation this local user has seen of
- * each store (by store id) lives in ~/.local/state/custodyfs/<id>. Mounting
- * an older copy (a restored backup, a replayed file) is refused unless
- * -o accept_rollback.
- */
-static int state_path(const struct unlocked *u, char *buf, size_t cap)
+/* What the filesystem layer cannot return: to stderr (a log once
+ * detached: the daemon's stderr is the journal under systemd). */
+static void warn_line(const char *line)
 {
-	const char *home = getenv("XDG_STATE_HOME");
-	struct passwd *pw;
-	char id[33];
-
-	cipher_hex(id, u->ss->store_id, 16);
-	if (home && *home)
-		return snprintf(buf, cap, "%s/custodyfs/%s", home, id) >= (int)cap;
-	pw = getpwuid(getuid());
-	if (!pw || !pw->pw_dir)
-		return -1;
-	return snprintf(buf, cap, "%s/.local/state/custodyfs/%s", pw->pw_dir, id)
-	       >= (int)cap;
+	fprintf(stderr, "custodyfs: %s\n", line);
 }
 
-static uint64_t state_read(const char *path)
-{
-	char buf[32] = "";
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	return strtoull(buf, NULL, 10);
-}
-
-static void state_write(const char *path, uint64_t gen)
-{
-	char tmp[PATH_MAX + 8], dir[PATH_MAX], line[32];
-	char *slash;
-	int fd, n;
-
-	snprintf(dir, sizeof dir, "%s", path);
-	/* mkdir -p of the state directory, private */
-	for (slash = strchr(dir + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
-		*slash = 0;
-		mkdir(dir, 0700);
-		*slash = '/';
-	}
-	if (state_read(path) >= gen)
-		return; /* never move backwards */
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	n = snprintf(line, sizeof line, "%llu\n", (unsigned long long)gen);
-	if (write(fd, line, (size_t)n) == n && fsync(fd) == 0)
-		rename(tmp, path);
-	else
-		unlink(tmp);
-	close(fd);
-}
-
-/* Once a second: notice rotations made by custodyctl, and (for an admin
- * session) rotate an expired active key automatically. */
+/* Once a second: an active key that expired stops encrypting (writes get
+ * EROFS until an admin rotates); every 10 s the local state is saved. */
 struct maint {
 	struct unlocked *u;
-	struct audit *au;
 	struct fs *fs;
-	const char *statefile;  /* "" or NULL: no rollback state */
 	int ticks;
 };
 
@@ -319,53 +246,38 @@ static int maintain_locked(void *arg)
 {
 	struct maint *m = arg;
 	struct unlocked *u = m->u;
-	int changed = 0, rc;
+	uint32_t a = keyring_active(u->ss->kr);
+	const struct rights_key *k = a ? rights_key(u->r, a) : NULL;
 
-	rc = keyring_refresh(u->kr, u->s, &changed);
-	if (rc == -EBUSY)
-		return 0;
-	if (rc)
-		return rc;
-	if (changed)
-		audit_rekey(m->au);
-	if (keyring_expired(u->kr) && u->ss->authority_sk &&
-	    store_begin(u->s) == 0) {
-		uint32_t old, v;
-		rc = keyring_rotate_logged(u->kr, u->s, u->ss, u->cfg.key_max_age_s,
-		                           "auto-rotate", "active key expired", &old,
-		                           &v);
-		audit_rekey(m->au);
-		if (!rc && m->au)
-			rc = audit_admin(m->au, "key auto-rotate", "expired", 0);
-		if (!rc)
-			rc = store_commit(u->s);
-		if (rc)
-			store_rollback(u->s);
-		keyring_refresh(u->kr, u->s, &changed);
-	}
+	if (k && k->expires && k->expires <= (int64_t)time(NULL))
+		keyring_expire(u->ss->kr);
 	return 0;
 }
 
 static void maintain(void *arg)
 {
 	struct maint *m = arg;
-	uint64_t gen;
 
 	fs_exclusive(m->fs, maintain_locked, m);
-	/* every 10 s, remember how far this store has come */
-	if (m->statefile && m->statefile[0] && ++m->ticks % 10 == 0 &&
-	    fs_generation(m->fs, &gen) == 0)
-		state_write(m->statefile, gen);
+	if (++m->ticks % 10 == 0)
+		unlock_save_state(m->u);
+}
+
+/* The mount as an event of the trail, in its own transaction. */
+static void record(struct unlocked *u, const char *op, const char *what,
+                   int rc)
+{
+	if (unlock_record(u, op, what, rc))
+		fprintf(stderr, "custodyfs: %s could not be recorded in the audit"
+		        " trail\n", op);
 }
 
 static int serve(struct args *a)
 {
 	struct maint mt;
-	char statefile[PATH_MAX];
 	struct store_mount sess;
 	int lock_fd = -1;
 	struct unlocked u;
-	struct audit *au = NULL;
 	struct fs *fs = NULL;
 	struct fs_opts fo;
 	const char *why = "unmount";
@@ -373,34 +285,32 @@ static int serve(struct args *a)
 	int st, rc;
 
 	unlock_harden();
-	if ((st = unlock_store(&a->u, 0, &u)))
+	a->u.kind = "mount";
+	a->u.accept_rollback = a->f.accept_rollback;
+	if ((st = unlock_store(&a->u, a->f.read_only ? STORE_READONLY : 0, &u)))
 		return fail(st);
 	if (u.ss->role == ROLE_AUDITOR) {
 		fprintf(stderr, "custodyfs: user '%s' is an auditor: auditors read"
 		        " the trail with custodyctl and cannot mount\n", u.ss->name);
+		record(&u, "mount", "denied: auditor", -EPERM);
 		unlock_free(&u);
 		return fail(EXIT_DENIED);
 	}
-	if (u.ss->role == ROLE_READER)
+	if (u.ss->role == ROLE_READER || u.readonly)
 		a->f.read_only = 1;
-	if (!keyring_active(u.kr) && !keyring_expired(u.kr) && !a->f.read_only) {
+	if (!keyring_active(u.ss->kr) && !a->f.read_only) {
 		/* an expired key only pauses writing (EROFS) until an admin
 		 * rotates; a user with no key at all gets a read-only mount */
 		fprintf(stderr, "custodyfs: user '%s' holds no active key: mounting"
-		        " read-only\n", u.ss->name);
+		        " read-only%s\n", u.ss->name, keyring_expired(u.ss->kr)
+		        ? " (the active key expired: an admin command rotates it)" : "");
 		a->f.read_only = 1;
 	}
-	if (keyring_expired(u.kr) && u.ss->authority_sk && !a->f.read_only) {
-		struct maint m0 = { &u, NULL, NULL, NULL, 0 };
-		maintain_locked(&m0); /* rotate before serving */
-	}
-	if (!a->f.read_only && (lock_fd = lock_writer(u.s, a->u.store)) < 0) {
+	if (!a->f.read_only && (lock_fd = lock_writer(u.s, u.path)) < 0) {
 		unlock_free(&u);
 		return fail(EXIT_BUSY);
 	}
-	if (audit_new(u.s, u.kr, u.ss, 0, &au) != 0)
-		au = NULL;
-	/* the session row, the login, and failed logins waiting for a key */
+	/* the session row in mounts (advisory: messages and info) */
 	memset(&sess, 0, sizeof sess);
 	snprintf(sess.user, sizeof sess.user, "%s", u.ss->name);
 	gethostname(sess.host, sizeof sess.host - 1);
@@ -409,99 +319,47 @@ static int serve(struct args *a)
 	         realpath(a->f.mountpoint, real) ? real : a->f.mountpoint);
 	sess.readonly = a->f.read_only;
 	sess.started = time(NULL);
-	if (store_begin(u.s) == 0) {
+	if (!u.readonly && unlock_begin(&u) >= 0) {
 		if (lock_fd >= 0)
 			store_mount_each_open(u.s, reap_one, u.s);
-		if (store_mount_begin(u.s, &sess) == 0 &&
-		    (!au || (audit_adopt_auth_events(au) == 0 &&
-		             audit_admin(au, "login", "mount", 0) == 0)))
-			store_commit(u.s);
-		else
-			store_rollback(u.s);
+		rc = store_mount_begin(u.s, &sess);
+		if (unlock_finish(&u, "mount", sess.mountpoint, rc) || rc)
+			sess.id = 0;
 	}
 	memset(&fo, 0, sizeof fo);
 	fo.read_only = a->f.read_only;
 	fo.commit_interval_ms = u.cfg.commit_interval_ms;
 	fo.idle_checkpoint_ms = u.cfg.idle_checkpoint_ms;
 	fo.audit_flush_ms = u.cfg.audit_flush_ms;
-	fo.store_path = realpath(a->u.store, real) ? real : a->u.store;
+	fo.store_path = u.path;
+	fo.warn = warn_line;
 	a->f.attr_timeout = (double)u.cfg.attr_timeout_ms / 1000.0;
 	a->f.readahead = (uint32_t)u.cfg.readahead;
-	if ((rc = fs_new(u.s, u.kr, au, &fo, &fs))) {
+	if ((rc = fs_new(&u, &fo, &fs))) {
 		fprintf(stderr, "custodyfs: cannot open the filesystem in '%s': %s\n",
-		        a->u.store, rc == -EIO ? "damaged store" : strerror(-rc));
-		audit_free(au);
+		        a->u.store, rc == -EIO ? "it fails verification"
+		                               : strerror(-rc));
+		record(&u, "mount failed", sess.mountpoint, rc);
 		unlock_free(&u);
 		return fail(rc == -EIO ? EXIT_DAMAGE : EXIT_RUNTIME);
 	}
-	{
-		uint64_t gen = 0, seen;
-		int have_state = state_path(&u, statefile, sizeof statefile) == 0;
-		rc = fs_generation(fs, &gen);
-		if (rc == -ENOKEY) {
-			fprintf(stderr, "custodyfs: user '%s' holds no key for the"
-			        " store's current version (revoked?)\n", u.ss->name);
-			fs_free(fs);
-			audit_free(au);
-			unlock_free(&u);
-			return fail(EXIT_DENIED);
-		}
-		if (rc) {
-			fprintf(stderr, "custodyfs: store '%s' fails verification: its"
-			        " generation was tampered with\n", a->u.store);
-			fs_free(fs);
-			audit_free(au);
-			unlock_free(&u);
-			return fail(EXIT_DAMAGE);
-		}
-		seen = have_state ? state_read(statefile) : 0;
-		if (gen < seen) {
-			if (!a->f.accept_rollback) {
-				fprintf(stderr, "custodyfs: store '%s' is older than a copy"
-				        " this machine has seen (generation %llu < %llu): a"
-				        " restored backup or a replayed file; mount with -o"
-				        " accept_rollback to accept it\n", a->u.store,
-				        (unsigned long long)gen, (unsigned long long)seen);
-				fs_free(fs);
-				audit_free(au);
-				unlock_free(&u);
-				return fail(EXIT_DAMAGE);
-			}
-			fprintf(stderr, "custodyfs: warning: mounting an older copy of"
-			        " store '%s' (generation %llu < %llu), as accepted\n",
-			        a->u.store, (unsigned long long)gen,
-			        (unsigned long long)seen);
-			audit_event(u.s, au, "rollback accepted", a->u.store);
-		}
-		if (!have_state)
-			statefile[0] = 0;
-	}
-	audit_event(u.s, au, "mount", a->f.mountpoint);
-	if (statefile[0] && !a->f.read_only) {
-		uint64_t gen;
-		if (fs_generation(fs, &gen) == 0)
-			state_write(statefile, gen);
-	}
-	mt = (struct maint){ &u, au, fs, a->f.read_only ? NULL : statefile, 0 };
+	/* a long-lived daemon keeps only the session key: the user's
+	 * identity and any authority key are wiped */
+	session_forget_identity(u.ss);
+	mt = (struct maint){ &u, fs, 0 };
 	a->f.maintain = maintain;
 	a->f.maintain_arg = &mt;
 	rc = fsops_run(fs, &a->f, mounted, a, &why);
-	if (statefile[0] && !a->f.read_only && fs_commit(fs) == 0) {
-		uint64_t gen;
-		if (fs_generation(fs, &gen) == 0)
-			state_write(statefile, gen);
-	}
+	if (rc)
+		why = "mount failed";
 	if (fs_free(fs) != 0)
 		fprintf(stderr, "custodyfs: final commit failed: %s\n",
 		        store_errmsg(u.s));
-	audit_event(u.s, au, "unmount", why);
-	if (sess.id && store_begin(u.s) == 0) {
-		if (store_mount_end(u.s, sess.id, why) == 0)
-			store_commit(u.s);
-		else
-			store_rollback(u.s);
+	if (!u.readonly && unlock_begin(&u) >= 0) {
+		int r = sess.id ? store_mount_end(u.s, sess.id, why) : 0;
+		unlock_finish(&u, rc ? "mount failed" : "unmount", why, r);
 	}
-	audit_free(au);
+	unlock_save_state(&u);
 	if (lock_fd >= 0)
 		close(lock_fd);
 	unlock_free(&u);

@@ -40,7 +40,7 @@ static struct ctx *C(fuse_req_t req)
 static struct fs_ctx who(fuse_req_t req)
 {
 	const struct fuse_ctx *f = fuse_req_ctx(req);
-	struct fs_ctx c = { f->uid, f->gid, (uint32_t)f->pid };
+	struct fs_ctx c = { f->uid, f->gid, (uint32_t)f->pid, NULL };
 	return c;
 }
 
@@ -612,6 +612,14 @@ static void *ticker(void *arg)
 		nanosleep(&ts, NULL);
 		elapsed += 100;
 		fs_tick(c->fs);
+		if (fs_fatal(c->fs, NULL)) {
+			/* a row could not be recorded, or the store failed
+			 * verification under us: stop serving */
+			c->why = "fatal";
+			fuse_session_exit(c->se);
+			kill(getpid(), SIGTERM);
+			break;
+		}
 		if (c->o->maintain && elapsed % 1000 == 0)
 			c->o->maintain(c->o->maintain_arg);
 		if ((c->o->idle_ms && fs_idle_ms(c->fs) >= c->o->idle_ms) ||

@@ -1,6 +1,10 @@
 /*
- * auth.c - users, roles, passphrase checks, lockout, and the store
- * authority that signs user and key rows.
+ * auth.c - credentials and logging in (auth.h).
+ *
+ * Sealed secret (plaintext SECRET_PLAIN bytes): box_sk(32) || sign_sk(64)
+ * || pin epoch(4) || pin authority key(32), under the Argon2id key of the
+ * passphrase, with associated data "custodyfs.secret" || store id ||
+ * user id || name.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,38 +14,17 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "bytes.h"
 #include "config.h"
 #include "keyring.h"
 #include "passphrase.h"
+#include "rights.h"
+#include "session.h"
+#include "state.h"
 #include "store.h"
 
-/* Plaintext of a user's sealed secret. */
-#define SECRET_PLAIN (CIPHER_BOX_SK_BYTES + CIPHER_SIGN_PK_BYTES)
-
-static const char *const role_names[] = { "admin", "writer", "reader", "auditor" };
-
-const char *role_name(enum role r)
-{
-	return (r >= ROLE_ADMIN && r <= ROLE_AUDITOR) ? role_names[r] : "?";
-}
-
-enum role role_parse(const char *s)
-{
-	for (int i = 0; i < 4; i++)
-		if (s && !strcmp(s, role_names[i]))
-			return (enum role)i;
-	return ROLE_NONE;
-}
-
-int role_holds_data(enum role r)
-{
-	return r == ROLE_ADMIN || r == ROLE_WRITER || r == ROLE_READER;
-}
-
-int role_reads_audit(enum role r)
-{
-	return r == ROLE_ADMIN || r == ROLE_AUDITOR;
-}
+#define SECRET_PLAIN (CIPHER_BOX_SK_BYTES + CIPHER_SIGN_SK_BYTES + 4 + 32)
+_Static_assert(SECRET_PLAIN + CIPHER_OVERHEAD <= STORE_SECRET_MAX, "secret");
 
 int auth_name_valid(const char *name)
 {
@@ -58,454 +41,418 @@ int auth_name_valid(const char *name)
 	return 1;
 }
 
-static void put64(uint8_t *p, uint64_t v)
+void auth_policy(const struct rights_policy *p, const struct config *cfg,
+                 struct rights_policy *out)
 {
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	*out = *p;
+	if (cfg) {
+		if ((uint64_t)cfg->kdf_opslimit > out->kdf_opslimit)
+			out->kdf_opslimit = cfg->kdf_opslimit;
+		if ((uint64_t)cfg->kdf_memlimit > out->kdf_memlimit)
+			out->kdf_memlimit = cfg->kdf_memlimit;
+		/* fewer tries, longer locks: stricter only */
+		if (cfg->max_failures > 0 &&
+		    (out->max_failures == 0 ||
+		     (uint64_t)cfg->max_failures < out->max_failures))
+			out->max_failures = (uint32_t)cfg->max_failures;
+		if (cfg->lockout_s > 0 && (uint64_t)cfg->lockout_s > out->lockout_s)
+			out->lockout_s = (uint64_t)cfg->lockout_s;
+	}
+	if (out->kdf_opslimit > AUTH_OPSLIMIT_MAX)
+		out->kdf_opslimit = AUTH_OPSLIMIT_MAX;
+	if (out->kdf_memlimit > AUTH_MEMLIMIT_MAX)
+		out->kdf_memlimit = AUTH_MEMLIMIT_MAX;
+	if (out->kdf_opslimit < cipher_pwhash_opslimit_min())
+		out->kdf_opslimit = cipher_pwhash_opslimit_min();
+	if (out->kdf_memlimit < cipher_pwhash_memlimit_min())
+		out->kdf_memlimit = cipher_pwhash_memlimit_min();
 }
 
-/* What the authority signs of a user row: identity, role, public key. */
-static size_t user_row_bytes(const struct store_user *u,
-                             const uint8_t store_id[16], uint8_t *out)
+static size_t secret_ad(uint8_t *out, const uint8_t store_id[16],
+                        int64_t user_id, const char *name)
 {
-	size_t n = 0;
+	struct wbuf w;
 
-	memcpy(out, "custodyfs.user\0\0", 16); n += 16;
-	memcpy(out + n, store_id, 16); n += 16;
-	put64(out + n, (uint64_t)u->id); n += 8;
-	memset(out + n, 0, 65 + 16);
-	memcpy(out + n, u->name, strlen(u->name)); n += 65;
-	memcpy(out + n, u->role, strlen(u->role)); n += 16;
-	memcpy(out + n, u->box_pk, 32); n += 32;
-	return n;
+	wbuf_init(&w, out, 16 + 16 + 8 + 66);
+	wbuf_bytes(&w, "custodyfs.secret", 16);
+	wbuf_bytes(&w, store_id, 16);
+	wbuf_u64(&w, (uint64_t)user_id);
+	wbuf_str(&w, name);
+	return w.len;
 }
 
-int auth_user_verify(const struct store_user *u, const uint8_t store_id[16],
-                     const uint8_t authority_pk[CIPHER_SIGN_PK_BYTES])
+/* Seal (box_sk, sign_sk, pin) into c->secret under k, with c's salt. */
+static void seal_with(struct store_cred *c, const uint8_t store_id[16],
+                      const uint8_t *k, const uint8_t *box_sk,
+                      const uint8_t *sign_sk, uint32_t epoch,
+                      const uint8_t pin_pk[32], uint8_t *plain)
 {
-	uint8_t buf[256];
-	size_t n = user_row_bytes(u, store_id, buf);
-	return cipher_sign_verify(u->sig, buf, n, authority_pk);
+	uint8_t ad[16 + 16 + 8 + 66];
+
+	memcpy(plain, box_sk, CIPHER_BOX_SK_BYTES);
+	memcpy(plain + 32, sign_sk, CIPHER_SIGN_SK_BYTES);
+	put_le32(plain + 96, epoch);
+	memcpy(plain + 100, pin_pk, 32);
+	cipher_seal(c->secret, plain, SECRET_PLAIN, ad,
+	            secret_ad(ad, store_id, c->user_id, c->name), k);
+	c->secretlen = SECRET_PLAIN + CIPHER_OVERHEAD;
+	cipher_wipe(plain, SECRET_PLAIN);
 }
 
-int auth_user_sign(struct store_user *u, const uint8_t store_id[16],
-                   const uint8_t authority_sk[CIPHER_SIGN_SK_BYTES])
-{
-	uint8_t buf[256];
-	size_t n = user_row_bytes(u, store_id, buf);
-	cipher_sign(u->sig, buf, n, authority_sk);
-	return 0;
-}
-
-/* AD for the sealed secret: store id and user name, so a secret cannot be
- * moved to another user or store. */
-static size_t secret_ad(const uint8_t store_id[16], const char *name,
-                        uint8_t *out)
-{
-	size_t n = strlen(name);
-	memcpy(out, store_id, 16);
-	memcpy(out + 16, name, n);
-	return 16 + n;
-}
-
-/* Seal box_sk || authority_pk under Argon2id(pw) into u->secret. */
-static int seal_secret(struct store_user *u, const struct config *cfg,
-                       const uint8_t store_id[16], const uint8_t *box_sk,
-                       const uint8_t authority_pk[CIPHER_SIGN_PK_BYTES],
-                       const struct passphrase *pw)
+/* A fresh salt and Argon2id cost, then seal: the credential of pw. */
+static int seal_new(struct store_cred *c, const struct rights_policy *p,
+                    const uint8_t store_id[16], const uint8_t *box_sk,
+                    const uint8_t *sign_sk, uint32_t epoch,
+                    const uint8_t pin_pk[32], const struct passphrase *pw)
 {
 	uint8_t *k = secmem_alloc(CIPHER_KEY_BYTES + SECRET_PLAIN);
-	uint8_t ad[16 + 65];
 	int rc;
 
 	if (!k)
 		return -ENOMEM;
-	u->opslimit = cfg->kdf_opslimit;
-	u->memlimit = cfg->kdf_memlimit;
-	cipher_random(u->salt, sizeof u->salt);
-	rc = cipher_pwhash(k, pw->buf, pw->len, u->salt, u->opslimit,
-	                   u->memlimit);
-	if (!rc) {
-		uint8_t *plain = k + CIPHER_KEY_BYTES;
-		memcpy(plain, box_sk, CIPHER_BOX_SK_BYTES);
-		memcpy(plain + CIPHER_BOX_SK_BYTES, authority_pk,
-		       CIPHER_SIGN_PK_BYTES);
-		cipher_seal(u->secret, plain, SECRET_PLAIN, ad,
-		            secret_ad(store_id, u->name, ad), k);
-		u->secretlen = SECRET_PLAIN + CIPHER_OVERHEAD;
-	}
+	c->opslimit = p->kdf_opslimit;
+	c->memlimit = p->kdf_memlimit;
+	cipher_random(c->salt, sizeof c->salt);
+	rc = cipher_pwhash(k, pw->buf, pw->len, c->salt, c->opslimit,
+	                   c->memlimit);
+	if (!rc)
+		seal_with(c, store_id, k, box_sk, sign_sk, epoch, pin_pk,
+		          k + CIPHER_KEY_BYTES);
 	secmem_free(k);
 	return rc;
 }
 
-/* Open grant (user, version, kind) into out (len bytes, locked). */
-static int open_grant(struct store *s, const struct session *ss,
-                      uint32_t version, const char *kind, uint8_t *out,
-                      size_t len)
+void auth_cred_leaf(const struct store_cred *c, uint8_t leaf[32])
 {
-	struct store_grant g;
-	int rc = store_grant_get(s, ss->user_id, version, kind, &g);
+	uint8_t f[8 * 4];
+	struct cipher_part p[5];
+	uint8_t nl = (uint8_t)strlen(c->name);
 
-	if (rc)
-		return rc;
-	if (g.sealedlen != len + CIPHER_BOX_OVERHEAD)
-		return -EBADMSG;
-	return cipher_box_open(out, g.sealed, g.sealedlen, ss->box_pk,
-	                       ss->box_sk);
-}
-
-void session_free(struct session *ss)
-{
-	if (!ss)
-		return;
-	secmem_free(ss->box_sk);
-	secmem_free(ss->authority_sk);
-	secmem_free(ss->audit_mac_key);
-	cipher_wipe(ss, sizeof *ss);
-	free(ss);
-}
-
-static struct session *session_new(void)
-{
-	struct session *ss = calloc(1, sizeof *ss);
-
-	if (!ss)
-		return NULL;
-	ss->box_sk = secmem_alloc(CIPHER_BOX_SK_BYTES);
-	if (!ss->box_sk) {
-		free(ss);
-		return NULL;
+	put_le64(f, (uint64_t)c->user_id);
+	put_le64(f + 8, c->opslimit);
+	put_le64(f + 16, c->memlimit);
+	put_le64(f + 24, c->secretlen);
+	p[0] = (struct cipher_part){ "custodyfs.creds\0", 16 };
+	p[1] = (struct cipher_part){ f, sizeof f };
+	p[2] = (struct cipher_part){ c->salt, sizeof c->salt };
+	p[3] = (struct cipher_part){ c->secret, c->secretlen };
+	p[4] = (struct cipher_part){ &nl, 1 };
+	cipher_hash(leaf, p, 5);
+	/* the name too, after its length */
+	{
+		uint8_t tmp[32];
+		struct cipher_part q[2] = { { leaf, 32 }, { c->name, nl } };
+		cipher_hash(tmp, q, 2);
+		memcpy(leaf, tmp, 32);
 	}
-	return ss;
 }
 
-static int load_store_identity(struct store *s, uint8_t store_id[16],
-                               uint8_t authority_pk[32])
+int auth_enrol(struct store *s, const struct rights *r,
+               const struct rights_policy *policy, int64_t id,
+               const char *name, const struct passphrase *pw,
+               uint8_t box_pk[32], uint8_t sign_pk[32], struct session *keys)
 {
-	size_t n;
+	uint8_t *sk = secmem_alloc(CIPHER_BOX_SK_BYTES + CIPHER_SIGN_SK_BYTES);
+	struct store_cred c;
 	int rc;
 
-	if ((rc = store_meta_get(s, "store_id", store_id, 16, &n)))
-		return rc == -ENOENT ? -EBADMSG : rc;
-	if (n != 16)
-		return -EBADMSG;
-	if ((rc = store_meta_get(s, "authority_pk", authority_pk, 32, &n)))
-		return rc == -ENOENT ? -EBADMSG : rc;
-	return n == 32 ? 0 : -EBADMSG;
-}
-
-/* Fill in the role-dependent secrets of a freshly unlocked session. */
-static int session_unlock_grants(struct store *s, struct session *ss)
-{
-	int rc;
-
-	if (ss->role == ROLE_ADMIN) {
-		uint8_t pk[CIPHER_SIGN_PK_BYTES];
-		ss->authority_sk = secmem_alloc(CIPHER_SIGN_SK_BYTES);
-		if (!ss->authority_sk)
-			return -ENOMEM;
-		rc = open_grant(s, ss, 0, "authority", ss->authority_sk,
-		                CIPHER_SIGN_SK_BYTES);
-		if (rc)
-			return rc == -ENOENT ? -EBADMSG : rc;
-		/* the granted authority key must be the pinned one */
-		memcpy(pk, ss->authority_sk + 32, sizeof pk);
-		if (!cipher_memeq(pk, ss->authority_pk, sizeof pk))
-			return -EBADMSG;
-	}
-	ss->audit_mac_key = secmem_alloc(CIPHER_KEY_BYTES);
-	if (!ss->audit_mac_key)
+	if (!sk)
 		return -ENOMEM;
-	rc = open_grant(s, ss, 0, "auditmac", ss->audit_mac_key,
-	                CIPHER_KEY_BYTES);
-	if (rc == -ENOENT) {
-		secmem_free(ss->audit_mac_key);
-		ss->audit_mac_key = NULL;
-		rc = 0;
+	if (!auth_name_valid(name)) {
+		rc = -EINVAL;
+		goto out;
 	}
+	memset(&c, 0, sizeof c);
+	c.user_id = id;
+	snprintf(c.name, sizeof c.name, "%s", name);
+	c.created = time(NULL);
+	cipher_box_keypair(box_pk, sk);
+	cipher_sign_keypair(sign_pk, sk + CIPHER_BOX_SK_BYTES);
+	if ((rc = seal_new(&c, policy, r->store_id, sk, sk + CIPHER_BOX_SK_BYTES,
+	                   r->epoch, r->authority_pk, pw)))
+		goto out;
+	rc = store_cred_put(s, &c);
+	if (!rc)
+		rc = store_login_delete(s, id); /* a new credential, a clean slate */
+	if (!rc && keys) {
+		memcpy(keys->box_sk, sk, CIPHER_BOX_SK_BYTES);
+		memcpy(keys->sign_sk, sk + CIPHER_BOX_SK_BYTES, CIPHER_SIGN_SK_BYTES);
+		memcpy(keys->box_pk, box_pk, 32);
+		memcpy(keys->sign_pk, sign_pk, 32);
+	}
+out:
+	secmem_free(sk);
 	return rc;
 }
 
-int auth_bootstrap(struct store *s, const struct config *cfg,
-                   const char *name, const struct passphrase *pw,
-                   struct session **out)
+int auth_passwd(struct store *s, const struct rights_policy *policy,
+                const struct session *self, const struct passphrase *pw)
 {
-	struct session *ss = session_new();
-	struct store_user u;
-	uint8_t *mac = secmem_alloc(CIPHER_KEY_BYTES);
-	int rc = -ENOMEM;
+	struct store_cred c;
+	int rc;
 
-	*out = NULL;
-	if (!ss || !mac)
-		goto fail;
-	ss->authority_sk = secmem_alloc(CIPHER_SIGN_SK_BYTES);
-	if (!ss->authority_sk)
-		goto fail;
-	cipher_random(ss->store_id, sizeof ss->store_id);
-	cipher_sign_keypair(ss->authority_pk, ss->authority_sk);
-	if ((rc = store_meta_set(s, "store_id", ss->store_id, 16)) ||
-	    (rc = store_meta_set(s, "authority_pk", ss->authority_pk, 32)))
-		goto fail;
-
-	memset(&u, 0, sizeof u);
-	snprintf(u.name, sizeof u.name, "%s", name);
-	snprintf(u.role, sizeof u.role, "%s", role_name(ROLE_ADMIN));
-	u.created = time(NULL);
-	cipher_box_keypair(u.box_pk, ss->box_sk);
-	if ((rc = seal_secret(&u, cfg, ss->store_id, ss->box_sk,
-	                      ss->authority_pk, pw)))
-		goto fail;
-	u.id = 1;
-	auth_user_sign(&u, ss->store_id, ss->authority_sk);
-	if ((rc = store_user_insert(s, &u)))
-		goto fail;
-	ss->user_id = u.id;
-	ss->role = ROLE_ADMIN;
-	snprintf(ss->name, sizeof ss->name, "%s", name);
-	memcpy(ss->box_pk, u.box_pk, sizeof ss->box_pk);
-	cipher_random(mac, CIPHER_KEY_BYTES);
-	if ((rc = keyring_seal_grant(s, u.id, 0, "authority", ss->authority_sk,
-	                       CIPHER_SIGN_SK_BYTES, u.box_pk)) ||
-	    (rc = keyring_seal_grant(s, u.id, 0, "auditmac", mac, CIPHER_KEY_BYTES,
-	                       u.box_pk)))
-		goto fail;
-	ss->audit_mac_key = mac;
-	*out = ss;
-	return 0;
-fail:
-	secmem_free(mac);
-	if (ss && ss->audit_mac_key == mac)
-		ss->audit_mac_key = NULL;
-	session_free(ss);
-	return rc;
+	if (!self->sign_sk)
+		return -EPERM;
+	if ((rc = store_cred_get_id(s, self->user_id, &c)))
+		return rc;
+	if ((rc = seal_new(&c, policy, self->store_id, self->box_sk,
+	                   self->sign_sk, self->authority_epoch,
+	                   self->authority_pk, pw)))
+		return rc;
+	return store_cred_put(s, &c);
 }
+
+int auth_unlock(struct store *s, int64_t user_id)
+{
+	return store_login_delete(s, user_id);
+}
+
+/* The policy to hash an attempt with before anything is verified: the
+ * roster's as it stands (unverified, within the sane bounds), else the
+ * configuration's. */
+static void attempt_policy(struct store *s, const struct config *cfg,
+                           struct rights_policy *out)
+{
+	uint8_t *body = NULL, sig[64];
+	struct rights *r = NULL;
+	struct rights_policy p;
+	size_t len;
+
+	memset(&p, 0, sizeof p);
+	p.kdf_opslimit = cfg->kdf_opslimit;
+	p.kdf_memlimit = cfg->kdf_memlimit;
+	p.max_failures = (uint32_t)cfg->max_failures;
+	p.lockout_s = (uint64_t)cfg->lockout_s;
+	if (store_roster_get(s, &body, &len, sig) == 0 &&
+	    rights_parse(body, len, &r) == 0) {
+		p = r->policy;
+		rights_free(r);
+	}
+	free(body);
+	auth_policy(&p, cfg, out);
+}
+
+/* Count a failed attempt (advisory) and queue its events. */
+static void count_failure(struct store *s, const struct rights_policy *p,
+                          const char *name, int64_t user_id, int locked)
+{
+	int64_t now = time(NULL);
+	struct store_login l;
+
+	if (store_readonly(s))
+		return;
+	store_auth_event_add(s, now, name, locked ? "login-locked"
+	                                         : "login-failed", getpid());
+	if (user_id < 1 || locked || store_login_get(s, user_id, &l))
+		return;
+	l.failed++;
+	if (p->max_failures > 0 && l.failed >= p->max_failures) {
+		int64_t over = l.failed - p->max_failures;
+		l.locked_until = now + (int64_t)(p->lockout_s << (over > 20 ? 20 : over));
+		store_auth_event_add(s, now, name, "lockout", getpid());
+	}
+	store_login_put(s, &l);
+}
+
+#define WHY(...) do { if (why) snprintf(why, whylen, __VA_ARGS__); } while (0)
 
 int auth_login(struct store *s, const struct config *cfg, const char *name,
-               const struct passphrase *pw, struct session **out,
-               int64_t *locked_for)
+               const struct passphrase *pw, const struct state *st,
+               struct session **out, struct rights **rights,
+               struct store_cred *current, struct store_cred *update,
+               int *has_update, char *why, size_t whylen)
 {
 	struct session *ss = NULL;
-	struct store_user u;
+	struct rights *r = NULL;
+	struct rights_policy attempt, pol;
+	const struct rights_user *u;
+	struct store_cred c;
+	struct store_login l;
 	uint8_t *k = secmem_alloc(CIPHER_KEY_BYTES + SECRET_PLAIN);
-	uint8_t ad[16 + 65];
+	uint8_t ad[16 + 16 + 8 + 66], store_id[16], pin_pk[32], pk[32];
+	uint8_t newest_pk[32];
+	uint32_t pin_epoch, newest;
 	int64_t now = time(NULL);
-	int rc, known;
+	size_t n;
+	int rc, known, locked = 0;
 
 	*out = NULL;
-	*locked_for = 0;
+	*rights = NULL;
+	*has_update = 0;
+	if (why && whylen)
+		why[0] = 0;
 	if (!k)
 		return -ENOMEM;
-	ss = session_new();
-	if (!ss) {
+	if (!(ss = session_new())) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = load_store_identity(s, ss->store_id, ss->authority_pk)))
+	/* the store id as the file says; the sealed secret's associated data
+	 * must agree, so a wrong one simply fails to open */
+	if ((rc = store_meta_get(s, "store_id", store_id, sizeof store_id, &n)) ||
+	    n != sizeof store_id) {
+		WHY("the store has no valid store id");
+		rc = rc && rc != -ENOENT && rc != -EIO ? rc : -EBADMSG;
 		goto out;
-	rc = auth_name_valid(name) ? store_user_get(s, name, &u) : -ENOENT;
-	if (rc && rc != -ENOENT)
+	}
+	attempt_policy(s, cfg, &attempt);
+	rc = auth_name_valid(name) ? store_cred_get(s, name, &c) : -ENOENT;
+	if (rc && rc != -ENOENT && rc != -EIO)
 		goto out;
 	known = rc == 0;
+	if (known && (c.opslimit < cipher_pwhash_opslimit_min() ||
+	              c.opslimit > AUTH_OPSLIMIT_MAX ||
+	              c.memlimit < cipher_pwhash_memlimit_min() ||
+	              c.memlimit > AUTH_MEMLIMIT_MAX)) {
+		WHY("user '%s' has an Argon2id cost outside sane bounds (ops %llu,"
+		    " %llu bytes)", name, (unsigned long long)c.opslimit,
+		    (unsigned long long)c.memlimit);
+		rc = -EBADMSG; /* never hash at a cost a file writer chose */
+		goto out;
+	}
+	if (known && store_login_get(s, c.user_id, &l) == 0 &&
+	    l.locked_until > now)
+		locked = 1;
 	if (!known) {
-		/* same work as a real attempt, so timing does not tell */
+		/* the same work as a real attempt, so timing does not tell */
 		uint8_t salt[CIPHER_SALT_BYTES] = { 0 };
-		cipher_pwhash(k, pw->buf, pw->len, salt, cfg->kdf_opslimit,
-		              cfg->kdf_memlimit);
-		store_auth_event_add(s, now, name, "login-failed", getpid());
+		cipher_pwhash(k, pw->buf, pw->len, salt, attempt.kdf_opslimit,
+		              attempt.kdf_memlimit);
+		count_failure(s, &attempt, name, 0, 0);
 		rc = -EACCES;
 		goto out;
 	}
-	if (u.locked_until > now) {
-		*locked_for = u.locked_until - now;
-		store_auth_event_add(s, now, name, "login-locked", getpid());
-		rc = -EAGAIN;
-		goto out;
-	}
-	rc = cipher_pwhash(k, pw->buf, pw->len, u.salt, u.opslimit, u.memlimit);
-	if (rc == -EINVAL) {
-		rc = -EBADMSG; /* limits outside sane bounds: a tampered row */
-		goto out;
-	}
+	rc = cipher_pwhash(k, pw->buf, pw->len, c.salt, c.opslimit, c.memlimit);
 	if (rc)
 		goto out;
-	if (u.secretlen != SECRET_PLAIN + CIPHER_OVERHEAD ||
-	    cipher_open(k + CIPHER_KEY_BYTES, u.secret, u.secretlen, ad,
-	                secret_ad(ss->store_id, u.name, ad), k)) {
-		/* wrong passphrase: count it, maybe lock */
-		u.failed++;
-		if (cfg->max_failures > 0 && u.failed >= cfg->max_failures) {
-			int64_t over = u.failed - cfg->max_failures;
-			int64_t secs = cfg->lockout_s << (over > 20 ? 20 : over);
-			u.locked_until = now + secs;
-		}
-		store_user_update(s, &u);
-		store_auth_event_add(s, now, name, "login-failed", getpid());
-		if (u.locked_until > now)
-			store_auth_event_add(s, now, name, "lockout", getpid());
+	if (locked || c.secretlen != SECRET_PLAIN + CIPHER_OVERHEAD ||
+	    cipher_open(k + CIPHER_KEY_BYTES, c.secret, c.secretlen, ad,
+	                secret_ad(ad, store_id, c.user_id, c.name), k)) {
+		count_failure(s, &attempt, name, c.user_id, locked);
 		rc = -EACCES;
 		goto out;
 	}
-	memcpy(ss->box_sk, k + CIPHER_KEY_BYTES, CIPHER_BOX_SK_BYTES);
-	/* the authority key this user pinned at enrolment is the one that
-	 * must have signed their row; meta can be edited, the secret cannot */
-	if (!cipher_memeq(k + CIPHER_KEY_BYTES + CIPHER_BOX_SK_BYTES,
-	                  ss->authority_pk, CIPHER_SIGN_PK_BYTES) ||
-	    auth_user_verify(&u, ss->store_id, ss->authority_pk)) {
-		rc = -EBADMSG;
-		goto out;
+	{
+		uint8_t *plain = k + CIPHER_KEY_BYTES;
+		memcpy(ss->box_sk, plain, CIPHER_BOX_SK_BYTES);
+		memcpy(ss->sign_sk, plain + 32, CIPHER_SIGN_SK_BYTES);
+		pin_epoch = get_le32(plain + 96);
+		memcpy(pin_pk, plain + 100, 32);
 	}
-	ss->user_id = u.id;
-	ss->role = role_parse(u.role);
-	snprintf(ss->name, sizeof ss->name, "%s", u.name);
-	memcpy(ss->box_pk, u.box_pk, sizeof ss->box_pk);
-	if (ss->role == ROLE_NONE) {
-		rc = -EBADMSG;
-		goto out;
-	}
-	if ((rc = session_unlock_grants(s, ss)))
-		goto out;
-	u.failed = 0;
-	u.locked_until = 0;
-	u.last_login = now;
-	if (u.opslimit < cfg->kdf_opslimit || u.memlimit < cfg->kdf_memlimit) {
-		/* raise the Argon2id cost transparently */
-		if ((rc = seal_secret(&u, cfg, ss->store_id, ss->box_sk,
-		                      ss->authority_pk, pw)))
+	/* the authority: from the user's pin, and no older than this host's */
+	{
+		uint32_t seen_epoch = 0;
+		uint8_t seen_pk[32];
+		if (st && state_authority(st, &seen_epoch, seen_pk) == 0 &&
+		    seen_epoch > pin_epoch) {
+			/* start from what this host has seen; it must still be
+			 * in the chain */
+			rc = rights_chain(s, store_id, seen_epoch, seen_pk, &newest,
+			                  newest_pk);
+			if (rc == -EBADMSG) {
+				WHY("the store's authority chain does not contain"
+				    " authority %u as this host saw it: a rolled-back or"
+				    " forked store", seen_epoch);
+				rc = -ESTALE;
+				goto out;
+			}
+			if (rc)
+				goto out;
+		}
+		rc = rights_chain(s, store_id, pin_epoch, pin_pk, &newest,
+		                  newest_pk);
+		if (rc == -EBADMSG) {
+			WHY("the authority user '%s' trusts is not in the store's"
+			    " chain (a forged or rolled-back authority)", name);
 			goto out;
+		}
+		if (rc)
+			goto out;
+		if (seen_epoch > newest) {
+			WHY("the store's newest authority is %u, but this host has"
+			    " seen %u: a rolled-back store", newest, seen_epoch);
+			rc = -ESTALE;
+			goto out;
+		}
 	}
-	store_user_update(s, &u);
+	if ((rc = rights_load(s, store_id, newest, newest_pk, &r))) {
+		if (rc == -EBADMSG || rc == -ENOENT) {
+			WHY("the roster is missing or fails its signature");
+			rc = -EBADMSG;
+		}
+		goto out;
+	}
+	if (st && r->counter < state_roster(st)) {
+		WHY("the roster is number %llu, older than number %llu seen"
+		    " before: a rolled-back store", (unsigned long long)r->counter,
+		    (unsigned long long)state_roster(st));
+		rc = -ESTALE;
+		goto out;
+	}
+	u = rights_user(r, c.user_id);
+	cipher_box_public(pk, ss->box_sk);
+	if (!u || strcmp(u->name, c.name) || !cipher_memeq(pk, u->box_pk, 32)) {
+		WHY("user '%s' is not in the roster with these keys (removed, or"
+		    " a credential that is not theirs)", name);
+		rc = u ? -EBADMSG : -EACCES;
+		if (!u)
+			count_failure(s, &attempt, name, c.user_id, 0);
+		goto out;
+	}
+	cipher_sign_public(pk, ss->sign_sk);
+	if (!role_valid(rights_role(u)) ||
+	    !cipher_memeq(pk, rights_sign_pk(u), 32)) {
+		WHY("user '%s' is %s in the roster", name,
+		    rights_role(u) == ROLE_REMOVED ? "removed"
+		                                   : "listed with another identity");
+		rc = rights_role(u) == ROLE_REMOVED ? -EACCES : -EBADMSG;
+		goto out;
+	}
+	ss->user_id = u->id;
+	snprintf(ss->name, sizeof ss->name, "%s", u->name);
+	ss->role = rights_role(u);
+	memcpy(ss->store_id, store_id, 16);
+	memcpy(ss->box_pk, u->box_pk, 32);
+	memcpy(ss->sign_pk, pk, 32);
+	ss->authority_epoch = newest;
+	memcpy(ss->authority_pk, newest_pk, 32);
+	auth_policy(&r->policy, cfg, &pol);
+	*current = c;
+	if (!store_readonly(s)) {
+		/* re-pin a newer authority (the Argon2id key we already have,
+		 * so no second hash), or raise the cost (a new hash) */
+		*update = c;
+		if (c.opslimit < pol.kdf_opslimit || c.memlimit < pol.kdf_memlimit) {
+			if ((rc = seal_new(update, &pol, store_id, ss->box_sk,
+			                   ss->sign_sk, newest, newest_pk, pw)))
+				goto out;
+			*has_update = 1;
+		} else if (pin_epoch != newest) {
+			seal_with(update, store_id, k, ss->box_sk, ss->sign_sk, newest,
+			          newest_pk, k + CIPHER_KEY_BYTES);
+			*has_update = 1;
+		}
+		l.user_id = c.user_id;
+		l.failed = 0;
+		l.locked_until = 0;
+		l.last_login = now;
+		store_login_put(s, &l);
+	}
+	if ((rc = keyring_load(ss->kr, s, r, ss->user_id, ss->box_pk,
+	                       ss->box_sk))) {
+		if (rc == -EBADMSG)
+			WHY("a key grant of user '%s' does not match the roster's"
+			    " commitment", name);
+		goto out;
+	}
 	*out = ss;
+	*rights = r;
 	ss = NULL;
+	r = NULL;
 	rc = 0;
 out:
 	secmem_free(k);
 	session_free(ss);
-	return rc;
-}
-
-int auth_user_add(struct store *s, const struct config *cfg,
-                  const struct session *admin, const char *name,
-                  enum role role, const struct passphrase *pw, int64_t *id)
-{
-	struct store_user u;
-	uint8_t *sk = secmem_alloc(CIPHER_BOX_SK_BYTES);
-	int rc;
-
-	if (!sk)
-		return -ENOMEM;
-	if (!admin->authority_sk) {
-		rc = -EPERM;
-		goto out;
-	}
-	memset(&u, 0, sizeof u);
-	snprintf(u.name, sizeof u.name, "%s", name);
-	snprintf(u.role, sizeof u.role, "%s", role_name(role));
-	u.created = time(NULL);
-	cipher_box_keypair(u.box_pk, sk);
-	if ((rc = seal_secret(&u, cfg, admin->store_id, sk,
-	                      admin->authority_pk, pw)))
-		goto out;
-	/* insert first to learn the id, then sign the complete row */
-	if ((rc = store_user_insert(s, &u)))
-		goto out;
-	auth_user_sign(&u, admin->store_id, admin->authority_sk);
-	if ((rc = store_user_update(s, &u)))
-		goto out;
-	if (admin->audit_mac_key &&
-	    (rc = keyring_seal_grant(s, u.id, 0, "auditmac", admin->audit_mac_key,
-	                       CIPHER_KEY_BYTES, u.box_pk)))
-		goto out;
-	if (role == ROLE_ADMIN &&
-	    (rc = keyring_seal_grant(s, u.id, 0, "authority", admin->authority_sk,
-	                       CIPHER_SIGN_SK_BYTES, u.box_pk)))
-		goto out;
-	*id = u.id;
-out:
-	secmem_free(sk);
-	return rc;
-}
-
-int auth_user_passwd(struct store *s, const struct config *cfg,
-                     const struct session *self, const struct passphrase *pw)
-{
-	struct store_user u;
-	int rc = store_user_get_id(s, self->user_id, &u);
-
-	if (rc)
-		return rc;
-	if ((rc = seal_secret(&u, cfg, self->store_id, self->box_sk,
-	                      self->authority_pk, pw)))
-		return rc;
-	return store_user_update(s, &u);
-}
-
-int auth_user_set_role(struct store *s, const struct session *admin,
-                       int64_t user_id, enum role role)
-{
-	struct store_user u;
-	int rc;
-
-	if (!admin->authority_sk)
-		return -EPERM;
-	if ((rc = store_user_get_id(s, user_id, &u)))
-		return rc;
-	snprintf(u.role, sizeof u.role, "%s", role_name(role));
-	auth_user_sign(&u, admin->store_id, admin->authority_sk);
-	if ((rc = store_user_update(s, &u)))
-		return rc;
-	/* authority follows the admin role */
-	if ((rc = store_grant_delete(s, user_id, 0, "authority")))
-		return rc;
-	if (role == ROLE_ADMIN)
-		rc = keyring_seal_grant(s, user_id, 0, "authority", admin->authority_sk,
-		                  CIPHER_SIGN_SK_BYTES, u.box_pk);
-	return rc;
-}
-
-int auth_user_unlock(struct store *s, int64_t user_id)
-{
-	struct store_user u;
-	int rc = store_user_get_id(s, user_id, &u);
-
-	if (rc)
-		return rc;
-	u.failed = 0;
-	u.locked_until = 0;
-	return store_user_update(s, &u);
-}
-
-int auth_user_reset(struct store *s, const struct config *cfg,
-                    const struct session *admin, struct store_user *u,
-                    const struct passphrase *pw)
-{
-	uint8_t *sk = secmem_alloc(CIPHER_BOX_SK_BYTES);
-	int rc;
-
-	if (!sk)
-		return -ENOMEM;
-	if (!admin->authority_sk) {
-		rc = -EPERM;
-		goto out;
-	}
-	/* a new key pair: whatever the old secret opened is gone with it */
-	cipher_box_keypair(u->box_pk, sk);
-	if ((rc = seal_secret(u, cfg, admin->store_id, sk, admin->authority_pk,
-	                      pw)))
-		goto out;
-	u->failed = 0;
-	u->locked_until = 0;
-	auth_user_sign(u, admin->store_id, admin->authority_sk);
-	if ((rc = store_user_update(s, u)) ||
-	    (rc = store_grant_delete(s, u->id, -1, NULL)))
-		goto out;
-	if (admin->audit_mac_key &&
-	    (rc = keyring_seal_grant(s, u->id, 0, "auditmac", admin->audit_mac_key,
-	                       CIPHER_KEY_BYTES, u->box_pk)))
-		goto out;
-	if (role_parse(u->role) == ROLE_ADMIN)
-		rc = keyring_seal_grant(s, u->id, 0, "authority", admin->authority_sk,
-		                  CIPHER_SIGN_SK_BYTES, u->box_pk);
-out:
-	secmem_free(sk);
+	rights_free(r);
 	return rc;
 }

@@ -1,24 +1,34 @@
 /*
- * unlock.c - open a store and authenticate its user, with one clear error
- * line and a documented exit status for each way that can fail.
+ * unlock.c - open a store, log its user in, verify what the store claims
+ * against what this user and host have seen, start the session; and the
+ * one audited transaction (unlock.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "cipher.h"
+#include "keyadmin.h"
 #include "keyring.h"
+#include "ledger.h"
+#include "mtree.h"
 #include "passphrase.h"
+#include "rights.h"
+#include "session.h"
+#include "state.h"
 #include "store.h"
 #include "unlock.h"
+
+#define CREDS_CACHE (256u << 10)
 
 void unlock_harden(void)
 {
@@ -59,8 +69,13 @@ const char *unlock_open_error(int rc)
 	case -ENOENT: return "no such file";
 	case -ENOTSUP: return "not a custodyfs store (or its header is damaged)";
 	case -EPROTO: return "made by a newer custodyfs: upgrade this binary";
+	case STORE_E_OLDFORMAT: return "an older format: run 'custodyctl upgrade'";
+	case STORE_E_SCHEMA: return "its schema holds objects custodyfs did not"
+	                            " create";
 	case -EBUSY: return "locked by another process";
 	case -EACCES: return "permission denied";
+	case -EISDIR: return "is a directory";
+	case -EROFS: return "on a read-only file system";
 	case -EEXIST: return "file exists";
 	default: return strerror(-rc);
 	}
@@ -78,16 +93,391 @@ int unlock_config(const struct unlock_opts *o, struct config *cfg)
 	return EXIT_OK;
 }
 
+void unlock_state(const struct unlocked *u, struct ledger_state *out)
+{
+	*out = u->head.st;
+	out->flags = 0;
+	out->roster_counter = u->r->counter;
+	memcpy(out->roster_hash, u->r->hash, 32);
+	audit_trail_head(u->trail, &out->audit_seq, out->audit_hash);
+}
+
+/* The roster the head commit vouches for must be the one we loaded. */
+static int roster_matches(const struct unlocked *u,
+                          const struct ledger_commit *h)
+{
+	return h->st.roster_counter == u->r->counter &&
+	       cipher_memeq(h->st.roster_hash, u->r->hash, 32);
+}
+
+/* Reload the roster after others changed it (or our change rolled back):
+ * follow the chain from the authority we trust now. */
+static int reload_rights(struct unlocked *u, char *why, size_t whylen)
+{
+	struct rights *r = NULL;
+	uint8_t pk[32];
+	uint32_t epoch;
+	int rc;
+
+	if ((rc = rights_chain(u->s, u->r->store_id, u->ss->authority_epoch,
+	                       u->ss->authority_pk, &epoch, pk))) {
+		snprintf(why, whylen, "the authority chain no longer contains the"
+		         " authority this session verified");
+		return rc;
+	}
+	if ((rc = rights_load(u->s, u->r->store_id, epoch, pk, &r))) {
+		snprintf(why, whylen, "the roster fails its signature");
+		return rc == -ENOENT ? -EBADMSG : rc;
+	}
+	if (r->counter < u->r->counter) {
+		rights_free(r);
+		snprintf(why, whylen, "the roster went back to an older one");
+		return -EBADMSG;
+	}
+	rights_free(u->r);
+	u->r = r;
+	u->ss->authority_epoch = epoch;
+	memcpy(u->ss->authority_pk, pk, 32);
+	return 0;
+}
+
+/* After the roster moved: this session's user must still be who they
+ * were (else -EACCES), and their keys follow the new roster. */
+static int follow_rights(struct unlocked *u)
+{
+	const struct rights_user *me = rights_user(u->r, u->ss->user_id);
+
+	if (!me || !role_valid(rights_role(me)) ||
+	    !cipher_memeq(rights_sign_pk(me), u->ss->sign_pk, 32)) {
+		u->ss->ended = 1;
+		return -EACCES;
+	}
+	u->ss->role = rights_role(me);
+	return keyring_load(u->ss->kr, u->s, u->r, u->ss->user_id,
+	                    u->ss->box_pk, u->ss->box_sk);
+}
+
+/* Catch up with commits others made since u->head (inside a read or write
+ * transaction). 1 if something moved, 0 if not, or -errno. */
+static int catch_up(struct unlocked *u, char *why, size_t whylen)
+{
+	struct ledger_commit *h = malloc(sizeof *h);
+	int rc;
+
+	if (!h)
+		return -ENOMEM;
+	rc = ledger_head(u->s, h);
+	if (rc) {
+		rc = rc == -ENOENT ? -EBADMSG : rc;
+		snprintf(why, whylen, "the commit records are gone");
+		goto out;
+	}
+	if (h->seq == u->head.seq && cipher_memeq(h->hash, u->head.hash, 32)) {
+		rc = 0;
+		goto out;
+	}
+	if (h->st.roster_counter != u->r->counter ||
+	    !cipher_memeq(h->st.roster_hash, u->r->hash, 32)) {
+		if ((rc = reload_rights(u, why, whylen)))
+			goto out;
+	}
+	if ((rc = ledger_verify(u->s, u->r, u->head.seq, u->head.hash, h, NULL,
+	                        NULL, why, whylen)))
+		goto out;
+	if (!roster_matches(u, h)) {
+		snprintf(why, whylen, "the roster is not the one commit %lld names",
+		         (long long)h->seq);
+		rc = -EBADMSG;
+		goto out;
+	}
+	u->head = *h;
+	if ((rc = follow_rights(u)))
+		goto out;
+	if ((rc = mtree_invalidate(u->creds)))
+		goto out;
+	rc = 1;
+out:
+	free(h);
+	return rc;
+}
+
+int unlock_begin(struct unlocked *u)
+{
+	char why[256];
+	int rc;
+
+	if (u->readonly)
+		return -EROFS;
+	if ((rc = store_begin(u->s)))
+		return rc;
+	rc = catch_up(u, why, sizeof why);
+	if (rc < 0) {
+		store_rollback(u->s);
+		if (rc == -EBADMSG || rc == -ESTALE)
+			fprintf(stderr, "%s: store '%s' fails verification: %s\n",
+			        u->o->prog, u->path, why);
+		return rc;
+	}
+	audit_trail_begin(u->trail, &u->head);
+	u->in_tx = 1;
+	return rc;
+}
+
+int unlock_append(struct unlocked *u, const struct ledger_state *st)
+{
+	struct session *signers[LEDGER_MAX_SIGNERS];
+	struct ledger_commit *c = malloc(sizeof *c);
+	size_t n = audit_trail_signers(u->trail, signers, LEDGER_MAX_SIGNERS);
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	if (!n) {
+		signers[0] = u->ss; /* a commit is always somebody's */
+		n = 1;
+	}
+	rc = ledger_append(u->s, u->r->store_id, &u->head, st, signers, n, c);
+	if (!rc)
+		u->head = *c;
+	free(c);
+	return rc;
+}
+
+/* Undo what a rolled-back transaction left in memory. */
+static void forget_tx(struct unlocked *u, const struct ledger_commit *before)
+{
+	mtree_abort(u->creds);
+	if (before)
+		u->head = *before;
+	if (u->r->dirty || u->r->counter != u->head.st.roster_counter) {
+		char why[256];
+		if (reload_rights(u, why, sizeof why) == 0)
+			follow_rights(u);
+	}
+	u->in_tx = 0;
+}
+
+int unlock_cred_changed_id(struct unlocked *u, int64_t user_id)
+{
+	static const uint8_t zero[32];
+	struct store_cred c;
+	uint8_t leaf[32];
+	int rc = store_cred_get_id(u->s, user_id, &c);
+
+	if (rc == -ENOENT)
+		memcpy(leaf, zero, sizeof leaf);
+	else if (rc)
+		return rc;
+	else
+		auth_cred_leaf(&c, leaf);
+	return mtree_put(u->creds, MTREE_CREDS, 0, &u->head.st.creds,
+	                 (uint64_t)user_id, leaf);
+}
+
+int unlock_cred_changed(struct unlocked *u)
+{
+	return unlock_cred_changed_id(u, u->ss->user_id);
+}
+
+void unlock_abort(struct unlocked *u)
+{
+	store_rollback(u->s);
+	forget_tx(u, NULL);
+}
+
+int unlock_finish_fs(struct unlocked *u, const char *op, const char *target,
+                     int rc, const struct ledger_state *fs)
+{
+	struct ledger_commit *before = malloc(sizeof *before);
+	struct ledger_state st;
+	int err;
+
+	if (!before) {
+		store_rollback(u->s);
+		u->in_tx = 0;
+		return -ENOMEM;
+	}
+	*before = u->head;
+	if (rc) {
+		store_rollback(u->s);
+		forget_tx(u, before);
+		free(before);
+		unlock_record(u, op, target, rc);
+		return rc;
+	}
+	err = op ? audit_command(u->trail, u->ss, op, target, 0) : 0;
+	if (!err) {
+		unlock_state(u, &st);
+		if (fs) {
+			st.inodes = fs->inodes;
+			st.dentries = fs->dentries;
+			st.next_ino = fs->next_ino;
+			memcpy(st.instance, fs->instance, 16);
+			st.flags = fs->flags;
+		}
+		if (mtree_dirty(u->creds, MTREE_CREDS, 0))
+			err = mtree_fold(u->creds, MTREE_CREDS, 0, &st.creds);
+	}
+	if (!err)
+		err = unlock_append(u, &st);
+	if (!err)
+		err = store_commit(u->s);
+	if (err) {
+		store_rollback(u->s);
+		forget_tx(u, before);
+		free(before);
+		return err;
+	}
+	u->in_tx = 0;
+	free(before);
+	unlock_save_state(u);
+	return 0;
+}
+
+int unlock_finish(struct unlocked *u, const char *op, const char *target,
+                  int rc)
+{
+	return unlock_finish_fs(u, op, target, rc, NULL);
+}
+
+int unlock_record(struct unlocked *u, const char *op, const char *target,
+                  int rc)
+{
+	int err;
+
+	if (u->readonly || !u->ss->id)
+		return 0; /* nowhere to write: said once at open */
+	if ((err = unlock_begin(u)) < 0)
+		return err;
+	if ((err = audit_command(u->trail, u->ss, op, target, rc))) {
+		store_rollback(u->s);
+		forget_tx(u, NULL);
+		return err;
+	}
+	return unlock_finish(u, NULL, NULL, 0) ? -EIO : 0;
+}
+
+int unlock_catch_up(struct unlocked *u)
+{
+	char why[256];
+	int rc = catch_up(u, why, sizeof why);
+
+	if (rc == -EBADMSG || rc == -ESTALE)
+		fprintf(stderr, "%s: store '%s' fails verification: %s\n",
+		        u->o->prog, u->path, why);
+	return rc;
+}
+
+int unlock_refresh(struct unlocked *u, int *changed)
+{
+	int rc;
+
+	*changed = 0;
+	if ((rc = store_changed(u->s)) <= 0)
+		return rc;
+	if ((rc = store_read_begin(u->s)))
+		return rc == -EBUSY ? 0 : rc;
+	rc = unlock_catch_up(u);
+	store_read_end(u->s);
+	if (rc > 0) {
+		*changed = 1;
+		unlock_save_state(u);
+		rc = 0;
+	}
+	return rc;
+}
+
+void unlock_save_state(struct unlocked *u)
+{
+	if (!u->state || u->older_copy)
+		return;
+	state_set_authority(u->state, u->r->epoch, u->r->authority_pk);
+	state_set_roster(u->state, u->r->counter);
+	state_set_commit(u->state, u->head.st.instance, u->head.seq,
+	                 u->head.hash);
+	state_set_path(u->state, u->path, u->head.st.instance);
+	state_save(u->state);
+}
+
+/* ---- opening ---- */
+
+static int open_error(const struct unlock_opts *o, int rc, const char *why)
+{
+	if (why && why[0])
+		fprintf(stderr, "%s: cannot open store '%s': %s\n", o->prog, o->store,
+		        why);
+	else
+		fprintf(stderr, "%s: cannot open store '%s': %s\n", o->prog, o->store,
+		        unlock_open_error(rc));
+	return rc == STORE_E_SCHEMA ? EXIT_DAMAGE : EXIT_RUNTIME;
+}
+
+/*
+ * Freshness: the newest commit this user saw of this instance must be in
+ * the chain (ledger_verify from there), and the path must still hold the
+ * instance seen there. An older copy somewhere else may be read.
+ */
+static int check_fresh(struct unlocked *u, int store_flags, char *why,
+                       size_t whylen)
+{
+	struct ledger_commit *h = &u->head;
+	uint8_t inst_here[16], seen_hash[32];
+	int64_t seen_seq = 0;
+	int known_here, rc;
+
+	known_here = u->state && state_path(u->state, u->path, inst_here) == 0;
+	if (known_here && memcmp(inst_here, h->st.instance, 16)) {
+		if (!u->o->accept_rollback) {
+			snprintf(why, whylen, "it is not the copy this user last opened"
+			         " at this path (another copy of the store was put in"
+			         " its place)");
+			return -ESTALE;
+		}
+		u->rolled_back = 1;
+	}
+	if (!u->state ||
+	    state_commit(u->state, h->st.instance, &seen_seq, seen_hash)) {
+		/* never seen: verify the whole chain */
+		return ledger_verify(u->s, u->r, 0, NULL, h, NULL, NULL, why, whylen);
+	}
+	rc = ledger_verify(u->s, u->r, seen_seq, seen_hash, h, NULL, NULL, why,
+	                   whylen);
+	if (rc != -ESTALE)
+		return rc;
+	if (u->o->accept_rollback) {
+		u->rolled_back = 1;
+		return ledger_verify(u->s, u->r, 0, NULL, h, NULL, NULL, why, whylen);
+	}
+	if (!known_here && (store_flags & STORE_READONLY)) {
+		/* an older copy elsewhere (a plain cp of the file): reading it
+		 * is fine; it must not move this user's view backwards */
+		u->older_copy = 1;
+		return ledger_verify(u->s, u->r, 0, NULL, h, NULL, NULL, why, whylen);
+	}
+	if (!known_here) {
+		char tail[200];
+		snprintf(tail, sizeof tail, "; open it read-only to inspect it, or"
+		         " make it a store of its own with custodyctl backup");
+		if (strlen(why) + strlen(tail) < whylen)
+			strcat(why, tail);
+	}
+	return rc;
+}
+
 int unlock_store(const struct unlock_opts *o, int store_flags,
                  struct unlocked *u)
 {
 	struct passphrase pw = { 0 };
-	char err[512], prompt[128];
+	struct store_cred cur, upd;
+	char err[512], why[512], prompt[128];
 	const char *user = unlock_user(o);
-	int64_t locked_for = 0;
-	int rc, st;
+	uint8_t store_id[16], leaf[32], have[32];
+	size_t n;
+	int rc, st, has_upd = 0;
 
 	memset(u, 0, sizeof *u);
+	u->o = o;
+	why[0] = 0;
 	if ((st = unlock_config(o, &u->cfg)))
 		return st;
 	if (!o->store) {
@@ -95,17 +485,32 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		        o->prog);
 		return EXIT_USAGE;
 	}
-	/* even read-only commands open read-write when they can, so that a
-	 * failed login is always counted (lockout cannot be dodged) */
+	/* read-only commands open read-write when they can, so that a failed
+	 * login is always counted and the command recorded */
 	rc = store_open(o->store, store_flags & ~STORE_READONLY,
-	                (int)u->cfg.busy_timeout_ms, &u->s);
-	if ((rc == -EACCES || rc == -EROFS) && (store_flags & STORE_READONLY))
+	                (int)u->cfg.busy_timeout_ms, &u->s, why, sizeof why);
+	if ((rc == -EACCES || rc == -EROFS) && (store_flags & STORE_READONLY)) {
 		rc = store_open(o->store, store_flags, (int)u->cfg.busy_timeout_ms,
-		                &u->s);
-	if (rc) {
-		fprintf(stderr, "%s: cannot open store '%s': %s\n", o->prog,
-		        o->store, unlock_open_error(rc));
-		return EXIT_RUNTIME;
+		                &u->s, why, sizeof why);
+		u->readonly = 1;
+	}
+	if (rc)
+		return open_error(o, rc, why);
+	if (!realpath(o->store, u->path))
+		snprintf(u->path, sizeof u->path, "%s", o->store);
+	if (store_meta_get(u->s, "store_id", store_id, sizeof store_id, &n) == 0 &&
+	    n == sizeof store_id) {
+		rc = state_open(store_id, &u->state, why, sizeof why);
+		if (rc == -EBADMSG) {
+			fprintf(stderr, "%s: %s: remove it to start over (rollback"
+			        " detection then restarts from this store)\n", o->prog,
+			        why);
+			st = EXIT_RUNTIME;
+			goto fail;
+		}
+		if (rc && !o->quiet_state)
+			fprintf(stderr, "%s: warning: no rollback detection: %s\n",
+			        o->prog, why);
 	}
 	snprintf(prompt, sizeof prompt, "Passphrase for %s: ", user);
 	if (passphrase_get(o->passfile, o->extpass, prompt, 0, &pw, err,
@@ -114,48 +519,136 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		st = EXIT_USAGE;
 		goto fail;
 	}
-	rc = auth_login(u->s, &u->cfg, user, &pw, &u->ss, &locked_for);
+	why[0] = 0;
+	rc = auth_login(u->s, &u->cfg, user, &pw, o->accept_rollback ? NULL
+	                                                             : u->state,
+	                &u->ss, &u->r, &cur, &upd, &has_upd, why, sizeof why);
 	passphrase_free(&pw);
 	switch (rc) {
 	case 0:
 		break;
 	case -EACCES:
-		fprintf(stderr, "%s: authentication failed (unknown user or wrong"
-		        " passphrase)\n", o->prog);
-		st = EXIT_AUTH;
-		goto fail;
-	case -EAGAIN:
-		fprintf(stderr, "%s: authentication failed: account '%s' is locked"
-		        " for %lld more seconds\n", o->prog, user,
-		        (long long)locked_for);
+		fprintf(stderr, "%s: authentication failed for user '%s' (unknown"
+		        " user, wrong passphrase, or an account locked after too"
+		        " many failures)\n", o->prog, user);
 		st = EXIT_AUTH;
 		goto fail;
 	case -EBADMSG:
-		fprintf(stderr, "%s: store '%s' fails verification: user '%s' or"
-		        " its keys were tampered with\n", o->prog, o->store, user);
+		fprintf(stderr, "%s: store '%s' fails verification: %s\n", o->prog,
+		        o->store, why[0] ? why : "tampered rights");
+		st = EXIT_DAMAGE;
+		goto fail;
+	case -ESTALE:
+		fprintf(stderr, "%s: store '%s' is older than one seen before: %s;"
+		        " open it with -o accept_rollback (custodyfs) or"
+		        " --accept-rollback (custodyctl) to accept it\n", o->prog,
+		        o->store, why);
 		st = EXIT_DAMAGE;
 		goto fail;
 	default:
-		fprintf(stderr, "%s: cannot authenticate: %s\n", o->prog,
+		fprintf(stderr, "%s: cannot log in to '%s': %s\n", o->prog, o->store,
 		        rc == -EBUSY ? "store is locked by another process"
 		                     : strerror(-rc));
 		st = EXIT_RUNTIME;
 		goto fail;
 	}
-	if ((rc = keyring_new(&u->kr)) ||
-	    (rc = keyring_load(u->kr, u->s, u->ss->user_id, u->ss->box_pk,
-	                       u->ss->box_sk, u->ss->authority_pk,
-	                       u->ss->store_id))) {
-		if (rc == -EBADMSG) {
-			fprintf(stderr, "%s: store '%s' fails verification: a master"
-			        " key row or grant was tampered with\n", o->prog,
-			        o->store);
-			st = EXIT_DAMAGE;
-		} else {
-			fprintf(stderr, "%s: cannot load keys: %s\n", o->prog,
-			        strerror(-rc));
-			st = EXIT_RUNTIME;
+	if ((rc = audit_trail_new(u->s, &u->trail)) ||
+	    (rc = mtree_new(u->s, CREDS_CACHE, &u->creds))) {
+		fprintf(stderr, "%s: %s\n", o->prog, strerror(-rc));
+		st = EXIT_RUNTIME;
+		goto fail;
+	}
+	/* the signed state: the newest commit, reached from what we saw */
+	why[0] = 0;
+	rc = ledger_head(u->s, &u->head);
+	if (!rc)
+		rc = check_fresh(u, store_flags, why, sizeof why);
+	else if (rc == -ENOENT) {
+		snprintf(why, sizeof why, "it has no commit records");
+		rc = -EBADMSG;
+	}
+	if (rc == -ESTALE) {
+		fprintf(stderr, "%s: store '%s' is older than one seen before: %s;"
+		        " open it with -o accept_rollback (custodyfs) or"
+		        " --accept-rollback (custodyctl) to accept it\n", o->prog,
+		        o->store, why);
+		st = EXIT_DAMAGE;
+		goto fail;
+	}
+	if (!rc && !roster_matches(u, &u->head)) {
+		snprintf(why, sizeof why, "the roster is not the one the newest"
+		         " commit names (a roster put back from an older copy)");
+		rc = -EBADMSG;
+	}
+	if (!rc) {
+		auth_cred_leaf(&cur, leaf);
+		rc = mtree_leaf(u->creds, MTREE_CREDS, 0, &u->head.st.creds,
+		                (uint64_t)u->ss->user_id, have);
+		if (!rc && !cipher_memeq(leaf, have, 32)) {
+			snprintf(why, sizeof why, "the credential of user '%s' is not"
+			         " the one the signed state holds (edited, or put back"
+			         " from an older copy)", u->ss->name);
+			rc = -EBADMSG;
+		} else if (rc == -EIO) {
+			snprintf(why, sizeof why, "the credentials tree fails"
+			         " verification");
+			rc = -EBADMSG;
 		}
+	}
+	if (rc) {
+		fprintf(stderr, "%s: store '%s' fails verification: %s\n", o->prog,
+		        o->store, why[0] ? why : strerror(-rc));
+		st = rc == -EBADMSG ? EXIT_DAMAGE : EXIT_RUNTIME;
+		goto fail;
+	}
+	if (u->older_copy)
+		fprintf(stderr, "%s: note: '%s' is an older copy of a store this"
+		        " user has seen newer; opened read-only\n", o->prog, o->store);
+	if (u->readonly || u->older_copy) {
+		u->readonly = 1;
+		if (!o->quiet_state)
+			fprintf(stderr, "%s: note: '%s' is read-only for this user: this"
+			        " session is not recorded in its audit trail\n", o->prog,
+			        o->store);
+		return EXIT_OK;
+	}
+	/* the session: its row, a credential update, waiting failures and
+	 * the login, under one commit */
+	if ((rc = unlock_begin(u)) < 0) {
+		if (rc != -EBADMSG && rc != -ESTALE)
+			fprintf(stderr, "%s: cannot start a session on '%s': %s\n",
+			        o->prog, o->store, rc == -EBUSY ? "store is busy"
+			                                        : strerror(-rc));
+		st = rc == -EBADMSG || rc == -ESTALE ? EXIT_DAMAGE
+		     : rc == -EACCES ? EXIT_AUTH : EXIT_RUNTIME;
+		goto fail;
+	}
+	rc = session_start(u->ss, u->s, u->r, o->kind ? o->kind : "ctl",
+	                   getpid());
+	if (!rc && has_upd) {
+		auth_cred_leaf(&upd, leaf);
+		rc = store_cred_put(u->s, &upd);
+		if (!rc)
+			rc = mtree_put(u->creds, MTREE_CREDS, 0, &u->head.st.creds,
+			               (uint64_t)upd.user_id, leaf);
+	}
+	if (!rc)
+		rc = audit_adopt_auth_events(u->trail, u->ss);
+	if (!rc && u->rolled_back)
+		rc = audit_command(u->trail, u->ss, "rollback accepted", u->path, 0);
+	if (rc) {
+		store_rollback(u->s);
+		forget_tx(u, NULL);
+		fprintf(stderr, "%s: cannot start a session on '%s': %s\n", o->prog,
+		        o->store, strerror(-rc));
+		st = EXIT_RUNTIME;
+		goto fail;
+	}
+	if ((rc = unlock_finish(u, "login", o->kind ? o->kind : "ctl", 0))) {
+		fprintf(stderr, "%s: cannot record the login in '%s': %s\n",
+		        o->prog, o->store, rc == -EBUSY ? "store is busy"
+		                                        : strerror(-rc));
+		st = EXIT_RUNTIME;
 		goto fail;
 	}
 	return EXIT_OK;
@@ -164,12 +657,155 @@ fail:
 	return st;
 }
 
+int unlock_create(const struct unlock_opts *o,
+                  const struct rights_policy *policy,
+                  const struct passphrase *pw, uint8_t *recovery,
+                  unlock_format_fn format, struct unlocked *u)
+{
+	struct store_cred cred;
+	struct ledger_state st;
+	uint8_t leaf[32];
+	char why[256];
+	int rc, status = EXIT_RUNTIME;
+
+	memset(u, 0, sizeof *u);
+	u->o = o;
+	if ((status = unlock_config(o, &u->cfg)))
+		return status;
+	status = EXIT_RUNTIME;
+	rc = store_open(o->store, STORE_CREATE, (int)u->cfg.busy_timeout_ms,
+	                &u->s, why, sizeof why);
+	if (rc) {
+		fprintf(stderr, "%s: cannot create store '%s': %s\n", o->prog,
+		        o->store, unlock_open_error(rc));
+		return EXIT_RUNTIME;
+	}
+	if (!realpath(o->store, u->path))
+		snprintf(u->path, sizeof u->path, "%s", o->store);
+	if ((rc = store_begin(u->s)))
+		goto fail;
+	u->in_tx = 1;
+	if ((rc = keyadmin_init(u->s, policy, unlock_user(o), pw, recovery,
+	                        &u->ss, &u->r)) ||
+	    (rc = audit_trail_new(u->s, &u->trail)) ||
+	    (rc = mtree_new(u->s, CREDS_CACHE, &u->creds)))
+		goto fail;
+	audit_trail_begin(u->trail, NULL);
+	memset(&u->head, 0, sizeof u->head);
+	if ((rc = session_start(u->ss, u->s, u->r, "ctl", getpid())) ||
+	    (rc = store_cred_get_id(u->s, u->ss->user_id, &cred)))
+		goto fail;
+	auth_cred_leaf(&cred, leaf);
+	if ((rc = mtree_put(u->creds, MTREE_CREDS, 0, &u->head.st.creds,
+	                    (uint64_t)cred.user_id, leaf)))
+		goto fail;
+	memset(&st, 0, sizeof st);
+	if ((rc = format(u, &st)) ||
+	    (rc = audit_command(u->trail, u->ss, "init", u->ss->name, 0)))
+		goto fail;
+	st.roster_counter = u->r->counter;
+	memcpy(st.roster_hash, u->r->hash, 32);
+	audit_trail_head(u->trail, &st.audit_seq, st.audit_hash);
+	cipher_random(st.instance, sizeof st.instance);
+	if ((rc = mtree_fold(u->creds, MTREE_CREDS, 0, &st.creds)) ||
+	    (rc = ledger_append(u->s, u->r->store_id, NULL, &st, &u->ss, 1,
+	                        &u->head)) ||
+	    (rc = store_commit(u->s)))
+		goto fail;
+	u->in_tx = 0;
+	if (state_open(u->r->store_id, &u->state, why, sizeof why) == 0)
+		unlock_save_state(u);
+	return EXIT_OK;
+fail:
+	fprintf(stderr, "%s: cannot create store '%s': %s\n", o->prog, o->store,
+	        rc == -ENOMEM ? "out of memory (Argon2id memlimit?)"
+	                      : strerror(-rc));
+	unlock_free(u);
+	unlink(o->store);
+	{
+		char side[PATH_MAX + 8];
+		snprintf(side, sizeof side, "%s-wal", o->store);
+		unlink(side);
+		snprintf(side, sizeof side, "%s-shm", o->store);
+		unlink(side);
+	}
+	return status;
+}
+
+int unlock_fork(struct unlocked *u, const char *path, char *why,
+                size_t whylen)
+{
+	struct unlocked copy;
+	struct ledger_state st;
+	char what[PATH_MAX + 64];
+	int rc;
+
+	memset(&copy, 0, sizeof copy);
+	copy.o = u->o;
+	copy.cfg = u->cfg;
+	copy.ss = u->ss;
+	if ((rc = store_open(path, 0, (int)u->cfg.busy_timeout_ms, &copy.s, why,
+	                     whylen)))
+		return rc;
+	if (!realpath(path, copy.path))
+		snprintf(copy.path, sizeof copy.path, "%s", path);
+	if ((rc = rights_load(copy.s, u->r->store_id, u->r->epoch,
+	                      u->r->authority_pk, &copy.r)) ||
+	    (rc = ledger_head(copy.s, &copy.head)) ||
+	    (rc = audit_trail_new(copy.s, &copy.trail)) ||
+	    (rc = mtree_new(copy.s, CREDS_CACHE, &copy.creds))) {
+		snprintf(why, whylen, "the copy does not verify: %s",
+		         strerror(-rc));
+		goto out;
+	}
+	if (!roster_matches(&copy, &copy.head)) {
+		snprintf(why, whylen, "the copy's roster is not its head's");
+		rc = -EBADMSG;
+		goto out;
+	}
+	if ((rc = store_begin(copy.s)))
+		goto out;
+	copy.in_tx = 1;
+	audit_trail_begin(copy.trail, &copy.head);
+	snprintf(what, sizeof what, "copy of %s at commit %lld", u->path,
+	         (long long)copy.head.seq);
+	if ((rc = audit_command(copy.trail, u->ss, "backup", what, 0)))
+		goto out;
+	unlock_state(&copy, &st);
+	cipher_random(st.instance, sizeof st.instance);
+	st.flags = LEDGER_FORK;
+	if ((rc = unlock_append(&copy, &st)) || (rc = store_commit(copy.s)))
+		goto out;
+	copy.in_tx = 0;
+	if (u->state) {
+		state_set_commit(u->state, copy.head.st.instance, copy.head.seq,
+		                 copy.head.hash);
+		state_set_path(u->state, copy.path, copy.head.st.instance);
+		state_save(u->state);
+	}
+	rc = 0;
+out:
+	if (copy.in_tx)
+		store_rollback(copy.s);
+	copy.ss = NULL; /* borrowed */
+	mtree_free(copy.creds);
+	audit_trail_free(copy.trail);
+	rights_free(copy.r);
+	store_close(copy.s);
+	if (rc && why && !why[0])
+		snprintf(why, whylen, "%s", strerror(-rc));
+	return rc;
+}
+
 void unlock_free(struct unlocked *u)
 {
-	keyring_free(u->kr);
+	if (u->s && u->in_tx)
+		store_rollback(u->s);
+	mtree_free(u->creds);
+	audit_trail_free(u->trail);
 	session_free(u->ss);
+	rights_free(u->r);
+	state_free(u->state);
 	store_close(u->s);
-	u->kr = NULL;
-	u->ss = NULL;
-	u->s = NULL;
+	memset(u, 0, sizeof *u);
 }

@@ -45,16 +45,6 @@ void secmem_free(void *p)
 		sodium_free(p);
 }
 
-int secmem_lock(void *p, size_t len)
-{
-	return sodium_mlock(p, len) == 0 ? 0 : -errno;
-}
-
-void secmem_unlock(void *p, size_t len)
-{
-	sodium_munlock(p, len); /* also wipes */
-}
-
 void cipher_wipe(void *p, size_t len)
 {
 	sodium_memzero(p, len);
@@ -192,6 +182,18 @@ void cipher_mac(uint8_t out[CIPHER_MAC_BYTES],
 	sodium_memzero(&st, sizeof st);
 }
 
+void cipher_hash(uint8_t out[CIPHER_MAC_BYTES], const struct cipher_part *parts,
+                 size_t nparts)
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, CIPHER_MAC_BYTES);
+	for (size_t i = 0; i < nparts; i++)
+		if (parts[i].len)
+			crypto_generichash_update(&st, parts[i].p, parts[i].len);
+	crypto_generichash_final(&st, out, CIPHER_MAC_BYTES);
+}
+
 uint64_t cipher_pwhash_opslimit_min(void)
 {
 	return crypto_pwhash_OPSLIMIT_MIN;
@@ -264,4 +266,108 @@ int cipher_sign_verify(const uint8_t sig[CIPHER_SIG_BYTES],
 void cipher_hex(char *out, const uint8_t *in, size_t len)
 {
 	sodium_bin2hex(out, 2 * len + 1, in, len);
+}
+
+int cipher_unhex(uint8_t *out, size_t len, const char *hex)
+{
+	size_t bin = 0;
+
+	if (strlen(hex) != 2 * len ||
+	    sodium_hex2bin(out, len, hex, 2 * len, NULL, &bin, NULL) != 0 ||
+	    bin != len)
+		return -EINVAL;
+	return 0;
+}
+
+void cipher_sign_seed_keypair(uint8_t pk[CIPHER_SIGN_PK_BYTES],
+                              uint8_t sk[CIPHER_SIGN_SK_BYTES],
+                              const uint8_t seed[CIPHER_KEY_BYTES])
+{
+	crypto_sign_seed_keypair(pk, sk, seed);
+}
+
+void cipher_box_seed_keypair(uint8_t pk[CIPHER_BOX_PK_BYTES],
+                             uint8_t sk[CIPHER_BOX_SK_BYTES],
+                             const uint8_t seed[CIPHER_KEY_BYTES])
+{
+	crypto_box_seed_keypair(pk, sk, seed);
+}
+
+void cipher_sign_public(uint8_t pk[CIPHER_SIGN_PK_BYTES],
+                        const uint8_t sk[CIPHER_SIGN_SK_BYTES])
+{
+	crypto_sign_ed25519_sk_to_pk(pk, sk);
+}
+
+void cipher_box_public(uint8_t pk[CIPHER_BOX_PK_BYTES],
+                       const uint8_t sk[CIPHER_BOX_SK_BYTES])
+{
+	crypto_scalarmult_base(pk, sk);
+}
+
+/* ---- the block cipher: XChaCha20 + keyed BLAKE2b (encrypt-then-MAC) ---- */
+
+_Static_assert(CIPHER_BLOCK_TAG_BYTES == crypto_generichash_BYTES, "block tag");
+
+static void block_mac(uint8_t tag[CIPHER_BLOCK_TAG_BYTES], const uint8_t *ad,
+                      size_t adlen, const uint8_t *nonce_ct, size_t len,
+                      const uint8_t mac_key[CIPHER_KEY_BYTES])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, mac_key, CIPHER_KEY_BYTES,
+	                        CIPHER_BLOCK_TAG_BYTES);
+	crypto_generichash_update(&st, (const uint8_t *)"custodyfs.block", 16);
+	crypto_generichash_update(&st, ad, adlen);
+	crypto_generichash_update(&st, nonce_ct, len);
+	crypto_generichash_final(&st, tag, CIPHER_BLOCK_TAG_BYTES);
+	sodium_memzero(&st, sizeof st);
+}
+
+void cipher_block_seal(uint8_t *out, const uint8_t *msg, size_t len,
+                       const uint8_t *ad, size_t adlen,
+                       const uint8_t enc_key[CIPHER_KEY_BYTES],
+                       const uint8_t mac_key[CIPHER_KEY_BYTES],
+                       uint8_t tag_out[CIPHER_BLOCK_TAG_BYTES])
+{
+	uint8_t *tag = out + CIPHER_NONCE_BYTES + len;
+
+	nonce_fill(out);
+	crypto_stream_xchacha20_xor(out + CIPHER_NONCE_BYTES, msg, len, out,
+	                            enc_key);
+	block_mac(tag, ad, adlen, out, CIPHER_NONCE_BYTES + len, mac_key);
+	if (tag_out)
+		memcpy(tag_out, tag, CIPHER_BLOCK_TAG_BYTES);
+}
+
+void cipher_block_tag(uint8_t tag[CIPHER_BLOCK_TAG_BYTES], const uint8_t *in,
+                      size_t inlen, const uint8_t *ad, size_t adlen,
+                      const uint8_t mac_key[CIPHER_KEY_BYTES])
+{
+	if (inlen < CIPHER_BLOCK_OVERHEAD) {
+		memset(tag, 0, CIPHER_BLOCK_TAG_BYTES);
+		return;
+	}
+	block_mac(tag, ad, adlen, in, inlen - CIPHER_BLOCK_TAG_BYTES, mac_key);
+}
+
+int cipher_block_open(uint8_t *out, const uint8_t *in, size_t inlen,
+                      const uint8_t *ad, size_t adlen,
+                      const uint8_t enc_key[CIPHER_KEY_BYTES],
+                      const uint8_t mac_key[CIPHER_KEY_BYTES],
+                      const uint8_t expect[CIPHER_BLOCK_TAG_BYTES])
+{
+	uint8_t tag[CIPHER_BLOCK_TAG_BYTES];
+	size_t len;
+
+	if (inlen < CIPHER_BLOCK_OVERHEAD)
+		return -EBADMSG;
+	len = inlen - CIPHER_BLOCK_OVERHEAD;
+	block_mac(tag, ad, adlen, in, CIPHER_NONCE_BYTES + len, mac_key);
+	if (sodium_memcmp(tag, in + CIPHER_NONCE_BYTES + len, sizeof tag) ||
+	    (expect && sodium_memcmp(tag, expect, sizeof tag)))
+		return -EBADMSG;
+	crypto_stream_xchacha20_xor(out, in + CIPHER_NONCE_BYTES, len, in,
+	                            enc_key);
+	return 0;
 }

@@ -1,23 +1,110 @@
 /*
- * store.c - the SQLite store: connection, schema, transactions, and the
- * filesystem tables (meta, inodes, dentries, blocks, xattrs).
+ * store.c - the SQLite store: connection, schema and its check,
+ * transactions, and the filesystem tables (meta, inodes, purge, dentries,
+ * blocks, xattrs). Rights, sessions, the ledger and the trail are in
+ * store_keys.c, store_audit.c and store_session.c over the same connection.
  *
  * The file is one SQLite database in WAL mode with 64 KiB pages, so a 4 KiB
- * content block (plus its 40-byte nonce and tag) sits inline in a b-tree leaf
- * of the WITHOUT ROWID blocks table, keyed by (ino, blk). Users, keys and the
- * audit trail live in store_keys.c and store_audit.c over the same
- * connection.
+ * content block (plus its 56 bytes of nonce and tag) sits inline in a
+ * b-tree leaf of the WITHOUT ROWID blocks table, keyed by (ino, blk).
+ *
+ * The schema belongs to custodyfs. Whoever can write the file can add a
+ * trigger that SQLite would run inside our own transactions, or a view, or
+ * change a table's definition; so before any statement of ours touches the
+ * file, its schema (every row of sqlite_schema) must equal, text for text,
+ * the schema this binary creates, built once in an in-memory database from
+ * the same statements. Every connection also runs with SQLite's defensive
+ * mode on and triggers and views switched off (store_harden), so even a
+ * check that was somehow passed could not make SQLite run foreign code.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
-#include <fcntl.h>
-#include <stdlib.h>
 
 #include "store_internal.h"
 
+/* Format 2: signed rights, sessions, commits, Merkle trees (src/README.md). */
+static const char *const schema_v2[] = {
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+	"CREATE TABLE authorities(epoch INTEGER PRIMARY KEY, pk BLOB NOT NULL,"
+	" endorsement BLOB NOT NULL, created INTEGER NOT NULL)",
+	"CREATE TABLE roster(id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" body BLOB NOT NULL, sig BLOB NOT NULL)",
+	"CREATE TABLE credentials(user_id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE, opslimit INTEGER NOT NULL,"
+	" memlimit INTEGER NOT NULL, salt BLOB NOT NULL, secret BLOB NOT NULL,"
+	" created INTEGER NOT NULL)",
+	/* failure counters: advisory, nothing signs them */
+	"CREATE TABLE logins(user_id INTEGER PRIMARY KEY, failed INTEGER NOT NULL,"
+	" locked_until INTEGER NOT NULL, last_login INTEGER NOT NULL)",
+	"CREATE TABLE grants(user_id INTEGER NOT NULL, version INTEGER NOT NULL,"
+	" kind INTEGER NOT NULL, sealed BLOB NOT NULL,"
+	" PRIMARY KEY(user_id, version, kind)) WITHOUT ROWID",
+	"CREATE TABLE key_events(id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+	" user TEXT NOT NULL, event TEXT NOT NULL, from_version INTEGER,"
+	" to_version INTEGER, detail TEXT)",
+	"CREATE TABLE sessions(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,"
+	" roster_counter INTEGER NOT NULL, started INTEGER NOT NULL,"
+	" pk BLOB NOT NULL, endorsement BLOB NOT NULL, host TEXT NOT NULL,"
+	" pid INTEGER NOT NULL, kind TEXT NOT NULL,"
+	" detail_version INTEGER NOT NULL, detail BLOB NOT NULL)",
+	"CREATE INDEX sessions_kv ON sessions(detail_version)",
+	"CREATE TABLE ledger(seq INTEGER PRIMARY KEY, body BLOB NOT NULL,"
+	" sigs BLOB NOT NULL)",
+	/* inode numbers come from the signed state (next_ino), never from
+	 * SQLite, so a number is not reused while blocks wait in purge */
+	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY, file_id BLOB NOT NULL,"
+	" mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
+	" nlink INTEGER NOT NULL, size INTEGER NOT NULL, nblocks INTEGER NOT NULL,"
+	" rdev INTEGER NOT NULL, atime INTEGER NOT NULL, mtime INTEGER NOT NULL,"
+	" ctime INTEGER NOT NULL, generation INTEGER NOT NULL,"
+	" nentries INTEGER NOT NULL, theight INTEGER NOT NULL,"
+	" troot BLOB NOT NULL, xdigest BLOB NOT NULL)",
+	"CREATE TABLE dentries(id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
+	" tag BLOB NOT NULL, key_version INTEGER NOT NULL, name BLOB NOT NULL,"
+	" ino INTEGER NOT NULL, UNIQUE(parent, tag))",
+	"CREATE INDEX dentries_ino ON dentries(ino)",
+	"CREATE TABLE blocks(ino INTEGER NOT NULL, blk INTEGER NOT NULL,"
+	" key_version INTEGER NOT NULL, data BLOB NOT NULL,"
+	" PRIMARY KEY(ino, blk)) WITHOUT ROWID",
+	/* Merkle tree groups (include/keys/mtree.h) */
+	"CREATE TABLE mtree(kind INTEGER NOT NULL, owner INTEGER NOT NULL,"
+	" level INTEGER NOT NULL, idx INTEGER NOT NULL, node BLOB NOT NULL,"
+	" PRIMARY KEY(kind, owner, level, idx)) WITHOUT ROWID",
+	/* freed inodes whose blocks and tree are deleted in small batches */
+	"CREATE TABLE purge(ino INTEGER PRIMARY KEY)",
+	"CREATE TABLE xattrs(ino INTEGER NOT NULL, tag BLOB NOT NULL,"
+	" key_version INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,"
+	" PRIMARY KEY(ino, tag)) WITHOUT ROWID",
+	/* key_version indexes: reencrypt finds what is left, key list counts */
+	"CREATE INDEX dentries_kv ON dentries(key_version)",
+	"CREATE INDEX blocks_kv ON blocks(key_version)",
+	"CREATE INDEX xattrs_kv ON xattrs(key_version)",
+	"CREATE TABLE mounts(id INTEGER PRIMARY KEY, user TEXT NOT NULL,"
+	" host TEXT NOT NULL, pid INTEGER NOT NULL, mountpoint TEXT NOT NULL,"
+	" readonly INTEGER NOT NULL, started INTEGER NOT NULL,"
+	" heartbeat INTEGER NOT NULL, ended INTEGER NOT NULL DEFAULT 0,"
+	" end_reason TEXT)",
+	/* failed logins and lockouts: no key is at hand when they happen, so
+	 * they wait here (and go to the witness at once) until the next login
+	 * moves them into the trail */
+	"CREATE TABLE auth_events(id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+	" user TEXT NOT NULL, event TEXT NOT NULL, pid INTEGER NOT NULL)",
+	"CREATE TABLE audit(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+	" user TEXT NOT NULL, session INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	" gid INTEGER NOT NULL, pid INTEGER NOT NULL, op TEXT NOT NULL,"
+	" ino INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,"
+	" result INTEGER NOT NULL, detail BLOB NOT NULL, hash BLOB NOT NULL)",
+	NULL
+};
+
+/* Format 1, as custodyfs 0.1 created it: only custodyctl upgrade opens it. */
 static const char *const schema_v1[] = {
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
 	"CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
@@ -36,8 +123,6 @@ static const char *const schema_v1[] = {
 	"CREATE TABLE key_events(id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
 	" user TEXT NOT NULL, event TEXT NOT NULL, from_version INTEGER,"
 	" to_version INTEGER, detail TEXT)",
-	/* AUTOINCREMENT: an inode number is never reused, so blocks still
-	 * waiting in purge can never be mistaken for a new file's */
 	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" file_id BLOB NOT NULL,"
 	" key_version INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL,"
@@ -52,16 +137,10 @@ static const char *const schema_v1[] = {
 	"CREATE TABLE blocks(ino INTEGER NOT NULL, blk INTEGER NOT NULL,"
 	" key_version INTEGER NOT NULL, data BLOB NOT NULL,"
 	" PRIMARY KEY(ino, blk)) WITHOUT ROWID",
-	/* blocks of freed inodes, deleted in small batches by the daemon */
 	"CREATE TABLE purge(ino INTEGER PRIMARY KEY)",
-	/* Merkle tree groups (include/fs/mtree.h) */
-	"CREATE TABLE mtree(kind INTEGER NOT NULL, owner INTEGER NOT NULL,"
-	" level INTEGER NOT NULL, idx INTEGER NOT NULL, node BLOB NOT NULL,"
-	" PRIMARY KEY(kind, owner, level, idx)) WITHOUT ROWID",
 	"CREATE TABLE xattrs(ino INTEGER NOT NULL, tag BLOB NOT NULL,"
 	" key_version INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,"
 	" PRIMARY KEY(ino, tag)) WITHOUT ROWID",
-	/* key_version indexes: reencrypt finds what is left, key list counts */
 	"CREATE INDEX inodes_kv ON inodes(key_version)",
 	"CREATE INDEX dentries_kv ON dentries(key_version)",
 	"CREATE INDEX blocks_kv ON blocks(key_version)",
@@ -71,8 +150,6 @@ static const char *const schema_v1[] = {
 	" readonly INTEGER NOT NULL, started INTEGER NOT NULL,"
 	" heartbeat INTEGER NOT NULL, ended INTEGER NOT NULL DEFAULT 0,"
 	" end_reason TEXT)",
-	/* failed logins and lockouts: no key is at hand when they happen, so
-	 * they wait here until the next login moves them into the trail */
 	"CREATE TABLE auth_events(id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
 	" user TEXT NOT NULL, event TEXT NOT NULL, pid INTEGER NOT NULL)",
 	"CREATE TABLE audit_keys(id INTEGER PRIMARY KEY,"
@@ -85,20 +162,26 @@ static const char *const schema_v1[] = {
 	NULL
 };
 
+const char *const *store_schema_sql(int format)
+{
+	return format == 1 ? schema_v1 : format == 2 ? schema_v2 : NULL;
+}
+
 /* Statement ids of this file (store_keys.c etc. number from STORE_Q_*). */
 enum {
-	Q_META_GET, Q_META_SET,
+	Q_META_GET, Q_META_SET, Q_META_DELETE,
 	Q_INODE_GET, Q_INODE_INSERT, Q_INODE_UPDATE, Q_INODE_DELETE,
-	Q_INODE_DEL_BLOCKS, Q_INODE_DEL_XATTRS, Q_INODE_EACH, Q_INODE_COUNT,
-	Q_DENTRY_GET, Q_DENTRY_INSERT, Q_DENTRY_DELETE, Q_DENTRY_UPDATE,
-	Q_DENTRY_ANY, Q_DENTRY_EACH, Q_DENTRY_ALL, Q_DENTRY_OF_INO,
+	Q_INODE_PURGE, Q_INODE_DEL_XATTRS, Q_INODE_COUNT, Q_INODE_MAX,
+	Q_DENTRY_GET, Q_DENTRY_GET_ID, Q_DENTRY_INSERT, Q_DENTRY_DELETE,
+	Q_DENTRY_UPDATE, Q_DENTRY_EACH, Q_DENTRY_OF_INO,
 	Q_BLOCK_GET, Q_BLOCK_INSERT, Q_BLOCK_UPDATE, Q_BLOCK_TRUNC,
-	Q_BLOCK_EACH, Q_BLOCK_COUNT, Q_BLOCK_DELETE, Q_BLOCK_NEXT_INO,
-	Q_PURGE_QUEUE,
-	Q_XATTR_GET, Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH,
-	Q_TX_BEGIN, Q_TX_COMMIT, Q_TX_ROLLBACK, Q_TX_SAVEPOINT, Q_TX_RELEASE,
-	Q_TX_ROLLBACK_TO, Q_PURGE_NEXT, Q_PURGE_BLOCKS, Q_PURGE_DONE,
-	Q_TX_READ,
+	Q_BLOCK_RANGE, Q_BLOCK_NEXT, Q_BLOCK_EACH, Q_BLOCK_COUNT, Q_BLOCK_DELETE,
+	Q_BLOCK_NEXT_INO,
+	Q_PURGE_QUEUE, Q_PURGE_NEXT, Q_PURGE_BLOCKS, Q_PURGE_TREE, Q_PURGE_DONE,
+	Q_PURGE_PENDING,
+	Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH,
+	Q_TX_BEGIN, Q_TX_COMMIT, Q_TX_ROLLBACK, Q_TX_READ, Q_DATA_VERSION,
+	Q_SCHEMA_VERSION,
 	Q_FS_LAST /* store_keys.c and store_audit.c number from here */
 };
 _Static_assert(Q_FS_LAST <= STORE_Q_KEYS, "statement ids overlap");
@@ -128,6 +211,8 @@ int store_err(struct store *s, int rc)
 	case SQLITE_READONLY: return -EROFS;
 	case SQLITE_NOMEM: return -ENOMEM;
 	case SQLITE_NOTADB: return -ENOTSUP;
+	case SQLITE_CANTOPEN: return -EACCES;
+	case SQLITE_PERM: return -EACCES;
 	case SQLITE_CORRUPT: return -EIO;
 	default: return -EIO;
 	}
@@ -172,9 +257,55 @@ int store_col_blob(sqlite3_stmt *st, int col, void *buf, size_t cap,
 	return 0;
 }
 
+int store_col_text(sqlite3_stmt *st, int col, char *buf, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	if (!t || n >= cap || memchr(t, 0, n))
+		return -EIO;
+	memcpy(buf, t, n);
+	buf[n] = 0;
+	return 0;
+}
+
 const char *store_errmsg(struct store *s)
 {
 	return s && s->db ? sqlite3_errmsg(s->db) : "out of memory";
+}
+
+int store_format(struct store *s)
+{
+	return s->format;
+}
+
+int store_readonly(struct store *s)
+{
+	return s->readonly;
+}
+
+int store_harden(sqlite3 *db)
+{
+	/* before any statement: no trigger or view of anyone else's ever
+	 * runs, schema-changing pragmas and shadow-table writes are refused,
+	 * functions in the schema are limited to the innocuous ones */
+	static const int off[] = { SQLITE_DBCONFIG_ENABLE_TRIGGER,
+	                           SQLITE_DBCONFIG_ENABLE_VIEW,
+	                           SQLITE_DBCONFIG_TRUSTED_SCHEMA,
+	                           SQLITE_DBCONFIG_DQS_DML,
+	                           SQLITE_DBCONFIG_DQS_DDL,
+	                           SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION };
+	int v = -1;
+
+	if (sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &v) != SQLITE_OK ||
+	    v != 1)
+		return -EIO;
+	for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
+		v = -1;
+		if (sqlite3_db_config(db, off[i], 0, &v) != SQLITE_OK || v != 0)
+			return -EIO;
+	}
+	return 0;
 }
 
 static int store_configure(struct store *s, int busy_ms)
@@ -184,11 +315,10 @@ static int store_configure(struct store *s, int busy_ms)
 	s->busy_ms = busy_ms;
 	sqlite3_busy_timeout(s->db, busy_ms);
 	sqlite3_extended_result_codes(s->db, 0);
+	if ((rc = store_harden(s->db)))
+		return rc;
 	/* secure_delete: freed pages are zeroed, so deleted ciphertext and
 	 * crypto-shredded key grants do not linger in the file. */
-	/* temp_store stays FILE: a statement journal (the page images a
-	 * savepoint may roll back to) must not grow in memory with the size
-	 * of what one operation touches */
 	/* cache_size: 32 MiB (512 pages). A 4 KiB random access costs a whole
 	 * 64 KiB page; 8 -> 32 MiB gave random reads +1-10% and random writes
 	 * +3-7% on a 256 MiB file. It fills only after login, so the daemon's
@@ -207,68 +337,306 @@ static int store_configure(struct store *s, int busy_ms)
 	return rc;
 }
 
+static int store_pragma_u64(struct store *s, const char *sql, uint64_t *v)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : store_err(s, rc);
+}
+
+/* ---- the schema check ---- */
+
+struct schema_row {
+	char *type, *name, *tbl, *sql; /* sql NULL for autoindexes */
+};
+
+struct schema {
+	struct schema_row *rows;
+	size_t n;
+};
+
+static char *dup_col(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static void schema_free(struct schema *sc)
+{
+	for (size_t i = 0; i < sc->n; i++) {
+		free(sc->rows[i].type);
+		free(sc->rows[i].name);
+		free(sc->rows[i].tbl);
+		free(sc->rows[i].sql);
+	}
+	free(sc->rows);
+	sc->rows = NULL;
+	sc->n = 0;
+}
+
+/* Every row of db's sqlite_schema, ordered by name. */
+static int schema_read(sqlite3 *db, struct schema *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	out->rows = NULL;
+	out->n = 0;
+	if (sqlite3_prepare_v2(db, "SELECT type, name, tbl_name, sql FROM"
+	                       " sqlite_schema ORDER BY name", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return -ENOTSUP; /* not a database, encrypted, damaged header */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct schema_row *r = realloc(out->rows, (out->n + 1) * sizeof *r);
+		if (!r) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		out->rows = r;
+		r = &out->rows[out->n++];
+		r->type = dup_col(st, 0);
+		r->name = dup_col(st, 1);
+		r->tbl = dup_col(st, 2);
+		r->sql = dup_col(st, 3);
+		if (!r->type || !r->name || !r->tbl) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		schema_free(out);
+		return rc == SQLITE_BUSY ? -EBUSY : rc == SQLITE_NOMEM ? -ENOMEM
+		                                                        : -ENOTSUP;
+	}
+	return 0;
+}
+
+/* The schema a format creates, read back from an in-memory database (so
+ * the texts are exactly as SQLite stores them). Built once per format. */
+static struct schema expected[3];
+static int expected_rc[3];
+static pthread_once_t expected_once = PTHREAD_ONCE_INIT;
+
+static void expected_build(void)
+{
+	for (int f = 1; f <= 2; f++) {
+		const char *const *sql = store_schema_sql(f);
+		sqlite3 *db = NULL;
+		int rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE,
+		                         NULL) == SQLITE_OK ? 0 : -ENOMEM;
+		for (int i = 0; !rc && sql[i]; i++)
+			if (sqlite3_exec(db, sql[i], NULL, NULL, NULL) != SQLITE_OK)
+				rc = -EIO;
+		if (!rc)
+			rc = schema_read(db, &expected[f]);
+		expected_rc[f] = rc;
+		sqlite3_close(db);
+	}
+}
+
+static int same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static int schema_check(struct store *s, int format, char *why, size_t whylen)
+{
+	struct schema have;
+	struct schema *want;
+	size_t i = 0, j = 0;
+	int rc;
+
+	pthread_once(&expected_once, expected_build);
+	if (format < 1 || format > 2)
+		return -ENOTSUP;
+	if (expected_rc[format])
+		return expected_rc[format];
+	want = &expected[format];
+	if ((rc = schema_read(s->db, &have)))
+		return rc;
+	/* both lists are sorted by name: walk them together */
+	while (i < have.n || j < want->n) {
+		int c = i == have.n ? 1 : j == want->n ? -1
+		        : strcmp(have.rows[i].name, want->rows[j].name);
+		if (c < 0) {
+			if (why)
+				snprintf(why, whylen, "the store holds a %s '%s' that"
+				         " custodyfs did not create", have.rows[i].type,
+				         have.rows[i].name);
+			rc = STORE_E_SCHEMA;
+			break;
+		}
+		if (c > 0) {
+			if (why)
+				snprintf(why, whylen, "the store lacks the %s '%s'",
+				         want->rows[j].type, want->rows[j].name);
+			rc = STORE_E_SCHEMA;
+			break;
+		}
+		if (!same(have.rows[i].type, want->rows[j].type) ||
+		    !same(have.rows[i].tbl, want->rows[j].tbl) ||
+		    !same(have.rows[i].sql, want->rows[j].sql)) {
+			if (why)
+				snprintf(why, whylen, "the definition of %s '%s' was"
+				         " changed", have.rows[i].type, have.rows[i].name);
+			rc = STORE_E_SCHEMA;
+			break;
+		}
+		i++;
+		j++;
+	}
+	schema_free(&have);
+	return rc;
+}
+
+static int pragma_int(struct store *s, int id, const char *sql, int64_t *v)
+{
+	sqlite3_stmt *st = store_stmt(s, id, sql);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : store_err(s, rc);
+}
+
+int store_schema_verify(struct store *s, char *why, size_t whylen)
+{
+	int64_t v = 0;
+	int rc = pragma_int(s, Q_SCHEMA_VERSION, "PRAGMA schema_version", &v);
+
+	if (rc)
+		return rc;
+	if (v == s->schema_version)
+		return 0;
+	if ((rc = schema_check(s, s->format, why, whylen)))
+		return rc;
+	s->schema_version = v;
+	return 0;
+}
+
+int store_changed(struct store *s)
+{
+	int64_t v = 0;
+	int rc = pragma_int(s, Q_DATA_VERSION, "PRAGMA data_version", &v);
+
+	if (rc)
+		return rc;
+	if (s->data_version_seen && v == s->data_version)
+		return 0;
+	s->data_version = v;
+	s->data_version_seen = 1;
+	return 1;
+}
+
 static int store_create_schema(struct store *s)
 {
+	const char *const *sql = schema_v2;
 	int rc;
-	char sql[64];
+	char q[64];
 
-	snprintf(sql, sizeof sql, "PRAGMA page_size=%d", STORE_PAGE_SIZE);
-	if ((rc = store_exec(s, sql)) ||
+	snprintf(q, sizeof q, "PRAGMA page_size=%d", STORE_PAGE_SIZE);
+	if ((rc = store_exec(s, q)) ||
 	    (rc = store_exec(s, "PRAGMA journal_mode=WAL")) ||
 	    (rc = store_exec(s, "BEGIN")))
 		return rc;
-	for (int i = 0; schema_v1[i]; i++)
-		if ((rc = store_exec(s, schema_v1[i]))) {
+	for (int i = 0; sql[i]; i++)
+		if ((rc = store_exec(s, sql[i]))) {
 			store_exec(s, "ROLLBACK");
 			return rc;
 		}
 	if ((rc = store_meta_set_int(s, "format", STORE_FORMAT_VERSION)) ||
 	    (rc = store_exec(s, "PRAGMA application_id=1129600070")) ||
-	    (rc = store_exec(s, "PRAGMA user_version=1")) ||
+	    (rc = store_exec(s, "PRAGMA user_version=2")) ||
 	    (rc = store_exec(s, "COMMIT"))) {
 		store_exec(s, "ROLLBACK");
 		return rc;
 	}
+	s->format = STORE_FORMAT_VERSION;
 	return 0;
 }
 
-/* A custodyfs store has our application_id and a known format. */
-static int store_validate(struct store *s)
+/*
+ * A custodyfs store has our application_id, a schema that is exactly ours
+ * and a known format. application_id and user_version are in the file
+ * header, so reading them runs nothing of the schema's.
+ */
+static int store_validate(struct store *s, int flags, char *why,
+                          size_t whylen)
 {
-	sqlite3_stmt *st = NULL;
-	int64_t appid = 0, fmt = 0;
+	uint64_t appid = 0, fmt = 0;
 	int rc;
 
-	if (sqlite3_prepare_v2(s->db, "PRAGMA application_id", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return -ENOTSUP; /* not a database, encrypted, truncated header */
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		appid = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW)
-		return rc == SQLITE_BUSY ? -EBUSY : -ENOTSUP;
+	if ((rc = store_pragma_u64(s, "PRAGMA application_id", &appid)) ||
+	    (rc = store_pragma_u64(s, "PRAGMA user_version", &fmt)))
+		return rc == -EBUSY ? rc : -ENOTSUP;
 	if (appid != 1129600070)
 		return -ENOTSUP;
-	rc = store_meta_get_int(s, "format", &fmt);
-	if (rc == -EBUSY)
-		return rc;
-	if (rc)
-		return -ENOTSUP;
-	if (fmt > STORE_FORMAT_VERSION)
+	if (fmt > STORE_FORMAT_VERSION) {
+		if (why)
+			snprintf(why, whylen, "made by a newer custodyfs (format %llu):"
+			         " upgrade this binary", (unsigned long long)fmt);
 		return -EPROTO;
+	}
 	if (fmt < 1)
 		return -ENOTSUP;
+	if ((rc = schema_check(s, (int)fmt, why, whylen)))
+		return rc;
+	if (fmt < STORE_FORMAT_VERSION && !(flags & STORE_ANYFORMAT)) {
+		if (why)
+			snprintf(why, whylen, "format %llu, older than this custodyfs"
+			         " (%d): run 'custodyctl upgrade' as an admin",
+			         (unsigned long long)fmt, STORE_FORMAT_VERSION);
+		return STORE_E_OLDFORMAT;
+	}
+	s->format = (int)fmt;
+	return pragma_int(s, Q_SCHEMA_VERSION, "PRAGMA schema_version",
+	                  &s->schema_version);
+}
+
+/* Why path cannot be opened as asked, in errno terms, before SQLite. */
+static int path_check(const char *path, int readonly)
+{
+	struct stat sb;
+	struct statvfs fs;
+
+	if (stat(path, &sb) != 0)
+		return -errno;
+	if (S_ISDIR(sb.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(sb.st_mode))
+		return -ENOTSUP;
+	if (access(path, R_OK) != 0)
+		return -errno;
+	if (!readonly) {
+		if (statvfs(path, &fs) == 0 && (fs.f_flag & ST_RDONLY))
+			return -EROFS;
+		if (access(path, W_OK) != 0)
+			return -errno;
+	}
 	return 0;
 }
 
-int store_open(const char *path, int flags, int busy_ms, struct store **out)
+int store_open(const char *path, int flags, int busy_ms, struct store **out,
+               char *why, size_t whylen)
 {
 	struct store *s;
-	struct stat sb;
 	int rc, oflags;
 
 	*out = NULL;
+	if (why && whylen)
+		why[0] = 0;
 	if (flags & STORE_CREATE) {
 		/* refuse to touch anything that exists, and create 0600 */
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
@@ -276,12 +644,8 @@ int store_open(const char *path, int flags, int busy_ms, struct store **out)
 		if (fd < 0)
 			return -errno;
 		close(fd);
-	} else {
-		if (stat(path, &sb) != 0)
-			return -errno;
-		if (!S_ISREG(sb.st_mode))
-			return -ENOTSUP;
-	}
+	} else if ((rc = path_check(path, flags & STORE_READONLY)))
+		return rc;
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
@@ -297,7 +661,7 @@ int store_open(const char *path, int flags, int busy_ms, struct store **out)
 	if (flags & STORE_CREATE)
 		rc = store_create_schema(s);
 	else
-		rc = store_validate(s);
+		rc = store_validate(s, flags, why, whylen);
 	if (rc)
 		goto fail;
 	*out = s;
@@ -322,7 +686,7 @@ void store_close(struct store *s)
 	if (s->db) {
 		/* fold the WAL in if nobody else is using the store; never wait
 		 * for a mount that is */
-		if (!s->readonly && sqlite3_get_autocommit(s->db))
+		if (!s->readonly && s->format && sqlite3_get_autocommit(s->db))
 			store_checkpoint(s);
 		sqlite3_close(s->db);
 	}
@@ -371,11 +735,6 @@ int64_t store_changes(struct store *s)
 	return (int64_t)sqlite3_total_changes64(s->db);
 }
 
-int store_in_tx(struct store *s)
-{
-	return !sqlite3_get_autocommit(s->db);
-}
-
 int store_tx_lost_errno(struct store *s)
 {
 	return s->last_err == SQLITE_FULL ? -ENOSPC : -EIO;
@@ -386,35 +745,11 @@ void store_rollback(struct store *s)
 	s->tx_open = 0;
 	if (!sqlite3_get_autocommit(s->db))
 		tx_stmt(s, Q_TX_ROLLBACK, "ROLLBACK");
-	s->savepoint_depth = 0;
 }
 
 int store_in_transaction(struct store *s)
 {
 	return !sqlite3_get_autocommit(s->db);
-}
-
-int store_savepoint(struct store *s)
-{
-	int rc = tx_stmt(s, Q_TX_SAVEPOINT, "SAVEPOINT op");
-	if (!rc)
-		s->savepoint_depth++;
-	return rc;
-}
-
-int store_release(struct store *s)
-{
-	int rc = tx_stmt(s, Q_TX_RELEASE, "RELEASE op");
-	if (!rc)
-		s->savepoint_depth--;
-	return rc;
-}
-
-void store_rollback_savepoint(struct store *s)
-{
-	tx_stmt(s, Q_TX_ROLLBACK_TO, "ROLLBACK TO op");
-	tx_stmt(s, Q_TX_RELEASE, "RELEASE op");
-	s->savepoint_depth--;
 }
 
 int store_checkpoint(struct store *s)
@@ -435,28 +770,15 @@ int store_checkpoint(struct store *s)
 	return store_err(s, rc);
 }
 
-static int store_pragma_int(struct store *s, const char *sql, uint64_t *v)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*v = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : store_err(s, rc);
-}
 
 int store_file_stats(struct store *s, uint64_t *pages, uint64_t *page_size,
                      uint64_t *free_pages)
 {
 	int rc;
 
-	if ((rc = store_pragma_int(s, "PRAGMA page_count", pages)) ||
-	    (rc = store_pragma_int(s, "PRAGMA page_size", page_size)) ||
-	    (rc = store_pragma_int(s, "PRAGMA freelist_count", free_pages)))
+	if ((rc = store_pragma_u64(s, "PRAGMA page_count", pages)) ||
+	    (rc = store_pragma_u64(s, "PRAGMA page_size", page_size)) ||
+	    (rc = store_pragma_u64(s, "PRAGMA freelist_count", free_pages)))
 		return rc;
 	return 0;
 }
@@ -480,8 +802,6 @@ int store_integrity_check(struct store *s, char *msg, size_t cap)
 }
 
 /* ---- meta ---- */
-
-
 
 int store_meta_get(struct store *s, const char *key, void *buf, size_t cap,
                    size_t *len)
@@ -524,6 +844,17 @@ int store_meta_set(struct store *s, const char *key, const void *val,
 	return store_step_done(s, st);
 }
 
+int store_meta_delete(struct store *s, const char *key)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_META_DELETE,
+	        "DELETE FROM meta WHERE key=?");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	return store_step_done(s, st);
+}
+
 int store_meta_get_int(struct store *s, const char *key, int64_t *v)
 {
 	char buf[32];
@@ -547,30 +878,34 @@ int store_meta_set_int(struct store *s, const char *key, int64_t v)
 
 /* ---- inodes ---- */
 
-#define INODE_COLS "ino, file_id, key_version, mode, uid, gid, nlink, size," \
-	" nblocks, rdev, atime, mtime, ctime, generation, mac"
+#define INODE_COLS "ino, file_id, mode, uid, gid, nlink, size, nblocks," \
+	" rdev, atime, mtime, ctime, generation, nentries, theight, troot," \
+	" xdigest"
 
 static int inode_from_row(sqlite3_stmt *st, struct store_inode *in)
 {
-	int64_t kv = sqlite3_column_int64(st, 2);
+	int64_t h = sqlite3_column_int64(st, 14);
 
+	memset(in, 0, sizeof *in);
 	in->ino = (uint64_t)sqlite3_column_int64(st, 0);
 	if (store_col_blob(st, 1, in->file_id, sizeof in->file_id, NULL, 1) ||
-	    store_col_blob(st, 14, in->mac, sizeof in->mac, NULL, 1) ||
-	    kv < 1 || kv > UINT32_MAX)
+	    store_col_blob(st, 15, in->troot, sizeof in->troot, NULL, 1) ||
+	    store_col_blob(st, 16, in->xdigest, sizeof in->xdigest, NULL, 1) ||
+	    h < 0 || h > 64)
 		return -EIO;
-	in->key_version = (uint32_t)kv;
-	in->mode = (uint32_t)sqlite3_column_int64(st, 3);
-	in->uid = (uint32_t)sqlite3_column_int64(st, 4);
-	in->gid = (uint32_t)sqlite3_column_int64(st, 5);
-	in->nlink = (uint32_t)sqlite3_column_int64(st, 6);
-	in->size = (uint64_t)sqlite3_column_int64(st, 7);
-	in->nblocks = (uint64_t)sqlite3_column_int64(st, 8);
-	in->rdev = (uint64_t)sqlite3_column_int64(st, 9);
-	in->atime = sqlite3_column_int64(st, 10);
-	in->mtime = sqlite3_column_int64(st, 11);
-	in->ctime = sqlite3_column_int64(st, 12);
-	in->generation = (uint64_t)sqlite3_column_int64(st, 13);
+	in->mode = (uint32_t)sqlite3_column_int64(st, 2);
+	in->uid = (uint32_t)sqlite3_column_int64(st, 3);
+	in->gid = (uint32_t)sqlite3_column_int64(st, 4);
+	in->nlink = (uint32_t)sqlite3_column_int64(st, 5);
+	in->size = (uint64_t)sqlite3_column_int64(st, 6);
+	in->nblocks = (uint64_t)sqlite3_column_int64(st, 7);
+	in->rdev = (uint64_t)sqlite3_column_int64(st, 8);
+	in->atime = sqlite3_column_int64(st, 9);
+	in->mtime = sqlite3_column_int64(st, 10);
+	in->ctime = sqlite3_column_int64(st, 11);
+	in->generation = (uint64_t)sqlite3_column_int64(st, 12);
+	in->nentries = (uint64_t)sqlite3_column_int64(st, 13);
+	in->theight = (uint32_t)h;
 	return 0;
 }
 
@@ -580,7 +915,6 @@ static void inode_bind(sqlite3_stmt *st, const struct store_inode *in,
 	int i = first;
 
 	sqlite3_bind_blob(st, i++, in->file_id, sizeof in->file_id, SQLITE_STATIC);
-	sqlite3_bind_int64(st, i++, in->key_version);
 	sqlite3_bind_int64(st, i++, in->mode);
 	sqlite3_bind_int64(st, i++, in->uid);
 	sqlite3_bind_int64(st, i++, in->gid);
@@ -592,7 +926,10 @@ static void inode_bind(sqlite3_stmt *st, const struct store_inode *in,
 	sqlite3_bind_int64(st, i++, in->mtime);
 	sqlite3_bind_int64(st, i++, in->ctime);
 	sqlite3_bind_int64(st, i++, (int64_t)in->generation);
-	sqlite3_bind_blob(st, i++, in->mac, sizeof in->mac, SQLITE_STATIC);
+	sqlite3_bind_int64(st, i++, (int64_t)in->nentries);
+	sqlite3_bind_int64(st, i++, in->theight);
+	sqlite3_bind_blob(st, i++, in->troot, sizeof in->troot, SQLITE_STATIC);
+	sqlite3_bind_blob(st, i++, in->xdigest, sizeof in->xdigest, SQLITE_STATIC);
 }
 
 int store_inode_get(struct store *s, uint64_t ino, struct store_inode *out)
@@ -603,6 +940,8 @@ int store_inode_get(struct store *s, uint64_t ino, struct store_inode *out)
 
 	if (!st)
 		return -EIO;
+	if (ino > INT64_MAX)
+		return -ENOENT;
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
@@ -613,37 +952,34 @@ int store_inode_get(struct store *s, uint64_t ino, struct store_inode *out)
 	return rc;
 }
 
-int store_inode_insert(struct store *s, struct store_inode *in)
+int store_inode_insert(struct store *s, const struct store_inode *in)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_INODE_INSERT,
-	        "INSERT INTO inodes(" INODE_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-	int rc;
+	        "INSERT OR REPLACE INTO inodes(" INODE_COLS ")"
+	        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
 
 	if (!st)
 		return -EIO;
-	if (in->ino)
-		sqlite3_bind_int64(st, 1, (int64_t)in->ino);
-	else
-		sqlite3_bind_null(st, 1);
+	if (!in->ino || in->ino > INT64_MAX)
+		return -EINVAL;
+	sqlite3_bind_int64(st, 1, (int64_t)in->ino);
 	inode_bind(st, in, 2);
-	rc = store_step_done(s, st);
-	if (!rc && !in->ino)
-		in->ino = (uint64_t)sqlite3_last_insert_rowid(s->db);
-	return rc;
+	return store_step_done(s, st);
 }
 
 int store_inode_update(struct store *s, const struct store_inode *in)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_INODE_UPDATE,
-	        "UPDATE inodes SET file_id=?, key_version=?, mode=?, uid=?, gid=?,"
-	        " nlink=?, size=?, nblocks=?, rdev=?, atime=?, mtime=?, ctime=?,"
-	        " generation=?, mac=? WHERE ino=?");
+	        "UPDATE inodes SET file_id=?, mode=?, uid=?, gid=?, nlink=?,"
+	        " size=?, nblocks=?, rdev=?, atime=?, mtime=?, ctime=?,"
+	        " generation=?, nentries=?, theight=?, troot=?, xdigest=?"
+	        " WHERE ino=?");
 	int rc;
 
 	if (!st)
 		return -EIO;
 	inode_bind(st, in, 1);
-	sqlite3_bind_int64(st, 15, (int64_t)in->ino);
+	sqlite3_bind_int64(st, 17, (int64_t)in->ino);
 	rc = store_step_done(s, st);
 	if (!rc && sqlite3_changes(s->db) != 1)
 		rc = -ENOENT;
@@ -655,16 +991,10 @@ int store_inode_delete(struct store *s, uint64_t ino)
 	sqlite3_stmt *st;
 	int rc;
 
-	/* the blocks go later, in bounded batches (store_purge_step): one
-	 * DELETE of a big file's blocks would rewrite every leaf page in one
-	 * statement */
-	st = store_stmt(s, Q_INODE_DEL_BLOCKS,
-	        "INSERT OR IGNORE INTO purge(ino) SELECT ?1"
-	        " WHERE EXISTS (SELECT 1 FROM blocks WHERE ino=?1)");
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	if ((rc = store_step_done(s, st)))
+	/* the blocks and the block tree go later, in bounded batches
+	 * (store_purge_step): one DELETE of a big file's blocks would rewrite
+	 * every leaf page in one statement */
+	if ((rc = store_purge_queue(s, ino)))
 		return rc;
 	st = store_stmt(s, Q_INODE_DEL_XATTRS, "DELETE FROM xattrs WHERE ino=?");
 	if (!st)
@@ -679,42 +1009,100 @@ int store_inode_delete(struct store *s, uint64_t ino)
 	return store_step_done(s, st);
 }
 
-int store_purge_step(struct store *s, size_t limit, uint64_t *deleted)
+int store_purge_queue(struct store *s, uint64_t ino)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_PURGE_QUEUE,
+	        "INSERT OR IGNORE INTO purge(ino) VALUES (?)");
+
+	if (!st)
+		return -EIO;
+	if (ino > INT64_MAX)
+		return -EINVAL;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	return store_step_done(s, st);
+}
+
+int store_purge_next(struct store *s, uint64_t *ino)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_PURGE_NEXT,
-	        "SELECT ino FROM purge LIMIT 1");
-	int64_t ino;
+	        "SELECT ino FROM purge ORDER BY ino LIMIT 1");
 	int rc;
 
-	*deleted = 0;
 	if (!st)
 		return -EIO;
 	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return rc == SQLITE_DONE ? 0 : store_err(s, rc);
-	}
-	ino = sqlite3_column_int64(st, 0);
+	if (rc == SQLITE_ROW) {
+		int64_t v = sqlite3_column_int64(st, 0);
+		*ino = v > 0 ? (uint64_t)v : 0;
+		rc = 0;
+	} else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
 	sqlite3_reset(st);
-	st = store_stmt(s, Q_PURGE_BLOCKS,
-	        "DELETE FROM blocks WHERE ino=?1 AND blk IN"
-	        " (SELECT blk FROM blocks WHERE ino=?1 ORDER BY blk LIMIT ?2)");
+	return rc;
+}
+
+int store_purge_drop(struct store *s, uint64_t ino)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_PURGE_DONE,
+	        "DELETE FROM purge WHERE ino=?");
+
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, ino);
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	return store_step_done(s, st);
+}
+
+int store_purge_step(struct store *s, uint64_t ino, size_t limit,
+                     uint64_t *deleted, int *done)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_PURGE_BLOCKS,
+	        "DELETE FROM blocks WHERE ino=?1 AND blk IN"
+	        " (SELECT blk FROM blocks WHERE ino=?1 ORDER BY blk LIMIT ?2)");
+	int rc;
+
+	*deleted = 0;
+	*done = 0;
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	sqlite3_bind_int64(st, 2, (int64_t)limit);
 	if ((rc = store_step_done(s, st)))
 		return rc;
 	*deleted = (uint64_t)sqlite3_changes(s->db);
 	if (*deleted < limit) {
-		st = store_stmt(s, Q_PURGE_DONE, "DELETE FROM purge WHERE ino=?");
+		st = store_stmt(s, Q_PURGE_TREE,
+		        "DELETE FROM mtree WHERE kind=3 AND owner=?");
 		if (!st)
 			return -EIO;
-		sqlite3_bind_int64(st, 1, ino);
-		if ((rc = store_step_done(s, st)))
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		if ((rc = store_step_done(s, st)) || (rc = store_purge_drop(s, ino)))
 			return rc;
+		*done = 1;
 	}
-	return 1;
+	return 0;
+}
+
+int store_purge_pending(struct store *s, uint64_t *inodes, uint64_t *blocks,
+                        uint64_t *bytes)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_PURGE_PENDING,
+	        "SELECT (SELECT count(*) FROM purge), count(b.blk),"
+	        " coalesce(sum(length(b.data)), 0) FROM blocks b"
+	        " WHERE b.ino IN (SELECT ino FROM purge)");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*inodes = (uint64_t)sqlite3_column_int64(st, 0);
+		*blocks = (uint64_t)sqlite3_column_int64(st, 1);
+		*bytes = (uint64_t)sqlite3_column_int64(st, 2);
+		rc = 0;
+	} else
+		rc = store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
 }
 
 int store_inode_each(struct store *s, int (*fn)(void *arg,
@@ -725,8 +1113,8 @@ int store_inode_each(struct store *s, int (*fn)(void *arg,
 	struct store_inode in;
 	int rc, stop = 0;
 
-	if (sqlite3_prepare_v2(s->db, "SELECT " INODE_COLS " FROM inodes ORDER BY ino",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, "SELECT " INODE_COLS " FROM inodes"
+	                       " ORDER BY ino", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (inode_from_row(st, &in)) {
@@ -747,8 +1135,9 @@ int store_inode_count(struct store *s, uint64_t *files, uint64_t *dirs,
                       uint64_t *bytes)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_INODE_COUNT,
-	        "SELECT sum((mode & 61440) != 16384), sum((mode & 61440) = 16384),"
-	        " sum(size) FROM inodes");
+	        "SELECT coalesce(sum((mode & 61440) != 16384), 0),"
+	        " coalesce(sum((mode & 61440) = 16384), 0),"
+	        " coalesce(sum(size), 0) FROM inodes");
 	int rc;
 
 	if (!st)
@@ -758,6 +1147,25 @@ int store_inode_count(struct store *s, uint64_t *files, uint64_t *dirs,
 		*files = (uint64_t)sqlite3_column_int64(st, 0);
 		*dirs = (uint64_t)sqlite3_column_int64(st, 1);
 		*bytes = (uint64_t)sqlite3_column_int64(st, 2);
+		rc = 0;
+	} else
+		rc = store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_inode_max(struct store *s, uint64_t *ino)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_INODE_MAX,
+	        "SELECT coalesce(max(ino), 0) FROM inodes");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t v = sqlite3_column_int64(st, 0);
+		*ino = v > 0 ? (uint64_t)v : 0;
 		rc = 0;
 	} else
 		rc = store_err(s, rc);
@@ -784,6 +1192,24 @@ static int dentry_from_row(sqlite3_stmt *st, struct store_dentry *d)
 
 #define DENTRY_COLS "id, parent, tag, key_version, name, ino"
 
+int store_dentry_get_id(struct store *s, int64_t id, struct store_dentry *out)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_GET_ID,
+	        "SELECT " DENTRY_COLS " FROM dentries WHERE id=?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = dentry_from_row(st, out);
+	else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
 int store_dentry_get(struct store *s, uint64_t parent,
                      const uint8_t tag[STORE_TAG_BYTES],
                      struct store_dentry *out)
@@ -805,11 +1231,12 @@ int store_dentry_get(struct store *s, uint64_t parent,
 	return rc;
 }
 
-int store_dentry_insert(struct store *s, const struct store_dentry *d)
+int store_dentry_insert(struct store *s, struct store_dentry *d)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_INSERT,
 	        "INSERT INTO dentries(parent, tag, key_version, name, ino)"
 	        " VALUES(?,?,?,?,?)");
+	int rc;
 
 	if (!st)
 		return -EIO;
@@ -818,20 +1245,21 @@ int store_dentry_insert(struct store *s, const struct store_dentry *d)
 	sqlite3_bind_int64(st, 3, d->key_version);
 	sqlite3_bind_blob(st, 4, d->name, (int)d->namelen, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, (int64_t)d->ino);
-	return store_step_done(s, st);
+	rc = store_step_done(s, st);
+	if (!rc)
+		d->id = sqlite3_last_insert_rowid(s->db);
+	return rc;
 }
 
-int store_dentry_delete(struct store *s, uint64_t parent,
-                        const uint8_t tag[STORE_TAG_BYTES])
+int store_dentry_delete_id(struct store *s, int64_t id)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_DELETE,
-	        "DELETE FROM dentries WHERE parent=? AND tag=?");
+	        "DELETE FROM dentries WHERE id=?");
 	int rc;
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)parent);
-	sqlite3_bind_blob(st, 2, tag, STORE_TAG_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 1, id);
 	rc = store_step_done(s, st);
 	if (!rc && sqlite3_changes(s->db) != 1)
 		rc = -ENOENT;
@@ -853,22 +1281,6 @@ int store_dentry_update(struct store *s, const struct store_dentry *d)
 	sqlite3_bind_int64(st, 5, (int64_t)d->ino);
 	sqlite3_bind_int64(st, 6, d->id);
 	return store_step_done(s, st);
-}
-
-int store_dentry_any(struct store *s, uint64_t parent)
-{
-	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_ANY,
-	        "SELECT 1 FROM dentries WHERE parent=? LIMIT 1");
-	int rc;
-
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)parent);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
 }
 
 /* A malformed row is passed on with namelen 0 (it then fails
@@ -976,32 +1388,6 @@ int store_block_with(struct store *s, uint64_t ino, uint64_t blk,
 	return rc;
 }
 
-struct block_copy {
-	uint32_t *key_version;
-	void *buf;
-	size_t cap, *len;
-};
-
-static int block_copy(void *arg, uint32_t kv, const void *data, size_t len)
-{
-	struct block_copy *b = arg;
-
-	if (len > b->cap)
-		return -EIO;
-	memcpy(b->buf, data, len);
-	*b->len = len;
-	*b->key_version = kv;
-	return 0;
-}
-
-int store_block_get(struct store *s, uint64_t ino, uint64_t blk,
-                    uint32_t *key_version, void *buf, size_t cap, size_t *len)
-{
-	struct block_copy b = { key_version, buf, cap, len };
-
-	return store_block_with(s, ino, blk, block_copy, &b);
-}
-
 int store_block_put(struct store *s, uint64_t ino, uint64_t blk,
                     uint32_t key_version, const void *data, size_t len,
                     int *created)
@@ -1053,6 +1439,49 @@ int store_block_truncate(struct store *s, uint64_t ino, uint64_t first,
 	return rc;
 }
 
+int store_block_delete_range(struct store *s, uint64_t ino, uint64_t first,
+                             uint64_t end, uint64_t *deleted)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_RANGE,
+	        "DELETE FROM blocks WHERE ino=? AND blk>=? AND blk<?");
+	int rc;
+
+	*deleted = 0;
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, first > INT64_MAX ? INT64_MAX : (int64_t)first);
+	sqlite3_bind_int64(st, 3, end > INT64_MAX ? INT64_MAX : (int64_t)end);
+	rc = store_step_done(s, st);
+	if (!rc)
+		*deleted = (uint64_t)sqlite3_changes(s->db);
+	return rc;
+}
+
+int store_block_next(struct store *s, uint64_t ino, uint64_t from,
+                     uint64_t *blk)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_NEXT,
+	        "SELECT blk FROM blocks WHERE ino=? AND blk>=? ORDER BY blk LIMIT 1");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	if (from > INT64_MAX)
+		return -ENOENT;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, (int64_t)from);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t v = sqlite3_column_int64(st, 0);
+		*blk = v > 0 ? (uint64_t)v : 0;
+		rc = 0;
+	} else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
 int store_block_delete(struct store *s, uint64_t ino, uint64_t blk)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_DELETE,
@@ -1085,17 +1514,6 @@ int store_block_next_ino(struct store *s, uint64_t after, uint64_t *ino,
 	*queued = sqlite3_column_int(st, 1);
 	sqlite3_reset(st);
 	return 0;
-}
-
-int store_purge_queue(struct store *s, uint64_t ino)
-{
-	sqlite3_stmt *st = store_stmt(s, Q_PURGE_QUEUE,
-	        "INSERT OR IGNORE INTO purge(ino) VALUES (?)");
-
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	return store_step_done(s, st);
 }
 
 int store_block_each(struct store *s, uint64_t ino,
@@ -1142,34 +1560,6 @@ int store_block_count(struct store *s, uint64_t *count)
 
 /* ---- xattrs ---- */
 
-int store_xattr_get(struct store *s, uint64_t ino,
-                    const uint8_t tag[STORE_TAG_BYTES],
-                    uint32_t *key_version, void *buf, size_t cap, size_t *len)
-{
-	sqlite3_stmt *st = store_stmt(s, Q_XATTR_GET,
-	        "SELECT key_version, value FROM xattrs WHERE ino=? AND tag=?");
-	int rc;
-
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	sqlite3_bind_blob(st, 2, tag, STORE_TAG_BYTES, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		int64_t kv = sqlite3_column_int64(st, 0);
-		size_t n = (size_t)sqlite3_column_bytes(st, 1);
-		if (kv < 1 || kv > UINT32_MAX)
-			rc = -EIO;
-		else if (n > cap)
-			rc = -ERANGE;
-		else
-			rc = store_col_blob(st, 1, buf, cap, len, 0);
-		*key_version = (uint32_t)kv;
-	} else
-		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
-	sqlite3_reset(st);
-	return rc;
-}
 
 int store_xattr_put(struct store *s, const struct store_xattr *x)
 {
@@ -1209,7 +1599,8 @@ int store_xattr_each(struct store *s, uint64_t ino,
                      void *arg)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_XATTR_EACH,
-	        "SELECT tag, key_version, name, value FROM xattrs WHERE ino=?");
+	        "SELECT tag, key_version, name, value FROM xattrs WHERE ino=?"
+	        " ORDER BY tag");
 	struct store_xattr x;
 	int rc, stop = 0;
 

@@ -1,5 +1,5 @@
 /*
- * store_audit.c - rows of the audit and audit_keys tables.
+ * store_audit.c - rows of the audit trail and of the commit ledger.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,74 +10,59 @@
 
 enum {
 	Q_AUDIT_INSERT = STORE_Q_AUDIT, Q_AUDIT_LAST, Q_AUDIT_COUNT,
-	Q_AUDIT_DELETE, Q_AKEY_INSERT, Q_AKEY_GET, Q_AKEY_UPDATE, Q_AUDIT_LAST_ID
+	Q_AUDIT_DELETE, Q_LEDGER_PUT, Q_LEDGER_GET, Q_LEDGER_LAST,
+	Q_LEDGER_FIRST, Q_LEDGER_DELETE, Q_LEDGER_COUNT, Q_AUDIT_LAST_ID
 };
 _Static_assert(Q_AUDIT_LAST_ID <= STORE_Q_SESSION, "statement ids overlap");
 
-#define AUDIT_COLS "seq, time, user, uid, gid, pid, op, ino, offset, length," \
-	" result, session, detail, mac"
+#define AUDIT_COLS "seq, time, user, session, uid, gid, pid, op, ino," \
+	" offset, length, result, detail, hash"
 
 static int audit_from_row(sqlite3_stmt *st, struct store_audit *a)
 {
-	const unsigned char *t;
-	size_t n;
-
 	memset(a, 0, sizeof *a);
 	a->seq = sqlite3_column_int64(st, 0);
 	a->time = sqlite3_column_int64(st, 1);
-	t = sqlite3_column_text(st, 2);
-	n = (size_t)sqlite3_column_bytes(st, 2);
-	if (!t || n >= sizeof a->user)
+	if (store_col_text(st, 2, a->user, sizeof a->user) ||
+	    store_col_text(st, 7, a->op, sizeof a->op) ||
+	    store_col_blob(st, 12, a->detail, sizeof a->detail, &a->detaillen, 0) ||
+	    store_col_blob(st, 13, a->hash, sizeof a->hash, NULL, 1))
 		return -EIO;
-	memcpy(a->user, t, n);
-	a->uid = (uint32_t)sqlite3_column_int64(st, 3);
-	a->gid = (uint32_t)sqlite3_column_int64(st, 4);
-	a->pid = (uint32_t)sqlite3_column_int64(st, 5);
-	t = sqlite3_column_text(st, 6);
-	n = (size_t)sqlite3_column_bytes(st, 6);
-	if (!t || n >= sizeof a->op)
-		return -EIO;
-	memcpy(a->op, t, n);
-	a->ino = (uint64_t)sqlite3_column_int64(st, 7);
-	a->offset = (uint64_t)sqlite3_column_int64(st, 8);
-	a->length = (uint64_t)sqlite3_column_int64(st, 9);
-	a->result = sqlite3_column_int64(st, 10);
-	a->session = sqlite3_column_int64(st, 11);
-	if (store_col_blob(st, 12, a->detail, sizeof a->detail, &a->detaillen, 0) ||
-	    store_col_blob(st, 13, a->mac, sizeof a->mac, NULL, 1))
-		return -EIO;
+	a->session = sqlite3_column_int64(st, 3);
+	a->uid = (uint32_t)sqlite3_column_int64(st, 4);
+	a->gid = (uint32_t)sqlite3_column_int64(st, 5);
+	a->pid = (uint32_t)sqlite3_column_int64(st, 6);
+	a->ino = (uint64_t)sqlite3_column_int64(st, 8);
+	a->offset = (uint64_t)sqlite3_column_int64(st, 9);
+	a->length = (uint64_t)sqlite3_column_int64(st, 10);
+	a->result = sqlite3_column_int64(st, 11);
 	return 0;
 }
 
-int store_audit_insert(struct store *s, struct store_audit *a)
+int store_audit_insert(struct store *s, const struct store_audit *a)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_AUDIT_INSERT,
 	        "INSERT INTO audit(" AUDIT_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-	int rc;
 
 	if (!st)
 		return -EIO;
-	if (a->seq)
-		sqlite3_bind_int64(st, 1, a->seq);
-	else
-		sqlite3_bind_null(st, 1);
+	if (a->seq < 1)
+		return -EINVAL;
+	sqlite3_bind_int64(st, 1, a->seq);
 	sqlite3_bind_int64(st, 2, a->time);
 	sqlite3_bind_text(st, 3, a->user, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, a->uid);
-	sqlite3_bind_int64(st, 5, a->gid);
-	sqlite3_bind_int64(st, 6, a->pid);
-	sqlite3_bind_text(st, 7, a->op, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 8, (int64_t)a->ino);
-	sqlite3_bind_int64(st, 9, (int64_t)a->offset);
-	sqlite3_bind_int64(st, 10, (int64_t)a->length);
-	sqlite3_bind_int64(st, 11, a->result);
-	sqlite3_bind_int64(st, 12, a->session);
+	sqlite3_bind_int64(st, 4, a->session);
+	sqlite3_bind_int64(st, 5, a->uid);
+	sqlite3_bind_int64(st, 6, a->gid);
+	sqlite3_bind_int64(st, 7, a->pid);
+	sqlite3_bind_text(st, 8, a->op, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 9, (int64_t)a->ino);
+	sqlite3_bind_int64(st, 10, (int64_t)a->offset);
+	sqlite3_bind_int64(st, 11, (int64_t)a->length);
+	sqlite3_bind_int64(st, 12, a->result);
 	sqlite3_bind_blob(st, 13, a->detail, (int)a->detaillen, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 14, a->mac, sizeof a->mac, SQLITE_STATIC);
-	rc = store_step_done(s, st);
-	if (!rc && !a->seq)
-		a->seq = sqlite3_last_insert_rowid(s->db);
-	return rc;
+	sqlite3_bind_blob(st, 14, a->hash, sizeof a->hash, SQLITE_STATIC);
+	return store_step_done(s, st);
 }
 
 int store_audit_last(struct store *s, struct store_audit *out)
@@ -157,55 +142,96 @@ int store_audit_delete_before(struct store *s, int64_t seq)
 	return store_step_done(s, st);
 }
 
-int store_audit_key_insert(struct store *s, uint32_t version,
-                           const void *sealed, size_t len, int64_t *id)
+/* ---- the commit ledger ---- */
+
+int store_ledger_put(struct store *s, int64_t seq, const void *body,
+                     size_t len, const void *sigs, size_t siglen)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_AKEY_INSERT,
-	        "INSERT INTO audit_keys(key_version, sealed) VALUES(?,?)");
-	int rc;
+	sqlite3_stmt *st = store_stmt(s, Q_LEDGER_PUT,
+	        "INSERT INTO ledger(seq, body, sigs) VALUES(?,?,?)");
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, version);
-	sqlite3_bind_blob(st, 2, sealed, (int)len, SQLITE_STATIC);
-	rc = store_step_done(s, st);
-	if (!rc)
-		*id = sqlite3_last_insert_rowid(s->db);
-	return rc;
+	if (len > STORE_COMMIT_BODY_MAX || siglen > STORE_COMMIT_SIGS_MAX)
+		return -EINVAL;
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_blob(st, 2, body, (int)len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, sigs, (int)siglen, SQLITE_STATIC);
+	return store_step_done(s, st);
 }
 
-int store_audit_key_get(struct store *s, int64_t id, uint32_t *version,
-                        void *sealed, size_t cap, size_t *len)
+int store_ledger_get(struct store *s, int64_t seq, void *body, size_t cap,
+                     size_t *len, void *sigs, size_t sigcap, size_t *siglen)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_AKEY_GET,
-	        "SELECT key_version, sealed FROM audit_keys WHERE id=?");
+	sqlite3_stmt *st = store_stmt(s, Q_LEDGER_GET,
+	        "SELECT body, sigs FROM ledger WHERE seq=?");
 	int rc;
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 1, seq);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		int64_t v = sqlite3_column_int64(st, 0);
-		rc = (v < 1 || v > UINT32_MAX) ? -EIO
-		        : store_col_blob(st, 1, sealed, cap, len, 0);
-		*version = (uint32_t)v;
-	} else
+	if (rc == SQLITE_ROW)
+		rc = (store_col_blob(st, 0, body, cap, len, 0) ||
+		      store_col_blob(st, 1, sigs, sigcap, siglen, 0)) ? -EIO : 0;
+	else
 		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
 	sqlite3_reset(st);
 	return rc;
 }
 
-int store_audit_key_update(struct store *s, int64_t id, uint32_t version,
-                           const void *sealed, size_t len)
+static int ledger_end(struct store *s, int id, const char *sql, int64_t *seq)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_AKEY_UPDATE,
-	        "UPDATE audit_keys SET key_version=?, sealed=? WHERE id=?");
+	sqlite3_stmt *st = store_stmt(s, id, sql);
+	int rc;
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, version);
-	sqlite3_bind_blob(st, 2, sealed, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
+		*seq = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		rc = rc == SQLITE_ROW ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_ledger_last(struct store *s, int64_t *seq)
+{
+	return ledger_end(s, Q_LEDGER_LAST, "SELECT max(seq) FROM ledger", seq);
+}
+
+int store_ledger_first(struct store *s, int64_t *seq)
+{
+	return ledger_end(s, Q_LEDGER_FIRST, "SELECT min(seq) FROM ledger", seq);
+}
+
+int store_ledger_delete_before(struct store *s, int64_t seq)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_LEDGER_DELETE,
+	        "DELETE FROM ledger WHERE seq<?");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, seq);
 	return store_step_done(s, st);
+}
+
+int store_ledger_count(struct store *s, uint64_t *n)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_LEDGER_COUNT,
+	        "SELECT count(*) FROM ledger");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*n = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		rc = store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
 }

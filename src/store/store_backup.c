@@ -257,6 +257,11 @@ int store_backup(struct store *s, const char *dest, int replace, int busy_ms,
 		rc = store_err(s, rc);
 		goto fail;
 	}
+	if (store_harden(dst)) {
+		say(why, whylen, "cannot set up '%s'", tmp);
+		rc = -EIO;
+		goto fail;
+	}
 	/* No journal and no syncs while copying: dest.tmp is invisible until
 	 * the one fsync below and the rename, so a crash leaves only a .tmp.
 	 * (An empty file takes the source's page size; the copied header

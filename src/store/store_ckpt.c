@@ -98,6 +98,8 @@ int store_checkpointer_start(struct store *s, const char *path)
 	pthread_cond_init(&k->idle, NULL);
 	rc = sqlite3_open_v2(path, &k->db, SQLITE_OPEN_READWRITE |
 	                     SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK && store_harden(k->db))
+		rc = SQLITE_ERROR;
 	/* FULL: the checkpoint syncs the WAL before and the file after */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(k->db, "PRAGMA synchronous=FULL;"

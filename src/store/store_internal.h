@@ -1,6 +1,6 @@
 /*
- * store_internal.h - shared by the store*.c files only: the connection, the
- * prepared-statement cache and small helpers over sqlite3.
+ * store_internal.h - shared by the src/store files only: the connection,
+ * the prepared-statement cache and small helpers over sqlite3.
  */
 #ifndef CUSTODY_STORE_INTERNAL_H
 #define CUSTODY_STORE_INTERNAL_H
@@ -8,22 +8,25 @@
 #include <sqlite3.h>
 #include "store.h"
 
-#define STORE_MAX_STMTS 128
-/* statement ids: store.c uses 0..47, store_keys.c 48..79, store_audit.c
- * 80..95, store_session.c 96..111, store_mtree.c 112..127 (each file
+#define STORE_MAX_STMTS 144
+/* statement ids: store.c uses 0..47, store_keys.c 48..87, store_audit.c
+ * 88..103, store_session.c 104..119, store_mtree.c 120..143 (each file
  * asserts its range) */
-#define STORE_Q_KEYS  48
-#define STORE_Q_AUDIT 80
-#define STORE_Q_SESSION 96
-#define STORE_Q_MTREE 112
+#define STORE_Q_KEYS    48
+#define STORE_Q_AUDIT   88
+#define STORE_Q_SESSION 104
+#define STORE_Q_MTREE   120
 
 struct store {
 	sqlite3 *db;
 	int readonly;
-	int savepoint_depth;
+	int format;             /* of the open file */
 	int tx_open;            /* store_begin'ed and not yet ended by us */
 	int last_err;           /* SQLite's code of the last failure */
 	int busy_ms;
+	int64_t schema_version; /* as last checked (store_schema_verify) */
+	int64_t data_version;   /* as last seen (store_changed) */
+	int data_version_seen;
 	struct store_ckpt *ckpt; /* background checkpointer, or NULL */
 	sqlite3_stmt *stmt[STORE_MAX_STMTS]; /* cache, indexed by statement id */
 };
@@ -42,5 +45,15 @@ int store_step_done(struct store *s, sqlite3_stmt *st);
 /* Copy a blob column into buf; -EIO if it is not exactly/at most cap. */
 int store_col_blob(sqlite3_stmt *st, int col, void *buf, size_t cap,
                    size_t *len, int exact);
+/* Copy a text column (no NUL inside) into buf; -EIO if it does not fit. */
+int store_col_text(sqlite3_stmt *st, int col, char *buf, size_t cap);
+/*
+ * Defensive mode on, triggers, views, double-quoted strings, extension
+ * loading and untrusted schema functions off: for every connection to a
+ * store, before its first statement. 0 or -EIO.
+ */
+int store_harden(sqlite3 *db);
+/* The CREATE statements of a format (1 or 2), NULL-terminated. */
+const char *const *store_schema_sql(int format);
 
 #endif

@@ -1,280 +1,334 @@
 /*
- * store_keys.c - rows of the users, master_keys, key_grants and key_events
- * tables. Pure row access: signatures and sealing are checked by auth.c and
- * keyring.c.
+ * store_keys.c - rows of the rights and key tables: authorities, the
+ * roster, credentials, login counters, grants, key_events, sessions, and
+ * the per-version object counts re-encryption works from. Pure row
+ * access: every signature and sealed box is made and checked in src/keys.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_internal.h"
 
 enum {
-	Q_USER_GET = STORE_Q_KEYS, Q_USER_GET_ID, Q_USER_INSERT, Q_USER_UPDATE,
-	Q_USER_DELETE, Q_USER_EACH,
-	Q_KEY_GET, Q_KEY_PUT, Q_KEY_EACH,
-	Q_GRANT_GET, Q_GRANT_PUT, Q_GRANT_DELETE,
-	Q_KEY_EVENT, Q_USAGE_BLOCKS, Q_USAGE_NAMES, Q_USAGE_XATTRS, Q_USAGE_INODES,
-	Q_USAGE_AUDIT, Q_STALE_B, Q_STALE_D, Q_STALE_X, Q_STALE_I, Q_STALE_K,
-	Q_DENTRY_ID, Q_KEYS_LAST
+	Q_AUTH_GET = STORE_Q_KEYS, Q_AUTH_PUT, Q_AUTH_LAST,
+	Q_ROSTER_GET, Q_ROSTER_PUT,
+	Q_CRED_GET, Q_CRED_GET_ID, Q_CRED_PUT, Q_CRED_DELETE, Q_CRED_NEXT,
+	Q_LOGIN_GET, Q_LOGIN_PUT, Q_LOGIN_DELETE,
+	Q_GRANT_GET, Q_GRANT_PUT, Q_GRANT_DELETE, Q_GRANT_COUNT,
+	Q_KEY_EVENT, Q_USAGE_BLOCKS, Q_USAGE_NAMES, Q_USAGE_XATTRS,
+	Q_USAGE_SESSIONS, Q_STALE_B, Q_STALE_D, Q_STALE_X, Q_STALE_S,
+	Q_SESS_NEXT, Q_SESS_INSERT, Q_SESS_GET, Q_SESS_DETAIL,
+	Q_KEYS_LAST
 };
 _Static_assert(Q_KEYS_LAST <= STORE_Q_AUDIT, "statement ids overlap");
 
-#define USER_COLS "id, name, role, opslimit, memlimit, salt, box_pk, secret," \
-	" sig, failed, locked_until, created, last_login"
+/* ---- authorities ---- */
 
-static int copy_text(sqlite3_stmt *st, int col, char *buf, size_t cap)
+int store_authority_get(struct store *s, uint32_t epoch,
+                        struct store_authority *out)
 {
-	const unsigned char *t = sqlite3_column_text(st, col);
-	size_t n = (size_t)sqlite3_column_bytes(st, col);
+	sqlite3_stmt *st = store_stmt(s, Q_AUTH_GET,
+	        "SELECT epoch, pk, endorsement, created FROM authorities"
+	        " WHERE epoch=?");
+	int rc;
 
-	if (!t || n >= cap)
+	if (!st)
 		return -EIO;
-	memcpy(buf, t, n);
-	buf[n] = 0;
+	sqlite3_bind_int64(st, 1, epoch);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->epoch = epoch;
+		out->created = sqlite3_column_int64(st, 3);
+		rc = (store_col_blob(st, 1, out->pk, sizeof out->pk, NULL, 1) ||
+		      store_col_blob(st, 2, out->endorsement,
+		                     sizeof out->endorsement, NULL, 1)) ? -EIO : 0;
+	} else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_authority_put(struct store *s, const struct store_authority *a)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_AUTH_PUT,
+	        "INSERT INTO authorities(epoch, pk, endorsement, created)"
+	        " VALUES(?,?,?,?)");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, a->epoch);
+	sqlite3_bind_blob(st, 2, a->pk, sizeof a->pk, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, a->endorsement, sizeof a->endorsement,
+	                  SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, a->created);
+	return store_step_done(s, st);
+}
+
+int store_authority_last(struct store *s, uint32_t *epoch)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_AUTH_LAST,
+	        "SELECT max(epoch) FROM authorities");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
+		int64_t v = sqlite3_column_int64(st, 0);
+		rc = (v < 1 || v > UINT32_MAX) ? -EIO : 0;
+		*epoch = (uint32_t)v;
+	} else
+		rc = rc == SQLITE_ROW ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* ---- the roster ---- */
+
+int store_roster_get(struct store *s, uint8_t **body, size_t *len,
+                     uint8_t sig[STORE_SIG_BYTES])
+{
+	sqlite3_stmt *st = store_stmt(s, Q_ROSTER_GET,
+	        "SELECT body, sig FROM roster WHERE id=1");
+	int rc;
+
+	*body = NULL;
+	*len = 0;
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		if (sqlite3_column_type(st, 0) != SQLITE_BLOB ||
+		    n > STORE_ROSTER_MAX || n == 0 ||
+		    store_col_blob(st, 1, sig, STORE_SIG_BYTES, NULL, 1))
+			rc = -EIO;
+		else if (!(*body = malloc(n)))
+			rc = -ENOMEM;
+		else {
+			memcpy(*body, sqlite3_column_blob(st, 0), n);
+			*len = n;
+			rc = 0;
+		}
+	} else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_roster_put(struct store *s, const uint8_t *body, size_t len,
+                     const uint8_t sig[STORE_SIG_BYTES])
+{
+	sqlite3_stmt *st = store_stmt(s, Q_ROSTER_PUT,
+	        "INSERT OR REPLACE INTO roster(id, body, sig) VALUES(1,?,?)");
+
+	if (!st)
+		return -EIO;
+	if (len > STORE_ROSTER_MAX)
+		return -EINVAL;
+	sqlite3_bind_blob(st, 1, body, (int)len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, sig, STORE_SIG_BYTES, SQLITE_STATIC);
+	return store_step_done(s, st);
+}
+
+/* ---- credentials ---- */
+
+#define CRED_COLS "user_id, name, opslimit, memlimit, salt, secret, created"
+
+static int cred_from_row(sqlite3_stmt *st, struct store_cred *c)
+{
+	memset(c, 0, sizeof *c);
+	c->user_id = sqlite3_column_int64(st, 0);
+	if (store_col_text(st, 1, c->name, sizeof c->name) ||
+	    store_col_blob(st, 4, c->salt, sizeof c->salt, NULL, 1) ||
+	    store_col_blob(st, 5, c->secret, sizeof c->secret, &c->secretlen, 0))
+		return -EIO;
+	c->opslimit = (uint64_t)sqlite3_column_int64(st, 2);
+	c->memlimit = (uint64_t)sqlite3_column_int64(st, 3);
+	c->created = sqlite3_column_int64(st, 6);
 	return 0;
 }
 
-static int user_from_row(sqlite3_stmt *st, struct store_user *u)
-{
-	memset(u, 0, sizeof *u);
-	u->id = sqlite3_column_int64(st, 0);
-	if (copy_text(st, 1, u->name, sizeof u->name) ||
-	    copy_text(st, 2, u->role, sizeof u->role) ||
-	    store_col_blob(st, 5, u->salt, sizeof u->salt, NULL, 1) ||
-	    store_col_blob(st, 6, u->box_pk, sizeof u->box_pk, NULL, 1) ||
-	    store_col_blob(st, 7, u->secret, sizeof u->secret, &u->secretlen, 0) ||
-	    store_col_blob(st, 8, u->sig, sizeof u->sig, NULL, 1))
-		return -EIO;
-	u->opslimit = (uint64_t)sqlite3_column_int64(st, 3);
-	u->memlimit = (uint64_t)sqlite3_column_int64(st, 4);
-	u->failed = sqlite3_column_int64(st, 9);
-	u->locked_until = sqlite3_column_int64(st, 10);
-	u->created = sqlite3_column_int64(st, 11);
-	u->last_login = sqlite3_column_int64(st, 12);
-	return 0;
-}
-
-static int user_one(struct store *s, sqlite3_stmt *st, struct store_user *out)
+static int cred_one(struct store *s, sqlite3_stmt *st, struct store_cred *out)
 {
 	int rc = sqlite3_step(st);
 
 	if (rc == SQLITE_ROW)
-		rc = user_from_row(st, out);
+		rc = cred_from_row(st, out);
 	else
 		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
 	sqlite3_reset(st);
 	return rc;
 }
 
-int store_user_get(struct store *s, const char *name, struct store_user *out)
+int store_cred_get(struct store *s, const char *name, struct store_cred *out)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_USER_GET,
-	        "SELECT " USER_COLS " FROM users WHERE name=?");
+	sqlite3_stmt *st = store_stmt(s, Q_CRED_GET,
+	        "SELECT " CRED_COLS " FROM credentials WHERE name=?");
+
 	if (!st)
 		return -EIO;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	return user_one(s, st, out);
+	return cred_one(s, st, out);
 }
 
-int store_user_get_id(struct store *s, int64_t id, struct store_user *out)
+int store_cred_get_id(struct store *s, int64_t id, struct store_cred *out)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_USER_GET_ID,
-	        "SELECT " USER_COLS " FROM users WHERE id=?");
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, id);
-	return user_one(s, st, out);
-}
-
-static void user_bind(sqlite3_stmt *st, const struct store_user *u)
-{
-	sqlite3_bind_text(st, 1, u->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, u->role, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (int64_t)u->opslimit);
-	sqlite3_bind_int64(st, 4, (int64_t)u->memlimit);
-	sqlite3_bind_blob(st, 5, u->salt, sizeof u->salt, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 6, u->box_pk, sizeof u->box_pk, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 7, u->secret, (int)u->secretlen, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 8, u->sig, sizeof u->sig, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 9, u->failed);
-	sqlite3_bind_int64(st, 10, u->locked_until);
-	sqlite3_bind_int64(st, 11, u->created);
-	sqlite3_bind_int64(st, 12, u->last_login);
-}
-
-int store_user_insert(struct store *s, struct store_user *u)
-{
-	sqlite3_stmt *st = store_stmt(s, Q_USER_INSERT,
-	        "INSERT INTO users(id, name, role, opslimit, memlimit, salt, box_pk,"
-	        " secret, sig, failed, locked_until, created, last_login)"
-	        " VALUES(?13,?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)");
-	int rc;
-
-	if (!st)
-		return -EIO;
-	user_bind(st, u);
-	if (u->id)
-		sqlite3_bind_int64(st, 13, u->id);
-	else
-		sqlite3_bind_null(st, 13);
-	rc = store_step_done(s, st);
-	if (!rc && !u->id)
-		u->id = sqlite3_last_insert_rowid(s->db);
-	return rc;
-}
-
-int store_user_update(struct store *s, const struct store_user *u)
-{
-	sqlite3_stmt *st = store_stmt(s, Q_USER_UPDATE,
-	        "UPDATE users SET name=?1, role=?2, opslimit=?3, memlimit=?4,"
-	        " salt=?5, box_pk=?6, secret=?7, sig=?8, failed=?9,"
-	        " locked_until=?10, created=?11, last_login=?12 WHERE id=?13");
-	int rc;
-
-	if (!st)
-		return -EIO;
-	user_bind(st, u);
-	sqlite3_bind_int64(st, 13, u->id);
-	rc = store_step_done(s, st);
-	if (!rc && sqlite3_changes(s->db) != 1)
-		rc = -ENOENT;
-	return rc;
-}
-
-int store_user_delete(struct store *s, int64_t id)
-{
-	sqlite3_stmt *st = store_stmt(s, Q_USER_DELETE,
-	        "DELETE FROM users WHERE id=?");
-	int rc;
+	sqlite3_stmt *st = store_stmt(s, Q_CRED_GET_ID,
+	        "SELECT " CRED_COLS " FROM credentials WHERE user_id=?");
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
-	rc = store_step_done(s, st);
-	if (!rc && sqlite3_changes(s->db) != 1)
-		rc = -ENOENT;
-	return rc;
+	return cred_one(s, st, out);
 }
 
-int store_user_each(struct store *s,
-                    int (*fn)(void *arg, const struct store_user *u),
-                    void *arg)
+int store_cred_put(struct store *s, const struct store_cred *c)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_USER_EACH,
-	        "SELECT " USER_COLS " FROM users ORDER BY id");
-	struct store_user u;
-	int rc, stop = 0;
+	sqlite3_stmt *st = store_stmt(s, Q_CRED_PUT,
+	        "INSERT OR REPLACE INTO credentials(" CRED_COLS ")"
+	        " VALUES(?,?,?,?,?,?,?)");
 
 	if (!st)
 		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (user_from_row(st, &u)) {
-			stop = -EIO;
-			break;
-		}
-		if ((stop = fn(arg, &u)))
-			break;
-	}
-	sqlite3_reset(st);
-	if (stop)
-		return stop;
-	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
-}
-
-/* ---- master keys ---- */
-
-#define KEY_COLS "version, status, created, activated, expires, retired," \
-	" checkval, audit_pk, sig"
-
-static int key_from_row(sqlite3_stmt *st, struct store_key *k)
-{
-	int64_t v = sqlite3_column_int64(st, 0);
-
-	memset(k, 0, sizeof *k);
-	if (v < 1 || v > UINT32_MAX ||
-	    copy_text(st, 1, k->status, sizeof k->status) ||
-	    store_col_blob(st, 6, k->check, sizeof k->check, NULL, 1) ||
-	    store_col_blob(st, 7, k->audit_pk, sizeof k->audit_pk, NULL, 1) ||
-	    store_col_blob(st, 8, k->sig, sizeof k->sig, NULL, 1))
-		return -EIO;
-	k->version = (uint32_t)v;
-	k->created = sqlite3_column_int64(st, 2);
-	k->activated = sqlite3_column_int64(st, 3);
-	k->expires = sqlite3_column_int64(st, 4);
-	k->retired = sqlite3_column_int64(st, 5);
-	return 0;
-}
-
-int store_key_get(struct store *s, uint32_t version, struct store_key *out)
-{
-	sqlite3_stmt *st = store_stmt(s, Q_KEY_GET,
-	        "SELECT " KEY_COLS " FROM master_keys WHERE version=?");
-	int rc;
-
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, version);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = key_from_row(st, out);
-	else
-		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
-	sqlite3_reset(st);
-	return rc;
-}
-
-int store_key_put(struct store *s, const struct store_key *k)
-{
-	sqlite3_stmt *st = store_stmt(s, Q_KEY_PUT,
-	        "INSERT OR REPLACE INTO master_keys(" KEY_COLS ")"
-	        " VALUES(?,?,?,?,?,?,?,?,?)");
-
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, k->version);
-	sqlite3_bind_text(st, 2, k->status, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, k->created);
-	sqlite3_bind_int64(st, 4, k->activated);
-	sqlite3_bind_int64(st, 5, k->expires);
-	sqlite3_bind_int64(st, 6, k->retired);
-	sqlite3_bind_blob(st, 7, k->check, sizeof k->check, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 8, k->audit_pk, sizeof k->audit_pk, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 9, k->sig, sizeof k->sig, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 1, c->user_id);
+	sqlite3_bind_text(st, 2, c->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (int64_t)c->opslimit);
+	sqlite3_bind_int64(st, 4, (int64_t)c->memlimit);
+	sqlite3_bind_blob(st, 5, c->salt, sizeof c->salt, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, c->secret, (int)c->secretlen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, c->created);
 	return store_step_done(s, st);
 }
 
-int store_key_each(struct store *s,
-                   int (*fn)(void *arg, const struct store_key *k), void *arg)
+int store_cred_delete(struct store *s, int64_t user_id)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_KEY_EACH,
-	        "SELECT " KEY_COLS " FROM master_keys ORDER BY version");
-	struct store_key k;
-	int rc, stop = 0;
+	sqlite3_stmt *st = store_stmt(s, Q_CRED_DELETE,
+	        "DELETE FROM credentials WHERE user_id=?");
 
 	if (!st)
 		return -EIO;
+	sqlite3_bind_int64(st, 1, user_id);
+	return store_step_done(s, st);
+}
+
+int store_cred_each(struct store *s,
+                    int (*fn)(void *arg, const struct store_cred *c),
+                    void *arg)
+{
+	sqlite3_stmt *st;
+	struct store_cred c;
+	int rc, stop = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT " CRED_COLS " FROM credentials"
+	                       " ORDER BY user_id", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (key_from_row(st, &k)) {
-			stop = -EIO;
-			break;
+		if (cred_from_row(st, &c)) {
+			memset(&c, 0, sizeof c);
+			c.user_id = sqlite3_column_int64(st, 0);
 		}
-		if ((stop = fn(arg, &k)))
+		if ((stop = fn(arg, &c)))
 			break;
 	}
-	sqlite3_reset(st);
+	sqlite3_finalize(st);
 	if (stop)
 		return stop;
 	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
+}
+
+int store_cred_next_id(struct store *s, int64_t *id)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_CRED_NEXT,
+	        "SELECT coalesce(max(user_id), 0) + 1 FROM credentials");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		rc = *id >= 1 ? 0 : -EIO;
+	} else
+		rc = store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* ---- logins (advisory counters) ---- */
+
+int store_login_get(struct store *s, int64_t user_id, struct store_login *out)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_LOGIN_GET,
+	        "SELECT failed, locked_until, last_login FROM logins"
+	        " WHERE user_id=?");
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	out->user_id = user_id;
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, user_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->failed = sqlite3_column_int64(st, 0);
+		out->locked_until = sqlite3_column_int64(st, 1);
+		out->last_login = sqlite3_column_int64(st, 2);
+		if (out->failed < 0)
+			out->failed = 0;
+		rc = 0;
+	} else
+		rc = rc == SQLITE_DONE ? 0 : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_login_put(struct store *s, const struct store_login *l)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_LOGIN_PUT,
+	        "INSERT OR REPLACE INTO logins(user_id, failed, locked_until,"
+	        " last_login) VALUES(?,?,?,?)");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, l->user_id);
+	sqlite3_bind_int64(st, 2, l->failed);
+	sqlite3_bind_int64(st, 3, l->locked_until);
+	sqlite3_bind_int64(st, 4, l->last_login);
+	return store_step_done(s, st);
+}
+
+int store_login_delete(struct store *s, int64_t user_id)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_LOGIN_DELETE,
+	        "DELETE FROM logins WHERE user_id=?");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, user_id);
+	return store_step_done(s, st);
 }
 
 /* ---- grants ---- */
 
+const char *store_grant_kind_name(int kind)
+{
+	switch (kind) {
+	case GRANT_DATA: return "data";
+	case GRANT_AUDIT: return "audit";
+	case GRANT_AUTHORITY: return "authority";
+	case GRANT_IDENTITY: return "identity";
+	default: return "?";
+	}
+}
+
 int store_grant_get(struct store *s, int64_t user_id, uint32_t version,
-                    const char *kind, struct store_grant *out)
+                    int kind, struct store_grant *out)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_GRANT_GET,
-	        "SELECT sealed FROM key_grants WHERE user_id=? AND version=?"
+	        "SELECT sealed FROM grants WHERE user_id=? AND version=?"
 	        " AND kind=?");
 	int rc;
 
@@ -282,12 +336,12 @@ int store_grant_get(struct store *s, int64_t user_id, uint32_t version,
 		return -EIO;
 	sqlite3_bind_int64(st, 1, user_id);
 	sqlite3_bind_int64(st, 2, version);
-	sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, kind);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		out->user_id = user_id;
 		out->version = version;
-		snprintf(out->kind, sizeof out->kind, "%s", kind);
+		out->kind = kind;
 		rc = store_col_blob(st, 0, out->sealed, sizeof out->sealed,
 		                    &out->sealedlen, 0);
 	} else
@@ -299,34 +353,52 @@ int store_grant_get(struct store *s, int64_t user_id, uint32_t version,
 int store_grant_put(struct store *s, const struct store_grant *g)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_GRANT_PUT,
-	        "INSERT OR REPLACE INTO key_grants(user_id, version, kind, sealed)"
+	        "INSERT OR REPLACE INTO grants(user_id, version, kind, sealed)"
 	        " VALUES(?,?,?,?)");
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, g->user_id);
 	sqlite3_bind_int64(st, 2, g->version);
-	sqlite3_bind_text(st, 3, g->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, g->kind);
 	sqlite3_bind_blob(st, 4, g->sealed, (int)g->sealedlen, SQLITE_STATIC);
 	return store_step_done(s, st);
 }
 
 int store_grant_delete(struct store *s, int64_t user_id, int64_t version,
-                       const char *kind)
+                       int kind)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_GRANT_DELETE,
-	        "DELETE FROM key_grants WHERE (?1 < 0 OR user_id=?1)"
-	        " AND (?2 < 0 OR version=?2) AND (?3 IS NULL OR kind=?3)");
+	        "DELETE FROM grants WHERE (?1 < 0 OR user_id=?1)"
+	        " AND (?2 < 0 OR version=?2) AND (?3 = 0 OR kind=?3)");
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, user_id);
 	sqlite3_bind_int64(st, 2, version);
-	if (kind)
-		sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 3);
+	sqlite3_bind_int64(st, 3, kind);
 	return store_step_done(s, st);
+}
+
+int store_grant_count(struct store *s, int64_t version, int kind, uint64_t *n)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_GRANT_COUNT,
+	        "SELECT count(*) FROM grants WHERE (?1 < 0 OR version=?1)"
+	        " AND (?2 = 0 OR kind=?2)");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, version);
+	sqlite3_bind_int64(st, 2, kind);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*n = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		rc = store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
 }
 
 int store_key_event(struct store *s, int64_t time, const char *user,
@@ -350,6 +422,8 @@ int store_key_event(struct store *s, int64_t time, const char *user,
 		sqlite3_bind_text(st, 6, detail, -1, SQLITE_STATIC);
 	return store_step_done(s, st);
 }
+
+/* ---- re-encryption's view: objects per key version ---- */
 
 static int count_one(struct store *s, int id, const char *sql, uint32_t v,
                      uint64_t *n)
@@ -384,13 +458,8 @@ int store_key_usage(struct store *s, uint32_t version, uint64_t *objects)
 	    (rc = count_one(s, Q_USAGE_XATTRS,
 	                    "SELECT count(*) FROM xattrs WHERE key_version=?",
 	                    version, objects)) ||
-	    (rc = count_one(s, Q_USAGE_INODES,
-	                    "SELECT count(*) FROM inodes WHERE key_version=?",
-	                    version, objects)) ||
-	    (rc = count_one(s, Q_USAGE_AUDIT,
-	                    "SELECT count(*) FROM audit JOIN audit_keys"
-	                    " ON audit.session = audit_keys.id"
-	                    " WHERE audit_keys.key_version=?",
+	    (rc = count_one(s, Q_USAGE_SESSIONS,
+	                    "SELECT count(*) FROM sessions WHERE detail_version=?",
 	                    version, objects)))
 		return rc;
 	return 0;
@@ -410,10 +479,8 @@ int store_stale(struct store *s, char kind, uint32_t below, size_t limit,
 	                          " WHERE key_version<? LIMIT ?"); break;
 	case 'x': st = store_stmt(s, Q_STALE_X, "SELECT ino, 0, tag FROM xattrs"
 	                          " WHERE key_version<? LIMIT ?"); break;
-	case 'i': st = store_stmt(s, Q_STALE_I, "SELECT ino, 0 FROM inodes"
-	                          " WHERE key_version<? LIMIT ?"); break;
-	case 'k': st = store_stmt(s, Q_STALE_K, "SELECT id, key_version FROM"
-	                          " audit_keys WHERE key_version<? LIMIT ?"); break;
+	case 's': st = store_stmt(s, Q_STALE_S, "SELECT id, detail_version FROM"
+	                          " sessions WHERE detail_version<? LIMIT ?"); break;
 	default: return -EINVAL;
 	}
 	if (!st)
@@ -435,33 +502,94 @@ int store_stale(struct store *s, char kind, uint32_t below, size_t limit,
 	return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : store_err(s, rc);
 }
 
-int store_dentry_get_id(struct store *s, int64_t id, struct store_dentry *out)
+/* ---- sessions ---- */
+
+int store_session_next_id(struct store *s, int64_t *id)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_ID,
-	        "SELECT id, parent, tag, key_version, name, ino FROM dentries"
-	        " WHERE id=?");
-	const void *p;
+	sqlite3_stmt *st = store_stmt(s, Q_SESS_NEXT,
+	        "SELECT coalesce(max(id), 0) + 1 FROM sessions");
 	int rc;
-	int64_t kv;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		rc = *id >= 1 ? 0 : -EIO;
+	} else
+		rc = store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_session_insert(struct store *s, const struct store_session *ss)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_SESS_INSERT,
+	        "INSERT INTO sessions(id, user_id, roster_counter, started, pk,"
+	        " endorsement, host, pid, kind, detail_version, detail)"
+	        " VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ss->id);
+	sqlite3_bind_int64(st, 2, ss->user_id);
+	sqlite3_bind_int64(st, 3, (int64_t)ss->roster_counter);
+	sqlite3_bind_int64(st, 4, ss->started);
+	sqlite3_bind_blob(st, 5, ss->pk, sizeof ss->pk, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, ss->endorsement, sizeof ss->endorsement,
+	                  SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, ss->host, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, ss->pid);
+	sqlite3_bind_text(st, 9, ss->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, ss->detail_version);
+	sqlite3_bind_blob(st, 11, ss->detail, (int)ss->detaillen, SQLITE_STATIC);
+	return store_step_done(s, st);
+}
+
+int store_session_get(struct store *s, int64_t id, struct store_session *out)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_SESS_GET,
+	        "SELECT user_id, roster_counter, started, pk, endorsement, host,"
+	        " pid, kind, detail_version, detail FROM sessions WHERE id=?");
+	int rc;
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		out->id = sqlite3_column_int64(st, 0);
-		out->parent = (uint64_t)sqlite3_column_int64(st, 1);
-		kv = sqlite3_column_int64(st, 3);
-		out->ino = (uint64_t)sqlite3_column_int64(st, 5);
-		p = sqlite3_column_blob(st, 2);
-		(void)p;
-		rc = (store_col_blob(st, 2, out->tag, sizeof out->tag, NULL, 1) ||
-		      store_col_blob(st, 4, out->name, sizeof out->name,
-		                     &out->namelen, 0) || kv < 1 || kv > UINT32_MAX)
-		             ? -EIO : 0;
-		out->key_version = (uint32_t)kv;
+		int64_t dv = sqlite3_column_int64(st, 8);
+		memset(out, 0, sizeof *out);
+		out->id = id;
+		out->user_id = sqlite3_column_int64(st, 0);
+		out->roster_counter = (uint64_t)sqlite3_column_int64(st, 1);
+		out->started = sqlite3_column_int64(st, 2);
+		out->pid = sqlite3_column_int64(st, 6);
+		out->detail_version = (uint32_t)dv;
+		rc = (store_col_blob(st, 3, out->pk, sizeof out->pk, NULL, 1) ||
+		      store_col_blob(st, 4, out->endorsement,
+		                     sizeof out->endorsement, NULL, 1) ||
+		      store_col_text(st, 5, out->host, sizeof out->host) ||
+		      store_col_text(st, 7, out->kind, sizeof out->kind) ||
+		      store_col_blob(st, 9, out->detail, sizeof out->detail,
+		                     &out->detaillen, 0) ||
+		      dv < 0 || dv > UINT32_MAX) ? -EIO : 0;
 	} else
 		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
 	sqlite3_reset(st);
 	return rc;
+}
+
+int store_session_set_detail(struct store *s, int64_t id, uint32_t version,
+                             const void *sealed, size_t len)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_SESS_DETAIL,
+	        "UPDATE sessions SET detail_version=?, detail=? WHERE id=?");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, version);
+	sqlite3_bind_blob(st, 2, sealed, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, id);
+	return store_step_done(s, st);
 }

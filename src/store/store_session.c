@@ -1,5 +1,5 @@
 /*
- * store_session.c - rows of the mounts and auth_events tables.
+ * store_session.c - rows of the mounts and auth_events tables (advisory).
  */
 #include <errno.h>
 #include <stdio.h>

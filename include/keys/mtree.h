@@ -67,6 +67,7 @@ enum mtree_kind {
 	MTREE_INODES = 1,   /* owner 0, position = inode number */
 	MTREE_DENTRIES = 2, /* owner 0, position = directory entry id */
 	MTREE_BLOCKS = 3,   /* owner = inode number, position = block number */
+	MTREE_CREDS = 4,    /* owner 0, position = user id */
 };
 
 struct mtree_root {

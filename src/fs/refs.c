@@ -1,0 +1,64 @@
+/*
+ * refs.c - the kernel's references to inodes: lookups not yet forgotten
+ * and open handles. An unlinked inode lives until both are gone.
+ */
+#include <stdlib.h>
+
+#include "fs_internal.h"
+
+struct fs_ref *fs_ref_get(struct fs *fs, uint64_t ino, int create)
+{
+	struct fs_ref **b = &fs->refs[ino % FS_REF_BUCKETS], *r;
+
+	for (r = *b; r; r = r->next)
+		if (r->ino == ino)
+			return r;
+	if (!create)
+		return NULL;
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->ino = ino;
+	r->next = *b;
+	*b = r;
+	return r;
+}
+
+void fs_ref_put_if_unused(struct fs *fs, struct fs_ref *r)
+{
+	struct fs_ref **p;
+
+	if (!r || r->nlookup || r->nopen)
+		return;
+	for (p = &fs->refs[r->ino % FS_REF_BUCKETS]; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			free(r);
+			return;
+		}
+}
+
+void fs_ref_lookup(struct fs *fs, uint64_t ino)
+{
+	struct fs_ref *r = fs_ref_get(fs, ino, 1);
+	if (r)
+		r->nlookup++;
+}
+
+int fs_ref_held(struct fs *fs, uint64_t ino)
+{
+	struct fs_ref *r = fs_ref_get(fs, ino, 0);
+	return r && (r->nlookup || r->nopen);
+}
+
+void fs_refs_free(struct fs *fs)
+{
+	for (int i = 0; i < FS_REF_BUCKETS; i++) {
+		struct fs_ref *r = fs->refs[i], *n;
+		for (; r; r = n) {
+			n = r->next;
+			free(r);
+		}
+		fs->refs[i] = NULL;
+	}
+}
