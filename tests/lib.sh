@@ -7,6 +7,15 @@
 #   t_mount [ARGS...]    mount $T/s.db on $T/mnt as admin (extra args passed on)
 #   t_umount             unmount and wait for the daemon to finish its commit
 #   ok/fail/check/expect helpers that count and report
+#   pf NAME PASSPHRASE   a 0600 passfile $T/NAME.pass
+#   as USER ARGS...      custodyctl on the test store as USER ($T/USER.pass)
+#   mount_as USER [PASSFILE [CONFIG]]  mount the test store on $MNT as USER
+#   q SQL...             sqlite3 on the test store (the attacker's tool)
+#   uid_of NAME          a user's id (credentials table)
+#   stderr_has DESC RE   the last expect_status's stderr matches RE (grep -E -i)
+# Cleanup unmounts what the test mounted and kills, by pid, the daemons it
+# started (each mount records its daemon's pid from the store's mounts
+# table), never by name pattern.
 # Binaries come from $CFS_BIN (default: the repo top), so the same scripts run
 # against the ASan build.
 
@@ -20,6 +29,7 @@ T_FAIL=0
 T_NAME=$(basename "$0" .sh)
 T=""
 T_MOUNTS=()
+T_PIDS=()
 
 t_log() { printf '  %s\n' "$*" >&2; }
 ok()   { T_PASS=$((T_PASS + 1)); [ -n "${T_VERBOSE:-}" ] && printf '  ok   %s\n' "$*" >&2; return 0; }
@@ -40,7 +50,7 @@ expect_status() {
 t_errno() { perl -e '$!=0; my $r = eval { '"$1"' }; print $r ? "OK" : ($!+0 ? (0+$!) : "OK")'; }
 
 t_cleanup() {
-	local m
+	local m p
 	for m in "${T_MOUNTS[@]}"; do
 		# /proc/mounts, not mountpoint(1): a mount whose root gives EIO
 		# (a revoked user's) must still be taken down
@@ -48,15 +58,23 @@ t_cleanup() {
 			fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 		fi
 	done
-	# daemons of this test: give them a moment to commit and exit
-	if [ -n "$T" ]; then
+	# the daemons this test started: give them a moment to commit and exit
+	for p in "${T_PIDS[@]}"; do
 		for i in $(seq 50); do
-			pgrep -f -- "$T/" >/dev/null 2>&1 || break
+			kill -0 "$p" 2>/dev/null || break
 			sleep 0.1
 		done
-		pkill -9 -f -- "$T/" 2>/dev/null
-		rm -rf "$T"
-	fi
+		kill -9 "$p" 2>/dev/null
+	done
+	[ -n "$T" ] && rm -rf "$T"
+}
+
+# Remember the daemon serving mount point $1 (its pid from /proc: the
+# newest custodyfs whose arguments end with it), for cleanup.
+t_track() {
+	local p
+	p=$(pgrep -n -f -- "custodyfs.* ${1}\$" 2>/dev/null) && T_PIDS+=("$p")
+	return 0
 }
 
 t_finish() {
@@ -99,8 +117,21 @@ ctl() { "$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$PASSFILE" "$@
 t_mount() {
 	"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$@" "$STORE" "$MNT" || return 1
 	T_MOUNTS+=("$MNT")
+	t_track "$MNT"
 	mountpoint -q "$MNT"
 }
+
+pf() { printf '%s\n' "$2" > "$T/$1.pass"; chmod 600 "$T/$1.pass"; }
+as() { local u=$1; shift; "$CUSTODYCTL" -s "$STORE" -u "$u" -c "$CONF" --passfile "$T/$u.pass" "$@"; }
+mount_as() {
+	"$CUSTODYFS" -u "$1" -c "${3:-$CONF}" --passfile "${2:-$T/$1.pass}" "$STORE" "$MNT" || return $?
+	T_MOUNTS+=("$MNT")
+	t_track "$MNT"
+	mountpoint -q "$MNT"
+}
+q() { sqlite3 "$STORE" "$@"; }
+uid_of() { sqlite3 "$STORE" "SELECT user_id FROM credentials WHERE name='$1'"; }
+stderr_has() { if grep -qiE -- "$2" "$T/.stderr"; then ok "$1"; else fail "$1: stderr '$(head -c 300 "$T/.stderr")'"; fi; }
 
 # pid of the daemon serving mount point $1 (default $MNT)
 t_pid() { pgrep -n -f -- "${1:-$MNT}\$" ; }

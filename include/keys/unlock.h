@@ -75,6 +75,7 @@ struct unlocked {
 	int readonly;               /* the store file is read-only for us */
 	int older_copy;             /* an older copy, opened read-only */
 	int rolled_back;            /* accepted with accept_rollback */
+	int fork_pending;           /* a copy: its next commit forks it */
 	int in_tx;
 };
 

@@ -99,6 +99,7 @@ static int collect(void *arg, const struct store_xattr *r)
 /* The digest of a set in tag order (zero for the empty set). */
 static void xset_digest(const struct xset *x, uint8_t out[MTREE_HASH_BYTES])
 {
+	size_t cap = 16;
 	uint8_t *buf;
 	struct wbuf w;
 
@@ -106,12 +107,13 @@ static void xset_digest(const struct xset *x, uint8_t out[MTREE_HASH_BYTES])
 		memset(out, 0, MTREE_HASH_BYTES);
 		return;
 	}
-	buf = malloc(16 + x->bytes + x->n * (STORE_TAG_BYTES + 4 + 16));
-	if (!buf) {
+	for (size_t i = 0; i < x->n; i++)
+		cap += STORE_TAG_BYTES + 4 + 16 + x->v[i].namelen + x->v[i].valuelen;
+	if (!(buf = malloc(cap))) {
 		memset(out, 0xff, MTREE_HASH_BYTES); /* matches nothing */
 		return;
 	}
-	wbuf_init(&w, buf, 16 + x->bytes + x->n * (STORE_TAG_BYTES + 4 + 16));
+	wbuf_init(&w, buf, cap);
 	wbuf_bytes(&w, "custodyfs.xattrs", 16);
 	for (size_t i = 0; i < x->n; i++) {
 		wbuf_bytes(&w, x->v[i].tag, STORE_TAG_BYTES);

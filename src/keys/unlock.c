@@ -315,7 +315,12 @@ int unlock_finish_fs(struct unlocked *u, const char *op, const char *target,
 			memcpy(st.instance, fs->instance, 16);
 			st.flags = fs->flags;
 		}
-		if (mtree_dirty(u->creds, MTREE_CREDS, 0))
+		if (u->fork_pending) {
+			/* a copy becomes a store instance of its own */
+			cipher_random(st.instance, sizeof st.instance);
+			st.flags |= LEDGER_FORK;
+		}
+		if (!err && mtree_dirty(u->creds, MTREE_CREDS, 0))
 			err = mtree_fold(u->creds, MTREE_CREDS, 0, &st.creds);
 	}
 	if (!err)
@@ -329,6 +334,7 @@ int unlock_finish_fs(struct unlocked *u, const char *op, const char *target,
 		return err;
 	}
 	u->in_tx = 0;
+	u->fork_pending = 0;
 	free(before);
 	unlock_save_state(u);
 	return 0;
@@ -415,7 +421,11 @@ static int open_error(const struct unlock_opts *o, int rc, const char *why)
 /*
  * Freshness: the newest commit this user saw of this instance must be in
  * the chain (ledger_verify from there), and the path must still hold the
- * instance seen there. An older copy somewhere else may be read.
+ * instance seen there. A file at a path this user never opened, of an
+ * instance seen at another path, is a copy (a cp or rsync of the store):
+ * it may be older, and it must not move what the original is measured
+ * against, so its first commit makes it an instance of its own (a fork,
+ * like a backup's), or, opened read-only, it records nothing.
  */
 static int check_fresh(struct unlocked *u, int store_flags, char *why,
                        size_t whylen)
@@ -425,6 +435,7 @@ static int check_fresh(struct unlocked *u, int store_flags, char *why,
 	int64_t seen_seq = 0;
 	int known_here, rc;
 
+	(void)store_flags;
 	known_here = u->state && state_path(u->state, u->path, inst_here) == 0;
 	if (known_here && memcmp(inst_here, h->st.instance, 16)) {
 		if (!u->o->accept_rollback) {
@@ -434,10 +445,16 @@ static int check_fresh(struct unlocked *u, int store_flags, char *why,
 			return -ESTALE;
 		}
 		u->rolled_back = 1;
+		known_here = 0;
 	}
 	if (!u->state ||
 	    state_commit(u->state, h->st.instance, &seen_seq, seen_hash)) {
 		/* never seen: verify the whole chain */
+		return ledger_verify(u->s, u->r, 0, NULL, h, NULL, NULL, why, whylen);
+	}
+	if (!known_here && !u->rolled_back) {
+		/* seen, but at another path: this file is a copy */
+		u->fork_pending = 1;
 		return ledger_verify(u->s, u->r, 0, NULL, h, NULL, NULL, why, whylen);
 	}
 	rc = ledger_verify(u->s, u->r, seen_seq, seen_hash, h, NULL, NULL, why,
@@ -447,19 +464,6 @@ static int check_fresh(struct unlocked *u, int store_flags, char *why,
 	if (u->o->accept_rollback) {
 		u->rolled_back = 1;
 		return ledger_verify(u->s, u->r, 0, NULL, h, NULL, NULL, why, whylen);
-	}
-	if (!known_here && (store_flags & STORE_READONLY)) {
-		/* an older copy elsewhere (a plain cp of the file): reading it
-		 * is fine; it must not move this user's view backwards */
-		u->older_copy = 1;
-		return ledger_verify(u->s, u->r, 0, NULL, h, NULL, NULL, why, whylen);
-	}
-	if (!known_here) {
-		char tail[200];
-		snprintf(tail, sizeof tail, "; open it read-only to inspect it, or"
-		         " make it a store of its own with custodyctl backup");
-		if (strlen(why) + strlen(tail) < whylen)
-			strcat(why, tail);
 	}
 	return rc;
 }
@@ -601,11 +605,9 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		st = rc == -EBADMSG ? EXIT_DAMAGE : EXIT_RUNTIME;
 		goto fail;
 	}
-	if (u->older_copy)
-		fprintf(stderr, "%s: note: '%s' is an older copy of a store this"
-		        " user has seen newer; opened read-only\n", o->prog, o->store);
-	if (u->readonly || u->older_copy) {
-		u->readonly = 1;
+	if (u->fork_pending && u->readonly)
+		u->older_copy = 1; /* a copy read as it is: nothing recorded */
+	if (u->readonly) {
 		if (!o->quiet_state)
 			fprintf(stderr, "%s: note: '%s' is read-only for this user: this"
 			        " session is not recorded in its audit trail\n", o->prog,
@@ -636,6 +638,10 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		rc = audit_adopt_auth_events(u->trail, u->ss);
 	if (!rc && u->rolled_back)
 		rc = audit_command(u->trail, u->ss, "rollback accepted", u->path, 0);
+	if (!rc && u->fork_pending)
+		rc = audit_command(u->trail, u->ss, "copy", "this file is a copy of"
+		                   " the store: a store instance of its own from here",
+		                   0);
 	if (rc) {
 		store_rollback(u->s);
 		forget_tx(u, NULL);

@@ -14,7 +14,6 @@ for r in reader writer auditor; do
 	chmod 600 "$T/$r.pass"
 	check "user add $r" ctl user add "$r" --role "$r" --new-passfile "$T/$r.pass"
 done
-as() { local u=$1; shift; "$CUSTODYCTL" -s "$STORE" -u "$u" -c "$CONF" --passfile "$T/$u.pass" "$@"; }
 
 # withpid NAME CMD...: run CMD with a pid saved in $T/NAME.pid
 withpid() { local n=$1; shift; sh -c 'echo $$ > "$0"; exec "$@"' "$T/$n.pid" "$@"; }

@@ -6,7 +6,6 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 
-q() { sqlite3 "$STORE" "$@"; }
 # a fresh store whose keys live 3 s
 rm -f "$STORE" "$STORE-wal" "$STORE-shm"
 printf '[keys]\nmax_age = 3s\n' >> "$CONF"

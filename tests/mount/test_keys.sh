@@ -8,7 +8,6 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 
-q() { sqlite3 "$STORE" "$@"; }
 ino_of() { stat -c %i "$1"; }
 # stderr of the last expect_status
 lasterr() { cat "$T/.stderr"; }

@@ -14,7 +14,6 @@ DIFFTEST=${CFS_BUILD:-$TOP/build}/difftest
 [ -x "$DIFFTEST" ] || { echo "$T_NAME: $DIFFTEST missing (make tools)" >&2; exit 1; }
 t_setup
 
-q() { sqlite3 "$STORE" "$@"; }
 # objects (blocks, names, xattrs, inodes, audit rows) under versions < $1
 old_objects() {
 	ctl key list --json 2>/dev/null | jq -r --argjson v "$1" '[.[] | select(.version < $v) | .objects] | add // 0'

@@ -10,7 +10,6 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 
-q() { sqlite3 "$STORE" "$@"; }
 BOBPASS=$T/bob.pass
 printf 'bob-passphrase\n' > "$BOBPASS"
 chmod 600 "$BOBPASS"

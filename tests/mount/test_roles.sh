@@ -5,16 +5,6 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 
-pf() { printf '%s\n' "$2" > "$T/$1.pass"; chmod 600 "$T/$1.pass"; }
-as() { local u=$1; shift; "$CUSTODYCTL" -s "$STORE" -u "$u" -c "$CONF" --passfile "$T/$u.pass" "$@"; }
-mount_as() {
-	"$CUSTODYFS" -u "$1" -c "${3:-$CONF}" --passfile "${2:-$T/$1.pass}" "$STORE" "$MNT" || return $?
-	T_MOUNTS+=("$MNT")
-	mountpoint -q "$MNT"
-}
-stderr_has() { if grep -qiE -- "$2" "$T/.stderr"; then ok "$1"; else fail "$1: stderr '$(head -c 300 "$T/.stderr")'"; fi; }
-q() { sqlite3 "$STORE" "$1"; }
-uid_of() { q "SELECT id FROM users WHERE name='$1'"; }
 
 cp "$PASSFILE" "$T/admin.pass"
 pf reader 'Reader-Secret-Phrase-1'

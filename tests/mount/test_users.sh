@@ -4,19 +4,6 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 
-# pf NAME PASSPHRASE: a 0600 passfile $T/NAME.pass
-pf() { printf '%s\n' "$2" > "$T/$1.pass"; chmod 600 "$T/$1.pass"; }
-# as USER ARGS...: custodyctl as USER with $T/USER.pass
-as() { local u=$1; shift; "$CUSTODYCTL" -s "$STORE" -u "$u" -c "$CONF" --passfile "$T/$u.pass" "$@"; }
-# mount_as USER [PASSFILE]: mount $STORE on $MNT as USER
-mount_as() {
-	"$CUSTODYFS" -u "$1" -c "$CONF" --passfile "${2:-$T/$1.pass}" "$STORE" "$MNT" || return $?
-	T_MOUNTS+=("$MNT")
-	mountpoint -q "$MNT"
-}
-# stderr_has DESCRIPTION TEXT: the last expect_status's stderr contains TEXT
-stderr_has() { if grep -qF -- "$2" "$T/.stderr"; then ok "$1"; else fail "$1: stderr '$(head -c 300 "$T/.stderr")'"; fi; }
-uid_of() { sqlite3 "$STORE" "SELECT id FROM users WHERE name='$1'"; }
 
 cp "$PASSFILE" "$T/admin.pass"
 pf wri 'writer pass phrase'
