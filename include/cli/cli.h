@@ -72,6 +72,9 @@ int cmd_user(struct cli *c, int argc, char **argv);
 int cmd_key(struct cli *c, int argc, char **argv);
 int cmd_reencrypt(struct cli *c, int argc, char **argv);
 int cmd_audit(struct cli *c, int argc, char **argv);
+int cmd_login(struct cli *c, int argc, char **argv);
+int cmd_logout(struct cli *c, int argc, char **argv);
+int cmd_whoami(struct cli *c, int argc, char **argv);
 
 /* user revoke NAME (cli_key.c): grants out, rotate, reencrypt, retire. */
 int cli_user_revoke(struct cli *c, int argc, char **argv);

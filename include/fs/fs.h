@@ -39,12 +39,16 @@ struct unlocked;
 struct session;
 struct ledger_state;
 
-/* Who is asking: recorded in the audit trail, owner of new files. ss is
- * the store session the request is served under (NULL: the mount's own):
- * its role is checked and its keys are used. */
+/* Who is asking: recorded in the audit trail, owner of new files. The
+ * store session the request is served under is ss if set; else, with a
+ * session resolver (fs_opts.session_of), the one it gives for (uid, sid)
+ * (sid: the session that opened the file handle, 0: the uid's); else the
+ * mount's own. Its role is checked and only its keys are used; a request
+ * without a session gets EACCES. */
 struct fs_ctx {
 	uint32_t uid, gid, pid;
 	struct session *ss;
+	int64_t sid;
 };
 
 struct fs_attr {
@@ -68,6 +72,12 @@ struct fs_opts {
 	 * entry, a row that could not be recorded); NULL: dropped. The
 	 * layers never print themselves. */
 	void (*warn)(const char *line);
+	/* several users' sessions on one mount (custodyfs -o allow_other):
+	 * the session serving (uid, sid), NULL: none (EACCES). Called under
+	 * the filesystem lock; a session it returns stays valid until the
+	 * lock is released (sessions end and are freed only in fs_exclusive). */
+	struct session *(*session_of)(void *arg, uint32_t uid, int64_t sid);
+	void *session_arg;
 };
 
 /* What fs_setattr changes (bit set in `valid`). */
@@ -103,6 +113,9 @@ int fs_commit(struct fs *fs);
  * returned.
  */
 int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg);
+/* The inodes the kernel refers to (looked up or open), at most cap into
+ * out; returns how many there are (for invalidating its caches). */
+size_t fs_referenced(struct fs *fs, uint64_t *out, size_t cap);
 
 /*
  * 1 when the filesystem must stop: a row of an operation already answered
@@ -125,7 +138,8 @@ int64_t fs_idle_ms(struct fs *fs);
 int fs_lookup(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
               const char *name, struct fs_attr *out);
 void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup);
-int fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out);
+int fs_getattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+               struct fs_attr *out);
 int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                const struct fs_attr *in, int valid, struct fs_attr *out);
 
@@ -153,8 +167,11 @@ int fs_readlink(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                 char *buf, size_t cap);
 
 /* Open/close bookkeeping (an unlinked file lives until its last close).
- * flags are open(2) flags; O_TRUNC truncates. */
-int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags);
+ * flags are open(2) flags; O_TRUNC truncates. *sid (may be NULL) gets the
+ * id of the session the open was served under: requests on the handle
+ * pass it back in fs_ctx.sid. */
+int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
+            int64_t *sid);
 void fs_release(struct fs *fs, const struct fs_ctx *c, uint64_t ino);
 ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                 char *buf, size_t size, uint64_t off);
@@ -172,7 +189,8 @@ typedef int (*fs_fill_fn)(void *arg, const char *name, uint64_t ino,
                           uint32_t mode, int64_t next_off);
 int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                int64_t off, fs_fill_fn fill, void *arg);
-int fs_opendir(struct fs *fs, const struct fs_ctx *c, uint64_t ino);
+int fs_opendir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+               int64_t *sid);
 
 int fs_statfs(struct fs *fs, struct statvfs *out);
 

@@ -24,8 +24,11 @@ struct fsops_opts {
 	int64_t maxage_ms;          /* end the session after this long (0: off) */
 	int foreground;
 	int debug;
-	/* called about once a second from the ticker thread */
-	void (*maintain)(void *arg);
+	/* called about once a second from the ticker thread; returns 1 when
+	 * a session ended, so the kernel's caches (pages, attributes) of
+	 * everything it holds are dropped and the next request of each uid
+	 * reaches the daemon */
+	int (*maintain)(void *arg);
 	void *maintain_arg;
 };
 

@@ -46,6 +46,12 @@ int auth_name_valid(const char *name);
 void auth_policy(const struct rights_policy *signed_policy,
                  const struct config *cfg, struct rights_policy *out);
 
+/* Whom a login attempt is for (failed attempts name them). */
+struct auth_who {
+	uint32_t uid;
+	int64_t pid;
+};
+
 /*
  * Log name in with pw. Returns 0 with a session (keys unlocked, role from
  * the roster, no session key yet: session_start) and the verified roster,
@@ -56,7 +62,8 @@ void auth_policy(const struct rights_policy *signed_policy,
  *   -ESTALE   the authority chain or the roster is older than this user or
  *             host has seen (st), or forks from it: a rolled-back file
  *   other -errno from the store.
- * st (may be NULL) is consulted, not updated. Nothing but the advisory
+ * st (may be NULL) is consulted, not updated. who (NULL: this process)
+ * is whom a failed attempt is recorded for. Nothing but the advisory
  * counters is written: *current receives the credential row as found (the
  * caller checks it against the signed state), and when it should be
  * rewritten (a re-pin to a newer authority, a raised cost) *has_update is
@@ -65,7 +72,7 @@ void auth_policy(const struct rights_policy *signed_policy,
  */
 int auth_login(struct store *s, const struct config *cfg, const char *name,
                const struct passphrase *pw, const struct state *st,
-               struct session **out, struct rights **rights,
+               const struct auth_who *who, struct session **out, struct rights **rights,
                struct store_cred *current, struct store_cred *update,
                int *has_update, char *why, size_t whylen);
 

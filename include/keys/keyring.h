@@ -42,6 +42,8 @@ struct rights;
 
 int keyring_new(struct keyring **out);
 void keyring_free(struct keyring *kr);
+/* Drop (and wipe) every version held. */
+void keyring_clear(struct keyring *kr);
 
 /*
  * (Re)load every version the verified roster r lets user_id hold, opening

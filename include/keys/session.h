@@ -56,6 +56,19 @@ void session_free(struct session *ss);
 /* Wipe the identity and authority keys (a long-lived daemon needs only
  * the session key from here on). */
 void session_forget_identity(struct session *ss);
+/* End the session: wipe every secret it holds (data keys, session key,
+ * detail key, identity) and refuse its requests from here on (ended). */
+void session_end(struct session *ss);
+/*
+ * After the roster moved: a session lives under the role and keys it
+ * started with. If its user was removed, changed role or keys, or lost
+ * the grant of the active version while their role holds data (revoked),
+ * or a grant of theirs fails its commitment, the session ends
+ * (session_end) and -EACCES is returned. Otherwise its data keys follow
+ * the roster (retired and destroyed versions drop out, new ones come in)
+ * and 0 is returned.
+ */
+int session_follow(struct session *ss, struct store *s, const struct rights *r);
 
 /*
  * Make the session key, have the user's identity endorse it, seal a fresh

@@ -77,6 +77,11 @@ struct unlocked {
 	int rolled_back;            /* accepted with accept_rollback */
 	int fork_pending;           /* a copy: its next commit forks it */
 	int in_tx;
+	/* a daemon serving other users' sessions too: called when the
+	 * roster moved, after this session followed it, so they follow
+	 * (session_follow) under the caller's lock */
+	void (*follow_others)(struct unlocked *u, void *arg);
+	void *follow_arg;
 };
 
 /* Load the configuration, printing one line on error. Returns an exit
@@ -169,6 +174,42 @@ int unlock_refresh(struct unlocked *u, int *changed);
 int unlock_catch_up(struct unlocked *u);
 /* Remember the head in the local state (after a commit, at exit). */
 void unlock_save_state(struct unlocked *u);
+
+/* ---- another user's session in a running daemon (custodyctl login) ---- */
+struct unlock_other;
+struct auth_who;
+struct audit_who;
+/*
+ * Authenticate name with pw for the process `who` on a connection of its
+ * own, so the daemon's requests go on during the Argon2id work. Failed
+ * attempts are counted and queued for the trail as for any login. 0 with
+ * *out, or -EACCES (one answer for unknown, wrong and locked), -EBADMSG,
+ * -ESTALE, -errno (why says what).
+ */
+int unlock_other_auth(const struct unlocked *u, const char *name,
+                      const struct passphrase *pw, const struct auth_who *who,
+                      struct unlock_other **out, char *why, size_t whylen);
+/* The user it authenticated (role from the verified roster). */
+const struct session *unlock_other_user(const struct unlock_other *p);
+/*
+ * Under the caller's lock, with no transaction of u's open: check the
+ * login against u's verified roster and head (-EAGAIN: the rights moved
+ * meanwhile; log in again), and start the session: its row, the login
+ * row (for w) and a commit it signs. 0 with *out (the caller owns it; its
+ * identity key is wiped), or -errno.
+ */
+int unlock_other_start(struct unlocked *u, struct unlock_other *p,
+                       const struct audit_who *w, struct session **out,
+                       char *why, size_t whylen);
+void unlock_other_free(struct unlock_other *p);
+/*
+ * Record one row for another process w in a transaction of its own,
+ * signed by ss (NULL, or ended: u's own session); about names the user it
+ * concerns when that is not the signer's (a refused login).
+ */
+int unlock_record_for(struct unlocked *u, struct session *ss,
+                      const char *about, const struct audit_who *w,
+                      const char *op, const char *what, int rc);
 
 /* The user name to use: o->user, else the login name. */
 const char *unlock_user(const struct unlock_opts *o);

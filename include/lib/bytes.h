@@ -94,6 +94,13 @@ static inline void wbuf_u8(struct wbuf *w, uint8_t v)
 	wbuf_bytes(w, &v, 1);
 }
 
+static inline void wbuf_u16(struct wbuf *w, uint16_t v)
+{
+	uint8_t *at = wbuf_room(w, 2);
+	if (at)
+		put_le16(at, v);
+}
+
 static inline void wbuf_u32(struct wbuf *w, uint32_t v)
 {
 	uint8_t *at = wbuf_room(w, 4);
@@ -163,6 +170,12 @@ static inline uint8_t rbuf_u8(struct rbuf *r)
 {
 	const uint8_t *at = rbuf_take(r, 1);
 	return at ? *at : 0;
+}
+
+static inline uint16_t rbuf_u16(struct rbuf *r)
+{
+	const uint8_t *at = rbuf_take(r, 2);
+	return at ? get_le16(at) : 0;
 }
 
 static inline uint32_t rbuf_u32(struct rbuf *r)

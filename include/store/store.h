@@ -449,11 +449,12 @@ int store_mount_each_open(struct store *s,
 
 /* ---- authentication events waiting for the trail (advisory) ---- */
 int store_auth_event_add(struct store *s, int64_t time, const char *user,
-                         const char *event, int64_t pid);
+                         const char *event, uint32_t uid, int64_t pid);
 /* Hand each pending event to fn, then delete them all. */
 int store_auth_event_take(struct store *s,
                           int (*fn)(void *arg, int64_t time, const char *user,
-                                    const char *event, int64_t pid),
+                                    const char *event, uint32_t uid,
+                                    int64_t pid),
                           void *arg);
 
 /* ---- Merkle tree groups (include/keys/mtree.h gives the meaning) ---- */

@@ -32,6 +32,8 @@ static void usage(FILE *f)
 "  reencrypt [--rate MiB/s]    move everything to the active key version\n"
 "  audit list [filters] [--json] | audit verify | audit export --format F\n"
 "  audit prune --before T\n"
+"  login [-m MNT] [--idle D] [--maxage D]   your session on a shared mount\n"
+"  logout [-m MNT] | whoami [-m MNT]\n"
 "\n"
 "Global options:\n"
 "  -s STORE          the store file (default: $CUSTODY_STORE)\n"
@@ -59,6 +61,9 @@ static const struct {
 	{ "key", cmd_key },
 	{ "reencrypt", cmd_reencrypt },
 	{ "audit", cmd_audit },
+	{ "login", cmd_login },
+	{ "logout", cmd_logout },
+	{ "whoami", cmd_whoami },
 };
 
 int main(int argc, char **argv)

@@ -40,6 +40,7 @@ static void fs_destroy(struct fs *fs)
 	secmem_free(fs->scratch);
 	secmem_free(fs->blockbuf);
 	mtree_free(fs->mt);
+	session_free(fs->nobody);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs);
 }
@@ -60,6 +61,11 @@ static int fs_alloc(struct unlocked *u, const struct fs_opts *o,
 	fs->s = u->s;
 	fs->actor = u->ss;
 	fs->kr = u->ss->kr;
+	if (!(fs->nobody = session_new()))
+		goto fail;
+	fs->nobody->ended = 1;
+	fs->nobody->role = ROLE_NONE;
+	snprintf(fs->nobody->name, sizeof fs->nobody->name, "-");
 	if (o)
 		fs->o = *o;
 	if (fs->o.audit_flush_ms <= 0)
@@ -98,7 +104,7 @@ fail:
 int fs_format(struct unlocked *u, uint32_t uid, uint32_t gid,
               uint32_t block_size, struct ledger_state *st)
 {
-	struct fs_ctx c = { uid, gid, 0, NULL };
+	struct fs_ctx c = { uid, gid, 0, NULL, 0 };
 	struct store_inode root;
 	struct fs *fs;
 	int rc;

@@ -71,6 +71,7 @@ struct fs {
 	/* fields below: fs->lock */
 	struct keyring *kr;     /* the keys of the operation in progress */
 	struct session *actor;  /* its session */
+	struct session *nobody; /* the actor of a request without a session */
 	struct fs_ref *refs[FS_REF_BUCKETS];
 	int in_tx;              /* a group transaction is open */
 	int rtx;                /* the operation's read transaction is open */
@@ -155,6 +156,16 @@ void fs_ref_put_if_unused(struct fs *fs, struct fs_ref *r);
 void fs_ref_lookup(struct fs *fs, uint64_t ino);
 /* 1 if the kernel still refers to ino (looked up or open). */
 int fs_ref_held(struct fs *fs, uint64_t ino);
+/* The acting session may change files now: 0, -EACCES (no session, or
+ * it ended), -EROFS (a read-only mount, no active key, a role that does
+ * not write). (fs_ops.c) */
+int fs_may_write(struct fs *fs);
+/* ... may see names, attributes and data: 0 or -EACCES (no session, an
+ * ended one, an auditor's). */
+int fs_may_read(struct fs *fs);
+/* Who signs a row the acting session makes: itself if it can sign, else
+ * (a request without a session, an ended one) the mount's own. */
+struct session *fs_recorder(struct fs *fs, struct session *ss);
 void fs_refs_free(struct fs *fs);
 
 /* ---- pathcache.c ---- */

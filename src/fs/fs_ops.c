@@ -48,17 +48,17 @@ static int load_dir(struct fs *fs, uint64_t ino, struct store_inode *dir)
 	return 0;
 }
 
-/* The acting session may change files now. */
-static int writable(struct fs *fs)
+int fs_may_write(struct fs *fs)
 {
-	if (fs->o.read_only || fs->actor->ended || !keyring_active(fs->kr) ||
+	if (fs->actor->ended)
+		return -EACCES;
+	if (fs->o.read_only || !keyring_active(fs->kr) ||
 	    !role_writes(fs->actor->role))
 		return -EROFS;
 	return 0;
 }
 
-/* The acting session may see names and data (an auditor may not). */
-static int readable(struct fs *fs)
+int fs_may_read(struct fs *fs)
 {
 	if (fs->actor->ended || !role_holds_data(fs->actor->role))
 		return -EACCES;
@@ -86,7 +86,7 @@ int fs_lookup(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
 
 	fs_lock(fs, c);
 	fs->last_activity_ms = fs_now_ms();
-	if (!(rc = readable(fs)) && !(rc = check_name(name)) &&
+	if (!(rc = fs_may_read(fs)) && !(rc = check_name(name)) &&
 	    !(rc = load_dir(fs, parent, &dir))) {
 		if (!strcmp(name, "."))
 			rc = inode_load(fs, parent, &in);
@@ -122,13 +122,16 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
 	fs_unlock(fs);
 }
 
-int fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out)
+int fs_getattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+               struct fs_attr *out)
 {
 	struct store_inode in;
 	int rc;
 
-	fs_lock(fs, NULL);
-	rc = inode_load(fs, ino, &in);
+	fs_lock(fs, c);
+	rc = fs_may_read(fs);
+	if (!rc)
+		rc = inode_load(fs, ino, &in);
 	if (!rc)
 		inode_to_attr(fs, &in, out);
 	fs_unlock(fs);
@@ -147,7 +150,7 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	int rc;
 
 	fs_lock(fs, c);
-	if ((rc = writable(fs)) || (rc = fs_op_begin(fs)))
+	if ((rc = fs_may_write(fs)) || (rc = fs_op_begin(fs)))
 		goto out;
 	rc = inode_load(fs, ino, &in);
 	if (!rc && (valid & FS_SET_SIZE)) {
@@ -250,7 +253,7 @@ static int create_op(struct fs *fs, const struct fs_ctx *c, const char *op,
 	int rc;
 
 	fs_lock(fs, c);
-	if ((rc = writable(fs)) || (rc = fs_op_begin(fs)))
+	if ((rc = fs_may_write(fs)) || (rc = fs_op_begin(fs)))
 		goto out;
 	rc = create_locked(fs, c, parent, name, mode, rdev, target, out);
 	rc = fs_op_end(fs, rc);
@@ -311,7 +314,7 @@ int fs_link(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	int rc;
 
 	fs_lock(fs, c);
-	if ((rc = writable(fs)) || (rc = fs_op_begin(fs)))
+	if ((rc = fs_may_write(fs)) || (rc = fs_op_begin(fs)))
 		goto out;
 	if ((rc = check_name(newname)) || (rc = load_dir(fs, newparent, &dir)) ||
 	    (rc = inode_load(fs, ino, &in)))
@@ -395,7 +398,7 @@ static int remove_op(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
 	int rc;
 
 	fs_lock(fs, c);
-	if ((rc = writable(fs)) || (rc = fs_op_begin(fs)))
+	if ((rc = fs_may_write(fs)) || (rc = fs_op_begin(fs)))
 		goto out;
 	path = audit_path(fs, p, sizeof p, parent, name);
 	rc = remove_locked(fs, parent, name, want_dir, &ino);
@@ -561,7 +564,7 @@ int fs_rename(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
 	int rc;
 
 	fs_lock(fs, c);
-	if ((rc = writable(fs)) || (rc = fs_op_begin(fs)))
+	if ((rc = fs_may_write(fs)) || (rc = fs_op_begin(fs)))
 		goto out;
 	if (!fs->u->readonly) {
 		size_t n;
@@ -590,7 +593,7 @@ int fs_readlink(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	int rc;
 
 	fs_lock(fs, c);
-	if (!(rc = readable(fs)))
+	if (!(rc = fs_may_read(fs)))
 		rc = inode_load(fs, ino, &in);
 	if (!rc && !S_ISLNK(in.mode))
 		rc = -EINVAL;
@@ -613,18 +616,19 @@ int fs_readlink(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 
 /* ---- open files and data ---- */
 
-int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags)
+int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
+            int64_t *sid)
 {
 	struct store_inode in;
 	struct fs_ref *r;
 	int rc, acc = flags & O_ACCMODE;
 
 	fs_lock(fs, c);
-	if (!(rc = readable(fs)))
+	if (!(rc = fs_may_read(fs)))
 		rc = inode_load(fs, ino, &in);
 	if (!rc && S_ISDIR(in.mode) && acc != O_RDONLY)
 		rc = -EISDIR;
-	if (!rc && acc != O_RDONLY && (rc = writable(fs)) == 0 &&
+	if (!rc && acc != O_RDONLY && (rc = fs_may_write(fs)) == 0 &&
 	    (flags & O_TRUNC) && S_ISREG(in.mode)) {
 		if (!(rc = fs_op_begin(fs))) {
 			if (in.size) {
@@ -654,6 +658,8 @@ int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags)
 			rc = ar;
 		}
 	}
+	if (sid)
+		*sid = fs->actor->id;
 	fs_unlock(fs);
 	return rc;
 }
@@ -710,6 +716,11 @@ static ssize_t read_data(struct fs *fs, const struct fs_ctx *c,
 	n = blockio_unstage(st, buf);
 	fs_lock(fs, c);
 	blockio_stage_hold(st, 0);
+	if (n > 0 && fs_may_read(fs)) {
+		/* the session ended meanwhile (revoked): nothing goes out */
+		memset(buf, 0, (size_t)n);
+		n = -EACCES;
+	}
 	*in_ok = inode_load(fs, ino, in) == 0;
 	return n;
 }
@@ -723,7 +734,7 @@ ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	int rc, in_ok = 1;
 
 	fs_lock(fs, c);
-	if (!(rc = readable(fs)))
+	if (!(rc = fs_may_read(fs)))
 		rc = inode_load(fs, ino, &in);
 	if (!rc && S_ISDIR(in.mode))
 		rc = -EISDIR;
@@ -732,7 +743,7 @@ ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		goto out;
 	}
 	n = read_data(fs, c, &in, &in_ok, buf, size, off);
-	if (n >= 0 && in_ok && atime_due(&in) && !writable(fs) &&
+	if (n >= 0 && in_ok && atime_due(&in) && !fs_may_write(fs) &&
 	    fs_op_begin(fs) == 0) {
 		inode_touch(&in, 1, 0, 0);
 		fs_op_end(fs, inode_save(fs, &in));
@@ -746,7 +757,7 @@ ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	/* a read continuing the pending one extends its row: every byte is
 	 * accounted for, one row per contiguous run */
 	if (p->valid && p->ino == ino && p->c.pid == c->pid &&
-	    p->c.uid == c->uid && p->c.gid == c->gid && p->c.ss == c->ss &&
+	    p->c.uid == c->uid && p->c.gid == c->gid && p->c.ss == fs->actor &&
 	    off == p->off + p->len) {
 		p->len += (uint64_t)n;
 	} else {
@@ -758,8 +769,7 @@ ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		clock_gettime(CLOCK_REALTIME, &ts);
 		*p = (struct fs_pending_read){ 1, *c, ino, off, (uint64_t)n,
 		        (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, fs_now_ms() };
-		if (!p->c.ss)
-			p->c.ss = fs->u->ss;
+		p->c.ss = fs->actor;
 	}
 out:
 	fs_unlock(fs);
@@ -774,7 +784,7 @@ ssize_t fs_write(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	int rc;
 
 	fs_lock(fs, c);
-	if ((rc = writable(fs)) || (rc = fs_op_begin(fs))) {
+	if ((rc = fs_may_write(fs)) || (rc = fs_op_begin(fs))) {
 		n = rc;
 		goto out;
 	}
@@ -822,15 +832,18 @@ int fs_fsync(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 
 /* ---- directories ---- */
 
-int fs_opendir(struct fs *fs, const struct fs_ctx *c, uint64_t ino)
+int fs_opendir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+               int64_t *sid)
 {
 	struct store_inode in;
 	int rc;
 
 	fs_lock(fs, c);
-	if (!(rc = readable(fs)))
+	if (!(rc = fs_may_read(fs)))
 		rc = load_dir(fs, ino, &in);
 	rc = fs_audit(fs, c, "opendir", ino, NULL, 0, 0, rc);
+	if (sid)
+		*sid = fs->actor->id;
 	fs_unlock(fs);
 	return rc;
 }
@@ -884,7 +897,7 @@ int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	int rc, counting;
 
 	fs_lock(fs, c);
-	if ((rc = readable(fs)) || (rc = inode_load(fs, ino, &dir)))
+	if ((rc = fs_may_read(fs)) || (rc = inode_load(fs, ino, &dir)))
 		goto out;
 	if (!S_ISDIR(dir.mode)) {
 		rc = -ENOTDIR;

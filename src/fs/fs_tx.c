@@ -26,8 +26,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "fs_internal.h"
 #include "ledger.h"
+#include "mtree.h"
 #include "session.h"
 #include "unlock.h"
 
@@ -75,6 +77,26 @@ int fs_catch_up(struct fs *fs)
 	return 0;
 }
 
+static void follow_others(struct fs *fs);
+
+/* The session a request is served under (fs.h, struct fs_ctx). */
+static struct session *acting(struct fs *fs, const struct fs_ctx *c)
+{
+	struct session *ss;
+
+	if (c && c->ss)
+		return c->ss;
+	if (!c || !fs->o.session_of)
+		return fs->u->ss;
+	ss = fs->o.session_of(fs->o.session_arg, c->uid, c->sid);
+	return ss ? ss : fs->nobody;
+}
+
+struct session *fs_recorder(struct fs *fs, struct session *ss)
+{
+	return ss && ss->id > 0 && !ss->ended ? ss : fs->u->ss;
+}
+
 /*
  * The entry points run under fs->lock. Outside the group transaction an
  * operation's reads share one read transaction: SQLite takes and drops the
@@ -85,20 +107,28 @@ int fs_catch_up(struct fs *fs)
 void fs_lock(struct fs *fs, const struct fs_ctx *c)
 {
 	pthread_mutex_lock(&fs->lock);
-	fs->actor = (c && c->ss) ? c->ss : fs->u->ss;
+	fs->actor = acting(fs, c);
 	fs->kr = fs->actor->kr;
 	if (fs->in_tx || store_read_begin(fs->s) != 0)
 		return;
 	fs->rtx = 1;
-	/* another process (reencrypt, an admin command) committed: its
-	 * commits are verified and its roots become ours before we read */
-	if (store_changed(fs->s) > 0) {
-		int rc = unlock_catch_up(fs->u);
-		if (rc > 0)
-			rc = fs_catch_up(fs);
-		if (rc < 0)
-			fs->fatal = 1;
-	}
+	follow_others(fs);
+}
+
+/* Inside a read transaction, outside the group: another process (an
+ * admin command, reencrypt) committed: its commits are verified and its
+ * roots become ours before we read; sessions follow a moved roster. */
+static void follow_others(struct fs *fs)
+{
+	int rc;
+
+	if (store_changed(fs->s) <= 0)
+		return;
+	rc = unlock_catch_up(fs->u);
+	if (rc > 0)
+		rc = fs_catch_up(fs);
+	if (rc < 0)
+		fs->fatal = 1;
 }
 
 void fs_unlock(struct fs *fs)
@@ -193,6 +223,14 @@ int fs_commit_locked(struct fs *fs)
 		goto fail;
 	unlock_state(fs->u, &st);
 	fs_state(fs, &st);
+	/* a commit that changes files is co-signed by the mount's own
+	 * session: the daemon vouches for what it served (housekeeping such as
+	 * freeing a forgotten inode has no row of anyone's) */
+	if ((!mtree_root_eq(&st.inodes, &fs->u->head.st.inodes) ||
+	     !mtree_root_eq(&st.dentries, &fs->u->head.st.dentries) ||
+	     st.next_ino != fs->u->head.st.next_ino) &&
+	    (rc = audit_trail_sign(fs->u->trail, fs->u->ss)))
+		goto fail;
 	if ((rc = unlock_append(fs->u, &st)) || (rc = store_commit(fs->s)))
 		goto fail;
 	fs->u->in_tx = 0;
@@ -285,12 +323,25 @@ int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg)
 {
 	int rc;
 
+	int64_t seq;
+
 	pthread_mutex_lock(&fs->lock);
 	fs->actor = fs->u->ss;
 	fs->kr = fs->actor->kr;
 	rc = fs_commit_locked(fs);
-	if (!rc)
+	if (!rc && store_read_begin(fs->s) == 0) {
+		follow_others(fs);
+		store_read_end(fs->s);
+	}
+	seq = fs->u->head.seq;
+	if (!rc && !fs->fatal)
 		rc = fn(arg);
+	/* fn's own transactions (or those it caught up with) moved the head:
+	 * take its roots */
+	if (fs->u->head.seq != seq && fs_catch_up(fs))
+		fs->fatal = 1;
+	fs->actor = fs->u->ss;
+	fs->kr = fs->actor->kr;
 	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }

@@ -116,7 +116,7 @@ int fs_read_flush(struct fs *fs)
 	if (!fs->in_tx && (rc = fs_op_begin(fs)))
 		return rc;
 	path_walk(fs, p.ino, buf, sizeof buf);
-	rc = audit_append(fs->u->trail, p.c.ss ? p.c.ss : fs->u->ss, &w,
+	rc = audit_append(fs->u->trail, fs_recorder(fs, p.c.ss), &w,
 	                  p.when_ns, "read", p.ino, buf, p.off, p.len, 0);
 	if (rc) {
 		/* the read was answered already: nothing to undo, so the
@@ -155,7 +155,8 @@ int fs_audit(struct fs *fs, const struct fs_ctx *c, const char *op,
 		path = buf;
 	}
 	w = (struct audit_who){ c->uid, c->gid, c->pid };
-	rc = audit_append(fs->u->trail, fs->actor, &w, 0, op, ino, path, off, len,
+	rc = audit_append(fs->u->trail, fs_recorder(fs, fs->actor), &w, 0, op,
+	                  ino, path, off, len,
 	                  (int)result);
 	if (rc) {
 		/* fail closed: no row, no operation */

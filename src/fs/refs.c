@@ -51,6 +51,21 @@ int fs_ref_held(struct fs *fs, uint64_t ino)
 	return r && (r->nlookup || r->nopen);
 }
 
+size_t fs_referenced(struct fs *fs, uint64_t *out, size_t cap)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	for (int i = 0; i < FS_REF_BUCKETS; i++)
+		for (struct fs_ref *r = fs->refs[i]; r; r = r->next) {
+			if (n < cap)
+				out[n] = r->ino;
+			n++;
+		}
+	pthread_mutex_unlock(&fs->lock);
+	return n;
+}
+
 void fs_refs_free(struct fs *fs)
 {
 	for (int i = 0; i < FS_REF_BUCKETS; i++) {

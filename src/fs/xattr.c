@@ -309,11 +309,8 @@ int fs_setxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	if (size > FS_XATTR_SIZE_MAX)
 		return -E2BIG;
 	fs_lock(fs, c);
-	if (fs->o.read_only || !keyring_active(fs->kr) ||
-	    !role_writes(fs->actor->role)) {
-		rc = -EROFS;
+	if ((rc = fs_may_write(fs)))
 		goto out;
-	}
 	if ((rc = fs_op_begin(fs)))
 		goto out;
 	if ((rc = inode_load(fs, ino, &in)) || (rc = xset_load(fs, &in, &x)))
@@ -362,9 +359,9 @@ ssize_t fs_getxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		rc = -ERANGE;
 	fs_lock(fs, c);
 	if (!rc)
+		rc = fs_may_read(fs);
+	if (!rc)
 		rc = inode_load(fs, ino, &in);
-	if (!rc && !role_holds_data(fs->actor->role))
-		rc = -EACCES;
 	if (!rc)
 		rc = xset_load(fs, &in, &x);
 	if (!rc) {
@@ -401,9 +398,9 @@ ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	int rc;
 
 	fs_lock(fs, c);
-	rc = inode_load(fs, ino, &in);
-	if (!rc && !role_holds_data(fs->actor->role))
-		rc = -EACCES;
+	rc = fs_may_read(fs);
+	if (!rc)
+		rc = inode_load(fs, ino, &in);
 	if (!rc)
 		rc = xset_load(fs, &in, &x);
 	for (size_t i = 0; !rc && i < x.n; i++) {
@@ -440,11 +437,8 @@ int fs_removexattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	if ((rc = namespace_ok(name)))
 		return rc;
 	fs_lock(fs, c);
-	if (fs->o.read_only || !keyring_active(fs->kr) ||
-	    !role_writes(fs->actor->role)) {
-		rc = -EROFS;
+	if ((rc = fs_may_write(fs)))
 		goto out;
-	}
 	if ((rc = fs_op_begin(fs)))
 		goto out;
 	if ((rc = inode_load(fs, ino, &in)) || (rc = xset_load(fs, &in, &x)))

@@ -29,6 +29,7 @@
 #include "keyring.h"
 #include "rights.h"
 #include "session.h"
+#include "sessions.h"
 #include "store.h"
 #include "unlock.h"
 
@@ -53,7 +54,9 @@ static void usage(FILE *f)
 "      exact_reads    no page cache: every read reaches the audit trail\n"
 "      writeback      kernel writeback cache (faster small writes)\n"
 "      accept_rollback mount a store older than one seen on this machine\n"
-"      allow_other    let other local users in (permission bits apply)\n"
+"      allow_other    let other local users in, each under the store user\n"
+"                     they log in as (custodyctl login); uids without a\n"
+"                     session are refused (permission bits apply too)\n"
 "      user=NAME, passfile=FILE, config=FILE  as the flags above\n"
 "      other options are passed to FUSE\n"
 "  -h, --help       this help;  -V, --version  the version\n"
@@ -239,7 +242,9 @@ static void warn_line(const char *line)
 struct maint {
 	struct unlocked *u;
 	struct fs *fs;
+	struct sessions *set;   /* other users' sessions (allow_other) */
 	int ticks;
+	int ended;
 };
 
 static int maintain_locked(void *arg)
@@ -251,16 +256,20 @@ static int maintain_locked(void *arg)
 
 	if (k && k->expires && k->expires <= (int64_t)time(NULL))
 		keyring_expire(u->ss->kr);
+	m->ended = m->set ? sessions_tick(m->set) : 0;
 	return 0;
 }
 
-static void maintain(void *arg)
+/* Once a second (fsops ticker): 1 when a session ended, so the kernel's
+ * caches are dropped. */
+static int maintain(void *arg)
 {
 	struct maint *m = arg;
 
 	fs_exclusive(m->fs, maintain_locked, m);
 	if (++m->ticks % 10 == 0)
 		unlock_save_state(m->u);
+	return m->ended > 0;
 }
 
 /* The mount as an event of the trail, in its own transaction. */
@@ -275,6 +284,7 @@ static void record(struct unlocked *u, const char *op, const char *what,
 static int serve(struct args *a)
 {
 	struct maint mt;
+	struct sessions *set = NULL;
 	struct store_mount sess;
 	int lock_fd = -1;
 	struct unlocked u;
@@ -333,6 +343,16 @@ static int serve(struct args *a)
 	fo.audit_flush_ms = u.cfg.audit_flush_ms;
 	fo.store_path = u.path;
 	fo.warn = warn_line;
+	if (a->f.allow_other) {
+		/* other uids: each under their own login, or refused */
+		if ((rc = sessions_new(&u, (uint32_t)getuid(), &set))) {
+			fprintf(stderr, "custodyfs: %s\n", strerror(-rc));
+			unlock_free(&u);
+			return fail(EXIT_RUNTIME);
+		}
+		fo.session_of = sessions_of;
+		fo.session_arg = set;
+	}
 	a->f.attr_timeout = (double)u.cfg.attr_timeout_ms / 1000.0;
 	a->f.readahead = (uint32_t)u.cfg.readahead;
 	if ((rc = fs_new(&u, &fo, &fs))) {
@@ -340,18 +360,29 @@ static int serve(struct args *a)
 		        a->u.store, rc == -EIO ? "it fails verification"
 		                               : strerror(-rc));
 		record(&u, "mount failed", sess.mountpoint, rc);
+		sessions_free(set);
 		unlock_free(&u);
 		return fail(rc == -EIO ? EXIT_DAMAGE : EXIT_RUNTIME);
 	}
 	/* a long-lived daemon keeps only the session key: the user's
 	 * identity and any authority key are wiped */
 	session_forget_identity(u.ss);
-	mt = (struct maint){ &u, fs, 0 };
+	if (set) {
+		char why2[256] = "";
+		if (sessions_serve(set, fs, sess.mountpoint, why2, sizeof why2))
+			fprintf(stderr, "custodyfs: warning: other users cannot log in"
+			        " (%s): their requests are refused\n", why2);
+	}
+	mt = (struct maint){ &u, fs, set, 0, 0 };
 	a->f.maintain = maintain;
 	a->f.maintain_arg = &mt;
 	rc = fsops_run(fs, &a->f, mounted, a, &why);
 	if (rc)
 		why = "mount failed";
+	if (set) {
+		sessions_stop(set);
+		fs_exclusive(fs, sessions_end_all, set);
+	}
 	if (fs_free(fs) != 0)
 		fprintf(stderr, "custodyfs: final commit failed: %s\n",
 		        store_errmsg(u.s));
@@ -362,6 +393,7 @@ static int serve(struct args *a)
 	unlock_save_state(&u);
 	if (lock_fd >= 0)
 		close(lock_fd);
+	sessions_free(set);
 	unlock_free(&u);
 	if (rc)
 		return fail(EXIT_RUNTIME);

@@ -22,6 +22,7 @@
 
 #include "fs.h"
 #include "fsops.h"
+#include "mountinfo.h"
 
 struct ctx {
 	struct fs *fs;
@@ -37,10 +38,23 @@ static struct ctx *C(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* Who asks: the request's uid, gid and pid (the session serving that uid
+ * is found by the filesystem layer, under its lock). */
 static struct fs_ctx who(fuse_req_t req)
 {
 	const struct fuse_ctx *f = fuse_req_ctx(req);
-	struct fs_ctx c = { f->uid, f->gid, (uint32_t)f->pid, NULL };
+	struct fs_ctx c = { f->uid, f->gid, (uint32_t)f->pid, NULL, 0 };
+	return c;
+}
+
+/* The same for a request on an open file: served under the session that
+ * opened it (its id is the file handle), whoever holds the descriptor
+ * now (a passed descriptor, the kernel writing back pages). */
+static struct fs_ctx who_fh(fuse_req_t req, const struct fuse_file_info *fi)
+{
+	struct fs_ctx c = who(req);
+	if (fi)
+		c.sid = (int64_t)fi->fh;
 	return c;
 }
 
@@ -79,49 +93,31 @@ static void reply_entry(fuse_req_t req, int rc, const struct fs_attr *a)
 	fuse_reply_entry(req, &e);
 }
 
-/* Copy a /proc/self/mountinfo field, undoing its \ooo escapes. */
-static void unescape(const char *in, char *out, size_t n)
-{
-	size_t k = 0;
+struct topmost {
+	const char *path;
+	char *dev;
+	size_t n;
+};
 
-	while (*in && k + 1 < n) {
-		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' &&
-		    in[2] >= '0' && in[2] <= '7' && in[3] >= '0' && in[3] <= '7') {
-			out[k++] = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 +
-			                  (in[3] - '0'));
-			in += 4;
-		} else
-			out[k++] = *in++;
-	}
-	out[k] = 0;
+static int topmost_one(void *arg, const struct mountinfo *m)
+{
+	struct topmost *t = arg;
+	if (!strcmp(m->point, t->path))
+		snprintf(t->dev, t->n, "%s", m->dev); /* the last one wins */
+	return 0;
 }
 
 /*
  * The "major:minor" of the topmost FUSE mount on path (absolute, resolved),
- * from /proc/self/mountinfo: nothing in the mount itself is touched, so this
+ * from the kernel's list: nothing in the mount itself is touched, so this
  * is safe before the session serves requests. dev is "" if none is found.
  */
 static void mount_dev(const char *path, char *dev, size_t n)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL, mp[PATH_MAX], d[32], point[PATH_MAX], type[64];
-	size_t cap = 0;
+	struct topmost t = { path, dev, n };
 
 	dev[0] = 0;
-	if (!f)
-		return;
-	while (getline(&line, &cap, f) > 0) {
-		const char *sep = strstr(line, " - ");
-		/* id parent major:minor root mountpoint ... - fstype source opts */
-		if (!sep || sscanf(line, "%*s %*s %31s %*s %4095s", d, point) != 2 ||
-		    sscanf(sep + 3, "%63s", type) != 1 || strncmp(type, "fuse", 4))
-			continue;
-		unescape(point, mp, sizeof mp);
-		if (!strcmp(mp, path))
-			snprintf(dev, n, "%s", d);
-	}
-	free(line);
-	fclose(f);
+	mountinfo_each("fuse", topmost_one, &t);
 }
 
 /* Set the mount's kernel read-ahead window (sysfs, needs root). */
@@ -203,11 +199,11 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
+	struct fs_ctx w = who_fh(req, fi);
 	struct fs_attr a;
 	struct stat st;
-	int rc = fs_getattr(C(req)->fs, ino, &a);
+	int rc = fs_getattr(C(req)->fs, &w, ino, &a);
 
-	(void)fi;
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -219,12 +215,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st,
                        int to_set, struct fuse_file_info *fi)
 {
-	struct fs_ctx w = who(req);
+	struct fs_ctx w = who_fh(req, fi);
 	struct fs_attr a, out;
 	struct stat res;
 	int valid = 0, rc;
 
-	(void)fi;
 	memset(&a, 0, sizeof a);
 	a.mode = st->st_mode;
 	a.uid = st->st_uid;
@@ -339,12 +334,14 @@ static void set_caching(fuse_req_t req, struct fuse_file_info *fi)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_ctx w = who(req);
-	int rc = fs_open(C(req)->fs, &w, ino, fi->flags);
+	int64_t sid = 0;
+	int rc = fs_open(C(req)->fs, &w, ino, fi->flags, &sid);
 
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	fi->fh = (uint64_t)sid;
 	set_caching(req, fi);
 	fuse_reply_open(req, fi);
 }
@@ -355,11 +352,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_ctx w = who(req);
 	struct fuse_entry_param e;
 	struct fs_attr a;
+	int64_t sid = 0;
 	int rc = fs_mknod(C(req)->fs, &w, parent, name, mode, 0, &a);
 
-	if (!rc && (rc = fs_open(C(req)->fs, &w, a.ino, fi->flags & ~O_TRUNC))) {
+	if (!rc && (rc = fs_open(C(req)->fs, &w, a.ino, fi->flags & ~O_TRUNC,
+	                         &sid))) {
 		fs_forget(C(req)->fs, a.ino, 1);
 	}
+	fi->fh = (uint64_t)sid;
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -372,6 +372,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	set_caching(req, fi);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		/* the kernel did not take it: undo the open and the lookup */
+		w.sid = sid;
 		fs_release(C(req)->fs, &w, a.ino);
 		fs_forget(C(req)->fs, a.ino, 1);
 	}
@@ -380,11 +381,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
-	struct fs_ctx w = who(req);
+	struct fs_ctx w = who_fh(req, fi);
 	char *buf = malloc(size ? size : 1);
 	ssize_t n;
 
-	(void)fi;
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -400,10 +400,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
                      size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct fs_ctx w = who(req);
+	struct fs_ctx w = who_fh(req, fi);
 	ssize_t n;
 
-	(void)fi;
 	n = fs_write(C(req)->fs, &w, ino, buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
@@ -414,8 +413,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void op_release(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
-	struct fs_ctx w = who(req);
-	(void)fi;
+	struct fs_ctx w = who_fh(req, fi);
 	fs_release(C(req)->fs, &w, ino);
 	fuse_reply_err(req, 0);
 }
@@ -423,8 +421,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                      struct fuse_file_info *fi)
 {
-	struct fs_ctx w = who(req);
-	(void)fi;
+	struct fs_ctx w = who_fh(req, fi);
 	fuse_reply_err(req, -fs_fsync(C(req)->fs, &w, ino, datasync));
 }
 
@@ -432,12 +429,15 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
 	struct fs_ctx w = who(req);
-	int rc = fs_opendir(C(req)->fs, &w, ino);
+	int64_t sid = 0;
+	int rc = fs_opendir(C(req)->fs, &w, ino, &sid);
 
 	if (rc)
 		fuse_reply_err(req, -rc);
-	else
+	else {
+		fi->fh = (uint64_t)sid;
 		fuse_reply_open(req, fi);
+	}
 }
 
 struct dirbuf {
@@ -467,11 +467,10 @@ static int fill(void *arg, const char *name, uint64_t ino, uint32_t mode,
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
-	struct fs_ctx w = who(req);
+	struct fs_ctx w = who_fh(req, fi);
 	struct dirbuf d = { req, malloc(size), size, 0 };
 	int rc;
 
-	(void)fi;
 	if (!d.buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -601,6 +600,26 @@ static const struct fuse_lowlevel_ops ops = {
 	.removexattr = op_removexattr,
 };
 
+/*
+ * A session ended (logout, expiry, revocation): the kernel keeps pages
+ * (keep_cache) and attributes it may answer other uids from without
+ * asking us. Drop them for every inode it holds, so each uid's next read
+ * or stat reaches the daemon and is checked against its own session.
+ * Cached names expire on their own after attr_timeout.
+ */
+static void drop_caches(struct ctx *c)
+{
+	size_t n = fs_referenced(c->fs, NULL, 0), cap = n + 64;
+	uint64_t *inos = malloc(cap * sizeof *inos);
+
+	if (!inos)
+		return;
+	n = fs_referenced(c->fs, inos, cap);
+	for (size_t i = 0; i < n && i < cap; i++)
+		fuse_lowlevel_notify_inval_inode(c->se, inos[i], 0, 0);
+	free(inos);
+}
+
 /* Periodic work: group commit, idle checkpoint, idle/maxage unmount. */
 static void *ticker(void *arg)
 {
@@ -620,8 +639,9 @@ static void *ticker(void *arg)
 			kill(getpid(), SIGTERM);
 			break;
 		}
-		if (c->o->maintain && elapsed % 1000 == 0)
-			c->o->maintain(c->o->maintain_arg);
+		if (c->o->maintain && elapsed % 1000 == 0 &&
+		    c->o->maintain(c->o->maintain_arg) > 0)
+			drop_caches(c);
 		if ((c->o->idle_ms && fs_idle_ms(c->fs) >= c->o->idle_ms) ||
 		    (c->o->maxage_ms && elapsed >= c->o->maxage_ms)) {
 			c->why = (c->o->idle_ms && fs_idle_ms(c->fs) >= c->o->idle_ms)

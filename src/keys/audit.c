@@ -86,8 +86,8 @@ size_t audit_trail_signers(const struct audit_trail *t, struct session **out,
 
 int audit_trail_sign(struct audit_trail *t, struct session *ss)
 {
-	if (ss->id < 1)
-		return -EPERM;
+	if (ss->id < 1 || ss->ended)
+		return -EPERM; /* an ended session's key is gone */
 	for (size_t i = 0; i < t->nsigners; i++)
 		if (t->signers[i] == ss)
 			return 0;
@@ -250,10 +250,10 @@ struct adopt_ctx {
 };
 
 static int adopt_one(void *arg, int64_t when, const char *user,
-                     const char *event, int64_t pid)
+                     const char *event, uint32_t uid, int64_t pid)
 {
 	struct adopt_ctx *a = arg;
-	struct audit_who w = { 0, 0, (uint32_t)pid };
+	struct audit_who w = { uid, 0, (uint32_t)pid };
 	char what[160], tm_s[32];
 	time_t tt = (time_t)when;
 	struct tm tm;
@@ -279,7 +279,8 @@ int audit_adopt_auth_events(struct audit_trail *t, struct session *ss)
 static int about_other(const char *op)
 {
 	return !strcmp(op, "login-failed") || !strcmp(op, "login-locked") ||
-	       !strcmp(op, "lockout");
+	       !strcmp(op, "lockout") || !strcmp(op, "login-denied") ||
+	       !strcmp(op, "session-end");
 }
 
 struct verify_ctx {

@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "bytes.h"
 #include "config.h"
+#include "grant.h"
 #include "keyring.h"
 #include "passphrase.h"
 #include "rights.h"
@@ -234,7 +235,8 @@ static void attempt_policy(struct store *s, const struct config *cfg,
 
 /* Count a failed attempt (advisory) and queue its events. */
 static void count_failure(struct store *s, const struct rights_policy *p,
-                          const char *name, int64_t user_id, int locked)
+                          const char *name, int64_t user_id, int locked,
+                          const struct auth_who *w)
 {
 	int64_t now = time(NULL);
 	struct store_login l;
@@ -242,23 +244,53 @@ static void count_failure(struct store *s, const struct rights_policy *p,
 	if (store_readonly(s))
 		return;
 	store_auth_event_add(s, now, name, locked ? "login-locked"
-	                                         : "login-failed", getpid());
+	                                         : "login-failed", w->uid, w->pid);
 	if (user_id < 1 || locked || store_login_get(s, user_id, &l))
 		return;
 	l.failed++;
 	if (p->max_failures > 0 && l.failed >= p->max_failures) {
 		int64_t over = l.failed - p->max_failures;
 		l.locked_until = now + (int64_t)(p->lockout_s << (over > 20 ? 20 : over));
-		store_auth_event_add(s, now, name, "lockout", getpid());
+		store_auth_event_add(s, now, name, "lockout", w->uid, w->pid);
 	}
 	store_login_put(s, &l);
+}
+
+/*
+ * An admin's copy of the newest authority's secret key (their grant of
+ * kind GRANT_AUTHORITY for the roster's epoch), checked against the
+ * public key the chain gives. An admin without one (an epoch that was
+ * never granted to them) simply cannot sign: commands needing it say so.
+ */
+static int open_authority(struct store *s, const struct rights *r,
+                          struct session *ss)
+{
+	uint8_t pk[CIPHER_SIGN_PK_BYTES];
+	int rc;
+
+	if (!ss->authority_sk &&
+	    !(ss->authority_sk = secmem_alloc(CIPHER_SIGN_SK_BYTES)))
+		return -ENOMEM;
+	rc = grant_open(s, ss->user_id, r->epoch, GRANT_AUTHORITY,
+	                ss->authority_sk, CIPHER_SIGN_SK_BYTES, ss->box_pk,
+	                ss->box_sk);
+	if (!rc) {
+		cipher_sign_public(pk, ss->authority_sk);
+		if (!cipher_memeq(pk, r->authority_pk, sizeof pk))
+			rc = -EBADMSG;
+	}
+	if (rc) {
+		secmem_free(ss->authority_sk);
+		ss->authority_sk = NULL;
+	}
+	return rc == -ENOENT ? 0 : rc;
 }
 
 #define WHY(...) do { if (why) snprintf(why, whylen, __VA_ARGS__); } while (0)
 
 int auth_login(struct store *s, const struct config *cfg, const char *name,
                const struct passphrase *pw, const struct state *st,
-               struct session **out, struct rights **rights,
+               const struct auth_who *who, struct session **out, struct rights **rights,
                struct store_cred *current, struct store_cred *update,
                int *has_update, char *why, size_t whylen)
 {
@@ -274,6 +306,8 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 	uint32_t pin_epoch, newest;
 	int64_t now = time(NULL);
 	size_t n;
+	struct auth_who self = { (uint32_t)getuid(), getpid() };
+	const struct auth_who *w = who ? who : &self;
 	int rc, known, locked = 0;
 
 	*out = NULL;
@@ -318,7 +352,7 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 		uint8_t salt[CIPHER_SALT_BYTES] = { 0 };
 		cipher_pwhash(k, pw->buf, pw->len, salt, attempt.kdf_opslimit,
 		              attempt.kdf_memlimit);
-		count_failure(s, &attempt, name, 0, 0);
+		count_failure(s, &attempt, name, 0, 0, w);
 		rc = -EACCES;
 		goto out;
 	}
@@ -328,7 +362,7 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 	if (locked || c.secretlen != SECRET_PLAIN + CIPHER_OVERHEAD ||
 	    cipher_open(k + CIPHER_KEY_BYTES, c.secret, c.secretlen, ad,
 	                secret_ad(ad, store_id, c.user_id, c.name), k)) {
-		count_failure(s, &attempt, name, c.user_id, locked);
+		count_failure(s, &attempt, name, c.user_id, locked, w);
 		rc = -EACCES;
 		goto out;
 	}
@@ -396,7 +430,7 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 		    " a credential that is not theirs)", name);
 		rc = u ? -EBADMSG : -EACCES;
 		if (!u)
-			count_failure(s, &attempt, name, c.user_id, 0);
+			count_failure(s, &attempt, name, c.user_id, 0, w);
 		goto out;
 	}
 	cipher_sign_public(pk, ss->sign_sk);
@@ -445,6 +479,13 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 			    " commitment", name);
 		goto out;
 	}
+	if (role_administers(ss->role) &&
+	    (rc = open_authority(s, r, ss)) == -EBADMSG) {
+		WHY("the authority grant of user '%s' is not the roster's"
+		    " authority key", name);
+		goto out;
+	} else if (rc)
+		goto out;
 	*out = ss;
 	*rights = r;
 	ss = NULL;

@@ -42,6 +42,11 @@ static void drop_all(struct keyring *kr)
 	kr->expired = 0;
 }
 
+void keyring_clear(struct keyring *kr)
+{
+	drop_all(kr);
+}
+
 void keyring_free(struct keyring *kr)
 {
 	if (!kr)

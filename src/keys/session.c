@@ -57,6 +57,37 @@ void session_forget_identity(struct session *ss)
 	ss->authority_sk = NULL;
 }
 
+void session_end(struct session *ss)
+{
+	keyring_clear(ss->kr);
+	cipher_wipe(ss->box_sk, CIPHER_BOX_SK_BYTES);
+	cipher_wipe(ss->sk, CIPHER_SIGN_SK_BYTES);
+	cipher_wipe(ss->detail_key, CIPHER_KEY_BYTES);
+	session_forget_identity(ss);
+	ss->ended = 1;
+}
+
+int session_follow(struct session *ss, struct store *s, const struct rights *r)
+{
+	const struct rights_user *me = rights_user(r, ss->user_id);
+	uint32_t v = rights_active(r);
+
+	if (ss->ended)
+		return -EACCES;
+	if (!me || rights_role(me) != ss->role ||
+	    !cipher_memeq(rights_sign_pk(me), ss->sign_pk, 32) ||
+	    !cipher_memeq(me->box_pk, ss->box_pk, 32))
+		goto end;
+	if (keyring_load(ss->kr, s, r, ss->user_id, ss->box_pk, ss->box_sk))
+		goto end;
+	if (role_holds_data(ss->role) && v && !keyring_cipher(ss->kr, v))
+		goto end; /* revoked: every other holder got the new version */
+	return 0;
+end:
+	session_end(ss);
+	return -EACCES;
+}
+
 /* What a user's identity signs for a session. */
 static size_t endorsement_msg(uint8_t *out, size_t cap,
                               const uint8_t store_id[16],

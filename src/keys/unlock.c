@@ -141,20 +141,15 @@ static int reload_rights(struct unlocked *u, char *why, size_t whylen)
 	return 0;
 }
 
-/* After the roster moved: this session's user must still be who they
- * were (else -EACCES), and their keys follow the new roster. */
+/* After the roster moved: this session (and a daemon's others) follow
+ * it, or end (session_follow): -EACCES when this one ended. */
 static int follow_rights(struct unlocked *u)
 {
-	const struct rights_user *me = rights_user(u->r, u->ss->user_id);
+	int rc = session_follow(u->ss, u->s, u->r);
 
-	if (!me || !role_valid(rights_role(me)) ||
-	    !cipher_memeq(rights_sign_pk(me), u->ss->sign_pk, 32)) {
-		u->ss->ended = 1;
-		return -EACCES;
-	}
-	u->ss->role = rights_role(me);
-	return keyring_load(u->ss->kr, u->s, u->r, u->ss->user_id,
-	                    u->ss->box_pk, u->ss->box_sk);
+	if (!rc && u->follow_others)
+		u->follow_others(u, u->follow_arg);
+	return rc;
 }
 
 /* Catch up with commits others made since u->head (inside a read or write
@@ -407,6 +402,42 @@ void unlock_save_state(struct unlocked *u)
 
 /* ---- opening ---- */
 
+/* The credential a login opened must be the one the head commit covers. */
+static int check_cred(struct unlocked *u, const struct session *ss,
+                      const struct store_cred *cur, char *why, size_t whylen)
+{
+	uint8_t leaf[32], have[32];
+	int rc;
+
+	auth_cred_leaf(cur, leaf);
+	rc = mtree_leaf(u->creds, MTREE_CREDS, 0, &u->head.st.creds,
+	                (uint64_t)ss->user_id, have);
+	if (!rc && !cipher_memeq(leaf, have, 32)) {
+		snprintf(why, whylen, "the credential of user '%s' is not the one"
+		         " the signed state holds (edited, or put back from an"
+		         " older copy)", ss->name);
+		rc = -EBADMSG;
+	} else if (rc == -EIO) {
+		snprintf(why, whylen, "the credentials tree fails verification");
+		rc = -EBADMSG;
+	}
+	return rc;
+}
+
+/* Write a login's credential update under the open transaction. */
+static int put_cred(struct unlocked *u, const struct store_cred *upd)
+{
+	uint8_t leaf[32];
+	int rc;
+
+	auth_cred_leaf(upd, leaf);
+	rc = store_cred_put(u->s, upd);
+	if (!rc)
+		rc = mtree_put(u->creds, MTREE_CREDS, 0, &u->head.st.creds,
+		               (uint64_t)upd->user_id, leaf);
+	return rc;
+}
+
 static int open_error(const struct unlock_opts *o, int rc, const char *why)
 {
 	if (why && why[0])
@@ -475,7 +506,7 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 	struct store_cred cur, upd;
 	char err[512], why[512], prompt[128];
 	const char *user = unlock_user(o);
-	uint8_t store_id[16], leaf[32], have[32];
+	uint8_t store_id[16];
 	size_t n;
 	int rc, st, has_upd = 0;
 
@@ -526,7 +557,7 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 	why[0] = 0;
 	rc = auth_login(u->s, &u->cfg, user, &pw, o->accept_rollback ? NULL
 	                                                             : u->state,
-	                &u->ss, &u->r, &cur, &upd, &has_upd, why, sizeof why);
+	                NULL, &u->ss, &u->r, &cur, &upd, &has_upd, why, sizeof why);
 	passphrase_free(&pw);
 	switch (rc) {
 	case 0:
@@ -584,21 +615,8 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		         " commit names (a roster put back from an older copy)");
 		rc = -EBADMSG;
 	}
-	if (!rc) {
-		auth_cred_leaf(&cur, leaf);
-		rc = mtree_leaf(u->creds, MTREE_CREDS, 0, &u->head.st.creds,
-		                (uint64_t)u->ss->user_id, have);
-		if (!rc && !cipher_memeq(leaf, have, 32)) {
-			snprintf(why, sizeof why, "the credential of user '%s' is not"
-			         " the one the signed state holds (edited, or put back"
-			         " from an older copy)", u->ss->name);
-			rc = -EBADMSG;
-		} else if (rc == -EIO) {
-			snprintf(why, sizeof why, "the credentials tree fails"
-			         " verification");
-			rc = -EBADMSG;
-		}
-	}
+	if (!rc)
+		rc = check_cred(u, u->ss, &cur, why, sizeof why);
 	if (rc) {
 		fprintf(stderr, "%s: store '%s' fails verification: %s\n", o->prog,
 		        o->store, why[0] ? why : strerror(-rc));
@@ -627,13 +645,8 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 	}
 	rc = session_start(u->ss, u->s, u->r, o->kind ? o->kind : "ctl",
 	                   getpid());
-	if (!rc && has_upd) {
-		auth_cred_leaf(&upd, leaf);
-		rc = store_cred_put(u->s, &upd);
-		if (!rc)
-			rc = mtree_put(u->creds, MTREE_CREDS, 0, &u->head.st.creds,
-			               (uint64_t)upd.user_id, leaf);
-	}
+	if (!rc && has_upd)
+		rc = put_cred(u, &upd);
 	if (!rc)
 		rc = audit_adopt_auth_events(u->trail, u->ss);
 	if (!rc && u->rolled_back)
@@ -801,6 +814,120 @@ out:
 	if (rc && why && !why[0])
 		snprintf(why, whylen, "%s", strerror(-rc));
 	return rc;
+}
+
+/* ---- another user's session in a running daemon ---- */
+
+struct unlock_other {
+	struct store *s;            /* the login's own connection */
+	struct session *ss;
+	struct rights *r;
+	struct store_cred cur, upd;
+	int has_upd;
+};
+
+void unlock_other_free(struct unlock_other *p)
+{
+	if (!p)
+		return;
+	session_free(p->ss);
+	rights_free(p->r);
+	store_close(p->s);
+	cipher_wipe(p, sizeof *p);
+	free(p);
+}
+
+int unlock_other_auth(const struct unlocked *u, const char *name,
+                      const struct passphrase *pw, const struct auth_who *who,
+                      struct unlock_other **out, char *why, size_t whylen)
+{
+	struct unlock_other *p = calloc(1, sizeof *p);
+	int rc;
+
+	*out = NULL;
+	if (!p)
+		return -ENOMEM;
+	rc = store_open(u->path, 0, (int)u->cfg.busy_timeout_ms, &p->s, why,
+	                whylen);
+	if (!rc)
+		rc = auth_login(p->s, &u->cfg, name, pw, NULL, who, &p->ss, &p->r,
+		                &p->cur, &p->upd, &p->has_upd, why, whylen);
+	if (rc) {
+		unlock_other_free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+const struct session *unlock_other_user(const struct unlock_other *p)
+{
+	return p->ss;
+}
+
+int unlock_other_start(struct unlocked *u, struct unlock_other *p,
+                       const struct audit_who *w, struct session **out,
+                       char *why, size_t whylen)
+{
+	int rc;
+
+	*out = NULL;
+	if ((rc = unlock_begin(u)) < 0)
+		return rc;
+	/* the login verified the roster from the user's own pin; it must be
+	 * the one this daemon verified, which is fresh */
+	if (p->r->counter != u->r->counter ||
+	    !cipher_memeq(p->r->hash, u->r->hash, 32)) {
+		unlock_abort(u);
+		snprintf(why, whylen, "the store's rights changed during the"
+		         " login");
+		return -EAGAIN;
+	}
+	rc = check_cred(u, p->ss, &p->cur, why, whylen);
+	if (!rc)
+		rc = keyring_load(p->ss->kr, u->s, u->r, p->ss->user_id,
+		                  p->ss->box_pk, p->ss->box_sk);
+	if (!rc) {
+		p->ss->uid = w->uid;
+		rc = session_start(p->ss, u->s, u->r, "login", w->pid);
+	}
+	if (!rc && p->has_upd)
+		rc = put_cred(u, &p->upd);
+	if (!rc)
+		rc = audit_adopt_auth_events(u->trail, p->ss);
+	if (!rc)
+		rc = audit_append(u->trail, p->ss, w, 0, "login", 0, "session", 0, 0,
+		                  0);
+	if (rc) {
+		unlock_abort(u);
+		return rc;
+	}
+	if ((rc = unlock_finish(u, NULL, NULL, 0)))
+		return rc;
+	session_forget_identity(p->ss);
+	*out = p->ss;
+	p->ss = NULL;
+	return 0;
+}
+
+int unlock_record_for(struct unlocked *u, struct session *ss,
+                      const char *about, const struct audit_who *w,
+                      const char *op, const char *what, int rc)
+{
+	struct session *by = ss && ss->id > 0 && !ss->ended ? ss : u->ss;
+	int err;
+
+	if (u->readonly || !u->ss->id)
+		return 0;
+	if ((err = unlock_begin(u)) < 0)
+		return err;
+	err = about ? audit_append_about(u->trail, by, about, w, 0, op, what, rc)
+	            : audit_append(u->trail, by, w, 0, op, 0, what, 0, 0, rc);
+	if (err) {
+		unlock_abort(u);
+		return err;
+	}
+	return unlock_finish(u, NULL, NULL, 0) ? -EIO : 0;
 }
 
 void unlock_free(struct unlocked *u)

@@ -95,7 +95,8 @@ static const char *const schema_v2[] = {
 	 * they wait here (and go to the witness at once) until the next login
 	 * moves them into the trail */
 	"CREATE TABLE auth_events(id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
-	" user TEXT NOT NULL, event TEXT NOT NULL, pid INTEGER NOT NULL)",
+	" user TEXT NOT NULL, event TEXT NOT NULL, uid INTEGER NOT NULL,"
+	" pid INTEGER NOT NULL)",
 	"CREATE TABLE audit(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
 	" user TEXT NOT NULL, session INTEGER NOT NULL, uid INTEGER NOT NULL,"
 	" gid INTEGER NOT NULL, pid INTEGER NOT NULL, op TEXT NOT NULL,"

@@ -89,27 +89,30 @@ int store_mount_each_open(struct store *s,
 }
 
 int store_auth_event_add(struct store *s, int64_t time, const char *user,
-                         const char *event, int64_t pid)
+                         const char *event, uint32_t uid, int64_t pid)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_AEV_ADD,
-	        "INSERT INTO auth_events(time, user, event, pid) VALUES(?,?,?,?)");
+	        "INSERT INTO auth_events(time, user, event, uid, pid)"
+	        " VALUES(?,?,?,?,?)");
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, time);
 	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, event, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, pid);
+	sqlite3_bind_int64(st, 4, uid);
+	sqlite3_bind_int64(st, 5, pid);
 	return store_step_done(s, st);
 }
 
 int store_auth_event_take(struct store *s,
                           int (*fn)(void *arg, int64_t time, const char *user,
-                                    const char *event, int64_t pid),
+                                    const char *event, uint32_t uid,
+                                    int64_t pid),
                           void *arg)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_AEV_ALL,
-	        "SELECT time, user, event, pid FROM auth_events ORDER BY id");
+	        "SELECT time, user, event, uid, pid FROM auth_events ORDER BY id");
 	int rc, stop = 0;
 
 	if (!st)
@@ -119,7 +122,8 @@ int store_auth_event_take(struct store *s,
 		text(st, 1, user, sizeof user);
 		text(st, 2, event, sizeof event);
 		if ((stop = fn(arg, sqlite3_column_int64(st, 0), user, event,
-		               sqlite3_column_int64(st, 3))))
+		               (uint32_t)sqlite3_column_int64(st, 3),
+		               sqlite3_column_int64(st, 4))))
 			break;
 	}
 	sqlite3_reset(st);
