@@ -2,7 +2,9 @@
 # The audit trail seen through custodyctl audit list / export / verify /
 # prune: one row per operation with the right user, pid, process, path,
 # offset, length and result; filters; JSON, CSV and --follow output; roles;
-# rows surviving remount; pruning keeping the chain verifiable.
+# rows surviving remount; pruning keeping the chain verifiable. Reading
+# the trail is recorded too: every command adds its "login" row and its
+# own row (op "audit list", "audit export", ...) before it reads.
 # Needs jq (add it to the Makefile's DEBS).
 . "$(dirname "$0")/../lib.sh"
 command -v jq >/dev/null || { echo "$T_NAME: jq is required" >&2; exit 1; }
@@ -19,12 +21,14 @@ done
 withpid() { local n=$1; shift; sh -c 'echo $$ > "$0"; exec "$@"' "$T/$n.pid" "$@"; }
 pidof_run() { cat "$T/$1.pid"; }
 
-# J: the trail as JSON; q FILTER: jq on it
+# readers_tail JSON FROM: the ops of rows after seq FROM, as one line
+readers_tail() { jq -c --argjson f "$2" '[.[] | select(.seq > $f) | .op]' "$1"; }
+# J: the trail as JSON; jqr FILTER: jq on it (q is lib.sh's sqlite3)
 J=$T/list.json
 refresh() { ctl audit list --json > "$J"; }
-q() { jq -r "$@" "$J"; }
+jqr() { jq -r "$@" "$J"; }
 # has DESC FILTER: at least one row matches the jq select() condition
-has() { local n; n=$(q "[.[] | select($2)] | length" 2>/dev/null); if [ "${n:-0}" -ge 1 ]; then ok "$1"; else fail "$1 (no row matches: $2)"; fi; }
+has() { local n; n=$(jqr "[.[] | select($2)] | length" 2>/dev/null); if [ "${n:-0}" -ge 1 ]; then ok "$1"; else fail "$1 (no row matches: $2)"; fi; }
 
 # ---- help and usage ----
 for sub in list verify export prune; do
@@ -70,14 +74,19 @@ sleep 0.1
 
 refresh
 check "audit list --json parses" jq -e 'type == "array"' "$J"
-N1=$(q length)
-SEQS1=$(q '[.[] | [.seq, .op, .path]] | tostring')
+N1=$(jqr length)
+MAX1=$(jqr '.[-1].seq')
+SEQS1=$(jqr '[.[] | [.seq, .op, .path]] | tostring')
+expect_eq "the list shows its own login and row last" '["login","audit list"]' "$(jqr -c '[.[-2:][] | .op]')"
+expect_eq "the list's own rows: admin, success" 0 "$(jqr '[.[-2:][] | select(.user != "admin" or .result != 0)] | length')"
 # CSV (no names with commas or newlines yet): header + one line per row
 ctl audit export --format csv > "$T/export.csv"
-expect_eq "csv header" "seq,time,time_ns,user,uid,gid,pid,process,op,ino,path,offset,length,result,status,session,mac" "$(head -1 "$T/export.csv" | tr -d '\r')"
-expect_eq "csv has one line per row" "$((N1 + 1))" "$(wc -l < "$T/export.csv")"
+expect_eq "csv header" "seq,time,time_ns,user,uid,gid,pid,process,op,ino,path,offset,length,result,status,session,hash" "$(head -1 "$T/export.csv" | tr -d '\r')"
+expect_eq "csv has one line per row" "$(($(q 'SELECT count(*) FROM audit') + 1))" "$(wc -l < "$T/export.csv")"
+expect_eq "csv: the export's login and row come last" "login,audit export" \
+	"$(tail -2 "$T/export.csv" | cut -d, -f9 | paste -sd,)"
 ctl audit list > "$T/list.txt"
-expect_eq "text list: header + one line per row" "$((N1 + 1))" "$(wc -l < "$T/list.txt")"
+expect_eq "text list: header + one line per row" "$(($(q 'SELECT count(*) FROM audit') + 1))" "$(wc -l < "$T/list.txt")"
 
 for op in mount unmount mkdir create open write setattr truncate setxattr removexattr link symlink rename unlink rmdir opendir; do
 	has "a row for $op" ".op == \"$op\""
@@ -102,29 +111,30 @@ has "rmdir: pid and path" ".op == \"rmdir\" and .pid == $(pidof_run rmdir) and .
 has "opendir: pid and path" ".op == \"opendir\" and .pid == $(pidof_run opendir) and .process == \"ls\" and .path == \"/dir\""
 has "failed rmdir recorded with -ENOTEMPTY" ".op == \"rmdir\" and .path == \"/dir\" and .result == -39 and .status == \"ENOTEMPTY\""
 # the written range [12288, 20480) is covered by write rows' offset/length
-cover=$(q '[.[] | select(.op == "write" and .path == "/dir/file" and .result >= 0) | [.offset, .offset + .length]] | sort
+cover=$(jqr '[.[] | select(.op == "write" and .path == "/dir/file" and .result >= 0) | [.offset, .offset + .length]] | sort
 	| reduce .[] as $r ([]; if length > 0 and .[-1][1] >= $r[0] then .[-1][1] = ([.[-1][1], $r[1]] | max) else . + [$r] end)
 	| any(.[0] <= 12288 and .[1] >= 20480)')
 expect_eq "write rows cover the written range" true "$cover"
-expect_eq "every filesystem row is user admin" 0 "$(q '[.[] | select((.op | IN("open", "read", "write", "create", "mkdir", "rename", "unlink", "rmdir", "link", "symlink", "setattr", "truncate", "setxattr", "removexattr", "opendir", "mount", "unmount")) and .user != "admin")] | length')"
-expect_eq "mount session rows have a pid" 0 "$(q '[.[] | select((.op == "mkdir" or .op == "open" or .op == "create") and .pid <= 1)] | length')"
+expect_eq "every filesystem row is user admin" 0 "$(jqr '[.[] | select((.op | IN("open", "read", "write", "create", "mkdir", "rename", "unlink", "rmdir", "link", "symlink", "setattr", "truncate", "setxattr", "removexattr", "opendir", "mount", "unmount")) and .user != "admin")] | length')"
+expect_eq "mount session rows have a pid" 0 "$(jqr '[.[] | select((.op == "mkdir" or .op == "open" or .op == "create") and .pid <= 1)] | length')"
 
 # ---- filters ----
 ctl audit list --json --op write > "$T/f.json"
-expect_eq "--op write: count" "$(q '[.[] | select(.op == "write")] | length')" "$(jq length "$T/f.json")"
+expect_eq "--op write: count" "$(jqr '[.[] | select(.op == "write")] | length')" "$(jq length "$T/f.json")"
 expect_eq "--op write: only writes" 0 "$(jq '[.[] | select(.op != "write")] | length' "$T/f.json")"
 n=$(ctl audit list --json --path /dir/file | jq length)
-expect_eq "--path prefix: count" "$(q '[.[] | select(.path | startswith("/dir/file"))] | length')" "$n"
+expect_eq "--path prefix: count" "$(jqr '[.[] | select(.path | startswith("/dir/file"))] | length')" "$n"
 n=$(ctl audit list --json --user reader | jq length)
-expect_eq "--user reader: count" "$(q '[.[] | select(.user == "reader")] | length')" "$n"
+expect_eq "--user reader: count" "$(jqr '[.[] | select(.user == "reader")] | length')" "$n"
 check "--user reader: some rows" test "$n" -ge 1
 ctl audit list --json --result fail > "$T/f.json"
 expect_eq "--result fail: only failures" 0 "$(jq '[.[] | select(.result >= 0)] | length' "$T/f.json")"
-expect_eq "--result fail: count" "$(q '[.[] | select(.result < 0)] | length')" "$(jq length "$T/f.json")"
+expect_eq "--result fail: count" "$(jqr '[.[] | select(.result < 0)] | length')" "$(jq length "$T/f.json")"
 n=$(ctl audit list --json --op create --path /dir --user admin | jq length)
-expect_eq "filters combine" "$(q '[.[] | select(.op == "create" and .user == "admin" and (.path | startswith("/dir")))] | length')" "$n"
+expect_eq "filters combine" "$(jqr '[.[] | select(.op == "create" and .user == "admin" and (.path | startswith("/dir")))] | length')" "$n"
 expect_eq "--until 1h: no row" 0 "$(ctl audit list --json --until 1h | jq length)"
-expect_eq "--since a date: every row" "$N1" "$(ctl audit list --json --since 2000-01-01 | jq length)"
+n=$(ctl audit list --json --since 2000-01-01 | jq length)
+expect_eq "--since a date: every row" "$(q 'SELECT count(*) FROM audit')" "$n"
 
 # ---- survival across remount, now with exact read accounting ----
 check "remount -o exact_reads" t_mount -o exact_reads
@@ -164,22 +174,34 @@ has "exact_reads: write row with offset 4096, length 4096, pid" ".op == \"write\
 has "json escapes a newline in a name" '.op == "create" and .path == "/dir/nl\nx"'
 check "text list escapes a newline in a name" grep -qF '/dir/nl\x0ax' <(ctl audit list --op create)
 ctl audit export --format csv > "$T/export.csv"
+NCSV=$(q 'SELECT count(*) FROM audit')
 ctl audit export --format json > "$T/export.json"
+NJSON=$(q 'SELECT count(*) FROM audit')
 check "csv quotes a comma and a quote" grep -qF ',"/dir/a,""b",' "$T/export.csv"
-N2=$(q length)
-# --since/--until around a time between the two mounts
-n=$(q "[.[] | select(.time_ns >= $MID_NS)] | length")
+N2=$(jqr length)
+MAX2=$(jqr '.[-1].seq')
+# --since/--until around a time between the two mounts; rows listed after
+# $J was read are the later commands' own (counted apart below)
+n=$(jqr "[.[] | select(.time_ns >= $MID_NS)] | length")
 check "rows on both sides of the mid point" test "$n" -ge 1 -a "$n" -lt "$N2"
-expect_eq "--since UTC time" "$n" "$(ctl audit list --json --since "$MID" | jq length)"
+# upto: the rows of a listing (stdin) that $J holds too
+upto() { jq "[.[] | select(.seq <= $MAX2)] | length"; }
+ctl audit list --json --since "$MID" > "$T/since.json"
+expect_eq "--since UTC time" "$n" "$(upto < "$T/since.json")"
+# after $J: the text list, the two exports and this list, 2 rows each
+expect_eq "--since UTC time: later rows are the readers' own" \
+	'["login","audit list","login","audit export","login","audit export","login","audit list"]' \
+	"$(readers_tail "$T/since.json" "$MAX2")"
 expect_eq "--until UTC time" "$((N2 - n))" "$(ctl audit list --json --until "$MID" | jq length)"
 LOCAL=$(date -d "@${MID_NS:0:10}.${MID_NS:10}" +%Y-%m-%dT%H:%M:%S.%N)
-expect_eq "--since local time (no zone)" "$n" "$(ctl audit list --json --since "$LOCAL" | jq length)"
+expect_eq "--since local time (no zone)" "$n" "$(ctl audit list --json --since "$LOCAL" | upto)"
 OFFS=$(TZ='IST-5:30' date -d "@${MID_NS:0:10}.${MID_NS:10}" +%Y-%m-%dT%H:%M:%S.%N%:z)
-expect_eq "--since time with a UTC offset" "$n" "$(ctl audit list --json --since "$OFFS" | jq length)"
-expect_eq "csv: one record per row (quoted newline inside)" "$N2" "$(grep -c '^[0-9][0-9]*,[0-9]\{4\}-' "$T/export.csv")"
-expect_eq "export json has every row" "$N2" "$(jq length "$T/export.json")"
-expect_eq "export json: every row has session and mac" "$N2" "$(jq '[.[] | select(.session >= 1 and (.mac | length) == 64)] | length' "$T/export.json")"
-expect_eq "export json agrees with list" "$(q -c '[.[] | [.seq, .op, .path, .pid]]')" "$(jq -c '[.[] | [.seq, .op, .path, .pid]]' "$T/export.json")"
+expect_eq "--since time with a UTC offset" "$n" "$(ctl audit list --json --since "$OFFS" | upto)"
+expect_eq "csv: one record per row (quoted newline inside)" "$NCSV" "$(grep -c '^[0-9][0-9]*,[0-9]\{4\}-' "$T/export.csv")"
+expect_eq "export json has every row" "$NJSON" "$(jq length "$T/export.json")"
+expect_eq "export json: every row has session and hash" "$NJSON" "$(jq '[.[] | select(.session >= 1 and (.hash | test("^[0-9a-f]{64}$")))] | length' "$T/export.json")"
+expect_eq "export json agrees with list" "$(jqr -c '[.[] | [.seq, .op, .path, .pid]]')" "$(jq -c "[.[] | select(.seq <= $MAX2) | [.seq, .op, .path, .pid]]" "$T/export.json")"
+expect_eq "export json: its own login and row last" '["login","audit export"]' "$(jq -c '[.[-2:][] | .op]' "$T/export.json")"
 
 # ---- roles ----
 for r in reader writer; do
@@ -195,10 +217,21 @@ refresh
 as auditor audit list --json > "$T/auditor.json"; st=$?
 expect_eq "auditor: audit list" 0 "$st"
 check "auditor sees decrypted paths" jq -e 'any(.[]; .op == "create" and .path == "/dir/file")' "$T/auditor.json"
-expect_eq "auditor: list shows the same rows" "$(q -c '[.[] | [.seq, .process, .path]]')" "$(jq -c '[.[] | [.seq, .process, .path]]' "$T/auditor.json")"
+MAXR=$(jqr '.[-1].seq')
+expect_eq "auditor: list shows the same rows" "$(jqr -c '[.[] | [.seq, .process, .path]]')" "$(jq -c "[.[] | select(.seq <= $MAXR) | [.seq, .process, .path]]" "$T/auditor.json")"
+expect_eq "auditor: its own login and list rows follow, as auditor" '[["login","auditor",0],["audit list","auditor",0]]' \
+	"$(jq -c "[.[] | select(.seq > $MAXR) | [.op, .user, .result]]" "$T/auditor.json")"
+# the refused reads are in the trail, as the users who tried
+for r in reader writer; do
+	for op in "audit list" "audit export"; do
+		has "$r: refused $op recorded (-EPERM)" ".op == \"$op\" and .user == \"$r\" and .result == -1"
+	done
+	has "$r: its login recorded" ".op == \"login\" and .user == \"$r\" and .result == 0"
+done
+has "reader: refused audit prune recorded (-EPERM)" '.op == "audit prune" and .user == "reader" and .result == -1'
 expect_status "auditor: audit export" 0 as auditor audit export --format json
 expect_status "auditor: audit verify" 0 as auditor audit verify
-expect_status "reader: audit verify (holds the MAC key)" 0 as reader audit verify
+expect_status "reader: audit verify (any user may verify)" 0 as reader audit verify
 expect_status "auditor: audit prune is denied (exit 5)" 5 as auditor audit prune --before 1s
 
 # ---- verify and prune ----
@@ -206,7 +239,7 @@ out=$(ctl audit verify); st=$?
 expect_eq "verify exits 0" 0 "$st"
 case $out in "audit trail intact: "*" rows") ok "verify message" ;; *) fail "verify message: $out" ;; esac
 refresh
-OLD=$(q "[.[] | select(.time_ns < $MID_NS)] | length")
+OLD=$(jqr "[.[] | select(.time_ns < $MID_NS)] | length")
 check "rows exist before the prune point" test "$OLD" -ge 1
 out=$(ctl audit prune --before "$MID"); st=$?
 expect_eq "prune exits 0" 0 "$st"
@@ -214,22 +247,26 @@ case $out in "pruned $OLD of "*) ok "prune says how many rows" ;; *) fail "prune
 expect_status "verify passes after prune" 0 ctl audit verify
 ctl audit list --json > "$T/after.json"
 expect_eq "no row older than the prune point remains" 0 "$(jq "[.[] | select(.time_ns < $MID_NS)] | length" "$T/after.json")"
-MAXSEQ=$(q '.[-1].seq')
-expect_eq "the rest remains" "$(q "[.[] | select(.time_ns >= $MID_NS) | .seq] | tostring")" "$(jq -c "[.[] | select(.seq <= $MAXSEQ) | .seq]" "$T/after.json")"
-expect_eq "the prune is recorded last" '"audit prune"' "$(jq -c '.[-1].op' "$T/after.json")"
+MAXSEQ=$(jqr '.[-1].seq')
+expect_eq "the rest remains" "$(jqr "[.[] | select(.time_ns >= $MID_NS) | .seq] | tostring")" "$(jq -c "[.[] | select(.seq <= $MAXSEQ) | .seq]" "$T/after.json")"
+# after the kept rows: the prune, the verify and this list, each with its login
+expect_eq "the prune is recorded after the kept rows" '["login","audit prune","login","audit verify","login","audit list"]' \
+	"$(readers_tail "$T/after.json" "$MAXSEQ")"
+check "the prune row: admin, success" jq -e 'any(.[]; .op == "audit prune" and .user == "admin" and .result == 0)' "$T/after.json"
 out=$(ctl audit prune --before now); st=$?
 expect_eq "prune everything exits 0" 0 "$st"
 expect_status "verify after pruning everything" 0 ctl audit verify
-# left: rows written after "now" was read (the prune's own login and itself)
-check "only the prune (and its login) is left" jq -e '(.[-1].op == "audit prune") and all(.[]; .op == "audit prune" or .op == "login")' <(ctl audit list --json)
+# left: rows written after "now" was read (the prune's own login and
+# itself), then the verify's and this list's
+expect_eq "only the prune (and its login) is left, then the readers'" '["login","audit prune","login","audit verify","login","audit list"]' \
+	"$(ctl audit list --json | jq -c '[.[] | .op]')"
 
 # ---- login, failed login and lockout (recorded by auth) ----
 printf 'wrong\n' > "$T/wrong.pass"; chmod 600 "$T/wrong.pass"
 for i in 1 2 3; do
 	"$CUSTODYCTL" -s "$STORE" -u writer -c "$CONF" --passfile "$T/wrong.pass" info >/dev/null 2>&1
 done
-# a reader's (read-only) mount records its login; read-only commands such
-# as `info` write nothing, so reading the trail never changes it
+# a reader's (read-only) mount records its login (as every command does)
 if "$CUSTODYFS" -u reader -c "$CONF" --passfile "$T/reader.pass" "$STORE" "$MNT"; then
 	T_MOUNTS+=("$MNT")
 	t_umount

@@ -2,8 +2,12 @@
 # Backups: the store file alone is a complete store once the mount is idle
 # (copied with cp while still mounted); how much of the file changes when
 # 4 KiB of a 64 MiB file changes (what incremental backup tools transfer);
-# `custodyctl backup` under a write load is consistent and complete; and
-# no -wal/-shm file is left after unmount.
+# `custodyctl backup` under a write load is consistent and complete; no
+# -wal/-shm file is left after unmount; a backup is a store instance of its
+# own (a signed fork commit: its trail shows the backup) and neither a
+# backup nor a cp copy, mounted, written and checked, ever makes the
+# original refuse to mount, while an older copy of the original put back
+# in its place is still refused as a rollback (exit 4).
 . "$(dirname "$0")/../lib.sh"
 t_setup
 REF=$T/ref          # plain copies of what was written to the mount
@@ -13,6 +17,7 @@ mkdir -p "$REF" "$T/mnt2"
 mount_at() {
 	"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$1" "$2" || return 1
 	T_MOUNTS+=("$2")
+	t_track "$2"
 	mountpoint -q "$2"
 }
 # same_files DIR LIST: every file named in LIST is identical in DIR and $REF
@@ -127,4 +132,63 @@ check "unmount" t_umount
 check "no -wal after unmount" test ! -e "$STORE-wal"
 check "no -shm after unmount" test ! -e "$STORE-shm"
 expect_eq "store integrity after all this" ok "$(sqlite3 "$STORE" 'PRAGMA integrity_check')"
+
+# ---- 5. store instances: copies never roll the original back ----
+# on_copy DB ARGS...: custodyctl as admin on another store file
+on_copy() { local db=$1; shift; "$CUSTODYCTL" -s "$db" -u admin -c "$CONF" --passfile "$PASSFILE" "$@"; }
+last_backup() { on_copy "$1" audit list --op backup --json 2>/dev/null | jq -r '.[-1].path // empty'; }
+expect_status "backup of the idle store" 0 ctl backup "$T/inst.db"
+# the copy's trail ends with its own fork row (naming where it came
+# from), the original's with the backup it made (naming the copy)
+got=$(last_backup "$T/inst.db")
+check "the backup's trail has its fork row, naming the original ($got)" \
+	grep -qF "$STORE" <<<"$got"
+check_not "the backup's fork row is not the original's row" grep -qF "inst.db" <<<"$got"
+got=$(last_backup "$STORE")
+check "the original's trail names the backup ($got)" grep -qF "$T/inst.db" <<<"$got"
+expect_status "audit verify on the backup (the fork commit is signed)" 0 \
+	on_copy "$T/inst.db" audit verify
+expect_status "check the backup" 0 on_copy "$T/inst.db" check
+check "mount the backup read-write" mount_at "$T/inst.db" "$T/mnt2"
+check "write to the backup" sh -c "echo in-backup > '$T/mnt2/only-in-backup'"
+check "unmount the backup" t_umount "$T/mnt2"
+expect_status "check the written backup" 0 on_copy "$T/inst.db" check
+expect_status "audit verify the written backup" 0 on_copy "$T/inst.db" audit verify
+# a plain cp copy: checked first, then mounted, written, checked again
+cp "$STORE" "$T/cp.db"
+expect_status "check a cp copy" 0 on_copy "$T/cp.db" check
+check "mount the cp copy read-write" mount_at "$T/cp.db" "$T/mnt2"
+check "write to the cp copy" sh -c "echo in-copy > '$T/mnt2/only-in-copy'"
+check "unmount the cp copy" t_umount "$T/mnt2"
+expect_status "check the written cp copy" 0 on_copy "$T/cp.db" check
+expect_status "audit verify the written cp copy" 0 on_copy "$T/cp.db" audit verify
+# the original: mounts, has its own files and none of the copies'
+expect_status "the original still mounts after its copies were used" 0 \
+	"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$STORE" "$MNT"
+t_track "$MNT"
+check "the original has its files" same_files "$MNT" "$T/static.list"
+check_not "the original lacks the backup's file" test -e "$MNT/only-in-backup"
+check_not "the original lacks the cp copy's file" test -e "$MNT/only-in-copy"
+check "write to the original" sh -c "echo in-original > '$MNT/only-in-original'"
+check "unmount the original" t_umount
+expect_status "check the original" 0 ctl check
+expect_status "audit verify the original" 0 ctl audit verify
+# a rolled-back original: the copy taken in part 2 (never opened since),
+# put back at the original's path, is older than what this user has seen
+check "no -wal beside the original before the swap" test ! -e "$STORE-wal"
+mv "$STORE" "$T/current.db"
+cp "$T/inc0.db" "$STORE"
+expect_status "rolled-back original: mount refused (exit 4)" 4 \
+	"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$STORE" "$MNT"
+stderr_has "rolled-back original: says rolled back" "rolled back|older than"
+if mountpoint -q "$MNT"; then fail "rolled-back original was mounted"; t_track "$MNT"; t_umount; fi
+expect_status "rolled-back original: check refused (exit 4)" 4 ctl check
+expect_status "rolled-back original: info refused (exit 4)" 4 ctl info
+# the current file back in place: mounts again, with its newest write
+rm -f "$STORE-wal" "$STORE-shm"
+mv "$T/current.db" "$STORE"
+check "the current original put back mounts" t_mount
+expect_eq "it has its newest write" in-original "$(cat "$MNT/only-in-original" 2>&1)"
+check "unmount" t_umount
+expect_status "check the original at the end" 0 ctl check
 t_finish

@@ -25,6 +25,7 @@ for f in bin/custodyfs bin/custodyctl share/man/man1/custodyfs.1 \
          lib/systemd/system/custodyfs@.service; do
 	check "installed $f" test -s "$P/$f"
 done
+check_not "nothing installed in sbin/ (custodyctl is in bin/)" test -e "$P/sbin"
 check "installed /etc/custodyfs/custodyfs.ini" test -s "$ROOT/etc/custodyfs/custodyfs.ini"
 expect_eq "custodyfs is executable" 755 "$(stat -c %a "$P/bin/custodyfs")"
 expect_eq "installed custodyfs runs" "custodyfs" "$("$P/bin/custodyfs" --version | cut -d' ' -f1)"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Day-two commands: info --json, upgrade and the refusal of newer formats,
+# Day-two commands: info --json, upgrade and the refusal of newer formats
+# (the format is the file header's user_version, not the meta row),
 # compact (shrinks after a delete; refuses while mounted, exit 6, without
 # stalling the mount), backup's refusals (existing DEST, the store itself,
 # a leftover DEST.tmp) and the audit rows of these actions.
@@ -13,44 +14,75 @@ lines() { grep -c . "$1"; }
 
 # ---- info --json ----
 json=$(ctl info --json)
-for f in format cipher block_size page_size file_bytes wal_bytes free_bytes \
-         files directories data_bytes blocks audit_rows keys users; do
+for f in format block_size page_size file_bytes wal_bytes free_bytes \
+         files directories data_bytes blocks audit_rows purge_pending \
+         roster authority_epoch commit keys users mounts; do
 	case $json in *"\"$f\":"*) ok "info --json has $f" ;;
 	              *) fail "info --json lacks $f: $json" ;; esac
 done
-expect_eq "info --json format" 1 "$(sed -n 's/.*"format":\([0-9]*\).*/\1/p' <<<"$json")"
+jqv() { jq -c "$1" <<<"$json" 2>&1; }
+expect_eq "info --json format" 2 "$(jqv .format)"
+expect_eq "info --json block_size" 4096 "$(jqv .block_size)"
+expect_eq "info --json page_size" 65536 "$(jqv .page_size)"
+expect_eq "info --json: an empty store" '0 1 0 0' "$(jqv '[.files, .directories, .data_bytes, .blocks] | map(tostring) | join(" ")' | tr -d '"')"
+expect_eq "info --json purge_pending" '{"inodes":0,"blocks":0,"bytes":0}' "$(jqv .purge_pending)"
+expect_eq "info --json roster counter" 1 "$(jqv .roster)"
+expect_eq "info --json authority_epoch" 1 "$(jqv .authority_epoch)"
+check "info --json commit seq is the ledger's ($(jqv .commit.seq))" \
+	test "$(jqv .commit.seq)" -ge 1 -a "$(jqv .commit.seq)" -le "$(q 'SELECT max(seq) FROM ledger')"
+check "info --json commit hash is 32 bytes of hex" grep -qxE '"[0-9a-f]{64}"' <<<"$(jqv .commit.hash)"
+expect_eq "info --json keys" '[{"version":1,"status":"active"}]' "$(jqv .keys)"
+expect_eq "info --json users" '[{"name":"admin","role":"admin"}]' "$(jqv .users)"
+expect_eq "info --json mounts" '[]' "$(jqv .mounts)"
+expect_eq "info --json audit_rows is the trail's length" "$(q 'SELECT count(*) FROM audit')" "$(jqv .audit_rows)"
 
 # ---- upgrade ----
 out=$(ctl upgrade 2>&1); st=$?
 expect_eq "upgrade exit" 0 "$st"
-expect_eq "upgrade says current" "store is already at format 1" "$out"
+expect_eq "upgrade says current" "store is already at format 2" "$out"
 expect_status "upgrade --help" 0 ctl upgrade --help
 expect_status "upgrade takes no arguments" 2 ctl upgrade extra
 
-# a store from a newer custodyfs (format 2), as a newer binary writes it
-cp "$STORE" "$T/f2.db"
-sqlite3 "$T/f2.db" "UPDATE meta SET value=CAST('2' AS BLOB) WHERE key='format'"
+# a store from a newer custodyfs (format 3), as a newer binary writes it:
+# the format is the file header's user_version (the meta row still says 2)
+cp "$STORE" "$T/f3.db"
+sqlite3 "$T/f3.db" "PRAGMA user_version=3"
 for cmd in info upgrade; do
-	"$CUSTODYCTL" -s "$T/f2.db" -u admin -c "$CONF" --passfile "$PASSFILE" \
+	"$CUSTODYCTL" -s "$T/f3.db" -u admin -c "$CONF" --passfile "$PASSFILE" \
 		$cmd >/dev/null 2>"$T/err"; st=$?
-	expect_eq "format 2: custodyctl $cmd exit" 1 "$st"
-	expect_eq "format 2: custodyctl $cmd one line" 1 "$(lines "$T/err")"
-	check "format 2: custodyctl $cmd says newer" grep -q "newer custodyfs" "$T/err"
+	expect_eq "format 3: custodyctl $cmd exit" 1 "$st"
+	expect_eq "format 3: custodyctl $cmd one line" 1 "$(lines "$T/err")"
+	check "format 3: custodyctl $cmd says newer" grep -q "newer custodyfs" "$T/err"
 done
 mkdir -p "$T/mnt2"
-"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$T/f2.db" "$T/mnt2" \
+"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$T/f3.db" "$T/mnt2" \
 	2>"$T/err"; st=$?
 T_MOUNTS+=("$T/mnt2")
-expect_eq "format 2: custodyfs exit" 1 "$st"
-expect_eq "format 2: custodyfs one line" 1 "$(lines "$T/err")"
-check "format 2: custodyfs says newer" grep -q "newer custodyfs" "$T/err"
-check_not "format 2: nothing mounted" mountpoint -q "$T/mnt2"
-# the same edit by hand, as text: still refused with one line and exit 1
-sqlite3 "$T/f2.db" "UPDATE meta SET value='2' WHERE key='format'"
-"$CUSTODYCTL" -s "$T/f2.db" -u admin -c "$CONF" --passfile "$PASSFILE" info \
-	>/dev/null 2>"$T/err"; st=$?
-expect_eq "format '2' as text: info exit" 1 "$st"
-expect_eq "format '2' as text: one line" 1 "$(lines "$T/err")"
+expect_eq "format 3: custodyfs exit" 1 "$st"
+expect_eq "format 3: custodyfs one line" 1 "$(lines "$T/err")"
+check "format 3: custodyfs says newer" grep -q "newer custodyfs" "$T/err"
+check_not "format 3: nothing mounted" mountpoint -q "$T/mnt2"
+expect_eq "format 3: the refused file still says 3" 3 "$(sqlite3 "$T/f3.db" 'PRAGMA user_version')"
+# the header decides, not the meta row: a format-2 file whose meta row was
+# edited by hand (to '3' as text, or to 1) opens as format 2, and upgrade
+# neither claims another format nor runs a migration on it
+# (a fresh name for each copy: a file put where another copy was seen
+# would be a rollback of that one)
+i=0
+for v in "'3'" "CAST('1' AS BLOB)"; do
+	i=$((i + 1))
+	cp "$STORE" "$T/m$i.db"
+	sqlite3 "$T/m$i.db" "UPDATE meta SET value=$v WHERE key='format'"
+	out=$("$CUSTODYCTL" -s "$T/m$i.db" -u admin -c "$CONF" --passfile "$PASSFILE" \
+		info --json 2>"$T/err"); st=$?
+	expect_eq "meta format $v: info exit" 0 "$st"
+	expect_eq "meta format $v: info says format 2" 2 "$(jq .format <<<"$out" 2>&1)"
+	out=$("$CUSTODYCTL" -s "$T/m$i.db" -u admin -c "$CONF" --passfile "$PASSFILE" \
+		upgrade 2>"$T/err"); st=$?
+	expect_eq "meta format $v: upgrade exit" 0 "$st"
+	expect_eq "meta format $v: upgrade says current" "store is already at format 2" "$out"
+	expect_eq "meta format $v: header still 2" 2 "$(sqlite3 "$T/m$i.db" 'PRAGMA user_version')"
+done
 
 # ---- compact ----
 check "mount" t_mount
@@ -128,4 +160,14 @@ n() { sqlite3 "$STORE" "SELECT count(*) FROM audit WHERE op='$1' AND result=$2";
 expect_eq "audit: compact refused while mounted" 1 "$(n compact -16)"
 expect_eq "audit: compact done" 1 "$(n compact 0)"
 expect_eq "audit: backups done" 2 "$(n backup 0)"
+expect_eq "audit: the three info commands" 3 "$(n info 0)"
+# every command logs in first: its rows follow a login row of its session
+expect_eq "audit: every command's session logged in before it" 0 \
+	"$(q "SELECT count(*) FROM audit a WHERE a.op IN ('info','compact','backup')
+	      AND NOT EXISTS (SELECT 1 FROM audit l WHERE l.op='login' AND l.result=0
+	                      AND l.session=a.session AND l.seq<a.seq)")"
+expect_eq "audit: one login per command session" 0 \
+	"$(q "SELECT count(*) FROM (SELECT session FROM audit WHERE op='login'
+	      GROUP BY session HAVING count(*) <> 1)")"
+expect_status "audit verify after all this" 0 ctl audit verify
 t_finish

@@ -14,7 +14,8 @@ DIFFTEST=${CFS_BUILD:-$TOP/build}/difftest
 [ -x "$DIFFTEST" ] || { echo "$T_NAME: $DIFFTEST missing (make tools)" >&2; exit 1; }
 t_setup
 
-# objects (blocks, names, xattrs, inodes, audit rows) under versions < $1
+# objects (blocks, names, xattrs, session detail keys) under versions < $1
+# (format 2: inode rows are in the clear under the inode tree, no version)
 old_objects() {
 	ctl key list --json 2>/dev/null | jq -r --argjson v "$1" '[.[] | select(.version < $v) | .objects] | add // 0'
 }
@@ -120,10 +121,12 @@ expect_eq "every difftest run ok" 0 "$bad"
 ctl key list --json > "$T/list.json"
 expect_eq "key list: v1 and v2 have 0 objects" "0 0" \
 	"$(jq -r '[.[] | select(.version < 3) | .objects] | map(tostring) | join(" ")' "$T/list.json")"
-expect_eq "no block/name/xattr/inode under v1 or v2" "0" \
-	"$(q "SELECT (SELECT count(*) FROM blocks WHERE key_version<3) + (SELECT count(*) FROM dentries WHERE key_version<3) + (SELECT count(*) FROM xattrs WHERE key_version<3) + (SELECT count(*) FROM inodes WHERE key_version<3)")"
+expect_eq "no block/name/xattr under v1 or v2" "0" \
+	"$(q "SELECT (SELECT count(*) FROM blocks WHERE key_version<3) + (SELECT count(*) FROM dentries WHERE key_version<3) + (SELECT count(*) FROM xattrs WHERE key_version<3)")"
 expect_eq "no audit session key under v1 or v2 still in use" "0" \
-	"$(q "SELECT count(*) FROM audit JOIN audit_keys ON audit.session=audit_keys.id WHERE audit_keys.key_version<3")"
+	"$(q "SELECT count(*) FROM audit JOIN sessions ON audit.session=sessions.id WHERE sessions.detail_version<3")"
+expect_eq "no session detail key under v1 or v2 at all" "0" \
+	"$(q "SELECT count(*) FROM sessions WHERE detail_version<3")"
 check "tree unchanged after reencrypt (mounted)" diff -r --no-dereference "$SRC" "$MNT/data"
 xattr_dump() { (cd "$1" && find . -type f | sort | xargs getfattr -d -m '^user\.' 2>/dev/null); }
 xattr_dump "$SRC" > "$T/x.src"
@@ -173,7 +176,8 @@ expect_eq "resumed reencrypt finishes" 0 "$?"
 printf '%s: resumed reencrypt after 3 kills: %s\n' "$T_NAME" "$(tail -n 1 "$T/final.out")"
 expect_eq "after resume: 0 objects under v1..v3" "0" "$(old_objects 4)"
 expect_eq "after resume: nothing in the tables under an old version" "0" \
-	"$(q "SELECT (SELECT count(*) FROM blocks WHERE key_version<4) + (SELECT count(*) FROM dentries WHERE key_version<4) + (SELECT count(*) FROM xattrs WHERE key_version<4) + (SELECT count(*) FROM inodes WHERE key_version<4)")"
+	"$(q "SELECT (SELECT count(*) FROM blocks WHERE key_version<4) + (SELECT count(*) FROM dentries WHERE key_version<4) + (SELECT count(*) FROM xattrs WHERE key_version<4) + (SELECT count(*) FROM sessions WHERE detail_version<4)")"
+expect_status "audit verify after resumed reencrypt" 0 ctl audit verify
 expect_status "check after resumed reencrypt" 0 ctl check
 check "mount after resumed reencrypt" t_mount
 (cd "$MNT" && md5sum -c --quiet "$T/big.sums") > "$T/big.check" 2>&1

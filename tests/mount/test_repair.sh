@@ -5,9 +5,14 @@
 # unlinked while open when its daemon died, blocks deleted and flipped)
 # is fixed without guessing, each fix is reported and audited, forged rows
 # are left alone, and the result mounts and reads as expected.
+# Format 2: rows deleted with sqlite3 are also missing from the signed
+# trees (check says so); a store file put back from an older copy at its
+# own path is a rollback, so every "start again from the damaged store"
+# below works on a copy at a new path (an instance of its own).
 . "$(dirname "$0")/../lib.sh"
 t_setup
 
+ORIG=$STORE
 check "mount" t_mount
 mkdir -p "$MNT/d/sub" "$MNT/keep"
 printf 'in the lost directory\n' > "$MNT/d/sub/x"
@@ -65,22 +70,22 @@ check "check: orphan file" grep -q "orphan: not reachable" "$T/c1.out"
 check "check: wrong link count of /f" grep -q "^/f: link count is 2, should be 1" "$T/c1.out"
 check "check: entry naming a missing inode" grep -q "^/d: entry 'a' names inode" "$T/c1.out"
 check "check: blocks of the missing inode" grep -q "^inode ${INO[d/a]}: blocks are left of inode ${INO[d/a]}, which does not exist" "$T/c1.out"
-check "check: deleted block of /big" grep -q "^/big: has 15 stored blocks, its inode says 16" "$T/c1.out"
-check "check: flipped block of /big2" grep -q "^/big2: 1 of 16 blocks fail authentication" "$T/c1.out"
+check "check: deleted block of /big" grep -q "^/big: 1 blocks of the signed file are gone from the store" "$T/c1.out"
+check "check: flipped block of /big2" grep -q "^/big2: 1 of 16 blocks are not the signed ones" "$T/c1.out"
+check "check: the deleted entries of the signed state" test "$(grep -c "directory entry [0-9]* of the signed state is gone" "$T/c1.out")" -eq 3
+check "check: the deleted inode of the signed state" grep -q "^inode ${INO[d/a]}: inode ${INO[d/a]} of the signed state is gone" "$T/c1.out"
 
 # refusals: mounted read-write, not an admin, bad flags
 cp "$STORE" "$T/before-repair.db"
-check "mount for the busy test" t_mount -o accept_rollback
-expect_status "repair while mounted read-write: busy" 6 ctl check --repair
+# the busy test on a copy (a mount sweeps the open-unlinked orphan, and
+# the original must stay as damaged as it is)
+cp "$STORE" "$T/busy.db"
+"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$T/busy.db" "$MNT" && T_MOUNTS+=("$MNT") && t_track "$MNT"
+check "mount a copy for the busy test" mountpoint -q "$MNT"
+expect_status "repair while mounted read-write: busy" 6 \
+	"$CUSTODYCTL" -s "$T/busy.db" -u admin -c "$CONF" --passfile "$PASSFILE" check --repair
 check "unmount" t_umount
-# the mount swept the open-unlinked orphan, as mounts do: back to the damage
-cp "$T/before-repair.db" "$STORE"
-rm -f "$STORE-wal" "$STORE-shm"
 expect_status "--zero-unreadable without --repair: usage" 2 ctl check --zero-unreadable
-printf 'writer-pass\n' > "$T/w.pass"; chmod 600 "$T/w.pass"
-ctl user add wr --role writer --new-passfile "$T/w.pass" >/dev/null || fail "user add"
-expect_status "a writer may not repair" 5 \
-	"$CUSTODYCTL" -s "$STORE" -u wr -c "$CONF" --passfile "$T/w.pass" check --repair
 
 # repair without --zero-unreadable: the tree is fixed, the blocks are not
 ctl check --repair > "$T/r1.out" 2> "$T/r1.err"
@@ -93,7 +98,9 @@ check "repaired: open-unlinked file removed" grep -q "^repaired: inode [0-9]*: r
 check "repaired: stray blocks queued" grep -q "^repaired: inode ${INO[d/a]}: blocks of a deleted inode: queued" "$T/r1.out"
 check "repaired: /f link count" grep -q "^repaired: /f: link count is 2, should be 1" "$T/r1.out"
 check "repaired: /d link count" grep -q "^repaired: /d: link count is 3, should be 2" "$T/r1.out"
-check "block damage still reported" grep -q "^/big2: 1 of 16 blocks fail" "$T/r1.out"
+check "repaired: / entry count" grep -q "^repaired: /: directory counts 8 entries, 6 are stored" "$T/r1.out"
+check "repaired: /d entry count" grep -q "^repaired: /d: directory counts 1 entries, 0 are stored" "$T/r1.out"
+check "block damage still reported" grep -q "^/big2: 1 of 16 blocks are not the signed ones" "$T/r1.out"
 check_not "no tree problem left" grep -qE "orphan|link count|names inode" <(grep -v '^repaired' "$T/r1.out")
 check_not "blocks untouched without --zero-unreadable" grep -qE "unreadable or stray|block count set" <(grep '^repaired' "$T/r1.out")
 check_not "quiet on a non-terminal" grep -q . "$T/r1.err"
@@ -133,20 +140,46 @@ expect_status "check after use" 0 ctl check
 
 # every repair is in the audit trail
 n=$(ctl audit list --json --op "check repair" | jq length)
-expect_eq "audit: one row per repair" 10 "$n"
+nfix=$(( $(grep -c '^repaired: ' "$T/r1.out") + $(jq '.repaired | length' "$T/r2.json") ))
+check "repairs were made ($nfix)" test "$nfix" -ge 12
+expect_eq "audit: one row per repair" "$nfix" "$n"
+check "audit: the /f link count repair is recorded" jq -e 'any(.[]; .user == "admin" and .result == 0 and (.path | startswith("/f: link count is 2, should be 1")))' <(ctl audit list --json --op "check repair")
 expect_eq "the mount purged the stray blocks" 0 \
 	"$(sqlite3 "$STORE" "SELECT count(*) FROM blocks WHERE ino=${INO[d/a]}")"
 expect_status "audit chain verifies" 0 ctl audit verify
 
-# forged rows are left alone: an inode MAC failure is reported, not fixed
+# forged rows are left alone: an inode that is not the signed one (no
+# leaf of the inode tree matches it) is reported, never rewritten as
+# genuine. On a copy of the damaged store (a new path: its own instance).
+STORE=$T/forged.db
 cp "$T/before-repair.db" "$STORE"
-rm -f "$STORE-wal" "$STORE-shm"
 sqlite3 "$STORE" "UPDATE inodes SET size = size + 1 WHERE ino=${INO[keep/ok]}" || fail "edit"
 ctl check --repair --zero-unreadable > "$T/r3.out"
 expect_eq "forged inode: still damage after repair" 4 $?
-check "forged inode reported" grep -q "^/keep/ok: inode fails authentication" "$T/r3.out"
+check "forged inode reported" grep -q "^/keep/ok: inode is not the signed one" "$T/r3.out"
 check_not "forged inode not rewritten" grep -q "^repaired: /keep/ok" "$T/r3.out"
 expect_eq "forged inode row unchanged" 1 \
 	"$(sqlite3 "$STORE" "SELECT count(*) FROM inodes WHERE ino=${INO[keep/ok]} AND size=11")"
+# the same for a forged directory entry: reported, not dropped or resealed
+STORE=$T/forged2.db
+cp "$T/before-repair.db" "$STORE"
+sqlite3 "$STORE" "UPDATE dentries SET name = CAST(substr(name,1,20) ||
+    CASE WHEN substr(name,21,1) = X'41' THEN X'42' ELSE X'41' END || substr(name,22) AS BLOB)
+  WHERE ino=${INO[keep/ok]}" || fail "edit"
+DID=$(sqlite3 "$STORE" "SELECT id FROM dentries WHERE ino=${INO[keep/ok]}")
+ctl check --repair --zero-unreadable > "$T/r4.out"
+expect_eq "forged entry: still damage after repair" 4 $?
+check "forged entry reported" grep -q "^/keep: directory entry $DID is not the signed one" "$T/r4.out"
+check_not "forged entry not rewritten or dropped" grep -qE "^repaired: .*(entry $DID |/keep/ok)" "$T/r4.out"
+expect_eq "forged entry row unchanged" 1 "$(sqlite3 "$STORE" "SELECT count(*) FROM dentries WHERE id=$DID")"
+
+# a writer may not repair (last: adding a user changes the roster, and the
+# copies above were taken before)
+STORE=$ORIG
+printf 'writer-pass\n' > "$T/w.pass"; chmod 600 "$T/w.pass"
+ctl user add wr --role writer --new-passfile "$T/w.pass" >/dev/null || fail "user add"
+expect_status "a writer may not repair" 5 \
+	"$CUSTODYCTL" -s "$STORE" -u wr -c "$CONF" --passfile "$T/w.pass" check --repair
+check "the writer's refusal is in the trail" jq -e 'any(.[]; .user == "wr" and .result == -1)' <(ctl audit list --json --user wr)
 
 t_finish

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Mount sessions (issue 3): the mounts table, one read-write mount per
 # store, a killed daemon's lock never blocks, idle= and maxage= end a
-# session, --extpass supplies the passphrase.
+# session, --extpass supplies the passphrase. Format 2: each mount has its
+# own session key (a sessions row of kind "mount", the daemon's pid), its
+# trail rows name that session, and a killed daemon leaves a trail and a
+# store that still verify.
 . "$(dirname "$0")/../lib.sh"
 t_setup
 MNT2=$T/mnt2
@@ -36,6 +39,18 @@ check "unmount the read-only one" t_umount "$MNT2"
 n=$(sqlite3 "$STORE" "SELECT count(*) FROM mounts WHERE ended=0 AND readonly=0 AND pid=$pid AND user='admin'")
 expect_eq "open session row for the writer" 1 "$n"
 expect_eq "its mount point is recorded" "$MNT" "$(sqlite3 "$STORE" "SELECT mountpoint FROM mounts WHERE pid=$pid")"
+admin_id=$(uid_of admin)
+expect_eq "the writer has one mount session of its own" 1 \
+	"$(q "SELECT count(*) FROM sessions WHERE pid=$pid AND kind='mount' AND user_id=$admin_id")"
+sid=$(q "SELECT id FROM sessions WHERE pid=$pid AND kind='mount'")
+expect_eq "the writer's mount row names its session" 1 \
+	"$(q "SELECT count(*) FROM audit WHERE op='mount' AND result=0 AND session=${sid:-0}")"
+expect_eq "the daemon's login and mount rows name its session" "login mount" \
+	"$(q "SELECT group_concat(op, ' ') FROM (SELECT op FROM audit WHERE pid=$pid AND session=${sid:-0} ORDER BY seq)")"
+ino=$(stat -c %i "$MNT/f")
+expect_eq "the write of f (create, write) is under the writer's session" "1 1" \
+	"$(q "SELECT (SELECT count(*) FROM audit WHERE op='create' AND ino=$ino AND session=${sid:-0})
+	          || ' ' || (SELECT count(*) FROM audit WHERE op='write' AND ino=$ino AND session=${sid:-0})")"
 
 # ---- kill -9: the stale lock never blocks ----
 kill -9 "$pid"
@@ -45,6 +60,8 @@ check "mount again right after kill -9" t_mount
 expect_eq "data survived" "data" "$(cat "$MNT/f")"
 expect_eq "the killed session is marked crashed" "crashed" \
 	"$(sqlite3 "$STORE" "SELECT end_reason FROM mounts WHERE pid=$pid")"
+expect_status "the trail verifies after kill -9" 0 ctl audit verify
+expect_status "check is clean after kill -9" 0 ctl check
 check "unmount" t_umount
 expect_eq "a clean session ends as 'unmount'" "unmount" \
 	"$(sqlite3 "$STORE" "SELECT end_reason FROM mounts ORDER BY id DESC LIMIT 1")"
@@ -90,4 +107,13 @@ expect_eq "maxage session ends as 'maxage'" "maxage" \
 # every session is in the trail
 n=$(sqlite3 "$STORE" "SELECT count(*) FROM audit WHERE op='mount'")
 [ "$n" -ge 6 ] && ok "mounts recorded in the trail ($n)" || fail "mounts in the trail: $n"
+# every read-write mount had a session of its own, and its mount row names it
+expect_eq "one mount session per read-write mount" \
+	"$(q "SELECT count(*) FROM mounts WHERE readonly=0")" \
+	"$(q "SELECT count(DISTINCT s.id) FROM sessions s JOIN mounts m ON m.pid=s.pid
+	      WHERE s.kind='mount' AND m.readonly=0")"
+expect_eq "every mount row names a mount session" 0 \
+	"$(q "SELECT count(*) FROM audit a WHERE a.op='mount' AND a.result=0 AND NOT EXISTS
+	      (SELECT 1 FROM sessions s WHERE s.id=a.session AND s.kind='mount')")"
+expect_status "the whole trail verifies" 0 ctl audit verify
 t_finish

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Tampering with an unmounted store (sqlite3 CLI, dd): flipped, swapped,
 # moved and deleted block rows, edited inode and dentry rows, edited
-# xattrs, random bytes in the file. Each group of edits runs on a fresh
-# copy of one pristine store, each edit on its own file(s). Every damaged
-# object must fail with EIO while every other file reads back exactly; the
-# daemon never crashes: it stays mounted, `ls` works, and it destroys
-# nothing (the damaged rows are still there after unmount, for check);
-# or, for random bytes, it refuses to mount with one clear line.
+# xattrs, rows put back from an older copy of the store (replayed), random
+# bytes in the file. Each group of edits runs on a fresh copy of one
+# pristine store (a copy at a new path: it opens as an instance of its
+# own), each edit on its own file(s). Every damaged object must fail with
+# EIO while every other file reads back exactly; the daemon never crashes:
+# it stays mounted, listings of directories without damaged entries work,
+# and it destroys nothing (the damaged rows are still there after
+# unmount); `custodyctl check` then exits 4 with a finding naming each
+# damaged object. Random bytes: it refuses to mount with one clear line,
+# or serves what is intact.
+# Inode rows carry no MAC any more: the inode Merkle tree of the signed
+# commit covers every column, as the entry tree covers entries, each file's
+# block tree its blocks, and the inode's xattr digest its xattr set.
 . "$(dirname "$0")/../lib.sh"
 t_setup
 PRISTINE=$T/pristine.db
@@ -27,9 +34,25 @@ for i in 1 2 3; do
 done
 head -c 20000 /dev/urandom > "$MNT/keep.bin"
 ln -s f1 "$MNT/link"
-FILES+=(d/e.txt x1 x2 x3 keep.bin)
+# objects that change after the older copy is taken (replayed below)
+head -c 12000 /dev/urandom > "$MNT/r1"
+head -c 12000 /dev/urandom > "$MNT/r2"
+printf 'xattr replay\n' > "$MNT/r3"
+setfattr -n user.one -v "old-value" "$MNT/r3"
+printf 'renamed later\n' > "$MNT/r4old"
+FILES+=(d/e.txt x1 x2 x3 keep.bin r1 r2 r3)
+check "unmount (older copy)" t_umount
+OLDER=$T/older.db
+cp "$STORE" "$OLDER"
+check "mount (changes after the older copy)" t_mount
+head -c 8000 /dev/urandom > "$MNT/r1"
+head -c 12000 /dev/urandom | dd of="$MNT/r2" conv=notrunc status=none
+setfattr -n user.one -v "new-value" "$MNT/r3"
+mv "$MNT/r4old" "$MNT/r4"
+# r4 itself is left out of FILES: whether the replay below takes its
+# entry's row id depends on SQLite's choice of a new rowid
 declare -A SUM INO
-for f in "${FILES[@]}" d; do
+for f in "${FILES[@]}" d link r4; do
 	INO[$f]=$(stat -c %i "$MNT/$f")
 done
 for f in "${FILES[@]}"; do
@@ -40,6 +63,15 @@ check "WAL folded in after unmount" test ! -s "$STORE-wal"
 cp "$STORE" "$PRISTINE"
 expect_eq "pristine: f1 has 3 block rows" 3 \
 	"$(sqlite3 "$PRISTINE" "SELECT count(*) FROM blocks WHERE ino=${INO[f1]}")"
+expect_eq "pristine: no damage" 0 "$(ctl check > /dev/null 2>&1; echo $?)"
+# what the older copy holds differs from the pristine (else nothing replays)
+differs() { [ "$(sqlite3 "$OLDER" "$1")" != "$(sqlite3 "$PRISTINE" "$1")" ]; }
+check "older copy: r1's inode row differs" differs "SELECT quote(size), hex(troot) FROM inodes WHERE ino=${INO[r1]}"
+check "older copy: r2's blocks differ" differs "SELECT hex(data) FROM blocks WHERE ino=${INO[r2]} ORDER BY blk"
+check "older copy: r3's xattr differs" differs "SELECT hex(value) FROM xattrs WHERE ino=${INO[r3]}"
+check "older copy: r4's entry differs" differs "SELECT id, hex(tag), hex(name) FROM dentries WHERE ino=${INO[r4]}"
+# did: the id of the directory entry naming a pristine file
+did() { sqlite3 "$PRISTINE" "SELECT id FROM dentries WHERE ino=${INO[$1]}"; }
 
 # i NAME: inode number of a pristine file
 i() { echo "${INO[$1]}"; }
@@ -87,7 +119,10 @@ umount_quick() {
 	fail "daemon $pid did not exit after unmount"
 }
 
-# alive DESC: the daemon still serves, and lists the root
+# alive DESC: the daemon still serves, and lists $LS_DIR (the root unless
+# the group damaged its entries), which holds $LS_NAME
+LS_DIR=""
+LS_NAME=keep.bin
 alive() {
 	local pid
 	pid=$(t_pid)
@@ -98,8 +133,8 @@ alive() {
 		fail "$1: daemon died or mount gone"
 		return
 	fi
-	if ls "$MNT" > "$T/.ls" 2> "$T/.err" && grep -qx keep.bin "$T/.ls"; then
-		ok "$1: ls works"
+	if ls "$MNT/$LS_DIR" > "$T/.ls" 2> "$T/.err" && grep -qx "$LS_NAME" "$T/.ls"; then
+		ok "$1: ls /$LS_DIR works"
 	else
 		fail "$1: ls fails: $(head -c 200 "$T/.err")"
 	fi
@@ -141,13 +176,20 @@ intact() {
 group() {
 	G=$1
 	DAMAGED=()
+	FINDINGS=()
+	LS_DIR=""
+	LS_NAME=keep.bin
 	fresh
 }
+# finding REGEX: `custodyctl check` must print a line matching it (grep -E)
+finding() { FINDINGS+=("$1"); }
+# finds_file F: a finding naming file F by path or inode number
+finds_file() { finding "^(/$1|inode ${INO[$1]}): "; }
 # serve: mount the edited copy (rows counted first)
 BEFORE=""
 serve() {
 	BEFORE=$(rows)
-	check "$G: mounts" t_mount -o accept_rollback  # each group replays a pristine copy
+	check "$G: mounts" t_mount  # a copy at a new path: no rollback
 }
 # done_group: others intact, daemon alive, nothing destroyed
 done_group() {
@@ -155,15 +197,29 @@ done_group() {
 	alive "$G"
 	umount_quick
 	expect_eq "$G: no rows removed" "$BEFORE" "$(rows)"
+	local f st
+	ctl check > "$T/.check" 2>&1; st=$?
+	expect_eq "$G: check finds damage (exit 4)" 4 "$st"
+	for f in "${FINDINGS[@]}"; do
+		if grep -qE -- "$f" "$T/.check"; then
+			ok "$G: check: /$f/"
+		else
+			fail "$G: check has no finding /$f/: $(head -c 600 "$T/.check")"
+		fi
+	done
 }
 # case DESC SQL DAMAGED...: an edit whose files must give EIO
 CASES=()
 case_() {
 	edit "$1" "$2"
-	local d=$1; shift 2
+	local d=$1 f; shift 2
 	DAMAGED+=("$@")
 	CASES+=("$d|$*")
+	if [ "$CASE_FINDS" = file ]; then
+		for f in "$@"; do finds_file "$f"; done
+	fi
 }
+CASE_FINDS=file
 check_cases() {
 	local c f
 	for c in "${CASES[@]}"; do
@@ -213,6 +269,14 @@ DAMAGED+=(f15)
 # holes, so the missing block is an error, not zeros (`check` reports it too)
 edit "deleted block row" "DELETE FROM blocks WHERE ino=$(i f16) AND blk=1"
 DAMAGED+=(f16)
+finds_file f15
+finds_file f16
+# r2's blocks as the older copy had them (same size, other content): the
+# genuine ciphertext of an older state, not the signed one
+case_ "blocks put back from an older copy" \
+	"ATTACH '$OLDER' AS o;
+	 DELETE FROM blocks WHERE ino=$(i r2);
+	 INSERT INTO blocks SELECT * FROM o.blocks WHERE ino=$(i r2)" r2
 serve
 check_cases
 for f in f15 f16; do
@@ -232,18 +296,28 @@ case_ "mode changed" "UPDATE inodes SET mode=mode|2 WHERE ino=$(i f3)" f3
 case_ "uid changed" "UPDATE inodes SET uid=4242 WHERE ino=$(i f4)" f4
 case_ "nlink changed" "UPDATE inodes SET nlink=5 WHERE ino=$(i f5)" f5
 case_ "nlink set to 0" "UPDATE inodes SET nlink=0 WHERE ino=$(i f6)" f6
-case_ "key version zero" "UPDATE inodes SET key_version=0 WHERE ino=$(i f7)" f7
+case_ "block tree root zeroed" "UPDATE inodes SET troot=zeroblob(32) WHERE ino=$(i f7)" f7
 case_ "file id changed" "UPDATE inodes SET file_id=randomblob(16) WHERE ino=$(i f8)" f8
 case_ "file id too short" "UPDATE inodes SET file_id=X'00' WHERE ino=$(i f9)" f9
-case_ "mac zeroed" "UPDATE inodes SET mac=zeroblob(32) WHERE ino=$(i f10)" f10
+case_ "xattr digest forged" "UPDATE inodes SET xdigest=randomblob(32) WHERE ino=$(i f10)" f10
 case_ "rows swapped" \
 	"CREATE TEMP TABLE t AS SELECT * FROM inodes WHERE ino IN ($(i f11),$(i f12));
 	 DELETE FROM inodes WHERE ino IN ($(i f11),$(i f12));
 	 INSERT INTO inodes SELECT CASE ino WHEN $(i f11) THEN $(i f12) ELSE $(i f11) END,
-	   file_id, key_version, mode, uid, gid, nlink, size, nblocks, rdev, atime,
-	   mtime, ctime, generation, mac FROM t" f11 f12
+	   file_id, mode, uid, gid, nlink, size, nblocks, rdev, atime, mtime, ctime,
+	   generation, nentries, theight, troot, xdigest FROM t" f11 f12
 case_ "mtime changed" "UPDATE inodes SET mtime=mtime+1000000000 WHERE ino=$(i f13)" f13
+case_ "block tree height changed" "UPDATE inodes SET theight=theight+1 WHERE ino=$(i f14)" f14
+case_ "generation changed" "UPDATE inodes SET generation=generation+1 WHERE ino=$(i f15)" f15
+# r1's inode row as the older copy had it (other size, other block tree)
+case_ "inode row put back from an older copy" \
+	"ATTACH '$OLDER' AS o;
+	 DELETE FROM inodes WHERE ino=$(i r1);
+	 INSERT INTO inodes SELECT * FROM o.inodes WHERE ino=$(i r1)" r1
+CASE_FINDS=none
 case_ "directory mode changed" "UPDATE inodes SET mode=mode|2 WHERE ino=$(i d)" d/e.txt
+CASE_FINDS=file
+finds_file d
 serve
 check_cases
 done_group
@@ -256,7 +330,25 @@ check_cases
 done_group
 
 # ---- directory entries ----
+# A listing checks that it saw every signed entry of the directory (its
+# count is in the directory's inode row): with damaged entries in the root,
+# listing the root fails with EIO; d/ holds none and still lists.
+# root_ls_eio: listing the root gives EIO
+root_ls_eio() {
+	if ls "$MNT" > /dev/null 2> "$T/.err"; then
+		fail "$G: ls / works despite damaged entries"
+	else
+		check "$G: ls / fails with EIO" grep -q "Input/output error" "$T/.err"
+	fi
+}
+# finds_entry ID [DIR]: a finding naming directory entry ID (in DIR, /)
+finds_entry() { finding "^${2:-/}: directory entry $1 "; }
 group "dentries"
+LS_DIR=d
+LS_NAME=e.txt
+CASE_FINDS=none
+for f in f1 f2 f3 f4 f5 f7 f8 f9; do finds_entry "$(did $f)"; done
+finds_entry "$(did f10)" /d
 case_ "names swapped" \
 	"CREATE TEMP TABLE t AS SELECT ino, tag, name FROM dentries WHERE ino IN ($(i f1),$(i f2));
 	 UPDATE dentries SET tag=randomblob(32) WHERE ino=$(i f1);
@@ -275,8 +367,17 @@ case_ "name key version changed" "UPDATE dentries SET key_version=2 WHERE ino=$(
 # (bound to the parent) does not open in the other
 edit "entry moved to another directory" "UPDATE dentries SET parent=$(i d) WHERE ino=$(i f10)"
 DAMAGED+=(f10)
+# r4's entry as the older copy had it (its name before the rename)
+R4OLD=$(sqlite3 "$OLDER" "SELECT id FROM dentries WHERE ino=$(i r4)")
+edit "entry put back from an older copy (before a rename)" \
+	"ATTACH '$OLDER' AS o;
+	 DELETE FROM dentries WHERE id IN (SELECT id FROM o.dentries WHERE ino=$(i r4));
+	 INSERT INTO dentries SELECT * FROM o.dentries WHERE ino=$(i r4)"
+finds_entry "$R4OLD"
 serve
 check_cases
+eio "$G: entry put back from an older copy" r4old
+root_ls_eio
 check_not "$G: moved entry gone from /" cat "$MNT/f10"
 check_not "$G: moved entry not readable in d/" cat "$MNT/d/f10"
 check_not "$G: no forged name listed in d/" sh -c "ls '$MNT/d' | grep -q f10"
@@ -286,12 +387,39 @@ done_group
 # a row of the wrong type (name stored as text): that entry fails, the
 # rest of the directory still lists
 group "dentry of the wrong type"
+LS_DIR=d
+LS_NAME=e.txt
+CASE_FINDS=none
 case_ "name stored as text" "UPDATE dentries SET name = 'text' WHERE ino=$(i f1)" f1
+finds_entry "$(did f1)"
 serve
 check_cases
+root_ls_eio
 done_group
 
+# a deleted entry: a lookup of its name cannot tell it from a name that
+# never existed (ENOENT), but the directory's signed count can: listing
+# the directory fails with EIO, and check names the entry
+group "dentry row deleted"
+LS_DIR=d
+LS_NAME=e.txt
+CASE_FINDS=none
+edit "entry deleted" "DELETE FROM dentries WHERE ino=$(i f1)"
+DAMAGED+=(f1)
+finding "^/: directory entry $(did f1) of the signed state is gone"
+serve
+if stat "$MNT/f1" > /dev/null 2> "$T/.err"; then
+	fail "$G: the deleted name still resolves"
+else
+	check "$G: a lookup of the name says ENOENT" grep -q "No such file" "$T/.err"
+fi
+root_ls_eio
+done_group
+CASE_FINDS=file
+
 # ---- xattrs ----
+# each inode's set of xattrs is covered as a whole by the digest in its
+# (signed) inode row: one damaged row makes the whole set fail with EIO
 group "xattrs"
 TAG1=$(sqlite3 "$STORE" "SELECT hex(tag) FROM xattrs WHERE ino=$(i x1) ORDER BY tag LIMIT 1")
 edit "value flipped" \
@@ -299,17 +427,44 @@ edit "value flipped" \
 edit "values swapped" \
 	"CREATE TEMP TABLE t AS SELECT tag, value FROM xattrs WHERE ino=$(i x2);
 	 UPDATE xattrs SET value = (SELECT value FROM t WHERE t.tag != xattrs.tag) WHERE ino=$(i x2)"
-edit "xattrs moved to another file" "UPDATE xattrs SET ino=$(i f1) WHERE ino=$(i x3)"
+# r3's attribute as the older copy had it
+edit "xattr put back from an older copy" \
+	"ATTACH '$OLDER' AS o;
+	 DELETE FROM xattrs WHERE ino=$(i r3);
+	 INSERT INTO xattrs SELECT * FROM o.xattrs WHERE ino=$(i r3)"
+for f in x1 x2 r3; do finds_file "$f"; done
 serve
-getfattr -n user.one "$MNT/x1" > /dev/null 2> "$T/.e1"; s1=$?
-getfattr -n user.two "$MNT/x1" > /dev/null 2> "$T/.e2"; s2=$?
-expect_eq "$G: value flipped: exactly one attribute fails" 1 $(( (s1 != 0) + (s2 != 0) ))
-check "$G: value flipped: with EIO" grep -q "Input/output error" "$T/.e1" "$T/.e2"
+xeio "$G: value flipped" x1 user.one
+xeio "$G: value flipped" x1 user.two
 xeio "$G: values swapped" x2 user.one
 xeio "$G: values swapped" x2 user.two
-check_not "$G: moved: x3 lost them" getfattr -n user.one "$MNT/x3"
+xeio "$G: put back from an older copy" r3 user.one
+getfattr -n user.one "$MNT/r3" > "$T/.out" 2>&1
+check_not "$G: the older value is not served" grep -q "old-value" "$T/.out"
+done_group
+
+# a set moved onto a file that has none (its signed digest says empty):
+# the donor's set fails; the receiver shows nothing (its signed set is
+# empty), check names the planted rows, and they never get in the way of
+# the receiver's own attributes
+group "xattrs moved"
+edit "xattrs moved to another file" "UPDATE xattrs SET ino=$(i f1) WHERE ino=$(i x3)"
+finds_file x3
+finds_file f1
+# before anything touches f1's set: check names the planted rows
+ctl check > "$T/.check" 2>&1
+check "$G: check before the mount names f1's planted rows" grep -qE "^(/f1|inode $(i f1)): " "$T/.check"
+serve
+xeio "$G: x3 lost them" x3 user.one
 getfattr -d "$MNT/f1" > "$T/.out" 2>&1
-check_not "$G: moved: f1 does not show them" grep -q "first-value" "$T/.out"
+check_not "$G: f1 does not show them" grep -q "first-value" "$T/.out"
+check "$G: f1 may still get an attribute of its own" setfattr -n user.own -v mine "$MNT/f1"
+getfattr -n user.own "$MNT/f1" > "$T/.out" 2>&1
+check "$G: f1's own attribute reads back" grep -q 'user.own="mine"' "$T/.out"
+getfattr -d "$MNT/f1" > "$T/.out" 2>&1
+check_not "$G: f1 still does not show the planted ones" grep -q "first-value" "$T/.out"
+# one xattr row more (f1's own): nothing removed
+BEFORE=$(echo "$BEFORE" | awk -F', ' -v OFS=', ' '{ split($4, a, " "); $4 = (a[1] + 1) " xattrs"; print }')
 done_group
 
 # ---- random bytes in the middle of the file ----
@@ -325,7 +480,7 @@ for _trial in 1 2 3; do
 		head -c 64 /dev/urandom | dd of="$STORE" bs=1 seek="$off" conv=notrunc 2>/dev/null
 	done
 	d="random bytes at$offs"
-	timeout 60 "$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" -o accept_rollback "$STORE" "$MNT" \
+	timeout 60 "$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$STORE" "$MNT" \
 		> /dev/null 2> "$T/.err"
 	st=$?
 	if [ $st -eq 0 ]; then
@@ -363,14 +518,14 @@ done
 # the header itself: not a store any more
 fresh
 printf 'garbage!' | dd of="$STORE" bs=1 seek=0 conv=notrunc 2>/dev/null
-t_mount -o accept_rollback > /dev/null 2> "$T/.err"
+t_mount > /dev/null 2> "$T/.err"
 expect_eq "damaged header: exit" 1 "$?"
 check "damaged header: says so" grep -q "not a custodyfs store" "$T/.err"
 check_not "damaged header: no mount" mountpoint -q "$MNT"
 
 # and the pristine store is still fine
 STORE=$PRISTINE
-check "pristine mounts" t_mount -o accept_rollback
+check "pristine mounts" t_mount
 intact "pristine"
 check "pristine unmount" t_umount
 t_finish

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A real source tree from /usr/include is extracted into the mount with tar,
 # compared with diff -r (symlinks as links), copied back out with cp -a and
-# compared again, then compared once more after a remount.
+# compared again, then compared once more after a remount. custodyctl check
+# (every inode, entry and block against the signed Merkle roots) and audit
+# verify must be clean with the tree in place and after rm -r.
 #
 # All of /usr/include (~9000 entries, 120 MB) takes minutes on a loaded
 # 2-core machine, so by default a subset is used: linux/ (many small
@@ -47,6 +49,7 @@ expect_eq "same file sizes" "$(cd "$SRC" && find . -type f -printf '%p %s\n' | s
 expect_eq "same mtimes" "$(cd "$SRC" && find . -type f -printf '%p %T@\n' | sort | md5sum)" \
 	"$(cd "$MNT/inc" && find . -type f -printf '%p %T@\n' | sort | md5sum)"
 
+expect_status "check with the tree in place (mounted)" 0 ctl check
 check "cp -a out of the mount" cp -a "$MNT/inc" "$T/out"
 check "diff source vs copy out" dtree "$SRC" "$T/out" || report
 rm -rf "$T/out"
@@ -60,4 +63,7 @@ expect_eq "tar listing matches" "$(tar -tf "$T/tree.tar" | sort | md5sum)" \
 check "rm -r the tree" rm -r "$MNT/inc"
 expect_eq "mount empty again" "" "$(ls -A "$MNT")"
 check "unmount again" t_umount
+expect_status "check after rm -r" 0 ctl check
+check "check after rm -r: no files left" grep -q "0 problems; 0 files" <<<"$(ctl check 2>&1)"
+expect_status "audit verify after it all" 0 ctl audit verify
 t_finish
