@@ -36,6 +36,13 @@
 #define RIGHTS_PERIODS_MAX 64   /* role changes kept per user */
 #define RIGHTS_USERS_MAX 4096
 #define RIGHTS_KEYS_MAX 1024
+/* The recovery secret acts as user 0, named "recovery" (a name no user
+ * may take): an admin whose box and signing keys are the policy's
+ * recovery keys. It holds the authority and every data and audit version
+ * like an admin, has no credential (no passphrase opens it) and is not in
+ * r->users; rights_user(r, 0) gives it. */
+#define RIGHTS_RECOVERY_ID 0
+#define RIGHTS_RECOVERY_NAME "recovery"
 
 struct store;
 
@@ -93,6 +100,7 @@ struct rights {
 	struct rights_user *users;            /* by id, ascending */
 	struct rights_key *keys;              /* by version, ascending */
 	uint8_t hash[RIGHTS_HASH_BYTES];      /* of the signed roster */
+	struct rights_user recovery;          /* user 0 (none: nperiods 0) */
 	int dirty;                            /* changed since signed */
 };
 

@@ -172,6 +172,9 @@ int unlock_refresh(struct unlocked *u, int *changed);
  * moved, 0 if not, or -errno (-EBADMSG: a new commit fails verification;
  * a line is printed). */
 int unlock_catch_up(struct unlocked *u);
+/* A commit just became durable (u->head): tell the witness (witness.h).
+ * unlock_finish does it; the filesystem layer's group commit too. */
+void unlock_committed(struct unlocked *u);
 /* Remember the head in the local state (after a commit, at exit). */
 void unlock_save_state(struct unlocked *u);
 

@@ -33,6 +33,8 @@ struct config {
 	int64_t key_max_age_s;      /* 0: keys do not expire */
 	/* [audit] */
 	int64_t audit_flush_ms;     /* read rows are batched this long */
+	int audit_syslog;           /* commit heads to the system log */
+	char audit_syslog_socket[108]; /* its socket (default /dev/log) */
 };
 
 void config_defaults(struct config *c);

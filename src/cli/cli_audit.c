@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "config.h"
 #include "store.h"
+#include "witness.h"
 
 #define FOLLOW_POLL_MS 300
 #define COMM_MAX       64
@@ -787,7 +788,7 @@ static int verify_chain(struct cli *c, const char *cmd, int quiet,
 static int audit_verify_cmd(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
-"usage: custodyctl audit verify [--json]\n"
+"usage: custodyctl audit verify [--json] [--witness FILE]\n"
 "Verify the signed commit chain and the trail's hash chain under it: every\n"
 "row lies under a commit signed by the session it names, and the newest\n"
 "commit holds the trail's last row. Prints\n"
@@ -796,15 +797,26 @@ static int audit_verify_cmd(struct cli *c, int argc, char **argv)
 "(an edited, deleted, inserted, reordered, re-attributed or cut-off row,\n"
 "or a forged commit). Any user may run it; no detail is decrypted. Works\n"
 "while the store is mounted.\n"
-"  --json   {\"intact\":true,\"rows\":N} or {\"intact\":false,\"row\":S,\"reason\":...}\n";
+"  --json   {\"intact\":true,\"rows\":N} or {\"intact\":false,\"row\":S,\"reason\":...}\n"
+"  --witness FILE  also check every commit a system log saw ([audit] syslog:\n"
+"           a syslog file, or `journalctl -t custodyfs -o json` output):\n"
+"           one the store lacks or holds otherwise is a cut tail or a\n"
+"           rollback (exit 4)\n";
+	const char *witness = NULL;
 	int st;
 
 	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
+		const char *v;
+		int r;
 		if (!strcmp(argv[i], "--json"))
 			c->json = 1;
-		else {
+		else if ((r = cli_opt_value(argc, argv, &i, "--witness", &v))) {
+			if (r < 0)
+				return EXIT_USAGE;
+			witness = v;
+		} else {
 			fprintf(stderr, "custodyctl: audit verify: unknown argument"
 			        " '%s'\n", argv[i]);
 			return EXIT_USAGE;
@@ -812,7 +824,31 @@ static int audit_verify_cmd(struct cli *c, int argc, char **argv)
 	}
 	if ((st = cli_unlock(c, STORE_READONLY, 0, "audit verify")))
 		return st;
-	cli_record(c, "audit verify", "", 0);
+	cli_record(c, "audit verify", witness ? witness : "", 0);
+	if (witness) {
+		struct witness_report rep;
+		char why[512];
+		int rc = witness_verify(c->un.s, &c->un.head, witness, &rep, why,
+		                        sizeof why);
+		if (rc == -ESTALE) {
+			if (c->json) {
+				printf("{\"intact\":false,\"witness\":false,\"reason\":");
+				json_str(why);
+				printf("}\n");
+			} else
+				printf("audit: the witness disagrees: %s\n", why);
+			return EXIT_DAMAGE;
+		}
+		if (rc) {
+			fprintf(stderr, "custodyctl: audit verify: %s\n", why);
+			return EXIT_RUNTIME;
+		}
+		if (!c->json)
+			printf("witness: %llu commits of this store seen, %llu match the"
+		       " ledger, %llu older than its oldest record, %llu of copies\n",
+		       (unsigned long long)rep.lines, (unsigned long long)rep.checked,
+		       (unsigned long long)rep.before, (unsigned long long)rep.other);
+	}
 	return verify_chain(c, "audit verify", 0, NULL);
 }
 

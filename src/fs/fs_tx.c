@@ -233,6 +233,7 @@ int fs_commit_locked(struct fs *fs)
 		goto fail;
 	if ((rc = unlock_append(fs->u, &st)) || (rc = store_commit(fs->s)))
 		goto fail;
+	unlock_committed(fs->u);
 	fs->u->in_tx = 0;
 	fs->in_tx = 0;
 	fs->checkpointed = 0;

@@ -23,6 +23,7 @@
 #include "session.h"
 #include "state.h"
 #include "store.h"
+#include "witness.h"
 
 #define SECRET_PLAIN (CIPHER_BOX_SK_BYTES + CIPHER_SIGN_SK_BYTES + 4 + 32)
 _Static_assert(SECRET_PLAIN + CIPHER_OVERHEAD <= STORE_SECRET_MAX, "secret");
@@ -31,7 +32,8 @@ int auth_name_valid(const char *name)
 {
 	size_t n = strlen(name);
 
-	if (n < 1 || n > STORE_USER_NAME_MAX || name[0] == '-')
+	if (n < 1 || n > STORE_USER_NAME_MAX || name[0] == '-' ||
+	    !strcmp(name, RIGHTS_RECOVERY_NAME))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = name[i];
@@ -236,11 +238,18 @@ static void attempt_policy(struct store *s, const struct config *cfg,
 /* Count a failed attempt (advisory) and queue its events. */
 static void count_failure(struct store *s, const struct rights_policy *p,
                           const char *name, int64_t user_id, int locked,
-                          const struct auth_who *w)
+                          const struct auth_who *w, const struct config *cfg,
+                          const uint8_t store_id[16])
 {
 	int64_t now = time(NULL);
 	struct store_login l;
+	char id[33];
 
+	/* the witness hears of it at once, whatever happens to the file */
+	cipher_hex(id, store_id, 16);
+	witness_line(cfg, "%s store=%s user=%s uid=%u pid=%lld",
+	             locked ? "login-locked" : "login-failed", id, name,
+	             (unsigned)w->uid, (long long)w->pid);
 	if (store_readonly(s))
 		return;
 	store_auth_event_add(s, now, name, locked ? "login-locked"
@@ -352,7 +361,7 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 		uint8_t salt[CIPHER_SALT_BYTES] = { 0 };
 		cipher_pwhash(k, pw->buf, pw->len, salt, attempt.kdf_opslimit,
 		              attempt.kdf_memlimit);
-		count_failure(s, &attempt, name, 0, 0, w);
+		count_failure(s, &attempt, name, 0, 0, w, cfg, store_id);
 		rc = -EACCES;
 		goto out;
 	}
@@ -362,7 +371,8 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 	if (locked || c.secretlen != SECRET_PLAIN + CIPHER_OVERHEAD ||
 	    cipher_open(k + CIPHER_KEY_BYTES, c.secret, c.secretlen, ad,
 	                secret_ad(ad, store_id, c.user_id, c.name), k)) {
-		count_failure(s, &attempt, name, c.user_id, locked, w);
+		count_failure(s, &attempt, name, c.user_id, locked, w, cfg,
+		              store_id);
 		rc = -EACCES;
 		goto out;
 	}
@@ -430,7 +440,8 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 		    " a credential that is not theirs)", name);
 		rc = u ? -EBADMSG : -EACCES;
 		if (!u)
-			count_failure(s, &attempt, name, c.user_id, 0, w);
+			count_failure(s, &attempt, name, c.user_id, 0, w, cfg,
+			              store_id);
 		goto out;
 	}
 	cipher_sign_public(pk, ss->sign_sk);

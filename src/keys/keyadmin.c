@@ -175,9 +175,12 @@ int keyadmin_rotate(struct store *s, struct rights *r, struct session *admin,
 	cipher_box_keypair(k.audit_pk, key + CIPHER_KEY_BYTES);
 	if ((rc = rights_key_put(r, &k)))
 		goto out;
-	for (size_t i = 0; i < r->nusers; i++) {
-		const struct rights_user *u = &r->users[i];
-		enum role role = rights_role(u);
+	for (size_t i = 0; i <= r->nusers; i++) {
+		const struct rights_user *u = i < r->nusers ? &r->users[i]
+		                                            : rights_user(r, 0);
+		enum role role = u ? rights_role(u) : ROLE_NONE;
+		if (!u)
+			break; /* no recovery secret */
 		if (role_holds_data(role) &&
 		    (rc = grant_seal(s, u->id, k.version, GRANT_DATA, key,
 		                     CIPHER_KEY_BYTES, u->box_pk)))

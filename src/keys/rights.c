@@ -9,6 +9,7 @@
  * two different byte strings never mean the same roster.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -169,11 +170,30 @@ int rights_encode(const struct rights *r, uint8_t **body, size_t *len)
 	return 0;
 }
 
+/* The recovery secret as the roster's user 0: an admin from the start,
+ * whose keys are the policy's (rights.h). */
+static void fill_recovery(struct rights *r)
+{
+	struct rights_user *u = &r->recovery;
+	static const uint8_t zero[RIGHTS_PK_BYTES];
+
+	memset(u, 0, sizeof *u);
+	if (!memcmp(r->policy.recovery_box_pk, zero, sizeof zero))
+		return;
+	u->id = RIGHTS_RECOVERY_ID;
+	snprintf(u->name, sizeof u->name, "%s", RIGHTS_RECOVERY_NAME);
+	memcpy(u->box_pk, r->policy.recovery_box_pk, RIGHTS_PK_BYTES);
+	u->nperiods = 1;
+	u->periods[0].from = 0;
+	u->periods[0].role = ROLE_ADMIN;
+	memcpy(u->periods[0].sign_pk, r->policy.recovery_sign_pk, RIGHTS_PK_BYTES);
+}
+
 static int name_ok(const char *name)
 {
 	size_t n = strlen(name);
 
-	if (n < 1 || n > 64 || name[0] == '-')
+	if (n < 1 || n > 64 || name[0] == '-' || !strcmp(name, RIGHTS_RECOVERY_NAME))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = name[i];
@@ -278,6 +298,7 @@ int rights_parse(const uint8_t *body, size_t len, struct rights **out)
 	}
 	if (!rbuf_done(&b))
 		goto bad;
+	fill_recovery(r);
 	*out = r;
 	return 0;
 nomem:
@@ -345,6 +366,7 @@ int rights_new(const uint8_t store_id[RIGHTS_ID_BYTES], uint32_t epoch,
 	memcpy(r->authority_pk, authority_pk, 32);
 	r->policy = *policy;
 	r->dirty = 1;
+	fill_recovery(r);
 	*out = r;
 	return 0;
 }
@@ -381,6 +403,8 @@ const struct rights_user *rights_user(const struct rights *r, int64_t id)
 {
 	size_t lo = 0, hi = r->nusers;
 
+	if (id == RIGHTS_RECOVERY_ID)
+		return r->recovery.nperiods ? &r->recovery : NULL;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		if (r->users[mid].id == id)

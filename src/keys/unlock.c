@@ -27,6 +27,7 @@
 #include "state.h"
 #include "store.h"
 #include "unlock.h"
+#include "witness.h"
 
 #define CREDS_CACHE (256u << 10)
 
@@ -331,6 +332,7 @@ int unlock_finish_fs(struct unlocked *u, const char *op, const char *target,
 	u->in_tx = 0;
 	u->fork_pending = 0;
 	free(before);
+	unlock_committed(u);
 	unlock_save_state(u);
 	return 0;
 }
@@ -386,6 +388,11 @@ int unlock_refresh(struct unlocked *u, int *changed)
 		rc = 0;
 	}
 	return rc;
+}
+
+void unlock_committed(struct unlocked *u)
+{
+	witness_commit(&u->cfg, &u->head);
 }
 
 void unlock_save_state(struct unlocked *u)

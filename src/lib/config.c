@@ -28,6 +28,8 @@ void config_defaults(struct config *c)
 	c->lockout_s = 60;
 	c->key_max_age_s = 0;
 	c->audit_flush_ms = 1000;
+	snprintf(c->audit_syslog_socket, sizeof c->audit_syslog_socket,
+	         "/dev/log");
 }
 
 int64_t config_parse_duration_ms(const char *s)
@@ -158,6 +160,20 @@ static int handler(void *user, const char *sec, const char *key,
 		if ((v = config_parse_duration_ms(val)) < 0)
 			return bad(l, line, sec, key, "expected a duration (0: never)");
 		c->key_max_age_s = (v + 999) / 1000;
+	} else if (IS("audit", "syslog")) {
+		if (!strcmp(val, "on") || !strcmp(val, "yes") || !strcmp(val, "true"))
+			c->audit_syslog = 1;
+		else if (!strcmp(val, "off") || !strcmp(val, "no") ||
+		         !strcmp(val, "false"))
+			c->audit_syslog = 0;
+		else
+			return bad(l, line, sec, key, "expected on or off");
+	} else if (IS("audit", "syslog_socket")) {
+		if (val[0] != '/' || strlen(val) >= sizeof c->audit_syslog_socket)
+			return bad(l, line, sec, key, "expected an absolute path"
+			           " shorter than 108 bytes");
+		snprintf(c->audit_syslog_socket, sizeof c->audit_syslog_socket,
+		         "%s", val);
 	} else if (IS("audit", "flush_interval")) {
 		if ((v = config_parse_duration_ms(val)) < 1 || v > 60000)
 			return bad(l, line, sec, key, "expected 1ms..60s");
