@@ -44,11 +44,17 @@ void audit_trail_free(struct audit_trail *t);
 void audit_trail_begin(struct audit_trail *t, const struct ledger_commit *head);
 void audit_trail_head(const struct audit_trail *t, int64_t *seq,
                       uint8_t hash[32]);
-/* The sessions that appended since audit_trail_begin (at most cap). */
+/* The sessions that appended since audit_trail_begin: at most cap into
+ * out, and how many there are. */
 size_t audit_trail_signers(const struct audit_trail *t, struct session **out,
                            size_t cap);
 /* Count ss among the signers without a row (housekeeping it did). */
 int audit_trail_sign(struct audit_trail *t, struct session *ss);
+/* How many of the n sessions given (NULL entries skipped, repeats counted
+ * once) are not signers yet: the caller commits first when they would
+ * not fit (LEDGER_MAX_SIGNERS). */
+size_t audit_trail_new_signers(const struct audit_trail *t,
+                               struct session *const *ss, size_t n);
 
 /*
  * Append one row recorded by session ss (which must have a sessions row).

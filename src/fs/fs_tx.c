@@ -109,6 +109,19 @@ void fs_lock(struct fs *fs, const struct fs_ctx *c)
 	pthread_mutex_lock(&fs->lock);
 	fs->actor = acting(fs, c);
 	fs->kr = fs->actor->kr;
+	if (fs->in_tx) {
+		/* a commit holds at most LEDGER_MAX_SIGNERS signatures: when this
+		 * op's recorder, the pending read's and the mount's own would
+		 * not fit, the group commits now, before the op does anything */
+		struct session *who[3] = { fs_recorder(fs, fs->actor),
+		                           fs->pread.valid ? fs_recorder(fs, fs->pread.c.ss)
+		                                           : NULL,
+		                           fs->u->ss };
+		if (audit_trail_signers(fs->u->trail, NULL, 0) +
+		            audit_trail_new_signers(fs->u->trail, who, 3) >
+		        LEDGER_MAX_SIGNERS && fs_commit_locked(fs))
+			fs->fatal = 1;
+	}
 	if (fs->in_tx || store_read_begin(fs->s) != 0)
 		return;
 	fs->rtx = 1;

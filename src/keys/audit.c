@@ -80,8 +80,25 @@ size_t audit_trail_signers(const struct audit_trail *t, struct session **out,
 {
 	size_t n = t->nsigners < cap ? t->nsigners : cap;
 
-	memcpy(out, t->signers, n * sizeof *out);
-	return n;
+	if (n)
+		memcpy(out, t->signers, n * sizeof *out);
+	return t->nsigners;
+}
+
+size_t audit_trail_new_signers(const struct audit_trail *t,
+                               struct session *const *ss, size_t n)
+{
+	size_t add = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int seen = !ss[i];
+		for (size_t j = 0; !seen && j < t->nsigners; j++)
+			seen = t->signers[j] == ss[i];
+		for (size_t j = 0; !seen && j < i; j++)
+			seen = ss[j] == ss[i];
+		add += !seen;
+	}
+	return add;
 }
 
 int audit_trail_sign(struct audit_trail *t, struct session *ss)
