@@ -4,9 +4,15 @@
 # --json, retire/destroy refusals, reencrypt online, retire + destroy, and
 # crypto-shredding: a block still sealed under a destroyed version can never
 # be read again (EIO, check exits 4 naming the file). Every step must be in
-# key_events and in the audit trail.
+# key_events and in the audit trail. Format 2: the versions and their
+# status are in the signed roster (key list reads it), their sealed copies
+# in grants (kind 1 data, 2 audit); inode rows are not encrypted (only
+# blocks, names and xattrs carry a key version); each session's audit
+# detail key is sealed to the audit key of the version active when it
+# started (sessions.detail_version).
 . "$(dirname "$0")/../lib.sh"
 t_setup
+status_of() { ctl key list --json | jq -r --argjson v "$1" '.[] | select(.version == $v) | .status'; }
 
 ino_of() { stat -c %i "$1"; }
 # stderr of the last expect_status
@@ -54,10 +60,12 @@ expect_eq "new file: 3 blocks, all under v2" "3|3" \
 	"$(q "SELECT count(*), sum(key_version=2) FROM blocks WHERE ino=$INO_N")"
 expect_eq "new file: its dentry under v2" "2" \
 	"$(q "SELECT group_concat(key_version) FROM dentries WHERE ino=$INO_N")"
-expect_eq "new file: its inode row under v2" "2" \
-	"$(q "SELECT key_version FROM inodes WHERE ino=$INO_N")"
-expect_eq "newest audit row's session key under v2" "2" \
-	"$(q "SELECT key_version FROM audit_keys WHERE id=(SELECT session FROM audit ORDER BY seq DESC LIMIT 1)")"
+# a session started after the rotation seals its audit details under v2
+expect_status "a command after the rotation" 0 ctl info
+expect_eq "the newest session's audit detail key is under v2" "2" \
+	"$(q "SELECT detail_version FROM sessions ORDER BY id DESC LIMIT 1")"
+expect_eq "that session's audit rows are in the trail" "1" \
+	"$(q "SELECT count(*) > 0 FROM audit WHERE session=(SELECT max(id) FROM sessions)")"
 expect_eq "old file's blocks still under v1" "10" \
 	"$(q "SELECT count(*) FROM blocks WHERE ino=$INO_A AND key_version=1")"
 check "old file still readable" cmp "$T/a.ref" "$MNT/a.bin"
@@ -82,13 +90,17 @@ expect_status "retire the active version: refused" 1 ctl key retire 2
 check "retire active: says so" grep -q "active" "$T/.stderr"
 expect_status "retire v1 while still in use: refused" 1 ctl key retire 1
 check "retire in use: says reencrypt first" grep -q "reencrypt" "$T/.stderr"
-expect_status "destroy v1 (decrypt-only): refused" 1 ctl key destroy 1
+expect_status "destroy without --yes and no terminal: refused" 2 ctl key destroy 1 < /dev/null
+check "destroy without --yes: says to confirm" grep -q -- "--yes" "$T/.stderr"
+expect_status "destroy v1 (decrypt-only): refused" 1 ctl key destroy 1 --yes
 check "destroy decrypt-only: says only retired" grep -q "retired" "$T/.stderr"
-expect_status "destroy v2 (active): refused" 1 ctl key destroy 2
+expect_status "destroy v2 (active): refused" 1 ctl key destroy 2 --yes
 expect_status "retire a version that does not exist" 1 ctl key retire 9
 expect_status "retire with a bad version argument: usage" 2 ctl key retire banana
-expect_eq "after refusals: v1 still decrypt-only" "decrypt-only" \
-	"$(q "SELECT status FROM master_keys WHERE version=1")"
+expect_eq "after refusals: v1 still decrypt-only, v2 active" "decrypt-only active" \
+	"$(status_of 1) $(status_of 2)"
+expect_eq "after refusals: v1's data grants still there" "1" \
+	"$(q "SELECT count(*) > 0 FROM grants WHERE version=1 AND kind=1")"
 
 # ---- set aside one v1 block of a.bin (store idle), before reencrypt ----
 check "unmount" t_umount
@@ -105,17 +117,19 @@ t_log "$(tail -n 1 "$T/reenc.out")"
 ctl key list --json > "$T/list.json"
 expect_eq "after reencrypt: v1 has 0 objects" "0" \
 	"$(jq -r '.[] | select(.version == 1) | .objects' "$T/list.json")"
-expect_eq "after reencrypt: no block, name, xattr or inode under v1" "0" \
-	"$(q "SELECT (SELECT count(*) FROM blocks WHERE key_version=1) + (SELECT count(*) FROM dentries WHERE key_version=1) + (SELECT count(*) FROM xattrs WHERE key_version=1) + (SELECT count(*) FROM inodes WHERE key_version=1)")"
+expect_eq "after reencrypt: no block, name, xattr or session audit key under v1" "0" \
+	"$(q "SELECT (SELECT count(*) FROM blocks WHERE key_version=1) + (SELECT count(*) FROM dentries WHERE key_version=1) + (SELECT count(*) FROM xattrs WHERE key_version=1) + (SELECT count(*) FROM sessions WHERE detail_version=1)")"
 check "data reads while mounted after reencrypt" cmp "$T/a.ref" "$MNT/a.bin"
 expect_status "retire v1 after reencrypt" 0 ctl key retire 1
-expect_eq "v1 retired" "retired" "$(q "SELECT status FROM master_keys WHERE version=1")"
+expect_eq "v1 retired" "retired" "$(status_of 1)"
 expect_status "retire v1 again: refused (not decrypt-only)" 1 ctl key retire 1
-expect_status "destroy v1" 0 ctl key destroy 1
-expect_eq "v1 destroyed" "destroyed" "$(q "SELECT status FROM master_keys WHERE version=1")"
-expect_eq "no sealed copy of v1 left (key_grants)" "0" \
-	"$(q "SELECT count(*) FROM key_grants WHERE version=1")"
-expect_status "destroy v1 again: refused" 1 ctl key destroy 1
+expect_eq "a retired version is still sealed to its holders" "1" \
+	"$(q "SELECT count(*) > 0 FROM grants WHERE version=1 AND kind IN (1, 2)")"
+expect_status "destroy v1" 0 ctl key destroy 1 --yes
+expect_eq "v1 destroyed" "destroyed" "$(status_of 1)"
+expect_eq "no sealed copy of v1 left (grants, data and audit)" "0" \
+	"$(q "SELECT count(*) FROM grants WHERE version=1 AND kind IN (1, 2)")"
+expect_status "destroy v1 again: refused" 1 ctl key destroy 1 --yes
 ctl key list --json > "$T/list.json"
 expect_eq "key list after destroy" "1 destroyed,2 active" \
 	"$(jq -r '[.[] | "\(.version) \(.status)"] | join(",")' "$T/list.json")"
