@@ -37,12 +37,13 @@ struct passphrase;
  * id, authority epoch 1, the first admin `name` with passphrase pw, the
  * login policy, the first master key version, and a recovery secret
  * (recovery, KEYADMIN_RECOVERY_BYTES, locked memory of the caller) whose
- * public keys the roster records. Returns the admin's session (not
- * started) and the roster, signed.
+ * public keys the roster records; the first version expires max_age_s
+ * from now (0: never). Returns the admin's session (not started) and the
+ * roster, signed.
  */
 int keyadmin_init(struct store *s, const struct rights_policy *policy,
                   const char *name, const struct passphrase *pw,
-                  uint8_t *recovery, struct session **out,
+                  uint8_t *recovery, int64_t max_age_s, struct session **out,
                   struct rights **rights);
 
 /*

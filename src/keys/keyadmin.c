@@ -365,7 +365,7 @@ int keyadmin_user_reset(struct store *s, struct rights *r,
 
 int keyadmin_init(struct store *s, const struct rights_policy *policy,
                   const char *name, const struct passphrase *pw,
-                  uint8_t *recovery, struct session **out,
+                  uint8_t *recovery, int64_t max_age_s, struct session **out,
                   struct rights **rights)
 {
 	struct session *ss = session_new();
@@ -399,7 +399,7 @@ int keyadmin_init(struct store *s, const struct rights_policy *policy,
 	    (rc = rights_user_add(r, 1, name, ROLE_ADMIN, ss->box_pk,
 	                          ss->sign_pk)) ||
 	    (rc = grant_authority(s, r, ss->authority_sk)) ||
-	    (rc = keyadmin_rotate(s, r, ss, 0, &from, &to)) ||
+	    (rc = keyadmin_rotate(s, r, ss, max_age_s, &from, &to)) ||
 	    (rc = keyadmin_sign(s, r, ss)))
 		goto fail;
 	secmem_free(rsk);

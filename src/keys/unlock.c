@@ -712,6 +712,7 @@ int unlock_create(const struct unlock_opts *o,
 		goto fail;
 	u->in_tx = 1;
 	if ((rc = keyadmin_init(u->s, policy, unlock_user(o), pw, recovery,
+	                        u->cfg.key_max_age_s,
 	                        &u->ss, &u->r)) ||
 	    (rc = audit_trail_new(u->s, &u->trail)) ||
 	    (rc = mtree_new(u->s, CREDS_CACHE, &u->creds)))
