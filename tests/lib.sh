@@ -129,7 +129,8 @@ mount_as() {
 	t_track "$MNT"
 	mountpoint -q "$MNT"
 }
-q() { sqlite3 "$STORE" "$@"; }
+# an attacker's sqlite3 waits for the daemon's write lock like any writer
+q() { sqlite3 -cmd '.timeout 10000' "$STORE" "$@"; }
 uid_of() { sqlite3 "$STORE" "SELECT user_id FROM credentials WHERE name='$1'"; }
 stderr_has() { if grep -qiE -- "$2" "$T/.stderr"; then ok "$1"; else fail "$1: stderr '$(head -c 300 "$T/.stderr")'"; fi; }
 

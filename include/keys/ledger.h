@@ -33,7 +33,8 @@
 
 #define LEDGER_MAX_SIGNERS 64
 #define LEDGER_HASH_BYTES 32
-#define LEDGER_FORK 1u       /* flags: a new instance (a backup copy) */
+#define LEDGER_FORK 1u
+#define LEDGER_PROOF_MAX (8 + 32 + MTREE_PROOF_MAX)       /* flags: a new instance (a backup copy) */
 
 struct store;
 struct rights;
@@ -60,6 +61,12 @@ struct ledger_commit {
 	size_t nsig;
 	int64_t signer[LEDGER_MAX_SIGNERS];      /* session ids, ascending */
 	uint8_t sig[LEDGER_MAX_SIGNERS][64];
+	/* a commit that changes one user's credential without an admin's
+	 * signature carries the proof that it changes only that one: user id
+	 * (8) || the old leaf (32) || mtree_proof of the credentials tree.
+	 * Unsigned: it is checked against the signed roots. */
+	size_t prooflen;
+	uint8_t proof[LEDGER_PROOF_MAX];
 };
 
 /* Parse a stored record (the boundary of hostile bytes: fuzzed). Checks
@@ -80,6 +87,7 @@ int ledger_append(struct store *s, const uint8_t store_id[16],
                   const struct ledger_commit *prev,
                   const struct ledger_state *st,
                   struct session *const *signers, size_t n,
+                  const uint8_t *proof, size_t prooflen,
                   struct ledger_commit *out);
 
 /*

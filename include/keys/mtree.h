@@ -154,4 +154,22 @@ int mtree_walk(struct mtree *mt, int kind, uint64_t owner,
 /* Bytes of cached groups now (for tests and memory accounting). */
 size_t mtree_cached_bytes(const struct mtree *mt);
 
+/*
+ * Proofs that two roots of one tree differ in the leaf at pos only (a
+ * user's own credential, changed by a commit only that user signed).
+ * mtree_proof writes the groups on pos's path of the tree under root
+ * (clean: folded or verified), leaf level first: height (1) then per level
+ * length (2, LE) and the compact group. mtree_proof_check: 0 if those
+ * groups lead to *after and, with the leaf at pos replaced by old_leaf, to
+ * *before (both of the proof's height); -EBADMSG if not.
+ */
+#define MTREE_PROOF_MAX (1 + 5 * (2 + MTREE_NODE_MAX))
+int mtree_proof(struct mtree *mt, int kind, uint64_t owner,
+                const struct mtree_root *root, uint64_t pos, uint8_t *out,
+                size_t cap, size_t *len);
+int mtree_proof_check(int kind, uint64_t pos, const uint8_t *proof,
+                      size_t len, const uint8_t old_leaf[MTREE_HASH_BYTES],
+                      const struct mtree_root *before,
+                      const struct mtree_root *after);
+
 #endif

@@ -77,6 +77,12 @@ struct unlocked {
 	int rolled_back;            /* accepted with accept_rollback */
 	int fork_pending;           /* a copy: its next commit forks it */
 	int in_tx;
+	/* the credential the open transaction changes (0: none, -1: several)
+	 * and its leaf before, for the next commit's proof */
+	int64_t cred_user;
+	uint8_t cred_old[32];
+	size_t prooflen;
+	uint8_t proof[LEDGER_PROOF_MAX];
 	/* a daemon serving other users' sessions too: called when the
 	 * roster moved, after this session followed it, so they follow
 	 * (session_follow) under the caller's lock */

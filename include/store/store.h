@@ -391,11 +391,15 @@ int store_session_set_detail(struct store *s, int64_t id, uint32_t version,
 
 /* ---- the commit ledger (ledger.h gives the meaning) ---- */
 #define STORE_COMMIT_BODY_MAX 1024
-#define STORE_COMMIT_SIGS_MAX (64 * (8 + STORE_SIG_BYTES))
+#define STORE_COMMIT_SIGS_MAX (1 + 64 * (8 + STORE_SIG_BYTES))
+#define STORE_COMMIT_PROOF_MAX 4096
+/* proof: unsigned, self-verifying (ledger.h); empty for most commits */
 int store_ledger_put(struct store *s, int64_t seq, const void *body,
-                     size_t len, const void *sigs, size_t siglen);
+                     size_t len, const void *sigs, size_t siglen,
+                     const void *proof, size_t prooflen);
 int store_ledger_get(struct store *s, int64_t seq, void *body, size_t cap,
-                     size_t *len, void *sigs, size_t sigcap, size_t *siglen);
+                     size_t *len, void *sigs, size_t sigcap, size_t *siglen,
+                     void *proof, size_t proofcap, size_t *prooflen);
 /* Highest and lowest seq: -ENOENT if the ledger is empty. */
 int store_ledger_last(struct store *s, int64_t *seq);
 int store_ledger_first(struct store *s, int64_t *seq);

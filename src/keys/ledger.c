@@ -128,21 +128,32 @@ int ledger_parse(const uint8_t *body, size_t len, const uint8_t *sigs,
 int ledger_read(struct store *s, int64_t seq, struct ledger_commit *out)
 {
 	uint8_t body[STORE_COMMIT_BODY_MAX], *sigs = malloc(STORE_COMMIT_SIGS_MAX);
-	size_t len, siglen;
+	uint8_t *proof = malloc(STORE_COMMIT_PROOF_MAX);
+	size_t len, siglen, prooflen = 0;
 	int rc;
 
-	if (!sigs)
+	if (!sigs || !proof) {
+		free(sigs);
+		free(proof);
 		return -ENOMEM;
+	}
 	rc = store_ledger_get(s, seq, body, sizeof body, &len, sigs,
-	                      STORE_COMMIT_SIGS_MAX, &siglen);
+	                      STORE_COMMIT_SIGS_MAX, &siglen, proof,
+	                      STORE_COMMIT_PROOF_MAX, &prooflen);
 	if (rc == -EIO)
+		rc = -EBADMSG;
+	if (!rc && prooflen > LEDGER_PROOF_MAX)
 		rc = -EBADMSG;
 	if (!rc) {
 		rc = ledger_parse(body, len, sigs, siglen, out);
+		out->prooflen = prooflen;
+		if (prooflen)
+			memcpy(out->proof, proof, prooflen);
 		if (!rc && out->seq != seq)
 			rc = -EBADMSG; /* a record moved to another row */
 	}
 	free(sigs);
+	free(proof);
 	return rc;
 }
 
@@ -167,6 +178,7 @@ int ledger_append(struct store *s, const uint8_t store_id[16],
                   const struct ledger_commit *prev,
                   const struct ledger_state *st,
                   struct session *const *signers, size_t n,
+                  const uint8_t *proof, size_t prooflen,
                   struct ledger_commit *out)
 {
 	struct ledger_commit *c = calloc(1, sizeof *c);
@@ -181,10 +193,13 @@ int ledger_append(struct store *s, const uint8_t store_id[16],
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (n < 1 || n > LEDGER_MAX_SIGNERS) {
+	if (n < 1 || n > LEDGER_MAX_SIGNERS || prooflen > LEDGER_PROOF_MAX) {
 		rc = -EINVAL;
 		goto out;
 	}
+	c->prooflen = prooflen;
+	if (prooflen)
+		memcpy(c->proof, proof, prooflen);
 	memcpy(sorted, signers, n * sizeof *sorted);
 	qsort(sorted, n, sizeof *sorted, by_id);
 	memcpy(c->store_id, store_id, 16);
@@ -220,7 +235,8 @@ int ledger_append(struct store *s, const uint8_t store_id[16],
 		rc = -EINVAL;
 		goto out;
 	}
-	rc = store_ledger_put(s, c->seq, body, len, sigs, w.len);
+	rc = store_ledger_put(s, c->seq, body, len, sigs, w.len, c->proof,
+	                      c->prooflen);
 	if (!rc && out)
 		*out = *c;
 out:
@@ -336,12 +352,33 @@ static int root_eq(const struct mtree_root *a, const struct mtree_root *b)
 #define FAIL(...) do { if (why) snprintf(why, whylen, __VA_ARGS__); \
 	return -EBADMSG; } while (0)
 
+/* The commit's proof shows that only one leaf of the credentials tree
+ * changed, and that leaf is a signer's own. */
+static int own_credential(const struct ledger_commit *c,
+                          const struct ledger_commit *prev,
+                          const int64_t *users)
+{
+	uint64_t pos;
+
+	if (c->prooflen < 8 + 32)
+		return 0;
+	pos = get_le64(c->proof);
+	if (mtree_proof_check(MTREE_CREDS, pos, c->proof + 40, c->prooflen - 40,
+	                      c->proof + 8, &prev->st.creds, &c->st.creds))
+		return 0;
+	for (size_t i = 0; i < c->nsig; i++)
+		if (users[i] > 0 && (uint64_t)users[i] == pos)
+			return 1;
+	return 0;
+}
+
 int ledger_check(struct store *s, const struct rights *r,
                  struct ledger_cache *cache, const struct ledger_commit *prev,
                  const struct ledger_commit *c, char *why, size_t whylen)
 {
 	uint64_t at = prev ? prev->st.roster_counter : c->st.roster_counter;
 	int writes = 0, admin = 0, fs_moved, roster_moved;
+	int64_t users[LEDGER_MAX_SIGNERS];
 
 	if (!cipher_memeq(c->store_id, r->store_id, 16))
 		FAIL("commit %lld belongs to another store", (long long)c->seq);
@@ -385,6 +422,7 @@ int ledger_check(struct store *s, const struct rights *r,
 			     " verify", (long long)c->seq, (long long)c->signer[i]);
 		writes |= role_writes(role);
 		admin |= role_administers(role);
+		users[i] = cs.user_id;
 	}
 	if (!prev) {
 		if (!admin)
@@ -400,6 +438,11 @@ int ledger_check(struct store *s, const struct rights *r,
 		FAIL("commit %lld goes back to an older roster", (long long)c->seq);
 	if (roster_moved && !admin)
 		FAIL("commit %lld changes the roster without an admin's signature",
+		     (long long)c->seq);
+	if (!root_eq(&c->st.creds, &prev->st.creds) && !admin &&
+	    !own_credential(c, prev, users))
+		FAIL("commit %lld changes a credential that none of its signers"
+		     " owns (only an admin changes another user's)",
 		     (long long)c->seq);
 	if (fs_moved && !writes)
 		FAIL("commit %lld changes files, but none of its signers may write"

@@ -1202,3 +1202,151 @@ int mtree_walk(struct mtree *mt, int kind, uint64_t owner,
 	free(w);
 	return rc;
 }
+
+/* ---- proofs that two roots differ in one leaf only ---- */
+
+/* Decode a compact group into 16 slots (a well-formed, non-empty one). */
+static int group_decode(const uint8_t *node, size_t len,
+                        uint8_t slot[MTREE_FANOUT][HB])
+{
+	unsigned bm;
+	size_t off = 2;
+
+	if (len < 2)
+		return -EIO;
+	bm = node[0] | (unsigned)node[1] << 8;
+	if (!bm || len != 2 + (size_t)__builtin_popcount(bm) * HB)
+		return -EIO;
+	memset(slot, 0, MTREE_FANOUT * HB);
+	for (unsigned s = 0; s < MTREE_FANOUT; s++)
+		if (bm & (1u << s)) {
+			if (hash_zero(node + off))
+				return -EIO;
+			memcpy(slot[s], node + off, HB);
+			off += HB;
+		}
+	return 0;
+}
+
+/* The hash of 16 slots (zero if all are). */
+static void slots_hash(int kind, int level, uint8_t slot[MTREE_FANOUT][HB],
+                       uint8_t out[HB])
+{
+	struct group g;
+	uint8_t node[MTREE_NODE_MAX];
+	size_t n;
+
+	memcpy(g.slot, slot, sizeof g.slot);
+	if (!(n = group_encode(&g, node))) {
+		memset(out, 0, HB);
+		return;
+	}
+	node_hash(kind, level, node, n, out);
+}
+
+int mtree_proof(struct mtree *mt, int kind, uint64_t owner,
+                const struct mtree_root *root, uint64_t pos, uint8_t *out,
+                size_t cap, size_t *len)
+{
+	struct tree *t;
+	size_t n = 0;
+	int rc;
+
+	*len = 0;
+	if (!mt || !kind_ok(kind) || pos >= POS_LIMIT || !root_ok(root) ||
+	    !covers(root->height, pos))
+		return -EINVAL;
+	if ((rc = tree_use(mt, kind, owner, root, &t)))
+		return rc;
+	if (cap < 1)
+		return -ENOSPC;
+	{
+		/* walk pos's path from the top, every group verified against
+		 * its parent; written leaf level first */
+		uint8_t expect[HB], (*enc)[MTREE_NODE_MAX];
+		size_t klen[MTREE_MAX_HEIGHT];
+		if (t->is_dirty)
+			return -EINVAL; /* fold first */
+		if (!(enc = malloc(MTREE_MAX_HEIGHT * sizeof *enc)))
+			return -ENOMEM;
+		memcpy(expect, t->work.hash, HB);
+		for (int level = (int)root->height - 1; level >= 0; level--) {
+			struct group *g = NULL;
+			if ((rc = group_get(mt, t, level, pos >> (4 * (level + 1)), expect,
+			                    &g)) ||
+			    (!rc && (!g || !(klen[level] = group_encode(g, enc[level]))))) {
+				free(enc);
+				return rc ? rc : -EIO; /* a set leaf has a full path */
+			}
+			memcpy(expect, g->slot[(pos >> (4 * level)) & 15], HB);
+		}
+		out[n++] = (uint8_t)root->height;
+		for (uint32_t level = 0; level < root->height; level++) {
+			if (n + 2 + klen[level] > cap) {
+				free(enc);
+				return -ENOSPC;
+			}
+			out[n++] = (uint8_t)klen[level];
+			out[n++] = (uint8_t)(klen[level] >> 8);
+			memcpy(out + n, enc[level], klen[level]);
+			n += klen[level];
+		}
+		free(enc);
+	}
+	trim(mt);
+	*len = n;
+	return 0;
+}
+
+int mtree_proof_check(int kind, uint64_t pos, const uint8_t *proof,
+                      size_t len, const uint8_t old_leaf[MTREE_HASH_BYTES],
+                      const struct mtree_root *before,
+                      const struct mtree_root *after)
+{
+	uint8_t (*slots)[MTREE_FANOUT][HB] = NULL;
+	uint8_t cur[HB];
+	size_t off = 1;
+	uint32_t h;
+	int rc = -EBADMSG;
+
+	if (!proof || len < 1 || !kind_ok(kind) || pos >= POS_LIMIT)
+		return -EBADMSG;
+	h = proof[0];
+	if (h < 1 || h > MTREE_MAX_HEIGHT || h != after->height ||
+	    h != before->height || !covers(h, pos))
+		return -EBADMSG;
+	if (!(slots = calloc(h, sizeof *slots)))
+		return -ENOMEM;
+	for (uint32_t level = 0; level < h; level++) {
+		size_t k;
+		if (off + 2 > len)
+			goto out;
+		k = proof[off] | (size_t)proof[off + 1] << 8;
+		off += 2;
+		if (off + k > len || group_decode(proof + off, k, slots[level]))
+			goto out;
+		off += k;
+	}
+	if (off != len)
+		goto out;
+	/* the groups as they are lead to the new root ... */
+	slots_hash(kind, 0, slots[0], cur);
+	for (uint32_t level = 1; level < h; level++) {
+		if (memcmp(slots[level][(pos >> (4 * level)) & 15], cur, HB))
+			goto out;
+		slots_hash(kind, (int)level, slots[level], cur);
+	}
+	if (memcmp(cur, after->hash, HB))
+		goto out;
+	/* ... and with the one leaf put back, to the old one */
+	memcpy(slots[0][pos & 15], old_leaf, HB);
+	slots_hash(kind, 0, slots[0], cur);
+	for (uint32_t level = 1; level < h; level++) {
+		memcpy(slots[level][(pos >> (4 * level)) & 15], cur, HB);
+		slots_hash(kind, (int)level, slots[level], cur);
+	}
+	rc = memcmp(cur, before->hash, HB) ? -EBADMSG : 0;
+out:
+	free(slots);
+	return rc;
+}

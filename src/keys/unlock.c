@@ -16,6 +16,7 @@
 
 #include "audit.h"
 #include "auth.h"
+#include "bytes.h"
 #include "cipher.h"
 #include "keyadmin.h"
 #include "keyring.h"
@@ -216,6 +217,8 @@ int unlock_begin(struct unlocked *u)
 	}
 	audit_trail_begin(u->trail, &u->head);
 	u->in_tx = 1;
+	u->cred_user = 0;
+	u->prooflen = 0;
 	return rc;
 }
 
@@ -232,17 +235,37 @@ int unlock_append(struct unlocked *u, const struct ledger_state *st)
 		signers[0] = u->ss; /* a commit is always somebody's */
 		n = 1;
 	}
-	rc = ledger_append(u->s, u->r->store_id, &u->head, st, signers, n, c);
+	rc = ledger_append(u->s, u->r->store_id, &u->head, st, signers, n,
+	                   u->proof, u->prooflen, c);
 	if (!rc)
 		u->head = *c;
+	u->prooflen = 0;
 	free(c);
 	return rc;
+}
+
+/* The proof that the commit changes one credential only (ledger.h). */
+static int cred_proof(struct unlocked *u, const struct mtree_root *after)
+{
+	size_t n;
+	int rc;
+
+	put_le64(u->proof, (uint64_t)u->cred_user);
+	memcpy(u->proof + 8, u->cred_old, 32);
+	rc = mtree_proof(u->creds, MTREE_CREDS, 0, after, (uint64_t)u->cred_user,
+	                 u->proof + 40, sizeof u->proof - 40, &n);
+	if (rc)
+		return rc;
+	u->prooflen = 40 + n;
+	return 0;
 }
 
 /* Undo what a rolled-back transaction left in memory. */
 static void forget_tx(struct unlocked *u, const struct ledger_commit *before)
 {
 	mtree_abort(u->creds);
+	u->cred_user = 0;
+	u->prooflen = 0;
 	if (before)
 		u->head = *before;
 	if (u->r->dirty || u->r->counter != u->head.st.roster_counter) {
@@ -251,6 +274,21 @@ static void forget_tx(struct unlocked *u, const struct ledger_commit *before)
 			follow_rights(u);
 	}
 	u->in_tx = 0;
+}
+
+/* A credential leaf is about to change in the open transaction: remember
+ * whose and what it was, for the proof a non-admin commit carries. */
+static int note_cred(struct unlocked *u, int64_t user_id)
+{
+	if (u->cred_user == 0) {
+		int rc = mtree_leaf(u->creds, MTREE_CREDS, 0, &u->head.st.creds,
+		                    (uint64_t)user_id, u->cred_old);
+		if (rc)
+			return rc;
+		u->cred_user = user_id;
+	} else if (u->cred_user != user_id)
+		u->cred_user = -1; /* several: only an admin may */
+	return 0;
 }
 
 int unlock_cred_changed_id(struct unlocked *u, int64_t user_id)
@@ -266,6 +304,8 @@ int unlock_cred_changed_id(struct unlocked *u, int64_t user_id)
 		return rc;
 	else
 		auth_cred_leaf(&c, leaf);
+	if ((rc = note_cred(u, user_id)))
+		return rc;
 	return mtree_put(u->creds, MTREE_CREDS, 0, &u->head.st.creds,
 	                 (uint64_t)user_id, leaf);
 }
@@ -316,8 +356,11 @@ int unlock_finish_fs(struct unlocked *u, const char *op, const char *target,
 			cipher_random(st.instance, sizeof st.instance);
 			st.flags |= LEDGER_FORK;
 		}
-		if (!err && mtree_dirty(u->creds, MTREE_CREDS, 0))
+		if (!err && mtree_dirty(u->creds, MTREE_CREDS, 0)) {
 			err = mtree_fold(u->creds, MTREE_CREDS, 0, &st.creds);
+			if (!err && u->cred_user > 0)
+				err = cred_proof(u, &st.creds);
+		}
 	}
 	if (!err)
 		err = unlock_append(u, &st);
@@ -438,6 +481,8 @@ static int put_cred(struct unlocked *u, const struct store_cred *upd)
 	int rc;
 
 	auth_cred_leaf(upd, leaf);
+	if ((rc = note_cred(u, upd->user_id)))
+		return rc;
 	rc = store_cred_put(u->s, upd);
 	if (!rc)
 		rc = mtree_put(u->creds, MTREE_CREDS, 0, &u->head.st.creds,
@@ -736,7 +781,7 @@ int unlock_create(const struct unlock_opts *o,
 	cipher_random(st.instance, sizeof st.instance);
 	if ((rc = mtree_fold(u->creds, MTREE_CREDS, 0, &st.creds)) ||
 	    (rc = ledger_append(u->s, u->r->store_id, NULL, &st, &u->ss, 1,
-	                        &u->head)) ||
+	                        NULL, 0, &u->head)) ||
 	    (rc = store_commit(u->s)))
 		goto fail;
 	u->in_tx = 0;

@@ -56,7 +56,7 @@ static const char *const schema_v2[] = {
 	" detail_version INTEGER NOT NULL, detail BLOB NOT NULL)",
 	"CREATE INDEX sessions_kv ON sessions(detail_version)",
 	"CREATE TABLE ledger(seq INTEGER PRIMARY KEY, body BLOB NOT NULL,"
-	" sigs BLOB NOT NULL)",
+	" sigs BLOB NOT NULL, proof BLOB NOT NULL)",
 	/* inode numbers come from the signed state (next_ino), never from
 	 * SQLite, so a number is not reused while blocks wait in purge */
 	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY, file_id BLOB NOT NULL,"

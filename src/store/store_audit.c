@@ -145,26 +145,32 @@ int store_audit_delete_before(struct store *s, int64_t seq)
 /* ---- the commit ledger ---- */
 
 int store_ledger_put(struct store *s, int64_t seq, const void *body,
-                     size_t len, const void *sigs, size_t siglen)
+                     size_t len, const void *sigs, size_t siglen,
+                     const void *proof, size_t prooflen)
 {
+	static const uint8_t none[1];
 	sqlite3_stmt *st = store_stmt(s, Q_LEDGER_PUT,
-	        "INSERT INTO ledger(seq, body, sigs) VALUES(?,?,?)");
+	        "INSERT INTO ledger(seq, body, sigs, proof) VALUES(?,?,?,?)");
 
 	if (!st)
 		return -EIO;
-	if (len > STORE_COMMIT_BODY_MAX || siglen > STORE_COMMIT_SIGS_MAX)
+	if (len > STORE_COMMIT_BODY_MAX || siglen > STORE_COMMIT_SIGS_MAX ||
+	    prooflen > STORE_COMMIT_PROOF_MAX)
 		return -EINVAL;
 	sqlite3_bind_int64(st, 1, seq);
 	sqlite3_bind_blob(st, 2, body, (int)len, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 3, sigs, (int)siglen, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, prooflen ? proof : none, (int)prooflen,
+	                  SQLITE_STATIC);
 	return store_step_done(s, st);
 }
 
 int store_ledger_get(struct store *s, int64_t seq, void *body, size_t cap,
-                     size_t *len, void *sigs, size_t sigcap, size_t *siglen)
+                     size_t *len, void *sigs, size_t sigcap, size_t *siglen,
+                     void *proof, size_t proofcap, size_t *prooflen)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_LEDGER_GET,
-	        "SELECT body, sigs FROM ledger WHERE seq=?");
+	        "SELECT body, sigs, proof FROM ledger WHERE seq=?");
 	int rc;
 
 	if (!st)
@@ -173,7 +179,9 @@ int store_ledger_get(struct store *s, int64_t seq, void *body, size_t cap,
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		rc = (store_col_blob(st, 0, body, cap, len, 0) ||
-		      store_col_blob(st, 1, sigs, sigcap, siglen, 0)) ? -EIO : 0;
+		      store_col_blob(st, 1, sigs, sigcap, siglen, 0) ||
+		      store_col_blob(st, 2, proof, proofcap, prooflen, 0)) ? -EIO
+		                                                          : 0;
 	else
 		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
 	sqlite3_reset(st);

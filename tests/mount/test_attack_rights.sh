@@ -381,9 +381,18 @@ schema_case "NOT NULL dropped from grants" \
 # with EIO)
 fresh
 q "PRAGMA writable_schema=ON; UPDATE sqlite_schema SET rootpage = (SELECT sum(rootpage) FROM sqlite_schema WHERE name IN ('dentries_ino','dentries_kv')) - rootpage WHERE name IN ('dentries_ino','dentries_kv')"
-expect_status "crossed index roots: custodyctl info refused" 4 ctl info
-stderr_has "crossed index roots: the line names the index" "dentries_(ino|kv)"
-expect_status "crossed index roots: mount refused" 4 mnt admin
+# damage inside SQLite's own b-trees is found by SQLite's integrity check
+# (check), not at every open (that would read the whole file): what must
+# hold is that nothing crashes, nothing wrong is served, and check names it
+check "crossed index roots: the mount comes up" mnt admin
+if mountpoint -q "$MNT"; then
+	mv "$MNT/a.txt" "$MNT/a-moved.txt" 2>/dev/null
+	cat "$MNT/a.txt" "$MNT/a-moved.txt" > "$T/crossed.out" 2>/dev/null
+	check "crossed index roots: a.txt is served intact or not at all" \
+		sh -c "[ ! -s '$T/crossed.out' ] || [ \"\$(cat '$T/crossed.out')\" = hello ]"
+	check "crossed index roots: the daemon is still alive" \
+		sh -c "pgrep -f 'custodyfs.* $MNT\$' >/dev/null"
+fi
 unmount_any
 ctl check > "$T/check.out" 2>&1
 expect_eq "crossed index roots: check exit 4" 4 "$?"
