@@ -4,6 +4,11 @@
 # behind plus a set of hand-made objects (content, modes, owners, times,
 # symlinks, xattrs, link counts, special files) survives unmount + remount,
 # then runs build/posix again on the remounted store.
+# The mount is shared (allow_other): posix.c's permission checks run as
+# uid/gid 65534, which the daemon refuses without a session of its own, so
+# a writer store user "nobody" is logged in for uid 65534 after each mount
+# (custodyctl login; its passfile, 0600 and owned by 65534, comes in on
+# stdin because the test dir is 0700 root).
 . "$(dirname "$0")/../lib.sh"
 CFS_BUILD=${CFS_BUILD:-$TOP/build}
 POSIX="$CFS_BUILD/posix"
@@ -35,8 +40,18 @@ manifest() {
 	awk '/^# file: / { f = substr($0, 9) } /=/ { print f "|" $0 }' | LC_ALL=C sort)
 }
 
+# login_nobody: start uid 65534's session on the mount as store user nobody
+login_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$CUSTODYCTL" -u nobody --passfile /dev/stdin login -m "$MNT" < "$T/nobody.pass"
+}
+
 t_setup
+pf nobody 'nobody pass phrase'
+chown 65534:65534 "$T/nobody.pass"
+check "add store user nobody (writer) for uid 65534" ctl user add nobody --role writer --new-passfile "$T/nobody.pass"
 check "mount (allow_other, for the unprivileged checks)" t_mount -o allow_other
+expect_status "uid 65534 logs in as nobody" 0 login_nobody
 mkdir "$MNT/px"
 run_posix "$MNT/px"
 
@@ -74,6 +89,7 @@ sync
 before=$(manifest "$MNT")
 check "unmount" t_umount
 check "remount" t_mount -o allow_other
+expect_status "uid 65534 logs in again on the new mount" 0 login_nobody
 after=$(manifest "$MNT")
 if [ "$before" == "$after" ]; then
 	ok "whole tree identical after remount"
@@ -103,4 +119,10 @@ mkdir "$MNT/px2"
 run_posix "$MNT/px2"
 check "final unmount" t_umount
 check "store check after the runs" ctl check
+# uid 65534's requests were served under nobody's own session
+ctl audit list --json > "$T/trail.json" 2>/dev/null
+check "the trail has rows of uid 65534 as nobody" \
+	jq -e 'any(.[]; .uid == 65534 and .user == "nobody" and .op == "create")' "$T/trail.json"
+check "no row of uid 65534 under another user" \
+	jq -e 'all(.[]; .uid != 65534 or .user == "nobody")' "$T/trail.json"
 t_finish
