@@ -84,10 +84,11 @@ $(foreach L,$(LAYERS),$(eval $(call layer_rule,$(L))))
 $(BUILD):
 	mkdir -p $(BUILD)
 
+# cp + mv: a running daemon keeps its (old) binary, never "text file busy"
 custodyfs: $(BUILD)/custodyfs
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 custodyctl: $(BUILD)/custodyctl
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/custodyfs: $(CORE_O) $(FS_O)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) $(CORE_LIBS)

@@ -30,6 +30,10 @@ struct fsops_opts {
 	 * reaches the daemon */
 	int (*maintain)(void *arg);
 	void *maintain_arg;
+	/* polled every 100 ms (any thread, no lock): 1 when the kernel's
+	 * caches must be dropped now (a session just ended) */
+	int (*stale)(void *arg);
+	void *stale_arg;
 };
 
 /* Called in the daemon after the mount succeeded (e.g. to detach). */

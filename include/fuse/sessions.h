@@ -43,6 +43,9 @@ int sessions_serve(struct sessions *set, struct fs *fs, const char *point,
  * past their limits, expire keys, record and free ended sessions.
  * Returns how many ended since the last call. */
 int sessions_tick(struct sessions *set);
+/* 1 once after a session ended (any thread, no lock): the ticker drops
+ * the kernel's caches at once rather than at the next tick. */
+int sessions_stale(void *set);
 /* Stop the login thread, remove the socket, end every session (under the
  * filesystem lock: call from fs_exclusive before the fs goes), free. */
 void sessions_stop(struct sessions *set);

@@ -28,6 +28,10 @@ struct rights;
 struct store_audit;
 struct ledger_commit;
 
+/* The store user of a row about a uid without a session (recorded by a
+ * shared mount's own session): no user of the roster may take the name. */
+#define AUDIT_NO_SESSION "-"
+
 /* Who is asking, in Unix terms. */
 struct audit_who {
 	uint32_t uid, gid, pid;

@@ -92,7 +92,9 @@ static int ask(const char *cmd, const char *mnt, struct handover_req *rq)
 		return EXIT_RUNTIME;
 	}
 	rc = handover_send(fd, rq);
-	if (!rc)
+	/* a daemon that refused at once (busy) has answered already: read
+	 * its answer even when the request could not be sent */
+	if (!rc || rc == -EPIPE || rc == -ECONNRESET)
 		rc = handover_result(fd, &status, msg, sizeof msg);
 	close(fd);
 	if (rc) {

@@ -72,6 +72,11 @@ struct fs {
 	struct keyring *kr;     /* the keys of the operation in progress */
 	struct session *actor;  /* its session */
 	struct session *nobody; /* the actor of a request without a session */
+	const struct fs_ctx *req; /* the request in progress (fs_lock) */
+	struct fs_denied {
+		uint32_t uid;
+		int64_t ms;
+	} denied[8];            /* the last no-session rows, by uid */
 	struct fs_ref *refs[FS_REF_BUCKETS];
 	int in_tx;              /* a group transaction is open */
 	int rtx;                /* the operation's read transaction is open */

@@ -16,6 +16,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "audit.h"
 #include "fs_internal.h"
 #include "session.h"
 #include "unlock.h"
@@ -48,8 +49,50 @@ static int load_dir(struct fs *fs, uint64_t ino, struct store_inode *dir)
 	return 0;
 }
 
+/*
+ * A request from a uid without a session (or whose session ended): one
+ * "no-session" row per uid and second at most, naming the uid and its
+ * process, recorded by the mount's own session under the store user "-".
+ * The request's own operation row is not written (fs_audit): no store user
+ * did it.
+ */
+static void no_session(struct fs *fs)
+{
+	const struct fs_ctx *c = fs->req;
+	int64_t now = fs_now_ms();
+	struct fs_denied *slot = &fs->denied[0];
+	struct audit_who w;
+
+	if (!c || fs->u->readonly)
+		return;
+	for (size_t i = 0; i < sizeof fs->denied / sizeof fs->denied[0]; i++) {
+		if (fs->denied[i].uid == c->uid && fs->denied[i].ms) {
+			slot = &fs->denied[i];
+			break;
+		}
+		if (fs->denied[i].ms < slot->ms)
+			slot = &fs->denied[i];
+	}
+	if (slot->uid == c->uid && slot->ms && now - slot->ms < 1000)
+		return;
+	slot->uid = c->uid;
+	slot->ms = now;
+	if (fs_read_flush(fs) || (!fs->in_tx && fs_op_begin(fs)))
+		return;
+	w = (struct audit_who){ c->uid, c->gid, c->pid };
+	if (audit_append_about(fs->u->trail, fs->u->ss, AUDIT_NO_SESSION, &w, 0,
+	                       "no-session", "refused: this uid has no session",
+	                       -EACCES)) {
+		fs_warn(fs, "a refusal could not be recorded in the audit trail:"
+		        " the group transaction is rolled back");
+		fs_abort_locked(fs);
+	}
+}
+
 int fs_may_write(struct fs *fs)
 {
+	if (fs->actor == fs->nobody)
+		no_session(fs);
 	if (fs->actor->ended)
 		return -EACCES;
 	if (fs->o.read_only || !keyring_active(fs->kr) ||
@@ -60,6 +103,8 @@ int fs_may_write(struct fs *fs)
 
 int fs_may_read(struct fs *fs)
 {
+	if (fs->actor == fs->nobody)
+		no_session(fs);
 	if (fs->actor->ended || !role_holds_data(fs->actor->role))
 		return -EACCES;
 	return 0;

@@ -109,6 +109,7 @@ void fs_lock(struct fs *fs, const struct fs_ctx *c)
 	pthread_mutex_lock(&fs->lock);
 	fs->actor = acting(fs, c);
 	fs->kr = fs->actor->kr;
+	fs->req = c;
 	if (fs->in_tx) {
 		/* a commit holds at most LEDGER_MAX_SIGNERS signatures: when this
 		 * op's recorder, the pending read's and the mount's own would

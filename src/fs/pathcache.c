@@ -143,8 +143,8 @@ int fs_audit(struct fs *fs, const struct fs_ctx *c, const char *op,
 	(void)c; (void)fs; (void)w; (void)rc;
 	return (int)result;
 #endif
-	if (!c || !recording(fs))
-		return (int)result;
+	if (!c || !recording(fs) || fs->actor == fs->nobody)
+		return (int)result; /* a uid without a session: no_session() */
 	/* rows stay in the order things happened */
 	if ((rc = fs_read_flush(fs)))
 		return result < 0 ? (int)result : rc;

@@ -376,6 +376,8 @@ static int serve(struct args *a)
 	mt = (struct maint){ &u, fs, set, 0, 0 };
 	a->f.maintain = maintain;
 	a->f.maintain_arg = &mt;
+	a->f.stale = set ? sessions_stale : NULL;
+	a->f.stale_arg = set;
 	rc = fsops_run(fs, &a->f, mounted, a, &why);
 	if (rc)
 		why = "mount failed";

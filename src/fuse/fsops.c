@@ -615,8 +615,10 @@ static void drop_caches(struct ctx *c)
 	if (!inos)
 		return;
 	n = fs_referenced(c->fs, inos, cap);
+	fuse_lowlevel_notify_inval_inode(c->se, FUSE_ROOT_ID, 0, 0);
 	for (size_t i = 0; i < n && i < cap; i++)
-		fuse_lowlevel_notify_inval_inode(c->se, inos[i], 0, 0);
+		if (inos[i] != FUSE_ROOT_ID)
+			fuse_lowlevel_notify_inval_inode(c->se, inos[i], 0, 0);
 	free(inos);
 }
 
@@ -641,6 +643,8 @@ static void *ticker(void *arg)
 		}
 		if (c->o->maintain && elapsed % 1000 == 0 &&
 		    c->o->maintain(c->o->maintain_arg) > 0)
+			drop_caches(c);
+		else if (c->o->stale && c->o->stale(c->o->stale_arg))
 			drop_caches(c);
 		if ((c->o->idle_ms && fs_idle_ms(c->fs) >= c->o->idle_ms) ||
 		    (c->o->maxage_ms && elapsed >= c->o->maxage_ms)) {

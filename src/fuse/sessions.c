@@ -32,6 +32,9 @@ struct member {
 	int recorded;                 /* its end is in the trail */
 };
 
+#define WORKERS 16
+#define PER_UID 2
+
 struct sessions {
 	struct unlocked *u;
 	struct fs *fs;
@@ -40,10 +43,17 @@ struct sessions {
 	struct member *m;
 	size_t n, cap;
 	int ended;                    /* since the last tick */
-	/* the login thread */
+	int stale;                    /* the kernel's caches must go (atomic) */
+	/* the login thread, and a worker per connection: no client can hold
+	 * up another's login (at most WORKERS at once, PER_UID per uid) */
 	int lfd, wake[2];
 	int serving;
 	pthread_t th;
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;
+	int workers;
+	struct { uint32_t uid; int n; } busy[WORKERS];
+	pthread_mutex_t auth_mu;      /* one Argon2id at a time: bounded memory */
 	char path[128];
 	char point[4096];
 };
@@ -68,6 +78,7 @@ static void follow(struct unlocked *u, void *arg)
 		if (session_follow(m->ss, u->s, u->r)) {
 			m->why = "rights changed";
 			set->ended++;
+			__atomic_store_n(&set->stale, 1, __ATOMIC_RELEASE);
 		}
 	}
 }
@@ -83,6 +94,9 @@ int sessions_new(struct unlocked *u, uint32_t mount_uid,
 	set->u = u;
 	set->mount_uid = mount_uid;
 	set->lfd = set->wake[0] = set->wake[1] = -1;
+	pthread_mutex_init(&set->wmu, NULL);
+	pthread_cond_init(&set->wcv, NULL);
+	pthread_mutex_init(&set->auth_mu, NULL);
 	u->follow_others = follow;
 	u->follow_arg = set;
 	*out = set;
@@ -136,6 +150,13 @@ static void end_member(struct sessions *set, struct member *m,
 	if (!m->why)
 		m->why = why;
 	set->ended++;
+	__atomic_store_n(&set->stale, 1, __ATOMIC_RELEASE);
+}
+
+int sessions_stale(void *arg)
+{
+	struct sessions *set = arg;
+	return set ? __atomic_exchange_n(&set->stale, 0, __ATOMIC_ACQ_REL) : 0;
 }
 
 static void expire_keys(struct sessions *set, struct session *ss)
@@ -341,8 +362,10 @@ static void do_login(struct login *l)
 		         l->rq->name);
 		return;
 	}
+	pthread_mutex_lock(&set->auth_mu);
 	rc = unlock_other_auth(set->u, l->rq->name, &l->rq->pw, &aw, &l->p, why,
 	                       sizeof why);
+	pthread_mutex_unlock(&set->auth_mu);
 	if (rc) {
 		l->status = rc == -EACCES ? EXIT_AUTH
 		            : rc == -EBADMSG || rc == -ESTALE ? EXIT_DAMAGE
@@ -407,13 +430,79 @@ static void serve_one(struct sessions *set, int fd)
 	handover_answer(fd, l.status, l.msg);
 }
 
+struct worker {
+	struct sessions *set;
+	int fd;
+	uint32_t uid;
+};
+
+/* A slot for uid's connection: 0, or -EBUSY (too many at once). */
+static int take_slot(struct sessions *set, uint32_t uid)
+{
+	int free_i = -1, rc = 0;
+
+	pthread_mutex_lock(&set->wmu);
+	if (set->workers >= WORKERS)
+		rc = -EBUSY;
+	for (int i = 0; !rc && i < WORKERS; i++) {
+		if (set->busy[i].n && set->busy[i].uid == uid) {
+			if (set->busy[i].n >= PER_UID)
+				rc = -EBUSY;
+			else
+				set->busy[i].n++;
+			free_i = -2;
+			break;
+		}
+		if (!set->busy[i].n && free_i == -1)
+			free_i = i;
+	}
+	if (!rc && free_i >= 0) {
+		set->busy[free_i].uid = uid;
+		set->busy[free_i].n = 1;
+	}
+	if (!rc)
+		set->workers++;
+	pthread_mutex_unlock(&set->wmu);
+	return rc;
+}
+
+static void put_slot(struct sessions *set, uint32_t uid)
+{
+	pthread_mutex_lock(&set->wmu);
+	for (int i = 0; i < WORKERS; i++)
+		if (set->busy[i].n && set->busy[i].uid == uid) {
+			set->busy[i].n--;
+			break;
+		}
+	set->workers--;
+	pthread_cond_broadcast(&set->wcv);
+	pthread_mutex_unlock(&set->wmu);
+}
+
+static void *worker(void *arg)
+{
+	struct worker *w = arg;
+
+	serve_one(w->set, w->fd);
+	close(w->fd);
+	put_slot(w->set, w->uid);
+	free(w);
+	return NULL;
+}
+
 static void *login_thread(void *arg)
 {
 	struct sessions *set = arg;
 	struct pollfd p[2] = { { set->lfd, POLLIN, 0 }, { set->wake[0], POLLIN, 0 } };
 
 	for (;;) {
+		struct ucred pc;
+		socklen_t len = sizeof pc;
+		struct worker *w;
+		pthread_attr_t at;
+		pthread_t th;
 		int fd;
+
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -426,8 +515,26 @@ static void *login_thread(void *arg)
 		fd = accept4(set->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		serve_one(set, fd);
-		close(fd);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &pc, &len)) {
+			close(fd);
+			continue;
+		}
+		if (take_slot(set, pc.uid)) {
+			handover_answer(fd, EXIT_BUSY, "too many logins in progress:"
+			                " try again");
+			close(fd);
+			continue;
+		}
+		w = malloc(sizeof *w);
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		if (!w || (w->set = set, w->fd = fd, w->uid = pc.uid,
+		           pthread_create(&th, &at, worker, w))) {
+			free(w);
+			close(fd);
+			put_slot(set, pc.uid);
+		}
+		pthread_attr_destroy(&at);
 	}
 	return NULL;
 }
@@ -463,6 +570,12 @@ void sessions_stop(struct sessions *set)
 	if (write(set->wake[1], "x", 1) != 1)
 		pthread_cancel(set->th);
 	pthread_join(set->th, NULL);
+	/* workers finish what they started (each bounded by its socket
+	 * timeouts and one Argon2id) while the filesystem is still here */
+	pthread_mutex_lock(&set->wmu);
+	while (set->workers > 0)
+		pthread_cond_wait(&set->wcv, &set->wmu);
+	pthread_mutex_unlock(&set->wmu);
 	close(set->lfd);
 	close(set->wake[0]);
 	close(set->wake[1]);
@@ -482,5 +595,8 @@ void sessions_free(struct sessions *set)
 		set->u->follow_arg = NULL;
 	}
 	free(set->m);
+	pthread_mutex_destroy(&set->wmu);
+	pthread_cond_destroy(&set->wcv);
+	pthread_mutex_destroy(&set->auth_mu);
 	free(set);
 }

@@ -297,6 +297,7 @@ static int about_other(const char *op)
 {
 	return !strcmp(op, "login-failed") || !strcmp(op, "login-locked") ||
 	       !strcmp(op, "lockout") || !strcmp(op, "login-denied") ||
+	       !strcmp(op, "no-session") ||
 	       !strcmp(op, "session-end");
 }
 

@@ -212,6 +212,13 @@ expect_status "no session: logout exit 1" 1 uctl cfsu_n logout -m "$MNT"
 expect_eq "nothing was created or changed" "shared line|absent|absent" \
 	"$(cat "$MNT/open/shared.txt")|$([ -e "$MNT/open/n-new" ] && echo present || echo absent)|$([ -e "$MNT/open/n-dir" ] && echo present || echo absent)"
 expect_eq "no xattr was set" "" "$(getfattr -d "$MNT/open/shared.txt" 2>/dev/null)"
+sleep 1.1
+refused "no session: stat of another never-looked-up name" cfsu_n "$EACC" stat "$MNT/never-2"
+trail
+row "trail: the refusals are recorded as no-session rows naming the uid" \
+	".op == \"no-session\" and .user == \"-\" and .uid == $UN and .result != 0"
+no_row "trail: no row names a store user for the sessionless uid's requests" \
+	".uid == $UN and .user != \"-\" and (.op | test(\"^(login|logout|session-end|login-failed|login-denied)\") | not)"
 
 # ---- two writers side by side ----
 expect_status "cfsu_w1 logs in as w1" 0 login_u cfsu_w1 w1
@@ -335,6 +342,20 @@ row "trail: cfsu_n's write as w1 is w1's" ".op == \"write\" and .path == \"/open
 
 # ---- session takeover ----
 SOCK=$("$PY" "$PASSFD" path "$MNT")
+# a uid holding idle connections cannot stall other users' logins (each
+# connection is served on its own; at most two at once per uid)
+as_u cfsu_n "$PY" -c 'import socket, sys, time
+s = [socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(4)]
+[x.connect(sys.argv[1]) for x in s]
+time.sleep(5)' "$SOCK" &
+STALL=$!
+BG+=("$STALL")
+sleep 0.5
+t0=$(date +%s%N)
+expect_status "a login while another uid holds idle connections" 0 login_u cfsu_w2 w2
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "it is answered at once (${ms} ms), not after the idle ones time out" test "$ms" -lt 3000
+wait "$STALL" 2>/dev/null
 check "the login socket is where the protocol puts it" test -S "$SOCK"
 # (c) nobody but root can put a socket in /run/custodyfs
 expect_eq "/run/custodyfs is root's, mode 0755" "0 0 755 directory" "$(stat -c '%u %g %a %F' /run/custodyfs)"
