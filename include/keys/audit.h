@@ -75,11 +75,18 @@ int audit_adopt_auth_events(struct audit_trail *t, struct session *ss);
  * base) to the last row, that the chain's head is the newest commit's,
  * that every row lies under a commit signed by the session it names, and
  * that a row's user is that session's user (or, for a login failure, any
- * name). 0, or -EBADMSG with *bad_seq (the first bad row, or a commit) and
+ * name). A row numbered before the chain's start (audit_first_row) fails. 0, or -EBADMSG with *bad_seq (the first bad row, or a commit) and
  * a one-line reason. *rows counts the rows checked.
  */
 int audit_verify(struct store *s, const struct rights *r, int64_t *bad_seq,
                  uint64_t *rows, char *why, size_t whylen);
+
+/*
+ * The first row the signed chain covers: 1, or after a prune the row after
+ * the base commit's audit head. Rows numbered below it are no part of the
+ * signed history (audit_verify flags them). 0 or -errno.
+ */
+int audit_first_row(struct store *s, int64_t *first_row);
 
 /* Reading details: a session whose role reads the trail. */
 struct audit_reader;

@@ -427,6 +427,9 @@ int store_audit_each(struct store *s, int64_t after,
                      int (*fn)(void *arg, const struct store_audit *a),
                      void *arg);
 int store_audit_count(struct store *s, uint64_t *n);
+/* How many rows have seq < seq, and the lowest of them (0 if none). */
+int store_audit_below(struct store *s, int64_t seq, uint64_t *n,
+                      int64_t *lowest);
 int store_audit_delete_before(struct store *s, int64_t seq);
 
 /* ---- mount sessions (advisory: for messages and info) ---- */

@@ -350,6 +350,8 @@ struct reader {
 	enum out_format fmt;
 	int full;               /* export: every column */
 	uint64_t shown, malformed;
+	int64_t first_row;      /* the first row of the signed trail */
+	uint64_t unsigned_rows; /* rows before it: not shown */
 	int64_t last_seq;       /* highest seq seen, for --follow */
 	int err;                /* -errno that stopped the walk */
 };
@@ -495,16 +497,46 @@ static int reader_row(void *arg, const struct store_audit *a)
 	return 0;
 }
 
+/* Rows numbered before the start of the signed trail are no part of its
+ * history: never shown, and said once. */
+static void unsigned_rows_said(const struct reader *rd, const char *cmd)
+{
+	fprintf(stderr, "custodyctl: %s: %llu rows numbered before the start of"
+	        " the signed trail (row %lld) not shown: no commit covers them,"
+	        " they were added outside custodyfs (run 'custodyctl audit"
+	        " verify')\n", cmd, (unsigned long long)rd->unsigned_rows,
+	        (long long)rd->first_row);
+}
+
+/* Where the signed trail starts (audit_first_row), into rd. */
+static int reader_start(struct cli *c, struct reader *rd, const char *cmd)
+{
+	int64_t lowest;
+	int rc = audit_first_row(c->un.s, &rd->first_row);
+
+	if (!rc)
+		rc = store_audit_below(c->un.s, rd->first_row, &rd->unsigned_rows,
+		                       &lowest);
+	if (rc) {
+		fprintf(stderr, "custodyctl: %s: cannot read the commit records:"
+		        " %s\n", cmd, strerror(-rc));
+		return EXIT_RUNTIME;
+	}
+	rd->last_seq = rd->first_row - 1;
+	return EXIT_OK;
+}
+
 /*
  * Every row through rd, in one read snapshot (one statement). Exit status:
- * 0, 1 (cannot read or write) or 4 (malformed rows were skipped).
+ * 0, 1 (cannot read or write) or 4 (malformed rows were skipped, or rows
+ * before the start of the signed trail were left out).
  */
 static int dump(struct cli *c, struct reader *rd, const char *cmd)
 {
 	int rc;
 
 	print_header(rd->fmt);
-	rc = store_audit_each(c->un.s, 0, reader_row, rd);
+	rc = store_audit_each(c->un.s, rd->first_row - 1, reader_row, rd);
 	if (rd->err)
 		rc = rd->err;
 	if (rd->fmt == OUT_JSON)
@@ -519,12 +551,14 @@ static int dump(struct cli *c, struct reader *rd, const char *cmd)
 		        strerror(-rc));
 		return EXIT_RUNTIME;
 	}
+	if (rd->unsigned_rows)
+		unsigned_rows_said(rd, cmd);
 	if (rd->malformed) {
 		fprintf(stderr, "custodyctl: %s: %llu malformed rows skipped\n", cmd,
 		        (unsigned long long)rd->malformed);
 		return EXIT_DAMAGE;
 	}
-	return EXIT_OK;
+	return rd->unsigned_rows ? EXIT_DAMAGE : EXIT_OK;
 }
 
 /* ---- audit list ---- */
@@ -662,11 +696,15 @@ static int audit_list(struct cli *c, int argc, char **argv)
 	memset(&rd, 0, sizeof rd);
 	rd.f = &f;
 	rd.fmt = !c->json ? OUT_TEXT : followp ? OUT_JSON_LINES : OUT_JSON;
+	if ((st = reader_start(c, &rd, "audit list")))
+		return st;
 	if ((rc = audit_reader_new(c->un.s, c->un.r, c->un.ss, &rd.r))) {
 		fprintf(stderr, "custodyctl: audit list: %s\n", strerror(-rc));
 		return EXIT_RUNTIME;
 	}
 	if (followp) {
+		if (rd.unsigned_rows)
+			unsigned_rows_said(&rd, "audit list");
 		print_header(rd.fmt);
 		st = follow(c, &rd);
 	} else
@@ -724,6 +762,8 @@ static int audit_export(struct cli *c, int argc, char **argv)
 	memset(&rd, 0, sizeof rd);
 	rd.fmt = fmt;
 	rd.full = 1;
+	if ((st = reader_start(c, &rd, "audit export")))
+		return st;
 	if ((rc = audit_reader_new(c->un.s, c->un.r, c->un.ss, &rd.r))) {
 		fprintf(stderr, "custodyctl: audit export: %s\n", strerror(-rc));
 		return EXIT_RUNTIME;

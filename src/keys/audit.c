@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -442,6 +443,24 @@ int audit_verify(struct store *s, const struct rights *r, int64_t *bad_seq,
 		    (rc = ledger_read(s, v->cur.seq + 1, &v->cur)))
 			goto out;
 	}
+	/* a row numbered before the start is no part of the signed history */
+	{
+		uint64_t nbelow = 0;
+		int64_t lowest = 0;
+		if ((rc = store_audit_below(s, v->expect, &nbelow, &lowest)))
+			goto out;
+		if (nbelow) {
+			*bad_seq = lowest;
+			snprintf(why, whylen, "%llu row%s numbered before the start of"
+			         " the signed trail (row %lld), the first %lld: no"
+			         " commit covers them, they were added outside"
+			         " custodyfs", (unsigned long long)nbelow,
+			         nbelow == 1 ? "" : "s", (long long)v->expect,
+			         (long long)lowest);
+			rc = -EBADMSG;
+			goto out;
+		}
+	}
 	rc = store_audit_each(s, v->expect - 1, verify_row, v);
 	*rows = v->rows;
 	if (v->err && !v->bad) {
@@ -472,6 +491,26 @@ out:
 		ledger_cache_free(v->cache);
 	free(v);
 	free(head);
+	return rc;
+}
+
+int audit_first_row(struct store *s, int64_t *first_row)
+{
+	struct ledger_commit *c;
+	int64_t first;
+	int rc;
+
+	*first_row = 1;
+	if ((rc = store_ledger_first(s, &first)))
+		return rc;
+	if (first == 1)
+		return 0;
+	if (!(c = malloc(sizeof *c)))
+		return -ENOMEM;
+	rc = ledger_read(s, first, c);
+	if (!rc)
+		*first_row = c->st.audit_seq + 1;
+	free(c);
 	return rc;
 }
 
