@@ -145,6 +145,13 @@ int store_inode_get(struct store *s, uint64_t ino, struct store_inode *out);
  * the signed state; a row already there is replaced). */
 int store_inode_insert(struct store *s, const struct store_inode *in);
 int store_inode_update(struct store *s, const struct store_inode *in);
+/*
+ * Delete every row keyed by inode number ino but its inode row: its
+ * xattrs, blocks, the entries naming it as their directory, a purge entry
+ * (a number the signed state never used is being allocated: whatever is
+ * there was planted or left over). *removed counts the rows.
+ */
+int store_inode_clear(struct store *s, uint64_t ino, uint64_t *removed);
 /* Delete the inode and its xattrs; its blocks and block tree are queued
  * for purging. */
 int store_inode_delete(struct store *s, uint64_t ino);

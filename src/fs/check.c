@@ -360,14 +360,19 @@ struct blk_ctx {
 	struct ck_leaves leaves;   /* the file's signed blocks */
 	uint64_t count;
 	uint64_t bad, beyond, nokey, planted;
+	int zero;               /* repair: unreadable blocks go (zero_unreadable,
+	                         * regular files only) */
 	uint64_t *drop;         /* repair: blocks to drop */
 	size_t ndrop, dropcap;
 	int err;
 };
 
-static void drop_block(struct blk_ctx *b, uint64_t blk)
+/* Repair: remember a row to delete. A row with no leaf (planted) is no
+ * part of the file and always goes; an unreadable one of the signed file
+ * only when asked (zero_unreadable). */
+static void drop_block(struct blk_ctx *b, uint64_t blk, int planted)
 {
-	if (!b->c->repairing || !b->c->ops->zero_unreadable || b->err)
+	if (!b->c->repairing || b->err || (!planted && !b->zero))
 		return;
 	if (grow(&b->drop, b->ndrop, &b->dropcap, sizeof *b->drop)) {
 		b->err = -ENOMEM;
@@ -387,15 +392,17 @@ static int check_block(void *arg, uint64_t blk, uint32_t kv, const void *data,
 	if (!lf) {
 		/* a row where the signed file has a hole: not part of it */
 		b->planted++;
-		drop_block(b, blk);
+		drop_block(b, blk, 1);
 		return 0;
 	}
 	lf->seen = 1;
 	if (!b->c->repairing)
 		b->c->st->blocks++;
+	if (b->c->repairing && !b->zero)
+		return 0; /* only planted rows and the count are repaired */
 	if (blk * b->c->fs->block_size >= b->ci->in.size) {
 		b->beyond++;
-		drop_block(b, blk);
+		drop_block(b, blk, 0);
 		return 0;
 	}
 	rc = blockio_verify(b->c->fs, &b->ci->in, blk, kv, data, len, lf->leaf);
@@ -408,25 +415,29 @@ static int check_block(void *arg, uint64_t blk, uint32_t kv, const void *data,
 		b->c->st->bytes += len - (cipher == KEY_CIPHER_ETM
 		                          ? CIPHER_BLOCK_OVERHEAD : CIPHER_OVERHEAD);
 	if (rc)
-		drop_block(b, blk);
+		drop_block(b, blk, 0);
 	return 0;
 }
 
 /*
- * Repair (zero_unreadable): drop the blocks that cannot be read, and the
- * signed blocks whose rows are gone, so the file reads with zeros there.
+ * Repair: rows that are no part of the signed file (planted in its holes)
+ * are deleted and the block count is set to the blocks of its tree; with
+ * zero_unreadable, the blocks that cannot be read and the signed blocks
+ * whose rows are gone are dropped too, so the file reads zeros there.
  */
 static int repair_blocks(struct ck *c, struct ck_inode *ci, struct blk_ctx *b)
 {
 	struct mtree_root root;
-	uint64_t missing = 0, left;
+	uint64_t missing = 0, left, planted = 0;
 	char what[200];
 	int rc = 0;
 
 	root.height = ci->in.theight;
 	memcpy(root.hash, ci->in.troot, sizeof root.hash);
 	left = b->leaves.n;
-	for (size_t i = 0; i < b->leaves.n && !rc; i++)
+	for (size_t i = 0; i < b->ndrop; i++)
+		planted += !leaf_at(&b->leaves, b->drop[i]);
+	for (size_t i = 0; i < b->leaves.n && !rc && b->zero; i++)
 		if (!b->leaves.v[i].seen) {
 			missing++;
 			left--;
@@ -444,16 +455,22 @@ static int repair_blocks(struct ck *c, struct ck_inode *ci, struct blk_ctx *b)
 	}
 	if (rc)
 		return rc;
-	if (!b->ndrop && !missing && ci->in.nblocks == left)
+	if (planted) {
+		snprintf(what, sizeof what, "deleted %llu stored block%s that are"
+		         " no part of the signed file (planted, or left over)",
+		         (unsigned long long)planted, planted == 1 ? "" : "s");
+		fixed(c, ci->in.ino, ci->path, what);
+	}
+	if (b->ndrop == planted && !missing && ci->in.nblocks == left)
 		return 0;
 	ci->in.nblocks = left;
 	if ((rc = inode_save(c->fs, &ci->in)))
 		return rc;
-	if (b->ndrop || missing)
-		snprintf(what, sizeof what, "dropped %llu unreadable, stray or"
-		         " missing block%s (they read as zeros now)",
-		         (unsigned long long)(b->ndrop + missing),
-		         b->ndrop + missing == 1 ? "" : "s");
+	if (b->ndrop > planted || missing)
+		snprintf(what, sizeof what, "dropped %llu unreadable or missing"
+		         " block%s (they read as zeros now)",
+		         (unsigned long long)(b->ndrop - planted + missing),
+		         b->ndrop - planted + missing == 1 ? "" : "s");
 	else
 		snprintf(what, sizeof what, "block count set to the %llu blocks of"
 		         " its tree", (unsigned long long)left);
@@ -469,6 +486,7 @@ static int check_file(struct ck *c, struct ck_inode *ci)
 	char what[200];
 	int rc;
 
+	b.zero = c->repairing && c->ops->zero_unreadable && S_ISREG(ci->in.mode);
 	root.height = ci->in.theight;
 	memcpy(root.hash, ci->in.troot, sizeof root.hash);
 	if ((rc = walk_tree(c->fs, MTREE_BLOCKS, ci->in.ino, &root, &b.leaves,
@@ -532,7 +550,7 @@ static int check_file(struct ck *c, struct ck_inode *ci)
 	if (S_ISLNK(ci->in.mode) && (ci->in.size == 0 || ci->in.size >= FS_PATH_MAX))
 		problem(c, ci->in.ino, "symlink target has an impossible length");
 	rc = b.err;
-	if (!rc && c->repairing && c->ops->zero_unreadable && S_ISREG(ci->in.mode))
+	if (!rc && c->repairing)
 		rc = repair_blocks(c, ci, &b);
 	free(b.drop);
 	free(b.leaves.v);
@@ -857,8 +875,7 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 			}
 		}
 		if (S_ISREG(ci->in.mode) || S_ISLNK(ci->in.mode)) {
-			if ((!repairing || ops->zero_unreadable) &&
-			    (rc = check_file(&c, ci)))
+			if ((rc = check_file(&c, ci)))
 				goto out;
 		}
 		if (!repairing && xattr_verify(fs, &ci->in))

@@ -592,6 +592,62 @@ else
 fi
 ctl check --repair > /dev/null 2>&1
 expect_status "planted blocks: after check --repair the legitimate file is clean" 0 ctl check
+expect_eq "planted blocks: no row is left under the new file's number but its own" 1 \
+	"$(q "SELECT count(*) FROM blocks WHERE ino=$NI")"
+# xattr and entry rows planted under the next inode number: the new file
+# and the new directory start empty, their own attributes and names work
+fresh
+NI=$(next_ino)
+XI=$(q "SELECT ino FROM inodes WHERE size=6 LIMIT 1")
+q "INSERT INTO xattrs SELECT $NI, tag, key_version, name, value FROM xattrs LIMIT 1" 2>/dev/null
+q "INSERT INTO xattrs VALUES($NI, randomblob(32), 1, randomblob(40), randomblob(40))"
+q "INSERT INTO dentries(parent, tag, key_version, name, ino)
+   SELECT $NI, tag, key_version, name, ino FROM dentries WHERE ino=$XI"
+check "planted rows under the next number: admin mounts" t_mount
+mkdir "$MNT/newdir"
+expect_eq "planted rows: the new directory got the planted number" "$NI" "$(stat -c %i "$MNT/newdir")"
+expect_eq "planted rows: the new directory lists empty" "" "$(ls -A "$MNT/newdir" 2>&1)"
+check "planted rows: a file can be made in it" sh -c "printf 'inside\n' > '$MNT/newdir/in.txt'"
+expect_eq "planted rows: ... and read back" "inside" "$(cat "$MNT/newdir/in.txt" 2>&1)"
+getfattr -d "$MNT/newdir" > "$T/.out" 2>&1
+check_not "planted rows: the new directory's attribute list is not EIO" grep -q "Input/output error" "$T/.out"
+check "planted rows: the new directory takes an attribute" setfattr -n user.mine -v yes "$MNT/newdir"
+expect_eq "planted rows: ... which reads back" "yes" "$(getfattr --only-values -n user.mine "$MNT/newdir" 2>/dev/null)"
+check "unmount" t_umount
+expect_status "planted rows under the next number: check clean" 0 ctl check
+# block rows planted in a hole of an existing file, and beyond its end:
+# the block count follows the file's tree, never the rows
+fresh
+check "planted holes: admin mounts" t_mount
+BS=$(stat -c %o "$MNT/a.txt")
+dd if=/dev/urandom of="$MNT/sparse" bs="$BS" count=1 status=none
+dd if=/dev/urandom of="$MNT/sparse" bs="$BS" count=1 seek=3 conv=notrunc status=none
+dd if=/dev/urandom of="$MNT/cut" bs="$BS" count=2 status=none
+SP=$(stat -c %i "$MNT/sparse")
+CU=$(stat -c %i "$MNT/cut")
+PER=$(( $(stat -c %b "$MNT/sparse") / 2 ))
+check "unmount" t_umount
+q "INSERT INTO blocks SELECT $SP, 1, key_version, data FROM blocks WHERE ino=$SP AND blk=0;
+   INSERT INTO blocks SELECT $SP, 2, key_version, data FROM blocks WHERE ino=$SP AND blk=0;
+   INSERT INTO blocks SELECT $CU, 7, key_version, data FROM blocks WHERE ino=$CU AND blk=0"
+ctl check > "$T/check.out" 2>&1
+expect_eq "planted holes: check exit 4" 4 "$?"
+check "planted holes: check names the planted rows" grep -q "not part of the signed file" "$T/check.out"
+check "planted holes: admin mounts again" t_mount
+expect_eq "planted holes: the hole reads zeros, not the planted row" \
+	"$(head -c "$BS" /dev/zero | md5sum)" "$(dd if="$MNT/sparse" bs="$BS" skip=1 count=1 status=none | md5sum)"
+dd if=/dev/urandom of="$MNT/sparse" bs="$BS" count=1 seek=1 conv=notrunc status=none
+expect_eq "planted holes: writing over a planted row counts a new block" $((3 * PER)) "$(stat -c %b "$MNT/sparse")"
+truncate -s "$BS" "$MNT/cut"
+expect_eq "planted holes: a truncate counts only the file's own blocks" "$PER" "$(stat -c %b "$MNT/cut")"
+check "unmount" t_umount
+ctl check > "$T/check.out" 2>&1; st=$?
+check_not "planted holes: no block count is wrong" grep -qi "counts .* blocks" "$T/check.out"
+ctl check --repair > "$T/repair.out" 2>&1
+check "planted holes: repair deletes the planted row" grep -q "no part of the signed file" "$T/repair.out"
+expect_eq "planted holes: the planted row in the hole is gone" 0 "$(q "SELECT count(*) FROM blocks WHERE ino=$SP AND blk=2")"
+expect_status "planted holes: check clean after repair" 0 ctl check
+intact "planted holes"
 
 # ==== (9) meta edits ====
 meta_case() {
