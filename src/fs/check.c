@@ -60,6 +60,7 @@ struct ck_leaves {
 		uint64_t pos;
 		uint8_t leaf[MTREE_HASH_BYTES];
 		int seen;       /* a row matched it */
+		int present;    /* a row is stored at its position */
 	} *v;
 	size_t n, cap;
 	int err;
@@ -119,6 +120,7 @@ static int take_leaf(void *arg, uint64_t pos,
 	l->v[l->n].pos = pos;
 	memcpy(l->v[l->n].leaf, leaf, MTREE_HASH_BYTES);
 	l->v[l->n].seen = 0;
+	l->v[l->n].present = 0;
 	l->n++;
 	return 0;
 }
@@ -257,6 +259,8 @@ static int collect_dentry(void *arg, const struct store_dentry *d)
 
 	c->st->names++;
 	dentry_leaf(d, have);
+	if (lf)
+		lf->present = 1;
 	if (!lf || !cipher_memeq(lf->leaf, have, sizeof have)) {
 		snprintf(what, sizeof what, "directory entry %lld is not the signed"
 		         " one (%s)", (long long)d->id,
@@ -717,6 +721,37 @@ static int repair_tree(struct ck *c)
 	return rc;
 }
 
+/*
+ * Repair: a leaf of the signed state whose row is gone (an inode or an
+ * entry deleted behind the filesystem's back) is made empty in this
+ * pass's commit, as repair_blocks does for a file's blocks: what is left
+ * then follows (entries naming the inode are dropped as dangling, its
+ * blocks are queued for purging, counts are fixed), and check stops
+ * reporting a deletion it cannot undo. gone describes the finding.
+ */
+static int forget_leaf(struct ck *c, int kind, uint64_t pos, const char *gone)
+{
+	struct fs *fs = c->fs;
+	char what[300];
+	int rc;
+
+	if (kind == MTREE_INODES) {
+		rc = mtree_put(fs->mt, MTREE_INODES, 0, &fs->inodes, pos, zero_leaf);
+		if (!rc)
+			mtree_forget(fs->mt, MTREE_BLOCKS, pos);
+	} else {
+		rc = mtree_put(fs->mt, MTREE_DENTRIES, 0, &fs->dentries, pos,
+		               zero_leaf);
+	}
+	if (rc)
+		return rc;
+	snprintf(what, sizeof what, "%.200s: dropped from the signed state",
+	         gone);
+	fixed(c, kind == MTREE_INODES ? pos : STORE_ROOT_INO,
+	      kind == MTREE_INODES ? NULL : "/", what);
+	return 0;
+}
+
 static void ck_free(struct ck *c)
 {
 	for (size_t i = 0; i < c->n; i++)
@@ -786,6 +821,9 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 			         " gone from the store (deleted behind custodyfs' back)",
 			         (unsigned long long)c.inodes.v[i].pos);
 			problem(&c, c.inodes.v[i].pos, what);
+			if (repairing && (rc = forget_leaf(&c, MTREE_INODES,
+			                                   c.inodes.v[i].pos, what)))
+				goto out;
 		}
 	stats->inodes = c.n;
 	for (size_t i = 0; i < c.n; i++) {
@@ -811,12 +849,18 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 	if (rc < 0)
 		goto out;
 	for (size_t i = 0; i < c.dentries.n; i++)
-		if (!c.dentries.v[i].seen) {
+		if (!c.dentries.v[i].seen && !c.dentries.v[i].present) {
 			snprintf(what, sizeof what, "directory entry %llu of the signed"
 			         " state is gone from the store (a name was deleted"
 			         " behind custodyfs' back)",
 			         (unsigned long long)c.dentries.v[i].pos);
 			if ((rc = problem_later(&c, STORE_ROOT_INO, what)))
+				goto out;
+			/* (a row there that is not the signed one is evidence:
+			 * reported above, never dropped) */
+			if (repairing &&
+			    (rc = forget_leaf(&c, MTREE_DENTRIES, c.dentries.v[i].pos,
+			                      what)))
 				goto out;
 		}
 	if ((rc = walk(&c)))

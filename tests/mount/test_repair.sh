@@ -96,6 +96,12 @@ check "repaired: orphan directory linked" grep -q "^repaired: /lost+found/#${INO
 check "repaired: dangling entry dropped" grep -q "^repaired: /d: dropped directory entry" "$T/r1.out"
 check "repaired: open-unlinked file removed" grep -q "^repaired: inode [0-9]*: removed: unlinked while open" "$T/r1.out"
 check "repaired: stray blocks queued" grep -q "^repaired: inode ${INO[d/a]}: blocks of a deleted inode: queued" "$T/r1.out"
+check "repaired: the deleted inode's leaf leaves the signed state" \
+	grep -q "^repaired: inode ${INO[d/a]}: inode ${INO[d/a]} of the signed state is gone.*: dropped from the signed state" "$T/r1.out"
+expect_eq "repaired: the deleted entries' leaves leave the signed state" 3 \
+	"$(grep -c "^repaired: /: directory entry [0-9]* of the signed state is gone.*: dropped from the signed state" "$T/r1.out")"
+check_not "repaired: nothing of the signed state is reported gone afterwards" \
+	grep -q "of the signed state is gone" <(grep -v '^repaired' "$T/r1.out")
 check "repaired: /f link count" grep -q "^repaired: /f: link count is 2, should be 1" "$T/r1.out"
 check "repaired: /d link count" grep -q "^repaired: /d: link count is 3, should be 2" "$T/r1.out"
 check "repaired: / entry count" grep -q "^repaired: /: directory counts 8 entries, 6 are stored" "$T/r1.out"
