@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "auth.h"
 #include "bytes.h"
 #include "cipher.h"
 #include "grant.h"
@@ -245,10 +246,31 @@ int audit_command(struct audit_trail *t, struct session *ss, const char *op,
 	return audit_append(t, ss, &w, 0, op, 0, target, 0, 0, result);
 }
 
+#define ADOPT_MAX 4096          /* events one login takes into the trail */
+#define ADOPT_PID_MAX 4194304   /* PID_MAX_LIMIT */
+#define ADOPT_FUTURE_S 86400    /* clock skew between hosts */
+
 struct adopt_ctx {
 	struct audit_trail *t;
 	struct session *ss;
+	int64_t now;
+	uint64_t adopted, dropped;
 };
+
+/* What count_failure (auth.c) queues, and nothing else: a failed or
+ * refused login or a lockout, of a well-formed user name, at a time that
+ * is not before the epoch or in the future, by a plausible process. The
+ * table is advisory and anyone who can write the file can fill it, so an
+ * event is never taken as an action of its own. */
+static int adoptable(const struct adopt_ctx *a, int64_t when,
+                     const char *user, const char *event, int64_t pid)
+{
+	return (!strcmp(event, "login-failed") || !strcmp(event, "login-locked") ||
+	        !strcmp(event, "lockout")) &&
+	       auth_name_valid(user) && when > 0 &&
+	       when <= a->now + ADOPT_FUTURE_S && pid > 0 &&
+	       pid <= ADOPT_PID_MAX && a->adopted < ADOPT_MAX;
+}
 
 static int adopt_one(void *arg, int64_t when, const char *user,
                      const char *event, uint32_t uid, int64_t pid)
@@ -259,6 +281,11 @@ static int adopt_one(void *arg, int64_t when, const char *user,
 	time_t tt = (time_t)when;
 	struct tm tm;
 
+	if (!adoptable(a, when, user, event, pid)) {
+		a->dropped++;
+		return 0;
+	}
+	a->adopted++;
 	gmtime_r(&tt, &tm);
 	strftime(tm_s, sizeof tm_s, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(what, sizeof what, "user %s at %s (recorded by %s)", user, tm_s,
@@ -270,9 +297,21 @@ static int adopt_one(void *arg, int64_t when, const char *user,
 
 int audit_adopt_auth_events(struct audit_trail *t, struct session *ss)
 {
-	struct adopt_ctx a = { t, ss };
+	struct adopt_ctx a = { t, ss, (int64_t)time(NULL), 0, 0 };
+	char what[200];
 	int rc = store_auth_event_take(t->s, adopt_one, &a);
-	return rc > 0 ? -EIO : rc;
+
+	if (rc)
+		return rc > 0 ? -EIO : rc;
+	if (!a.dropped)
+		return 0;
+	/* one row for all of them: what was there, not what it claimed */
+	snprintf(what, sizeof what, "%llu queued authentication event%s dropped:"
+	         " not a failed login or lockout of a valid user name at a sane"
+	         " time and process (planted in auth_events?)%s",
+	         (unsigned long long)a.dropped, a.dropped == 1 ? "" : "s",
+	         a.adopted >= ADOPT_MAX ? "; more than the per-login limit" : "");
+	return audit_command(t, ss, "auth-events-dropped", what, -EBADMSG);
 }
 
 /* ---- verification ---- */
