@@ -884,7 +884,14 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 			        " owner or times edited, or put back from an older copy)");
 			continue;
 		}
-		if (!ci->path) {
+		if (!ci->path && ci->in.nlink == 0 && ops->live_writer) {
+			/* the mount holding the store serves it until it is
+			 * closed, then frees it */
+			if (!repairing && ops->note)
+				ops->note(ops->arg, ci->in.ino, NULL, "unlinked, but still"
+				          " open on the read-write mount holding the store"
+				          " (freed when it is closed)");
+		} else if (!ci->path) {
 			problem(&c, ci->in.ino, ci->in.nlink == 0
 			        ? "orphan: unlinked while open when a session ended"
 			        : "orphan: not reachable from the root");

@@ -179,6 +179,32 @@ check "forged entry reported" grep -q "^/keep: directory entry $DID is not the s
 check_not "forged entry not rewritten or dropped" grep -qE "^repaired: .*(entry $DID |/keep/ok)" "$T/r4.out"
 expect_eq "forged entry row unchanged" 1 "$(sqlite3 "$STORE" "SELECT count(*) FROM dentries WHERE id=$DID")"
 
+# check beside a live read-write mount: a file it holds open after an
+# unlink is what the mount still serves, a note, not damage
+STORE=$T/live.db
+cp "$T/before-repair.db" "$STORE"
+ctl check --repair --zero-unreadable > /dev/null 2>&1
+expect_status "live: the copy is clean" 0 ctl check
+check "live: mount" t_mount
+printf 'still open\n' > "$MNT/open-unlinked"
+exec 4<"$MNT/open-unlinked"
+rm "$MNT/open-unlinked"
+sync -f "$MNT" 2>/dev/null
+sleep 1.5 # the group commit
+expect_eq "live: the unlinked inode is in the store" 1 "$(q 'SELECT count(*) FROM inodes WHERE nlink=0')"
+ctl check > "$T/live.out" 2>&1
+expect_eq "live: check beside the mount exits 0" 0 $?
+check "live: it notes the open unlinked file" grep -q "^note: inode [0-9]*: unlinked, but still open on the read-write mount" "$T/live.out"
+check_not "live: not reported as an orphan" grep -q "orphan" "$T/live.out"
+ctl check --json > "$T/live.json" 2>/dev/null
+expect_eq "live: json ok" true "$(jq .ok "$T/live.json")"
+expect_eq "live: json note" 1 "$(jq '.notes | length' "$T/live.json")"
+expect_eq "live: the file still reads" "still open" "$(cat <&4)"
+exec 4<&-
+check "live: unmount" t_umount
+expect_status "live: after the mount let go, check is clean" 0 ctl check
+expect_eq "live: the mount freed the inode" 0 "$(q 'SELECT count(*) FROM inodes WHERE nlink=0')"
+
 # a writer may not repair (last: adding a user changes the roster, and the
 # copies above were taken before)
 STORE=$ORIG
