@@ -78,6 +78,8 @@ struct ck {
 	size_t ndg, dgcap;
 	struct ck_later {
 		uint64_t ino;
+		char *name;     /* the entry's name (may be NULL): the path is
+		                 * ino's joined with it */
 		char *what;
 	} *later;               /* entry problems, reported once paths are known */
 	size_t nlater, latercap;
@@ -185,15 +187,64 @@ static void problem(struct ck *c, uint64_t ino, const char *what)
 		                what);
 }
 
-/* A problem of a directory's entry: reported after the walk, with a path. */
-static int problem_later(struct ck *c, uint64_t ino, const char *what)
+/* A problem of a directory's entry: reported after the walk, with a path
+ * (ino's, joined with name when it is given). */
+static int problem_later_named(struct ck *c, uint64_t ino, const char *name,
+                               const char *what)
 {
+	struct ck_later *l;
+
 	if (grow(&c->later, c->nlater, &c->latercap, sizeof *c->later))
 		return -ENOMEM;
-	if (!(c->later[c->nlater].what = strdup(what)))
+	l = &c->later[c->nlater];
+	l->name = NULL;
+	if (!(l->what = strdup(what)))
 		return -ENOMEM;
-	c->later[c->nlater++].ino = ino;
+	if (name && !(l->name = strdup(name))) {
+		free(l->what);
+		return -ENOMEM;
+	}
+	l->ino = ino;
+	c->nlater++;
 	return 0;
+}
+
+static int problem_later(struct ck *c, uint64_t ino, const char *what)
+{
+	return problem_later_named(c, ino, NULL, what);
+}
+
+/* Report a later problem: by the entry's own path when its directory has
+ * one and the name is known. */
+static void report_later(struct ck *c, const struct ck_later *l)
+{
+	const char *dir = path_of(c, l->ino);
+	char *path;
+	size_t need;
+
+	if (!l->name || !dir) {
+		problem(c, l->ino, l->what);
+		return;
+	}
+	need = strlen(dir) + strlen(l->name) + 2;
+	if (!(path = malloc(need))) {
+		problem(c, l->ino, l->what);
+		return;
+	}
+	snprintf(path, need, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "",
+	         l->name);
+	c->problems++;
+	if (!c->repairing && c->ops->problem)
+		c->ops->problem(c->ops->arg, l->ino, path, l->what);
+	free(path);
+}
+
+/* A name for a finding line: control characters become '?'. */
+static void printable(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
 }
 
 static void fixed(struct ck *c, uint64_t ino, const char *path,
@@ -262,11 +313,18 @@ static int collect_dentry(void *arg, const struct store_dentry *d)
 	if (lf)
 		lf->present = 1;
 	if (!lf || !cipher_memeq(lf->leaf, have, sizeof have)) {
-		snprintf(what, sizeof what, "directory entry %lld is not the signed"
-		         " one (%s)", (long long)d->id,
+		/* a replayed entry's name still decrypts: name it by path */
+		int named = p && !p->bad && S_ISDIR(p->in.mode) &&
+		            dir_name(c->fs, &p->in, d, name) == 0;
+		if (named)
+			printable(name);
+		snprintf(what, sizeof what, "directory entry %lld%s%.255s%s is not"
+		         " the signed one (%s)", (long long)d->id,
+		         named ? " ('" : "", named ? name : "", named ? "')" : "",
 		         lf ? "forged, edited or replaced"
 		            : "inserted, or put back after a rename or removal");
-		return problem_later(c, p ? d->parent : STORE_ROOT_INO, what);
+		return problem_later_named(c, p ? d->parent : STORE_ROOT_INO,
+		                           named ? name : NULL, what);
 	}
 	lf->seen = 1;
 	if (!p || !S_ISDIR(p->in.mode)) {
@@ -761,8 +819,10 @@ static void ck_free(struct ck *c)
 	free(c->v);
 	free(c->e);
 	free(c->dg);
-	for (size_t i = 0; i < c->nlater; i++)
+	for (size_t i = 0; i < c->nlater; i++) {
 		free(c->later[i].what);
+		free(c->later[i].name);
+	}
 	free(c->later);
 	free(c->inodes.v);
 	free(c->dentries.v);
@@ -866,7 +926,7 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 	if ((rc = walk(&c)))
 		goto out;
 	for (size_t i = 0; i < c.nlater; i++)
-		problem(&c, c.later[i].ino, c.later[i].what);
+		report_later(&c, &c.later[i]);
 	if (!repairing && (rc = check_strays(&c)))
 		goto out;
 	if (repairing) {

@@ -153,6 +153,8 @@ expect_eq "replayed dentry: the new name still reads" "${SUM[r.txt]}" "$(md5sum 
 intact "replayed dentry" r.txt
 unmount_any
 check_names "replayed dentry" "r.txt"
+check "replayed dentry: check names it by its path, not only its number" \
+	grep -q "^/r.txt: directory entry [0-9]* ('r.txt') is not the signed one" "$T/check.out"
 # a deleted dentry put back (and its inode row, and its blocks)
 fresh
 snap e "SELECT * FROM s.dentries WHERE ino=$(i del.txt)"
