@@ -93,10 +93,26 @@ struct audit_reader;
 int audit_reader_new(struct store *s, const struct rights *r,
                      const struct session *ss, struct audit_reader **out);
 void audit_reader_free(struct audit_reader *rd);
-/* comm and path of a row: -EACCES if this reader lacks the key. */
+/* comm and path of a row: -EACCES if this reader lacks the key, -EBADMSG
+ * if its session's detail key was replaced (audit_reader_check), -EIO if
+ * the row's detail does not open. */
 int audit_reader_detail(struct audit_reader *rd, const struct store_audit *a,
                         char *comm, size_t commlen, char *path,
                         size_t pathlen);
+/* The detail key of a session, as this reader finds it: 0 (it opens and
+ * is the one its user endorsed), -EACCES (this reader holds no key for
+ * it), -EBADMSG (replaced or damaged: *why says how). */
+int audit_reader_check(struct audit_reader *rd, int64_t session,
+                       const char **why);
+/*
+ * For a session whose role reads the trail (admin, auditor; others: 0 at
+ * once): every session's detail key against the commitment its user
+ * endorsed. 0, or -EBADMSG with *bad_session and why. *checked counts the
+ * keys found intact.
+ */
+int audit_verify_details(struct store *s, const struct rights *r,
+                         const struct session *ss, int64_t *bad_session,
+                         uint64_t *checked, char *why, size_t whylen);
 /* The store user name of a row's recording session ("?" if unknown). */
 const char *audit_reader_session_user(struct audit_reader *rd, int64_t session);
 

@@ -388,6 +388,9 @@ struct store_session {
 	uint32_t detail_version;   /* version whose audit key seals detail */
 	uint8_t detail[STORE_DETAIL_SEALED_MAX];
 	size_t detaillen;
+	/* commits to the detail key (session_detail_hash): endorsed, so the
+	 * sealed key can be re-sealed (reencrypt) but never replaced */
+	uint8_t detail_hash[STORE_HASH_BYTES];
 };
 /* The next unused session id. */
 int store_session_next_id(struct store *s, int64_t *id);

@@ -350,6 +350,7 @@ struct reader {
 	enum out_format fmt;
 	int full;               /* export: every column */
 	uint64_t shown, malformed;
+	uint64_t replaced;      /* rows whose session's detail key was replaced */
 	int64_t first_row;      /* the first row of the signed trail */
 	uint64_t unsigned_rows; /* rows before it: not shown */
 	int64_t last_seq;       /* highest seq seen, for --follow */
@@ -486,7 +487,16 @@ static int reader_row(void *arg, const struct store_audit *a)
 	                         STORE_DETAIL_MAX);
 	if (rc == -EACCES)
 		why = "no key for this row";
-	else if (rc)
+	else if (rc == -EBADMSG) {
+		why = "its session's detail key was replaced";
+		if (!rd->replaced++) {
+			const char *how = NULL;
+			audit_reader_check(rd->r, a->session, &how);
+			fprintf(stderr, "custodyctl: audit row %lld: session %lld: %s"
+			        " (run 'custodyctl audit verify')\n", (long long)a->seq,
+			        (long long)a->session, how ? how : "replaced");
+		}
+	} else if (rc)
 		why = "detail does not decrypt";
 	if (f && f->path && (why || !path_matches(path, f->path))) {
 		free(path);
@@ -553,12 +563,16 @@ static int dump(struct cli *c, struct reader *rd, const char *cmd)
 	}
 	if (rd->unsigned_rows)
 		unsigned_rows_said(rd, cmd);
+	if (rd->replaced)
+		fprintf(stderr, "custodyctl: %s: %llu rows of sessions whose detail"
+		        " key was replaced: their process names and paths are lost\n",
+		        cmd, (unsigned long long)rd->replaced);
 	if (rd->malformed) {
 		fprintf(stderr, "custodyctl: %s: %llu malformed rows skipped\n", cmd,
 		        (unsigned long long)rd->malformed);
 		return EXIT_DAMAGE;
 	}
-	return rd->unsigned_rows ? EXIT_DAMAGE : EXIT_OK;
+	return rd->unsigned_rows || rd->replaced ? EXIT_DAMAGE : EXIT_OK;
 }
 
 /* ---- audit list ---- */
@@ -775,6 +789,29 @@ static int audit_export(struct cli *c, int argc, char **argv)
 
 /* ---- audit verify ---- */
 
+/* The first row recorded by a session (0 if none). */
+struct first_row {
+	int64_t session, seq;
+};
+
+static int first_row_fn(void *arg, const struct store_audit *a)
+{
+	struct first_row *f = arg;
+
+	if (a->session != f->session)
+		return 0;
+	f->seq = a->seq;
+	return 1;
+}
+
+static int64_t first_row_of(struct cli *c, int64_t session)
+{
+	struct first_row f = { session, 0 };
+
+	store_audit_each(c->un.s, INT64_MIN, first_row_fn, &f);
+	return f.seq;
+}
+
 /*
  * Verify inside one read snapshot, so rows and the head mark agree even
  * while a mount appends. Returns an exit status and prints the outcome.
@@ -793,6 +830,16 @@ static int verify_chain(struct cli *c, const char *cmd, int quiet,
 		return EXIT_RUNTIME;
 	}
 	rc = audit_verify(c->un.s, c->un.r, &bad, &rows, why, sizeof why);
+	if (!rc) {
+		/* a reader who holds the audit keys also checks each session's
+		 * detail key against what its user endorsed */
+		uint64_t keys;
+		int64_t bad_session;
+		rc = audit_verify_details(c->un.s, c->un.r, c->un.ss, &bad_session,
+		                          &keys, why, sizeof why);
+		if (rc == -EBADMSG)
+			bad = first_row_of(c, bad_session);
+	}
 	if (snap)
 		store_read_end(c->un.s);
 	if (rows_out)
@@ -834,7 +881,10 @@ static int audit_verify_cmd(struct cli *c, int argc, char **argv)
 "  audit trail intact: N rows                        and exits 0, or\n"
 "  audit: tampering detected at row S: REASON        and exits 4\n"
 "(an edited, deleted, inserted, reordered, re-attributed or cut-off row,\n"
-"or a forged commit). Any user may run it; no detail is decrypted. Works\n"
+"or a forged commit). Any user may run it. An admin or auditor also opens\n"
+"each session's sealed detail key (no row's detail is decrypted) and\n"
+"checks it is the one its user endorsed: a replaced key, whose rows'\n"
+"process names and paths can no longer be read, is tampering too. Works\n"
 "while the store is mounted.\n"
 "  --json   {\"intact\":true,\"rows\":N} or {\"intact\":false,\"row\":S,\"reason\":...}\n";
 	int st;

@@ -563,9 +563,12 @@ struct audit_reader {
 	const struct session *ss;
 	struct {
 		int64_t id;
-		int ok;
+		int ok;         /* 1: key opened and matches its commitment;
+		                 * 0: this reader holds no key for it;
+		                 * -1: replaced or damaged (bad says how) */
 		uint8_t *key;
 		char user[65];
+		const char *bad;
 	} cache[READER_KEYS];
 };
 
@@ -590,14 +593,20 @@ void audit_reader_free(struct audit_reader *rd)
 	free(rd);
 }
 
-/* Open the detail key of session id (cached). */
+/*
+ * Open the detail key of session id (cached). A genuine sessions row (its
+ * endorsement verifies) always holds its key sealed to a version's audit
+ * key, and the key matches the commitment its user endorsed: a reader who
+ * holds that version's audit key and cannot open it, or opens another
+ * key, has found a replaced detail (ok -1).
+ */
 static int reader_slot(struct audit_reader *rd, int64_t id)
 {
 	int slot = (int)((uint64_t)id % READER_KEYS);
 	struct store_session row;
 	const struct rights_key *k;
 	const struct rights_user *u;
-	uint8_t *ask;
+	uint8_t *ask, h[32];
 
 	if (rd->cache[slot].key && rd->cache[slot].id == id)
 		return slot;
@@ -606,26 +615,112 @@ static int reader_slot(struct audit_reader *rd, int64_t id)
 		return -ENOMEM;
 	rd->cache[slot].id = id;
 	rd->cache[slot].ok = 0;
+	rd->cache[slot].bad = NULL;
 	snprintf(rd->cache[slot].user, sizeof rd->cache[slot].user, "?");
 	if (store_session_get(rd->s, id, &row))
 		return slot;
 	if ((u = rights_user(rd->r, row.user_id)))
 		snprintf(rd->cache[slot].user, sizeof rd->cache[slot].user, "%s",
 		         u->name);
-	k = rights_key(rd->r, row.detail_version);
-	if (!k || row.detaillen != CIPHER_KEY_BYTES + CIPHER_BOX_OVERHEAD ||
-	    !role_reads_audit(rd->ss->role))
+	if (!role_reads_audit(rd->ss->role))
 		return slot;
+	if (session_row_verify(rd->r, &row, &u)) {
+		rd->cache[slot].ok = -1;
+		rd->cache[slot].bad = "its sessions row is not the one its user"
+		                      " endorsed";
+		return slot;
+	}
+	k = rights_key(rd->r, row.detail_version);
+	if (!k || k->status == KEY_DESTROYED) {
+		/* nothing legitimate is left under a destroyed version
+		 * (reencrypt moves it first) */
+		rd->cache[slot].ok = -1;
+		rd->cache[slot].bad = "its detail key is sealed under a key version"
+		                      " that does not hold it (replaced)";
+		return slot;
+	}
 	if (!(ask = secmem_alloc(CIPHER_BOX_SK_BYTES)))
 		return -ENOMEM;
 	if (grant_open(rd->s, rd->ss->user_id, row.detail_version, GRANT_AUDIT,
 	               ask, CIPHER_BOX_SK_BYTES, rd->ss->box_pk,
-	               rd->ss->box_sk) == 0 &&
+	               rd->ss->box_sk)) {
+		secmem_free(ask);
+		return slot; /* no key for this reader */
+	}
+	if (row.detaillen != CIPHER_KEY_BYTES + CIPHER_BOX_OVERHEAD ||
 	    cipher_box_open(rd->cache[slot].key, row.detail, row.detaillen,
-	                    k->audit_pk, ask) == 0)
-		rd->cache[slot].ok = 1;
+	                    k->audit_pk, ask)) {
+		rd->cache[slot].ok = -1;
+		rd->cache[slot].bad = "its sealed detail key does not open"
+		                      " (replaced or damaged)";
+	} else {
+		session_detail_hash(rd->r->store_id, id, rd->cache[slot].key, h);
+		if (cipher_memeq(h, row.detail_hash, sizeof h))
+			rd->cache[slot].ok = 1;
+		else {
+			rd->cache[slot].ok = -1;
+			rd->cache[slot].bad = "its detail key is not the one its user"
+			                      " endorsed (replaced)";
+		}
+	}
+	if (rd->cache[slot].ok != 1)
+		cipher_wipe(rd->cache[slot].key, CIPHER_KEY_BYTES);
 	secmem_free(ask);
 	return slot;
+}
+
+int audit_reader_check(struct audit_reader *rd, int64_t session,
+                       const char **why)
+{
+	int slot = reader_slot(rd, session);
+
+	*why = NULL;
+	if (slot < 0)
+		return slot;
+	if (rd->cache[slot].ok == 1)
+		return 0;
+	if (rd->cache[slot].ok == 0)
+		return -EACCES;
+	*why = rd->cache[slot].bad;
+	return -EBADMSG;
+}
+
+int audit_verify_details(struct store *s, const struct rights *r,
+                         const struct session *ss, int64_t *bad_session,
+                         uint64_t *checked, char *why, size_t whylen)
+{
+	struct audit_reader *rd;
+	int64_t next = 0;
+	int rc;
+
+	*bad_session = 0;
+	*checked = 0;
+	why[0] = 0;
+	if (!role_reads_audit(ss->role))
+		return 0;
+	if ((rc = store_session_next_id(s, &next)) ||
+	    (rc = audit_reader_new(s, r, ss, &rd)))
+		return rc;
+	for (int64_t id = 1; id < next && !rc; id++) {
+		struct store_session row;
+		const char *bad;
+		int e;
+		if (store_session_get(s, id, &row))
+			continue; /* no such row, or malformed: the ledger's concern */
+		e = audit_reader_check(rd, id, &bad);
+		if (e == -EBADMSG) {
+			*bad_session = id;
+			snprintf(why, whylen, "session %lld of user '%s': %s: the paths"
+			         " and process names of its rows are lost", (long long)id,
+			         audit_reader_session_user(rd, id), bad);
+			rc = -EBADMSG;
+		} else if (e == 0)
+			(*checked)++;
+		else if (e != -EACCES)
+			rc = e;
+	}
+	audit_reader_free(rd);
+	return rc;
 }
 
 const char *audit_reader_session_user(struct audit_reader *rd, int64_t session)
@@ -645,6 +740,8 @@ int audit_reader_detail(struct audit_reader *rd, const struct store_audit *a,
 	comm[0] = path[0] = 0;
 	if (slot < 0)
 		return slot;
+	if (rd->cache[slot].ok < 0)
+		return -EBADMSG;
 	if (!rd->cache[slot].ok)
 		return -EACCES;
 	if (a->detaillen < CIPHER_OVERHEAD + 1 || a->detaillen > STORE_DETAIL_MAX)

@@ -53,7 +53,8 @@ static const char *const schema_v2[] = {
 	" roster_counter INTEGER NOT NULL, started INTEGER NOT NULL,"
 	" pk BLOB NOT NULL, endorsement BLOB NOT NULL, host TEXT NOT NULL,"
 	" pid INTEGER NOT NULL, kind TEXT NOT NULL,"
-	" detail_version INTEGER NOT NULL, detail BLOB NOT NULL)",
+	" detail_version INTEGER NOT NULL, detail BLOB NOT NULL,"
+	" detail_hash BLOB NOT NULL)",
 	"CREATE INDEX sessions_kv ON sessions(detail_version)",
 	"CREATE TABLE ledger(seq INTEGER PRIMARY KEY, body BLOB NOT NULL,"
 	" sigs BLOB NOT NULL)",

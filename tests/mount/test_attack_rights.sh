@@ -463,6 +463,38 @@ if ctl audit list --json 2>/dev/null | jq -e 'any(.[]; .user == "eve" and ((.pat
 else
 	expect_out "garbled detail keys (eve's paths unreadable now): audit verify exit 4" 4 ctl audit verify
 fi
+# ... or replaced by a genuine sealed key of another session (the admin's
+# own, under the same version): it opens, but it is not the key eve's
+# session was endorsed with
+again6
+ADMS=$(q "SELECT min(id) FROM sessions WHERE user_id=$(uid_of admin)")
+q "UPDATE sessions SET detail=(SELECT detail FROM sessions WHERE id=$ADMS),
+     detail_version=(SELECT detail_version FROM sessions WHERE id=$ADMS)
+   WHERE user_id=$EVE"
+expect_out "replaced detail keys: audit verify (an admin) exit 4" 4 ctl audit verify
+stderr_has "replaced detail keys: verify names eve's session" "session [0-9]+ of user 'eve'.*(replaced|endorsed)"
+ctl audit list --json > "$T/list.json" 2>"$T/.stderr"; st=$?
+expect_eq "replaced detail keys: audit list exit 4" 4 "$st"
+stderr_has "replaced detail keys: audit list says so" "detail key was replaced"
+check "replaced detail keys: eve's rows carry no path" \
+	jq -e '[.[] | select(.user == "eve")] | length > 0 and all(.path == null and .detail_error != null)' "$T/list.json"
+check "replaced detail keys: the admin's own rows still read" \
+	jq -e 'any(.[]; .user == "admin" and .path != null)' "$T/list.json"
+expect_out "replaced detail keys: a reader's audit verify (no key) passes the chain" 0 as rdr audit verify
+# a sessions row's commitment itself edited: the endorsement fails
+again6
+q "UPDATE sessions SET detail_hash=randomblob(32) WHERE user_id=$EVE"
+expect_out "edited detail commitment: audit verify exit 4" 4 ctl audit verify
+# the genuine keys survive a re-seal (key rotate, reencrypt): still
+# endorsed, still readable
+again6
+expect_status "re-seal: key rotate" 0 ctl key rotate
+expect_status "re-seal: reencrypt" 0 ctl reencrypt
+expect_eq "re-seal: no session key left under the old version" 0 \
+	"$(q "SELECT count(*) FROM sessions WHERE detail_version < (SELECT max(detail_version) FROM sessions)")"
+expect_out "re-seal: audit verify (an admin) exit 0" 0 ctl audit verify
+check "re-seal: eve's paths still read" \
+	sh -c "'$CUSTODYCTL' -s '$STORE' -u admin -c '$CONF' --passfile '$PASSFILE' audit list --json | jq -e 'any(.[]; .user == \"eve\" and ((.path // \"\") | test(\"eve.txt\")))' > /dev/null"
 # e) her sessions re-attributed to bob
 again6
 q "UPDATE sessions SET user_id=$(uid_of bob) WHERE user_id=$EVE"
