@@ -145,6 +145,13 @@ int store_inode_get(struct store *s, uint64_t ino, struct store_inode *out);
  * the signed state; a row already there is replaced). */
 int store_inode_insert(struct store *s, const struct store_inode *in);
 int store_inode_update(struct store *s, const struct store_inode *in);
+/*
+ * Delete every row keyed by inode number ino but its inode row: its
+ * xattrs, blocks, the entries naming it as their directory, a purge entry
+ * (a number the signed state never used is being allocated: whatever is
+ * there was planted or left over). *removed counts the rows.
+ */
+int store_inode_clear(struct store *s, uint64_t ino, uint64_t *removed);
 /* Delete the inode and its xattrs; its blocks and block tree are queued
  * for purging. */
 int store_inode_delete(struct store *s, uint64_t ino);
@@ -381,6 +388,9 @@ struct store_session {
 	uint32_t detail_version;   /* version whose audit key seals detail */
 	uint8_t detail[STORE_DETAIL_SEALED_MAX];
 	size_t detaillen;
+	/* commits to the detail key (session_detail_hash): endorsed, so the
+	 * sealed key can be re-sealed (reencrypt) but never replaced */
+	uint8_t detail_hash[STORE_HASH_BYTES];
 };
 /* The next unused session id. */
 int store_session_next_id(struct store *s, int64_t *id);
@@ -431,6 +441,9 @@ int store_audit_each(struct store *s, int64_t after,
                      int (*fn)(void *arg, const struct store_audit *a),
                      void *arg);
 int store_audit_count(struct store *s, uint64_t *n);
+/* How many rows have seq < seq, and the lowest of them (0 if none). */
+int store_audit_below(struct store *s, int64_t seq, uint64_t *n,
+                      int64_t *lowest);
 int store_audit_delete_before(struct store *s, int64_t seq);
 
 /* ---- mount sessions (advisory: for messages and info) ---- */

@@ -93,6 +93,8 @@ static int fs_alloc(struct unlocked *u, const struct fs_opts *o,
 	fs->inodes = u->head.st.inodes;
 	fs->dentries = u->head.st.dentries;
 	fs->next_ino = u->head.st.next_ino;
+	fs->base_seq = u->head.seq;
+	memcpy(fs->base_hash, u->head.hash, sizeof fs->base_hash);
 	fs->last_activity_ms = fs_now_ms();
 	*out = fs;
 	return 0;

@@ -91,6 +91,10 @@ struct fs {
 	/* the signed state as of the last commit, and the working values */
 	struct mtree_root inodes, dentries;
 	uint64_t next_ino;
+	/* the commit those were derived from (seq, hash): always u's head
+	 * before a commit is appended (fs_head_sync, fs_commit_locked) */
+	int64_t base_seq;
+	uint8_t base_hash[32];
 	struct fs_dirty *dirty[FS_DIRTY_BUCKETS];
 	size_t ndirty;
 	struct fs_inode_slot *icache;   /* FS_ICACHE_SLOTS */
@@ -149,6 +153,14 @@ int fs_fold_roots(struct fs *fs);
 int fs_commit_locked(struct fs *fs);
 /* Another process committed: take the head's roots, drop the caches. */
 int fs_catch_up(struct fs *fs);
+/*
+ * Between transactions, or just after unlock_begin opened one: make the
+ * working roots those of u's head (the head just verified), whoever moved
+ * it (another process, or a commit of this process's keys layer that did
+ * not pass through the filesystem: a command's own record, a login). The
+ * caches are kept when the roots did not move. 0 or -errno.
+ */
+int fs_head_sync(struct fs *fs);
 /* Operations take the lock (and outside a group transaction one read
  * transaction for the whole operation) with fs_lock, and leave with
  * fs_unlock. c selects the acting session (fs->actor, fs->kr). */

@@ -26,7 +26,6 @@
 #define XATTR_MAX_PER_INODE 4096
 #define XATTR_MAX_BYTES (32u << 20)
 
-static const uint8_t zero[MTREE_HASH_BYTES];
 
 static int namespace_ok(const char *name)
 {
@@ -144,8 +143,6 @@ static int xset_load(struct fs *fs, const struct store_inode *in,
 	int rc;
 
 	memset(x, 0, sizeof *x);
-	if (cipher_memeq(in->xdigest, zero, sizeof zero))
-		return 0; /* none in the signed state, whatever rows say */
 	rc = store_xattr_each(fs->s, in->ino, collect, x);
 	if (x->err)
 		rc = x->err;
@@ -153,6 +150,9 @@ static int xset_load(struct fs *fs, const struct store_inode *in,
 		xset_free(x);
 		return rc;
 	}
+	/* the set is exactly the rows stored: a row where the signed digest
+	 * says "none" (zero) is as forged as one that breaks a digest, and a
+	 * change never folds it into a new digest */
 	xset_digest(x, d);
 	if (!cipher_memeq(d, in->xdigest, sizeof d)) {
 		xset_free(x);

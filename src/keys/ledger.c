@@ -209,6 +209,14 @@ int ledger_append(struct store *s, const uint8_t store_id[16],
 	clock_gettime(CLOCK_REALTIME, &ts);
 	c->time = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	c->st = *st;
+	/* never a record the chain's own rules refuse (a caller that lost
+	 * track of the head): nothing is appended */
+	if (prev && (st->next_ino < prev->st.next_ino ||
+	             st->audit_seq < prev->st.audit_seq ||
+	             st->roster_counter < prev->st.roster_counter)) {
+		rc = -EIO;
+		goto out;
+	}
 	if (!(len = encode(c, body))) {
 		rc = -EINVAL;
 		goto out;

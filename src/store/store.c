@@ -53,7 +53,8 @@ static const char *const schema_v2[] = {
 	" roster_counter INTEGER NOT NULL, started INTEGER NOT NULL,"
 	" pk BLOB NOT NULL, endorsement BLOB NOT NULL, host TEXT NOT NULL,"
 	" pid INTEGER NOT NULL, kind TEXT NOT NULL,"
-	" detail_version INTEGER NOT NULL, detail BLOB NOT NULL)",
+	" detail_version INTEGER NOT NULL, detail BLOB NOT NULL,"
+	" detail_hash BLOB NOT NULL)",
 	"CREATE INDEX sessions_kv ON sessions(detail_version)",
 	"CREATE TABLE ledger(seq INTEGER PRIMARY KEY, body BLOB NOT NULL,"
 	" sigs BLOB NOT NULL, proof BLOB NOT NULL)",
@@ -177,7 +178,7 @@ enum {
 	Q_DENTRY_UPDATE, Q_DENTRY_EACH, Q_DENTRY_OF_INO,
 	Q_BLOCK_GET, Q_BLOCK_INSERT, Q_BLOCK_UPDATE, Q_BLOCK_TRUNC,
 	Q_BLOCK_RANGE, Q_BLOCK_NEXT, Q_BLOCK_EACH, Q_BLOCK_COUNT, Q_BLOCK_DELETE,
-	Q_BLOCK_NEXT_INO,
+	Q_BLOCK_NEXT_INO, Q_BLOCK_DEL_INO, Q_DENTRY_DEL_PARENT,
 	Q_PURGE_QUEUE, Q_PURGE_NEXT, Q_PURGE_BLOCKS, Q_PURGE_TREE, Q_PURGE_DONE,
 	Q_PURGE_PENDING,
 	Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH,
@@ -1008,6 +1009,40 @@ int store_inode_delete(struct store *s, uint64_t ino)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	return store_step_done(s, st);
+}
+
+/* One DELETE of statement id, sql, with ?1 = ino; adds the rows to *n. */
+static int delete_by_ino(struct store *s, int id, const char *sql,
+                         uint64_t ino, uint64_t *n)
+{
+	sqlite3_stmt *st = store_stmt(s, id, sql);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	if (!(rc = store_step_done(s, st)))
+		*n += (uint64_t)sqlite3_changes(s->db);
+	return rc;
+}
+
+int store_inode_clear(struct store *s, uint64_t ino, uint64_t *removed)
+{
+	int rc;
+
+	*removed = 0;
+	if (!ino || ino > INT64_MAX)
+		return -EINVAL;
+	if ((rc = delete_by_ino(s, Q_INODE_DEL_XATTRS,
+	                        "DELETE FROM xattrs WHERE ino=?", ino, removed)) ||
+	    (rc = delete_by_ino(s, Q_BLOCK_DEL_INO,
+	                        "DELETE FROM blocks WHERE ino=?", ino, removed)) ||
+	    (rc = delete_by_ino(s, Q_DENTRY_DEL_PARENT,
+	                        "DELETE FROM dentries WHERE parent=?", ino,
+	                        removed)))
+		return rc;
+	return delete_by_ino(s, Q_PURGE_DONE, "DELETE FROM purge WHERE ino=?",
+	                     ino, removed);
 }
 
 int store_purge_queue(struct store *s, uint64_t ino)

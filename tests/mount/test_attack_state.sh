@@ -153,6 +153,8 @@ expect_eq "replayed dentry: the new name still reads" "${SUM[r.txt]}" "$(md5sum 
 intact "replayed dentry" r.txt
 unmount_any
 check_names "replayed dentry" "r.txt"
+check "replayed dentry: check names it by its path, not only its number" \
+	grep -q "^/r.txt: directory entry [0-9]* ('r.txt') is not the signed one" "$T/check.out"
 # a deleted dentry put back (and its inode row, and its blocks)
 fresh
 snap e "SELECT * FROM s.dentries WHERE ino=$(i del.txt)"
@@ -326,7 +328,7 @@ expect_out "trail and commits cut back: audit verify refuses" 4 ctl audit verify
 # invented auth_events: a failed login for "alice", adopted by the next
 # login into the trail: it names alice, is signed by the adopting
 # session, and its detail says who recorded it
-trail "INSERT INTO auth_events(time, user, event, pid) VALUES(1000000000, 'alice', 'login-failed', 4242)"
+trail "INSERT INTO auth_events(time, user, event, uid, pid) VALUES(1000000000, 'alice', 'login-failed', 1000, 4242)"
 expect_status "invented failed login: the admin logs in" 0 ctl user list
 expect_eq "invented failed login: adopted into the trail" 1 \
 	"$(q "SELECT count(*) FROM audit WHERE user='alice' AND op='login-failed'")"
@@ -335,11 +337,37 @@ check "invented failed login: the detail names the adopting user" \
 expect_out "invented failed login: audit verify (it is what the session recorded)" 0 ctl audit verify
 # an invented event that is not a failed login: it must not enter the
 # trail as an admin's action
-trail "INSERT INTO auth_events(time, user, event, pid) VALUES(1000000000, 'admin', 'key destroy', 4242)"
+trail "INSERT INTO auth_events(time, user, event, uid, pid) VALUES(1000000000, 'admin', 'key destroy', 0, 4242)"
 expect_status "invented 'key destroy' event: the admin logs in" 0 ctl user list
 expect_eq "invented 'key destroy' event: no such admin action in the trail" 0 \
 	"$(q "SELECT count(*) FROM audit WHERE op='key destroy'")"
-trail "INSERT INTO auth_events(time, user, event, pid) VALUES(1000000000, 'bob', 'unlink', 4242)"
+expect_eq "invented 'key destroy' event: dropped, and one row says so" 1 \
+	"$(q "SELECT count(*) FROM audit WHERE op='auth-events-dropped' AND user='admin'")"
+expect_eq "invented 'key destroy' event: the queue is empty" 0 "$(q "SELECT count(*) FROM auth_events")"
+expect_out "invented 'key destroy' event: audit verify" 0 ctl audit verify
+# failed logins that count_failure never writes: a malformed user name, a
+# time in the future or before the epoch, no process; and a flood. None
+# is adopted; one row counts them all.
+trail "INSERT INTO auth_events(time, user, event, uid, pid) VALUES
+	(1000000000, 'not a name', 'login-failed', 1000, 4242),
+	(1000000000, '', 'lockout', 1000, 4242),
+	(strftime('%s','now') + 10 * 86400, 'bob', 'login-failed', 1000, 4242),
+	(-5, 'bob', 'login-failed', 1000, 4242),
+	(1000000000, 'bob', 'login-locked', 1000, 0),
+	(1000000000, 'bob', 'login-failed', 1000, -1),
+	(1000000000, 'bob', 'session-end', 1000, 4242),
+	(1000000000, 'bob', 'login-failed', 1000, 4243)"
+expect_status "malformed auth events: the admin logs in" 0 ctl user list
+expect_eq "malformed auth events: only the well-formed failed login is adopted" 1 \
+	"$(q "SELECT count(*) FROM audit WHERE user='bob' AND op IN ('login-failed','login-locked','lockout','session-end')")"
+expect_eq "malformed auth events: nothing named with a malformed user" 0 \
+	"$(q "SELECT count(*) FROM audit WHERE user IN ('not a name', '')")"
+expect_eq "malformed auth events: one row counts the 7 dropped" 1 \
+	"$(q "SELECT count(*) FROM audit WHERE op='auth-events-dropped'")"
+check "malformed auth events: the row says how many" \
+	sh -c "'$CUSTODYCTL' -s '$STORE' -u admin -c '$CONF' --passfile '$PASSFILE' audit list --json --op auth-events-dropped | jq -e 'any(.[]; .path | test(\"^7 queued\"))' > /dev/null"
+expect_out "malformed auth events: audit verify" 0 ctl audit verify
+trail "INSERT INTO auth_events(time, user, event, uid, pid) VALUES(1000000000, 'bob', 'unlink', 1000, 4242)"
 expect_status "invented 'unlink' by bob: the admin logs in" 0 ctl user list
 "$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$PASSFILE" audit verify > /dev/null 2>&1; vst=$?
 forged=$(q "SELECT count(*) FROM audit WHERE op='unlink' AND user='bob'")
