@@ -329,6 +329,12 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 		rc = rc && rc != -ENOENT && rc != -EIO ? rc : -EBADMSG;
 		goto out;
 	}
+	/* ... and it must be the id the store's authority and roster are
+	 * signed for, before any hashing or counting: an edited id would
+	 * otherwise fail every passphrase, look like a wrong one, and count
+	 * failures (and lock out) everyone */
+	if ((rc = rights_store_id_check(s, store_id, why, whylen)))
+		goto out;
 	attempt_policy(s, cfg, &attempt);
 	rc = auth_name_valid(name) ? store_cred_get(s, name, &c) : -ENOENT;
 	if (rc && rc != -ENOENT && rc != -EIO)

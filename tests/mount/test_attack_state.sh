@@ -435,4 +435,30 @@ check "symlink: the state it points to is not replaced by an empty one" test -L 
 rm -f "$SF"
 cp "$T/state.keep" "$SF"
 expect_status "state put back: the rolled-back store is refused again" 4 ctl info
+# ==== (15) the store id edited: refused before any passphrase is hashed ====
+# The meta row store_id is the associated data every sealed secret is
+# opened with; edited, every passphrase would fail as if wrong, and every
+# attempt would count (a lockout for everyone). It is checked against the
+# authority's self-endorsement and the roster first: damage, nothing
+# counted, and everyone logs in once it is put back.
+fresh
+SID=$(q "SELECT hex(value) FROM meta WHERE key='store_id'")
+EV0=$(q "SELECT count(*) FROM auth_events")
+q "UPDATE meta SET value=randomblob(16) WHERE key='store_id'"
+for k in 1 2 3 4; do
+	expect_status "edited store id: admin login $k refused as damage" 4 ctl info
+done
+stderr_has "edited store id: the line names the store id" "fails verification: .*store id"
+expect_eq "edited store id: one line" 1 "$(wc -l < "$T/.stderr")"
+expect_status "edited store id: bob's login refused as damage" 4 as bob info
+expect_status "edited store id: a wrong passphrase is refused as damage too" 4 \
+	"$CUSTODYCTL" -s "$STORE" -u bob -c "$CONF" --passfile "$T/rdr.pass" info
+expect_status "edited store id: a mount refused as damage" 4 mnt bob
+unmount_any
+expect_eq "edited store id: no failure counted, nobody locked" "0 0" \
+	"$(q "SELECT coalesce(sum(failed), 0) || ' ' || coalesce(max(locked_until), 0) FROM logins")"
+expect_eq "edited store id: no failed login queued" "$EV0" "$(q "SELECT count(*) FROM auth_events")"
+q "UPDATE meta SET value=X'$SID' WHERE key='store_id'"
+expect_status "store id put back: the admin logs in (not locked out)" 0 ctl info
+expect_status "store id put back: bob logs in" 0 as bob info
 t_finish
