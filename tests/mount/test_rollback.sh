@@ -59,6 +59,19 @@ sqlite3 "$STORE" "DELETE FROM ledger WHERE seq > $g3 - 2" || fail "sqlite3 edit"
 expect_eq "ledger cut back refused: exit 4" 4 "$?"
 check "ledger cut: the message says it is older" grep -q "older than one seen before" "$T/err"
 check_not "nothing mounted (ledger cut)" grep -q " $MNT fuse" /proc/mounts
+# a commit in the middle deleted: a host that verifies the whole chain
+# (one that never saw this store) names the missing commit
+cp "$T/good.db" "$STORE"
+MID=$((g3 - 2))
+sqlite3 "$STORE" "DELETE FROM ledger WHERE seq = $MID" || fail "sqlite3 edit"
+XDG_STATE_HOME=$T/fresh-host1 ctl audit verify > "$T/out" 2>&1
+expect_eq "a deleted middle commit: audit verify exit 4" 4 "$?"
+check "deleted middle commit: audit verify names commit $MID" grep -q "commit $MID is missing" "$T/out"
+check_not "deleted middle commit: no other commit is blamed" grep -qE "near commit|commit ($((MID - 1))|$((MID + 1))) is missing" "$T/out"
+XDG_STATE_HOME=$T/fresh-host2 "$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$STORE" "$MNT" 2> "$T/err"
+expect_eq "a deleted middle commit: custodyfs exit 4" 4 "$?"
+check "deleted middle commit: custodyfs names commit $MID" grep -q "fails verification: commit $MID is missing" "$T/err"
+check_not "nothing mounted (deleted middle commit)" grep -q " $MNT fuse" /proc/mounts
 cp "$T/good.db" "$STORE"
 expect_status "the good store still opens" 0 ctl info
 
