@@ -130,8 +130,7 @@ stderr_has "custodyctl says it is older" "older than one seen before"
 expect_status "older copy refused by custodyctl check: exit 4" 4 ctl check
 expect_status "older copy refused by custodyctl audit verify: exit 4" 4 ctl audit verify
 expect_eq "the refusals changed nothing in the old copy" "$g1" "$(head_seq)"
-# custodyctl has no --accept-rollback yet (only custodyfs -o accept_rollback):
-# the mount is the only way to accept it, tested below
+check "custodyctl --help documents --accept-rollback" sh -c "'$CUSTODYCTL' --help | grep -q -- --accept-rollback"
 
 # accepted on request: it mounts, warns, and the trail says so
 "$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" -o accept_rollback "$STORE" "$MNT" 2> "$T/err"
