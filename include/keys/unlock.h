@@ -13,8 +13,10 @@
  * commit, in one transaction).
  *
  * The audited transaction: unlock_begin takes the write lock and first
- * catches up with whatever other processes committed (verifying each new
- * commit, reloading the roster if it moved); unlock_finish records the
+ * catches up with whatever other processes committed (checking the
+ * schema again if SQLite's schema_version moved, verifying each new
+ * commit, reloading the roster if it moved, refusing audit rows beyond the
+ * head); unlock_finish records the
  * operation in the trail and appends the commit signed by the session,
  * or, when the operation failed, rolls it back and records the refusal in
  * a transaction of its own. Fail closed: when the row cannot be recorded,
@@ -169,8 +171,9 @@ int unlock_append(struct unlocked *u, const struct ledger_state *st);
  */
 int unlock_refresh(struct unlocked *u, int *changed);
 /* The same inside a read transaction the caller holds: 1 if the head
- * moved, 0 if not, or -errno (-EBADMSG: a new commit fails verification;
- * a line is printed). */
+ * moved, 0 if not, or -errno (-EBADMSG: a new commit fails verification,
+ * the schema is no longer custodyfs's, or an audit row lies beyond the
+ * head; a line is printed). Fail closed: a mount stops serving. */
 int unlock_catch_up(struct unlocked *u);
 /* Remember the head in the local state (after a commit, at exit). */
 void unlock_save_state(struct unlocked *u);

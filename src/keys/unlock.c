@@ -152,6 +152,47 @@ static int follow_rights(struct unlocked *u)
 	return rc;
 }
 
+/* The schema again, if SQLite's schema_version moved since it was last
+ * checked (someone created a trigger, a view, a table under us). */
+static int check_schema(struct unlocked *u, char *why, size_t whylen)
+{
+	char what[192];
+	int rc = store_schema_verify(u->s, what, sizeof what);
+
+	if (rc == STORE_E_SCHEMA) {
+		snprintf(why, whylen, "its schema changed while it was open: %s",
+		         what);
+		return -EBADMSG;
+	}
+	return rc;
+}
+
+/* Every audit row must lie under the head commit: a row beyond it was
+ * planted (a transaction's rows and its commit go in together). */
+static int check_tail(struct unlocked *u, char *why, size_t whylen)
+{
+	struct store_audit *a = malloc(sizeof *a);
+	int rc;
+
+	if (!a)
+		return -ENOMEM;
+	rc = store_audit_last(u->s, a);
+	if (rc == -ENOENT)
+		rc = 0;
+	else if (rc == -EIO) {
+		snprintf(why, whylen, "the newest audit row is malformed");
+		rc = -EBADMSG;
+	} else if (!rc && a->seq > u->head.st.audit_seq) {
+		snprintf(why, whylen, "audit row %lld lies beyond the newest commit"
+		         " (%lld), which ends the trail at row %lld: a row no commit"
+		         " covers was put in the file", (long long)a->seq,
+		         (long long)u->head.seq, (long long)u->head.st.audit_seq);
+		rc = -EBADMSG;
+	}
+	free(a);
+	return rc;
+}
+
 /* Catch up with commits others made since u->head (inside a read or write
  * transaction). 1 if something moved, 0 if not, or -errno. */
 static int catch_up(struct unlocked *u, char *why, size_t whylen)
@@ -161,6 +202,8 @@ static int catch_up(struct unlocked *u, char *why, size_t whylen)
 
 	if (!h)
 		return -ENOMEM;
+	if ((rc = check_schema(u, why, whylen)))
+		goto out;
 	rc = ledger_head(u->s, h);
 	if (rc) {
 		rc = rc == -ENOENT ? -EBADMSG : rc;
@@ -168,7 +211,7 @@ static int catch_up(struct unlocked *u, char *why, size_t whylen)
 		goto out;
 	}
 	if (h->seq == u->head.seq && cipher_memeq(h->hash, u->head.hash, 32)) {
-		rc = 0;
+		rc = check_tail(u, why, whylen);
 		goto out;
 	}
 	if (h->st.roster_counter != u->r->counter ||
@@ -190,6 +233,8 @@ static int catch_up(struct unlocked *u, char *why, size_t whylen)
 		goto out;
 	if ((rc = mtree_invalidate(u->creds)))
 		goto out;
+	if ((rc = check_tail(u, why, whylen)))
+		goto out;
 	rc = 1;
 out:
 	free(h);
@@ -198,7 +243,7 @@ out:
 
 int unlock_begin(struct unlocked *u)
 {
-	char why[256];
+	char why[512];
 	int rc;
 
 	if (u->readonly)
@@ -360,7 +405,7 @@ int unlock_record(struct unlocked *u, const char *op, const char *target,
 
 int unlock_catch_up(struct unlocked *u)
 {
-	char why[256];
+	char why[512];
 	int rc = catch_up(u, why, sizeof why);
 
 	if (rc == -EBADMSG || rc == -ESTALE)

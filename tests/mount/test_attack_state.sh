@@ -461,4 +461,53 @@ expect_eq "edited store id: no failed login queued" "$EV0" "$(q "SELECT count(*)
 q "UPDATE meta SET value=X'$SID' WHERE key='store_id'"
 expect_status "store id put back: the admin logs in (not locked out)" 0 ctl info
 expect_status "store id put back: bob logs in" 0 as bob info
+
+# ==== (16) records beyond the signed head ====
+# an audit row planted while a mount runs: the mount's next transaction
+# finds it and the mount stops serving (fail closed), without ever
+# writing a row of its own over it
+fresh
+check "running mount: bob mounts" mnt bob
+printf 'before\n' > "$MNT/before.txt"
+sleep 1.5 # the group commit
+LAST=$(q "SELECT max(seq) FROM audit")
+sqlite3 -cmd ".timeout 10000" "$STORE" "INSERT INTO audit SELECT seq + 1, time, user, session, uid, gid, pid, 'unlink', ino, offset, length, result, detail, hash FROM audit WHERE seq=$LAST"
+sh -c "printf 'after\n' > '$MNT/after.txt'" 2> /dev/null
+gone=0
+for k in $(seq 50); do
+	grep -q " $MNT fuse" /proc/mounts || { gone=1; break; }
+	sleep 0.1
+done
+expect_eq "running mount: stops serving after a row is planted under it" 1 "$gone"
+unmount_any
+expect_eq "running mount: the planted row was not written over" "unlink" \
+	"$(q "SELECT op FROM audit WHERE seq = $((LAST + 1))")"
+expect_eq "running mount: nothing was appended after it" "$((LAST + 1))" "$(q "SELECT max(seq) FROM audit")"
+# ==== (17) the schema changed under a running mount ====
+# The schema check runs before any statement of ours; a trigger (or view,
+# or table) created while a mount runs moves SQLite's schema_version, and
+# the mount checks again before its next transaction: it fails closed and
+# stops serving. (SQLite would not run the trigger anyway: defensive mode
+# and triggers off on every connection.)
+fresh
+check "schema: bob mounts" mnt bob
+printf 'before\n' > "$MNT/before.txt"
+sleep 1.5 # the group commit
+sqlite3 -cmd ".timeout 10000" "$STORE" "CREATE TABLE attacker_log(x); CREATE TRIGGER spy AFTER INSERT ON audit BEGIN INSERT INTO attacker_log VALUES(new.op); END"
+if sh -c "printf 'after\n' > '$MNT/after.txt' && sync '$MNT/after.txt'" 2> /dev/null; then
+	fail "schema: a write went on after the trigger was created"
+else
+	ok "schema: the next write fails"
+fi
+gone=0
+for k in $(seq 50); do
+	grep -q " $MNT fuse" /proc/mounts || { gone=1; break; }
+	sleep 0.1
+done
+expect_eq "schema: the mount stops serving" 1 "$gone"
+unmount_any
+expect_eq "schema: the trigger never ran" 0 "$(q "SELECT count(*) FROM attacker_log")"
+expect_status "schema: the next mount refuses it" 4 mnt bob
+stderr_has "schema: the refusal names what custodyfs did not create" "(trigger|table) .*(spy|attacker_log).* custodyfs did not create"
+unmount_any
 t_finish
