@@ -18,6 +18,9 @@
  * The file is written atomically (a temporary file, fsync, rename) under
  * an advisory lock, merged with what other processes of the same user
  * wrote meanwhile, and never moves backwards. Mode 0600 in a 0700 folder.
+ * A state file that exists but cannot be read (a symbolic link, a
+ * directory, no permission) is an error, never taken for an empty one,
+ * and never replaced.
  */
 #ifndef CUSTODY_STATE_H
 #define CUSTODY_STATE_H
@@ -32,7 +35,8 @@ struct state;
  * yet), or -ENOENT when this user has no place for state at all (no
  * XDG_STATE_HOME, no home directory: why says so; callers go on without
  * rollback detection and say that they do), -EBADMSG for a state file
- * that is not one (why names it).
+ * that is not one (why names it), or another -errno for one that exists
+ * but cannot be read (why names it and the cause).
  */
 int state_open(const uint8_t store_id[16], struct state **out, char *why,
                size_t whylen);
@@ -56,7 +60,8 @@ void state_set_commit(struct state *st, const uint8_t instance[16],
                       int64_t seq, const uint8_t hash[32]);
 void state_set_path(struct state *st, const char *path,
                     const uint8_t instance[16]);
-/* Write if anything changed: 0 or -errno. */
+/* Write if anything changed: 0 or -errno. A state file that cannot be
+ * read back for the merge (other than missing) is left alone: -errno. */
 int state_save(struct state *st);
 
 #endif

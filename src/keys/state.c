@@ -145,16 +145,23 @@ static void merge_path(struct state *st, const char *path,
 	st->changed = 1;
 }
 
-/* Parse the file at path into st (merging). 0, -ENOENT, -EBADMSG. */
+/* Parse the file at path into st (merging). 0, -ENOENT (no file),
+ * -EBADMSG (not a state file), or -errno (it cannot be read). */
 static int state_read(struct state *st, const char *path, int override_paths)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	char line[8192], a[8192], b[8192], c[8192];
+	struct stat sb;
 	FILE *f;
 	int rc = 0, n = 0;
 
 	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : -errno;
+		return -errno;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		rc = S_ISDIR(sb.st_mode) ? -EISDIR : -EINVAL;
+		close(fd);
+		return rc;
+	}
 	if (!(f = fdopen(fd, "r"))) {
 		close(fd);
 		return -ENOMEM;
@@ -202,6 +209,8 @@ static int state_read(struct state *st, const char *path, int override_paths)
 			break;
 		}
 	}
+	if (!rc && ferror(f))
+		rc = -EIO;
 	fclose(f);
 	if (!rc && n == 0)
 		rc = -EBADMSG;
@@ -235,6 +244,18 @@ int state_open(const uint8_t store_id[16], struct state **out, char *why,
 	rc = state_read(st, st->file, 1);
 	if (rc == -EBADMSG) {
 		snprintf(why, whylen, "'%s' is not a custodyfs state file", st->file);
+		state_free(st);
+		return rc;
+	}
+	if (rc && rc != -ENOENT) {
+		/* it is there but cannot be read: taking it for empty would turn
+		 * rollback detection off, and the next save would replace it */
+		if (rc == -ELOOP)
+			snprintf(why, whylen, "the state file '%s' is a symbolic link,"
+			         " which is neither followed nor replaced", st->file);
+		else
+			snprintf(why, whylen, "cannot read the state file '%s': %s",
+			         st->file, strerror(-rc));
 		state_free(st);
 		return rc;
 	}
@@ -367,7 +388,8 @@ int state_save(struct state *st)
 		goto out;
 	}
 	memcpy(mine->dir, st->dir, sizeof st->dir);
-	if (state_read(mine, st->file, 1) == 0) {
+	rc = state_read(mine, st->file, 1);
+	if (rc == 0) {
 		state_set_authority(st, mine->epoch, mine->pk);
 		state_set_roster(st, mine->roster);
 		for (size_t i = 0; i < mine->ncommits; i++)
@@ -377,6 +399,10 @@ int state_save(struct state *st)
 			merge_path(st, mine->paths[i].path, mine->paths[i].instance, 0);
 	}
 	state_free(mine);
+	if (rc == -ENOENT)
+		rc = 0;
+	if (rc)
+		goto out; /* never replace a file we cannot read back */
 	snprintf(tmp, sizeof tmp, "%s.tmp", st->file);
 	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);

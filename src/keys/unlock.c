@@ -588,6 +588,15 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 			st = EXIT_RUNTIME;
 			goto fail;
 		}
+		if (rc && rc != -ENOENT) {
+			/* there, but unreadable: never go on as if nothing had been
+			 * seen (and never replace it) */
+			fprintf(stderr, "%s: %s: rollback detection needs it (make it"
+			        " a readable regular file, or remove it to start"
+			        " over)\n", o->prog, why[0] ? why : strerror(-rc));
+			st = EXIT_RUNTIME;
+			goto fail;
+		}
 		if (rc && !o->quiet_state)
 			fprintf(stderr, "%s: warning: no rollback detection: %s\n",
 			        o->prog, why);

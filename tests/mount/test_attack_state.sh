@@ -433,6 +433,18 @@ expect_status "state file is a symlink: refused, never silently without rollback
 stderr_has "symlink: the line names the state file" "state"
 check "symlink: the state it points to is not replaced by an empty one" test -L "$SF"
 rm -f "$SF"
+# the state folder is not a folder (a file in its place): ENOTDIR is not
+# "nothing seen" either
+mv "$XDG_STATE_HOME/custodyfs" "$T/state-folder.keep"
+printf 'not a folder\n' > "$XDG_STATE_HOME/custodyfs"
+expect_status "state folder is a file: refused" 1 ctl info
+stderr_has "state folder is a file: the line names the state file" "state file"
+expect_eq "state folder is a file: one line" 1 "$(wc -l < "$T/.stderr")"
+expect_status "state folder is a file: mount refused" 1 mnt admin
+unmount_any
+expect_eq "state folder is a file: left as it was" "not a folder" "$(cat "$XDG_STATE_HOME/custodyfs")"
+rm -f "$XDG_STATE_HOME/custodyfs"
+mv "$T/state-folder.keep" "$XDG_STATE_HOME/custodyfs"
 cp "$T/state.keep" "$SF"
 expect_status "state put back: the rolled-back store is refused again" 4 ctl info
 # ==== (15) the store id edited: refused before any passphrase is hashed ====
