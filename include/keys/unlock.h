@@ -7,7 +7,10 @@
  * unlock_store opens the store (one line naming the real cause on
  * failure), logs the user in (auth.h), verifies the commit chain from the
  * newest commit this user and host have seen (state.h) to the store's
- * head (ledger.h), refuses a rolled-back or replaced store, checks that
+ * head (ledger.h), refuses a rolled-back or replaced store (or, with
+ * accept_rollback, accepts it: a warning line, an audit row, and the local
+ * state re-based on it), refuses records beyond the signed head (a commit
+ * record that does not verify, an audit row no commit covers), checks that
  * the roster and the user's credential are the ones the head commit
  * vouches for, and starts the session (its row, the login audit row and a
  * commit, in one transaction).
@@ -61,6 +64,9 @@ struct unlock_opts {
 	const char *kind;      /* session kind: "mount" or "ctl" */
 	int accept_rollback;   /* accept an older copy deliberately */
 	int quiet_state;       /* do not warn about missing local state */
+	int inspect;           /* a command that only reads: it runs on a
+	                        * store with rows beyond its signed head (said
+	                        * in one line; nothing recorded: u->damaged) */
 };
 
 struct unlocked {
@@ -77,7 +83,14 @@ struct unlocked {
 	int readonly;               /* the store file is read-only for us */
 	int older_copy;             /* an older copy, opened read-only */
 	int rolled_back;            /* accepted with accept_rollback */
+	int rebase;                 /* ... so the local state of this
+	                             * instance restarts from the accepted
+	                             * head at the next save (state_rebase) */
 	int fork_pending;           /* a copy: its next commit forks it */
+	int damaged;                /* opened with o->inspect although rows
+	                             * lie beyond the signed head: read-only,
+	                             * nothing recorded; the command's exit
+	                             * status is EXIT_DAMAGE */
 	int in_tx;
 	/* a daemon serving other users' sessions too: called when the
 	 * roster moved, after this session followed it, so they follow

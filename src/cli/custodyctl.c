@@ -119,6 +119,10 @@ int main(int argc, char **argv)
 			int st;
 			optind++;
 			st = commands[i].fn(&c, argc - optind + 1, argv + optind - 1);
+			/* a damaged store read as it stands: whatever the command
+			 * found, the store fails verification (said at open) */
+			if (st == EXIT_OK && c.unlocked && c.un.damaged)
+				st = EXIT_DAMAGE;
 			cli_done(&c);
 			return st;
 		}

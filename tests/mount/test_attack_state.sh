@@ -447,6 +447,7 @@ rm -f "$XDG_STATE_HOME/custodyfs"
 mv "$T/state-folder.keep" "$XDG_STATE_HOME/custodyfs"
 cp "$T/state.keep" "$SF"
 expect_status "state put back: the rolled-back store is refused again" 4 ctl info
+
 # ==== (15) the store id edited: refused before any passphrase is hashed ====
 # The meta row store_id is the associated data every sealed secret is
 # opened with; edited, every passphrase would fail as if wrong, and every
@@ -475,6 +476,56 @@ expect_status "store id put back: the admin logs in (not locked out)" 0 ctl info
 expect_status "store id put back: bob logs in" 0 as bob info
 
 # ==== (16) records beyond the signed head ====
+# A row planted after what the newest commit covers (an audit row after
+# its last row, a commit record after it) is no part of the store: every
+# open that would write refuses it as damage, in one line naming it, and
+# records nothing; a command that only reads still runs on the signed
+# state (audit verify names the row) and exits 4.
+fresh
+LAST=$(q "SELECT max(seq) FROM audit")
+PLANT="INSERT INTO audit SELECT seq + 1, time, user, session, uid, gid, pid, 'unlink', ino, offset, length, result, detail, hash FROM audit WHERE seq=$LAST"
+q "$PLANT"
+expect_status "planted audit row: a mount refuses as damage" 4 mnt bob
+stderr_has "planted audit row: the mount names the row" "fails verification: audit row $((LAST + 1)) lies beyond"
+expect_eq "planted audit row: the mount says it in one line" 1 "$(wc -l < "$T/.stderr")"
+check_not "planted audit row: nothing mounted" grep -q " $MNT fuse" /proc/mounts
+unmount_any
+expect_status "planted audit row: a read-only mount refuses as damage" 4 mnt bob -o ro
+unmount_any
+expect_status "planted audit row: a writing command refuses as damage" 4 \
+	ctl user add carol --role reader --new-passfile "$T/rdr.pass"
+stderr_has "planted audit row: the command names the row" "audit row $((LAST + 1))"
+expect_out "planted audit row: audit verify runs, exit 4" 4 ctl audit verify
+stderr_has "planted audit row: audit verify names the row" "row $((LAST + 1))"
+ctl info > "$T/info.out" 2> "$T/.stderr"
+expect_eq "planted audit row: info exits 4" 4 "$?"
+check "planted audit row: info still shows the signed state" grep -q "^format:" "$T/info.out"
+stderr_has "planted audit row: info says why" "fails verification: audit row $((LAST + 1))"
+expect_eq "planted audit row: nothing was recorded" "$((LAST + 1))" "$(q "SELECT max(seq) FROM audit")"
+expect_eq "planted audit row: nobody's failures counted" 0 "$(q "SELECT coalesce(sum(failed), 0) FROM logins")"
+q "DELETE FROM audit WHERE seq = $((LAST + 1))"
+expect_status "planted audit row removed: the store opens" 0 ctl info
+expect_out "planted audit row removed: audit verify" 0 ctl audit verify
+# a commit record planted after the newest one (a copy of it one further)
+fresh
+HEADC=$(q "SELECT max(seq) FROM ledger")
+q "INSERT INTO ledger SELECT seq + 1, body, sigs FROM ledger WHERE seq=$HEADC"
+expect_status "planted commit record: a mount refuses as damage" 4 mnt bob
+stderr_has "planted commit record: the line names it" "fails verification: commit $((HEADC + 1)) is missing or malformed"
+unmount_any
+expect_out "planted commit record: audit verify runs, exit 4" 4 ctl audit verify
+stderr_has "planted commit record: audit verify names it" "commit $((HEADC + 1))"
+expect_eq "planted commit record: nothing was recorded" "$((HEADC + 1))" "$(q "SELECT max(seq) FROM ledger")"
+# the same on a host that has seen the store (verifying from its commit)
+fresh
+expect_status "a host sees the store" 0 ctl info
+HEADC=$(q "SELECT max(seq) FROM ledger")
+q "INSERT INTO ledger SELECT seq + 1, body, sigs FROM ledger WHERE seq=$HEADC"
+expect_status "planted commit record, seen host: a mount refuses as damage" 4 mnt admin
+stderr_has "planted commit record, seen host: the line names it" "fails verification: commit $((HEADC + 1))"
+unmount_any
+expect_out "planted commit record, seen host: audit verify runs, exit 4" 4 ctl audit verify
+stderr_has "planted commit record, seen host: audit verify names it" "commit $((HEADC + 1))"
 # an audit row planted while a mount runs: the mount's next transaction
 # finds it and the mount stops serving (fail closed), without ever
 # writing a row of its own over it
@@ -495,6 +546,7 @@ unmount_any
 expect_eq "running mount: the planted row was not written over" "unlink" \
 	"$(q "SELECT op FROM audit WHERE seq = $((LAST + 1))")"
 expect_eq "running mount: nothing was appended after it" "$((LAST + 1))" "$(q "SELECT max(seq) FROM audit")"
+
 # ==== (17) the schema changed under a running mount ====
 # The schema check runs before any statement of ours; a trigger (or view,
 # or table) created while a mount runs moves SQLite's schema_version, and
