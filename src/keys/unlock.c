@@ -781,14 +781,21 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 	/* the signed state: the newest commit that verifies, reached from
 	 * what we saw */
 	why[0] = 0;
-	rc = check_fresh(u, why, sizeof why, accepted, sizeof accepted, tail,
-	                 sizeof tail);
-	if (!rc && !tail[0]) {
-		rc = check_tail(u, tail, sizeof tail);
-		if (rc == -EBADMSG)
-			rc = 0; /* tail names it */
-		else
-			tail[0] = 0;
+	{
+		/* one read snapshot, so the head and the trail's last row are
+		 * of the same moment while a mount goes on committing */
+		int snap = store_read_begin(u->s) == 0;
+		rc = check_fresh(u, why, sizeof why, accepted, sizeof accepted, tail,
+		                 sizeof tail);
+		if (!rc && !tail[0]) {
+			rc = check_tail(u, tail, sizeof tail);
+			if (rc == -EBADMSG)
+				rc = 0; /* tail names it */
+			else
+				tail[0] = 0;
+		}
+		if (snap)
+			store_read_end(u->s);
 	}
 	if (!rc && tail[0]) {
 		/* records beyond the signed head are no part of the store: a

@@ -526,6 +526,23 @@ stderr_has "planted commit record, seen host: the line names it" "fails verifica
 unmount_any
 expect_out "planted commit record, seen host: audit verify runs, exit 4" 4 ctl audit verify
 stderr_has "planted commit record, seen host: audit verify names it" "commit $((HEADC + 1))"
+# no false alarm: while a mount commits steadily, commands that open the
+# store see its head and the trail's last row of one and the same moment
+fresh
+check "busy mount: bob mounts" mnt bob
+( for k in $(seq 600); do
+	printf '%s\n' "$k" > "$MNT/busy.$((k % 20))"
+	sync "$MNT/busy.$((k % 20))"
+  done ) &
+BUSY=$!
+bad=0
+for k in $(seq 20); do
+	ctl info > /dev/null 2> "$T/.busy" || { bad=$((bad + 1)); cp "$T/.busy" "$T/.busy.bad"; }
+	ctl audit verify > /dev/null 2> "$T/.busy" || { bad=$((bad + 1)); cp "$T/.busy" "$T/.busy.bad"; }
+done
+wait "$BUSY"
+expect_eq "busy mount: every command opens and verifies ($(head -c 200 "$T/.busy.bad" 2>/dev/null))" 0 "$bad"
+unmount_any
 # an audit row planted while a mount runs: the mount's next transaction
 # finds it and the mount stops serving (fail closed), without ever
 # writing a row of its own over it
