@@ -56,8 +56,8 @@ enum store_open_flags {
  * STORE_READONLY), -EISDIR, -EROFS (read-write on a read-only file system),
  * -ENOTSUP (not a custodyfs store or a damaged header), -EPROTO (a newer
  * format), STORE_E_OLDFORMAT (older: run upgrade; accepted with
- * STORE_ANYFORMAT), STORE_E_SCHEMA (a schema object that is not ours: why
- * names it). why (may be NULL) receives a one-line reason on failure.
+ * STORE_ANYFORMAT), STORE_E_SCHEMA (a schema object that is not ours, or
+ * a meta row 'format' in a format-2 file: why names it). why (may be NULL) receives a one-line reason on failure.
  * busy_ms: how long to wait for another process's lock.
  */
 int store_open(const char *path, int flags, int busy_ms, struct store **out,
@@ -66,8 +66,14 @@ int store_open(const char *path, int flags, int busy_ms, struct store **out,
 void store_close(struct store *s);
 /* Last SQLite error text, for messages. */
 const char *store_errmsg(struct store *s);
-/* The format of an open store (1 only with STORE_ANYFORMAT). */
+/* The format of an open store (1 only with STORE_ANYFORMAT): the file
+ * header's user_version as store_open read it, the only place it is read
+ * from. From format 2 on no meta row names it: a store_open of a file
+ * holding a meta row 'format' fails with STORE_E_SCHEMA. */
 int store_format(struct store *s);
+/* The header's user_version read again (signed: a damaged header may
+ * hold a negative one). 0 or -errno. */
+int store_header_format(struct store *s, int64_t *fmt);
 int store_readonly(struct store *s);
 
 /*

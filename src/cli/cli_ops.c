@@ -109,6 +109,8 @@ int cmd_backup(struct cli *c, int argc, char **argv)
 	writable = c->u.store && access(c->u.store, W_OK) == 0;
 	if ((st = cli_unlock(c, writable ? 0 : STORE_READONLY, 0, "backup")))
 		return st;
+	if (c->un.damaged)
+		return EXIT_DAMAGE; /* no copy of records beyond the signed head */
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal; /* no SA_RESTART: stop between steps */

@@ -420,7 +420,9 @@ int store_vacuum(struct store *s, store_progress_fn fn, void *arg,
 /*
  * migrations[i] turns format migrations[i].from into from + 1. Format 1 is
  * the first: a format 2 adds { 1, to_v2 } here with its statements, and
- * STORE_FORMAT_VERSION in store.h moves to 2.
+ * STORE_FORMAT_VERSION in store.h moves to 2. The format lives in the
+ * header's user_version only (format 1 also kept a meta row 'format': a
+ * migration from 1 deletes it).
  */
 struct migration {
 	int64_t from;
@@ -448,10 +450,9 @@ int store_upgrade(struct store *s, int64_t *from, int64_t *to, char *why,
 	*from = *to = 0;
 	if (why && whylen)
 		why[0] = 0;
-	if ((rc = store_meta_get_int(s, "format", &fmt))) {
-		say(why, whylen, "cannot read the store's format");
-		return rc;
-	}
+	/* the format is the file header's (store_open validated it), never a
+	 * meta row: a file writer edits those freely */
+	fmt = store_format(s);
 	*from = *to = fmt;
 	if (fmt >= STORE_FORMAT_VERSION)
 		return 0; /* newer ones never open (store_open: -EPROTO) */
@@ -461,9 +462,15 @@ int store_upgrade(struct store *s, int64_t *from, int64_t *to, char *why,
 		say(why, whylen, "cannot begin: %s", sqlite3_errmsg(s->db));
 		return rc;
 	}
-	/* re-read under the lock: another upgrade may have won */
-	if ((rc = store_meta_get_int(s, "format", &fmt)))
+	/* re-read the header under the lock: another upgrade may have won */
+	if ((rc = store_header_format(s, &fmt)))
 		goto fail;
+	if (fmt < 1 || fmt > STORE_FORMAT_VERSION) {
+		say(why, whylen, "the file header names format %lld",
+		    (long long)fmt);
+		rc = -ENOTSUP;
+		goto fail;
+	}
 	*from = fmt;
 	while (fmt < STORE_FORMAT_VERSION) {
 		const struct migration *m = migration_from(fmt);
@@ -483,8 +490,7 @@ int store_upgrade(struct store *s, int64_t *from, int64_t *to, char *why,
 		fmt++;
 	}
 	snprintf(sql, sizeof sql, "PRAGMA user_version=%lld", (long long)fmt);
-	if ((rc = store_meta_set_int(s, "format", fmt)) ||
-	    (rc = store_exec(s, sql)) || (rc = store_commit(s))) {
+	if ((rc = store_exec(s, sql)) || (rc = store_commit(s))) {
 		say(why, whylen, "cannot record the new format: %s",
 		    sqlite3_errmsg(s->db));
 		goto fail;

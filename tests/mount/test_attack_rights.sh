@@ -705,8 +705,10 @@ meta_case() {
 }
 meta_case "store id changed" "UPDATE meta SET value=randomblob(16) WHERE key='store_id'"
 meta_case "store id deleted" "DELETE FROM meta WHERE key='store_id'"
-meta_case "format changed to 3" "UPDATE meta SET value='3' WHERE key='format'"
-meta_case "format changed to 1" "UPDATE meta SET value='1' WHERE key='format'"
+# (format 2 keeps no meta row for the format: the header's user_version is
+# the format; a row planted by hand is refused, not believed)
+meta_case "format changed to 3" "INSERT OR REPLACE INTO meta(key, value) VALUES('format', '3')"
+meta_case "format changed to 1" "INSERT OR REPLACE INTO meta(key, value) VALUES('format', '1')"
 fresh
 q "PRAGMA user_version=3"
 expect_status "header format 3: refused" 1 ctl info
