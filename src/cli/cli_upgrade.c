@@ -374,7 +374,7 @@ int cli_upgrade_v1(struct cli *c, const char *reset_dir,
 		fprintf(stderr, "custodyctl: warning: no rollback detection: %s\n",
 		        err);
 	unlock_committed(&u2);
-	printf("upgraded '%s' from format 1 to 2: %s\n", c->u.store, res.summary);
+	printf("upgraded '%s': %s\n", c->u.store, res.summary);
 	hand_out(&res, reset_dir, recovery_file, recovery);
 	st = EXIT_OK;
 out:
