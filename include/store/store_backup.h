@@ -99,6 +99,9 @@ int store_upgrade(struct store *s, int64_t *from /* OUT */,
  * the new file in place.
  */
 int store_upgrade_discard(const char *tmp);
+/* store_begin for one long transaction on a file store_open just created
+ * (the whole store written at once): its page cache stays bounded. */
+int store_bulk_begin(struct store *s);
 int store_upgrade_install(const char *tmp, const char *path, char *why,
                           size_t whylen);
 

@@ -23,6 +23,7 @@
 #include "rights.h"
 #include "session.h"
 #include "store.h"
+#include "store_backup.h"
 #include "store_v1.h"
 #include "unlock.h"
 #include "upgrade.h"
@@ -262,7 +263,7 @@ int upgrade_build(struct upgrade_v1 *v, const struct upgrade_plan *p,
 	}
 	if (!realpath(p->tmp, u->path))
 		snprintf(u->path, sizeof u->path, "%s", p->tmp);
-	if ((rc = store_begin(u->s)))
+	if ((rc = store_bulk_begin(u->s)))
 		return rc;
 	u->in_tx = 1;
 	memset(&pol, 0, sizeof pol);

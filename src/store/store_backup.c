@@ -508,6 +508,19 @@ fail:
 
 /* ---- rebuilding into a new file (custodyctl upgrade from format 1) ---- */
 
+int store_bulk_begin(struct store *s)
+{
+	int rc;
+
+	/* store_open set the cache size in KiB while a new file still had
+	 * SQLite's default page size; set again now that pages are 64 KiB,
+	 * SQLite spills dirty pages to the WAL at 32 MiB instead of holding
+	 * up to 512 MiB of a long transaction in memory */
+	if ((rc = store_exec(s, "PRAGMA cache_size=-32768")))
+		return rc;
+	return store_begin(s);
+}
+
 int store_upgrade_discard(const char *tmp)
 {
 	static const char *const side[] = { "", "-wal", "-shm", "-journal" };
