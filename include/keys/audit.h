@@ -73,6 +73,18 @@ int audit_append_about(struct audit_trail *t, struct session *ss,
                        const char *user, const struct audit_who *w,
                        int64_t when_ns, const char *op, const char *what,
                        int result);
+/*
+ * A row of a format-1 trail carried into this one by custodyctl upgrade
+ * (ss: the upgrade's session, kind "upgrade"): the original user, process,
+ * time, operation, inode, range, result, process name and path, recorded
+ * and signed by ss. audit_verify accepts such a row naming another user
+ * in the upgrade's first commit only.
+ */
+int audit_append_carried(struct audit_trail *t, struct session *ss,
+                         const char *user, const struct audit_who *w,
+                         int64_t when_ns, const char *op, uint64_t ino,
+                         const char *comm, const char *path, uint64_t off,
+                         uint64_t len, int result);
 /* An admin action or command of ss's own process. */
 int audit_command(struct audit_trail *t, struct session *ss, const char *op,
                   const char *target, int result);

@@ -29,7 +29,7 @@ void fs_warn(struct fs *fs, const char *fmt, ...)
 	fs->o.warn(line);
 }
 
-static void fs_destroy(struct fs *fs)
+void fs_destroy(struct fs *fs)
 {
 	fs_refs_free(fs);
 	fs_paths_free(fs);
@@ -46,8 +46,7 @@ static void fs_destroy(struct fs *fs)
 }
 
 /* The parts every fs needs, with the signed state of u's head. */
-static int fs_alloc(struct unlocked *u, const struct fs_opts *o,
-                    struct fs **out)
+int fs_alloc(struct unlocked *u, const struct fs_opts *o, struct fs **out)
 {
 	struct fs *fs = calloc(1, sizeof *fs);
 	uint32_t bs = u->r->policy.block_size;

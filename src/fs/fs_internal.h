@@ -135,6 +135,12 @@ int64_t fs_now_ns(void);
 void fs_warn(struct fs *fs, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
+/* ---- fs.c ---- */
+/* An fs over u's store and head without the orphan sweep or the
+ * checkpointer (fs_format, fs_upgrade.c); fs_destroy frees it. */
+int fs_alloc(struct unlocked *u, const struct fs_opts *o, struct fs **out);
+void fs_destroy(struct fs *fs);
+
 /* ---- fs_tx.c: the group transaction ---- */
 /*
  * Open the group transaction if needed (catching up with commits other
@@ -289,6 +295,10 @@ int blockio_leaf(struct fs *fs, uint32_t version, const void *data,
 /* ---- xattr.c ---- */
 /* Authenticate every xattr of in against its digest (check): 0 or -EIO. */
 int xattr_verify(struct fs *fs, const struct store_inode *in);
+/* The digest of the xattr rows stored for ino, as they are (upgrade:
+ * the digest its inode row is to carry). */
+int xattr_digest_rows(struct fs *fs, uint64_t ino,
+                      uint8_t out[MTREE_HASH_BYTES]);
 /* Re-seal the xattrs of in under the active version (reencrypt); the
  * caller saves in (its digest changes). */
 int xattr_rekey(struct fs *fs, struct store_inode *in);

@@ -466,6 +466,22 @@ out:
 	return rc;
 }
 
+int xattr_digest_rows(struct fs *fs, uint64_t ino,
+                      uint8_t out[MTREE_HASH_BYTES])
+{
+	struct xset x;
+	int rc;
+
+	memset(&x, 0, sizeof x);
+	rc = store_xattr_each(fs->s, ino, collect, &x);
+	if (x.err)
+		rc = x.err;
+	if (rc >= 0)
+		xset_digest(&x, out);
+	xset_free(&x);
+	return rc < 0 ? rc : 0;
+}
+
 int xattr_verify(struct fs *fs, const struct store_inode *in)
 {
 	struct xset x;

@@ -255,6 +255,16 @@ int audit_append_about(struct audit_trail *t, struct session *ss,
 	              0, 0, result);
 }
 
+int audit_append_carried(struct audit_trail *t, struct session *ss,
+                         const char *user, const struct audit_who *w,
+                         int64_t when_ns, const char *op, uint64_t ino,
+                         const char *comm, const char *path, uint64_t off,
+                         uint64_t len, int result)
+{
+	return append(t, ss, user, w, when_ns, op, ino, comm, path, off, len,
+	              result);
+}
+
 int audit_command(struct audit_trail *t, struct session *ss, const char *op,
                   const char *target, int result)
 {
@@ -390,6 +400,25 @@ static int cover(struct verify_ctx *v, int64_t seq)
 	return 0;
 }
 
+/*
+ * A row of a format-1 trail carried by custodyctl upgrade names the user
+ * it was about then, and is recorded by the upgrading admin's session: it
+ * may name another user only in the first commit (the upgrade's), and
+ * only if its session is an admin's endorsed session of kind "upgrade".
+ */
+static int carried(struct verify_ctx *v, const struct store_audit *a,
+                   int role)
+{
+	struct store_session row;
+	const struct rights_user *u;
+
+	if (v->cur.seq != 1 || role != ROLE_ADMIN ||
+	    store_session_get(v->s, a->session, &row) ||
+	    session_row_verify(v->r, &row, &u))
+		return 0;
+	return !strcmp(row.kind, "upgrade");
+}
+
 static int verify_row(void *arg, const struct store_audit *a)
 {
 	struct verify_ctx *v = arg;
@@ -443,7 +472,8 @@ static int verify_row(void *arg, const struct store_audit *a)
 		         (long long)a->seq, (long long)a->session);
 		return 1;
 	}
-	if (strcmp(a->user, u->name) && !about_other(a->op)) {
+	if (strcmp(a->user, u->name) && !about_other(a->op) &&
+	    !carried(v, a, role)) {
 		v->bad = a->seq;
 		snprintf(v->why, v->whylen, "row %lld names user '%s', but session"
 		         " %lld that recorded it is '%s's: re-attributed",

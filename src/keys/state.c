@@ -183,7 +183,7 @@ static int state_read(struct state *st, const char *path, int override_paths)
 	char line[8192], a[8192], b[8192], c[8192];
 	struct stat sb;
 	FILE *f;
-	int rc = 0, n = 0, version = 0;
+	int rc = 0, n = 0, version = 0, v1 = 0;
 
 	if (fd < 0)
 		return -errno;
@@ -209,7 +209,20 @@ static int state_read(struct state *st, const char *path, int override_paths)
 			break;
 		}
 		*nl = 0;
+		if (v1) {
+			rc = -EBADMSG;
+			break;
+		}
 		if (n++ == 0) {
+			/* custodyfs 0.1 kept a mount's generation counter, one
+			 * decimal line, at this same path; a store upgraded from
+			 * format 1 keeps its id: nothing recorded yet, and the
+			 * next save replaces it */
+			if (line[0] && strlen(line) <= 20 &&
+			    strspn(line, "0123456789") == strlen(line)) {
+				v1 = 1;
+				continue;
+			}
 			if (!strcmp(line, "custodyfs-state 3"))
 				version = 3;
 			else if (!strcmp(line, "custodyfs-state 2"))

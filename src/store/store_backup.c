@@ -418,11 +418,12 @@ int store_vacuum(struct store *s, store_progress_fn fn, void *arg,
 /* ---- format migrations ---- */
 
 /*
- * migrations[i] turns format migrations[i].from into from + 1. Format 1 is
- * the first: a format 2 adds { 1, to_v2 } here with its statements, and
- * STORE_FORMAT_VERSION in store.h moves to 2. The format lives in the
- * header's user_version only (format 1 also kept a meta row 'format': a
- * migration from 1 deletes it).
+ * migrations[i] turns format migrations[i].from into from + 1, in place,
+ * with SQL only. There is none from format 1: format 2 signs what format
+ * 1 kept in rows (rights, trees, the trail's attribution), so custodyctl
+ * upgrade rebuilds a format-1 store into a new file above this layer
+ * (src/keys/upgrade*.c, src/fs/fs_upgrade.c) and the two functions below
+ * it put that file in the store's place.
  */
 struct migration {
 	int64_t from;
@@ -501,5 +502,89 @@ fail:
 	if (!why || !why[0])
 		say(why, whylen, "%s", strerror(-rc));
 	store_rollback(s);
+	return rc;
+}
+
+/* ---- rebuilding into a new file (custodyctl upgrade from format 1) ---- */
+
+int store_bulk_begin(struct store *s)
+{
+	int rc;
+
+	/* store_open set the cache size in KiB while a new file still had
+	 * SQLite's default page size; set again now that pages are 64 KiB,
+	 * SQLite spills dirty pages to the WAL at 32 MiB instead of holding
+	 * up to 512 MiB of a long transaction in memory */
+	if ((rc = store_exec(s, "PRAGMA cache_size=-32768")))
+		return rc;
+	return store_begin(s);
+}
+
+int store_upgrade_discard(const char *tmp)
+{
+	static const char *const side[] = { "", "-wal", "-shm", "-journal" };
+	char p[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
+		struct stat sb;
+		if ((size_t)snprintf(p, sizeof p, "%s%s", tmp, side[i]) >= sizeof p)
+			return -ENAMETOOLONG;
+		if (lstat(p, &sb) != 0) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
+		if (S_ISDIR(sb.st_mode))
+			return -EISDIR; /* not ours: never removed */
+		if (unlink(p) != 0 && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
+}
+
+/* A write-ahead log beside path that still holds frames. */
+static int wal_pending(const char *path, char *why, size_t whylen)
+{
+	char wal[PATH_MAX];
+	struct stat sb;
+
+	if ((size_t)snprintf(wal, sizeof wal, "%s-wal", path) >= sizeof wal)
+		return -ENAMETOOLONG;
+	if (lstat(wal, &sb) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (sb.st_size == 0)
+		return 0;
+	say(why, whylen, "'%s' holds commits not yet in its store (another"
+	    " process has it open)", wal);
+	return -EBUSY;
+}
+
+int store_upgrade_install(const char *tmp, const char *path, char *why,
+                          size_t whylen)
+{
+	char dir[PATH_MAX];
+	int rc;
+
+	if (why && whylen)
+		why[0] = 0;
+	/* the new file is complete on its own; the old file's log must be
+	 * empty, or SQLite would apply it to the new file */
+	if ((rc = wal_pending(tmp, why, whylen)) ||
+	    (rc = wal_pending(path, why, whylen)))
+		return rc;
+	if ((rc = fsync_path(tmp, 0))) {
+		say(why, whylen, "cannot sync '%s': %s", tmp, strerror(-rc));
+		return rc;
+	}
+	if (rename(tmp, path) != 0) {
+		rc = -errno;
+		say(why, whylen, "cannot rename '%s' to '%s': %s", tmp, path,
+		    strerror(-rc));
+		return rc;
+	}
+	dir_of(path, dir, sizeof dir);
+	if ((rc = fsync_path(dir, 1)))
+		say(why, whylen, "renamed, but the directory '%s' cannot be synced:"
+		    " %s", dir, strerror(-rc));
 	return rc;
 }
