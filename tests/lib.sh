@@ -4,7 +4,8 @@
 #   t_setup              fresh temp dir $T with passfile, low-cost config,
 #                        a store $T/s.db (admin "admin") and mount point $T/mnt;
 #                        registers cleanup (unmount + rm) on EXIT, even on failure
-#   t_mount [ARGS...]    mount $T/s.db on $T/mnt as admin (extra args passed on)
+#   t_mount [ARGS...]    mount $T/s.db on $T/mnt as admin (extra args passed on);
+#                        custodyfs's own exit status when it fails
 #   t_umount             unmount and wait for the daemon to finish its commit
 #   ok/fail/check/expect helpers that count and report
 #   pf NAME PASSPHRASE   a 0600 passfile $T/NAME.pass
@@ -50,7 +51,7 @@ expect_status() {
 t_errno() { perl -e '$!=0; my $r = eval { '"$1"' }; print $r ? "OK" : ($!+0 ? (0+$!) : "OK")'; }
 
 t_cleanup() {
-	local m p
+	local m p i
 	for m in "${T_MOUNTS[@]}"; do
 		# /proc/mounts, not mountpoint(1): a mount whose root gives EIO
 		# (a revoked user's) must still be taken down
@@ -113,9 +114,10 @@ CONF
 # ctl ARGS...: custodyctl on the test store as admin
 ctl() { "$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$PASSFILE" "$@"; }
 
-# t_mount [EXTRA ARGS]: mount $STORE on $MNT as admin
+# t_mount [EXTRA ARGS]: mount $STORE on $MNT as admin; when custodyfs
+# fails, its own exit status (4 for a refused store, 3 for a failed login)
 t_mount() {
-	"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$@" "$STORE" "$MNT" || return 1
+	"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$@" "$STORE" "$MNT" || return $?
 	T_MOUNTS+=("$MNT")
 	t_track "$MNT"
 	mountpoint -q "$MNT"
@@ -139,7 +141,7 @@ t_pid() { pgrep -n -f -- "${1:-$MNT}\$" ; }
 
 # t_umount [MOUNTPOINT]: unmount and wait for the daemon's final commit
 t_umount() {
-	local m=${1:-$MNT} pid
+	local m=${1:-$MNT} pid i
 	pid=$(t_pid "$m")
 	fusermount3 -u "$m" || return 1
 	for i in $(seq 200); do

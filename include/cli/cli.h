@@ -78,6 +78,9 @@ int cmd_whoami(struct cli *c, int argc, char **argv);
 
 /* user revoke NAME (cli_key.c): grants out, rotate, reencrypt, retire. */
 int cli_user_revoke(struct cli *c, int argc, char **argv);
+/* upgrade of a format-1 store (cli_upgrade.c): rebuild it as format 2. */
+int cli_upgrade_v1(struct cli *c, const char *reset_dir,
+                   const char *recovery_file);
 /* Re-encrypt everything to the active version (unlocked admin). */
 int cli_reencrypt_run(struct cli *c, double rate);
 

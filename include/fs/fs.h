@@ -223,6 +223,11 @@ int fs_removexattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
  * read as zeros. Anything forged (an inode, name or xattr failing its MAC)
  * is left as it is. problem() then reports what is still wrong.
  *
+ * With live_writer set (a read-write mount holds the store now: its
+ * writer lock is taken), a file unlinked while open is what that mount
+ * still serves, not damage: note() (may be NULL) is told instead of
+ * problem().
+ *
  * Returns the number of problems left, or -errno if the check could not run.
  */
 struct fs_check_ops {
@@ -233,6 +238,9 @@ struct fs_check_ops {
 	int repair, zero_unreadable;
 	void (*repaired)(void *arg, uint64_t ino, const char *path,
 	                 const char *what);
+	int live_writer;
+	void (*note)(void *arg, uint64_t ino, const char *path,
+	             const char *what);
 };
 struct fs_check_stats {
 	uint64_t inodes, files, dirs, symlinks, blocks, bytes, names, xattrs;

@@ -73,6 +73,18 @@ int audit_append_about(struct audit_trail *t, struct session *ss,
                        const char *user, const struct audit_who *w,
                        int64_t when_ns, const char *op, const char *what,
                        int result);
+/*
+ * A row of a format-1 trail carried into this one by custodyctl upgrade
+ * (ss: the upgrade's session, kind "upgrade"): the original user, process,
+ * time, operation, inode, range, result, process name and path, recorded
+ * and signed by ss. audit_verify accepts such a row naming another user
+ * in the upgrade's first commit only.
+ */
+int audit_append_carried(struct audit_trail *t, struct session *ss,
+                         const char *user, const struct audit_who *w,
+                         int64_t when_ns, const char *op, uint64_t ino,
+                         const char *comm, const char *path, uint64_t off,
+                         uint64_t len, int result);
 /* An admin action or command of ss's own process. */
 int audit_command(struct audit_trail *t, struct session *ss, const char *op,
                   const char *target, int result);
@@ -85,21 +97,44 @@ int audit_adopt_auth_events(struct audit_trail *t, struct session *ss);
  * base) to the last row, that the chain's head is the newest commit's,
  * that every row lies under a commit signed by the session it names, and
  * that a row's user is that session's user (or, for a login failure, any
- * name). 0, or -EBADMSG with *bad_seq (the first bad row, or a commit) and
+ * name). A row numbered before the chain's start (audit_first_row) fails. 0, or -EBADMSG with *bad_seq (the first bad row, or a commit) and
  * a one-line reason. *rows counts the rows checked.
  */
 int audit_verify(struct store *s, const struct rights *r, int64_t *bad_seq,
                  uint64_t *rows, char *why, size_t whylen);
+
+/*
+ * The first row the signed chain covers: 1, or after a prune the row after
+ * the base commit's audit head. Rows numbered below it are no part of the
+ * signed history (audit_verify flags them). 0 or -errno.
+ */
+int audit_first_row(struct store *s, int64_t *first_row);
 
 /* Reading details: a session whose role reads the trail. */
 struct audit_reader;
 int audit_reader_new(struct store *s, const struct rights *r,
                      const struct session *ss, struct audit_reader **out);
 void audit_reader_free(struct audit_reader *rd);
-/* comm and path of a row: -EACCES if this reader lacks the key. */
+/* comm and path of a row: -EACCES if this reader lacks the key, -EBADMSG
+ * if its session's detail key was replaced (audit_reader_check), -EIO if
+ * the row's detail does not open. */
 int audit_reader_detail(struct audit_reader *rd, const struct store_audit *a,
                         char *comm, size_t commlen, char *path,
                         size_t pathlen);
+/* The detail key of a session, as this reader finds it: 0 (it opens and
+ * is the one its user endorsed), -EACCES (this reader holds no key for
+ * it), -EBADMSG (replaced or damaged: *why says how). */
+int audit_reader_check(struct audit_reader *rd, int64_t session,
+                       const char **why);
+/*
+ * For a session whose role reads the trail (admin, auditor; others: 0 at
+ * once): every session's detail key against the commitment its user
+ * endorsed. 0, or -EBADMSG with *bad_session and why. *checked counts the
+ * keys found intact.
+ */
+int audit_verify_details(struct store *s, const struct rights *r,
+                         const struct session *ss, int64_t *bad_session,
+                         uint64_t *checked, char *why, size_t whylen);
 /* The store user name of a row's recording session ("?" if unknown). */
 const char *audit_reader_session_user(struct audit_reader *rd, int64_t session);
 

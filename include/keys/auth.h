@@ -31,7 +31,7 @@ struct passphrase;
 struct session;
 struct rights;
 struct rights_policy;
-struct state;
+struct state_seen;
 struct store_cred;
 
 /* Sane bounds on a stored Argon2id cost, checked before hashing. */
@@ -57,21 +57,25 @@ struct auth_who {
  * the roster, no session key yet: session_start) and the verified roster,
  * or:
  *   -EACCES   unknown user, wrong passphrase or locked (the same for all)
- *   -EBADMSG  the roster, the chain or the user's entry fails verification
- *             (why names it)
- *   -ESTALE   the authority chain or the roster is older than this user or
- *             host has seen (st), or forks from it: a rolled-back file
+ *   -EBADMSG  the store id is not the one its authority and roster are
+ *             signed for (checked before any Argon2id, so nothing is
+ *             counted), or the roster, the chain or the user's entry fails
+ *             verification (why names it)
+ *   -ESTALE   the authority chain or the roster is older than what this
+ *             user or host has seen of this store instance (seen), or
+ *             forks from it: a rolled-back file
  *   other -errno from the store.
- * st (may be NULL) is consulted, not updated. who (NULL: this process)
- * is whom a failed attempt is recorded for. Nothing but the advisory
- * counters is written: *current receives the credential row as found (the
- * caller checks it against the signed state), and when it should be
- * rewritten (a re-pin to a newer authority, a raised cost) *has_update is
- * set and *update holds the new row, for the caller to write in its first
- * transaction, under its commit.
+ * seen (may be NULL: nothing seen, as at a path this user never opened)
+ * is what state.h holds of the instance expected at the store's path.
+ * who (NULL: this process) is whom a failed attempt is recorded for.
+ * Nothing but the advisory counters is written: *current receives the
+ * credential row as found (the caller checks it against the signed
+ * state), and when it should be rewritten (a re-pin to a newer authority,
+ * a raised cost) *has_update is set and *update holds the new row, for
+ * the caller to write in its first transaction, under its commit.
  */
 int auth_login(struct store *s, const struct config *cfg, const char *name,
-               const struct passphrase *pw, const struct state *st,
+               const struct passphrase *pw, const struct state_seen *seen,
                const struct auth_who *who, struct session **out, struct rights **rights,
                struct store_cred *current, struct store_cred *update,
                int *has_update, char *why, size_t whylen);

@@ -84,6 +84,20 @@ int keyadmin_user_reset(struct store *s, struct rights *r,
 /* Number of live admins in the roster. */
 size_t keyadmin_admins(const struct rights *r);
 
+/*
+ * For custodyctl upgrade, which builds a whole roster at once: the public
+ * keys of a recovery secret (as keyadmin_init records them), and every
+ * grant of user u by their role in r (data versions admin holds, audit
+ * secrets admin's own grants open, the authority for admins), replacing
+ * what u had.
+ */
+struct rights_user;
+void keyadmin_recovery_public(const uint8_t *secret, uint8_t box_pk[32],
+                              uint8_t sign_pk[32]);
+int keyadmin_grant_role(struct store *s, const struct rights *r,
+                        const struct session *admin,
+                        const struct rights_user *u);
+
 /* Sign the changed roster with admin's authority key (no-op if clean). */
 int keyadmin_sign(struct store *s, struct rights *r,
                   const struct session *admin);

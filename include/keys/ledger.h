@@ -126,6 +126,20 @@ int ledger_verify(struct store *s, const struct rights *r,
                   void *arg, char *why, size_t whylen);
 
 /*
+ * The same, stopping at the first record that fails after one that
+ * verifies: 0 with *head the newest record that verifies (the signed
+ * head) and *beyond the seq of the first record after it that does not
+ * (0: every record verifies; else why names it). Records beyond the signed
+ * head are never part of the store's state: a caller refuses them (or,
+ * inspecting a damaged store read-only, reports them). -EBADMSG only when
+ * not even the starting record verifies; -ESTALE as ledger_verify.
+ */
+int ledger_verify_head(struct store *s, const struct rights *r,
+                       int64_t from_seq, const uint8_t *from_hash,
+                       struct ledger_commit *head, int64_t *beyond,
+                       char *why, size_t whylen);
+
+/*
  * After an audit prune: the oldest kept record is vouched for by an admin
  * session (meta "ledger_base": its seq and hash, signed). ledger_verify
  * starts from it when from_seq is 0 and the genesis record is gone.

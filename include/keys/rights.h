@@ -114,6 +114,16 @@ struct rights {
 int rights_chain(struct store *s, const uint8_t store_id[RIGHTS_ID_BYTES],
                  uint32_t pin_epoch, const uint8_t pin_pk[RIGHTS_PK_BYTES],
                  uint32_t *epoch /* OUT */, uint8_t pk[RIGHTS_PK_BYTES] /* OUT */);
+/*
+ * Before any passphrase is hashed: is store_id (the file's meta row, which
+ * nothing signs) the id the store's records are signed for? Epoch 1's
+ * self-endorsement covers it, and so does the roster body. 0, or -EBADMSG
+ * with why naming the mismatch, or -errno from the store. It checks
+ * consistency, not authenticity: the user's pin does that (rights_chain).
+ */
+int rights_store_id_check(struct store *s,
+                          const uint8_t store_id[RIGHTS_ID_BYTES],
+                          char *why, size_t whylen);
 /* Write epoch 1, self-endorsed (init). */
 int rights_chain_start(struct store *s, const uint8_t store_id[RIGHTS_ID_BYTES],
                        const uint8_t pk[RIGHTS_PK_BYTES],

@@ -86,6 +86,13 @@ void session_sign(const struct session *ss, const char domain[16],
 int session_verify_sig(const uint8_t pk[32], const char domain[16],
                        const uint8_t *msg, size_t len, const uint8_t sig[64]);
 /*
+ * The commitment to a session's audit detail key that its endorsement
+ * covers (sessions.detail_hash): BLAKE2b-256 of a domain, the store id,
+ * the session id and the key. A reader who opens the sealed key checks it.
+ */
+void session_detail_hash(const uint8_t store_id[16], int64_t id,
+                         const uint8_t key[32], uint8_t out[32]);
+/*
  * A sessions row is genuine if its user's identity (the signing key the
  * roster gives that user under the row's roster counter) endorsed it.
  * 0 with *user set, or -EBADMSG.

@@ -7,14 +7,19 @@
  * unlock_store opens the store (one line naming the real cause on
  * failure), logs the user in (auth.h), verifies the commit chain from the
  * newest commit this user and host have seen (state.h) to the store's
- * head (ledger.h), refuses a rolled-back or replaced store, checks that
+ * head (ledger.h), refuses a rolled-back or replaced store (or, with
+ * accept_rollback, accepts it: a warning line, an audit row, and the local
+ * state re-based on it), refuses records beyond the signed head (a commit
+ * record that does not verify, an audit row no commit covers), checks that
  * the roster and the user's credential are the ones the head commit
  * vouches for, and starts the session (its row, the login audit row and a
  * commit, in one transaction).
  *
  * The audited transaction: unlock_begin takes the write lock and first
- * catches up with whatever other processes committed (verifying each new
- * commit, reloading the roster if it moved); unlock_finish records the
+ * catches up with whatever other processes committed (checking the
+ * schema again if SQLite's schema_version moved, verifying each new
+ * commit, reloading the roster if it moved, refusing audit rows beyond the
+ * head); unlock_finish records the
  * operation in the trail and appends the commit signed by the session,
  * or, when the operation failed, rolls it back and records the refusal in
  * a transaction of its own. Fail closed: when the row cannot be recorded,
@@ -59,6 +64,9 @@ struct unlock_opts {
 	const char *kind;      /* session kind: "mount" or "ctl" */
 	int accept_rollback;   /* accept an older copy deliberately */
 	int quiet_state;       /* do not warn about missing local state */
+	int inspect;           /* a command that only reads: it runs on a
+	                        * store with rows beyond its signed head (said
+	                        * in one line; nothing recorded: u->damaged) */
 };
 
 struct unlocked {
@@ -75,7 +83,14 @@ struct unlocked {
 	int readonly;               /* the store file is read-only for us */
 	int older_copy;             /* an older copy, opened read-only */
 	int rolled_back;            /* accepted with accept_rollback */
+	int rebase;                 /* ... so the local state of this
+	                             * instance restarts from the accepted
+	                             * head at the next save (state_rebase) */
 	int fork_pending;           /* a copy: its next commit forks it */
+	int damaged;                /* opened with o->inspect although rows
+	                             * lie beyond the signed head: read-only,
+	                             * nothing recorded; the command's exit
+	                             * status is EXIT_DAMAGE */
 	int in_tx;
 	/* the credential the open transaction changes (0: none, -1: several)
 	 * and its leaf before, for the next commit's proof */
@@ -175,8 +190,9 @@ int unlock_append(struct unlocked *u, const struct ledger_state *st);
  */
 int unlock_refresh(struct unlocked *u, int *changed);
 /* The same inside a read transaction the caller holds: 1 if the head
- * moved, 0 if not, or -errno (-EBADMSG: a new commit fails verification;
- * a line is printed). */
+ * moved, 0 if not, or -errno (-EBADMSG: a new commit fails verification,
+ * the schema is no longer custodyfs's, or an audit row lies beyond the
+ * head; a line is printed). Fail closed: a mount stops serving. */
 int unlock_catch_up(struct unlocked *u);
 /* A commit just became durable (u->head): tell the witness (witness.h).
  * unlock_finish does it; the filesystem layer's group commit too. */

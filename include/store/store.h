@@ -56,8 +56,8 @@ enum store_open_flags {
  * STORE_READONLY), -EISDIR, -EROFS (read-write on a read-only file system),
  * -ENOTSUP (not a custodyfs store or a damaged header), -EPROTO (a newer
  * format), STORE_E_OLDFORMAT (older: run upgrade; accepted with
- * STORE_ANYFORMAT), STORE_E_SCHEMA (a schema object that is not ours: why
- * names it). why (may be NULL) receives a one-line reason on failure.
+ * STORE_ANYFORMAT), STORE_E_SCHEMA (a schema object that is not ours, or
+ * a meta row 'format' in a format-2 file: why names it). why (may be NULL) receives a one-line reason on failure.
  * busy_ms: how long to wait for another process's lock.
  */
 int store_open(const char *path, int flags, int busy_ms, struct store **out,
@@ -66,8 +66,14 @@ int store_open(const char *path, int flags, int busy_ms, struct store **out,
 void store_close(struct store *s);
 /* Last SQLite error text, for messages. */
 const char *store_errmsg(struct store *s);
-/* The format of an open store (1 only with STORE_ANYFORMAT). */
+/* The format of an open store (1 only with STORE_ANYFORMAT): the file
+ * header's user_version as store_open read it, the only place it is read
+ * from. From format 2 on no meta row names it: a store_open of a file
+ * holding a meta row 'format' fails with STORE_E_SCHEMA. */
 int store_format(struct store *s);
+/* The header's user_version read again (signed: a damaged header may
+ * hold a negative one). 0 or -errno. */
+int store_header_format(struct store *s, int64_t *fmt);
 int store_readonly(struct store *s);
 
 /*
@@ -145,6 +151,13 @@ int store_inode_get(struct store *s, uint64_t ino, struct store_inode *out);
  * the signed state; a row already there is replaced). */
 int store_inode_insert(struct store *s, const struct store_inode *in);
 int store_inode_update(struct store *s, const struct store_inode *in);
+/*
+ * Delete every row keyed by inode number ino but its inode row: its
+ * xattrs, blocks, the entries naming it as their directory, a purge entry
+ * (a number the signed state never used is being allocated: whatever is
+ * there was planted or left over). *removed counts the rows.
+ */
+int store_inode_clear(struct store *s, uint64_t ino, uint64_t *removed);
 /* Delete the inode and its xattrs; its blocks and block tree are queued
  * for purging. */
 int store_inode_delete(struct store *s, uint64_t ino);
@@ -381,6 +394,9 @@ struct store_session {
 	uint32_t detail_version;   /* version whose audit key seals detail */
 	uint8_t detail[STORE_DETAIL_SEALED_MAX];
 	size_t detaillen;
+	/* commits to the detail key (session_detail_hash): endorsed, so the
+	 * sealed key can be re-sealed (reencrypt) but never replaced */
+	uint8_t detail_hash[STORE_HASH_BYTES];
 };
 /* The next unused session id. */
 int store_session_next_id(struct store *s, int64_t *id);
@@ -431,6 +447,9 @@ int store_audit_each(struct store *s, int64_t after,
                      int (*fn)(void *arg, const struct store_audit *a),
                      void *arg);
 int store_audit_count(struct store *s, uint64_t *n);
+/* How many rows have seq < seq, and the lowest of them (0 if none). */
+int store_audit_below(struct store *s, int64_t seq, uint64_t *n,
+                      int64_t *lowest);
 int store_audit_delete_before(struct store *s, int64_t seq);
 
 /* ---- mount sessions (advisory: for messages and info) ---- */

@@ -87,4 +87,22 @@ int store_vacuum(struct store *s, store_progress_fn fn, void *arg,
 int store_upgrade(struct store *s, int64_t *from /* OUT */,
                   int64_t *to /* OUT */, char *why, size_t whylen);
 
+/*
+ * A store rebuilt into a new file (custodyctl upgrade from format 1):
+ * store_upgrade_discard removes what an interrupted run left at tmp (the
+ * file and its -wal, -shm, -journal; a directory there is refused);
+ * store_upgrade_install fsyncs tmp (closed and complete, no log of its
+ * own) and renames it over path, after checking that path has no
+ * write-ahead log with commits in it (SQLite would apply it to the new
+ * file: -EBUSY), then fsyncs the directory. Until the rename path is
+ * untouched; a failure after it (the directory sync) is reported, with
+ * the new file in place.
+ */
+int store_upgrade_discard(const char *tmp);
+/* store_begin for one long transaction on a file store_open just created
+ * (the whole store written at once): its page cache stays bounded. */
+int store_bulk_begin(struct store *s);
+int store_upgrade_install(const char *tmp, const char *path, char *why,
+                          size_t whylen);
+
 #endif

@@ -351,6 +351,9 @@ struct reader {
 	enum out_format fmt;
 	int full;               /* export: every column */
 	uint64_t shown, malformed;
+	uint64_t replaced;      /* rows whose session's detail key was replaced */
+	int64_t first_row;      /* the first row of the signed trail */
+	uint64_t unsigned_rows; /* rows before it: not shown */
 	int64_t last_seq;       /* highest seq seen, for --follow */
 	int err;                /* -errno that stopped the walk */
 };
@@ -485,7 +488,16 @@ static int reader_row(void *arg, const struct store_audit *a)
 	                         STORE_DETAIL_MAX);
 	if (rc == -EACCES)
 		why = "no key for this row";
-	else if (rc)
+	else if (rc == -EBADMSG) {
+		why = "its session's detail key was replaced";
+		if (!rd->replaced++) {
+			const char *how = NULL;
+			audit_reader_check(rd->r, a->session, &how);
+			fprintf(stderr, "custodyctl: audit row %lld: session %lld: %s"
+			        " (run 'custodyctl audit verify')\n", (long long)a->seq,
+			        (long long)a->session, how ? how : "replaced");
+		}
+	} else if (rc)
 		why = "detail does not decrypt";
 	if (f && f->path && (why || !path_matches(path, f->path))) {
 		free(path);
@@ -496,16 +508,46 @@ static int reader_row(void *arg, const struct store_audit *a)
 	return 0;
 }
 
+/* Rows numbered before the start of the signed trail are no part of its
+ * history: never shown, and said once. */
+static void unsigned_rows_said(const struct reader *rd, const char *cmd)
+{
+	fprintf(stderr, "custodyctl: %s: %llu rows numbered before the start of"
+	        " the signed trail (row %lld) not shown: no commit covers them,"
+	        " they were added outside custodyfs (run 'custodyctl audit"
+	        " verify')\n", cmd, (unsigned long long)rd->unsigned_rows,
+	        (long long)rd->first_row);
+}
+
+/* Where the signed trail starts (audit_first_row), into rd. */
+static int reader_start(struct cli *c, struct reader *rd, const char *cmd)
+{
+	int64_t lowest;
+	int rc = audit_first_row(c->un.s, &rd->first_row);
+
+	if (!rc)
+		rc = store_audit_below(c->un.s, rd->first_row, &rd->unsigned_rows,
+		                       &lowest);
+	if (rc) {
+		fprintf(stderr, "custodyctl: %s: cannot read the commit records:"
+		        " %s\n", cmd, strerror(-rc));
+		return EXIT_RUNTIME;
+	}
+	rd->last_seq = rd->first_row - 1;
+	return EXIT_OK;
+}
+
 /*
  * Every row through rd, in one read snapshot (one statement). Exit status:
- * 0, 1 (cannot read or write) or 4 (malformed rows were skipped).
+ * 0, 1 (cannot read or write) or 4 (malformed rows were skipped, or rows
+ * before the start of the signed trail were left out).
  */
 static int dump(struct cli *c, struct reader *rd, const char *cmd)
 {
 	int rc;
 
 	print_header(rd->fmt);
-	rc = store_audit_each(c->un.s, 0, reader_row, rd);
+	rc = store_audit_each(c->un.s, rd->first_row - 1, reader_row, rd);
 	if (rd->err)
 		rc = rd->err;
 	if (rd->fmt == OUT_JSON)
@@ -520,12 +562,18 @@ static int dump(struct cli *c, struct reader *rd, const char *cmd)
 		        strerror(-rc));
 		return EXIT_RUNTIME;
 	}
+	if (rd->unsigned_rows)
+		unsigned_rows_said(rd, cmd);
+	if (rd->replaced)
+		fprintf(stderr, "custodyctl: %s: %llu rows of sessions whose detail"
+		        " key was replaced: their process names and paths are lost\n",
+		        cmd, (unsigned long long)rd->replaced);
 	if (rd->malformed) {
 		fprintf(stderr, "custodyctl: %s: %llu malformed rows skipped\n", cmd,
 		        (unsigned long long)rd->malformed);
 		return EXIT_DAMAGE;
 	}
-	return EXIT_OK;
+	return rd->unsigned_rows || rd->replaced ? EXIT_DAMAGE : EXIT_OK;
 }
 
 /* ---- audit list ---- */
@@ -663,11 +711,15 @@ static int audit_list(struct cli *c, int argc, char **argv)
 	memset(&rd, 0, sizeof rd);
 	rd.f = &f;
 	rd.fmt = !c->json ? OUT_TEXT : followp ? OUT_JSON_LINES : OUT_JSON;
+	if ((st = reader_start(c, &rd, "audit list")))
+		return st;
 	if ((rc = audit_reader_new(c->un.s, c->un.r, c->un.ss, &rd.r))) {
 		fprintf(stderr, "custodyctl: audit list: %s\n", strerror(-rc));
 		return EXIT_RUNTIME;
 	}
 	if (followp) {
+		if (rd.unsigned_rows)
+			unsigned_rows_said(&rd, "audit list");
 		print_header(rd.fmt);
 		st = follow(c, &rd);
 	} else
@@ -725,6 +777,8 @@ static int audit_export(struct cli *c, int argc, char **argv)
 	memset(&rd, 0, sizeof rd);
 	rd.fmt = fmt;
 	rd.full = 1;
+	if ((st = reader_start(c, &rd, "audit export")))
+		return st;
 	if ((rc = audit_reader_new(c->un.s, c->un.r, c->un.ss, &rd.r))) {
 		fprintf(stderr, "custodyctl: audit export: %s\n", strerror(-rc));
 		return EXIT_RUNTIME;
@@ -735,6 +789,29 @@ static int audit_export(struct cli *c, int argc, char **argv)
 }
 
 /* ---- audit verify ---- */
+
+/* The first row recorded by a session (0 if none). */
+struct first_row {
+	int64_t session, seq;
+};
+
+static int first_row_fn(void *arg, const struct store_audit *a)
+{
+	struct first_row *f = arg;
+
+	if (a->session != f->session)
+		return 0;
+	f->seq = a->seq;
+	return 1;
+}
+
+static int64_t first_row_of(struct cli *c, int64_t session)
+{
+	struct first_row f = { session, 0 };
+
+	store_audit_each(c->un.s, INT64_MIN, first_row_fn, &f);
+	return f.seq;
+}
 
 /*
  * Verify inside one read snapshot, so rows and the head mark agree even
@@ -754,6 +831,16 @@ static int verify_chain(struct cli *c, const char *cmd, int quiet,
 		return EXIT_RUNTIME;
 	}
 	rc = audit_verify(c->un.s, c->un.r, &bad, &rows, why, sizeof why);
+	if (!rc) {
+		/* a reader who holds the audit keys also checks each session's
+		 * detail key against what its user endorsed */
+		uint64_t keys;
+		int64_t bad_session;
+		rc = audit_verify_details(c->un.s, c->un.r, c->un.ss, &bad_session,
+		                          &keys, why, sizeof why);
+		if (rc == -EBADMSG)
+			bad = first_row_of(c, bad_session);
+	}
 	if (snap)
 		store_read_end(c->un.s);
 	if (rows_out)
@@ -795,7 +882,10 @@ static int audit_verify_cmd(struct cli *c, int argc, char **argv)
 "  audit trail intact: N rows                        and exits 0, or\n"
 "  audit: tampering detected at row S: REASON        and exits 4\n"
 "(an edited, deleted, inserted, reordered, re-attributed or cut-off row,\n"
-"or a forged commit). Any user may run it; no detail is decrypted. Works\n"
+"or a forged commit). Any user may run it. An admin or auditor also opens\n"
+"each session's sealed detail key (no row's detail is decrypted) and\n"
+"checks it is the one its user endorsed: a replaced key, whose rows'\n"
+"process names and paths can no longer be read, is tampering too. Works\n"
 "while the store is mounted.\n"
 "  --json   {\"intact\":true,\"rows\":N} or {\"intact\":false,\"row\":S,\"reason\":...}\n"
 "  --witness FILE  also check every commit a system log saw ([audit] syslog:\n"

@@ -30,6 +30,8 @@
 struct report {
 	struct cli *c;
 	uint64_t n;             /* problems printed */
+	uint64_t nnote;         /* notes (not problems) */
+	char **notes;           /* for --json */
 	uint64_t nfix;          /* repairs made */
 	struct fix {
 		uint64_t ino;
@@ -77,6 +79,42 @@ static void emit(struct report *r, uint64_t ino, const char *path,
 		printf("%s\n", line);
 	}
 	r->n++;
+}
+
+/* What a live mount explains: said, not counted as damage. */
+static void on_note(void *arg, uint64_t ino, const char *path,
+                    const char *what)
+{
+	struct report *r = arg;
+	char line[FS_PATH_MAX + 1024], **p;
+
+	finding(line, sizeof line, ino, path, what);
+	if (!r->c->json) {
+		if (r->c->tty)
+			fputc('\r', stderr);
+		printf("note: %s\n", line);
+	} else if ((p = realloc(r->notes, (r->nnote + 1) * sizeof *p))) {
+		r->notes = p;
+		p[r->nnote] = strdup(line);
+	} else
+		return;
+	r->nnote++;
+}
+
+static void print_notes(struct report *r)
+{
+	if (r->c->json) {
+		printf(",\n  \"notes\": [");
+		for (uint64_t i = 0; i < r->nnote; i++) {
+			printf("%s\n    ", i ? "," : "");
+			cli_json_str(r->notes[i] ? r->notes[i] : "");
+		}
+		printf("%s  ]", r->nnote ? "\n" : "");
+	}
+	for (uint64_t i = 0; i < r->nnote && r->notes; i++)
+		free(r->notes[i]);
+	free(r->notes);
+	r->notes = NULL;
 }
 
 static void on_repaired(void *arg, uint64_t ino, const char *path,
@@ -184,9 +222,9 @@ int cmd_check(struct cli *c, int argc, char **argv)
 	"  --zero-unreadable  with --repair: drop blocks that fail authentication,\n"
 	"                     lie past the end or are missing, so those parts of\n"
 	"                     the file read as zeros (their data is lost).\n";
-	struct report r = { c, 0, 0, NULL, 0 };
+	struct report r = { c, 0, 0, NULL, 0, NULL, 0 };
 	struct fs_check_ops ops = { on_problem, on_progress, &r, 0, 0,
-	                            on_repaired };
+	                            on_repaired, 0, on_note };
 	struct fs_check_stats st;
 	struct fs_opts fo = { .shared = 1, .read_only = 1 };
 	int lock_fd = -1;
@@ -228,6 +266,14 @@ int cmd_check(struct cli *c, int argc, char **argv)
 			return EXIT_BUSY;
 		}
 		/* other errors (no such file): cli_unlock says it best */
+	} else {
+		/* a read-write mount holding the store now serves files that
+		 * are unlinked but open: expected, not damage */
+		int fd = unlock_writer_lock(c->u.store ? c->u.store : "");
+		if (fd == -EBUSY)
+			ops.live_writer = 1;
+		else if (fd >= 0)
+			close(fd);
 	}
 	if ((s = cli_unlock(c, ops.repair ? 0 : STORE_READONLY,
 	                    ops.repair ? (1 << ROLE_ADMIN)
@@ -281,6 +327,7 @@ int cmd_check(struct cli *c, int argc, char **argv)
 	}
 	if (c->json)
 		printf("%s  ]", r.n ? "\n" : "");
+	print_notes(&r);
 	if (ops.repair)
 		record_fixes(&r);
 	if (c->json) {

@@ -72,6 +72,8 @@ int cli_unlock(struct cli *c, int store_flags, int roles, const char *what)
 	int st, rc;
 
 	c->u.kind = "ctl";
+	/* a command that only reads may inspect a damaged store */
+	c->u.inspect = !!(store_flags & STORE_READONLY);
 	if ((st = unlock_store(&c->u, store_flags, &c->un)))
 		return st;
 	c->unlocked = 1;

@@ -109,6 +109,8 @@ int cmd_backup(struct cli *c, int argc, char **argv)
 	writable = c->u.store && access(c->u.store, W_OK) == 0;
 	if ((st = cli_unlock(c, writable ? 0 : STORE_READONLY, 0, "backup")))
 		return st;
+	if (c->un.damaged)
+		return EXIT_DAMAGE; /* no copy of records beyond the signed head */
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal; /* no SA_RESTART: stop between steps */
@@ -204,27 +206,70 @@ int cmd_compact(struct cli *c, int argc, char **argv)
 
 /* ---- upgrade ---- */
 
+/* The format of the file at path (0 if it cannot be told: the ordinary
+ * open then says why). */
+static int format_of(const char *path)
+{
+	struct store *s = NULL;
+	int fmt = 0;
+
+	if (path && store_open(path, STORE_READONLY | STORE_ANYFORMAT, 1000, &s,
+	                       NULL, 0) == 0)
+		fmt = store_format(s);
+	store_close(s);
+	return fmt;
+}
+
 int cmd_upgrade(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
-"usage: custodyctl -s STORE upgrade\n"
-"Migrate the store file to this binary's format (see custodyctl info),\n"
-"in one transaction: it is either fully migrated or untouched. A store\n"
-"made by a newer custodyfs is refused by every command (exit 1): upgrade\n"
-"the binaries instead. Needs the store to itself when there is work to\n"
-"do. Admin only.\n"
+"usage: custodyctl -s STORE -u ADMIN upgrade [--reset-dir DIR]\n"
+"                  [--recovery-file FILE]\n"
+"Migrate the store file to this binary's format (see custodyctl info).\n"
+"A store made by a newer custodyfs is refused by every command (exit 1):\n"
+"upgrade the binaries instead. Admin only.\n"
+"From format 1 (custodyfs 0.1), run it as a format-1 admin with their\n"
+"passphrase, with the store unmounted. The store is verified as 0.1 did\n"
+"(exit 4 if it fails, nothing changed), then rebuilt as format 2 in\n"
+"STORE.upgrade.tmp in one transaction, synced and renamed over STORE:\n"
+"STORE is untouched until then, and an interrupted run is simply run\n"
+"again. Users, ids, names, roles, key versions, files and the audit trail\n"
+"carry over; the admin keeps their passphrase. Every other user gets a\n"
+"one-time passphrase in DIR/NAME.pass (mode 0600, never overwritten):\n"
+"their format-1 passphrase no longer works, and each must log in with it\n"
+"once and run 'custodyctl user passwd'. A new recovery secret is printed\n"
+"once, or written to FILE (as init).\n"
+"  --reset-dir DIR       where the one-time passphrases go (required when\n"
+"                        the store has other users)\n"
+"  --recovery-file FILE  write the recovery secret to FILE (created 0600)\n"
 "Exit status: 0 done (or nothing to do), 1 error, 2 usage,\n"
-"3 authentication failed, 5 not an admin, 6 store busy.\n";
+"3 authentication failed, 4 the store fails verification, 5 not an admin,\n"
+"6 store busy (mounted).\n";
+	const char *reset_dir = NULL, *rfile = NULL, *val;
 	char why[512], target[64];
 	int64_t from = 0, to = 0;
-	int rc, st;
+	int rc, st, r;
 
 	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
-	if (argc > 1) {
-		fprintf(stderr, "custodyctl: upgrade takes no arguments\n");
-		return EXIT_USAGE;
+	for (int i = 1; i < argc; i++) {
+		if ((r = cli_opt_value(argc, argv, &i, "--reset-dir", &val))) {
+			if (r < 0)
+				return EXIT_USAGE;
+			reset_dir = val;
+		} else if ((r = cli_opt_value(argc, argv, &i, "--recovery-file",
+		                              &val))) {
+			if (r < 0)
+				return EXIT_USAGE;
+			rfile = val;
+		} else {
+			fprintf(stderr, "custodyctl: upgrade takes no arguments but"
+			        " --reset-dir DIR and --recovery-file FILE\n");
+			return EXIT_USAGE;
+		}
 	}
+	if (format_of(c->u.store) == 1)
+		return cli_upgrade_v1(c, reset_dir, rfile);
 	if ((st = cli_unlock(c, 0, 1 << ROLE_ADMIN, "upgrade")))
 		return st;
 	rc = store_upgrade(c->un.s, &from, &to, why, sizeof why);

@@ -15,7 +15,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: custodyctl [-s STORE] [-u USER] [--passfile FILE | --extpass CMD]\n"
-"                  [-c CONFIG] COMMAND [ARGS...]\n"
+"                  [-c CONFIG] [--accept-rollback] COMMAND [ARGS...]\n"
 "\n"
 "Commands:\n"
 "  init                        create a new store; USER becomes its first admin\n"
@@ -23,7 +23,8 @@ static void usage(FILE *f)
 "  check [--json]              decrypt and verify everything (exit 4 on damage)\n"
 "  backup DEST [--force]       consistent copy, safe while mounted\n"
 "  compact                     reclaim free space (refused while mounted)\n"
-"  upgrade                     migrate the store format forward\n"
+"  upgrade [--reset-dir DIR] [--recovery-file F]\n"
+"                              migrate the store format forward (0.1: --help)\n"
 "  user add NAME --role ROLE [--new-passfile FILE]\n"
 "  user del NAME | user passwd [NAME] [--new-passfile FILE]\n"
 "  user role NAME ROLE | user unlock NAME | user list [--json]\n"
@@ -41,6 +42,10 @@ static void usage(FILE *f)
 "  --passfile FILE   passphrase from FILE's first line\n"
 "  --extpass CMD     passphrase from the output of CMD\n"
 "  -c CONFIG         configuration file\n"
+"  --accept-rollback open a store older than one this user saw at its path\n"
+"                    (put back from an older copy) and make it the current\n"
+"                    one: a warning, an audit row, and the local state of\n"
+"                    the store restarts from it\n"
 "  -h, --help        help (also COMMAND --help);  -V, --version\n"
 "\n"
 "Exit status: 0 ok, 1 error, 2 usage, 3 authentication failed,\n"
@@ -71,6 +76,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "passfile", required_argument, NULL, 'P' },
 		{ "extpass", required_argument, NULL, 'E' },
+		{ "accept-rollback", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -90,6 +96,7 @@ int main(int argc, char **argv)
 		case 'c': c.u.config = optarg; break;
 		case 'P': c.u.passfile = optarg; break;
 		case 'E': c.u.extpass = optarg; break;
+		case 'R': c.u.accept_rollback = 1; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("custodyctl %s\n", CUSTODY_VERSION); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
@@ -113,6 +120,10 @@ int main(int argc, char **argv)
 			int st;
 			optind++;
 			st = commands[i].fn(&c, argc - optind + 1, argv + optind - 1);
+			/* a damaged store read as it stands: whatever the command
+			 * found, the store fails verification (said at open) */
+			if (st == EXIT_OK && c.unlocked && c.un.damaged)
+				st = EXIT_DAMAGE;
 			cli_done(&c);
 			return st;
 		}

@@ -203,12 +203,17 @@ static int block_store(struct fs *fs, struct store_inode *in,
 {
 	uint32_t v = keyring_active(fs->kr);
 	struct mtree_root root = root_of(in);
-	uint8_t ad[BLOCK_AD_BYTES], leaf[MTREE_HASH_BYTES];
+	uint8_t ad[BLOCK_AD_BYTES], leaf[MTREE_HASH_BYTES], old[MTREE_HASH_BYTES];
 	size_t clen;
 	int created, rc;
 
 	if (!v)
 		return -EROFS;
+	/* a new block is one the signed tree does not have: a row the store
+	 * happens to hold there (planted, left over) is overwritten and
+	 * never counted as the file's */
+	if ((rc = mtree_leaf(fs->mt, MTREE_BLOCKS, in->ino, &root, blk, old)))
+		return rc == -EINVAL ? -EFBIG : rc;
 	if ((rc = file_keys(fs, in->file_id, kc, v, FS_KEY(fs, FS_KEY_FILE),
 	                    FS_KEY(fs, FS_KEY_MAC))))
 		return rc;
@@ -227,9 +232,38 @@ static int block_store(struct fs *fs, struct store_inode *in,
 	if ((rc = store_block_put(fs->s, in->ino, blk, v, cbuf, clen, &created)) ||
 	    (rc = mtree_put(fs->mt, MTREE_BLOCKS, in->ino, &root, blk, leaf)))
 		return rc == -EINVAL ? -EFBIG : rc;
-	if (created)
+	(void)created; /* the store's view; the tree's counts */
+	if (cipher_memeq(old, zero_leaf, sizeof old))
 		in->nblocks++;
 	return 0;
+}
+
+/* How many blocks of the signed file lie at first or beyond: the stored
+ * rows there whose leaf is not empty (a row in a hole of the tree is not
+ * the file's, and holes cost nothing to skip). */
+static int signed_from(struct fs *fs, const struct store_inode *in,
+                       uint64_t first, uint64_t *count)
+{
+	struct mtree_root root = root_of(in);
+	uint8_t leaf[MTREE_HASH_BYTES];
+	uint64_t blk = first, b;
+	int rc;
+
+	*count = 0;
+	if (!first) {
+		*count = in->nblocks; /* all of them */
+		return 0;
+	}
+	while ((rc = store_block_next(fs->s, in->ino, blk, &b)) == 0) {
+		if ((rc = mtree_leaf(fs->mt, MTREE_BLOCKS, in->ino, &root, b, leaf)))
+			return rc == -EINVAL ? 0 : rc;
+		if (!cipher_memeq(leaf, zero_leaf, sizeof leaf))
+			(*count)++;
+		if (b == UINT64_MAX)
+			break;
+		blk = b + 1;
+	}
+	return rc == -ENOENT || rc == 0 ? 0 : rc;
 }
 
 /* Two buffers of a block plus overhead, in locked memory: plaintext and
@@ -331,7 +365,7 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
 int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size)
 {
 	uint32_t bs = fs->block_size;
-	uint64_t first_gone, deleted;
+	uint64_t first_gone, deleted, gone;
 	int rc = 0;
 
 	if (size > (uint64_t)INT64_MAX)
@@ -355,12 +389,13 @@ int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size)
 				return rc;
 		}
 		root = root_of(in);
-		if ((rc = store_block_truncate(fs->s, in->ino, first_gone,
+		if ((rc = signed_from(fs, in, first_gone, &gone)) ||
+		    (rc = store_block_truncate(fs->s, in->ino, first_gone,
 		                               &deleted)) ||
 		    (rc = mtree_truncate(fs->mt, MTREE_BLOCKS, in->ino, &root,
 		                         first_gone)))
 			return rc;
-		in->nblocks = in->nblocks >= deleted ? in->nblocks - deleted : 0;
+		in->nblocks = in->nblocks >= gone ? in->nblocks - gone : 0;
 	}
 	in->size = size;
 	return 0;

@@ -60,6 +60,7 @@ struct ck_leaves {
 		uint64_t pos;
 		uint8_t leaf[MTREE_HASH_BYTES];
 		int seen;       /* a row matched it */
+		int present;    /* a row is stored at its position */
 	} *v;
 	size_t n, cap;
 	int err;
@@ -77,6 +78,8 @@ struct ck {
 	size_t ndg, dgcap;
 	struct ck_later {
 		uint64_t ino;
+		char *name;     /* the entry's name (may be NULL): the path is
+		                 * ino's joined with it */
 		char *what;
 	} *later;               /* entry problems, reported once paths are known */
 	size_t nlater, latercap;
@@ -119,6 +122,7 @@ static int take_leaf(void *arg, uint64_t pos,
 	l->v[l->n].pos = pos;
 	memcpy(l->v[l->n].leaf, leaf, MTREE_HASH_BYTES);
 	l->v[l->n].seen = 0;
+	l->v[l->n].present = 0;
 	l->n++;
 	return 0;
 }
@@ -183,15 +187,64 @@ static void problem(struct ck *c, uint64_t ino, const char *what)
 		                what);
 }
 
-/* A problem of a directory's entry: reported after the walk, with a path. */
-static int problem_later(struct ck *c, uint64_t ino, const char *what)
+/* A problem of a directory's entry: reported after the walk, with a path
+ * (ino's, joined with name when it is given). */
+static int problem_later_named(struct ck *c, uint64_t ino, const char *name,
+                               const char *what)
 {
+	struct ck_later *l;
+
 	if (grow(&c->later, c->nlater, &c->latercap, sizeof *c->later))
 		return -ENOMEM;
-	if (!(c->later[c->nlater].what = strdup(what)))
+	l = &c->later[c->nlater];
+	l->name = NULL;
+	if (!(l->what = strdup(what)))
 		return -ENOMEM;
-	c->later[c->nlater++].ino = ino;
+	if (name && !(l->name = strdup(name))) {
+		free(l->what);
+		return -ENOMEM;
+	}
+	l->ino = ino;
+	c->nlater++;
 	return 0;
+}
+
+static int problem_later(struct ck *c, uint64_t ino, const char *what)
+{
+	return problem_later_named(c, ino, NULL, what);
+}
+
+/* Report a later problem: by the entry's own path when its directory has
+ * one and the name is known. */
+static void report_later(struct ck *c, const struct ck_later *l)
+{
+	const char *dir = path_of(c, l->ino);
+	char *path;
+	size_t need;
+
+	if (!l->name || !dir) {
+		problem(c, l->ino, l->what);
+		return;
+	}
+	need = strlen(dir) + strlen(l->name) + 2;
+	if (!(path = malloc(need))) {
+		problem(c, l->ino, l->what);
+		return;
+	}
+	snprintf(path, need, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "",
+	         l->name);
+	c->problems++;
+	if (!c->repairing && c->ops->problem)
+		c->ops->problem(c->ops->arg, l->ino, path, l->what);
+	free(path);
+}
+
+/* A name for a finding line: control characters become '?'. */
+static void printable(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
 }
 
 static void fixed(struct ck *c, uint64_t ino, const char *path,
@@ -257,12 +310,21 @@ static int collect_dentry(void *arg, const struct store_dentry *d)
 
 	c->st->names++;
 	dentry_leaf(d, have);
+	if (lf)
+		lf->present = 1;
 	if (!lf || !cipher_memeq(lf->leaf, have, sizeof have)) {
-		snprintf(what, sizeof what, "directory entry %lld is not the signed"
-		         " one (%s)", (long long)d->id,
+		/* a replayed entry's name still decrypts: name it by path */
+		int named = p && !p->bad && S_ISDIR(p->in.mode) &&
+		            dir_name(c->fs, &p->in, d, name) == 0;
+		if (named)
+			printable(name);
+		snprintf(what, sizeof what, "directory entry %lld%s%.255s%s is not"
+		         " the signed one (%s)", (long long)d->id,
+		         named ? " ('" : "", named ? name : "", named ? "')" : "",
 		         lf ? "forged, edited or replaced"
 		            : "inserted, or put back after a rename or removal");
-		return problem_later(c, p ? d->parent : STORE_ROOT_INO, what);
+		return problem_later_named(c, p ? d->parent : STORE_ROOT_INO,
+		                           named ? name : NULL, what);
 	}
 	lf->seen = 1;
 	if (!p || !S_ISDIR(p->in.mode)) {
@@ -360,14 +422,19 @@ struct blk_ctx {
 	struct ck_leaves leaves;   /* the file's signed blocks */
 	uint64_t count;
 	uint64_t bad, beyond, nokey, planted;
+	int zero;               /* repair: unreadable blocks go (zero_unreadable,
+	                         * regular files only) */
 	uint64_t *drop;         /* repair: blocks to drop */
 	size_t ndrop, dropcap;
 	int err;
 };
 
-static void drop_block(struct blk_ctx *b, uint64_t blk)
+/* Repair: remember a row to delete. A row with no leaf (planted) is no
+ * part of the file and always goes; an unreadable one of the signed file
+ * only when asked (zero_unreadable). */
+static void drop_block(struct blk_ctx *b, uint64_t blk, int planted)
 {
-	if (!b->c->repairing || !b->c->ops->zero_unreadable || b->err)
+	if (!b->c->repairing || b->err || (!planted && !b->zero))
 		return;
 	if (grow(&b->drop, b->ndrop, &b->dropcap, sizeof *b->drop)) {
 		b->err = -ENOMEM;
@@ -387,15 +454,17 @@ static int check_block(void *arg, uint64_t blk, uint32_t kv, const void *data,
 	if (!lf) {
 		/* a row where the signed file has a hole: not part of it */
 		b->planted++;
-		drop_block(b, blk);
+		drop_block(b, blk, 1);
 		return 0;
 	}
 	lf->seen = 1;
 	if (!b->c->repairing)
 		b->c->st->blocks++;
+	if (b->c->repairing && !b->zero)
+		return 0; /* only planted rows and the count are repaired */
 	if (blk * b->c->fs->block_size >= b->ci->in.size) {
 		b->beyond++;
-		drop_block(b, blk);
+		drop_block(b, blk, 0);
 		return 0;
 	}
 	rc = blockio_verify(b->c->fs, &b->ci->in, blk, kv, data, len, lf->leaf);
@@ -408,25 +477,29 @@ static int check_block(void *arg, uint64_t blk, uint32_t kv, const void *data,
 		b->c->st->bytes += len - (cipher == KEY_CIPHER_ETM
 		                          ? CIPHER_BLOCK_OVERHEAD : CIPHER_OVERHEAD);
 	if (rc)
-		drop_block(b, blk);
+		drop_block(b, blk, 0);
 	return 0;
 }
 
 /*
- * Repair (zero_unreadable): drop the blocks that cannot be read, and the
- * signed blocks whose rows are gone, so the file reads with zeros there.
+ * Repair: rows that are no part of the signed file (planted in its holes)
+ * are deleted and the block count is set to the blocks of its tree; with
+ * zero_unreadable, the blocks that cannot be read and the signed blocks
+ * whose rows are gone are dropped too, so the file reads zeros there.
  */
 static int repair_blocks(struct ck *c, struct ck_inode *ci, struct blk_ctx *b)
 {
 	struct mtree_root root;
-	uint64_t missing = 0, left;
+	uint64_t missing = 0, left, planted = 0;
 	char what[200];
 	int rc = 0;
 
 	root.height = ci->in.theight;
 	memcpy(root.hash, ci->in.troot, sizeof root.hash);
 	left = b->leaves.n;
-	for (size_t i = 0; i < b->leaves.n && !rc; i++)
+	for (size_t i = 0; i < b->ndrop; i++)
+		planted += !leaf_at(&b->leaves, b->drop[i]);
+	for (size_t i = 0; i < b->leaves.n && !rc && b->zero; i++)
 		if (!b->leaves.v[i].seen) {
 			missing++;
 			left--;
@@ -444,16 +517,22 @@ static int repair_blocks(struct ck *c, struct ck_inode *ci, struct blk_ctx *b)
 	}
 	if (rc)
 		return rc;
-	if (!b->ndrop && !missing && ci->in.nblocks == left)
+	if (planted) {
+		snprintf(what, sizeof what, "deleted %llu stored block%s that are"
+		         " no part of the signed file (planted, or left over)",
+		         (unsigned long long)planted, planted == 1 ? "" : "s");
+		fixed(c, ci->in.ino, ci->path, what);
+	}
+	if (b->ndrop == planted && !missing && ci->in.nblocks == left)
 		return 0;
 	ci->in.nblocks = left;
 	if ((rc = inode_save(c->fs, &ci->in)))
 		return rc;
-	if (b->ndrop || missing)
-		snprintf(what, sizeof what, "dropped %llu unreadable, stray or"
-		         " missing block%s (they read as zeros now)",
-		         (unsigned long long)(b->ndrop + missing),
-		         b->ndrop + missing == 1 ? "" : "s");
+	if (b->ndrop > planted || missing)
+		snprintf(what, sizeof what, "dropped %llu unreadable or missing"
+		         " block%s (they read as zeros now)",
+		         (unsigned long long)(b->ndrop - planted + missing),
+		         b->ndrop - planted + missing == 1 ? "" : "s");
 	else
 		snprintf(what, sizeof what, "block count set to the %llu blocks of"
 		         " its tree", (unsigned long long)left);
@@ -469,6 +548,7 @@ static int check_file(struct ck *c, struct ck_inode *ci)
 	char what[200];
 	int rc;
 
+	b.zero = c->repairing && c->ops->zero_unreadable && S_ISREG(ci->in.mode);
 	root.height = ci->in.theight;
 	memcpy(root.hash, ci->in.troot, sizeof root.hash);
 	if ((rc = walk_tree(c->fs, MTREE_BLOCKS, ci->in.ino, &root, &b.leaves,
@@ -532,7 +612,7 @@ static int check_file(struct ck *c, struct ck_inode *ci)
 	if (S_ISLNK(ci->in.mode) && (ci->in.size == 0 || ci->in.size >= FS_PATH_MAX))
 		problem(c, ci->in.ino, "symlink target has an impossible length");
 	rc = b.err;
-	if (!rc && c->repairing && c->ops->zero_unreadable && S_ISREG(ci->in.mode))
+	if (!rc && c->repairing)
 		rc = repair_blocks(c, ci, &b);
 	free(b.drop);
 	free(b.leaves.v);
@@ -699,6 +779,37 @@ static int repair_tree(struct ck *c)
 	return rc;
 }
 
+/*
+ * Repair: a leaf of the signed state whose row is gone (an inode or an
+ * entry deleted behind the filesystem's back) is made empty in this
+ * pass's commit, as repair_blocks does for a file's blocks: what is left
+ * then follows (entries naming the inode are dropped as dangling, its
+ * blocks are queued for purging, counts are fixed), and check stops
+ * reporting a deletion it cannot undo. gone describes the finding.
+ */
+static int forget_leaf(struct ck *c, int kind, uint64_t pos, const char *gone)
+{
+	struct fs *fs = c->fs;
+	char what[300];
+	int rc;
+
+	if (kind == MTREE_INODES) {
+		rc = mtree_put(fs->mt, MTREE_INODES, 0, &fs->inodes, pos, zero_leaf);
+		if (!rc)
+			mtree_forget(fs->mt, MTREE_BLOCKS, pos);
+	} else {
+		rc = mtree_put(fs->mt, MTREE_DENTRIES, 0, &fs->dentries, pos,
+		               zero_leaf);
+	}
+	if (rc)
+		return rc;
+	snprintf(what, sizeof what, "%.200s: dropped from the signed state",
+	         gone);
+	fixed(c, kind == MTREE_INODES ? pos : STORE_ROOT_INO,
+	      kind == MTREE_INODES ? NULL : "/", what);
+	return 0;
+}
+
 static void ck_free(struct ck *c)
 {
 	for (size_t i = 0; i < c->n; i++)
@@ -708,8 +819,10 @@ static void ck_free(struct ck *c)
 	free(c->v);
 	free(c->e);
 	free(c->dg);
-	for (size_t i = 0; i < c->nlater; i++)
+	for (size_t i = 0; i < c->nlater; i++) {
 		free(c->later[i].what);
+		free(c->later[i].name);
+	}
 	free(c->later);
 	free(c->inodes.v);
 	free(c->dentries.v);
@@ -768,6 +881,9 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 			         " gone from the store (deleted behind custodyfs' back)",
 			         (unsigned long long)c.inodes.v[i].pos);
 			problem(&c, c.inodes.v[i].pos, what);
+			if (repairing && (rc = forget_leaf(&c, MTREE_INODES,
+			                                   c.inodes.v[i].pos, what)))
+				goto out;
 		}
 	stats->inodes = c.n;
 	for (size_t i = 0; i < c.n; i++) {
@@ -793,18 +909,24 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 	if (rc < 0)
 		goto out;
 	for (size_t i = 0; i < c.dentries.n; i++)
-		if (!c.dentries.v[i].seen) {
+		if (!c.dentries.v[i].seen && !c.dentries.v[i].present) {
 			snprintf(what, sizeof what, "directory entry %llu of the signed"
 			         " state is gone from the store (a name was deleted"
 			         " behind custodyfs' back)",
 			         (unsigned long long)c.dentries.v[i].pos);
 			if ((rc = problem_later(&c, STORE_ROOT_INO, what)))
 				goto out;
+			/* (a row there that is not the signed one is evidence:
+			 * reported above, never dropped) */
+			if (repairing &&
+			    (rc = forget_leaf(&c, MTREE_DENTRIES, c.dentries.v[i].pos,
+			                      what)))
+				goto out;
 		}
 	if ((rc = walk(&c)))
 		goto out;
 	for (size_t i = 0; i < c.nlater; i++)
-		problem(&c, c.later[i].ino, c.later[i].what);
+		report_later(&c, &c.later[i]);
 	if (!repairing && (rc = check_strays(&c)))
 		goto out;
 	if (repairing) {
@@ -822,7 +944,14 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 			        " owner or times edited, or put back from an older copy)");
 			continue;
 		}
-		if (!ci->path) {
+		if (!ci->path && ci->in.nlink == 0 && ops->live_writer) {
+			/* the mount holding the store serves it until it is
+			 * closed, then frees it */
+			if (!repairing && ops->note)
+				ops->note(ops->arg, ci->in.ino, NULL, "unlinked, but still"
+				          " open on the read-write mount holding the store"
+				          " (freed when it is closed)");
+		} else if (!ci->path) {
 			problem(&c, ci->in.ino, ci->in.nlink == 0
 			        ? "orphan: unlinked while open when a session ended"
 			        : "orphan: not reachable from the root");
@@ -857,8 +986,7 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 			}
 		}
 		if (S_ISREG(ci->in.mode) || S_ISLNK(ci->in.mode)) {
-			if ((!repairing || ops->zero_unreadable) &&
-			    (rc = check_file(&c, ci)))
+			if ((rc = check_file(&c, ci)))
 				goto out;
 		}
 		if (!repairing && xattr_verify(fs, &ci->in))

@@ -29,7 +29,7 @@ void fs_warn(struct fs *fs, const char *fmt, ...)
 	fs->o.warn(line);
 }
 
-static void fs_destroy(struct fs *fs)
+void fs_destroy(struct fs *fs)
 {
 	fs_refs_free(fs);
 	fs_paths_free(fs);
@@ -46,8 +46,7 @@ static void fs_destroy(struct fs *fs)
 }
 
 /* The parts every fs needs, with the signed state of u's head. */
-static int fs_alloc(struct unlocked *u, const struct fs_opts *o,
-                    struct fs **out)
+int fs_alloc(struct unlocked *u, const struct fs_opts *o, struct fs **out)
 {
 	struct fs *fs = calloc(1, sizeof *fs);
 	uint32_t bs = u->r->policy.block_size;
@@ -93,6 +92,8 @@ static int fs_alloc(struct unlocked *u, const struct fs_opts *o,
 	fs->inodes = u->head.st.inodes;
 	fs->dentries = u->head.st.dentries;
 	fs->next_ino = u->head.st.next_ino;
+	fs->base_seq = u->head.seq;
+	memcpy(fs->base_hash, u->head.hash, sizeof fs->base_hash);
 	fs->last_activity_ms = fs_now_ms();
 	*out = fs;
 	return 0;

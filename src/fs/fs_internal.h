@@ -91,6 +91,10 @@ struct fs {
 	/* the signed state as of the last commit, and the working values */
 	struct mtree_root inodes, dentries;
 	uint64_t next_ino;
+	/* the commit those were derived from (seq, hash): always u's head
+	 * before a commit is appended (fs_head_sync, fs_commit_locked) */
+	int64_t base_seq;
+	uint8_t base_hash[32];
 	struct fs_dirty *dirty[FS_DIRTY_BUCKETS];
 	size_t ndirty;
 	struct fs_inode_slot *icache;   /* FS_ICACHE_SLOTS */
@@ -131,6 +135,12 @@ int64_t fs_now_ns(void);
 void fs_warn(struct fs *fs, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
+/* ---- fs.c ---- */
+/* An fs over u's store and head without the orphan sweep or the
+ * checkpointer (fs_format, fs_upgrade.c); fs_destroy frees it. */
+int fs_alloc(struct unlocked *u, const struct fs_opts *o, struct fs **out);
+void fs_destroy(struct fs *fs);
+
 /* ---- fs_tx.c: the group transaction ---- */
 /*
  * Open the group transaction if needed (catching up with commits other
@@ -149,6 +159,14 @@ int fs_fold_roots(struct fs *fs);
 int fs_commit_locked(struct fs *fs);
 /* Another process committed: take the head's roots, drop the caches. */
 int fs_catch_up(struct fs *fs);
+/*
+ * Between transactions, or just after unlock_begin opened one: make the
+ * working roots those of u's head (the head just verified), whoever moved
+ * it (another process, or a commit of this process's keys layer that did
+ * not pass through the filesystem: a command's own record, a login). The
+ * caches are kept when the roots did not move. 0 or -errno.
+ */
+int fs_head_sync(struct fs *fs);
 /* Operations take the lock (and outside a group transaction one read
  * transaction for the whole operation) with fs_lock, and leave with
  * fs_unlock. c selects the acting session (fs->actor, fs->kr). */
@@ -277,6 +295,10 @@ int blockio_leaf(struct fs *fs, uint32_t version, const void *data,
 /* ---- xattr.c ---- */
 /* Authenticate every xattr of in against its digest (check): 0 or -EIO. */
 int xattr_verify(struct fs *fs, const struct store_inode *in);
+/* The digest of the xattr rows stored for ino, as they are (upgrade:
+ * the digest its inode row is to carry). */
+int xattr_digest_rows(struct fs *fs, uint64_t ino,
+                      uint8_t out[MTREE_HASH_BYTES]);
 /* Re-seal the xattrs of in under the active version (reencrypt); the
  * caller saves in (its digest changes). */
 int xattr_rekey(struct fs *fs, struct store_inode *in);

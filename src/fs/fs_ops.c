@@ -675,7 +675,9 @@ int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
 		rc = -EISDIR;
 	if (!rc && acc != O_RDONLY && (rc = fs_may_write(fs)) == 0 &&
 	    (flags & O_TRUNC) && S_ISREG(in.mode)) {
-		if (!(rc = fs_op_begin(fs))) {
+		/* loaded again inside the write transaction: what the read
+		 * transaction saw may be older than the head it verified */
+		if (!(rc = fs_op_begin(fs)) && !(rc = inode_load(fs, ino, &in))) {
 			if (in.size) {
 				rc = blockio_truncate(fs, &in, 0);
 				inode_touch(&in, 0, 1, 1);
@@ -790,8 +792,13 @@ ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	n = read_data(fs, c, &in, &in_ok, buf, size, off);
 	if (n >= 0 && in_ok && atime_due(&in) && !fs_may_write(fs) &&
 	    fs_op_begin(fs) == 0) {
-		inode_touch(&in, 1, 0, 0);
-		fs_op_end(fs, inode_save(fs, &in));
+		/* loaded again inside the write transaction (see fs_open) */
+		int r = inode_load(fs, ino, &in);
+		if (!r && atime_due(&in)) {
+			inode_touch(&in, 1, 0, 0);
+			r = inode_save(fs, &in);
+		}
+		fs_op_end(fs, r);
 	}
 	if (fs->u->readonly)
 		goto out;

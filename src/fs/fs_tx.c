@@ -74,7 +74,36 @@ int fs_catch_up(struct fs *fs)
 	fs->dentries = h->st.dentries;
 	fs->next_ino = h->st.next_ino;
 	fs->path_gen++;
+	fs->base_seq = h->seq;
+	memcpy(fs->base_hash, h->hash, sizeof fs->base_hash);
 	return 0;
+}
+
+/* The working roots were derived from u's head. */
+static int on_head(const struct fs *fs)
+{
+	const struct ledger_commit *h = &fs->u->head;
+
+	return fs->base_seq == h->seq &&
+	       cipher_memeq(fs->base_hash, h->hash, sizeof fs->base_hash);
+}
+
+int fs_head_sync(struct fs *fs)
+{
+	const struct ledger_commit *h = &fs->u->head;
+
+	if (on_head(fs))
+		return 0;
+	if (mtree_root_eq(&fs->inodes, &h->st.inodes) &&
+	    mtree_root_eq(&fs->dentries, &h->st.dentries) &&
+	    fs->next_ino == h->st.next_ino) {
+		/* commits that left the files as they were: what we verified
+		 * under these roots stays verified */
+		fs->base_seq = h->seq;
+		memcpy(fs->base_hash, h->hash, sizeof fs->base_hash);
+		return 0;
+	}
+	return fs_catch_up(fs);
 }
 
 static void follow_others(struct fs *fs);
@@ -131,16 +160,17 @@ void fs_lock(struct fs *fs, const struct fs_ctx *c)
 
 /* Inside a read transaction, outside the group: another process (an
  * admin command, reencrypt) committed: its commits are verified and its
- * roots become ours before we read; sessions follow a moved roster. */
+ * roots become ours before we read; sessions follow a moved roster. The
+ * head may also have moved by a commit of this process that did not pass
+ * through here (a command's record): its roots become ours too. */
 static void follow_others(struct fs *fs)
 {
-	int rc;
+	int rc = 0;
 
-	if (store_changed(fs->s) <= 0)
-		return;
-	rc = unlock_catch_up(fs->u);
-	if (rc > 0)
-		rc = fs_catch_up(fs);
+	if (store_changed(fs->s) > 0)
+		rc = unlock_catch_up(fs->u);
+	if (rc >= 0)
+		rc = fs_head_sync(fs);
 	if (rc < 0)
 		fs->fatal = 1;
 }
@@ -156,7 +186,8 @@ int fs_op_begin(struct fs *fs)
 	int rc;
 
 	fs->last_activity_ms = fs_now_ms();
-	/* only this process writes: what the operation read stays true */
+	/* another process (reencrypt) may commit between the read transaction
+	 * and the write one: an operation loads what it changes after this */
 	read_tx_end(fs);
 	if (fs->in_tx && !store_in_transaction(fs->s))
 		fs_abort_locked(fs); /* SQLite gave up the transaction itself */
@@ -167,7 +198,9 @@ int fs_op_begin(struct fs *fs)
 				fs->fatal = 1; /* the store moved under us, wrongly */
 			return rc == -EBADMSG || rc == -ESTALE ? -EIO : rc;
 		}
-		if (rc > 0 && (rc = fs_catch_up(fs))) {
+		/* the head unlock_begin verified in this write transaction is
+		 * the one every root of this transaction derives from */
+		if ((rc = fs_head_sync(fs))) {
 			unlock_abort(fs->u);
 			return rc;
 		}
@@ -197,13 +230,18 @@ void fs_abort_locked(struct fs *fs)
 		unlock_abort(fs->u);
 	mtree_abort(fs->mt);
 	inode_forget_dirty(fs);
-	fs->inodes = fs->u->head.st.inodes;
-	fs->dentries = fs->u->head.st.dentries;
-	fs->next_ino = fs->u->head.st.next_ino;
 	fs->pread.valid = 0;  /* its row would go into a rolled-back tx */
 	fs->in_tx = 0;
 	fs->path_gen++;       /* names cached from rolled-back work */
 	fs->purging = 1;
+	if (on_head(fs)) {
+		/* the transaction began on the head: back to its roots */
+		fs->inodes = fs->u->head.st.inodes;
+		fs->dentries = fs->u->head.st.dentries;
+		fs->next_ino = fs->u->head.st.next_ino;
+	} else if (fs_catch_up(fs)) {
+		fs->fatal = 1;
+	}
 }
 
 int fs_fold_roots(struct fs *fs)
@@ -235,6 +273,16 @@ int fs_commit_locked(struct fs *fs)
 		return 0;
 	if ((rc = inode_fold_all(fs)) || (rc = fs_fold_roots(fs)))
 		goto fail;
+	if (!on_head(fs) || !fs->u->in_tx) {
+		/* roots derived from another commit than the head verified in
+		 * this write transaction: never appended */
+		fs_warn(fs, "the filesystem's roots are not those of the head"
+		        " commit %lld: nothing committed",
+		        (long long)fs->u->head.seq);
+		fs->fatal = 1;
+		rc = -EIO;
+		goto fail;
+	}
 	unlock_state(fs->u, &st);
 	fs_state(fs, &st);
 	/* a commit that changes files is co-signed by the mount's own
@@ -248,6 +296,8 @@ int fs_commit_locked(struct fs *fs)
 	if ((rc = unlock_append(fs->u, &st)) || (rc = store_commit(fs->s)))
 		goto fail;
 	unlock_committed(fs->u);
+	fs->base_seq = fs->u->head.seq;
+	memcpy(fs->base_hash, fs->u->head.hash, sizeof fs->base_hash);
 	fs->u->in_tx = 0;
 	fs->in_tx = 0;
 	fs->checkpointed = 0;
@@ -338,8 +388,6 @@ int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg)
 {
 	int rc;
 
-	int64_t seq;
-
 	pthread_mutex_lock(&fs->lock);
 	fs->actor = fs->u->ss;
 	fs->kr = fs->actor->kr;
@@ -348,12 +396,11 @@ int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg)
 		follow_others(fs);
 		store_read_end(fs->s);
 	}
-	seq = fs->u->head.seq;
 	if (!rc && !fs->fatal)
 		rc = fn(arg);
 	/* fn's own transactions (or those it caught up with) moved the head:
 	 * take its roots */
-	if (fs->u->head.seq != seq && fs_catch_up(fs))
+	if (!fs->in_tx && fs_head_sync(fs))
 		fs->fatal = 1;
 	fs->actor = fs->u->ss;
 	fs->kr = fs->actor->kr;

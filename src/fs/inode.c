@@ -238,6 +238,7 @@ void inode_touch(struct store_inode *in, int a, int m, int c)
 int inode_alloc(struct fs *fs, const struct fs_ctx *c, uint32_t mode,
                 uint64_t rdev, struct store_inode *out)
 {
+	uint64_t debris;
 	int rc;
 
 	if (!keyring_active(fs->kr))
@@ -256,9 +257,18 @@ int inode_alloc(struct fs *fs, const struct fs_ctx *c, uint32_t mode,
 	cipher_unique(&out->generation, sizeof out->generation);
 	out->generation &= 0x7fffffffffffffffull;
 	/* a row already there is none of ours (the signed state says the
-	 * number is unused): store_inode_insert replaces it */
-	if ((rc = store_inode_insert(fs->s, out)))
+	 * number is unused): store_inode_insert replaces it, and every other
+	 * row under the number (blocks, xattrs, entries, tree groups, a purge
+	 * entry) goes, so nothing planted there joins the new file */
+	if ((rc = store_inode_clear(fs->s, out->ino, &debris)) ||
+	    (rc = store_mtree_delete_owner(fs->s, MTREE_BLOCKS, out->ino)) ||
+	    (rc = store_inode_insert(fs->s, out)))
 		return rc;
+	mtree_forget(fs->mt, MTREE_BLOCKS, out->ino);
+	if (debris)
+		fs_warn(fs, "inode %llu: %llu rows stored under the new inode"
+		        " number before it was used (planted) were removed",
+		        (unsigned long long)out->ino, (unsigned long long)debris);
 	fs->next_ino++;
 	return dirty_put(fs, out);
 }

@@ -26,7 +26,6 @@
 #define XATTR_MAX_PER_INODE 4096
 #define XATTR_MAX_BYTES (32u << 20)
 
-static const uint8_t zero[MTREE_HASH_BYTES];
 
 static int namespace_ok(const char *name)
 {
@@ -144,8 +143,6 @@ static int xset_load(struct fs *fs, const struct store_inode *in,
 	int rc;
 
 	memset(x, 0, sizeof *x);
-	if (cipher_memeq(in->xdigest, zero, sizeof zero))
-		return 0; /* none in the signed state, whatever rows say */
 	rc = store_xattr_each(fs->s, in->ino, collect, x);
 	if (x->err)
 		rc = x->err;
@@ -153,6 +150,9 @@ static int xset_load(struct fs *fs, const struct store_inode *in,
 		xset_free(x);
 		return rc;
 	}
+	/* the set is exactly the rows stored: a row where the signed digest
+	 * says "none" (zero) is as forged as one that breaks a digest, and a
+	 * change never folds it into a new digest */
 	xset_digest(x, d);
 	if (!cipher_memeq(d, in->xdigest, sizeof d)) {
 		xset_free(x);
@@ -464,6 +464,22 @@ end:
 out:
 	fs_unlock(fs);
 	return rc;
+}
+
+int xattr_digest_rows(struct fs *fs, uint64_t ino,
+                      uint8_t out[MTREE_HASH_BYTES])
+{
+	struct xset x;
+	int rc;
+
+	memset(&x, 0, sizeof x);
+	rc = store_xattr_each(fs->s, ino, collect, &x);
+	if (x.err)
+		rc = x.err;
+	if (rc >= 0)
+		xset_digest(&x, out);
+	xset_free(&x);
+	return rc < 0 ? rc : 0;
 }
 
 int xattr_verify(struct fs *fs, const struct store_inode *in)

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "auth.h"
 #include "bytes.h"
 #include "cipher.h"
 #include "grant.h"
@@ -253,6 +255,16 @@ int audit_append_about(struct audit_trail *t, struct session *ss,
 	              0, 0, result);
 }
 
+int audit_append_carried(struct audit_trail *t, struct session *ss,
+                         const char *user, const struct audit_who *w,
+                         int64_t when_ns, const char *op, uint64_t ino,
+                         const char *comm, const char *path, uint64_t off,
+                         uint64_t len, int result)
+{
+	return append(t, ss, user, w, when_ns, op, ino, comm, path, off, len,
+	              result);
+}
+
 int audit_command(struct audit_trail *t, struct session *ss, const char *op,
                   const char *target, int result)
 {
@@ -261,10 +273,31 @@ int audit_command(struct audit_trail *t, struct session *ss, const char *op,
 	return audit_append(t, ss, &w, 0, op, 0, target, 0, 0, result);
 }
 
+#define ADOPT_MAX 4096          /* events one login takes into the trail */
+#define ADOPT_PID_MAX 4194304   /* PID_MAX_LIMIT */
+#define ADOPT_FUTURE_S 86400    /* clock skew between hosts */
+
 struct adopt_ctx {
 	struct audit_trail *t;
 	struct session *ss;
+	int64_t now;
+	uint64_t adopted, dropped;
 };
+
+/* What count_failure (auth.c) queues, and nothing else: a failed or
+ * refused login or a lockout, of a well-formed user name, at a time that
+ * is not before the epoch or in the future, by a plausible process. The
+ * table is advisory and anyone who can write the file can fill it, so an
+ * event is never taken as an action of its own. */
+static int adoptable(const struct adopt_ctx *a, int64_t when,
+                     const char *user, const char *event, int64_t pid)
+{
+	return (!strcmp(event, "login-failed") || !strcmp(event, "login-locked") ||
+	        !strcmp(event, "lockout")) &&
+	       auth_name_valid(user) && when > 0 &&
+	       when <= a->now + ADOPT_FUTURE_S && pid > 0 &&
+	       pid <= ADOPT_PID_MAX && a->adopted < ADOPT_MAX;
+}
 
 static int adopt_one(void *arg, int64_t when, const char *user,
                      const char *event, uint32_t uid, int64_t pid)
@@ -275,6 +308,11 @@ static int adopt_one(void *arg, int64_t when, const char *user,
 	time_t tt = (time_t)when;
 	struct tm tm;
 
+	if (!adoptable(a, when, user, event, pid)) {
+		a->dropped++;
+		return 0;
+	}
+	a->adopted++;
 	gmtime_r(&tt, &tm);
 	strftime(tm_s, sizeof tm_s, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(what, sizeof what, "user %s at %s (recorded by %s)", user, tm_s,
@@ -286,9 +324,21 @@ static int adopt_one(void *arg, int64_t when, const char *user,
 
 int audit_adopt_auth_events(struct audit_trail *t, struct session *ss)
 {
-	struct adopt_ctx a = { t, ss };
+	struct adopt_ctx a = { t, ss, (int64_t)time(NULL), 0, 0 };
+	char what[200];
 	int rc = store_auth_event_take(t->s, adopt_one, &a);
-	return rc > 0 ? -EIO : rc;
+
+	if (rc)
+		return rc > 0 ? -EIO : rc;
+	if (!a.dropped)
+		return 0;
+	/* one row for all of them: what was there, not what it claimed */
+	snprintf(what, sizeof what, "%llu queued authentication event%s dropped:"
+	         " not a failed login or lockout of a valid user name at a sane"
+	         " time and process (planted in auth_events?)%s",
+	         (unsigned long long)a.dropped, a.dropped == 1 ? "" : "s",
+	         a.adopted >= ADOPT_MAX ? "; more than the per-login limit" : "");
+	return audit_command(t, ss, "auth-events-dropped", what, -EBADMSG);
 }
 
 /* ---- verification ---- */
@@ -350,6 +400,25 @@ static int cover(struct verify_ctx *v, int64_t seq)
 	return 0;
 }
 
+/*
+ * A row of a format-1 trail carried by custodyctl upgrade names the user
+ * it was about then, and is recorded by the upgrading admin's session: it
+ * may name another user only in the first commit (the upgrade's), and
+ * only if its session is an admin's endorsed session of kind "upgrade".
+ */
+static int carried(struct verify_ctx *v, const struct store_audit *a,
+                   int role)
+{
+	struct store_session row;
+	const struct rights_user *u;
+
+	if (v->cur.seq != 1 || role != ROLE_ADMIN ||
+	    store_session_get(v->s, a->session, &row) ||
+	    session_row_verify(v->r, &row, &u))
+		return 0;
+	return !strcmp(row.kind, "upgrade");
+}
+
 static int verify_row(void *arg, const struct store_audit *a)
 {
 	struct verify_ctx *v = arg;
@@ -403,7 +472,8 @@ static int verify_row(void *arg, const struct store_audit *a)
 		         (long long)a->seq, (long long)a->session);
 		return 1;
 	}
-	if (strcmp(a->user, u->name) && !about_other(a->op)) {
+	if (strcmp(a->user, u->name) && !about_other(a->op) &&
+	    !carried(v, a, role)) {
 		v->bad = a->seq;
 		snprintf(v->why, v->whylen, "row %lld names user '%s', but session"
 		         " %lld that recorded it is '%s's: re-attributed",
@@ -460,6 +530,24 @@ int audit_verify(struct store *s, const struct rights *r, int64_t *bad_seq,
 		    (rc = ledger_read(s, v->cur.seq + 1, &v->cur)))
 			goto out;
 	}
+	/* a row numbered before the start is no part of the signed history */
+	{
+		uint64_t nbelow = 0;
+		int64_t lowest = 0;
+		if ((rc = store_audit_below(s, v->expect, &nbelow, &lowest)))
+			goto out;
+		if (nbelow) {
+			*bad_seq = lowest;
+			snprintf(why, whylen, "%llu row%s numbered before the start of"
+			         " the signed trail (row %lld), the first %lld: no"
+			         " commit covers them, they were added outside"
+			         " custodyfs", (unsigned long long)nbelow,
+			         nbelow == 1 ? "" : "s", (long long)v->expect,
+			         (long long)lowest);
+			rc = -EBADMSG;
+			goto out;
+		}
+	}
 	rc = store_audit_each(s, v->expect - 1, verify_row, v);
 	*rows = v->rows;
 	if (v->err && !v->bad) {
@@ -493,6 +581,26 @@ out:
 	return rc;
 }
 
+int audit_first_row(struct store *s, int64_t *first_row)
+{
+	struct ledger_commit *c;
+	int64_t first;
+	int rc;
+
+	*first_row = 1;
+	if ((rc = store_ledger_first(s, &first)))
+		return rc;
+	if (first == 1)
+		return 0;
+	if (!(c = malloc(sizeof *c)))
+		return -ENOMEM;
+	rc = ledger_read(s, first, c);
+	if (!rc)
+		*first_row = c->st.audit_seq + 1;
+	free(c);
+	return rc;
+}
+
 /* ---- reading details ---- */
 
 #define READER_KEYS 64
@@ -503,9 +611,12 @@ struct audit_reader {
 	const struct session *ss;
 	struct {
 		int64_t id;
-		int ok;
+		int ok;         /* 1: key opened and matches its commitment;
+		                 * 0: this reader holds no key for it;
+		                 * -1: replaced or damaged (bad says how) */
 		uint8_t *key;
 		char user[65];
+		const char *bad;
 	} cache[READER_KEYS];
 };
 
@@ -530,14 +641,20 @@ void audit_reader_free(struct audit_reader *rd)
 	free(rd);
 }
 
-/* Open the detail key of session id (cached). */
+/*
+ * Open the detail key of session id (cached). A genuine sessions row (its
+ * endorsement verifies) always holds its key sealed to a version's audit
+ * key, and the key matches the commitment its user endorsed: a reader who
+ * holds that version's audit key and cannot open it, or opens another
+ * key, has found a replaced detail (ok -1).
+ */
 static int reader_slot(struct audit_reader *rd, int64_t id)
 {
 	int slot = (int)((uint64_t)id % READER_KEYS);
 	struct store_session row;
 	const struct rights_key *k;
 	const struct rights_user *u;
-	uint8_t *ask;
+	uint8_t *ask, h[32];
 
 	if (rd->cache[slot].key && rd->cache[slot].id == id)
 		return slot;
@@ -546,26 +663,112 @@ static int reader_slot(struct audit_reader *rd, int64_t id)
 		return -ENOMEM;
 	rd->cache[slot].id = id;
 	rd->cache[slot].ok = 0;
+	rd->cache[slot].bad = NULL;
 	snprintf(rd->cache[slot].user, sizeof rd->cache[slot].user, "?");
 	if (store_session_get(rd->s, id, &row))
 		return slot;
 	if ((u = rights_user(rd->r, row.user_id)))
 		snprintf(rd->cache[slot].user, sizeof rd->cache[slot].user, "%s",
 		         u->name);
-	k = rights_key(rd->r, row.detail_version);
-	if (!k || row.detaillen != CIPHER_KEY_BYTES + CIPHER_BOX_OVERHEAD ||
-	    !role_reads_audit(rd->ss->role))
+	if (!role_reads_audit(rd->ss->role))
 		return slot;
+	if (session_row_verify(rd->r, &row, &u)) {
+		rd->cache[slot].ok = -1;
+		rd->cache[slot].bad = "its sessions row is not the one its user"
+		                      " endorsed";
+		return slot;
+	}
+	k = rights_key(rd->r, row.detail_version);
+	if (!k || k->status == KEY_DESTROYED) {
+		/* nothing legitimate is left under a destroyed version
+		 * (reencrypt moves it first) */
+		rd->cache[slot].ok = -1;
+		rd->cache[slot].bad = "its detail key is sealed under a key version"
+		                      " that does not hold it (replaced)";
+		return slot;
+	}
 	if (!(ask = secmem_alloc(CIPHER_BOX_SK_BYTES)))
 		return -ENOMEM;
 	if (grant_open(rd->s, rd->ss->user_id, row.detail_version, GRANT_AUDIT,
 	               ask, CIPHER_BOX_SK_BYTES, rd->ss->box_pk,
-	               rd->ss->box_sk) == 0 &&
+	               rd->ss->box_sk)) {
+		secmem_free(ask);
+		return slot; /* no key for this reader */
+	}
+	if (row.detaillen != CIPHER_KEY_BYTES + CIPHER_BOX_OVERHEAD ||
 	    cipher_box_open(rd->cache[slot].key, row.detail, row.detaillen,
-	                    k->audit_pk, ask) == 0)
-		rd->cache[slot].ok = 1;
+	                    k->audit_pk, ask)) {
+		rd->cache[slot].ok = -1;
+		rd->cache[slot].bad = "its sealed detail key does not open"
+		                      " (replaced or damaged)";
+	} else {
+		session_detail_hash(rd->r->store_id, id, rd->cache[slot].key, h);
+		if (cipher_memeq(h, row.detail_hash, sizeof h))
+			rd->cache[slot].ok = 1;
+		else {
+			rd->cache[slot].ok = -1;
+			rd->cache[slot].bad = "its detail key is not the one its user"
+			                      " endorsed (replaced)";
+		}
+	}
+	if (rd->cache[slot].ok != 1)
+		cipher_wipe(rd->cache[slot].key, CIPHER_KEY_BYTES);
 	secmem_free(ask);
 	return slot;
+}
+
+int audit_reader_check(struct audit_reader *rd, int64_t session,
+                       const char **why)
+{
+	int slot = reader_slot(rd, session);
+
+	*why = NULL;
+	if (slot < 0)
+		return slot;
+	if (rd->cache[slot].ok == 1)
+		return 0;
+	if (rd->cache[slot].ok == 0)
+		return -EACCES;
+	*why = rd->cache[slot].bad;
+	return -EBADMSG;
+}
+
+int audit_verify_details(struct store *s, const struct rights *r,
+                         const struct session *ss, int64_t *bad_session,
+                         uint64_t *checked, char *why, size_t whylen)
+{
+	struct audit_reader *rd;
+	int64_t next = 0;
+	int rc;
+
+	*bad_session = 0;
+	*checked = 0;
+	why[0] = 0;
+	if (!role_reads_audit(ss->role))
+		return 0;
+	if ((rc = store_session_next_id(s, &next)) ||
+	    (rc = audit_reader_new(s, r, ss, &rd)))
+		return rc;
+	for (int64_t id = 1; id < next && !rc; id++) {
+		struct store_session row;
+		const char *bad;
+		int e;
+		if (store_session_get(s, id, &row))
+			continue; /* no such row, or malformed: the ledger's concern */
+		e = audit_reader_check(rd, id, &bad);
+		if (e == -EBADMSG) {
+			*bad_session = id;
+			snprintf(why, whylen, "session %lld of user '%s': %s: the paths"
+			         " and process names of its rows are lost", (long long)id,
+			         audit_reader_session_user(rd, id), bad);
+			rc = -EBADMSG;
+		} else if (e == 0)
+			(*checked)++;
+		else if (e != -EACCES)
+			rc = e;
+	}
+	audit_reader_free(rd);
+	return rc;
 }
 
 const char *audit_reader_session_user(struct audit_reader *rd, int64_t session)
@@ -585,6 +788,8 @@ int audit_reader_detail(struct audit_reader *rd, const struct store_audit *a,
 	comm[0] = path[0] = 0;
 	if (slot < 0)
 		return slot;
+	if (rd->cache[slot].ok < 0)
+		return -EBADMSG;
 	if (!rd->cache[slot].ok)
 		return -EACCES;
 	if (a->detaillen < CIPHER_OVERHEAD + 1 || a->detaillen > STORE_DETAIL_MAX)

@@ -298,7 +298,7 @@ static int open_authority(struct store *s, const struct rights *r,
 #define WHY(...) do { if (why) snprintf(why, whylen, __VA_ARGS__); } while (0)
 
 int auth_login(struct store *s, const struct config *cfg, const char *name,
-               const struct passphrase *pw, const struct state *st,
+               const struct passphrase *pw, const struct state_seen *seen,
                const struct auth_who *who, struct session **out, struct rights **rights,
                struct store_cred *current, struct store_cred *update,
                int *has_update, char *why, size_t whylen)
@@ -338,6 +338,12 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 		rc = rc && rc != -ENOENT && rc != -EIO ? rc : -EBADMSG;
 		goto out;
 	}
+	/* ... and it must be the id the store's authority and roster are
+	 * signed for, before any hashing or counting: an edited id would
+	 * otherwise fail every passphrase, look like a wrong one, and count
+	 * failures (and lock out) everyone */
+	if ((rc = rights_store_id_check(s, store_id, why, whylen)))
+		goto out;
 	attempt_policy(s, cfg, &attempt);
 	rc = auth_name_valid(name) ? store_cred_get(s, name, &c) : -ENOENT;
 	if (rc && rc != -ENOENT && rc != -EIO)
@@ -383,12 +389,12 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 		pin_epoch = get_le32(plain + 96);
 		memcpy(pin_pk, plain + 100, 32);
 	}
-	/* the authority: from the user's pin, and no older than this host's */
+	/* the authority: from the user's pin, and no older than what this
+	 * host saw of this store instance */
 	{
-		uint32_t seen_epoch = 0;
-		uint8_t seen_pk[32];
-		if (st && state_authority(st, &seen_epoch, seen_pk) == 0 &&
-		    seen_epoch > pin_epoch) {
+		uint32_t seen_epoch = seen ? seen->epoch : 0;
+		const uint8_t *seen_pk = seen ? seen->pk : NULL;
+		if (seen_epoch > pin_epoch) {
 			/* start from what this host has seen; it must still be
 			 * in the chain */
 			rc = rights_chain(s, store_id, seen_epoch, seen_pk, &newest,
@@ -426,10 +432,10 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 		}
 		goto out;
 	}
-	if (st && r->counter < state_roster(st)) {
+	if (seen && r->counter < seen->roster) {
 		WHY("the roster is number %llu, older than number %llu seen"
 		    " before: a rolled-back store", (unsigned long long)r->counter,
-		    (unsigned long long)state_roster(st));
+		    (unsigned long long)seen->roster);
 		rc = -ESTALE;
 		goto out;
 	}

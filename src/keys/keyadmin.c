@@ -58,6 +58,20 @@ static void recovery_keys(const uint8_t *secret, uint8_t box_pk[32],
 	cipher_wipe(seed, sizeof seed);
 }
 
+void keyadmin_recovery_public(const uint8_t *secret, uint8_t box_pk[32],
+                              uint8_t sign_pk[32])
+{
+	uint8_t *sk = secmem_alloc(32 + 64);
+
+	if (!sk) {
+		memset(box_pk, 0, 32); /* no recovery key rather than a wrong one */
+		memset(sign_pk, 0, 32);
+		return;
+	}
+	recovery_keys(secret, box_pk, sk, sign_pk, sk + 32);
+	secmem_free(sk);
+}
+
 static int is_zero(const uint8_t *p, size_t n)
 {
 	uint8_t acc = 0;
@@ -141,6 +155,13 @@ static int grant_by_role(struct store *s, const struct rights *r,
 out:
 	secmem_free(key);
 	return rc;
+}
+
+int keyadmin_grant_role(struct store *s, const struct rights *r,
+                        const struct session *admin,
+                        const struct rights_user *u)
+{
+	return grant_by_role(s, r, admin, u);
 }
 
 int keyadmin_rotate(struct store *s, struct rights *r, struct session *admin,

@@ -209,6 +209,14 @@ int ledger_append(struct store *s, const uint8_t store_id[16],
 	clock_gettime(CLOCK_REALTIME, &ts);
 	c->time = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	c->st = *st;
+	/* never a record the chain's own rules refuse (a caller that lost
+	 * track of the head): nothing is appended */
+	if (prev && (st->next_ino < prev->st.next_ino ||
+	             st->audit_seq < prev->st.audit_seq ||
+	             st->roster_counter < prev->st.roster_counter)) {
+		rc = -EIO;
+		goto out;
+	}
 	if (!(len = encode(c, body))) {
 		rc = -EINVAL;
 		goto out;
@@ -520,20 +528,30 @@ static int read_base(struct store *s, const struct rights *r,
 	return 0;
 }
 
-int ledger_verify(struct store *s, const struct rights *r,
-                  int64_t from_seq, const uint8_t *from_hash,
-                  struct ledger_commit *head,
-                  void (*progress)(void *arg, uint64_t done, uint64_t total),
-                  void *arg, char *why, size_t whylen)
+/*
+ * The chain from (from_seq, from_hash) (0: the oldest record kept) up to
+ * the last record. With beyond NULL every record must verify. Otherwise a
+ * record that does not verify after at least one that does ends the walk:
+ * *head is the newest record that verifies (the signed head) and *beyond
+ * the first one that does not (why names it); 0 is returned.
+ */
+static int verify_chain(struct store *s, const struct rights *r,
+                        int64_t from_seq, const uint8_t *from_hash,
+                        struct ledger_commit *head, int64_t *beyond,
+                        void (*progress)(void *arg, uint64_t done,
+                                         uint64_t total),
+                        void *arg, char *why, size_t whylen)
 {
 	struct ledger_commit *prev = malloc(sizeof *prev);
 	struct ledger_commit *c = malloc(sizeof *c);
 	struct ledger_cache *cache = NULL;
-	int64_t first, last, start;
+	int64_t first, last, start, at = 0;
 	int have_prev = 0, rc;
 
 	if (why && whylen)
 		why[0] = 0;
+	if (beyond)
+		*beyond = 0;
 	if (!prev || !c || ledger_cache_new(&cache)) {
 		rc = -ENOMEM;
 		goto out;
@@ -555,7 +573,7 @@ int ledger_verify(struct store *s, const struct rights *r,
 			goto out;
 		}
 		if (from_seq >= first) {
-			if ((rc = ledger_read(s, from_seq, prev)))
+			if ((rc = ledger_read(s, at = from_seq, prev)))
 				goto bad_read;
 			if (!cipher_memeq(prev->hash, from_hash, 32)) {
 				if (why)
@@ -573,7 +591,7 @@ int ledger_verify(struct store *s, const struct rights *r,
 	}
 	if (!have_prev) {
 		if (first == 1) {
-			if ((rc = ledger_read(s, 1, c)))
+			if ((rc = ledger_read(s, at = 1, c)))
 				goto bad_read;
 			if ((rc = ledger_check(s, r, cache, NULL, c, why, whylen)))
 				goto out;
@@ -592,7 +610,7 @@ int ledger_verify(struct store *s, const struct rights *r,
 			}
 			if (rc)
 				goto out;
-			if ((rc = ledger_read(s, first, prev)))
+			if ((rc = ledger_read(s, at = first, prev)))
 				goto bad_read;
 			if (!cipher_memeq(prev->hash, bhash, 32)) {
 				if (why)
@@ -602,13 +620,14 @@ int ledger_verify(struct store *s, const struct rights *r,
 				goto out;
 			}
 		}
+		have_prev = 1;
 		start = prev->seq + 1;
 	}
 	for (int64_t seq = start; seq <= last; seq++) {
-		if ((rc = ledger_read(s, seq, c)))
+		if ((rc = ledger_read(s, at = seq, c)))
 			goto bad_read;
 		if ((rc = ledger_check(s, r, cache, prev, c, why, whylen)))
-			goto out;
+			goto bad_record;
 		*prev = *c;
 		if (progress && (seq - start) % 1024 == 0)
 			progress(arg, (uint64_t)(seq - start + 1),
@@ -618,16 +637,48 @@ int ledger_verify(struct store *s, const struct rights *r,
 	rc = 0;
 	goto out;
 bad_read:
-	if (rc == -ENOENT || rc == -EBADMSG) {
-		if (why)
-			snprintf(why, whylen, "a commit record is missing or malformed"
-			         " near commit %lld", (long long)(have_prev ? prev->seq + 1
-			                                                    : first));
-		rc = -EBADMSG;
+	if (rc != -ENOENT && rc != -EBADMSG)
+		goto out;
+	/* name the record that is missing or malformed, and the last one
+	 * that is not (none before it: the start itself) */
+	if (why) {
+		if (have_prev)
+			snprintf(why, whylen, "commit %lld is missing or malformed (the"
+			         " chain verifies up to commit %lld)", (long long)at,
+			         (long long)prev->seq);
+		else
+			snprintf(why, whylen, "commit %lld is missing or malformed",
+			         (long long)at);
+	}
+	rc = -EBADMSG;
+bad_record:
+	if (rc == -EBADMSG && beyond && have_prev && at > prev->seq) {
+		*head = *prev;
+		*beyond = at;
+		rc = 0;
 	}
 out:
 	ledger_cache_free(cache);
 	free(prev);
 	free(c);
 	return rc;
+}
+
+int ledger_verify(struct store *s, const struct rights *r,
+                  int64_t from_seq, const uint8_t *from_hash,
+                  struct ledger_commit *head,
+                  void (*progress)(void *arg, uint64_t done, uint64_t total),
+                  void *arg, char *why, size_t whylen)
+{
+	return verify_chain(s, r, from_seq, from_hash, head, NULL, progress, arg,
+	                    why, whylen);
+}
+
+int ledger_verify_head(struct store *s, const struct rights *r,
+                       int64_t from_seq, const uint8_t *from_hash,
+                       struct ledger_commit *head, int64_t *beyond,
+                       char *why, size_t whylen)
+{
+	return verify_chain(s, r, from_seq, from_hash, head, beyond, NULL, NULL,
+	                    why, whylen);
 }

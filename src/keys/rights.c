@@ -80,6 +80,42 @@ int rights_chain(struct store *s, const uint8_t store_id[RIGHTS_ID_BYTES],
 	return 0;
 }
 
+int rights_store_id_check(struct store *s,
+                          const uint8_t store_id[RIGHTS_ID_BYTES],
+                          char *why, size_t whylen)
+{
+	struct store_authority a;
+	struct rights *r = NULL;
+	uint8_t msg[68], *body = NULL, sig[64];
+	size_t len = 0;
+	int rc;
+
+	if ((rc = store_authority_get(s, 1, &a))) {
+		if (rc != -ENOENT && rc != -EIO)
+			return rc;
+		snprintf(why, whylen, "the store has no valid first authority");
+		return -EBADMSG;
+	}
+	if (cipher_sign_verify(a.endorsement, msg,
+	                       endorse_msg(msg, store_id, 1, a.pk), a.pk)) {
+		snprintf(why, whylen, "the store id is not the one its first"
+		         " authority signed (an edited store id, or a forged"
+		         " authority)");
+		return -EBADMSG;
+	}
+	rc = store_roster_get(s, &body, &len, sig);
+	if (!rc && rights_parse(body, len, &r) == 0 &&
+	    !cipher_memeq(r->store_id, store_id, 16)) {
+		snprintf(why, whylen, "the store id is not the one the roster is"
+		         " signed for (an edited store id)");
+		rc = -EBADMSG;
+	} else if (rc == -ENOENT || rc == -EIO)
+		rc = 0; /* no roster to compare: the login says so */
+	rights_free(r);
+	free(body);
+	return rc;
+}
+
 int rights_chain_start(struct store *s, const uint8_t store_id[RIGHTS_ID_BYTES],
                        const uint8_t pk[RIGHTS_PK_BYTES], const uint8_t *sk)
 {

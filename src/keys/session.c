@@ -16,6 +16,7 @@
 #include "store.h"
 
 #define ENDORSE_DOMAIN "custodyfs.sessio"
+#define DETAIL_DOMAIN "custodyfs.detail"
 
 struct session *session_new(void)
 {
@@ -88,7 +89,24 @@ end:
 	return -EACCES;
 }
 
-/* What a user's identity signs for a session. */
+void session_detail_hash(const uint8_t store_id[16], int64_t id,
+                         const uint8_t key[32], uint8_t out[32])
+{
+	uint8_t idb[8];
+	struct cipher_part p[4];
+
+	put_le64(idb, (uint64_t)id);
+	p[0] = (struct cipher_part){ DETAIL_DOMAIN, 16 };
+	p[1] = (struct cipher_part){ store_id, 16 };
+	p[2] = (struct cipher_part){ idb, sizeof idb };
+	p[3] = (struct cipher_part){ key, 32 };
+	cipher_hash(out, p, 4);
+}
+
+/* What a user's identity signs for a session: the session key, where and
+ * what it runs, and the commitment to its audit detail key (the sealed
+ * key itself is not covered: reencrypt seals it again under a newer
+ * version). */
 static size_t endorsement_msg(uint8_t *out, size_t cap,
                               const uint8_t store_id[16],
                               const struct store_session *row)
@@ -106,6 +124,7 @@ static size_t endorsement_msg(uint8_t *out, size_t cap,
 	wbuf_str(&w, row->host);
 	wbuf_u64(&w, (uint64_t)row->pid);
 	wbuf_str(&w, row->kind);
+	wbuf_bytes(&w, row->detail_hash, 32);
 	return w.err ? 0 : w.len;
 }
 
@@ -136,6 +155,8 @@ int session_start(struct session *ss, struct store *s, const struct rights *r,
 	gethostname(row.host, sizeof row.host - 1);
 	row.pid = pid;
 	snprintf(row.kind, sizeof row.kind, "%s", kind);
+	session_detail_hash(ss->store_id, row.id, ss->detail_key,
+	                    row.detail_hash);
 	/* the detail key goes to the active version's audit key, else the
 	 * newest's (an expired store still records who did what) */
 	if (!v)

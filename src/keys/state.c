@@ -2,11 +2,13 @@
  * state.c - the local freshness state file (state.h).
  *
  * Format, one record per line, every field checked on read:
- *   custodyfs-state 2
- *   authority EPOCH PK-HEX
- *   roster COUNTER
- *   commit INSTANCE-HEX SEQ HASH-HEX
+ *   custodyfs-state 3
+ *   commit INSTANCE-HEX SEQ HASH-HEX ROSTER EPOCH PK-HEX
  *   path INSTANCE-HEX PATH-HEX
+ * Version 2 (before the roster and authority were per instance) is read
+ * too: its "commit INSTANCE-HEX SEQ HASH-HEX" lines, its "path" lines, and
+ * its store-wide "authority" and "roster" lines, which are dropped (they
+ * belonged to no instance; the commit ancestry still protects).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,8 +28,8 @@
 
 struct st_commit {
 	uint8_t instance[16];
-	int64_t seq;
-	uint8_t hash[32];
+	struct state_seen seen;
+	int rebased;             /* state_rebase: the file's does not win */
 };
 
 struct st_path {
@@ -38,9 +40,6 @@ struct st_path {
 struct state {
 	char dir[PATH_MAX];
 	char file[PATH_MAX];
-	uint32_t epoch;          /* 0: none */
-	uint8_t pk[32];
-	uint64_t roster;
 	struct st_commit *commits;
 	size_t ncommits;
 	struct st_path *paths;
@@ -93,30 +92,61 @@ static struct st_path *find_path(const struct state *st, const char *path)
 	return NULL;
 }
 
-static void merge_commit(struct state *st, const uint8_t instance[16],
-                         int64_t seq, const uint8_t hash[32])
+/* Merge what was seen of an instance: each field only forwards. */
+static void merge_seen(struct state *st, struct st_commit *c,
+                       const struct state_seen *n)
+{
+	struct state_seen *o = &c->seen;
+
+	if (n->seq > o->seq) {
+		o->seq = n->seq;
+		memcpy(o->hash, n->hash, 32);
+		st->changed = 1;
+	}
+	if (n->roster > o->roster) {
+		o->roster = n->roster;
+		st->changed = 1;
+	}
+	if (n->epoch > o->epoch) {
+		o->epoch = n->epoch;
+		memcpy(o->pk, n->pk, 32);
+		st->changed = 1;
+	}
+}
+
+/* The entry of an instance, added (empty) if there is none; NULL when
+ * the table is full or memory is short. */
+static struct st_commit *get_commit(struct state *st,
+                                    const uint8_t instance[16])
 {
 	struct st_commit *c = find_commit(st, instance);
 
-	if (c) {
-		if (seq > c->seq) {
-			c->seq = seq;
-			memcpy(c->hash, hash, 32);
-			st->changed = 1;
-		}
-		return;
-	}
+	if (c)
+		return c;
 	if (st->ncommits >= STATE_MAX_ENTRIES)
-		return;
+		return NULL;
 	c = realloc(st->commits, (st->ncommits + 1) * sizeof *c);
 	if (!c)
-		return;
+		return NULL;
 	st->commits = c;
 	c = &st->commits[st->ncommits++];
+	memset(c, 0, sizeof *c);
 	memcpy(c->instance, instance, 16);
-	c->seq = seq;
-	memcpy(c->hash, hash, 32);
 	st->changed = 1;
+	return c;
+}
+
+static void merge_commit(struct state *st, const uint8_t instance[16],
+                         const struct state_seen *seen, int from_file)
+{
+	struct st_commit *c = find_commit(st, instance);
+
+	if (c && from_file && c->rebased)
+		return; /* re-based on purpose: what the file says is what we
+		         * accepted to go back from */
+	if (!c && !(c = get_commit(st, instance)))
+		return;
+	merge_seen(st, c, seen);
 }
 
 static void merge_path(struct state *st, const char *path,
@@ -145,51 +175,87 @@ static void merge_path(struct state *st, const char *path,
 	st->changed = 1;
 }
 
-/* Parse the file at path into st (merging). 0, -ENOENT, -EBADMSG. */
+/* Parse the file at path into st (merging). 0, -ENOENT (no file),
+ * -EBADMSG (not a state file), or -errno (it cannot be read). */
 static int state_read(struct state *st, const char *path, int override_paths)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	char line[8192], a[8192], b[8192], c[8192];
+	struct stat sb;
 	FILE *f;
-	int rc = 0, n = 0;
+	int rc = 0, n = 0, version = 0, v1 = 0;
 
 	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : -errno;
+		return -errno;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		rc = S_ISDIR(sb.st_mode) ? -EISDIR : -EINVAL;
+		close(fd);
+		return rc;
+	}
 	if (!(f = fdopen(fd, "r"))) {
 		close(fd);
 		return -ENOMEM;
 	}
 	while (fgets(line, sizeof line, f)) {
-		uint8_t inst[16], hash[32], pk[32];
-		unsigned long long u;
+		struct state_seen seen;
+		uint8_t inst[16];
+		unsigned long long u, roster, epoch;
 		long long seq;
 		char *nl = strchr(line, '\n');
+		int end = 0;
 
 		if (!nl) {
 			rc = -EBADMSG;
 			break;
 		}
 		*nl = 0;
+		if (v1) {
+			rc = -EBADMSG;
+			break;
+		}
 		if (n++ == 0) {
-			if (strcmp(line, "custodyfs-state 2")) {
+			/* custodyfs 0.1 kept a mount's generation counter, one
+			 * decimal line, at this same path; a store upgraded from
+			 * format 1 keeps its id: nothing recorded yet, and the
+			 * next save replaces it */
+			if (line[0] && strlen(line) <= 20 &&
+			    strspn(line, "0123456789") == strlen(line)) {
+				v1 = 1;
+				continue;
+			}
+			if (!strcmp(line, "custodyfs-state 3"))
+				version = 3;
+			else if (!strcmp(line, "custodyfs-state 2"))
+				version = 2;
+			else {
 				rc = -EBADMSG;
 				break;
 			}
 			continue;
 		}
-		if (sscanf(line, "authority %llu %8191s", &u, a) == 2 &&
-		    u >= 1 && u <= UINT32_MAX && !hexfield(a, pk, 32)) {
-			if ((uint32_t)u > st->epoch) {
-				st->epoch = (uint32_t)u;
-				memcpy(st->pk, pk, 32);
-			}
-		} else if (sscanf(line, "roster %llu", &u) == 1) {
-			if (u > st->roster)
-				st->roster = u;
-		} else if (sscanf(line, "commit %8191s %lld %8191s", a, &seq, b) == 3 &&
-		           !hexfield(a, inst, 16) && !hexfield(b, hash, 32) &&
+		memset(&seen, 0, sizeof seen);
+		if (version == 3 && !strchr(line, '-') && /* no negative counts */
+		    sscanf(line, "commit %8191s %lld %8191s %llu %llu %8191s%n", a,
+		           &seq, b, &roster, &epoch, c, &end) == 6 &&
+		    line[end] == 0 && !hexfield(a, inst, 16) &&
+		    !hexfield(b, seen.hash, 32) && seq >= 1 && epoch <= UINT32_MAX &&
+		    !hexfield(c, seen.pk, 32)) {
+			seen.seq = seq;
+			seen.roster = roster;
+			seen.epoch = (uint32_t)epoch;
+			merge_commit(st, inst, &seen, 1);
+		} else if (version == 2 &&
+		           sscanf(line, "commit %8191s %lld %8191s%n", a, &seq, b,
+		                  &end) == 3 && line[end] == 0 &&
+		           !hexfield(a, inst, 16) && !hexfield(b, seen.hash, 32) &&
 		           seq >= 1) {
-			merge_commit(st, inst, seq, hash);
+			seen.seq = seq;
+			merge_commit(st, inst, &seen, 1);
+		} else if (version == 2 &&
+		           ((sscanf(line, "authority %llu %8191s", &u, a) == 2 &&
+		             u >= 1 && u <= UINT32_MAX && !hexfield(a, seen.pk, 32)) ||
+		            sscanf(line, "roster %llu", &u) == 1)) {
+			/* store-wide in version 2: no instance to give them to */
 		} else if (sscanf(line, "path %8191s %8191s", a, b) == 2 &&
 		           !hexfield(a, inst, 16) && strlen(b) % 2 == 0 &&
 		           strlen(b) / 2 < sizeof c &&
@@ -202,6 +268,8 @@ static int state_read(struct state *st, const char *path, int override_paths)
 			break;
 		}
 	}
+	if (!rc && ferror(f))
+		rc = -EIO;
 	fclose(f);
 	if (!rc && n == 0)
 		rc = -EBADMSG;
@@ -238,6 +306,18 @@ int state_open(const uint8_t store_id[16], struct state **out, char *why,
 		state_free(st);
 		return rc;
 	}
+	if (rc && rc != -ENOENT) {
+		/* it is there but cannot be read: taking it for empty would turn
+		 * rollback detection off, and the next save would replace it */
+		if (rc == -ELOOP)
+			snprintf(why, whylen, "the state file '%s' is a symbolic link,"
+			         " which is neither followed nor replaced", st->file);
+		else
+			snprintf(why, whylen, "cannot read the state file '%s': %s",
+			         st->file, strerror(-rc));
+		state_free(st);
+		return rc;
+	}
 	st->changed = 0;
 	*out = st;
 	return 0;
@@ -259,29 +339,14 @@ const char *state_file(const struct state *st)
 	return st->file;
 }
 
-int state_authority(const struct state *st, uint32_t *epoch, uint8_t pk[32])
-{
-	if (!st->epoch)
-		return -ENOENT;
-	*epoch = st->epoch;
-	memcpy(pk, st->pk, 32);
-	return 0;
-}
-
-uint64_t state_roster(const struct state *st)
-{
-	return st->roster;
-}
-
-int state_commit(const struct state *st, const uint8_t instance[16],
-                 int64_t *seq, uint8_t hash[32])
+int state_seen(const struct state *st, const uint8_t instance[16],
+               struct state_seen *out)
 {
 	const struct st_commit *c = find_commit(st, instance);
 
-	if (!c)
+	if (!c || c->seen.seq < 1)
 		return -ENOENT;
-	*seq = c->seq;
-	memcpy(hash, c->hash, 32);
+	*out = c->seen;
 	return 0;
 }
 
@@ -296,28 +361,22 @@ int state_path(const struct state *st, const char *path,
 	return 0;
 }
 
-void state_set_authority(struct state *st, uint32_t epoch,
-                         const uint8_t pk[32])
+void state_set_seen(struct state *st, const uint8_t instance[16],
+                    const struct state_seen *seen)
 {
-	if (epoch > st->epoch) {
-		st->epoch = epoch;
-		memcpy(st->pk, pk, 32);
-		st->changed = 1;
-	}
+	merge_commit(st, instance, seen, 0);
 }
 
-void state_set_roster(struct state *st, uint64_t counter)
+void state_rebase(struct state *st, const uint8_t instance[16],
+                  const struct state_seen *seen)
 {
-	if (counter > st->roster) {
-		st->roster = counter;
-		st->changed = 1;
-	}
-}
+	struct st_commit *c = get_commit(st, instance);
 
-void state_set_commit(struct state *st, const uint8_t instance[16],
-                      int64_t seq, const uint8_t hash[32])
-{
-	merge_commit(st, instance, seq, hash);
+	if (!c)
+		return;
+	c->seen = *seen;
+	c->rebased = 1;
+	st->changed = 1;
 }
 
 void state_set_path(struct state *st, const char *path,
@@ -367,16 +426,19 @@ int state_save(struct state *st)
 		goto out;
 	}
 	memcpy(mine->dir, st->dir, sizeof st->dir);
-	if (state_read(mine, st->file, 1) == 0) {
-		state_set_authority(st, mine->epoch, mine->pk);
-		state_set_roster(st, mine->roster);
+	rc = state_read(mine, st->file, 1);
+	if (rc == 0) {
 		for (size_t i = 0; i < mine->ncommits; i++)
-			merge_commit(st, mine->commits[i].instance, mine->commits[i].seq,
-			             mine->commits[i].hash);
+			merge_commit(st, mine->commits[i].instance,
+			             &mine->commits[i].seen, 1);
 		for (size_t i = 0; i < mine->npaths; i++)
 			merge_path(st, mine->paths[i].path, mine->paths[i].instance, 0);
 	}
 	state_free(mine);
+	if (rc == -ENOENT)
+		rc = 0;
+	if (rc)
+		goto out; /* never replace a file we cannot read back */
 	snprintf(tmp, sizeof tmp, "%s.tmp", st->file);
 	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -390,18 +452,17 @@ int state_save(struct state *st)
 		rc = -ENOMEM;
 		goto out;
 	}
-	fprintf(f, "custodyfs-state 2\n");
-	if (st->epoch) {
-		cipher_hex(hex, st->pk, 32);
-		fprintf(f, "authority %u %s\n", st->epoch, hex);
-	}
-	fprintf(f, "roster %llu\n", (unsigned long long)st->roster);
+	fprintf(f, "custodyfs-state 3\n");
 	for (size_t i = 0; i < st->ncommits; i++) {
-		char ih[33], hh[65];
+		const struct state_seen *e = &st->commits[i].seen;
+		char ih[33], hh[65], ph[65];
+		if (e->seq < 1)
+			continue;
 		cipher_hex(ih, st->commits[i].instance, 16);
-		cipher_hex(hh, st->commits[i].hash, 32);
-		fprintf(f, "commit %s %lld %s\n", ih, (long long)st->commits[i].seq,
-		        hh);
+		cipher_hex(hh, e->hash, 32);
+		cipher_hex(ph, e->pk, 32);
+		fprintf(f, "commit %s %lld %s %llu %u %s\n", ih, (long long)e->seq,
+		        hh, (unsigned long long)e->roster, e->epoch, ph);
 	}
 	for (size_t i = 0; i < st->npaths; i++) {
 		char ih[33];
@@ -420,8 +481,11 @@ int state_save(struct state *st)
 		rc = -errno;
 	if (rc)
 		unlink(tmp);
-	else
+	else {
 		st->changed = 0;
+		for (size_t i = 0; i < st->ncommits; i++)
+			st->commits[i].rebased = 0; /* written: forwards from here */
+	}
 out:
 	flock(lfd, LOCK_UN);
 	close(lfd);

@@ -154,6 +154,47 @@ static int follow_rights(struct unlocked *u)
 	return rc;
 }
 
+/* The schema again, if SQLite's schema_version moved since it was last
+ * checked (someone created a trigger, a view, a table under us). */
+static int check_schema(struct unlocked *u, char *why, size_t whylen)
+{
+	char what[192];
+	int rc = store_schema_verify(u->s, what, sizeof what);
+
+	if (rc == STORE_E_SCHEMA) {
+		snprintf(why, whylen, "its schema changed while it was open: %s",
+		         what);
+		return -EBADMSG;
+	}
+	return rc;
+}
+
+/* Every audit row must lie under the head commit: a row beyond it was
+ * planted (a transaction's rows and its commit go in together). */
+static int check_tail(struct unlocked *u, char *why, size_t whylen)
+{
+	struct store_audit *a = malloc(sizeof *a);
+	int rc;
+
+	if (!a)
+		return -ENOMEM;
+	rc = store_audit_last(u->s, a);
+	if (rc == -ENOENT)
+		rc = 0;
+	else if (rc == -EIO) {
+		snprintf(why, whylen, "the newest audit row is malformed");
+		rc = -EBADMSG;
+	} else if (!rc && a->seq > u->head.st.audit_seq) {
+		snprintf(why, whylen, "audit row %lld lies beyond the newest commit"
+		         " (%lld), which ends the trail at row %lld: a row no commit"
+		         " covers was put in the file", (long long)a->seq,
+		         (long long)u->head.seq, (long long)u->head.st.audit_seq);
+		rc = -EBADMSG;
+	}
+	free(a);
+	return rc;
+}
+
 /* Catch up with commits others made since u->head (inside a read or write
  * transaction). 1 if something moved, 0 if not, or -errno. */
 static int catch_up(struct unlocked *u, char *why, size_t whylen)
@@ -163,6 +204,8 @@ static int catch_up(struct unlocked *u, char *why, size_t whylen)
 
 	if (!h)
 		return -ENOMEM;
+	if ((rc = check_schema(u, why, whylen)))
+		goto out;
 	rc = ledger_head(u->s, h);
 	if (rc) {
 		rc = rc == -ENOENT ? -EBADMSG : rc;
@@ -170,7 +213,7 @@ static int catch_up(struct unlocked *u, char *why, size_t whylen)
 		goto out;
 	}
 	if (h->seq == u->head.seq && cipher_memeq(h->hash, u->head.hash, 32)) {
-		rc = 0;
+		rc = check_tail(u, why, whylen);
 		goto out;
 	}
 	if (h->st.roster_counter != u->r->counter ||
@@ -192,6 +235,8 @@ static int catch_up(struct unlocked *u, char *why, size_t whylen)
 		goto out;
 	if ((rc = mtree_invalidate(u->creds)))
 		goto out;
+	if ((rc = check_tail(u, why, whylen)))
+		goto out;
 	rc = 1;
 out:
 	free(h);
@@ -200,7 +245,7 @@ out:
 
 int unlock_begin(struct unlocked *u)
 {
-	char why[256];
+	char why[512];
 	int rc;
 
 	if (u->readonly)
@@ -405,7 +450,7 @@ int unlock_record(struct unlocked *u, const char *op, const char *target,
 
 int unlock_catch_up(struct unlocked *u)
 {
-	char why[256];
+	char why[512];
 	int rc = catch_up(u, why, sizeof why);
 
 	if (rc == -EBADMSG || rc == -ESTALE)
@@ -438,16 +483,31 @@ void unlock_committed(struct unlocked *u)
 	witness_commit(&u->cfg, &u->head);
 }
 
+/* What this process verified of the store: its head, roster, authority. */
+static void seen_of(const struct unlocked *u, struct state_seen *seen)
+{
+	memset(seen, 0, sizeof *seen);
+	seen->seq = u->head.seq;
+	memcpy(seen->hash, u->head.hash, 32);
+	seen->roster = u->r->counter;
+	seen->epoch = u->r->epoch;
+	memcpy(seen->pk, u->r->authority_pk, 32);
+}
+
 void unlock_save_state(struct unlocked *u)
 {
+	struct state_seen seen;
+
 	if (!u->state || u->older_copy)
 		return;
-	state_set_authority(u->state, u->r->epoch, u->r->authority_pk);
-	state_set_roster(u->state, u->r->counter);
-	state_set_commit(u->state, u->head.st.instance, u->head.seq,
-	                 u->head.hash);
+	seen_of(u, &seen);
+	if (u->rebase)
+		state_rebase(u->state, u->head.st.instance, &seen);
+	else
+		state_set_seen(u->state, u->head.st.instance, &seen);
 	state_set_path(u->state, u->path, u->head.st.instance);
-	state_save(u->state);
+	if (state_save(u->state) == 0)
+		u->rebase = 0;
 }
 
 /* ---- opening ---- */
@@ -502,53 +562,169 @@ static int open_error(const struct unlock_opts *o, int rc, const char *why)
 }
 
 /*
+ * Verify the chain from (seq, hash) (0: from the start) to the signed
+ * head: u->head. A record after it that does not verify is beyond the
+ * head: tail receives what it is (else it stays empty).
+ */
+static int verify_from(struct unlocked *u, int64_t seq, const uint8_t *hash,
+                       char *why, size_t whylen, char *tail, size_t taillen)
+{
+	char w[512];
+	int64_t beyond = 0;
+	int rc = ledger_verify_head(u->s, u->r, seq, hash, &u->head, &beyond, w,
+	                            sizeof w);
+
+	tail[0] = 0;
+	if (rc)
+		snprintf(why, whylen, "%s", w);
+	else if (beyond)
+		snprintf(tail, taillen, "%s", w);
+	return rc;
+}
+
+/*
  * Freshness: the newest commit this user saw of this instance must be in
- * the chain (ledger_verify from there), and the path must still hold the
+ * the chain (verified from there), and the path must still hold the
  * instance seen there. A file at a path this user never opened, of an
  * instance seen at another path, is a copy (a cp or rsync of the store):
  * it may be older, and it must not move what the original is measured
  * against, so its first commit makes it an instance of its own (a fork,
  * like a backup's), or, opened read-only, it records nothing.
+ *
+ * With accept_rollback, a file older than the one seen at this path is
+ * accepted (u->rolled_back, accepted says what it was): of the same
+ * instance, the local state re-bases on it (u->rebase); another copy put
+ * here that is an instance seen elsewhere forks, like any copy.
+ *
+ * Fills u->head with the signed head; tail as verify_from.
  */
-static int check_fresh(struct unlocked *u, int store_flags, char *why,
-                       size_t whylen)
+static int check_fresh(struct unlocked *u, char *why, size_t whylen,
+                       char *accepted, size_t acclen, char *tail,
+                       size_t taillen)
 {
-	struct ledger_commit *h = &u->head;
-	uint8_t inst_here[16], seen_hash[32];
-	int64_t seen_seq = 0;
-	int known_here, rc;
+	struct ledger_commit *cand = malloc(sizeof *cand);
+	struct state_seen seen;
+	uint8_t here[16], inst[16];
+	int known_here, have_inst = 0, verified = 0, rc;
 
-	(void)store_flags;
-	known_here = u->state && state_path(u->state, u->path, inst_here) == 0;
-	if (known_here && memcmp(inst_here, h->st.instance, 16)) {
+	accepted[0] = tail[0] = 0;
+	if (!cand)
+		return -ENOMEM;
+	known_here = u->state && state_path(u->state, u->path, here) == 0;
+	/* the instance the file claims: its newest record's (not verified
+	 * yet; a newest record that does not even parse lies beyond the
+	 * head, and the path's instance stands in for it) */
+	rc = ledger_head(u->s, cand);
+	if (rc == -ENOENT) {
+		snprintf(why, whylen, "it has no commit records");
+		rc = -EBADMSG;
+		goto out;
+	}
+	if (rc && rc != -EBADMSG)
+		goto out;
+	if (!rc) {
+		memcpy(inst, cand->st.instance, 16);
+		have_inst = 1;
+	} else if (known_here) {
+		memcpy(inst, here, 16);
+		have_inst = 1;
+	}
+	if (!have_inst) {
+		if ((rc = verify_from(u, 0, NULL, why, whylen, tail, taillen)))
+			goto out;
+		memcpy(inst, u->head.st.instance, 16);
+		verified = 1;
+	}
+	if (known_here && memcmp(here, inst, 16)) {
 		if (!u->o->accept_rollback) {
 			snprintf(why, whylen, "it is not the copy this user last opened"
 			         " at this path (another copy of the store was put in"
 			         " its place)");
-			return -ESTALE;
+			rc = -ESTALE;
+			goto out;
 		}
 		u->rolled_back = 1;
-		known_here = 0;
+		snprintf(accepted, acclen, "another copy of the store was put in"
+		         " place of the one last opened at this path");
+		known_here = 0; /* measured as a file of its own */
 	}
-	if (!u->state ||
-	    state_commit(u->state, h->st.instance, &seen_seq, seen_hash)) {
+	if (!u->state || state_seen(u->state, inst, &seen)) {
 		/* never seen: verify the whole chain */
-		return ledger_verify(u->s, u->r, 0, NULL, h, NULL, NULL, why, whylen);
+		rc = verified ? 0 : verify_from(u, 0, NULL, why, whylen, tail,
+		                                taillen);
+		goto out;
 	}
-	if (!known_here && !u->rolled_back) {
+	if (!known_here) {
 		/* seen, but at another path: this file is a copy */
 		u->fork_pending = 1;
-		return ledger_verify(u->s, u->r, 0, NULL, h, NULL, NULL, why, whylen);
+		rc = verified ? 0 : verify_from(u, 0, NULL, why, whylen, tail,
+		                                taillen);
+		goto out;
 	}
-	rc = ledger_verify(u->s, u->r, seen_seq, seen_hash, h, NULL, NULL, why,
-	                   whylen);
-	if (rc != -ESTALE)
-		return rc;
-	if (u->o->accept_rollback) {
+	rc = verify_from(u, seen.seq, seen.hash, why, whylen, tail, taillen);
+	if (rc == -ESTALE && u->o->accept_rollback) {
+		/* the same instance, older (or changed since): it becomes what
+		 * this user measures the instance from */
+		snprintf(accepted, acclen, "%s", why);
 		u->rolled_back = 1;
-		return ledger_verify(u->s, u->r, 0, NULL, h, NULL, NULL, why, whylen);
+		u->rebase = 1;
+		rc = verify_from(u, 0, NULL, why, whylen, tail, taillen);
 	}
+	if (!rc && memcmp(u->head.st.instance, here, 16)) {
+		/* a fork appended after the commit seen here: not this path's
+		 * instance any more */
+		if (!u->o->accept_rollback) {
+			snprintf(why, whylen, "it is not the copy this user last opened"
+			         " at this path (its newest commits make it another"
+			         " store instance)");
+			rc = -ESTALE;
+			goto out;
+		}
+		u->rolled_back = 1;
+		u->rebase = 0;
+		snprintf(accepted, acclen, "its newest commits make it another store"
+		         " instance than the one last opened at this path");
+		if (state_seen(u->state, u->head.st.instance, &seen) == 0)
+			u->fork_pending = 1;
+	}
+out:
+	free(cand);
 	return rc;
+}
+
+/* What this user saw of the instance expected at this path, for the
+ * login's authority and roster checks: NULL at a path never opened, for
+ * a file that claims another instance (check_fresh names that), and when
+ * a rollback may be accepted. */
+static const struct state_seen *seen_here(struct unlocked *u,
+                                          struct state_seen *out)
+{
+	struct ledger_commit *cand;
+	uint8_t here[16];
+	const struct state_seen *res = NULL;
+
+	if (!u->state || u->o->accept_rollback ||
+	    state_path(u->state, u->path, here) || state_seen(u->state, here, out))
+		return NULL;
+	if (!(cand = malloc(sizeof *cand)))
+		return out;
+	if (ledger_head(u->s, cand) != 0 || !memcmp(cand->st.instance, here, 16))
+		res = out;
+	free(cand);
+	return res;
+}
+
+static void warn_accepted(struct unlocked *u, const char *accepted)
+{
+	if (u->older_copy)
+		fprintf(stderr, "%s: warning: accepted an older copy of store '%s'"
+		        " (%s), for this read-only session only\n", u->o->prog,
+		        u->o->store, accepted);
+	else
+		fprintf(stderr, "%s: warning: accepted an older copy of store '%s'"
+		        " (%s): this user measures the store from its commit %lld"
+		        " from now on\n", u->o->prog, u->o->store, accepted,
+		        (long long)u->head.seq);
 }
 
 int unlock_store(const struct unlock_opts *o, int store_flags,
@@ -556,7 +732,8 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 {
 	struct passphrase pw = { 0 };
 	struct store_cred cur, upd;
-	char err[512], why[512], prompt[128];
+	struct state_seen seen;
+	char err[512], why[512], prompt[128], accepted[512], tail[512];
 	const char *user = unlock_user(o);
 	uint8_t store_id[16];
 	size_t n;
@@ -595,6 +772,15 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 			st = EXIT_RUNTIME;
 			goto fail;
 		}
+		if (rc && rc != -ENOENT) {
+			/* there, but unreadable: never go on as if nothing had been
+			 * seen (and never replace it) */
+			fprintf(stderr, "%s: %s: rollback detection needs it (make it"
+			        " a readable regular file, or remove it to start"
+			        " over)\n", o->prog, why[0] ? why : strerror(-rc));
+			st = EXIT_RUNTIME;
+			goto fail;
+		}
 		if (rc && !o->quiet_state)
 			fprintf(stderr, "%s: warning: no rollback detection: %s\n",
 			        o->prog, why);
@@ -607,9 +793,8 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		goto fail;
 	}
 	why[0] = 0;
-	rc = auth_login(u->s, &u->cfg, user, &pw, o->accept_rollback ? NULL
-	                                                             : u->state,
-	                NULL, &u->ss, &u->r, &cur, &upd, &has_upd, why, sizeof why);
+	rc = auth_login(u->s, &u->cfg, user, &pw, seen_here(u, &seen), NULL,
+	                &u->ss, &u->r, &cur, &upd, &has_upd, why, sizeof why);
 	passphrase_free(&pw);
 	switch (rc) {
 	case 0:
@@ -645,14 +830,43 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		st = EXIT_RUNTIME;
 		goto fail;
 	}
-	/* the signed state: the newest commit, reached from what we saw */
+	/* the signed state: the newest commit that verifies, reached from
+	 * what we saw */
 	why[0] = 0;
-	rc = ledger_head(u->s, &u->head);
-	if (!rc)
-		rc = check_fresh(u, store_flags, why, sizeof why);
-	else if (rc == -ENOENT) {
-		snprintf(why, sizeof why, "it has no commit records");
-		rc = -EBADMSG;
+	{
+		/* one read snapshot, so the head and the trail's last row are
+		 * of the same moment while a mount goes on committing */
+		int snap = store_read_begin(u->s) == 0;
+		rc = check_fresh(u, why, sizeof why, accepted, sizeof accepted, tail,
+		                 sizeof tail);
+		if (!rc && !tail[0]) {
+			rc = check_tail(u, tail, sizeof tail);
+			if (rc == -EBADMSG)
+				rc = 0; /* tail names it */
+			else
+				tail[0] = 0;
+		}
+		if (snap)
+			store_read_end(u->s);
+	}
+	if (!rc && tail[0]) {
+		/* records beyond the signed head are no part of the store: a
+		 * command that only reads runs on the signed state (to say what
+		 * is wrong: audit verify names the row) and records nothing;
+		 * anything else is refused */
+		if (!o->inspect) {
+			fprintf(stderr, "%s: store '%s' fails verification: %s\n",
+			        o->prog, o->store, tail);
+			st = EXIT_DAMAGE;
+			goto fail;
+		}
+		fprintf(stderr, "%s: store '%s' fails verification: %s (read as"
+		        " of commit %lld; nothing is recorded)\n", o->prog, o->store,
+		        tail, (long long)u->head.seq);
+		u->damaged = 1;
+		u->readonly = 1;
+		u->older_copy = 1; /* nothing of it goes into the local state */
+		u->fork_pending = 0;
 	}
 	if (rc == -ESTALE) {
 		fprintf(stderr, "%s: store '%s' is older than one seen before: %s;"
@@ -678,10 +892,17 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 	if (u->fork_pending && u->readonly)
 		u->older_copy = 1; /* a copy read as it is: nothing recorded */
 	if (u->readonly) {
+		if (u->damaged)
+			return EXIT_OK; /* said above */
 		if (!o->quiet_state)
 			fprintf(stderr, "%s: note: '%s' is read-only for this user: this"
 			        " session is not recorded in its audit trail\n", o->prog,
 			        o->store);
+		if (u->rolled_back) {
+			unlock_save_state(u); /* accepted: it sticks (unless a
+			                       * copy that cannot fork) */
+			warn_accepted(u, accepted);
+		}
 		return EXIT_OK;
 	}
 	/* the session: its row, a credential update, waiting failures and
@@ -722,6 +943,9 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		st = EXIT_RUNTIME;
 		goto fail;
 	}
+	/* the commit saved the local state: re-based on the accepted copy */
+	if (u->rolled_back)
+		warn_accepted(u, accepted);
 	return EXIT_OK;
 fail:
 	unlock_free(u);
@@ -850,8 +1074,9 @@ int unlock_fork(struct unlocked *u, const char *path, char *why,
 		goto out;
 	copy.in_tx = 0;
 	if (u->state) {
-		state_set_commit(u->state, copy.head.st.instance, copy.head.seq,
-		                 copy.head.hash);
+		struct state_seen seen;
+		seen_of(&copy, &seen);
+		state_set_seen(u->state, copy.head.st.instance, &seen);
 		state_set_path(u->state, copy.path, copy.head.st.instance);
 		state_save(u->state);
 	}

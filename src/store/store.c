@@ -53,7 +53,8 @@ static const char *const schema_v2[] = {
 	" roster_counter INTEGER NOT NULL, started INTEGER NOT NULL,"
 	" pk BLOB NOT NULL, endorsement BLOB NOT NULL, host TEXT NOT NULL,"
 	" pid INTEGER NOT NULL, kind TEXT NOT NULL,"
-	" detail_version INTEGER NOT NULL, detail BLOB NOT NULL)",
+	" detail_version INTEGER NOT NULL, detail BLOB NOT NULL,"
+	" detail_hash BLOB NOT NULL)",
 	"CREATE INDEX sessions_kv ON sessions(detail_version)",
 	"CREATE TABLE ledger(seq INTEGER PRIMARY KEY, body BLOB NOT NULL,"
 	" sigs BLOB NOT NULL, proof BLOB NOT NULL)",
@@ -177,7 +178,7 @@ enum {
 	Q_DENTRY_UPDATE, Q_DENTRY_EACH, Q_DENTRY_OF_INO,
 	Q_BLOCK_GET, Q_BLOCK_INSERT, Q_BLOCK_UPDATE, Q_BLOCK_TRUNC,
 	Q_BLOCK_RANGE, Q_BLOCK_NEXT, Q_BLOCK_EACH, Q_BLOCK_COUNT, Q_BLOCK_DELETE,
-	Q_BLOCK_NEXT_INO,
+	Q_BLOCK_NEXT_INO, Q_BLOCK_DEL_INO, Q_DENTRY_DEL_PARENT,
 	Q_PURGE_QUEUE, Q_PURGE_NEXT, Q_PURGE_BLOCKS, Q_PURGE_TREE, Q_PURGE_DONE,
 	Q_PURGE_PENDING,
 	Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH,
@@ -338,7 +339,9 @@ static int store_configure(struct store *s, int busy_ms)
 	return rc;
 }
 
-static int store_pragma_u64(struct store *s, const char *sql, uint64_t *v)
+/* A header field (application_id, user_version: signed 32-bit values in
+ * the file header), as the signed integer it is. */
+static int store_pragma_i64(struct store *s, const char *sql, int64_t *v)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -347,7 +350,7 @@ static int store_pragma_u64(struct store *s, const char *sql, uint64_t *v)
 		return -EIO;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*v = (uint64_t)sqlite3_column_int64(st, 0);
+		*v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : store_err(s, rc);
 }
@@ -557,8 +560,9 @@ static int store_create_schema(struct store *s)
 			store_exec(s, "ROLLBACK");
 			return rc;
 		}
-	if ((rc = store_meta_set_int(s, "format", STORE_FORMAT_VERSION)) ||
-	    (rc = store_exec(s, "PRAGMA application_id=1129600070")) ||
+	/* the format is the header's user_version and nothing else: no meta
+	 * row repeats it (one a file writer adds is never read) */
+	if ((rc = store_exec(s, "PRAGMA application_id=1129600070")) ||
 	    (rc = store_exec(s, "PRAGMA user_version=2")) ||
 	    (rc = store_exec(s, "COMMIT"))) {
 		store_exec(s, "ROLLBACK");
@@ -569,39 +573,74 @@ static int store_create_schema(struct store *s)
 }
 
 /*
+ * From format 2 on no meta row names the format (format 1 kept one): a
+ * row 'format' is not ours, and whatever it claims is not believed. It is
+ * refused like a schema object custodyfs did not create (after the schema
+ * check: the statement runs on a schema known to be ours).
+ */
+static int meta_format_check(struct store *s, char *why, size_t whylen)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM meta WHERE key='format'",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc);
+	if (why)
+		snprintf(why, whylen, "it fails verification: it holds a meta row"
+		         " 'format' that custodyfs does not write (the format is the"
+		         " file header's, %d)", s->format);
+	return STORE_E_SCHEMA;
+}
+
+int store_header_format(struct store *s, int64_t *fmt)
+{
+	return store_pragma_i64(s, "PRAGMA user_version", fmt);
+}
+
+/*
  * A custodyfs store has our application_id, a schema that is exactly ours
  * and a known format. application_id and user_version are in the file
- * header, so reading them runs nothing of the schema's.
+ * header, so reading them runs nothing of the schema's; the header's
+ * user_version is the format, the only place it is read from.
  */
 static int store_validate(struct store *s, int flags, char *why,
                           size_t whylen)
 {
-	uint64_t appid = 0, fmt = 0;
+	int64_t appid = 0, fmt = 0;
 	int rc;
 
-	if ((rc = store_pragma_u64(s, "PRAGMA application_id", &appid)) ||
-	    (rc = store_pragma_u64(s, "PRAGMA user_version", &fmt)))
+	if ((rc = store_pragma_i64(s, "PRAGMA application_id", &appid)) ||
+	    (rc = store_header_format(s, &fmt)))
 		return rc == -EBUSY ? rc : -ENOTSUP;
 	if (appid != 1129600070)
 		return -ENOTSUP;
+	if (fmt < 1)
+		return -ENOTSUP; /* 0 or negative: not a format, a damaged header */
 	if (fmt > STORE_FORMAT_VERSION) {
 		if (why)
-			snprintf(why, whylen, "made by a newer custodyfs (format %llu):"
-			         " upgrade this binary", (unsigned long long)fmt);
+			snprintf(why, whylen, "made by a newer custodyfs (format %lld):"
+			         " upgrade this binary", (long long)fmt);
 		return -EPROTO;
 	}
-	if (fmt < 1)
-		return -ENOTSUP;
 	if ((rc = schema_check(s, (int)fmt, why, whylen)))
 		return rc;
 	if (fmt < STORE_FORMAT_VERSION && !(flags & STORE_ANYFORMAT)) {
 		if (why)
-			snprintf(why, whylen, "format %llu, older than this custodyfs"
+			snprintf(why, whylen, "format %lld, older than this custodyfs"
 			         " (%d): run 'custodyctl upgrade' as an admin",
-			         (unsigned long long)fmt, STORE_FORMAT_VERSION);
+			         (long long)fmt, STORE_FORMAT_VERSION);
 		return STORE_E_OLDFORMAT;
 	}
 	s->format = (int)fmt;
+	if (fmt >= 2 && (rc = meta_format_check(s, why, whylen)))
+		return rc;
 	return pragma_int(s, Q_SCHEMA_VERSION, "PRAGMA schema_version",
 	                  &s->schema_version);
 }
@@ -775,12 +814,16 @@ int store_checkpoint(struct store *s)
 int store_file_stats(struct store *s, uint64_t *pages, uint64_t *page_size,
                      uint64_t *free_pages)
 {
+	int64_t v[3] = { 0, 0, 0 };
 	int rc;
 
-	if ((rc = store_pragma_u64(s, "PRAGMA page_count", pages)) ||
-	    (rc = store_pragma_u64(s, "PRAGMA page_size", page_size)) ||
-	    (rc = store_pragma_u64(s, "PRAGMA freelist_count", free_pages)))
+	if ((rc = store_pragma_i64(s, "PRAGMA page_count", &v[0])) ||
+	    (rc = store_pragma_i64(s, "PRAGMA page_size", &v[1])) ||
+	    (rc = store_pragma_i64(s, "PRAGMA freelist_count", &v[2])))
 		return rc;
+	*pages = v[0] > 0 ? (uint64_t)v[0] : 0;
+	*page_size = v[1] > 0 ? (uint64_t)v[1] : 0;
+	*free_pages = v[2] > 0 ? (uint64_t)v[2] : 0;
 	return 0;
 }
 
@@ -1008,6 +1051,40 @@ int store_inode_delete(struct store *s, uint64_t ino)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	return store_step_done(s, st);
+}
+
+/* One DELETE of statement id, sql, with ?1 = ino; adds the rows to *n. */
+static int delete_by_ino(struct store *s, int id, const char *sql,
+                         uint64_t ino, uint64_t *n)
+{
+	sqlite3_stmt *st = store_stmt(s, id, sql);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	if (!(rc = store_step_done(s, st)))
+		*n += (uint64_t)sqlite3_changes(s->db);
+	return rc;
+}
+
+int store_inode_clear(struct store *s, uint64_t ino, uint64_t *removed)
+{
+	int rc;
+
+	*removed = 0;
+	if (!ino || ino > INT64_MAX)
+		return -EINVAL;
+	if ((rc = delete_by_ino(s, Q_INODE_DEL_XATTRS,
+	                        "DELETE FROM xattrs WHERE ino=?", ino, removed)) ||
+	    (rc = delete_by_ino(s, Q_BLOCK_DEL_INO,
+	                        "DELETE FROM blocks WHERE ino=?", ino, removed)) ||
+	    (rc = delete_by_ino(s, Q_DENTRY_DEL_PARENT,
+	                        "DELETE FROM dentries WHERE parent=?", ino,
+	                        removed)))
+		return rc;
+	return delete_by_ino(s, Q_PURGE_DONE, "DELETE FROM purge WHERE ino=?",
+	                     ino, removed);
 }
 
 int store_purge_queue(struct store *s, uint64_t ino)

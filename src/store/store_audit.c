@@ -11,7 +11,8 @@
 enum {
 	Q_AUDIT_INSERT = STORE_Q_AUDIT, Q_AUDIT_LAST, Q_AUDIT_COUNT,
 	Q_AUDIT_DELETE, Q_LEDGER_PUT, Q_LEDGER_GET, Q_LEDGER_LAST,
-	Q_LEDGER_FIRST, Q_LEDGER_DELETE, Q_LEDGER_COUNT, Q_AUDIT_LAST_ID
+	Q_LEDGER_FIRST, Q_LEDGER_DELETE, Q_LEDGER_COUNT, Q_AUDIT_BELOW,
+	Q_AUDIT_LAST_ID
 };
 _Static_assert(Q_AUDIT_LAST_ID <= STORE_Q_SESSION, "statement ids overlap");
 
@@ -124,6 +125,27 @@ int store_audit_count(struct store *s, uint64_t *n)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*n = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		rc = store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_audit_below(struct store *s, int64_t seq, uint64_t *n,
+                      int64_t *lowest)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_AUDIT_BELOW,
+	        "SELECT count(*), min(seq) FROM audit WHERE seq<?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*n = (uint64_t)sqlite3_column_int64(st, 0);
+		*lowest = sqlite3_column_int64(st, 1);
 		rc = 0;
 	} else
 		rc = store_err(s, rc);

@@ -418,9 +418,12 @@ int store_vacuum(struct store *s, store_progress_fn fn, void *arg,
 /* ---- format migrations ---- */
 
 /*
- * migrations[i] turns format migrations[i].from into from + 1. Format 1 is
- * the first: a format 2 adds { 1, to_v2 } here with its statements, and
- * STORE_FORMAT_VERSION in store.h moves to 2.
+ * migrations[i] turns format migrations[i].from into from + 1, in place,
+ * with SQL only. There is none from format 1: format 2 signs what format
+ * 1 kept in rows (rights, trees, the trail's attribution), so custodyctl
+ * upgrade rebuilds a format-1 store into a new file above this layer
+ * (src/keys/upgrade*.c, src/fs/fs_upgrade.c) and the two functions below
+ * it put that file in the store's place.
  */
 struct migration {
 	int64_t from;
@@ -448,10 +451,9 @@ int store_upgrade(struct store *s, int64_t *from, int64_t *to, char *why,
 	*from = *to = 0;
 	if (why && whylen)
 		why[0] = 0;
-	if ((rc = store_meta_get_int(s, "format", &fmt))) {
-		say(why, whylen, "cannot read the store's format");
-		return rc;
-	}
+	/* the format is the file header's (store_open validated it), never a
+	 * meta row: a file writer edits those freely */
+	fmt = store_format(s);
 	*from = *to = fmt;
 	if (fmt >= STORE_FORMAT_VERSION)
 		return 0; /* newer ones never open (store_open: -EPROTO) */
@@ -461,9 +463,15 @@ int store_upgrade(struct store *s, int64_t *from, int64_t *to, char *why,
 		say(why, whylen, "cannot begin: %s", sqlite3_errmsg(s->db));
 		return rc;
 	}
-	/* re-read under the lock: another upgrade may have won */
-	if ((rc = store_meta_get_int(s, "format", &fmt)))
+	/* re-read the header under the lock: another upgrade may have won */
+	if ((rc = store_header_format(s, &fmt)))
 		goto fail;
+	if (fmt < 1 || fmt > STORE_FORMAT_VERSION) {
+		say(why, whylen, "the file header names format %lld",
+		    (long long)fmt);
+		rc = -ENOTSUP;
+		goto fail;
+	}
 	*from = fmt;
 	while (fmt < STORE_FORMAT_VERSION) {
 		const struct migration *m = migration_from(fmt);
@@ -483,8 +491,7 @@ int store_upgrade(struct store *s, int64_t *from, int64_t *to, char *why,
 		fmt++;
 	}
 	snprintf(sql, sizeof sql, "PRAGMA user_version=%lld", (long long)fmt);
-	if ((rc = store_meta_set_int(s, "format", fmt)) ||
-	    (rc = store_exec(s, sql)) || (rc = store_commit(s))) {
+	if ((rc = store_exec(s, sql)) || (rc = store_commit(s))) {
 		say(why, whylen, "cannot record the new format: %s",
 		    sqlite3_errmsg(s->db));
 		goto fail;
@@ -495,5 +502,89 @@ fail:
 	if (!why || !why[0])
 		say(why, whylen, "%s", strerror(-rc));
 	store_rollback(s);
+	return rc;
+}
+
+/* ---- rebuilding into a new file (custodyctl upgrade from format 1) ---- */
+
+int store_bulk_begin(struct store *s)
+{
+	int rc;
+
+	/* store_open set the cache size in KiB while a new file still had
+	 * SQLite's default page size; set again now that pages are 64 KiB,
+	 * SQLite spills dirty pages to the WAL at 32 MiB instead of holding
+	 * up to 512 MiB of a long transaction in memory */
+	if ((rc = store_exec(s, "PRAGMA cache_size=-32768")))
+		return rc;
+	return store_begin(s);
+}
+
+int store_upgrade_discard(const char *tmp)
+{
+	static const char *const side[] = { "", "-wal", "-shm", "-journal" };
+	char p[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
+		struct stat sb;
+		if ((size_t)snprintf(p, sizeof p, "%s%s", tmp, side[i]) >= sizeof p)
+			return -ENAMETOOLONG;
+		if (lstat(p, &sb) != 0) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
+		if (S_ISDIR(sb.st_mode))
+			return -EISDIR; /* not ours: never removed */
+		if (unlink(p) != 0 && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
+}
+
+/* A write-ahead log beside path that still holds frames. */
+static int wal_pending(const char *path, char *why, size_t whylen)
+{
+	char wal[PATH_MAX];
+	struct stat sb;
+
+	if ((size_t)snprintf(wal, sizeof wal, "%s-wal", path) >= sizeof wal)
+		return -ENAMETOOLONG;
+	if (lstat(wal, &sb) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (sb.st_size == 0)
+		return 0;
+	say(why, whylen, "'%s' holds commits not yet in its store (another"
+	    " process has it open)", wal);
+	return -EBUSY;
+}
+
+int store_upgrade_install(const char *tmp, const char *path, char *why,
+                          size_t whylen)
+{
+	char dir[PATH_MAX];
+	int rc;
+
+	if (why && whylen)
+		why[0] = 0;
+	/* the new file is complete on its own; the old file's log must be
+	 * empty, or SQLite would apply it to the new file */
+	if ((rc = wal_pending(tmp, why, whylen)) ||
+	    (rc = wal_pending(path, why, whylen)))
+		return rc;
+	if ((rc = fsync_path(tmp, 0))) {
+		say(why, whylen, "cannot sync '%s': %s", tmp, strerror(-rc));
+		return rc;
+	}
+	if (rename(tmp, path) != 0) {
+		rc = -errno;
+		say(why, whylen, "cannot rename '%s' to '%s': %s", tmp, path,
+		    strerror(-rc));
+		return rc;
+	}
+	dir_of(path, dir, sizeof dir);
+	if ((rc = fsync_path(dir, 1)))
+		say(why, whylen, "renamed, but the directory '%s' cannot be synced:"
+		    " %s", dir, strerror(-rc));
 	return rc;
 }

@@ -526,8 +526,8 @@ int store_session_insert(struct store *s, const struct store_session *ss)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_SESS_INSERT,
 	        "INSERT INTO sessions(id, user_id, roster_counter, started, pk,"
-	        " endorsement, host, pid, kind, detail_version, detail)"
-	        " VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+	        " endorsement, host, pid, kind, detail_version, detail,"
+	        " detail_hash) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
 
 	if (!st)
 		return -EIO;
@@ -543,6 +543,8 @@ int store_session_insert(struct store *s, const struct store_session *ss)
 	sqlite3_bind_text(st, 9, ss->kind, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 10, ss->detail_version);
 	sqlite3_bind_blob(st, 11, ss->detail, (int)ss->detaillen, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 12, ss->detail_hash, sizeof ss->detail_hash,
+	                  SQLITE_STATIC);
 	return store_step_done(s, st);
 }
 
@@ -550,7 +552,8 @@ int store_session_get(struct store *s, int64_t id, struct store_session *out)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_SESS_GET,
 	        "SELECT user_id, roster_counter, started, pk, endorsement, host,"
-	        " pid, kind, detail_version, detail FROM sessions WHERE id=?");
+	        " pid, kind, detail_version, detail, detail_hash FROM sessions"
+	        " WHERE id=?");
 	int rc;
 
 	if (!st)
@@ -573,6 +576,8 @@ int store_session_get(struct store *s, int64_t id, struct store_session *out)
 		      store_col_text(st, 7, out->kind, sizeof out->kind) ||
 		      store_col_blob(st, 9, out->detail, sizeof out->detail,
 		                     &out->detaillen, 0) ||
+		      store_col_blob(st, 10, out->detail_hash,
+		                     sizeof out->detail_hash, NULL, 1) ||
 		      dv < 0 || dv > UINT32_MAX) ? -EIO : 0;
 	} else
 		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);

@@ -472,6 +472,38 @@ if ctl audit list --json 2>/dev/null | jq -e 'any(.[]; .user == "eve" and ((.pat
 else
 	expect_out "garbled detail keys (eve's paths unreadable now): audit verify exit 4" 4 ctl audit verify
 fi
+# ... or replaced by a genuine sealed key of another session (the admin's
+# own, under the same version): it opens, but it is not the key eve's
+# session was endorsed with
+again6
+ADMS=$(q "SELECT min(id) FROM sessions WHERE user_id=$(uid_of admin)")
+q "UPDATE sessions SET detail=(SELECT detail FROM sessions WHERE id=$ADMS),
+     detail_version=(SELECT detail_version FROM sessions WHERE id=$ADMS)
+   WHERE user_id=$EVE"
+expect_out "replaced detail keys: audit verify (an admin) exit 4" 4 ctl audit verify
+stderr_has "replaced detail keys: verify names eve's session" "session [0-9]+ of user 'eve'.*(replaced|endorsed)"
+ctl audit list --json > "$T/list.json" 2>"$T/.stderr"; st=$?
+expect_eq "replaced detail keys: audit list exit 4" 4 "$st"
+stderr_has "replaced detail keys: audit list says so" "detail key was replaced"
+check "replaced detail keys: eve's rows carry no path" \
+	jq -e '[.[] | select(.user == "eve")] | length > 0 and all(.path == null and .detail_error != null)' "$T/list.json"
+check "replaced detail keys: the admin's own rows still read" \
+	jq -e 'any(.[]; .user == "admin" and .path != null)' "$T/list.json"
+expect_out "replaced detail keys: a reader's audit verify (no key) passes the chain" 0 as rdr audit verify
+# a sessions row's commitment itself edited: the endorsement fails
+again6
+q "UPDATE sessions SET detail_hash=randomblob(32) WHERE user_id=$EVE"
+expect_out "edited detail commitment: audit verify exit 4" 4 ctl audit verify
+# the genuine keys survive a re-seal (key rotate, reencrypt): still
+# endorsed, still readable
+again6
+expect_status "re-seal: key rotate" 0 ctl key rotate
+expect_status "re-seal: reencrypt" 0 ctl reencrypt
+expect_eq "re-seal: no session key left under the old version" 0 \
+	"$(q "SELECT count(*) FROM sessions WHERE detail_version < (SELECT max(detail_version) FROM sessions)")"
+expect_out "re-seal: audit verify (an admin) exit 0" 0 ctl audit verify
+check "re-seal: eve's paths still read" \
+	sh -c "'$CUSTODYCTL' -s '$STORE' -u admin -c '$CONF' --passfile '$PASSFILE' audit list --json | jq -e 'any(.[]; .user == \"eve\" and ((.path // \"\") | test(\"eve.txt\")))' > /dev/null"
 # e) her sessions re-attributed to bob
 again6
 q "UPDATE sessions SET user_id=$(uid_of bob) WHERE user_id=$EVE"
@@ -601,6 +633,62 @@ else
 fi
 ctl check --repair > /dev/null 2>&1
 expect_status "planted blocks: after check --repair the legitimate file is clean" 0 ctl check
+expect_eq "planted blocks: no row is left under the new file's number but its own" 1 \
+	"$(q "SELECT count(*) FROM blocks WHERE ino=$NI")"
+# xattr and entry rows planted under the next inode number: the new file
+# and the new directory start empty, their own attributes and names work
+fresh
+NI=$(next_ino)
+XI=$(q "SELECT ino FROM inodes WHERE size=6 LIMIT 1")
+q "INSERT INTO xattrs SELECT $NI, tag, key_version, name, value FROM xattrs LIMIT 1" 2>/dev/null
+q "INSERT INTO xattrs VALUES($NI, randomblob(32), 1, randomblob(40), randomblob(40))"
+q "INSERT INTO dentries(parent, tag, key_version, name, ino)
+   SELECT $NI, tag, key_version, name, ino FROM dentries WHERE ino=$XI"
+check "planted rows under the next number: admin mounts" t_mount
+mkdir "$MNT/newdir"
+expect_eq "planted rows: the new directory got the planted number" "$NI" "$(stat -c %i "$MNT/newdir")"
+expect_eq "planted rows: the new directory lists empty" "" "$(ls -A "$MNT/newdir" 2>&1)"
+check "planted rows: a file can be made in it" sh -c "printf 'inside\n' > '$MNT/newdir/in.txt'"
+expect_eq "planted rows: ... and read back" "inside" "$(cat "$MNT/newdir/in.txt" 2>&1)"
+getfattr -d "$MNT/newdir" > "$T/.out" 2>&1
+check_not "planted rows: the new directory's attribute list is not EIO" grep -q "Input/output error" "$T/.out"
+check "planted rows: the new directory takes an attribute" setfattr -n user.mine -v yes "$MNT/newdir"
+expect_eq "planted rows: ... which reads back" "yes" "$(getfattr --only-values -n user.mine "$MNT/newdir" 2>/dev/null)"
+check "unmount" t_umount
+expect_status "planted rows under the next number: check clean" 0 ctl check
+# block rows planted in a hole of an existing file, and beyond its end:
+# the block count follows the file's tree, never the rows
+fresh
+check "planted holes: admin mounts" t_mount
+BS=$(stat -c %o "$MNT/a.txt")
+dd if=/dev/urandom of="$MNT/sparse" bs="$BS" count=1 status=none
+dd if=/dev/urandom of="$MNT/sparse" bs="$BS" count=1 seek=3 conv=notrunc status=none
+dd if=/dev/urandom of="$MNT/cut" bs="$BS" count=2 status=none
+SP=$(stat -c %i "$MNT/sparse")
+CU=$(stat -c %i "$MNT/cut")
+PER=$(( $(stat -c %b "$MNT/sparse") / 2 ))
+check "unmount" t_umount
+q "INSERT INTO blocks SELECT $SP, 1, key_version, data FROM blocks WHERE ino=$SP AND blk=0;
+   INSERT INTO blocks SELECT $SP, 2, key_version, data FROM blocks WHERE ino=$SP AND blk=0;
+   INSERT INTO blocks SELECT $CU, 7, key_version, data FROM blocks WHERE ino=$CU AND blk=0"
+ctl check > "$T/check.out" 2>&1
+expect_eq "planted holes: check exit 4" 4 "$?"
+check "planted holes: check names the planted rows" grep -q "not part of the signed file" "$T/check.out"
+check "planted holes: admin mounts again" t_mount
+expect_eq "planted holes: the hole reads zeros, not the planted row" \
+	"$(head -c "$BS" /dev/zero | md5sum)" "$(dd if="$MNT/sparse" bs="$BS" skip=1 count=1 status=none | md5sum)"
+dd if=/dev/urandom of="$MNT/sparse" bs="$BS" count=1 seek=1 conv=notrunc status=none
+expect_eq "planted holes: writing over a planted row counts a new block" $((3 * PER)) "$(stat -c %b "$MNT/sparse")"
+truncate -s "$BS" "$MNT/cut"
+expect_eq "planted holes: a truncate counts only the file's own blocks" "$PER" "$(stat -c %b "$MNT/cut")"
+check "unmount" t_umount
+ctl check > "$T/check.out" 2>&1; st=$?
+check_not "planted holes: no block count is wrong" grep -qi "counts .* blocks" "$T/check.out"
+ctl check --repair > "$T/repair.out" 2>&1
+check "planted holes: repair deletes the planted row" grep -q "no part of the signed file" "$T/repair.out"
+expect_eq "planted holes: the planted row in the hole is gone" 0 "$(q "SELECT count(*) FROM blocks WHERE ino=$SP AND blk=2")"
+expect_status "planted holes: check clean after repair" 0 ctl check
+intact "planted holes"
 
 # ==== (9) meta edits ====
 meta_case() {
@@ -617,8 +705,10 @@ meta_case() {
 }
 meta_case "store id changed" "UPDATE meta SET value=randomblob(16) WHERE key='store_id'"
 meta_case "store id deleted" "DELETE FROM meta WHERE key='store_id'"
-meta_case "format changed to 3" "UPDATE meta SET value='3' WHERE key='format'"
-meta_case "format changed to 1" "UPDATE meta SET value='1' WHERE key='format'"
+# (format 2 keeps no meta row for the format: the header's user_version is
+# the format; a row planted by hand is refused, not believed)
+meta_case "format changed to 3" "INSERT OR REPLACE INTO meta(key, value) VALUES('format', '3')"
+meta_case "format changed to 1" "INSERT OR REPLACE INTO meta(key, value) VALUES('format', '1')"
 fresh
 q "PRAGMA user_version=3"
 expect_status "header format 3: refused" 1 ctl info

@@ -153,6 +153,8 @@ expect_eq "replayed dentry: the new name still reads" "${SUM[r.txt]}" "$(md5sum 
 intact "replayed dentry" r.txt
 unmount_any
 check_names "replayed dentry" "r.txt"
+check "replayed dentry: check names it by its path, not only its number" \
+	grep -q "^/r.txt: directory entry [0-9]* ('r.txt') is not the signed one" "$T/check.out"
 # a deleted dentry put back (and its inode row, and its blocks)
 fresh
 snap e "SELECT * FROM s.dentries WHERE ino=$(i del.txt)"
@@ -326,7 +328,7 @@ expect_out "trail and commits cut back: audit verify refuses" 4 ctl audit verify
 # invented auth_events: a failed login for "alice", adopted by the next
 # login into the trail: it names alice, is signed by the adopting
 # session, and its detail says who recorded it
-trail "INSERT INTO auth_events(time, user, event, pid) VALUES(1000000000, 'alice', 'login-failed', 4242)"
+trail "INSERT INTO auth_events(time, user, event, uid, pid) VALUES(1000000000, 'alice', 'login-failed', 1000, 4242)"
 expect_status "invented failed login: the admin logs in" 0 ctl user list
 expect_eq "invented failed login: adopted into the trail" 1 \
 	"$(q "SELECT count(*) FROM audit WHERE user='alice' AND op='login-failed'")"
@@ -335,11 +337,37 @@ check "invented failed login: the detail names the adopting user" \
 expect_out "invented failed login: audit verify (it is what the session recorded)" 0 ctl audit verify
 # an invented event that is not a failed login: it must not enter the
 # trail as an admin's action
-trail "INSERT INTO auth_events(time, user, event, pid) VALUES(1000000000, 'admin', 'key destroy', 4242)"
+trail "INSERT INTO auth_events(time, user, event, uid, pid) VALUES(1000000000, 'admin', 'key destroy', 0, 4242)"
 expect_status "invented 'key destroy' event: the admin logs in" 0 ctl user list
 expect_eq "invented 'key destroy' event: no such admin action in the trail" 0 \
 	"$(q "SELECT count(*) FROM audit WHERE op='key destroy'")"
-trail "INSERT INTO auth_events(time, user, event, pid) VALUES(1000000000, 'bob', 'unlink', 4242)"
+expect_eq "invented 'key destroy' event: dropped, and one row says so" 1 \
+	"$(q "SELECT count(*) FROM audit WHERE op='auth-events-dropped' AND user='admin'")"
+expect_eq "invented 'key destroy' event: the queue is empty" 0 "$(q "SELECT count(*) FROM auth_events")"
+expect_out "invented 'key destroy' event: audit verify" 0 ctl audit verify
+# failed logins that count_failure never writes: a malformed user name, a
+# time in the future or before the epoch, no process; and a flood. None
+# is adopted; one row counts them all.
+trail "INSERT INTO auth_events(time, user, event, uid, pid) VALUES
+	(1000000000, 'not a name', 'login-failed', 1000, 4242),
+	(1000000000, '', 'lockout', 1000, 4242),
+	(strftime('%s','now') + 10 * 86400, 'bob', 'login-failed', 1000, 4242),
+	(-5, 'bob', 'login-failed', 1000, 4242),
+	(1000000000, 'bob', 'login-locked', 1000, 0),
+	(1000000000, 'bob', 'login-failed', 1000, -1),
+	(1000000000, 'bob', 'session-end', 1000, 4242),
+	(1000000000, 'bob', 'login-failed', 1000, 4243)"
+expect_status "malformed auth events: the admin logs in" 0 ctl user list
+expect_eq "malformed auth events: only the well-formed failed login is adopted" 1 \
+	"$(q "SELECT count(*) FROM audit WHERE user='bob' AND op IN ('login-failed','login-locked','lockout','session-end')")"
+expect_eq "malformed auth events: nothing named with a malformed user" 0 \
+	"$(q "SELECT count(*) FROM audit WHERE user IN ('not a name', '')")"
+expect_eq "malformed auth events: one row counts the 7 dropped" 1 \
+	"$(q "SELECT count(*) FROM audit WHERE op='auth-events-dropped'")"
+check "malformed auth events: the row says how many" \
+	sh -c "'$CUSTODYCTL' -s '$STORE' -u admin -c '$CONF' --passfile '$PASSFILE' audit list --json --op auth-events-dropped | jq -e 'any(.[]; .path | test(\"^7 queued\"))' > /dev/null"
+expect_out "malformed auth events: audit verify" 0 ctl audit verify
+trail "INSERT INTO auth_events(time, user, event, uid, pid) VALUES(1000000000, 'bob', 'unlink', 1000, 4242)"
 expect_status "invented 'unlink' by bob: the admin logs in" 0 ctl user list
 "$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$PASSFILE" audit verify > /dev/null 2>&1; vst=$?
 forged=$(q "SELECT count(*) FROM audit WHERE op='unlink' AND user='bob'")
@@ -433,6 +461,162 @@ expect_status "state file is a symlink: refused, never silently without rollback
 stderr_has "symlink: the line names the state file" "state"
 check "symlink: the state it points to is not replaced by an empty one" test -L "$SF"
 rm -f "$SF"
+# the state folder is not a folder (a file in its place): ENOTDIR is not
+# "nothing seen" either
+mv "$XDG_STATE_HOME/custodyfs" "$T/state-folder.keep"
+printf 'not a folder\n' > "$XDG_STATE_HOME/custodyfs"
+expect_status "state folder is a file: refused" 1 ctl info
+stderr_has "state folder is a file: the line names the state file" "state file"
+expect_eq "state folder is a file: one line" 1 "$(wc -l < "$T/.stderr")"
+expect_status "state folder is a file: mount refused" 1 mnt admin
+unmount_any
+expect_eq "state folder is a file: left as it was" "not a folder" "$(cat "$XDG_STATE_HOME/custodyfs")"
+rm -f "$XDG_STATE_HOME/custodyfs"
+mv "$T/state-folder.keep" "$XDG_STATE_HOME/custodyfs"
 cp "$T/state.keep" "$SF"
 expect_status "state put back: the rolled-back store is refused again" 4 ctl info
+
+# ==== (15) the store id edited: refused before any passphrase is hashed ====
+# The meta row store_id is the associated data every sealed secret is
+# opened with; edited, every passphrase would fail as if wrong, and every
+# attempt would count (a lockout for everyone). It is checked against the
+# authority's self-endorsement and the roster first: damage, nothing
+# counted, and everyone logs in once it is put back.
+fresh
+SID=$(q "SELECT hex(value) FROM meta WHERE key='store_id'")
+EV0=$(q "SELECT count(*) FROM auth_events")
+q "UPDATE meta SET value=randomblob(16) WHERE key='store_id'"
+for k in 1 2 3 4; do
+	expect_status "edited store id: admin login $k refused as damage" 4 ctl info
+done
+stderr_has "edited store id: the line names the store id" "fails verification: .*store id"
+expect_eq "edited store id: one line" 1 "$(wc -l < "$T/.stderr")"
+expect_status "edited store id: bob's login refused as damage" 4 as bob info
+expect_status "edited store id: a wrong passphrase is refused as damage too" 4 \
+	"$CUSTODYCTL" -s "$STORE" -u bob -c "$CONF" --passfile "$T/rdr.pass" info
+expect_status "edited store id: a mount refused as damage" 4 mnt bob
+unmount_any
+expect_eq "edited store id: no failure counted, nobody locked" "0 0" \
+	"$(q "SELECT coalesce(sum(failed), 0) || ' ' || coalesce(max(locked_until), 0) FROM logins")"
+expect_eq "edited store id: no failed login queued" "$EV0" "$(q "SELECT count(*) FROM auth_events")"
+q "UPDATE meta SET value=X'$SID' WHERE key='store_id'"
+expect_status "store id put back: the admin logs in (not locked out)" 0 ctl info
+expect_status "store id put back: bob logs in" 0 as bob info
+
+# ==== (16) records beyond the signed head ====
+# A row planted after what the newest commit covers (an audit row after
+# its last row, a commit record after it) is no part of the store: every
+# open that would write refuses it as damage, in one line naming it, and
+# records nothing; a command that only reads still runs on the signed
+# state (audit verify names the row) and exits 4.
+fresh
+LAST=$(q "SELECT max(seq) FROM audit")
+PLANT="INSERT INTO audit SELECT seq + 1, time, user, session, uid, gid, pid, 'unlink', ino, offset, length, result, detail, hash FROM audit WHERE seq=$LAST"
+q "$PLANT"
+expect_status "planted audit row: a mount refuses as damage" 4 mnt bob
+stderr_has "planted audit row: the mount names the row" "fails verification: audit row $((LAST + 1)) lies beyond"
+expect_eq "planted audit row: the mount says it in one line" 1 "$(wc -l < "$T/.stderr")"
+check_not "planted audit row: nothing mounted" grep -q " $MNT fuse" /proc/mounts
+unmount_any
+expect_status "planted audit row: a read-only mount refuses as damage" 4 mnt bob -o ro
+unmount_any
+expect_status "planted audit row: a writing command refuses as damage" 4 \
+	ctl user add carol --role reader --new-passfile "$T/rdr.pass"
+stderr_has "planted audit row: the command names the row" "audit row $((LAST + 1))"
+expect_out "planted audit row: audit verify runs, exit 4" 4 ctl audit verify
+stderr_has "planted audit row: audit verify names the row" "row $((LAST + 1))"
+ctl info > "$T/info.out" 2> "$T/.stderr"
+expect_eq "planted audit row: info exits 4" 4 "$?"
+check "planted audit row: info still shows the signed state" grep -q "^format:" "$T/info.out"
+stderr_has "planted audit row: info says why" "fails verification: audit row $((LAST + 1))"
+expect_eq "planted audit row: nothing was recorded" "$((LAST + 1))" "$(q "SELECT max(seq) FROM audit")"
+expect_eq "planted audit row: nobody's failures counted" 0 "$(q "SELECT coalesce(sum(failed), 0) FROM logins")"
+q "DELETE FROM audit WHERE seq = $((LAST + 1))"
+expect_status "planted audit row removed: the store opens" 0 ctl info
+expect_out "planted audit row removed: audit verify" 0 ctl audit verify
+# a commit record planted after the newest one (a copy of it one further)
+fresh
+HEADC=$(q "SELECT max(seq) FROM ledger")
+q "INSERT INTO ledger SELECT seq + 1, body, sigs FROM ledger WHERE seq=$HEADC"
+expect_status "planted commit record: a mount refuses as damage" 4 mnt bob
+stderr_has "planted commit record: the line names it" "fails verification: commit $((HEADC + 1)) is missing or malformed"
+unmount_any
+expect_out "planted commit record: audit verify runs, exit 4" 4 ctl audit verify
+stderr_has "planted commit record: audit verify names it" "commit $((HEADC + 1))"
+expect_eq "planted commit record: nothing was recorded" "$((HEADC + 1))" "$(q "SELECT max(seq) FROM ledger")"
+# the same on a host that has seen the store (verifying from its commit)
+fresh
+expect_status "a host sees the store" 0 ctl info
+HEADC=$(q "SELECT max(seq) FROM ledger")
+q "INSERT INTO ledger SELECT seq + 1, body, sigs FROM ledger WHERE seq=$HEADC"
+expect_status "planted commit record, seen host: a mount refuses as damage" 4 mnt admin
+stderr_has "planted commit record, seen host: the line names it" "fails verification: commit $((HEADC + 1))"
+unmount_any
+expect_out "planted commit record, seen host: audit verify runs, exit 4" 4 ctl audit verify
+stderr_has "planted commit record, seen host: audit verify names it" "commit $((HEADC + 1))"
+# no false alarm: while a mount commits steadily, commands that open the
+# store see its head and the trail's last row of one and the same moment
+fresh
+check "busy mount: bob mounts" mnt bob
+( for k in $(seq 600); do
+	printf '%s\n' "$k" > "$MNT/busy.$((k % 20))"
+	sync "$MNT/busy.$((k % 20))"
+  done ) &
+BUSY=$!
+bad=0
+for k in $(seq 20); do
+	ctl info > /dev/null 2> "$T/.busy" || { bad=$((bad + 1)); cp "$T/.busy" "$T/.busy.bad"; }
+	ctl audit verify > /dev/null 2> "$T/.busy" || { bad=$((bad + 1)); cp "$T/.busy" "$T/.busy.bad"; }
+done
+wait "$BUSY"
+expect_eq "busy mount: every command opens and verifies ($(head -c 200 "$T/.busy.bad" 2>/dev/null))" 0 "$bad"
+unmount_any
+# an audit row planted while a mount runs: the mount's next transaction
+# finds it and the mount stops serving (fail closed), without ever
+# writing a row of its own over it
+fresh
+check "running mount: bob mounts" mnt bob
+printf 'before\n' > "$MNT/before.txt"
+sleep 1.5 # the group commit
+LAST=$(q "SELECT max(seq) FROM audit")
+sqlite3 -cmd ".timeout 10000" "$STORE" "INSERT INTO audit SELECT seq + 1, time, user, session, uid, gid, pid, 'unlink', ino, offset, length, result, detail, hash FROM audit WHERE seq=$LAST"
+sh -c "printf 'after\n' > '$MNT/after.txt'" 2> /dev/null
+gone=0
+for k in $(seq 50); do
+	grep -q " $MNT fuse" /proc/mounts || { gone=1; break; }
+	sleep 0.1
+done
+expect_eq "running mount: stops serving after a row is planted under it" 1 "$gone"
+unmount_any
+expect_eq "running mount: the planted row was not written over" "unlink" \
+	"$(q "SELECT op FROM audit WHERE seq = $((LAST + 1))")"
+expect_eq "running mount: nothing was appended after it" "$((LAST + 1))" "$(q "SELECT max(seq) FROM audit")"
+
+# ==== (17) the schema changed under a running mount ====
+# The schema check runs before any statement of ours; a trigger (or view,
+# or table) created while a mount runs moves SQLite's schema_version, and
+# the mount checks again before its next transaction: it fails closed and
+# stops serving. (SQLite would not run the trigger anyway: defensive mode
+# and triggers off on every connection.)
+fresh
+check "schema: bob mounts" mnt bob
+printf 'before\n' > "$MNT/before.txt"
+sleep 1.5 # the group commit
+sqlite3 -cmd ".timeout 10000" "$STORE" "CREATE TABLE attacker_log(x); CREATE TRIGGER spy AFTER INSERT ON audit BEGIN INSERT INTO attacker_log VALUES(new.op); END"
+if sh -c "printf 'after\n' > '$MNT/after.txt' && sync '$MNT/after.txt'" 2> /dev/null; then
+	fail "schema: a write went on after the trigger was created"
+else
+	ok "schema: the next write fails"
+fi
+gone=0
+for k in $(seq 50); do
+	grep -q " $MNT fuse" /proc/mounts || { gone=1; break; }
+	sleep 0.1
+done
+expect_eq "schema: the mount stops serving" 1 "$gone"
+unmount_any
+expect_eq "schema: the trigger never ran" 0 "$(q "SELECT count(*) FROM attacker_log")"
+expect_status "schema: the next mount refuses it" 4 mnt bob
+stderr_has "schema: the refusal names what custodyfs did not create" "(trigger|table) .*(spy|attacker_log).* custodyfs did not create"
+unmount_any
 t_finish

@@ -188,6 +188,12 @@ tamper "tail and its commits cut" "older than one seen before: .*commit $KEEPC.*
 # the whole ledger gone as well as the trail
 tamper "whole trail and ledger deleted" "fails verification" "DELETE FROM audit; DELETE FROM ledger"
 
+# rows numbered before the first one: no commit covers them
+tamper "a row numbered 0 before the first" "$(at 0)" \
+	"INSERT INTO audit(seq, $COLS) SELECT 0, $COLS FROM audit WHERE seq=1"
+tamper "a row with a negative number" "$(at -7)" \
+	"INSERT INTO audit(seq, $COLS) SELECT -7, $COLS FROM audit WHERE seq=3"
+
 # ---- after a prune, the new start is checked too ----
 restore
 out=$(ctl audit prune --before now); st=$?
@@ -202,6 +208,20 @@ tamper "pruned trail: base commit deleted" "($(at '[0-9]+')|fails verification)"
 tamper "pruned trail: first kept row deleted" "$(at $((FIRST + 1)))" "DELETE FROM audit WHERE seq=$FIRST"
 tamper "pruned trail: a pruned row put back" "$(at '[0-9]+')" \
 	"INSERT INTO audit(seq, $COLS) SELECT $FIRST - 1, $COLS FROM audit WHERE seq=$FIRST"
+tamper "pruned trail: a row placed before the base" "$(at $((FIRST - 1))).*before the start of the signed trail" \
+	"INSERT INTO audit(seq, $COLS) SELECT $FIRST - 1, time, user, session, uid, gid, pid, 'unlink', ino, offset, length, result, detail, hash FROM audit WHERE seq=$FIRST"
+# audit list does not present such a row as history
+ctl audit list --json > "$T/list.json" 2>"$T/.stderr"; st=$?
+expect_eq "pruned trail, a row before the base: audit list exits 4" 4 "$st"
+stderr_has "pruned trail, a row before the base: audit list says so" "before the start of the signed trail"
+expect_eq "pruned trail, a row before the base: not listed" 0 \
+	"$(jq "[.[] | select(.seq < $FIRST)] | length" "$T/list.json")"
+check "pruned trail, a row before the base: the signed rows are listed" \
+	jq -e "any(.[]; .seq == $FIRST)" "$T/list.json"
+ctl audit export --format csv > "$T/export.csv" 2>"$T/.stderr"; st=$?
+expect_eq "pruned trail, a row before the base: audit export exits 4" 4 "$st"
+expect_eq "pruned trail, a row before the base: not exported" 0 \
+	"$(grep -c "^$((FIRST - 1))," "$T/export.csv")"
 
 # ---- kill -9 right after fsync: the fsynced data's write rows survive ----
 restore

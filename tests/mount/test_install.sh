@@ -120,7 +120,7 @@ for m in man1/custodyfs.1 man5/custodyfs.ini.5 man8/custodyctl.8; do
 done
 page() { MANWIDTH=200 man -l "$P/share/man/$1" 2>/dev/null | col -b; }
 page man1/custodyfs.1 > "$T/fs.txt"
-for w in $("$CUSTODYFS" --help | grep -oE '(^| )(-[a-zA-Z]|--[a-z-]+)\b|\b(ro|exact_reads|allow_other|idle=|maxage=|user=|passfile=|config=)' | sort -u); do
+for w in $("$CUSTODYFS" --help | grep -oE '(^| )(-[a-zA-Z]|--[a-z-]+)\b|\b(ro|exact_reads|allow_other|accept_rollback|idle=|maxage=|user=|passfile=|config=)' | sort -u); do
 	check "custodyfs.1 documents $w" grep -qF -- "$w" "$T/fs.txt"
 done
 page man8/custodyctl.8 > "$T/ctl.txt"
@@ -128,7 +128,8 @@ for w in init info check backup compact upgrade reencrypt \
          "user add" "user del" "user revoke" "user passwd" "user role" \
          "user unlock" "user list" "key list" "key rotate" "key retire" \
          "key destroy" "audit list" "audit verify" "audit export" \
-         "audit prune" --force --json --new-passfile --extpass --passfile; do
+         "audit prune" --force --json --new-passfile --extpass --passfile \
+         --accept-rollback; do
 	check "custodyctl.8 documents '$w'" grep -qF -- "$w" "$T/ctl.txt"
 done
 for c in $("$CUSTODYCTL" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF {print $1}' | sort -u); do
@@ -187,6 +188,10 @@ expect_eq "complete custodyctl user add x --role a" "admin auditor " \
 	"$(comp "$C/custodyctl" custodyctl user add x --role a)"
 expect_eq "complete custodyctl audit export --format " "csv json " \
 	"$(comp "$C/custodyctl" custodyctl audit export --format '')"
+expect_eq "complete custodyctl --acc" "--accept-rollback " "$(comp "$C/custodyctl" custodyctl --acc)"
+for w in $("$CUSTODYCTL" --help | sed -n '/^Global options:/,/^$/p' | grep -oE '(^| )--[a-z-]+' | sort -u); do
+	check "custodyctl.8 documents global option $w from --help" grep -qF -- "$w" "$T/ctl.txt"
+done
 expect_eq "complete custodyfs --pa" "--passfile " "$(comp "$C/custodyfs" custodyfs --pa)"
 expect_eq "complete custodyfs -o ro,ex" "ro,exact_reads " "$(comp "$C/custodyfs" custodyfs -o ro,ex)"
 t_finish

@@ -63,25 +63,68 @@ expect_eq "format 3: custodyfs one line" 1 "$(lines "$T/err")"
 check "format 3: custodyfs says newer" grep -q "newer custodyfs" "$T/err"
 check_not "format 3: nothing mounted" mountpoint -q "$T/mnt2"
 expect_eq "format 3: the refused file still says 3" 3 "$(sqlite3 "$T/f3.db" 'PRAGMA user_version')"
-# the header decides, not the meta row: a format-2 file whose meta row was
-# edited by hand (to '3' as text, or to 1) opens as format 2, and upgrade
-# neither claims another format nor runs a migration on it
+# the header decides, not the meta row: format 2 keeps no meta row for the
+# format at all, and one planted by hand (saying 3 or 1, as text, blob or
+# number) is not believed: the file is refused as damage in one line
+# naming the row (like a schema object custodyfs did not create), upgrade
+# neither claims another format nor runs a migration, the header stays 2
 # (a fresh name for each copy: a file put where another copy was seen
 # would be a rollback of that one)
+expect_eq "a new store has no meta row naming the format" 0 \
+	"$(q "SELECT count(*) FROM meta WHERE key='format'")"
 i=0
-for v in "'3'" "CAST('1' AS BLOB)"; do
+for v in "'3'" "CAST('1' AS BLOB)" "3" "1" "2"; do
 	i=$((i + 1))
 	cp "$STORE" "$T/m$i.db"
-	sqlite3 "$T/m$i.db" "UPDATE meta SET value=$v WHERE key='format'"
-	out=$("$CUSTODYCTL" -s "$T/m$i.db" -u admin -c "$CONF" --passfile "$PASSFILE" \
-		info --json 2>"$T/err"); st=$?
-	expect_eq "meta format $v: info exit" 0 "$st"
-	expect_eq "meta format $v: info says format 2" 2 "$(jq .format <<<"$out" 2>&1)"
+	sqlite3 "$T/m$i.db" "INSERT OR REPLACE INTO meta(key, value) VALUES('format', $v)"
+	for cmd in "info --json" upgrade; do
+		out=$("$CUSTODYCTL" -s "$T/m$i.db" -u admin -c "$CONF" --passfile "$PASSFILE" \
+			$cmd 2>"$T/err"); st=$?
+		expect_eq "meta format $v: custodyctl $cmd exit" 4 "$st"
+		expect_eq "meta format $v: custodyctl $cmd one line" 1 "$(lines "$T/err")"
+		check "meta format $v: custodyctl $cmd says the row fails verification" \
+			grep -q "fails verification: .*meta row 'format'" "$T/err"
+		check_not "meta format $v: custodyctl $cmd never claims another format" \
+			grep -qE "already at format [^2]|from format|migration" "$T/err"
+		expect_eq "meta format $v: custodyctl $cmd prints nothing" "" "$out"
+	done
+	expect_eq "meta format $v: header still 2" 2 "$(sqlite3 "$T/m$i.db" 'PRAGMA user_version')"
+	"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$T/m$i.db" "$T/mnt2" \
+		2>"$T/err"; st=$?
+	expect_eq "meta format $v: custodyfs exit" 4 "$st"
+	check "meta format $v: custodyfs says the row fails verification" \
+		grep -q "fails verification: .*meta row 'format'" "$T/err"
+	check_not "meta format $v: nothing mounted" mountpoint -q "$T/mnt2"
+	sqlite3 "$T/m$i.db" "DELETE FROM meta WHERE key='format'"
 	out=$("$CUSTODYCTL" -s "$T/m$i.db" -u admin -c "$CONF" --passfile "$PASSFILE" \
 		upgrade 2>"$T/err"); st=$?
-	expect_eq "meta format $v: upgrade exit" 0 "$st"
-	expect_eq "meta format $v: upgrade says current" "store is already at format 2" "$out"
-	expect_eq "meta format $v: header still 2" 2 "$(sqlite3 "$T/m$i.db" 'PRAGMA user_version')"
+	expect_eq "meta format $v: the row removed, upgrade exit" 0 "$st"
+	expect_eq "meta format $v: the row removed, upgrade says current" "store is already at format 2" "$out"
+done
+# a header that holds no format at all (0, or a negative number: the
+# header's user_version is a signed 32-bit field) is a damaged header, not
+# a format from the future: one line, exit 1, and no huge unsigned number
+k=0
+for v in -1 -2147483648 0; do
+	k=$((k + 1))
+	cp "$STORE" "$T/h$k.db"
+	sqlite3 "$T/h$k.db" "PRAGMA user_version=$v"
+	for cmd in info upgrade; do
+		"$CUSTODYCTL" -s "$T/h$k.db" -u admin -c "$CONF" --passfile "$PASSFILE" \
+			$cmd >/dev/null 2>"$T/err"; st=$?
+		expect_eq "header format $v: custodyctl $cmd exit" 1 "$st"
+		expect_eq "header format $v: custodyctl $cmd one line" 1 "$(lines "$T/err")"
+		check "header format $v: custodyctl $cmd says the header is damaged" \
+			grep -q "not a custodyfs store (or its header is damaged)" "$T/err"
+		check_not "header format $v: custodyctl $cmd never prints the format unsigned" \
+			grep -qE "[0-9]{10}" "$T/err"
+	done
+	"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$T/h$k.db" "$T/mnt2" \
+		2>"$T/err"; st=$?
+	expect_eq "header format $v: custodyfs exit" 1 "$st"
+	check "header format $v: custodyfs says the header is damaged" \
+		grep -q "not a custodyfs store" "$T/err"
+	check_not "header format $v: nothing mounted" mountpoint -q "$T/mnt2"
 done
 
 # ---- compact ----

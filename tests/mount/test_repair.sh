@@ -96,6 +96,12 @@ check "repaired: orphan directory linked" grep -q "^repaired: /lost+found/#${INO
 check "repaired: dangling entry dropped" grep -q "^repaired: /d: dropped directory entry" "$T/r1.out"
 check "repaired: open-unlinked file removed" grep -q "^repaired: inode [0-9]*: removed: unlinked while open" "$T/r1.out"
 check "repaired: stray blocks queued" grep -q "^repaired: inode ${INO[d/a]}: blocks of a deleted inode: queued" "$T/r1.out"
+check "repaired: the deleted inode's leaf leaves the signed state" \
+	grep -q "^repaired: inode ${INO[d/a]}: inode ${INO[d/a]} of the signed state is gone.*: dropped from the signed state" "$T/r1.out"
+expect_eq "repaired: the deleted entries' leaves leave the signed state" 3 \
+	"$(grep -c "^repaired: /: directory entry [0-9]* of the signed state is gone.*: dropped from the signed state" "$T/r1.out")"
+check_not "repaired: nothing of the signed state is reported gone afterwards" \
+	grep -q "of the signed state is gone" <(grep -v '^repaired' "$T/r1.out")
 check "repaired: /f link count" grep -q "^repaired: /f: link count is 2, should be 1" "$T/r1.out"
 check "repaired: /d link count" grep -q "^repaired: /d: link count is 3, should be 2" "$T/r1.out"
 check "repaired: / entry count" grep -q "^repaired: /: directory counts 8 entries, 6 are stored" "$T/r1.out"
@@ -172,6 +178,32 @@ expect_eq "forged entry: still damage after repair" 4 $?
 check "forged entry reported" grep -q "^/keep: directory entry $DID is not the signed one" "$T/r4.out"
 check_not "forged entry not rewritten or dropped" grep -qE "^repaired: .*(entry $DID |/keep/ok)" "$T/r4.out"
 expect_eq "forged entry row unchanged" 1 "$(sqlite3 "$STORE" "SELECT count(*) FROM dentries WHERE id=$DID")"
+
+# check beside a live read-write mount: a file it holds open after an
+# unlink is what the mount still serves, a note, not damage
+STORE=$T/live.db
+cp "$T/before-repair.db" "$STORE"
+ctl check --repair --zero-unreadable > /dev/null 2>&1
+expect_status "live: the copy is clean" 0 ctl check
+check "live: mount" t_mount
+printf 'still open\n' > "$MNT/open-unlinked"
+exec 4<"$MNT/open-unlinked"
+rm "$MNT/open-unlinked"
+sync -f "$MNT" 2>/dev/null
+sleep 1.5 # the group commit
+expect_eq "live: the unlinked inode is in the store" 1 "$(q 'SELECT count(*) FROM inodes WHERE nlink=0')"
+ctl check > "$T/live.out" 2>&1
+expect_eq "live: check beside the mount exits 0" 0 $?
+check "live: it notes the open unlinked file" grep -q "^note: inode [0-9]*: unlinked, but still open on the read-write mount" "$T/live.out"
+check_not "live: not reported as an orphan" grep -q "orphan" "$T/live.out"
+ctl check --json > "$T/live.json" 2>/dev/null
+expect_eq "live: json ok" true "$(jq .ok "$T/live.json")"
+expect_eq "live: json note" 1 "$(jq '.notes | length' "$T/live.json")"
+expect_eq "live: the file still reads" "still open" "$(cat <&4)"
+exec 4<&-
+check "live: unmount" t_umount
+expect_status "live: after the mount let go, check is clean" 0 ctl check
+expect_eq "live: the mount freed the inode" 0 "$(q 'SELECT count(*) FROM inodes WHERE nlink=0')"
 
 # a writer may not repair (last: adding a user changes the roster, and the
 # copies above were taken before)

@@ -59,6 +59,19 @@ sqlite3 "$STORE" "DELETE FROM ledger WHERE seq > $g3 - 2" || fail "sqlite3 edit"
 expect_eq "ledger cut back refused: exit 4" 4 "$?"
 check "ledger cut: the message says it is older" grep -q "older than one seen before" "$T/err"
 check_not "nothing mounted (ledger cut)" grep -q " $MNT fuse" /proc/mounts
+# a commit in the middle deleted: a host that verifies the whole chain
+# (one that never saw this store) names the missing commit
+cp "$T/good.db" "$STORE"
+MID=$((g3 - 2))
+sqlite3 "$STORE" "DELETE FROM ledger WHERE seq = $MID" || fail "sqlite3 edit"
+XDG_STATE_HOME=$T/fresh-host1 ctl audit verify > "$T/out" 2>&1
+expect_eq "a deleted middle commit: audit verify exit 4" 4 "$?"
+check "deleted middle commit: audit verify names commit $MID" grep -q "commit $MID is missing" "$T/out"
+check_not "deleted middle commit: no other commit is blamed" grep -qE "near commit|commit ($((MID - 1))|$((MID + 1))) is missing" "$T/out"
+XDG_STATE_HOME=$T/fresh-host2 "$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$STORE" "$MNT" 2> "$T/err"
+expect_eq "a deleted middle commit: custodyfs exit 4" 4 "$?"
+check "deleted middle commit: custodyfs names commit $MID" grep -q "fails verification: commit $MID is missing" "$T/err"
+check_not "nothing mounted (deleted middle commit)" grep -q " $MNT fuse" /proc/mounts
 cp "$T/good.db" "$STORE"
 expect_status "the good store still opens" 0 ctl info
 
@@ -100,11 +113,32 @@ expect_status "the original back in place opens" 0 ctl info
 # a copy taken before a roster change (a user added) still opens at a
 # path of its own: it is an instance of its own, with its own history
 cp "$STORE" "$T/pre-roster.db"
+cp "$STORE" "$T/pre-roster-unopened.db"
 pf reader reader-passphrase
 expect_status "user add (the roster changes)" 0 ctl user add reader --role reader --new-passfile "$T/reader.pass"
 expect_status "a copy from before the roster change opens at another path" 0 \
 	"$CUSTODYCTL" -s "$T/pre-roster.db" -u admin -c "$CONF" --passfile "$PASSFILE" info
 expect_status "the original opens after that" 0 ctl info
+# ... and so does one from before an authority rotation (epoch 2): the
+# roster counter and the authority seen are per store instance, like the
+# commit; the same copy put at the original's own path is refused
+cp "$STORE" "$T/pre-auth.db"
+cp "$STORE" "$T/pre-auth-unopened.db"
+expect_status "key rotate --authority (epoch 2)" 0 ctl key rotate --authority
+expect_status "a copy from before the authority rotation opens at another path" 0 \
+	"$CUSTODYCTL" -s "$T/pre-auth.db" -u admin -c "$CONF" --passfile "$PASSFILE" info
+expect_status "the original opens after that too" 0 ctl info
+cp "$STORE" "$T/orig2.db"
+cp "$T/pre-auth-unopened.db" "$STORE"
+rm -f "$STORE-wal" "$STORE-shm"
+expect_status "the pre-rotation copy at the original's path: refused" 4 ctl info
+stderr_has "pre-rotation copy at the same path: older than seen" "older than one seen before"
+expect_status "the pre-roster copy at the original's path: refused" 4 \
+	sh -c "cp '$T/pre-roster-unopened.db' '$STORE' && rm -f '$STORE-wal' '$STORE-shm' && \
+	       '$CUSTODYCTL' -s '$STORE' -u admin -c '$CONF' --passfile '$PASSFILE' info"
+cp "$T/orig2.db" "$STORE"
+rm -f "$STORE-wal" "$STORE-shm"
+expect_status "the original back in its place opens" 0 ctl info
 # put the older copy back: refused, with a clear line, nothing mounted
 cp "$T/old.db" "$STORE"
 "$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$STORE" "$MNT" 2> "$T/err"
@@ -112,13 +146,14 @@ expect_eq "older copy refused by mount: exit 4" 4 "$?"
 check "the message says why and how to accept" grep -q "older than one seen before.*accept_rollback" "$T/err"
 expect_eq "mount refusal: one line" 1 "$(wc -l < "$T/err")"
 check_not "nothing mounted" grep -q " $MNT fuse" /proc/mounts
+t_mount 2> /dev/null
+expect_eq "t_mount gives custodyfs's own exit status" 4 "$?"
 expect_status "older copy refused by custodyctl info: exit 4" 4 ctl info
 stderr_has "custodyctl says it is older" "older than one seen before"
 expect_status "older copy refused by custodyctl check: exit 4" 4 ctl check
 expect_status "older copy refused by custodyctl audit verify: exit 4" 4 ctl audit verify
 expect_eq "the refusals changed nothing in the old copy" "$g1" "$(head_seq)"
-# custodyctl has no --accept-rollback yet (only custodyfs -o accept_rollback):
-# the mount is the only way to accept it, tested below
+check "custodyctl --help documents --accept-rollback" sh -c "'$CUSTODYCTL' --help | grep -q -- --accept-rollback"
 
 # accepted on request: it mounts, warns, and the trail says so
 "$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" -o accept_rollback "$STORE" "$MNT" 2> "$T/err"
@@ -140,5 +175,32 @@ else
 	fail "after acceptance: mounts without accept_rollback: $(head -c 300 "$T/err")"
 fi
 expect_status "after acceptance: the trail verifies" 0 ctl audit verify
+# accepting re-bases this path on the accepted copy; it does not turn
+# detection off: a copy older than what was written since is refused
+cp "$STORE" "$T/accepted.db"
+check "after acceptance: mount" t_mount
+echo four > "$MNT/d"
+check "after acceptance: unmount" t_umount
+cp "$T/accepted.db" "$STORE"
+rm -f "$STORE-wal" "$STORE-shm"
+expect_status "after acceptance: an older copy is refused again" 4 ctl info
+stderr_has "refused again: older than seen" "older than one seen before"
+# custodyctl --accept-rollback does the same as custodyfs -o accept_rollback
+expect_status "custodyctl --accept-rollback opens it" 0 ctl --accept-rollback info
+stderr_has "custodyctl --accept-rollback warns" "warning: accepted an older copy"
+expect_status "after custodyctl --accept-rollback: custodyctl opens it" 0 ctl info
+if t_mount 2> "$T/err"; then
+	ok "after custodyctl --accept-rollback: mounts without accept_rollback"
+	check_not "the accepted copy lacks what was written after it" test -e "$MNT/d"
+	check "unmount" t_umount
+else
+	fail "after custodyctl --accept-rollback: mounts without accept_rollback: $(head -c 300 "$T/err")"
+fi
+expect_eq "both acceptances are in the trail" 2 \
+	"$(sqlite3 "$STORE" "SELECT count(*) FROM audit WHERE op='rollback accepted'")"
+expect_status "after custodyctl --accept-rollback: the trail verifies" 0 ctl audit verify
+expect_status "--accept-rollback on a current store: opens" 0 ctl --accept-rollback info
+expect_eq "--accept-rollback on a current store: nothing accepted, nothing said" "" \
+	"$(grep -i "accepted" "$T/.stderr")"
 
 t_finish
