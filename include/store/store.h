@@ -109,8 +109,20 @@ void store_checkpointer_stop(struct store *s);
 int store_read_begin(struct store *s);
 void store_read_end(struct store *s);
 
-/* Checkpoint the WAL into the main file (TRUNCATE mode). */
+/*
+ * Checkpoint the WAL into the main file and empty it (TRUNCATE mode: the
+ * -wal file is cut to 0 bytes, so no older page image stays in it).
+ * Never waits: -EBUSY when another connection's read snapshot (or a
+ * checkpoint in progress) keeps the WAL from being emptied; the frames
+ * that could be copied are copied.
+ */
 int store_checkpoint(struct store *s);
+/* store_checkpoint, retried every STORE_CKPT_RETRY_MS for up to ms while
+ * it gives -EBUSY (readers' snapshots last one operation). */
+#define STORE_CKPT_RETRY_MS 50
+int store_checkpoint_wait(struct store *s, int64_t ms);
+/* Bytes in the store's -wal file (0 when absent), or -errno. */
+int64_t store_wal_bytes(struct store *s);
 /* Page size, page count and free pages (for info). */
 int store_file_stats(struct store *s, uint64_t *pages, uint64_t *page_size,
                      uint64_t *free_pages);

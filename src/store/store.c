@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store_internal.h"
@@ -769,6 +770,35 @@ int store_checkpoint(struct store *s)
 	                               NULL, NULL);
 	sqlite3_busy_timeout(s->db, s->busy_ms);
 	return store_err(s, rc);
+}
+
+int store_checkpoint_wait(struct store *s, int64_t ms)
+{
+	struct timespec nap = { 0, STORE_CKPT_RETRY_MS * 1000000L };
+	int64_t waited = 0;
+	int rc;
+
+	/* a mount's read transactions last one operation, a checkpoint of
+	 * the background checkpointer a few ms: retry until they move on */
+	while ((rc = store_checkpoint(s)) == -EBUSY && waited < ms) {
+		nanosleep(&nap, NULL);
+		waited += STORE_CKPT_RETRY_MS;
+	}
+	return rc;
+}
+
+int64_t store_wal_bytes(struct store *s)
+{
+	const char *db = sqlite3_db_filename(s->db, "main");
+	char wal[4096];
+	struct stat sb;
+
+	if (!db || !db[0] ||
+	    (size_t)snprintf(wal, sizeof wal, "%s-wal", db) >= sizeof wal)
+		return -EINVAL;
+	if (stat(wal, &sb) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	return (int64_t)sb.st_size;
 }
 
 
