@@ -272,11 +272,11 @@ int fs_commit(struct fs *fs)
 	return rc;
 }
 
-/* One batch of freed blocks, in the group transaction. Only an inode that
- * the signed state says is gone is purged: a live inode number planted in
- * the queue is dropped from it untouched. 1 if work remains; *deleted
- * counts the blocks deleted. */
-static int purge_step(struct fs *fs, uint64_t *deleted)
+/* Up to limit blocks of the first queued inode. Only an inode that the
+ * signed state says is gone is purged: a live inode number planted in the
+ * queue is dropped from it untouched. 0 when the queue is empty, 1 if it
+ * did something; *deleted counts the blocks deleted. */
+static int purge_one(struct fs *fs, size_t limit, uint64_t *deleted)
 {
 	uint8_t leaf[MTREE_HASH_BYTES], zero[MTREE_HASH_BYTES] = { 0 };
 	struct store_inode in;
@@ -299,11 +299,30 @@ static int purge_step(struct fs *fs, uint64_t *deleted)
 	}
 	if (rc)
 		return rc;
-	if ((rc = store_purge_step(fs->s, ino, FS_PURGE_BATCH, deleted, &done)))
+	if ((rc = store_purge_step(fs->s, ino, limit, deleted, &done)))
 		return rc;
 	if (done)
 		mtree_forget(fs->mt, MTREE_BLOCKS, ino);
 	return 1;
+}
+
+/* One batch, in the group transaction: FS_PURGE_BATCH blocks, of as
+ * many queued inodes as that takes (at most FS_PURGE_INODES: a batch of
+ * small files is one commit, not one per file). 1 if work may remain, 0
+ * when the queue is (now) empty; *deleted counts the blocks deleted. */
+#define FS_PURGE_INODES 1024
+static int purge_step(struct fs *fs, uint64_t *deleted)
+{
+	uint64_t n;
+	int rc = 1;
+
+	*deleted = 0;
+	for (int i = 0; i < FS_PURGE_INODES && *deleted < FS_PURGE_BATCH; i++) {
+		if ((rc = purge_one(fs, FS_PURGE_BATCH - *deleted, &n)) <= 0)
+			break;
+		*deleted += n;
+	}
+	return rc;
 }
 
 /* Whether anything waits in the queue (a read, outside any transaction
@@ -352,6 +371,8 @@ static int purge_batch(struct fs *fs, uint64_t *deleted)
 	fs->last_activity_ms = keep;
 	if (rc == 0)
 		fs->purging = 0;
+	if (rc < 0)
+		*deleted = 0; /* rolled back */
 	return rc;
 }
 
@@ -397,9 +418,9 @@ int fs_purge_all(struct fs *fs, fs_progress_fn progress, void *arg)
 		act_as_fs(fs);
 		rc = purge_batch(fs, &n);
 		pthread_mutex_unlock(&fs->lock);
+		done += n;
 		if (rc <= 0)
 			break;
-		done += n;
 		if (done > total)
 			total = done;
 		if (progress && progress(arg, done, total))
