@@ -358,6 +358,21 @@ int store_grant_delete(struct store *s, int64_t user_id, int64_t version,
 /* Grants of one version and kind (any user): count (key destroy checks). */
 int store_grant_count(struct store *s, int64_t version, int kind,
                       uint64_t *n);
+/* fn for each grant of a version (-1: all) and kind (0: all); a non-zero
+ * return stops and is returned. */
+int store_grant_each(struct store *s, int64_t version, int kind,
+                     int (*fn)(void *arg, const struct store_grant *g),
+                     void *arg);
+/*
+ * Whether the raw store file or its -wal file holds any of n byte strings
+ * of len bytes each (needles, back to back), read as plain files: page
+ * images the database no longer uses included. Returns a bit set
+ * (STORE_IN_FILE, STORE_IN_WAL), 0 when neither holds any, or -errno.
+ */
+#define STORE_IN_FILE 1
+#define STORE_IN_WAL  2
+int store_file_holds(struct store *s, const uint8_t *needles, size_t n,
+                     size_t len);
 
 /* Rotation log (advisory; the audit trail is the record). */
 int store_key_event(struct store *s, int64_t time, const char *user,

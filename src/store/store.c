@@ -793,6 +793,70 @@ int store_checkpoint_wait(struct store *s, int64_t ms)
 	return rc;
 }
 
+/* Whether the file at path holds one of the needles (chunks overlap by
+ * len - 1 bytes, so none is missed at a chunk's edge). */
+static int path_holds(const char *path, const uint8_t *needles, size_t n,
+                      size_t len)
+{
+	enum { CHUNK = 8 << 20 };
+	uint8_t *buf;
+	size_t have = 0;
+	int fd, rc = 0;
+
+	if (len == 0 || len > 4096)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!(buf = malloc(CHUNK + len))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t got = read(fd, buf + have, CHUNK);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		have += (size_t)got;
+		for (size_t i = 0; i < n && have >= len; i++)
+			if (memmem(buf, have, needles + i * len, len)) {
+				rc = 1;
+				break;
+			}
+		if (rc || got == 0)
+			break;
+		if (have >= len) {
+			memmove(buf, buf + have - (len - 1), len - 1);
+			have = len - 1;
+		}
+	}
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int store_file_holds(struct store *s, const uint8_t *needles, size_t n,
+                     size_t len)
+{
+	const char *db = sqlite3_db_filename(s->db, "main");
+	char wal[4096];
+	int a, b;
+
+	if (!db || !db[0] ||
+	    (size_t)snprintf(wal, sizeof wal, "%s-wal", db) >= sizeof wal)
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	if ((a = path_holds(db, needles, n, len)) < 0)
+		return a;
+	if ((b = path_holds(wal, needles, n, len)) < 0)
+		return b;
+	return (a ? STORE_IN_FILE : 0) | (b ? STORE_IN_WAL : 0);
+}
+
 int64_t store_wal_bytes(struct store *s)
 {
 	const char *db = sqlite3_db_filename(s->db, "main");
