@@ -101,9 +101,35 @@ int fs_new(struct unlocked *u, const struct fs_opts *o, struct fs **out);
 /* Commit everything and detach. */
 int fs_free(struct fs *fs);
 
-/* Periodic work (every ~100 ms): group commit when due, WAL checkpoint
- * after idle time, audit flush. Returns 1 if the fs is idle. */
+/*
+ * Periodic work (every ~100 ms): group commit when due, WAL checkpoint
+ * after idle time, audit flush, purging. Returns 1 if the fs is idle.
+ *
+ * Purging: a freed file's blocks and block tree leave the store after the
+ * file does, at most FS_PURGE_BATCH blocks at a time (the queue is the
+ * store's purge table, so the work survives a crash and the next
+ * read-write fs carries on). While requests come, a tick purges one batch
+ * inside the group transaction; when none came since the last tick, it
+ * purges batches back to back, each in a transaction of its own ending in
+ * a signed commit, until the queue is empty, a request arrives or about a
+ * second has passed. The idle checkpoint then empties the WAL (TRUNCATE):
+ * a reader's snapshot in another process delays it (it is retried every
+ * tick, and after a few seconds fs_opts.warn says so once), as does
+ * another process's commit found in the WAL while idle.
+ */
+#define FS_PURGE_BATCH 4096
 int fs_tick(struct fs *fs);
+/*
+ * Purge everything queued, each batch in a group transaction of its own
+ * ending in a signed commit (unmount, compact). progress (may be NULL)
+ * sees the blocks deleted so far and the total queued when it began
+ * (counted only when progress is given) after each batch; a non-zero
+ * return stops with -ECANCELED, the rest staying queued. Returns 0 once
+ * the queue is empty, -EROFS on a read-only fs, or -errno (the batch in
+ * progress is rolled back; what was committed stays purged).
+ */
+typedef int (*fs_progress_fn)(void *arg, uint64_t done, uint64_t total);
+int fs_purge_all(struct fs *fs, fs_progress_fn progress, void *arg);
 /* Commit the group transaction now. */
 int fs_commit(struct fs *fs);
 /*

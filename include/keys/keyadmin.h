@@ -55,11 +55,26 @@ int keyadmin_init(struct store *s, const struct rights_policy *policy,
 int keyadmin_rotate(struct store *s, struct rights *r, struct session *admin,
                     int64_t max_age_s, uint32_t *from, uint32_t *to);
 /* Retire a decrypt-only version nothing uses (the caller checks usage),
- * or destroy a retired one (every sealed copy deleted). */
+ * or destroy a retired one (every sealed copy deleted). Destroying also
+ * leaves, in meta (advisory), the destroyed grants' fingerprints: the
+ * public ephemeral key that begins each sealed box, masked so that the
+ * row itself never matches (keyadmin_destroyed_traces). */
 int keyadmin_retire(struct store *s, struct rights *r, struct session *admin,
                     uint32_t version);
 int keyadmin_destroy(struct store *s, struct rights *r, struct session *admin,
                      uint32_t version);
+/*
+ * For check: whether a destroyed version's sealed key material still
+ * exists. Returns a bit set: KEYADMIN_TRACE_ROWS (grants of a destroyed
+ * version in the grants table, e.g. put back from a copy), and the
+ * STORE_IN_FILE / STORE_IN_WAL bits of store_file_holds for the recorded
+ * fingerprints (a page image the database no longer uses: the WAL not yet
+ * emptied, a free page not zeroed). *version receives the first such
+ * version. 0: none; -errno.
+ */
+#define KEYADMIN_TRACE_ROWS 4
+int keyadmin_destroyed_traces(struct store *s, const struct rights *r,
+                              uint32_t *version);
 /* A new authority epoch, granted to the admins and the recovery key. */
 int keyadmin_authority_rotate(struct store *s, struct rights *r,
                               struct session *admin);

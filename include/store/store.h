@@ -115,8 +115,20 @@ void store_checkpointer_stop(struct store *s);
 int store_read_begin(struct store *s);
 void store_read_end(struct store *s);
 
-/* Checkpoint the WAL into the main file (TRUNCATE mode). */
+/*
+ * Checkpoint the WAL into the main file and empty it (TRUNCATE mode: the
+ * -wal file is cut to 0 bytes, so no older page image stays in it).
+ * Never waits: -EBUSY when another connection's read snapshot (or a
+ * checkpoint in progress) keeps the WAL from being emptied; the frames
+ * that could be copied are copied.
+ */
 int store_checkpoint(struct store *s);
+/* store_checkpoint, retried every STORE_CKPT_RETRY_MS for up to ms while
+ * it gives -EBUSY (readers' snapshots last one operation). */
+#define STORE_CKPT_RETRY_MS 50
+int store_checkpoint_wait(struct store *s, int64_t ms);
+/* Bytes in the store's -wal file (0 when absent), or -errno. */
+int64_t store_wal_bytes(struct store *s);
 /* Page size, page count and free pages (for info). */
 int store_file_stats(struct store *s, uint64_t *pages, uint64_t *page_size,
                      uint64_t *free_pages);
@@ -359,6 +371,21 @@ int store_grant_delete(struct store *s, int64_t user_id, int64_t version,
 /* Grants of one version and kind (any user): count (key destroy checks). */
 int store_grant_count(struct store *s, int64_t version, int kind,
                       uint64_t *n);
+/* fn for each grant of a version (-1: all) and kind (0: all); a non-zero
+ * return stops and is returned. */
+int store_grant_each(struct store *s, int64_t version, int kind,
+                     int (*fn)(void *arg, const struct store_grant *g),
+                     void *arg);
+/*
+ * Whether the raw store file or its -wal file holds any of n byte strings
+ * of len bytes each (needles, back to back), read as plain files: page
+ * images the database no longer uses included. Returns a bit set
+ * (STORE_IN_FILE, STORE_IN_WAL), 0 when neither holds any, or -errno.
+ */
+#define STORE_IN_FILE 1
+#define STORE_IN_WAL  2
+int store_file_holds(struct store *s, const uint8_t *needles, size_t n,
+                     size_t len);
 
 /* Rotation log (advisory; the audit trail is the record). */
 int store_key_event(struct store *s, int64_t time, const char *user,

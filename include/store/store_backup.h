@@ -65,6 +65,14 @@ struct store_size {
 int store_size(struct store *s, struct store_size *out);
 
 /*
+ * Take the store for this connection alone (SQLite's exclusive locking
+ * mode), waiting up to the busy timeout: -EBUSY while another process (a
+ * mount, another custodyctl) has it open, -EROFS if s is read-only. Kept
+ * until store_close; this connection's transactions go on as usual.
+ */
+int store_lock_exclusive(struct store *s, char *why, size_t whylen);
+
+/*
  * Rebuild the file without free pages (VACUUM) and truncate the WAL.
  * Needs the store to itself: it takes SQLite's exclusive locking mode,
  * waiting up to the busy timeout, and returns -EBUSY if another process

@@ -23,6 +23,7 @@
 #include "cipher.h"
 #include "cli.h"
 #include "fs.h"
+#include "keyadmin.h"
 #include "mtree.h"
 #include "store.h"
 #include "unlock.h"
@@ -201,13 +202,41 @@ static int check_cred(void *arg, const struct store_cred *cr)
 	return 0;
 }
 
+/* Crypto-shredding left nothing behind: no grant of a destroyed version
+ * in the table, none of their recorded fingerprints in the raw file. */
+static void check_destroyed(struct report *r)
+{
+	uint32_t v = 0;
+	int t = keyadmin_destroyed_traces(r->c->un.s, r->c->un.r, &v);
+	char what[400];
+
+	if (t < 0) {
+		snprintf(what, sizeof what, "cannot look for destroyed key"
+		         " material: %s", strerror(-t));
+		emit(r, 0, "<keys>", what);
+	} else if (t) {
+		snprintf(what, sizeof what, "a destroyed version's sealed key"
+		         " material still exists in the store file or its WAL (v%u:"
+		         "%s%s%s)", v,
+		         t & KEYADMIN_TRACE_ROWS ? " its grants are in the grants"
+		                                   " table" : "",
+		         t & STORE_IN_WAL ? " in the WAL, which the next checkpoint"
+		                            " empties" : "",
+		         t & STORE_IN_FILE && !(t & KEYADMIN_TRACE_ROWS)
+		                 ? " in the store file" : "");
+		emit(r, 0, "<keys>", what);
+	}
+}
+
 int cmd_check(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
 	"usage: custodyctl check [--json] [--repair [--zero-unreadable]]\n"
 	"Decrypt and verify everything: SQLite integrity, signatures on users and\n"
 	"keys, every inode, block, name, xattr and symlink, the directory tree\n"
-	"(reachability, link counts, orphans, cycles) and the audit chain.\n"
+	"(reachability, link counts, orphans, cycles), the audit chain, and that\n"
+	"no sealed key material of a destroyed key version is left in the store\n"
+	"file or its WAL.\n"
 	"Prints one line per problem naming the file. Exit status 0 if all is\n"
 	"well, 4 if anything is damaged or was tampered with.\n"
 	"\n"
@@ -303,6 +332,7 @@ int cmd_check(struct cli *c, int argc, char **argv)
 	/* the authority chain, the roster and the newest commit were
 	 * verified by the login; the credentials against the signed state */
 	store_cred_each(c->un.s, check_cred, &cx);
+	check_destroyed(&r);
 	rc = fs_new(&c->un, &fo, &fs);
 	if (rc) {
 		snprintf(msg, sizeof msg, "cannot open the filesystem: %s",

@@ -22,6 +22,8 @@
 #include "store.h"
 
 #define ADMIN (1 << ROLE_ADMIN)
+/* How long key destroy waits for readers before leaving it to a mount. */
+#define CLI_SHRED_WAIT_MS 5000
 
 /* ---- key list ---- */
 
@@ -175,6 +177,23 @@ static int parse_version(const char *s, uint32_t *v)
 	return 0;
 }
 
+/*
+ * The destroyed grants are deleted (their cells zeroed: secure_delete),
+ * but the WAL still holds the page images from before: the checkpoint
+ * empties it (TRUNCATE). A mount's read transactions last one operation,
+ * so a snapshot that keeps it from being emptied moves on within moments:
+ * wait a few seconds, then say in one line that the mount's next
+ * checkpoint finishes the job (its idle checkpoint sees the WAL is not
+ * empty).
+ */
+static void shred_wal(struct cli *c)
+{
+	if (store_checkpoint_wait(c->un.s, CLI_SHRED_WAIT_MS))
+		fprintf(stderr, "custodyctl: note: another process holds a read"
+		        " snapshot of the store: destruction completes at its next"
+		        " checkpoint, when the WAL's older copies are emptied\n");
+}
+
 /* A refusal: one line, rolled back and recorded. */
 static int refuse(struct cli *c, const char *op, const char *what, int rc,
                   int status)
@@ -192,7 +211,12 @@ static int key_change(struct cli *c, int argc, char **argv, int destroy)
 	static const char help_destroy[] =
 	"usage: custodyctl key destroy VERSION [--yes]\n"
 	"Crypto-shred a retired version (admin): every sealed copy of it is\n"
-	"deleted. Irreversible: asks on a terminal unless --yes.\n";
+	"deleted, and no copy stays in the store file or its WAL: the deleted\n"
+	"rows are zeroed in place and the WAL is emptied before it returns.\n"
+	"If a mount holds a read snapshot for more than a few seconds, one line\n"
+	"says that destruction completes at the mount's next checkpoint (when\n"
+	"it goes idle or unmounts). Backups made before keep their copies.\n"
+	"Irreversible: asks on a terminal unless --yes.\n";
 	const char *verb = destroy ? "destroy" : "retire";
 	const struct rights_key *k;
 	char op[32], what[32];
@@ -280,10 +304,8 @@ static int key_change(struct cli *c, int argc, char **argv, int destroy)
 		                     NULL);
 	if ((rc = cli_finish(c, op, what, rc)))
 		goto fail2;
-	if (destroy && store_checkpoint(c->un.s))
-		fprintf(stderr, "custodyctl: note: a mount still holds an older"
-		        " snapshot; the WAL is folded in (and the destroyed copies"
-		        " leave it) at its next checkpoint\n");
+	if (destroy)
+		shred_wal(c);
 	printf("v%u %s\n", v, destroy ? "destroyed" : "retired");
 	return EXIT_OK;
 fail:
@@ -622,7 +644,7 @@ int cli_user_revoke(struct cli *c, int argc, char **argv)
 	                     rc)))
 		goto fail;
 	if (destroy)
-		store_checkpoint(c->un.s);
+		shred_wal(c);
 	printf("older versions %s\n", destroy ? "retired and destroyed" : "retired");
 	return EXIT_OK;
 fail:

@@ -1,6 +1,7 @@
 /*
  * cli_ops.c - custodyctl's day-two commands: backup (a consistent copy,
- * safe while mounted), compact (VACUUM) and upgrade (format migrations).
+ * safe while mounted), compact (the purge queue through the filesystem
+ * layer, then VACUUM) and upgrade (format migrations).
  * The work itself is in store_backup.c; this file parses arguments, checks
  * roles, shows progress, and records each action in the audit trail.
  */
@@ -14,6 +15,7 @@
 
 #include "auth.h"
 #include "cli.h"
+#include "fs.h"
 #include "store.h"
 #include "store_backup.h"
 
@@ -158,20 +160,77 @@ int cmd_backup(struct cli *c, int argc, char **argv)
 
 /* ---- compact ---- */
 
+static void fs_warn_line(const char *line)
+{
+	fprintf(stderr, "custodyctl: %s\n", line);
+}
+
+struct purge_count {
+	struct progress p;
+	uint64_t done;
+};
+
+static int show_purge(void *arg, uint64_t done, uint64_t total)
+{
+	struct purge_count *pc = arg;
+
+	pc->done = done;
+	cli_progress(pc->p.c, pc->p.what, done, total, pc->p.started, 0);
+	return 0;
+}
+
+/*
+ * Finish the purge queue through the filesystem layer (each batch its own
+ * signed commit), with the store already ours alone: files a crashed
+ * mount left unlinked while open are freed first, as a mount would.
+ */
+static int purge_first(struct cli *c, uint64_t *blocks, char *why,
+                       size_t whylen)
+{
+	struct fs_opts fo = { .warn = fs_warn_line };
+	struct purge_count pc = { { c, "purge", cli_now_ms() }, 0 };
+	struct fs *fs = NULL;
+	int rc, r;
+
+	*blocks = 0;
+	if ((rc = fs_new(&c->un, &fo, &fs))) {
+		snprintf(why, whylen, "cannot open the filesystem to purge deleted"
+		         " files: %s", rc == -EIO ? "it fails verification"
+		                                  : strerror(-rc));
+		return rc;
+	}
+	rc = fs_purge_all(fs, show_purge, &pc);
+	if (pc.done)
+		cli_progress(c, "purge", pc.done, pc.done, pc.p.started, 1);
+	r = fs_free(fs);
+	if (!rc)
+		rc = r;
+	if (rc)
+		snprintf(why, whylen, "purging deleted files failed: %s",
+		         strerror(-rc));
+	*blocks = pc.done;
+	return rc;
+}
+
 int cmd_compact(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
 "usage: custodyctl -s STORE compact\n"
-"Rebuild the store file without its free pages (SQLite VACUUM) and give the\n"
-"space back to the file system. Deleted data is already zeroed in place\n"
-"(secure_delete); compact shrinks the file. It needs the store to itself:\n"
-"unmount it first (otherwise it waits for the busy timeout and exits 6).\n"
-"The rebuild needs free disk space about the size of the store, for a\n"
-"temporary copy in $SQLITE_TMPDIR (default /var/tmp). Admin only.\n"
+"Give the space of deleted files back to the file system. First the purge\n"
+"queue is finished: the blocks of deleted files that a mount had not yet\n"
+"removed are deleted (in batches, each a signed commit; `info` shows what\n"
+"is pending). Then the store file is rebuilt without its free pages\n"
+"(SQLite VACUUM) and the WAL emptied. Freed pages hold zeros already\n"
+"(secure_delete), so deleted content is gone from the file either way;\n"
+"compact makes it smaller. It needs the store to itself: unmount it first\n"
+"(otherwise it waits for the busy timeout and exits 6). The rebuild needs\n"
+"free disk space about the size of the store, for a temporary copy in\n"
+"$SQLITE_TMPDIR (default /var/tmp). Admin only.\n"
 "Exit status: 0 done, 1 error, 2 usage, 3 authentication failed,\n"
 "5 not an admin, 6 store busy (mounted or open elsewhere).\n";
 	struct progress p = { c, "compact", 0 };
 	struct store_size before, after;
+	uint64_t purged = 0;
 	char why[512];
 	int rc, st;
 
@@ -184,14 +243,25 @@ int cmd_compact(struct cli *c, int argc, char **argv)
 	if ((st = cli_unlock(c, 0, 1 << ROLE_ADMIN, "compact")))
 		return st;
 	p.started = cli_now_ms();
-	rc = store_vacuum(c->un.s, show_progress, &p, &before, &after, why,
-	                  sizeof why);
+	rc = store_lock_exclusive(c->un.s, why, sizeof why);
+	if (!rc && (rc = store_size(c->un.s, &before)))
+		snprintf(why, sizeof why, "cannot read the store's size");
+	if (!rc)
+		rc = purge_first(c, &purged, why, sizeof why);
+	if (!rc) {
+		struct store_size mid;
+		rc = store_vacuum(c->un.s, show_progress, &p, &mid, &after, why,
+		                  sizeof why);
+	}
 	record(c, "compact", c->u.store, rc);
 	if (rc) {
 		fprintf(stderr, "custodyctl: cannot compact '%s': %s\n", c->u.store,
 		        why);
 		return rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 	}
+	if (purged)
+		printf("purged %llu blocks of deleted files\n",
+		       (unsigned long long)purged);
 	printf("compacted '%s': %llu bytes (WAL %llu) -> %llu bytes, %llu freed\n",
 	       c->u.store, (unsigned long long)before.file_bytes,
 	       (unsigned long long)before.wal_bytes,

@@ -21,6 +21,7 @@
 #define CUSTODY_FS_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include "fs.h"
 #include "keyring.h"
 #include "mtree.h"
@@ -68,6 +69,9 @@ struct fs {
 	struct mtree *mt;       /* inode, entry and block trees */
 	struct fs_opts o;
 	uint32_t block_size;
+	/* requests that came for the lock (fs_lock counts them before it
+	 * waits): an idle purge gives way as soon as one does */
+	atomic_uint_fast64_t arrivals;
 	/* fields below: fs->lock */
 	struct keyring *kr;     /* the keys of the operation in progress */
 	struct session *actor;  /* its session */
@@ -86,6 +90,8 @@ struct fs {
 	uint64_t tx_bytes;      /* bytes written in the open transaction */
 	int64_t last_activity_ms;
 	int checkpointed;       /* the WAL was folded in since the last commit */
+	int ckpt_busy;          /* idle checkpoints refused since the last one */
+	uint64_t tick_arrivals; /* arrivals at the last tick */
 	int purging;            /* freed blocks may be waiting in purge */
 	int kernel_times;       /* writeback cache: the kernel sets m/ctime */
 	/* the signed state as of the last commit, and the working values */

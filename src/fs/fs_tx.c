@@ -34,7 +34,9 @@
 #include "unlock.h"
 
 #define FS_TX_MAX_BYTES (64u << 20) /* commit early past this much data */
-#define FS_PURGE_BATCH 4096         /* blocks a tick (16 MiB) */
+/* FS_PURGE_BATCH (fs.h): blocks a batch (16 MiB of 4 KiB blocks) */
+#define FS_PURGE_SLICE_MS 1000      /* longest run of idle batches a tick */
+#define FS_CKPT_WARN_TICKS 30       /* refused idle checkpoints: say so */
 
 int64_t fs_now_ms(void)
 {
@@ -135,6 +137,7 @@ struct session *fs_recorder(struct fs *fs, struct session *ss)
  */
 void fs_lock(struct fs *fs, const struct fs_ctx *c)
 {
+	atomic_fetch_add(&fs->arrivals, 1);
 	pthread_mutex_lock(&fs->lock);
 	fs->actor = acting(fs, c);
 	fs->kr = fs->actor->kr;
@@ -319,16 +322,18 @@ int fs_commit(struct fs *fs)
 	return rc;
 }
 
-/* One batch of freed blocks, in the group transaction. Only an inode that
- * the signed state says is gone is purged: a live inode number planted in
- * the queue is dropped from it untouched. 1 if work remains. */
-static int purge_step(struct fs *fs)
+/* Up to limit blocks of the first queued inode. Only an inode that the
+ * signed state says is gone is purged: a live inode number planted in the
+ * queue is dropped from it untouched. 0 when the queue is empty, 1 if it
+ * did something; *deleted counts the blocks deleted. */
+static int purge_one(struct fs *fs, size_t limit, uint64_t *deleted)
 {
 	uint8_t leaf[MTREE_HASH_BYTES], zero[MTREE_HASH_BYTES] = { 0 };
 	struct store_inode in;
-	uint64_t ino, deleted;
+	uint64_t ino;
 	int done, rc;
 
+	*deleted = 0;
 	rc = store_purge_next(fs->s, &ino);
 	if (rc == -ENOENT)
 		return 0;
@@ -344,42 +349,195 @@ static int purge_step(struct fs *fs)
 	}
 	if (rc)
 		return rc;
-	if ((rc = store_purge_step(fs->s, ino, FS_PURGE_BATCH, &deleted, &done)))
+	if ((rc = store_purge_step(fs->s, ino, limit, deleted, &done)))
 		return rc;
 	if (done)
 		mtree_forget(fs->mt, MTREE_BLOCKS, ino);
 	return 1;
 }
 
+/* One batch, in the group transaction: FS_PURGE_BATCH blocks, of as
+ * many queued inodes as that takes (at most FS_PURGE_INODES: a batch of
+ * small files is one commit, not one per file). 1 if work may remain, 0
+ * when the queue is (now) empty; *deleted counts the blocks deleted. */
+#define FS_PURGE_INODES 1024
+static int purge_step(struct fs *fs, uint64_t *deleted)
+{
+	uint64_t n;
+	int rc = 1;
+
+	*deleted = 0;
+	for (int i = 0; i < FS_PURGE_INODES && *deleted < FS_PURGE_BATCH; i++) {
+		if ((rc = purge_one(fs, FS_PURGE_BATCH - *deleted, &n)) <= 0)
+			break;
+		*deleted += n;
+	}
+	return rc;
+}
+
+/* Whether anything waits in the queue (a read, outside any transaction
+ * of ours: no empty group transaction, no empty commit). */
+static int purge_queued(struct fs *fs)
+{
+	uint64_t ino;
+	int rc = store_purge_next(fs->s, &ino);
+
+	return rc == -ENOENT ? 0 : rc ? rc : 1;
+}
+
+/* The acting session of housekeeping: the fs's own. */
+static void act_as_fs(struct fs *fs)
+{
+	fs->actor = fs->u->ss;
+	fs->kr = fs->actor->kr;
+}
+
+/*
+ * One batch in a group transaction of its own (joining and committing an
+ * open one), ending in a signed commit (fs->lock held). Housekeeping is
+ * not activity: the idle clock is left as it was. 1 if work remains, 0
+ * when the queue is empty, or -errno (the batch is rolled back).
+ */
+static int purge_batch(struct fs *fs, uint64_t *deleted)
+{
+	int64_t keep = fs->last_activity_ms;
+	int rc;
+
+	*deleted = 0;
+	if (!fs->in_tx && (rc = purge_queued(fs)) <= 0) {
+		if (rc == 0)
+			fs->purging = 0;
+		return rc;
+	}
+	rc = fs_op_begin(fs);
+	if (rc == 0) {
+		rc = fs_op_end(fs, purge_step(fs, deleted));
+		if (rc >= 0) {
+			int c = fs_commit_locked(fs);
+			if (c)
+				rc = c;
+		}
+	}
+	fs->last_activity_ms = keep;
+	if (rc == 0)
+		fs->purging = 0;
+	if (rc < 0)
+		*deleted = 0; /* rolled back */
+	return rc;
+}
+
+/* No request came since the last tick: batches back to back until the
+ * queue is empty, a request arrives, or FS_PURGE_SLICE_MS has passed.
+ * Takes and leaves fs->lock held; drops it between batches. */
+static void purge_idle(struct fs *fs)
+{
+	int64_t start = fs_now_ms();
+	uint64_t seen = atomic_load(&fs->arrivals), n;
+
+	for (;;) {
+		if (purge_batch(fs, &n) <= 0 ||
+		    fs_now_ms() - start >= FS_PURGE_SLICE_MS)
+			break;
+		pthread_mutex_unlock(&fs->lock);
+		if (atomic_load(&fs->arrivals) != seen) {
+			pthread_mutex_lock(&fs->lock);
+			act_as_fs(fs);
+			break;
+		}
+		pthread_mutex_lock(&fs->lock);
+		act_as_fs(fs); /* a request may have come in between */
+	}
+}
+
+int fs_purge_all(struct fs *fs, fs_progress_fn progress, void *arg)
+{
+	uint64_t inodes = 0, total = 0, bytes = 0, done = 0, n;
+	int rc = 0;
+
+	if (fs->o.read_only || store_readonly(fs->s))
+		return -EROFS;
+	if (progress) {
+		pthread_mutex_lock(&fs->lock);
+		rc = store_purge_pending(fs->s, &inodes, &total, &bytes);
+		pthread_mutex_unlock(&fs->lock);
+		if (rc)
+			return rc;
+	}
+	for (;;) {
+		pthread_mutex_lock(&fs->lock);
+		act_as_fs(fs);
+		rc = purge_batch(fs, &n);
+		pthread_mutex_unlock(&fs->lock);
+		done += n;
+		if (rc <= 0)
+			break;
+		if (done > total)
+			total = done;
+		if (progress && progress(arg, done, total))
+			return -ECANCELED;
+	}
+	return rc;
+}
+
+/* The idle checkpoint: empty the WAL once after our commits, and again
+ * when another process committed into it while we were idle. */
+static void idle_checkpoint(struct fs *fs)
+{
+	int rc;
+
+	if (fs->checkpointed && store_wal_bytes(fs->s) > 0)
+		fs->checkpointed = 0;
+	if (fs->checkpointed)
+		return;
+	rc = store_checkpoint(fs->s);
+	if (rc == 0) {
+		fs->checkpointed = 1;
+		fs->ckpt_busy = 0;
+	} else if (rc == -EBUSY && ++fs->ckpt_busy == FS_CKPT_WARN_TICKS) {
+		fs_warn(fs, "the WAL could not be emptied for %d s: another"
+		        " process holds a read snapshot of the store; retrying",
+		        FS_CKPT_WARN_TICKS / 10);
+	}
+}
+
 int fs_tick(struct fs *fs)
 {
 	int64_t now = fs_now_ms();
-	int idle;
+	uint64_t arrived;
+	int idle, quiet;
 
 	pthread_mutex_lock(&fs->lock);
-	fs->actor = fs->u->ss;
-	fs->kr = fs->actor->kr;
+	act_as_fs(fs);
+	arrived = atomic_load(&fs->arrivals);
+	quiet = arrived == fs->tick_arrivals; /* no request since the last tick */
 	if (fs->pread.valid && now - fs->pread.when_ms >= fs->o.audit_flush_ms &&
 	    fs_read_flush(fs))
 		fs->fatal = 1;
 	if (fs->purging && !fs->o.read_only && !fs->o.shared) {
-		int64_t keep = fs->last_activity_ms;
-		if (fs_op_begin(fs) == 0) {
-			int r = purge_step(fs);
-			fs_op_end(fs, r < 0 ? r : 0);
-			if (r == 0)
-				fs->purging = 0;
-		}
-		fs->last_activity_ms = keep; /* housekeeping is not activity */
+		if (quiet) {
+			purge_idle(fs);
+		} else if (purge_queued(fs) > 0 || fs->in_tx) {
+			/* busy: one batch rides along in the group transaction */
+			int64_t keep = fs->last_activity_ms;
+			uint64_t n;
+			if (fs_op_begin(fs) == 0) {
+				int r = purge_step(fs, &n);
+				fs_op_end(fs, r < 0 ? r : 0);
+				if (r == 0)
+					fs->purging = 0;
+			}
+			fs->last_activity_ms = keep;
+		} else
+			fs->purging = 0;
+		now = fs_now_ms();
 	}
+	fs->tick_arrivals = atomic_load(&fs->arrivals);
 	if (fs->in_tx && (now - fs->tx_started_ms >= fs->o.commit_interval_ms ||
 	                  fs->tx_bytes >= FS_TX_MAX_BYTES))
 		fs_commit_locked(fs);
 	idle = !fs->in_tx && now - fs->last_activity_ms >= fs->o.idle_checkpoint_ms;
-	if (idle && !fs->checkpointed && !fs->o.read_only) {
-		if (store_checkpoint(fs->s) == 0)
-			fs->checkpointed = 1;
-	}
+	if (idle && !fs->o.read_only && !fs->o.shared)
+		idle_checkpoint(fs);
 	pthread_mutex_unlock(&fs->lock);
 	return idle;
 }

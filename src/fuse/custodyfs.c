@@ -33,6 +33,10 @@
 #include "store.h"
 #include "unlock.h"
 
+/* How long unmount waits for another process's reader to let the WAL be
+ * emptied. */
+#define CUSTODYFS_UNMOUNT_CKPT_MS 3000
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -281,6 +285,77 @@ static void record(struct unlocked *u, const char *op, const char *what,
 		        " trail\n", op);
 }
 
+/* ---- unmount: the purge queue is finished before the daemon exits ---- */
+
+static volatile sig_atomic_t stop_purge;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_purge = 1;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct purge_view {
+	int64_t started, last;
+	uint64_t block_size;
+	int shown;
+};
+
+/* A progress line on a terminal once the purge has taken a second (the
+ * detached daemon's stderr is no terminal: it says nothing). */
+static int purge_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct purge_view *p = arg;
+	int64_t now = mono_ms();
+
+	if (now - p->started >= 1000 && now - p->last >= 200) {
+		fprintf(stderr, "\rcustodyfs: purging deleted files: %llu/%llu MiB ",
+		        (unsigned long long)(done * p->block_size >> 20),
+		        (unsigned long long)(total * p->block_size >> 20));
+		fflush(stderr);
+		p->last = now;
+		p->shown = 1;
+	}
+	return stop_purge;
+}
+
+/*
+ * Delete what freed files left queued, in batches (each its own signed
+ * commit: a kill loses at most one batch and the next mount carries on).
+ * SIGINT/SIGTERM stop it between batches; the rest stays queued.
+ */
+static void purge_at_unmount(struct fs *fs, uint32_t block_size)
+{
+	struct sigaction sa, old_int, old_term;
+	struct purge_view pv = { mono_ms(), 0, block_size, 0 };
+	int tty = isatty(STDERR_FILENO), rc;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	stop_purge = 0;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	rc = fs_purge_all(fs, tty ? purge_progress : NULL, &pv);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	if (pv.shown)
+		fprintf(stderr, "%s\n", rc == 0 ? "done" : "stopped");
+	if (rc && rc != -ECANCELED && rc != -EROFS)
+		fprintf(stderr, "custodyfs: purging deleted files stopped: %s (the"
+		        " next mount carries on)\n", strerror(-rc));
+	else if (rc == -ECANCELED && tty)
+		fprintf(stderr, "custodyfs: purging interrupted: the next mount"
+		        " carries on\n");
+}
+
 static int serve(struct args *a)
 {
 	struct maint mt;
@@ -385,6 +460,8 @@ static int serve(struct args *a)
 		sessions_stop(set);
 		fs_exclusive(fs, sessions_end_all, set);
 	}
+	if (!a->f.read_only)
+		purge_at_unmount(fs, u.r->policy.block_size);
 	if (fs_free(fs) != 0)
 		fprintf(stderr, "custodyfs: final commit failed: %s\n",
 		        store_errmsg(u.s));
@@ -393,6 +470,13 @@ static int serve(struct args *a)
 		unlock_finish(&u, rc ? "mount failed" : "unmount", why, r);
 	}
 	unlock_save_state(&u);
+	/* the WAL's older page images (deleted blocks among them) go: a
+	 * reader in another process delays it a few seconds at most */
+	if (!a->f.read_only &&
+	    store_checkpoint_wait(u.s, CUSTODYFS_UNMOUNT_CKPT_MS) == -EBUSY)
+		fprintf(stderr, "custodyfs: the WAL could not be emptied at unmount:"
+		        " another process holds a read snapshot; its next"
+		        " checkpoint empties it\n");
 	if (lock_fd >= 0)
 		close(lock_fd);
 	sessions_free(set);

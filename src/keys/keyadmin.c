@@ -241,11 +241,42 @@ int keyadmin_retire(struct store *s, struct rights *r, struct session *admin,
 	return rights_key_put(r, &k);
 }
 
+/* Fingerprints of destroyed grants: the first CIPHER_BOX_PK_BYTES of a
+ * sealed box are its ephemeral public key (nothing secret), kept XORed
+ * with TRACE_MASK so that the meta row is not itself a match. */
+#define TRACE_BYTES CIPHER_BOX_PK_BYTES
+#define TRACE_MASK 0x5a
+#define TRACE_MAX 256
+
+struct traces {
+	uint8_t fp[TRACE_MAX * TRACE_BYTES];
+	size_t n;
+};
+
+static int collect_trace(void *arg, const struct store_grant *g)
+{
+	struct traces *t = arg;
+
+	if (g->sealedlen < TRACE_BYTES || t->n == TRACE_MAX)
+		return 0;
+	for (size_t i = 0; i < TRACE_BYTES; i++)
+		t->fp[t->n * TRACE_BYTES + i] = g->sealed[i] ^ TRACE_MASK;
+	t->n++;
+	return 0;
+}
+
+static void trace_key(char *buf, size_t cap, uint32_t version)
+{
+	snprintf(buf, cap, "destroyed_v%u", version);
+}
+
 int keyadmin_destroy(struct store *s, struct rights *r, struct session *admin,
                      uint32_t version)
 {
 	const struct rights_key *cur = rights_key(r, version);
 	struct rights_key k;
+	struct traces *t;
+	char key[32];
 	int rc;
 
 	if ((rc = need_admin(admin)))
@@ -254,6 +285,18 @@ int keyadmin_destroy(struct store *s, struct rights *r, struct session *admin,
 		return -ENOENT;
 	if (cur->status != KEY_RETIRED)
 		return -EINVAL;
+	/* what check looks for in the raw file afterwards */
+	if (!(t = calloc(1, sizeof *t)))
+		return -ENOMEM;
+	rc = store_grant_each(s, version, GRANT_DATA, collect_trace, t);
+	if (!rc)
+		rc = store_grant_each(s, version, GRANT_AUDIT, collect_trace, t);
+	trace_key(key, sizeof key, version);
+	if (!rc && t->n)
+		rc = store_meta_set(s, key, t->fp, t->n * TRACE_BYTES);
+	free(t);
+	if (rc)
+		return rc;
 	/* crypto-shredding: every sealed copy of the version goes */
 	if ((rc = grant_revoke(s, -1, version, GRANT_DATA)) ||
 	    (rc = grant_revoke(s, -1, version, GRANT_AUDIT)))
@@ -261,6 +304,46 @@ int keyadmin_destroy(struct store *s, struct rights *r, struct session *admin,
 	k = *cur;
 	k.status = KEY_DESTROYED;
 	return rights_key_put(r, &k);
+}
+
+int keyadmin_destroyed_traces(struct store *s, const struct rights *r,
+                              uint32_t *version)
+{
+	struct traces *t = calloc(1, sizeof *t);
+	int found = 0, rc = 0;
+
+	*version = 0;
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->nkeys && !found && rc >= 0; i++) {
+		const struct rights_key *k = &r->keys[i];
+		uint64_t n = 0, m = 0;
+		size_t len = 0;
+		char key[32];
+
+		if (k->status != KEY_DESTROYED)
+			continue;
+		if ((rc = store_grant_count(s, k->version, GRANT_DATA, &n)) ||
+		    (rc = store_grant_count(s, k->version, GRANT_AUDIT, &m)))
+			break;
+		if (n + m)
+			found |= KEYADMIN_TRACE_ROWS;
+		trace_key(key, sizeof key, k->version);
+		rc = store_meta_get(s, key, t->fp, sizeof t->fp, &len);
+		if (rc || len % TRACE_BYTES) {
+			rc = 0; /* none recorded (or mangled: advisory) */
+		} else {
+			for (size_t j = 0; j < len; j++)
+				t->fp[j] ^= TRACE_MASK;
+			rc = store_file_holds(s, t->fp, len / TRACE_BYTES, TRACE_BYTES);
+			if (rc > 0)
+				found |= rc;
+		}
+		if (found)
+			*version = k->version;
+	}
+	free(t);
+	return rc < 0 ? rc : found;
 }
 
 int keyadmin_authority_rotate(struct store *s, struct rights *r,

@@ -313,7 +313,7 @@ fail:
  * connection (every WAL connection holds a shared lock on the file while
  * open) still has it. The lock is kept until the connection closes.
  */
-static int lock_exclusive(struct store *s, char *why, size_t whylen)
+int store_lock_exclusive(struct store *s, char *why, size_t whylen)
 {
 	int rc;
 
@@ -372,7 +372,7 @@ int store_vacuum(struct store *s, store_progress_fn fn, void *arg,
 	uint64_t psize = 1;
 	int rc;
 
-	if ((rc = lock_exclusive(s, why, whylen)))
+	if ((rc = store_lock_exclusive(s, why, whylen)))
 		return rc;
 	if ((rc = store_size(s, &sz))) {
 		say(why, whylen, "cannot read the store's size");
@@ -457,7 +457,7 @@ int store_upgrade(struct store *s, int64_t *from, int64_t *to, char *why,
 	*from = *to = fmt;
 	if (fmt >= STORE_FORMAT_VERSION)
 		return 0; /* newer ones never open (store_open: -EPROTO) */
-	if ((rc = lock_exclusive(s, why, whylen)))
+	if ((rc = store_lock_exclusive(s, why, whylen)))
 		return rc;
 	if ((rc = store_begin(s))) {
 		say(why, whylen, "cannot begin: %s", sqlite3_errmsg(s->db));

@@ -16,7 +16,7 @@ enum {
 	Q_ROSTER_GET, Q_ROSTER_PUT,
 	Q_CRED_GET, Q_CRED_GET_ID, Q_CRED_PUT, Q_CRED_DELETE, Q_CRED_NEXT,
 	Q_LOGIN_GET, Q_LOGIN_PUT, Q_LOGIN_DELETE,
-	Q_GRANT_GET, Q_GRANT_PUT, Q_GRANT_DELETE, Q_GRANT_COUNT,
+	Q_GRANT_GET, Q_GRANT_PUT, Q_GRANT_DELETE, Q_GRANT_COUNT, Q_GRANT_EACH,
 	Q_KEY_EVENT, Q_USAGE_BLOCKS, Q_USAGE_NAMES, Q_USAGE_XATTRS,
 	Q_USAGE_SESSIONS, Q_STALE_B, Q_STALE_D, Q_STALE_X, Q_STALE_S,
 	Q_SESS_NEXT, Q_SESS_INSERT, Q_SESS_GET, Q_SESS_DETAIL,
@@ -397,6 +397,38 @@ int store_grant_count(struct store *s, int64_t version, int kind, uint64_t *n)
 		rc = 0;
 	} else
 		rc = store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_grant_each(struct store *s, int64_t version, int kind,
+                     int (*fn)(void *arg, const struct store_grant *g),
+                     void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_GRANT_EACH,
+	        "SELECT user_id, version, kind, sealed FROM grants"
+	        " WHERE (?1 < 0 OR version=?1) AND (?2 = 0 OR kind=?2)"
+	        " ORDER BY user_id, version, kind");
+	struct store_grant g;
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, version);
+	sqlite3_bind_int64(st, 2, kind);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&g, 0, sizeof g);
+		g.user_id = sqlite3_column_int64(st, 0);
+		g.version = (uint32_t)sqlite3_column_int64(st, 1);
+		g.kind = (int)sqlite3_column_int64(st, 2);
+		if (store_col_blob(st, 3, g.sealed, sizeof g.sealed, &g.sealedlen, 0))
+			continue; /* malformed: nothing to hand on */
+		if ((rc = fn(arg, &g))) {
+			sqlite3_reset(st);
+			return rc;
+		}
+	}
+	rc = rc == SQLITE_DONE ? 0 : store_err(s, rc);
 	sqlite3_reset(st);
 	return rc;
 }
