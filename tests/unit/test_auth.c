@@ -104,7 +104,7 @@ struct attempt {
 };
 
 static void login(struct store *s, const struct config *c, const char *name,
-                  const char *pass, const struct state *st, struct attempt *a)
+                  const char *pass, const struct state_seen *st, struct attempt *a)
 {
 	struct passphrase pw;
 
@@ -528,6 +528,7 @@ static void test_rolled_back_roster(struct store *s, struct unlocked *adm,
 	size_t nlen = 0;
 	int64_t id = 0;
 	struct state *st = NULL;
+	struct state_seen seen;
 	uint8_t sid[16];
 	size_t n;
 	char why[256];
@@ -538,9 +539,10 @@ static void test_rolled_back_roster(struct store *s, struct unlocked *adm,
 	CHECK_EQ(store_roster_get(s, &nbody, &nlen, nsig), 0);
 	CHECK_EQ(store_meta_get(s, "store_id", sid, sizeof sid, &n), 0);
 	CHECK_EQ(state_open(sid, &st, why, sizeof why), 0);
-	CHECK(st && state_roster(st) == adm->r->counter);
+	CHECK(st && state_seen(st, adm->head.st.instance, &seen) == 0 &&
+	      seen.roster == adm->r->counter);
 	CHECK_EQ(store_roster_put(s, body, len, sig), 0);
-	login(s, &cfg, "bob", "bob-new-pass", st, &a);
+	login(s, &cfg, "bob", "bob-new-pass", &seen, &a);
 	CHECK_EQ(a.rc, -ESTALE);
 	CHECK(strstr(a.why, "rolled-back") != NULL);
 	done(&a);
