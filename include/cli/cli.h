@@ -16,6 +16,8 @@ struct cli {
 	int json;
 	int tty;                /* stdout is a terminal: progress bars */
 	int auto_rotated;       /* cli_unlock rotated an expired key */
+	const char *recovery_file; /* --recovery: log in as the recovery secret */
+	uint8_t *recovery;      /* its secret (locked memory) */
 };
 
 /*

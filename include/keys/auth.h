@@ -98,6 +98,20 @@ int auth_passwd(struct store *s, const struct rights_policy *policy,
 /* Clear a user's failure counter and lock (advisory). */
 int auth_unlock(struct store *s, int64_t user_id);
 
+/*
+ * The recovery secret (KEYADMIN_RECOVERY_BYTES): its box and signing key
+ * pairs (the roster's policy holds the public halves), and logging in
+ * with it as user 0, "recovery" (rights.h), an admin: the chain is
+ * followed from what this host saw (seen), else from the store's first
+ * authority. 0, -EACCES (not this store's secret), -EBADMSG, -ESTALE.
+ */
+void auth_recovery_keys(const uint8_t *secret, uint8_t box_pk[32],
+                        uint8_t *box_sk, uint8_t sign_pk[32], uint8_t *sign_sk);
+struct state_seen;
+int auth_recover(struct store *s, const uint8_t *secret,
+                 const struct state_seen *seen, struct session **out,
+                 struct rights **rights, char *why, size_t whylen);
+
 /* The leaf of a credential row in the credentials tree (zero if none). */
 void auth_cred_leaf(const struct store_cred *c, uint8_t leaf[32]);
 

@@ -62,6 +62,8 @@ struct unlock_opts {
 	const char *extpass;
 	const char *config;    /* NULL: default path if present */
 	const char *kind;      /* session kind: "mount" or "ctl" */
+	const uint8_t *recovery; /* log in with the recovery secret instead
+	                          * (KEYADMIN_RECOVERY_BYTES, locked memory) */
 	int accept_rollback;   /* accept an older copy deliberately */
 	int quiet_state;       /* do not warn about missing local state */
 	int inspect;           /* a command that only reads: it runs on a

@@ -67,11 +67,39 @@ static const char *roles_text(int roles)
 	return "admin, writer or reader";
 }
 
+/* --recovery FILE: the hex line init printed, into locked memory. */
+static int read_recovery(struct cli *c)
+{
+	struct passphrase line = { 0 };
+	char err[512];
+	const char *file = strcmp(c->recovery_file, "-") ? c->recovery_file : NULL;
+
+	if (passphrase_get(file, NULL, "Recovery secret: ", 0, &line, err,
+	                   sizeof err)) {
+		fprintf(stderr, "custodyctl: --recovery: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (!(c->recovery = secmem_alloc(KEYADMIN_RECOVERY_BYTES)) ||
+	    line.len != 2 * KEYADMIN_RECOVERY_BYTES ||
+	    cipher_unhex(c->recovery, KEYADMIN_RECOVERY_BYTES, line.buf)) {
+		passphrase_free(&line);
+		fprintf(stderr, "custodyctl: --recovery: not a recovery secret (%d"
+		        " hex digits expected)\n", 2 * KEYADMIN_RECOVERY_BYTES);
+		return EXIT_USAGE;
+	}
+	passphrase_free(&line);
+	c->u.recovery = c->recovery;
+	c->u.kind = "recovery";
+	return EXIT_OK;
+}
+
 int cli_unlock(struct cli *c, int store_flags, int roles, const char *what)
 {
 	int st, rc;
 
 	c->u.kind = "ctl";
+	if (c->recovery_file && (st = read_recovery(c)))
+		return st;
 	/* a command that only reads may inspect a damaged store */
 	c->u.inspect = !!(store_flags & STORE_READONLY);
 	if ((st = unlock_store(&c->u, store_flags, &c->un)))
@@ -114,6 +142,8 @@ void cli_done(struct cli *c)
 	if (c->unlocked)
 		unlock_free(&c->un);
 	c->unlocked = 0;
+	secmem_free(c->recovery);
+	c->recovery = NULL;
 }
 
 int cli_begin(struct cli *c)

@@ -58,7 +58,7 @@ int cmd_init(struct cli *c, int argc, char **argv)
 	        "taken from the configuration now and signed into the store; later\n"
 	        "a configuration may ask for more, never less.\n"
 	        "A recovery secret is made: it can unlock or reset an admin\n"
-	        "(custodyctl recover). It is printed once, or written to FILE\n"
+	        "(custodyctl --recovery FILE ...). It is printed once, or written to FILE\n"
 	        "(created 0600): keep it offline.\n";
 	struct passphrase pw = { 0 };
 	struct rights_policy pol;

@@ -15,7 +15,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: custodyctl [-s STORE] [-u USER] [--passfile FILE | --extpass CMD]\n"
-"                  [-c CONFIG] [--accept-rollback] COMMAND [ARGS...]\n"
+"                  [-c CONFIG] [--accept-rollback] [--recovery FILE]\n"
+"                  COMMAND [ARGS...]\n"
 "\n"
 "Commands:\n"
 "  init                        create a new store; USER becomes its first admin\n"
@@ -46,6 +47,9 @@ static void usage(FILE *f)
 "                    (put back from an older copy) and make it the current\n"
 "                    one: a warning, an audit row, and the local state of\n"
 "                    the store restarts from it\n"
+"  --recovery FILE   act as the recovery secret (the hex line init gave;\n"
+"                    FILE '-': asked on the terminal) instead of a user: an\n"
+"                    admin, e.g. 'user passwd NAME' resets a lost admin\n"
 "  -h, --help        help (also COMMAND --help);  -V, --version\n"
 "\n"
 "Exit status: 0 ok, 1 error, 2 usage, 3 authentication failed,\n"
@@ -77,6 +81,7 @@ int main(int argc, char **argv)
 		{ "passfile", required_argument, NULL, 'P' },
 		{ "extpass", required_argument, NULL, 'E' },
 		{ "accept-rollback", no_argument, NULL, 'R' },
+		{ "recovery", required_argument, NULL, 'Y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -96,6 +101,7 @@ int main(int argc, char **argv)
 		case 'c': c.u.config = optarg; break;
 		case 'P': c.u.passfile = optarg; break;
 		case 'E': c.u.extpass = optarg; break;
+		case 'Y': c.recovery_file = optarg; break;
 		case 'R': c.u.accept_rollback = 1; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("custodyctl %s\n", CUSTODY_VERSION); return EXIT_OK;

@@ -295,6 +295,18 @@ static int open_authority(struct store *s, const struct rights *r,
 	return rc == -ENOENT ? 0 : rc;
 }
 
+void auth_recovery_keys(const uint8_t *secret, uint8_t box_pk[32],
+                        uint8_t *box_sk, uint8_t sign_pk[32], uint8_t *sign_sk)
+{
+	uint8_t seed[CIPHER_KEY_BYTES];
+
+	cipher_kdf(seed, secret, "custodyfs.rbox", NULL, 0);
+	cipher_box_seed_keypair(box_pk, box_sk, seed);
+	cipher_kdf(seed, secret, "custodyfs.rsig", NULL, 0);
+	cipher_sign_seed_keypair(sign_pk, sign_sk, seed);
+	cipher_wipe(seed, sizeof seed);
+}
+
 #define WHY(...) do { if (why) snprintf(why, whylen, __VA_ARGS__); } while (0)
 
 int auth_login(struct store *s, const struct config *cfg, const char *name,
@@ -510,6 +522,108 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 	rc = 0;
 out:
 	secmem_free(k);
+	session_free(ss);
+	rights_free(r);
+	return rc;
+}
+
+int auth_recover(struct store *s, const uint8_t *secret,
+                 const struct state_seen *seen, struct session **out,
+                 struct rights **rights, char *why, size_t whylen)
+{
+	struct session *ss = session_new();
+	struct rights *r = NULL;
+	struct store_authority gen;
+	uint8_t store_id[16], newest_pk[32], pin_pk[32];
+	uint32_t pin_epoch, newest;
+	size_t n;
+	int rc;
+
+	*out = NULL;
+	*rights = NULL;
+	if (why && whylen)
+		why[0] = 0;
+	if (!ss)
+		return -ENOMEM;
+	if ((rc = store_meta_get(s, "store_id", store_id, sizeof store_id, &n)) ||
+	    n != sizeof store_id) {
+		WHY("the store has no valid store id");
+		rc = -EBADMSG;
+		goto out;
+	}
+	if ((rc = rights_store_id_check(s, store_id, why, whylen)))
+		goto out;
+	/* no credential pins an authority for the secret: trust what this
+	 * host saw of the store, else its first authority (said on use) */
+	if (seen && seen->epoch) {
+		pin_epoch = seen->epoch;
+		memcpy(pin_pk, seen->pk, 32);
+	} else if ((rc = store_authority_get(s, 1, &gen)) == 0) {
+		pin_epoch = 1;
+		memcpy(pin_pk, gen.pk, 32);
+	} else {
+		WHY("the store has no first authority");
+		rc = -EBADMSG;
+		goto out;
+	}
+	rc = rights_chain(s, store_id, pin_epoch, pin_pk, &newest, newest_pk);
+	if (rc) {
+		WHY("the store's authority chain does not contain authority %u as"
+		    " %s", pin_epoch, pin_epoch > 1 ? "this host saw it: a"
+		    " rolled-back or forked store" : "the store began with it");
+		rc = rc == -EBADMSG && pin_epoch > 1 ? -ESTALE : -EBADMSG;
+		goto out;
+	}
+	if ((rc = rights_load(s, store_id, newest, newest_pk, &r))) {
+		WHY("the roster is missing or fails its signature");
+		rc = -EBADMSG;
+		goto out;
+	}
+	if (seen && r->counter < seen->roster) {
+		WHY("the roster is number %llu, older than number %llu seen"
+		    " before: a rolled-back store", (unsigned long long)r->counter,
+		    (unsigned long long)seen->roster);
+		rc = -ESTALE;
+		goto out;
+	}
+	auth_recovery_keys(secret, ss->box_pk, ss->box_sk, ss->sign_pk,
+	                   ss->sign_sk);
+	if (!r->recovery.nperiods ||
+	    !cipher_memeq(ss->box_pk, r->policy.recovery_box_pk, 32) ||
+	    !cipher_memeq(ss->sign_pk, r->policy.recovery_sign_pk, 32)) {
+		WHY("not the recovery secret of this store");
+		rc = -EACCES;
+		goto out;
+	}
+	ss->user_id = RIGHTS_RECOVERY_ID;
+	snprintf(ss->name, sizeof ss->name, "%s", RIGHTS_RECOVERY_NAME);
+	ss->role = ROLE_ADMIN;
+	memcpy(ss->store_id, store_id, 16);
+	ss->authority_epoch = newest;
+	memcpy(ss->authority_pk, newest_pk, 32);
+	if ((rc = keyring_load(ss->kr, s, r, RIGHTS_RECOVERY_ID, ss->box_pk,
+	                       ss->box_sk))) {
+		WHY("a key grant of the recovery secret does not match the"
+		    " roster's commitment");
+		goto out;
+	}
+	if ((rc = open_authority(s, r, ss)) == -EBADMSG) {
+		WHY("the recovery secret's authority grant is not the roster's"
+		    " authority key");
+		goto out;
+	} else if (rc)
+		goto out;
+	if (!ss->authority_sk) {
+		WHY("the recovery secret holds no grant of authority %u", newest);
+		rc = -EBADMSG;
+		goto out;
+	}
+	*out = ss;
+	*rights = r;
+	ss = NULL;
+	r = NULL;
+	rc = 0;
+out:
 	session_free(ss);
 	rights_free(r);
 	return rc;

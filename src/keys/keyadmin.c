@@ -44,19 +44,6 @@ int keyadmin_sign(struct store *s, struct rights *r,
 	return rights_sign(r, s, admin->authority_sk);
 }
 
-/* The recovery key pair from the recovery secret. */
-static void recovery_keys(const uint8_t *secret, uint8_t box_pk[32],
-                          uint8_t *box_sk, uint8_t sign_pk[32],
-                          uint8_t *sign_sk)
-{
-	uint8_t seed[CIPHER_KEY_BYTES];
-
-	cipher_kdf(seed, secret, "custodyfs.rbox", NULL, 0);
-	cipher_box_seed_keypair(box_pk, box_sk, seed);
-	cipher_kdf(seed, secret, "custodyfs.rsig", NULL, 0);
-	cipher_sign_seed_keypair(sign_pk, sign_sk, seed);
-	cipher_wipe(seed, sizeof seed);
-}
 
 void keyadmin_recovery_public(const uint8_t *secret, uint8_t box_pk[32],
                               uint8_t sign_pk[32])
@@ -68,7 +55,7 @@ void keyadmin_recovery_public(const uint8_t *secret, uint8_t box_pk[32],
 		memset(sign_pk, 0, 32);
 		return;
 	}
-	recovery_keys(secret, box_pk, sk, sign_pk, sk + 32);
+	auth_recovery_keys(secret, box_pk, sk, sign_pk, sk + 32);
 	secmem_free(sk);
 }
 
@@ -485,7 +472,7 @@ int keyadmin_init(struct store *s, const struct rights_policy *policy,
 		goto fail;
 	cipher_random(store_id, sizeof store_id);
 	cipher_random(recovery, KEYADMIN_RECOVERY_BYTES);
-	recovery_keys(recovery, p.recovery_box_pk, rsk, p.recovery_sign_pk,
+	auth_recovery_keys(recovery, p.recovery_box_pk, rsk, p.recovery_sign_pk,
 	              rsk + 32);
 	cipher_sign_keypair(pk, ss->authority_sk);
 	if ((rc = store_meta_set(s, "store_id", store_id, sizeof store_id)) ||

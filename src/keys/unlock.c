@@ -785,17 +785,30 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 			fprintf(stderr, "%s: warning: no rollback detection: %s\n",
 			        o->prog, why);
 	}
-	snprintf(prompt, sizeof prompt, "Passphrase for %s: ", user);
-	if (passphrase_get(o->passfile, o->extpass, prompt, 0, &pw, err,
-	                   sizeof err)) {
-		fprintf(stderr, "%s: %s\n", o->prog, err);
-		st = EXIT_USAGE;
-		goto fail;
-	}
 	why[0] = 0;
-	rc = auth_login(u->s, &u->cfg, user, &pw, seen_here(u, &seen), NULL,
-	                &u->ss, &u->r, &cur, &upd, &has_upd, why, sizeof why);
-	passphrase_free(&pw);
+	if (o->recovery) {
+		/* the recovery secret logs in as user 0, "recovery" */
+		rc = auth_recover(u->s, o->recovery, seen_here(u, &seen), &u->ss,
+		                  &u->r, why, sizeof why);
+		if (rc == -EACCES) {
+			fprintf(stderr, "%s: authentication failed: %s\n", o->prog,
+			        why);
+			st = EXIT_AUTH;
+			goto fail;
+		}
+	} else {
+		snprintf(prompt, sizeof prompt, "Passphrase for %s: ", user);
+		if (passphrase_get(o->passfile, o->extpass, prompt, 0, &pw, err,
+		                   sizeof err)) {
+			fprintf(stderr, "%s: %s\n", o->prog, err);
+			st = EXIT_USAGE;
+			goto fail;
+		}
+		rc = auth_login(u->s, &u->cfg, user, &pw, seen_here(u, &seen), NULL,
+		                &u->ss, &u->r, &cur, &upd, &has_upd, why,
+		                sizeof why);
+		passphrase_free(&pw);
+	}
 	switch (rc) {
 	case 0:
 		break;
@@ -881,7 +894,7 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		         " commit names (a roster put back from an older copy)");
 		rc = -EBADMSG;
 	}
-	if (!rc)
+	if (!rc && !o->recovery)
 		rc = check_cred(u, u->ss, &cur, why, sizeof why);
 	if (rc) {
 		fprintf(stderr, "%s: store '%s' fails verification: %s\n", o->prog,
