@@ -59,6 +59,10 @@ struct unlock_opts {
 	const char *kind;      /* session kind: "mount" or "ctl" */
 	int accept_rollback;   /* accept an older copy deliberately */
 	int quiet_state;       /* do not warn about missing local state */
+	/* waits of a second or more for another process's lock on the
+	 * store, from the login on (store_set_wait_notice); NULL: none */
+	void (*wait_notice)(void *arg, int64_t waited_ms, int outcome);
+	void *wait_arg;
 };
 
 struct unlocked {

@@ -81,6 +81,19 @@ int store_schema_verify(struct store *s, char *why, size_t whylen);
  */
 int store_changed(struct store *s);
 
+/*
+ * Waiting for another process's lock (up to the busy timeout): fn is told
+ * once a wait passes after_ms (outcome 0), and again when that wait ends
+ * (1: the lock was had, -1: given up; the end of a wait is seen by
+ * statements that change rows or transactions, where waits happen). NULL
+ * fn: no notices. store_waited_ms is the total waited since open.
+ */
+void store_set_wait_notice(struct store *s, int after_ms,
+                           void (*fn)(void *arg, int64_t waited_ms,
+                                      int outcome),
+                           void *arg);
+int64_t store_waited_ms(const struct store *s);
+
 /* Transactions. begin is BEGIN IMMEDIATE (takes the write lock). */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
@@ -427,6 +440,8 @@ int store_audit_each(struct store *s, int64_t after,
                      int (*fn)(void *arg, const struct store_audit *a),
                      void *arg);
 int store_audit_count(struct store *s, uint64_t *n);
+/* 1 if a row with operation op exists, 0 if not, or -errno. */
+int store_audit_has_op(struct store *s, const char *op);
 int store_audit_delete_before(struct store *s, int64_t seq);
 
 /* ---- mount sessions (advisory: for messages and info) ---- */

@@ -81,9 +81,14 @@ int main(int argc, char **argv)
 	memset(&c, 0, sizeof c);
 	c.u.prog = "custodyctl";
 	c.u.store = getenv("CUSTODY_STORE");
+	c.started_ms = cli_now_ms();
 	c.tty = isatty(STDERR_FILENO);
-	/* "+": stop at the command; its own options follow it */
-	while ((opt = getopt_long(argc, argv, "+s:u:c:hV", longopts, NULL)) != -1) {
+	c.u.wait_notice = cli_wait_notice;
+	c.u.wait_arg = &c;
+	/* "+": stop at the command; its own options follow it. ":": our own
+	 * one-line messages for a missing value */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:s:u:c:hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': c.u.store = optarg; break;
 		case 'u': c.u.user = optarg; break;
@@ -92,15 +97,24 @@ int main(int argc, char **argv)
 		case 'E': c.u.extpass = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("custodyctl %s\n", CUSTODY_VERSION); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case ':':
+			fprintf(stderr, "custodyctl: option '%s' needs a value (see"
+			        " custodyctl --help)\n", argv[optind - 1]);
+			return EXIT_USAGE;
+		default:
+			fprintf(stderr, "custodyctl: unknown option '%s' (see custodyctl"
+			        " --help)\n", argv[optind - 1]);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		fprintf(stderr, "custodyctl: no command given (see custodyctl"
+		        " --help)\n");
 		return EXIT_USAGE;
 	}
 	if (c.u.passfile && c.u.extpass) {
-		fprintf(stderr, "custodyctl: --passfile and --extpass exclude each other\n");
+		fprintf(stderr, "custodyctl: --passfile and --extpass exclude each"
+		        " other\n");
 		return EXIT_USAGE;
 	}
 	unlock_harden();

@@ -531,6 +531,8 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 	}
 	if (rc)
 		return open_error(o, rc, why);
+	if (o->wait_notice)
+		store_set_wait_notice(u->s, 1000, o->wait_notice, o->wait_arg);
 	if (!realpath(o->store, u->path))
 		snprintf(u->path, sizeof u->path, "%s", o->store);
 	if (store_meta_get(u->s, "store_id", store_id, sizeof store_id, &n) == 0 &&

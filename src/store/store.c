@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store_internal.h"
@@ -224,6 +225,8 @@ int store_exec(struct store *s, const char *sql)
 	return store_err(s, sqlite3_exec(s->db, sql, NULL, NULL, NULL));
 }
 
+static void wait_done(struct store *s, int rc);
+
 int store_step_done(struct store *s, sqlite3_stmt *st)
 {
 	int rc;
@@ -238,7 +241,10 @@ int store_step_done(struct store *s, sqlite3_stmt *st)
 	}
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
+	rc = rc == SQLITE_DONE ? 0 : store_err(s, rc);
+	if (s->wait_start)
+		wait_done(s, rc);
+	return rc;
 }
 
 int store_col_blob(sqlite3_stmt *st, int col, void *buf, size_t cap,
@@ -309,12 +315,93 @@ int store_harden(sqlite3 *db)
 	return 0;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * SQLite's busy handler: wait up to busy_ms for another process's lock,
+ * as sqlite3_busy_timeout would (the same growing naps, capped lower, so
+ * a lock freed between another process's commits is taken sooner), and
+ * tell the wait notice once the wait is long.
+ */
+static int busy_wait(void *arg, int count)
+{
+	static const int naps[] = { 1, 2, 5, 10, 15, 20, 25, 25, 25, 50 };
+	struct store *s = arg;
+	int64_t now = mono_ms(), waited;
+	int nap = naps[count < 10 ? count : 9];
+	struct timespec ts;
+
+	if (count == 0) {
+		s->wait_start = now;
+		s->wait_said = 0;
+	}
+	waited = now - s->wait_start;
+	if (waited >= s->busy_ms) {
+		s->waited_total += waited;
+		if (s->wait_said && s->wait_fn)
+			s->wait_fn(s->wait_arg, waited, -1);
+		s->wait_said = 0;
+		s->wait_start = 0;
+		return 0;
+	}
+	if (!s->wait_said && s->wait_fn && waited >= s->wait_after_ms) {
+		s->wait_said = 1;
+		s->wait_fn(s->wait_arg, waited, 0);
+	}
+	if (nap > s->busy_ms - waited)
+		nap = (int)(s->busy_ms - waited);
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)nap * 1000000;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
+static void busy_on(struct store *s)
+{
+	sqlite3_busy_handler(s->db, busy_wait, s);
+}
+
+/* After a statement that may have waited: the wait is over. */
+static void wait_done(struct store *s, int rc)
+{
+	if (!s->wait_start)
+		return;
+	if (rc != -EBUSY) {
+		int64_t waited = mono_ms() - s->wait_start;
+		s->waited_total += waited;
+		if (s->wait_said && s->wait_fn)
+			s->wait_fn(s->wait_arg, waited, rc ? -1 : 1);
+	}
+	s->wait_said = 0;
+	s->wait_start = 0;
+}
+
+void store_set_wait_notice(struct store *s, int after_ms,
+                           void (*fn)(void *arg, int64_t waited_ms,
+                                      int outcome),
+                           void *arg)
+{
+	s->wait_fn = fn;
+	s->wait_arg = arg;
+	s->wait_after_ms = after_ms;
+}
+
+int64_t store_waited_ms(const struct store *s)
+{
+	return s->waited_total;
+}
+
 static int store_configure(struct store *s, int busy_ms)
 {
 	int rc;
 
 	s->busy_ms = busy_ms;
-	sqlite3_busy_timeout(s->db, busy_ms);
+	busy_on(s);
 	sqlite3_extended_result_codes(s->db, 0);
 	if ((rc = store_harden(s->db)))
 		return rc;
@@ -703,8 +790,10 @@ static int tx_stmt(struct store *s, int id, const char *sql)
 
 int store_begin(struct store *s)
 {
-	int rc = tx_stmt(s, Q_TX_BEGIN, "BEGIN IMMEDIATE");
+	int rc;
 
+	s->wait_start = 0;
+	rc = tx_stmt(s, Q_TX_BEGIN, "BEGIN IMMEDIATE");
 	s->tx_open = !rc;
 	return rc;
 }
@@ -713,6 +802,7 @@ int store_read_begin(struct store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
 		return -EBUSY; /* inside a transaction already */
+	s->wait_start = 0;
 	return tx_stmt(s, Q_TX_READ, "BEGIN DEFERRED");
 }
 
@@ -767,7 +857,7 @@ int store_checkpoint(struct store *s)
 	sqlite3_busy_timeout(s->db, 0);
 	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
 	                               NULL, NULL);
-	sqlite3_busy_timeout(s->db, s->busy_ms);
+	busy_on(s);
 	return store_err(s, rc);
 }
 
