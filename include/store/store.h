@@ -58,6 +58,11 @@ enum store_open_flags {
  * format), STORE_E_OLDFORMAT (older: run upgrade; accepted with
  * STORE_ANYFORMAT), STORE_E_SCHEMA (a schema object that is not ours: why
  * names it). why (may be NULL) receives a one-line reason on failure.
+ * A read-only open of a store whose lock file cannot be made beside it
+ * (read-only media, a snapshot, a directory only its owner may write)
+ * reads the file as it is (SQLite's immutable mode) when its WAL is empty,
+ * and is refused with -EACCES (why says so) when it is not; a read-write
+ * open where STORE-wal cannot be made is -EACCES too.
  * busy_ms: how long to wait for another process's lock.
  */
 int store_open(const char *path, int flags, int busy_ms, struct store **out,

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -541,6 +542,13 @@ static int check_mountpoint(const struct args *a)
 	memset(&f, 0, sizeof f);
 	f.point = where;
 	mountinfo_each("fuse", fuse_at_one, &f);
+	if (f.found && st_err != ENOTCONN) {
+		/* attributes may come from the kernel's cache: statfs always
+		 * asks the daemon, and a dead one answers ENOTCONN */
+		struct statvfs vfs;
+		if (statvfs(mp, &vfs) != 0 && errno == ENOTCONN)
+			st_err = ENOTCONN;
+	}
 	if (f.found && st_err == ENOTCONN) {
 		fprintf(stderr, "custodyfs: mount point '%s' is a dead FUSE mount"
 		        " (its daemon is gone): clear it with fusermount3 -uz '%s'\n",

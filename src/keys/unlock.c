@@ -586,7 +586,7 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		fprintf(stderr, "%s: cannot log in to '%s': %s\n", o->prog, o->store,
 		        rc == -EBUSY ? "store is locked by another process"
 		                     : strerror(-rc));
-		st = EXIT_RUNTIME;
+		st = rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 		goto fail;
 	}
 	if ((rc = audit_trail_new(u->s, &u->trail)) ||
@@ -642,7 +642,8 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 			        o->prog, o->store, rc == -EBUSY ? "store is busy"
 			                                        : strerror(-rc));
 		st = rc == -EBADMSG || rc == -ESTALE ? EXIT_DAMAGE
-		     : rc == -EACCES ? EXIT_AUTH : EXIT_RUNTIME;
+		     : rc == -EACCES ? EXIT_AUTH : rc == -EBUSY ? EXIT_BUSY
+		     : EXIT_RUNTIME;
 		goto fail;
 	}
 	rc = session_start(u->ss, u->s, u->r, o->kind ? o->kind : "ctl",
@@ -661,15 +662,16 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		store_rollback(u->s);
 		forget_tx(u, NULL);
 		fprintf(stderr, "%s: cannot start a session on '%s': %s\n", o->prog,
-		        o->store, strerror(-rc));
-		st = EXIT_RUNTIME;
+		        o->store, rc == -EBUSY ? "store is locked by another process"
+		                               : strerror(-rc));
+		st = rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 		goto fail;
 	}
 	if ((rc = unlock_finish(u, "login", o->kind ? o->kind : "ctl", 0))) {
 		fprintf(stderr, "%s: cannot record the login in '%s': %s\n",
 		        o->prog, o->store, rc == -EBUSY ? "store is busy"
 		                                        : strerror(-rc));
-		st = EXIT_RUNTIME;
+		st = rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 		goto fail;
 	}
 	return EXIT_OK;

@@ -18,6 +18,7 @@
  * check that was somehow passed could not make SQLite run foreign code.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -693,12 +694,58 @@ static int store_validate(struct store *s, int flags, char *why,
 	                  &s->schema_version);
 }
 
-/* Why path cannot be opened as asked, in errno terms, before SQLite. */
-static int path_check(const char *path, int readonly)
+/* Whether the directory holding path lets us create files in it (SQLite
+ * keeps STORE-wal and STORE-shm beside the store). */
+static int dir_writable(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct statvfs fs;
+
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == path)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	if (statvfs(dir, &fs) == 0 && (fs.f_flag & ST_RDONLY))
+		return 0;
+	return access(dir, W_OK | X_OK) == 0;
+}
+
+/* path + suffix exists and is writable for us. */
+static int side_writable(const char *path, const char *suffix)
+{
+	char p[PATH_MAX + 8];
+
+	snprintf(p, sizeof p, "%s%s", path, suffix);
+	return access(p, R_OK | W_OK) == 0;
+}
+
+/* path + suffix holds something (a WAL with frames not folded in yet). */
+static int side_nonempty(const char *path, const char *suffix)
+{
+	char p[PATH_MAX + 8];
+	struct stat sb;
+
+	snprintf(p, sizeof p, "%s%s", path, suffix);
+	return stat(p, &sb) == 0 && sb.st_size > 0;
+}
+
+/*
+ * Why path cannot be opened as asked, in errno terms, before SQLite, with
+ * the reason in why. *immutable is set for a read-only open of a store
+ * whose lock file (STORE-shm) cannot be made (read-only media, a snapshot,
+ * a directory only its owner may write) and whose WAL is empty: nobody can
+ * be writing it then, and SQLite reads the file as it is.
+ */
+static int path_check(const char *path, int readonly, int *immutable,
+                      char *why, size_t whylen)
 {
 	struct stat sb;
 	struct statvfs fs;
 
+	*immutable = 0;
 	if (stat(path, &sb) != 0)
 		return -errno;
 	if (S_ISDIR(sb.st_mode))
@@ -712,15 +759,57 @@ static int path_check(const char *path, int readonly)
 			return -EROFS;
 		if (access(path, W_OK) != 0)
 			return -errno;
+		if (!dir_writable(path) &&
+		    !(side_writable(path, "-wal") && side_writable(path, "-shm"))) {
+			if (why && whylen)
+				snprintf(why, whylen, "permission denied: its directory is"
+				         " not writable for you (SQLite keeps '%s-wal' and"
+				         " '%s-shm' beside it)", path, path);
+			return -EACCES;
+		}
+		return 0;
 	}
+	if (dir_writable(path) || side_writable(path, "-shm"))
+		return 0;
+	if (side_nonempty(path, "-wal")) {
+		if (why && whylen)
+			snprintf(why, whylen, "permission denied: its write-ahead log"
+			         " '%s-wal' holds commits not yet in the file, and they"
+			         " cannot be read without a '%s-shm' beside it, which you"
+			         " cannot create (its owner folds them in by unmounting)",
+			         path, path);
+		return -EACCES;
+	}
+	*immutable = 1;
 	return 0;
+}
+
+/* A file: URI for SQLite, the path percent-encoded, read-only and
+ * immutable. */
+static void immutable_uri(const char *path, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = (size_t)snprintf(out, cap, "file:");
+
+	for (const unsigned char *p = (const unsigned char *)path; *p && n + 4 < cap;
+	     p++) {
+		if (*p == '%' || *p == '?' || *p == '#' || *p < 0x21 || *p > 0x7e) {
+			out[n++] = '%';
+			out[n++] = hex[*p >> 4];
+			out[n++] = hex[*p & 15];
+		} else
+			out[n++] = (char)*p;
+	}
+	out[n] = 0;
+	snprintf(out + n, cap - n, "?mode=ro&immutable=1");
 }
 
 int store_open(const char *path, int flags, int busy_ms, struct store **out,
                char *why, size_t whylen)
 {
 	struct store *s;
-	int rc, oflags;
+	char uri[3 * PATH_MAX + 32];
+	int rc, oflags, immutable = 0;
 
 	*out = NULL;
 	if (why && whylen)
@@ -732,14 +821,20 @@ int store_open(const char *path, int flags, int busy_ms, struct store **out,
 		if (fd < 0)
 			return -errno;
 		close(fd);
-	} else if ((rc = path_check(path, flags & STORE_READONLY)))
+	} else if ((rc = path_check(path, flags & STORE_READONLY, &immutable,
+	                            why, whylen)))
 		return rc;
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
 	s->readonly = !!(flags & STORE_READONLY);
 	oflags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-	rc = sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (immutable) {
+		immutable_uri(path, uri, sizeof uri);
+		rc = sqlite3_open_v2(uri, &s->db, oflags | SQLITE_OPEN_NOMUTEX |
+		                     SQLITE_OPEN_URI, NULL);
+	} else
+		rc = sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		rc = store_err(s, rc);
 		goto fail;

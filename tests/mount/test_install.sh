@@ -61,7 +61,7 @@ unshare -m --propagation private bash -c '
 	[ "$(cat "$MNT/m.txt" 2>&1)" = via-mount ] && r ok "fstab mount has the data" || r fail "fstab mount has the data"
 	umount_wait && r ok "umount fstab mount" || r fail "umount fstab mount"
 	# a wrong passphrase through mount(8): non-zero, nothing mounted
-	echo wrong > "$T/badpass"
+	echo wrong > "$T/badpass"; chmod 600 "$T/badpass"
 	mount -t fuse.custodyfs "$STORE" "$MNT" -o "passfile=$T/badpass,user=admin,config=$CONF" 2>/dev/null \
 		&& r fail "wrong passphrase refused" || r ok "wrong passphrase refused"
 	mountpoint -q "$MNT" && { r fail "nothing mounted after refusal"; umount "$MNT"; } || r ok "nothing mounted after refusal"
