@@ -167,7 +167,8 @@ static int user_del(struct cli *c, int argc, char **argv)
 	snprintf(name, sizeof name, "%s", u->name);
 	if (u->id == c->un.ss->user_id) {
 		fprintf(stderr, "custodyctl: user del: an admin cannot remove"
-		        " themself\n");
+		        " themself%s\n", keyadmin_admins(c->un.r) <= 1
+		        ? " (and this is the last admin)" : "");
 		cli_finish(c, "user del", name, -EPERM);
 		return EXIT_RUNTIME;
 	}
