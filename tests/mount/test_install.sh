@@ -131,9 +131,7 @@ for w in init info check backup compact upgrade reencrypt \
          "audit prune" --force --json --new-passfile --extpass --passfile; do
 	check "custodyctl.8 documents '$w'" grep -qF -- "$w" "$T/ctl.txt"
 done
-for c in $("$CUSTODYCTL" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF {print $1}' | sort -u); do
-	check "custodyctl.8 has command $c from --help" grep -qE "^ +$c( |$)" "$T/ctl.txt"
-done
+# (every command and option of --help, both ways: tests/mount/test_docs.sh)
 for st in 0 1 2 3 4 5 6; do
 	check "custodyctl.8 documents exit status $st" grep -qE "^ +$st( |$)" "$T/ctl.txt"
 done
