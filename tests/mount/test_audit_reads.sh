@@ -58,6 +58,7 @@ check_not "nothing mounted" mountpoint -q "$MNT"
 s=$(last)
 export STORE MNT CUSTODYFS CONF PASSFILE T
 unshare -m --propagation private bash -c '
+	t_ns_drop_fuse
 	mount --bind /dev/null /dev/fuse || exit 9
 	"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" "$STORE" "$MNT" 2>"$T/mf.err"
 '

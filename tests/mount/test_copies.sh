@@ -61,6 +61,7 @@ check "and its path" knows_path "$SFILE" "$T/media/bk2.db"
 cp "$STORE" "$T/media/cp.db"
 export T CUSTODYCTL CONF PASSFILE
 unshare -m --propagation private bash -c '
+	t_ns_drop_fuse
 	mount --bind -o ro "$T/media" "$T/media" && mount -o remount,bind,ro "$T/media" || exit 9
 	on() { local db=$1; shift; "$CUSTODYCTL" -s "$db" -u admin -c "$CONF" --passfile "$PASSFILE" "$@"; }
 	on "$T/media/bk2.db" check >/dev/null 2>"$T/bk2.err" || exit 1

@@ -197,6 +197,7 @@ mkdir -p "$T/bin"; cp "$CUSTODYFS" "$T/bin/custodyfs"
 T_MOUNTS+=("$MNT")
 export T MNT
 unshare -m --propagation private bash -c '
+	t_ns_drop_fuse
 	mount --bind "$T/bin" /usr/local/bin || exit 9
 	mount -T "$T/fstab" "$MNT" 2>"$T/fstab.err" || exit 1
 	echo via-fstab > "$MNT/f" && [ "$(cat "$MNT/f")" = via-fstab ] || exit 2

@@ -58,6 +58,7 @@ mkdir -p "$T/media" "$T/romnt"
 cp "$STORE" "$T/media/s.db"
 export T CUSTODYCTL CUSTODYFS CONF PASSFILE
 unshare -m --propagation private bash -c '
+	t_ns_drop_fuse
 	r() { echo "$1 $2"; }
 	mount --bind -o ro "$T/media" "$T/media" && mount -o remount,bind,ro "$T/media" \
 		|| { r fail "read-only bind mount"; exit; }

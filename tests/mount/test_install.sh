@@ -38,6 +38,7 @@ printf '%s %s fuse.custodyfs noauto,_netdev,passfile=%s,user=admin,config=%s 0 0
 T_MOUNTS+=("$MNT")
 export P STORE MNT PASSFILE CONF T
 unshare -m --propagation private bash -c '
+	t_ns_drop_fuse
 	r() { echo "$1 $2"; }   # result lines, counted outside
 	umount_wait() {
 		# mount.fuse3 puts the options after the mount point
