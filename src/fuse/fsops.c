@@ -161,6 +161,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
+	/* libfuse wants -o max_read=N said again here, or it ends the
+	 * session ("init() and fuse_session_new() requested different
+	 * maximum read size") */
+	if (c->o->extra_options) {
+		const char *m = strstr(c->o->extra_options, "max_read=");
+		if (m && (m == c->o->extra_options || m[-1] == ','))
+			conn->max_read = (unsigned)strtoul(m + 9, NULL, 10);
+	}
 	/* The kernel takes the smaller of max_readahead and the mount's
 	 * backing-device window, which starts at 128 KiB: raise the window
 	 * first (root only; elsewhere it stays). Streaming reads then arrive as

@@ -10,6 +10,7 @@
 #  9: passfiles someone else could read or change are refused, as ssh
 #     refuses such key files, with the program's name in the line.
 . "$(dirname "$0")/../lib.sh"
+command -v jq >/dev/null || { echo "$T_NAME: jq is required" >&2; exit 1; }
 t_setup
 
 NOBODY=$(id -u nobody)
@@ -128,6 +129,9 @@ check_not "-o bogus: nothing mounted" mountpoint -q "$MNT"
 check "an option FUSE knows passes (-o max_read=131072)" \
 	"$CUSTODYFS" -u admin -c "$CONF" --passfile "$PASSFILE" -o max_read=131072 "$STORE" "$MNT"
 T_MOUNTS+=("$MNT"); t_track "$MNT"
+sleep 0.5
+check "and the session serves with it (write, read back)" \
+	sh -c "echo max > '$MNT/mr' && [ \"\$(cat '$MNT/mr')\" = max ]"
 check "unmount" t_umount
 
 # every --help: usage on stdout, once; nothing on stderr; exit 0
@@ -178,6 +182,25 @@ cfgerr "an unknown setting" '[mount]\nbogus = 1\n' "bad.ini:2: \[mount\] bogus: 
 cfgerr "a bad value" '[mount]\ncommit_interval = 2h\n' "bad.ini:2: \[mount\] commit_interval: expected"
 check "weeks are a duration in the config" sh -c "printf '[keys]\nmax_age = 12w\n' > '$T/w.ini' && \
 	'$CUSTODYCTL' -s '$STORE' -u admin -c '$T/w.ini' --passfile '$PASSFILE' info >/dev/null"
+
+# key destroy (irreversible) asks on a terminal, as cryptsetup does
+expect_status "rotate" 0 ctl key rotate
+expect_status "reencrypt" 0 ctl reencrypt
+expect_status "retire v1" 0 ctl key retire 1
+expect_status "key destroy without a terminal and without --yes: refused" 2 ctl key destroy 1
+stderr_has "it says to confirm with --yes" "confirm with --yes"
+status() { ctl key list --json | jq -r '.[] | select(.version == 1) | .status'; }
+on_tty() { # ANSWER: key destroy 1 on a terminal, answering ANSWER
+	printf '%s\n' "$1" | script -qec "'$CUSTODYCTL' -s '$STORE' -u admin -c '$CONF' \
+		--passfile '$PASSFILE' key destroy 1" /dev/null > "$T/tty.out" 2>&1
+}
+on_tty no; st=$?
+check "on a terminal it asks" grep -q "Destroy key v1 for good" "$T/tty.out"
+check "answered no: refused" test "$st" -ne 0
+expect_eq "answered no: v1 is still retired" retired "$(status)"
+on_tty YES; st=$?
+expect_eq "answered YES: done" 0 "$st"
+expect_eq "answered YES: v1 destroyed" destroyed "$(status)"
 
 # =================== item 9: passfiles ===================
 pw() { # MODE [OWNER]: a copy of the admin passfile with that mode and owner
