@@ -146,6 +146,19 @@ static void stopping(void *arg, const char *line)
 	notify(msg);
 }
 
+/* A copy of an -o value that lives as long as the process (reachable, so
+ * no leak is reported on an early exit). */
+static const char *keep(const char *v)
+{
+	static char *kept[16];
+	static size_t n;
+	char *d = strdup(v);
+
+	if (d && n < sizeof kept / sizeof kept[0])
+		kept[n++] = d;
+	return d;
+}
+
 /* Split -o into our options and FUSE's. Returns 0 or -1 (message printed). */
 static int parse_o(struct args *a, const char *list)
 {
@@ -185,11 +198,11 @@ static int parse_o(struct args *a, const char *list)
 			else
 				a->f.maxage_ms = ms;
 		} else if (!strncmp(tok, "user=", 5))
-			a->u.user = strdup(tok + 5);
+			a->u.user = keep(tok + 5);
 		else if (!strncmp(tok, "passfile=", 9))
-			a->u.passfile = strdup(tok + 9);
+			a->u.passfile = keep(tok + 9);
 		else if (!strncmp(tok, "config=", 7))
-			a->u.config = strdup(tok + 7);
+			a->u.config = keep(tok + 7);
 		else if (!strcmp(tok, "dev") || !strcmp(tok, "suid") ||
 		         !strcmp(tok, "nodev") || !strcmp(tok, "nosuid") ||
 		         !strcmp(tok, "exec") || !strcmp(tok, "noexec") ||
