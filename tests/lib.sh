@@ -155,3 +155,19 @@ t_umount() {
 	echo "daemon $pid did not exit after unmount" >&2
 	return 1
 }
+
+# t_ns_drop_fuse: in a new mount namespace (unshare -m), drop its copies of
+# the FUSE mounts it was made with. A copy keeps the mount's connection
+# alive, so the daemon of another test (here or in another checkout)
+# would not see its unmount until this namespace ends. Exported: call it
+# first in the `bash -c` that unshare runs.
+t_ns_drop_fuse() {
+	local dev mnt fstype rest
+	while read -r dev mnt fstype rest; do
+		case $fstype in
+		fuse | fuse.* | fuseblk) umount -l "$(printf '%b' "${mnt//\\/\\0}")" 2>/dev/null ;;
+		esac
+	done < /proc/self/mounts
+	return 0
+}
+export -f t_ns_drop_fuse

@@ -18,7 +18,14 @@ struct cli {
 	int auto_rotated;       /* cli_unlock rotated an expired key */
 	const char *recovery_file; /* --recovery: log in as the recovery secret */
 	uint8_t *recovery;      /* its secret (locked memory) */
+	const char *what;       /* the command, for messages (cli_unlock) */
+	int64_t started_ms;     /* cli_now_ms() when custodyctl started */
 };
+
+/* The unlock_opts wait notice of custodyctl (arg: the struct cli): one
+ * line when a command has waited a second for the store's write lock,
+ * naming the process that holds it, and one when the wait ends. */
+void cli_wait_notice(void *arg, int64_t waited_ms, int outcome);
 
 /*
  * Open, authenticate and start the session (unlock_store); require a role
@@ -60,9 +67,10 @@ int cli_opt_value(int argc, char **argv, int *i, const char *opt,
 
 /* Print s as a JSON string (quoted, escaped). */
 void cli_json_str(const char *s);
-/* Format a time (seconds or ns) as ISO 8601 UTC. */
+/* Format a time (seconds, or ns with 6 or 9 digits of fraction) as
+ * ISO 8601 / RFC 3339 UTC. */
 void cli_time(char *buf, size_t len, int64_t secs);
-void cli_time_ns(char *buf, size_t len, int64_t ns);
+void cli_time_ns(char *buf, size_t len, int64_t ns, int digits);
 
 int cmd_init(struct cli *c, int argc, char **argv);
 int cmd_info(struct cli *c, int argc, char **argv);

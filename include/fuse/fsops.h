@@ -34,17 +34,32 @@ struct fsops_opts {
 	 * caches must be dropped now (a session just ended) */
 	int (*stale)(void *arg);
 	void *stale_arg;
+	/* called (from a thread of its own) with one line when the session
+	 * starts to end: a signal, idle, maxage, a busy mount detached */
+	void (*stopping)(void *arg, const char *line);
+	void *stopping_arg;
 };
 
 /* Called in the daemon after the mount succeeded (e.g. to detach). */
 typedef void (*fsops_mounted_fn)(void *arg);
 
 /*
+ * Whether FUSE accepts the mount options of o (before any work is done):
+ * 0, or -EINVAL with one line in why ("unknown mount option 'x'").
+ */
+int fsops_check_options(const struct fsops_opts *o, char *why, size_t whylen);
+
+/*
  * Mount fs at o->mountpoint and serve requests with a multi-threaded loop
  * until unmounted, signalled (SIGINT, SIGTERM, SIGHUP), idle or too old.
- * *why receives how it ended ("unmount", "signal", "idle", "maxage").
- * Returns 0 after a clean session, or -errno if the mount failed (the
- * error is printed).
+ * On a signal (and idle, maxage) the daemon unmounts itself while it still
+ * serves: a plain unmount, or, when files are open, a lazy one (the mount
+ * point is free at once) after which the open files are served until they
+ * are closed or 10 s pass; a second signal ends it at once. No dead mount
+ * is left behind.
+ * *why receives how it ended ("unmount", "signal", "idle", "maxage",
+ * "fatal"). Returns 0 after a clean session, or -errno if the mount
+ * failed (the error is printed).
  */
 int fsops_run(struct fs *fs, const struct fsops_opts *o,
               fsops_mounted_fn mounted, void *arg, const char **why);

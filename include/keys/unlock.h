@@ -69,6 +69,10 @@ struct unlock_opts {
 	int inspect;           /* a command that only reads: it runs on a
 	                        * store with rows beyond its signed head (said
 	                        * in one line; nothing recorded: u->damaged) */
+	/* waits of a second or more for another process's lock on the
+	 * store, from the login on (store_set_wait_notice); NULL: none */
+	void (*wait_notice)(void *arg, int64_t waited_ms, int outcome);
+	void *wait_arg;
 };
 
 struct unlocked {

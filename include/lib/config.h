@@ -44,7 +44,8 @@ void config_defaults(struct config *c);
  */
 int config_load(const char *path, struct config *c, char *err, size_t errlen);
 
-/* Parse "90d", "500ms", "10s" into milliseconds; -1 on error. */
+/* Parse "90d", "500ms", "10s", "2w" (ms, s, m or min, h, d, w; a bare
+ * number is seconds) into milliseconds; -1 on error. */
 int64_t config_parse_duration_ms(const char *s);
 /* Parse "64M", "1G", "4096" into bytes; -1 on error. */
 int64_t config_parse_size(const char *s);

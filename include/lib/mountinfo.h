@@ -13,6 +13,7 @@ struct mountinfo {
 	char dev[32];             /* "major:minor" */
 	char point[PATH_MAX];     /* the mount point, unescaped */
 	char fstype[64];          /* e.g. "fuse.custodyfs" */
+	char source[PATH_MAX];    /* what was mounted (custodyfs: the store) */
 	char super[1024];         /* the super block options */
 };
 

@@ -20,8 +20,12 @@ struct passphrase {
 /*
  * Read a passphrase. passfile and extpass may be NULL; with neither, the
  * terminal is used (prompt shown; with confirm, asked twice and compared).
- * Returns 0, or -1 with one line in err. A passfile readable by group or
- * others gets a warning on stderr. On success, free with passphrase_free.
+ * Returns 0, or -1 with one line in err. As ssh does with private keys, a
+ * regular passfile is refused when another user could read or change it:
+ * owned by anyone but the caller or root; one of the caller's own with
+ * any group or other permission; a root-owned one (a systemd credential,
+ * a file an admin provided) writable by its group or open to others. On
+ * success, free with passphrase_free.
  */
 int passphrase_get(const char *passfile, const char *extpass,
                    const char *prompt, int confirm, struct passphrase *out,

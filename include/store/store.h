@@ -57,7 +57,13 @@ enum store_open_flags {
  * -ENOTSUP (not a custodyfs store or a damaged header), -EPROTO (a newer
  * format), STORE_E_OLDFORMAT (older: run upgrade; accepted with
  * STORE_ANYFORMAT), STORE_E_SCHEMA (a schema object that is not ours, or
- * a meta row 'format' in a format-2 file: why names it). why (may be NULL) receives a one-line reason on failure.
+ * a meta row 'format' in a format-2 file: why names it). why (may be
+ * NULL) receives a one-line reason on failure.
+ * A read-only open of a store whose lock file cannot be made beside it
+ * (read-only media, a snapshot, a directory only its owner may write)
+ * reads the file as it is (SQLite's immutable mode) when its WAL is empty,
+ * and is refused with -EACCES (why says so) when it is not; a read-write
+ * open where STORE-wal cannot be made is -EACCES too.
  * busy_ms: how long to wait for another process's lock.
  */
 int store_open(const char *path, int flags, int busy_ms, struct store **out,
@@ -86,6 +92,19 @@ int store_schema_verify(struct store *s, char *why, size_t whylen);
  * data_version), 0 if not, or -errno; the first call after open says 1.
  */
 int store_changed(struct store *s);
+
+/*
+ * Waiting for another process's lock (up to the busy timeout): fn is told
+ * once a wait passes after_ms (outcome 0), and again when that wait ends
+ * (1: the lock was had, -1: given up; the end of a wait is seen by
+ * statements that change rows or transactions, where waits happen). NULL
+ * fn: no notices. store_waited_ms is the total waited since open.
+ */
+void store_set_wait_notice(struct store *s, int after_ms,
+                           void (*fn)(void *arg, int64_t waited_ms,
+                                      int outcome),
+                           void *arg);
+int64_t store_waited_ms(const struct store *s);
 
 /* Transactions. begin is BEGIN IMMEDIATE (takes the write lock). */
 int store_begin(struct store *s);
@@ -477,6 +496,8 @@ int store_audit_count(struct store *s, uint64_t *n);
 /* How many rows have seq < seq, and the lowest of them (0 if none). */
 int store_audit_below(struct store *s, int64_t seq, uint64_t *n,
                       int64_t *lowest);
+/* 1 if a row with operation op exists, 0 if not, or -errno. */
+int store_audit_has_op(struct store *s, const char *op);
 int store_audit_delete_before(struct store *s, int64_t seq);
 
 /* ---- mount sessions (advisory: for messages and info) ---- */

@@ -11,6 +11,8 @@
  * keeps verify consistent while the daemon appends.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +207,88 @@ static const char *result_str(int64_t result, char *buf, size_t len)
 	return buf;
 }
 
+/* Unix user name of uid, or "-" (a small cache: a trail names few). */
+static const char *unix_name(uint32_t uid)
+{
+	static struct { uint32_t uid; char name[33]; } cache[32];
+	static size_t n, next;
+	struct passwd *pw;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (cache[i].uid == uid)
+			return cache[i].name;
+	i = n < 32 ? n++ : next++ % 32;
+	cache[i].uid = uid;
+	pw = getpwuid((uid_t)uid);
+	snprintf(cache[i].name, sizeof cache[i].name, "%s",
+	         pw && pw->pw_name ? pw->pw_name : "-");
+	return cache[i].name;
+}
+
+/* The kernel's O_LARGEFILE (the C library hides it on 64-bit x86). */
+#if defined(__x86_64__) || defined(__i386__)
+#define K_O_LARGEFILE 0100000
+#else
+#define K_O_LARGEFILE __O_LARGEFILE
+#endif
+
+/* An open row's flags (its OFFSET) by name: "O_WRONLY|O_APPEND". */
+static const char *open_flags(uint64_t f, char *out, size_t cap)
+{
+	static const struct { uint64_t v; const char *name; } t[] = {
+		{ O_CREAT, "O_CREAT" }, { O_EXCL, "O_EXCL" },
+		{ O_NOCTTY, "O_NOCTTY" }, { O_TRUNC, "O_TRUNC" },
+		{ O_APPEND, "O_APPEND" }, { O_NONBLOCK, "O_NONBLOCK" },
+		{ O_SYNC, "O_SYNC" }, { O_DSYNC, "O_DSYNC" },
+		{ O_ASYNC, "O_ASYNC" }, { O_DIRECT, "O_DIRECT" },
+		{ K_O_LARGEFILE, "O_LARGEFILE" }, { O_DIRECTORY, "O_DIRECTORY" },
+		{ O_NOFOLLOW, "O_NOFOLLOW" }, { O_NOATIME, "O_NOATIME" },
+		{ O_CLOEXEC, "O_CLOEXEC" }, { O_PATH, "O_PATH" },
+	};
+	const char *acc = (f & O_ACCMODE) == O_WRONLY ? "O_WRONLY"
+	                  : (f & O_ACCMODE) == O_RDWR ? "O_RDWR"
+	                  : (f & O_ACCMODE) == O_RDONLY ? "O_RDONLY" : "3";
+	size_t n = (size_t)snprintf(out, cap, "%s", acc);
+
+	f &= ~(uint64_t)O_ACCMODE;
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (t[i].v && (f & t[i].v) == t[i].v) {
+			f &= ~t[i].v;
+			if (n < cap)
+				n += (size_t)snprintf(out + n, cap - n, "|%s", t[i].name);
+		}
+	if (f && n < cap)
+		snprintf(out + n, cap - n, "|0%llo", (unsigned long long)f);
+	return out;
+}
+
+/*
+ * The operations custodyfs records: --op must name one of them (or one
+ * found in the trail, written by a newer custodyfs). Keep in step with
+ * the recording code; 'audit list --help' and custodyctl(8) list them.
+ */
+static const char *const known_ops[] = {
+	"open", "read", "write", "create", "mkdir", "mknod", "symlink", "link",
+	"unlink", "rmdir", "rename", "setattr", "truncate", "setxattr",
+	"removexattr", "opendir", "mount", "unmount", "mount failed",
+	"rollback accepted", "login", "login-failed", "login-locked", "lockout",
+	"login-denied", "logout", "session-end", "init", "info", "check",
+	"check repair", "backup", "copy", "compact", "upgrade", "user add",
+	"user del", "user revoke", "user passwd", "user role", "user unlock",
+	"user list", "key list", "key rotate", "key auto-rotate", "key retire",
+	"key destroy", "authority rotate", "reencrypt", "audit list",
+	"audit export", "audit verify", "audit prune",
+};
+
+static int op_known(const char *op)
+{
+	for (size_t i = 0; i < sizeof known_ops / sizeof known_ops[0]; i++)
+		if (!strcmp(op, known_ops[i]))
+			return 1;
+	return 0;
+}
+
 /* ---- times ---- */
 
 static int64_t now_ns(void)
@@ -231,7 +315,7 @@ static int digits(const char **p, int n, int *v)
  *   2026-11-24T10:00:00Z, 2026-11-24T10:00:00.5+01:00  (UTC or an offset)
  *   2026-11-24T10:00[:00]   2026-11-24 10:00:00       (local time)
  *   2026-11-24                                         (local midnight)
- *   30s, 10m, 1h, 2d, 500ms                            (that long ago)
+ *   30s, 10m, 1h, 2d, 1w, 500ms                        (that long ago)
  *   now, @1795000000                                   (epoch seconds)
  */
 static int parse_time(const char *s, int64_t *out)
@@ -330,8 +414,8 @@ static int missing_value(const char *cmd, const char *opt)
 static int bad_time(const char *cmd, const char *opt, const char *v)
 {
 	fprintf(stderr, "custodyctl: audit %s: %s '%s': expected an ISO 8601 time"
-	        " (2026-11-24T10:00:00Z) or an age (30s, 10m, 1h, 2d)\n", cmd, opt,
-	        v);
+	        " (2026-11-24T10:00:00Z) or an age (30s, 10m, 1h, 2d, 1w)\n", cmd,
+	        opt, v);
 	return EXIT_USAGE;
 }
 
@@ -342,8 +426,82 @@ enum out_format { OUT_TEXT, OUT_JSON, OUT_JSON_LINES, OUT_CSV };
 struct filter {
 	int64_t since, until;   /* ns, inclusive */
 	const char *user, *op, *path;
+	int64_t uid;            /* Unix uid, -1: any */
 	int result;             /* 0 any, 1 ok, 2 failed */
 };
+
+/*
+ * One filter option of audit list and export at argv[*i]: 1 taken, 0 not
+ * a filter option, -1 a usage error (one line printed).
+ */
+static int filter_opt(const char *cmd, int argc, char **argv, int *i,
+                      struct filter *f)
+{
+	const char *v;
+	int r;
+
+	if ((r = cli_opt_value(argc, argv, i, "--since", &v))) {
+		if (r > 0 && parse_time(v, &f->since))
+			return bad_time(cmd, "--since", v), -1;
+	} else if ((r = cli_opt_value(argc, argv, i, "--until", &v))) {
+		if (r > 0 && parse_time(v, &f->until))
+			return bad_time(cmd, "--until", v), -1;
+	} else if ((r = cli_opt_value(argc, argv, i, "--user", &v))) {
+		f->user = v;
+	} else if ((r = cli_opt_value(argc, argv, i, "--uid", &v))) {
+		char *end;
+		long long n;
+		if (r < 0)
+			return -1;
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (*v && !*end && !errno && n >= 0 && n <= UINT32_MAX)
+			f->uid = n;
+		else {
+			struct passwd *pw = getpwnam(v);
+			if (!pw) {
+				fprintf(stderr, "custodyctl: audit %s: --uid '%s': not a"
+				        " uid or a Unix user name\n", cmd, v);
+				return -1;
+			}
+			f->uid = pw->pw_uid;
+		}
+	} else if ((r = cli_opt_value(argc, argv, i, "--op", &v))) {
+		f->op = v;
+	} else if ((r = cli_opt_value(argc, argv, i, "--path", &v))) {
+		f->path = v;
+	} else if ((r = cli_opt_value(argc, argv, i, "--result", &v))) {
+		if (r < 0)
+			return -1;
+		if (!strcmp(v, "ok"))
+			f->result = 1;
+		else if (!strcmp(v, "fail") || !strcmp(v, "failed"))
+			f->result = 2;
+		else {
+			fprintf(stderr, "custodyctl: audit %s: --result '%s': expected"
+			        " ok or fail\n", cmd, v);
+			return -1;
+		}
+	}
+	return r;
+}
+
+/*
+ * --op must name an operation custodyfs records, or one the trail holds:
+ * a typo is a usage error, not an empty listing. EXIT_OK or EXIT_USAGE.
+ */
+static int check_op(struct cli *c, const char *cmd, const char *op)
+{
+	int rc;
+
+	if (!op || op_known(op))
+		return EXIT_OK;
+	if ((rc = store_audit_has_op(c->un.s, op)) > 0)
+		return EXIT_OK;
+	fprintf(stderr, "custodyctl: audit %s: --op '%s': no such operation"
+	        " (see custodyctl audit list --help for the list)\n", cmd, op);
+	return EXIT_USAGE;
+}
 
 struct reader {
 	struct audit_reader *r;
@@ -373,12 +531,13 @@ static int path_matches(const char *path, const char *prefix)
 static void print_header(enum out_format fmt)
 {
 	if (fmt == OUT_TEXT)
-		printf("%-27s %-12s %6s %7s %-15s %-11s %12s %10s %-9s %s\n",
-		       "TIME", "USER", "UID", "PID", "PROCESS", "OP", "OFFSET",
-		       "LENGTH", "RESULT", "PATH");
+		printf("%-27s %-12s %6s %-10s %7s %-15s %-11s %12s %10s %-9s %s\n",
+		       "TIME", "USER", "UID", "UNIX USER", "PID", "PROCESS", "OP",
+		       "OFFSET", "LENGTH", "RESULT", "PATH");
 	else if (fmt == OUT_CSV)
 		printf("seq,time,time_ns,user,uid,gid,pid,process,op,ino,path,"
-		       "offset,length,result,status,session,hash\r\n");
+		       "offset,length,result,status,session,hash,unix_user,"
+		       "flags\r\n");
 	else if (fmt == OUT_JSON)
 		putchar('[');
 }
@@ -386,21 +545,30 @@ static void print_header(enum out_format fmt)
 static void print_row(struct reader *rd, const struct store_audit *a,
                       const char *comm, const char *path, const char *why)
 {
-	char t[48], rb[24], mac[2 * STORE_HASH_BYTES + 1];
+	char t[48], rb[24], mac[2 * STORE_HASH_BYTES + 1], fl[256];
 	const char *res = result_str(a->result, rb, sizeof rb);
+	const char *flags = !strcmp(a->op, "open")
+	                    ? open_flags(a->offset, fl, sizeof fl) : NULL;
 
-	cli_time_ns(t, sizeof t, a->time);
+	/* text: microseconds; JSON and CSV: RFC 3339 with nanoseconds, as
+	 * exact as time_ns (which jq, with doubles, cannot hold exactly) */
+	cli_time_ns(t, sizeof t, a->time, rd->fmt == OUT_TEXT ? 6 : 9);
 	for (size_t i = 0; i < STORE_HASH_BYTES; i++)
 		snprintf(mac + 2 * i, 3, "%02x", a->hash[i]);
 	switch (rd->fmt) {
 	case OUT_TEXT: {
 		char u[4 * sizeof a->user], cm[4 * COMM_MAX], o[4 * sizeof a->op];
 
-		printf("%-27s %-12s %6u %7u %-15s %-11s %12llu %10llu %-9s ", t,
-		       text_esc(u, sizeof u, a->user), a->uid, a->pid,
-		       why ? "?" : text_esc(cm, sizeof cm, comm),
-		       text_esc(o, sizeof o, a->op), (unsigned long long)a->offset,
-		       (unsigned long long)a->length, res);
+		printf("%-27s %-12s %6u %-10s %7u %-15s %-11s ", t,
+		       text_esc(u, sizeof u, a->user), a->uid, unix_name(a->uid),
+		       a->pid, why ? "?" : text_esc(cm, sizeof cm, comm),
+		       text_esc(o, sizeof o, a->op));
+		if (flags) /* open: OFFSET holds the flags, LENGTH nothing */
+			printf("%-23s ", flags);
+		else
+			printf("%12llu %10llu ", (unsigned long long)a->offset,
+			       (unsigned long long)a->length);
+		printf("%-9s ", res);
 		if (why)
 			printf("<%s>", why);
 		else
@@ -417,9 +585,11 @@ static void print_row(struct reader *rd, const struct store_audit *a,
 		csv_str(a->op);
 		printf(",%llu,", (unsigned long long)a->ino);
 		csv_str(why ? "" : path);
-		printf(",%llu,%llu,%lld,%s,%lld,%s\r\n",
+		printf(",%llu,%llu,%lld,%s,%lld,%s,",
 		       (unsigned long long)a->offset, (unsigned long long)a->length,
 		       (long long)a->result, res, (long long)a->session, mac);
+		csv_str(unix_name(a->uid));
+		printf(",%s\r\n", flags ? flags : "");
 		break;
 	case OUT_JSON:
 	case OUT_JSON_LINES:
@@ -428,8 +598,12 @@ static void print_row(struct reader *rd, const struct store_audit *a,
 		printf("{\"seq\":%lld,\"time\":\"%s\",\"time_ns\":%lld,\"user\":",
 		       (long long)a->seq, t, (long long)a->time);
 		json_str(a->user);
-		printf(",\"uid\":%u,\"gid\":%u,\"pid\":%u,\"process\":", a->uid,
-		       a->gid, a->pid);
+		printf(",\"uid\":%u,\"unix_user\":", a->uid);
+		if (strcmp(unix_name(a->uid), "-"))
+			json_str(unix_name(a->uid));
+		else
+			fputs("null", stdout);
+		printf(",\"gid\":%u,\"pid\":%u,\"process\":", a->gid, a->pid);
 		if (why)
 			fputs("null", stdout);
 		else
@@ -441,10 +615,14 @@ static void print_row(struct reader *rd, const struct store_audit *a,
 			fputs("null", stdout);
 		else
 			json_str(path);
-		printf(",\"offset\":%llu,\"length\":%llu,\"result\":%lld,"
-		       "\"status\":\"%s\"",
-		       (unsigned long long)a->offset, (unsigned long long)a->length,
-		       (long long)a->result, res);
+		printf(",\"offset\":%llu,\"length\":%llu,\"flags\":",
+		       (unsigned long long)a->offset, (unsigned long long)a->length);
+		if (flags)
+			json_str(flags);
+		else
+			fputs("null", stdout);
+		printf(",\"result\":%lld,\"status\":\"%s\"", (long long)a->result,
+		       res);
 		if (why)
 			printf(",\"detail_error\":\"%s\"", why);
 		if (rd->full)
@@ -476,6 +654,7 @@ static int reader_row(void *arg, const struct store_audit *a)
 	}
 	if (f && ((a->time < f->since || a->time > f->until) ||
 	          (f->user && strcmp(a->user, f->user)) ||
+	          (f->uid >= 0 && a->uid != (uint64_t)f->uid) ||
 	          (f->op && strcmp(a->op, f->op)) ||
 	          (f->result == 1 && a->result < 0) ||
 	          (f->result == 2 && a->result >= 0)))
@@ -617,84 +796,79 @@ static int follow(struct cli *c, struct reader *rd)
 	return EXIT_OK;
 }
 
+/* The filter options' help, shared by list and export. */
+#define FILTER_HELP \
+"  --since T, --until T  rows at or after / at or before T. T is one of\n" \
+"                        2026-11-24T10:00:00Z     UTC (fraction allowed)\n" \
+"                        2026-11-24T10:00:00+01:00  with a UTC offset\n" \
+"                        2026-11-24T10:00[:00]    local time (no zone)\n" \
+"                        2026-11-24               local midnight\n" \
+"                        30s, 10m, 1h, 2d, 1w, 500ms  that long ago\n" \
+"                        now, @EPOCH_SECONDS\n" \
+"  --user U              rows of store user U\n" \
+"  --uid UID             rows of one Unix user (a uid or a Unix user name)\n" \
+"  --op OP               rows of one operation: open read write create\n" \
+"                        mkdir mknod symlink link unlink rmdir rename\n" \
+"                        setattr truncate setxattr removexattr opendir;\n" \
+"                        mount unmount \"mount failed\" \"rollback accepted\";\n" \
+"                        login login-failed login-locked lockout\n" \
+"                        login-denied logout session-end; or a custodyctl\n" \
+"                        command: init info check \"check repair\" backup\n" \
+"                        copy compact upgrade \"user add\" \"user del\"\n" \
+"                        \"user revoke\" \"user passwd\" \"user role\"\n" \
+"                        \"user unlock\" \"user list\" \"key list\"\n" \
+"                        \"key rotate\" \"key auto-rotate\" \"key retire\"\n" \
+"                        \"key destroy\" \"authority rotate\" reencrypt\n" \
+"                        \"audit list\" \"audit export\" \"audit verify\"\n" \
+"                        \"audit prune\". Another name is a usage error\n" \
+"                        (exit 2) unless the trail holds it.\n" \
+"  --path PREFIX         rows whose path starts with PREFIX (either side\n" \
+"                        of a rename's \"from -> to\"); admin actions keep\n" \
+"                        their target (a user name, ...) as the path\n" \
+"  --result ok|fail      only successes / only failures\n"
+
 static int audit_list(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
-"usage: custodyctl audit list [--since T] [--until T] [--user U] [--op OP]\n"
-"                             [--path PREFIX] [--result ok|fail] [--json]\n"
-"                             [--follow]\n"
+"usage: custodyctl audit list [--since T] [--until T] [--user U] [--uid UID]\n"
+"                             [--op OP] [--path PREFIX] [--result ok|fail]\n"
+"                             [--json] [--follow]\n"
 "List the audit trail, oldest first, with process names and paths\n"
 "decrypted (admin or auditor; others get exit 5). Works while mounted.\n"
+"Reading the trail is itself recorded (op \"audit list\").\n"
 "\n"
-"  --since T, --until T  rows at or after / at or before T. T is one of\n"
-"                        2026-11-24T10:00:00Z     UTC (fraction allowed)\n"
-"                        2026-11-24T10:00:00+01:00  with a UTC offset\n"
-"                        2026-11-24T10:00[:00]    local time (no zone)\n"
-"                        2026-11-24               local midnight\n"
-"                        30s, 10m, 1h, 2d, 500ms  that long ago\n"
-"                        now, @EPOCH_SECONDS\n"
-"  --user U              rows of store user U\n"
-"  --op OP               rows of one operation: open read write create\n"
-"                        mkdir mknod symlink link unlink rmdir rename\n"
-"                        setattr truncate setxattr removexattr opendir\n"
-"                        mount unmount, or an admin action (init, ...)\n"
-"  --path PREFIX         rows whose path starts with PREFIX (either side\n"
-"                        of a rename's \"from -> to\"); admin actions keep\n"
-"                        their target (a user name, ...) as the path\n"
-"  --result ok|fail      only successes / only failures\n"
+FILTER_HELP
 "  --json                one JSON array of objects (seq, time, time_ns,\n"
-"                        user, uid, gid, pid, process, op, ino, path,\n"
-"                        offset, length, result, status)\n"
+"                        user, uid, unix_user, gid, pid, process, op, ino,\n"
+"                        path, offset, length, flags, result, status);\n"
+"                        time is RFC 3339 UTC with nanoseconds (time_ns is\n"
+"                        above 2^53: jq rounds it)\n"
 "  --follow              after the existing rows, keep printing new ones as\n"
 "                        they are written (polls every 300 ms) until\n"
 "                        SIGINT or SIGTERM, then exit 0. With --json it\n"
 "                        prints one JSON object per line, not an array.\n"
 "\n"
-"Columns: TIME (UTC, microseconds), USER, UID, PID, PROCESS, OP, OFFSET,\n"
+"Columns: TIME (UTC, microseconds), USER (store user), UID, UNIX USER\n"
+"(the uid's name on this machine, - if none), PID, PROCESS, OP, OFFSET,\n"
 "LENGTH, RESULT (ok, or the errno name such as ENOTEMPTY), PATH. For\n"
-"read and write, OFFSET/LENGTH are the request's; for open, OFFSET holds\n"
-"the open flags; for truncate, OFFSET is the new size. Control characters\n"
-"in names are shown as \\xNN.\n";
-	struct filter f = { INT64_MIN, INT64_MAX, NULL, NULL, NULL, 0 };
+"read and write, OFFSET/LENGTH are the request's; for open, the flags\n"
+"by name (O_WRONLY|O_APPEND) stand in their place; for truncate, OFFSET\n"
+"is the new size. Control characters in names are shown as \\xNN.\n"
+"Denials the kernel makes itself (the mode bits, checked under\n"
+"default_permissions) never reach the daemon and are not in the trail.\n";
+	struct filter f = { INT64_MIN, INT64_MAX, NULL, NULL, NULL, -1, 0 };
 	struct reader rd;
-	const char *v;
 	int followp = 0, st, rc;
 
 	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
-		if (cli_opt_value(argc, argv, &i, "--since", &v)) {
-			if (!v)
-				return missing_value("list", "--since");
-			if (parse_time(v, &f.since))
-				return bad_time("list", "--since", v);
-		} else if (cli_opt_value(argc, argv, &i, "--until", &v)) {
-			if (!v)
-				return missing_value("list", "--until");
-			if (parse_time(v, &f.until))
-				return bad_time("list", "--until", v);
-		} else if (cli_opt_value(argc, argv, &i, "--user", &v)) {
-			if (!(f.user = v))
-				return missing_value("list", "--user");
-		} else if (cli_opt_value(argc, argv, &i, "--op", &v)) {
-			if (!(f.op = v))
-				return missing_value("list", "--op");
-		} else if (cli_opt_value(argc, argv, &i, "--path", &v)) {
-			if (!(f.path = v))
-				return missing_value("list", "--path");
-		} else if (cli_opt_value(argc, argv, &i, "--result", &v)) {
-			if (!v)
-				return missing_value("list", "--result");
-			if (!strcmp(v, "ok"))
-				f.result = 1;
-			else if (!strcmp(v, "fail") || !strcmp(v, "failed"))
-				f.result = 2;
-			else {
-				fprintf(stderr, "custodyctl: audit list: --result '%s':"
-				        " expected ok or fail\n", v);
-				return EXIT_USAGE;
-			}
-		} else if (!strcmp(argv[i], "--json"))
+		int r = filter_opt("list", argc, argv, &i, &f);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r > 0)
+			continue;
+		if (!strcmp(argv[i], "--json"))
 			c->json = 1;
 		else if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f"))
 			followp = 1;
@@ -706,6 +880,8 @@ static int audit_list(struct cli *c, int argc, char **argv)
 	}
 	if ((st = cli_unlock(c, STORE_READONLY,
 	                     (1 << ROLE_ADMIN) | (1 << ROLE_AUDITOR), "audit list")))
+		return st;
+	if ((st = check_op(c, "list", f.op)))
 		return st;
 	cli_record(c, "audit list", "", 0); /* reading the trail is recorded */
 	memset(&rd, 0, sizeof rd);
@@ -733,16 +909,24 @@ static int audit_list(struct cli *c, int argc, char **argv)
 static int audit_export(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
-"usage: custodyctl audit export [--format json|csv]\n"
-"Write the whole trail to stdout, every column, with process names and\n"
-"paths decrypted (admin or auditor), streamed row by row.\n"
+"usage: custodyctl audit export [--format json|csv] [--since T] [--until T]\n"
+"                               [--user U] [--uid UID] [--op OP]\n"
+"                               [--path PREFIX] [--result ok|fail]\n"
+"Write the trail (every row, or those the filters of 'audit list' select)\n"
+"to stdout, every column, with process names and paths decrypted (admin\n"
+"or auditor), streamed row by row. Recorded (op \"audit export\").\n"
 "  --format json   one JSON array of objects (the default); each has seq,\n"
-"                  time, time_ns, user, uid, gid, pid, process, op, ino,\n"
-"                  path, offset, length, result, status, session, hash\n"
+"                  time (RFC 3339 UTC, nanoseconds), time_ns, user, uid,\n"
+"                  unix_user, gid, pid, process, op, ino, path, offset,\n"
+"                  length, flags (an open's, by name, else null), result,\n"
+"                  status, session, hash\n"
 "  --format csv    RFC 4180: a header line, then one line per row, CRLF\n"
-"                  line ends, fields quoted when they hold , \" CR or LF\n"
+"                  line ends, fields quoted when they hold , \" CR or LF;\n"
+"                  the columns of JSON, unix_user and flags last\n"
+FILTER_HELP
 "A row whose detail cannot be decrypted has an empty (CSV) or null (JSON)\n"
 "process and path. Check the chain with 'custodyctl audit verify'.\n";
+	struct filter f = { INT64_MIN, INT64_MAX, NULL, NULL, NULL, -1, 0 };
 	struct reader rd;
 	const char *v;
 	enum out_format fmt = OUT_JSON;
@@ -751,8 +935,13 @@ static int audit_export(struct cli *c, int argc, char **argv)
 	if (cli_wants_help(argc, argv, help))
 		return EXIT_OK;
 	for (int i = 1; i < argc; i++) {
-		if (cli_opt_value(argc, argv, &i, "--format", &v)) {
-			if (!v)
+		int r = filter_opt("export", argc, argv, &i, &f);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r > 0)
+			continue;
+		if ((r = cli_opt_value(argc, argv, &i, "--format", &v))) {
+			if (r < 0)
 				return missing_value("export", "--format");
 			if (!strcmp(v, "json"))
 				fmt = OUT_JSON;
@@ -773,8 +962,11 @@ static int audit_export(struct cli *c, int argc, char **argv)
 	                     (1 << ROLE_ADMIN) | (1 << ROLE_AUDITOR),
 	                     "audit export")))
 		return st;
+	if ((st = check_op(c, "export", f.op)))
+		return st;
 	cli_record(c, "audit export", "", 0);
 	memset(&rd, 0, sizeof rd);
+	rd.f = &f;
 	rd.fmt = fmt;
 	rd.full = 1;
 	if ((st = reader_start(c, &rd, "audit export")))
@@ -1040,12 +1232,12 @@ static int audit_prune_cmd(struct cli *c, int argc, char **argv)
 int cmd_audit(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
-"usage: custodyctl audit list [--since T] [--until T] [--user U] [--op OP]\n"
-"                             [--path PREFIX] [--result ok|fail] [--json]\n"
-"                             [--follow]\n"
+"usage: custodyctl audit list [FILTERS] [--json] [--follow]\n"
 "       custodyctl audit verify [--json]\n"
-"       custodyctl audit export [--format json|csv]\n"
+"       custodyctl audit export [--format json|csv] [FILTERS]\n"
 "       custodyctl audit prune --before T\n"
+"FILTERS: --since T --until T --user U --uid UID --op OP --path PREFIX\n"
+"         --result ok|fail (see audit list --help).\n"
 "Read (admin, auditor), verify (any user) and prune (admin) the audit\n"
 "trail. 'custodyctl audit COMMAND --help' for each. Exit status: 0 ok,\n"
 "1 error, 2 usage, 3 authentication failed, 4 tampering found, 5 role not\n"
@@ -1061,7 +1253,8 @@ int cmd_audit(struct cli *c, int argc, char **argv)
 	};
 
 	if (argc < 2) {
-		fputs(help, stderr);
+		fprintf(stderr, "custodyctl: audit needs a command (list, verify,"
+		        " export, prune; see custodyctl audit --help)\n");
 		return EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||

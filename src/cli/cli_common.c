@@ -4,9 +4,12 @@
  * JSON strings and times.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include "cli.h"
@@ -93,10 +96,77 @@ static int read_recovery(struct cli *c)
 	return EXIT_OK;
 }
 
+/*
+ * Who holds the store's write lock: SQLite's WAL write lock is a POSIX
+ * lock on byte 120 of STORE-shm, and /proc/locks names its process. Into
+ * out: "custodyfs pid 123 (mount on /mnt)" or "" if not found.
+ */
+static void lock_holder(const char *store, char *out, size_t cap)
+{
+	char shm[PATH_MAX + 8], line[256], p[64], comm[64] = "";
+	struct stat sb;
+	FILE *f;
+	long pid = 0;
+
+	out[0] = 0;
+	snprintf(shm, sizeof shm, "%s-shm", store);
+	if (stat(shm, &sb) != 0 || !(f = fopen("/proc/locks", "re")))
+		return;
+	while (fgets(line, sizeof line, f)) {
+		unsigned maj, min;
+		unsigned long long ino;
+		long lp;
+		char start[32], end[32];
+		const char *q = strchr(line, ':');
+		if (!q || sscanf(q + 1, " POSIX ADVISORY WRITE %ld %x:%x:%llu %31s %31s",
+		                 &lp, &maj, &min, &ino, start, end) != 6)
+			continue;
+		if (maj == major(sb.st_dev) && min == minor(sb.st_dev) &&
+		    ino == (unsigned long long)sb.st_ino && !strcmp(start, "120")) {
+			pid = lp;
+			break;
+		}
+	}
+	fclose(f);
+	if (pid <= 0)
+		return;
+	snprintf(p, sizeof p, "/proc/%ld/comm", pid);
+	if ((f = fopen(p, "re"))) {
+		if (fgets(comm, sizeof comm, f))
+			comm[strcspn(comm, "\n")] = 0;
+		fclose(f);
+	}
+	snprintf(out, cap, "%s pid %ld%s", comm[0] ? comm : "process", pid,
+	         !strcmp(comm, "custodyfs")
+	         ? ", a mount of this store, which holds it while it gathers"
+	           " writes into a group commit" : "");
+}
+
+void cli_wait_notice(void *arg, int64_t waited_ms, int outcome)
+{
+	struct cli *c = arg;
+	const char *what = c->what ? c->what : "login";
+	char holder[256];
+
+	if (outcome == 0) {
+		lock_holder(c->u.store, holder, sizeof holder);
+		fprintf(stderr, "custodyctl: %s: waiting for the store's write lock,"
+		        " held by %s (giving up after %.0f s, [store] busy_timeout)\n",
+		        what, holder[0] ? holder : "another process",
+		        (double)c->un.cfg.busy_timeout_ms / 1000.0);
+	} else if (outcome > 0)
+		fprintf(stderr, "custodyctl: %s: got the write lock after %.1f s\n",
+		        what, (double)waited_ms / 1000.0);
+	else
+		fprintf(stderr, "custodyctl: %s: gave up waiting for the write lock"
+		        " after %.1f s\n", what, (double)waited_ms / 1000.0);
+}
+
 int cli_unlock(struct cli *c, int store_flags, int roles, const char *what)
 {
 	int st, rc;
 
+	c->what = what;
 	c->u.kind = "ctl";
 	if (c->recovery_file && (st = read_recovery(c)))
 		return st;
@@ -170,7 +240,13 @@ int cli_new_passphrase(struct cli *c, const char *file, const char *who,
 	(void)c;
 	snprintf(prompt, sizeof prompt, "New passphrase for %s: ", who);
 	if (passphrase_get(file, NULL, prompt, 1, out, err, sizeof err)) {
-		fprintf(stderr, "custodyctl: %s\n", err);
+		if (!file && !strncmp(err, "no terminal", 11))
+			/* --passfile is the login's: the new one has its own */
+			fprintf(stderr, "custodyctl: no terminal to ask for the new"
+			        " passphrase of '%s': give it with --new-passfile"
+			        " FILE\n", who);
+		else
+			fprintf(stderr, "custodyctl: %s\n", err);
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
@@ -238,15 +314,23 @@ void cli_time(char *buf, size_t len, int64_t secs)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-void cli_time_ns(char *buf, size_t len, int64_t ns)
+void cli_time_ns(char *buf, size_t len, int64_t ns, int digits)
 {
 	time_t t = (time_t)(ns / 1000000000);
+	long frac = (long)(ns % 1000000000);
 	struct tm tm;
 	char b[32];
 
+	if (ns < 0) {
+		t--;
+		frac += 1000000000;
+	}
 	gmtime_r(&t, &tm);
 	strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%06ldZ", b, (long)(ns % 1000000000 / 1000));
+	if (digits >= 9)
+		snprintf(buf, len, "%s.%09ldZ", b, frac);
+	else
+		snprintf(buf, len, "%s.%06ldZ", b, frac / 1000);
 }
 
 int cli_wants_help(int argc, char **argv, const char *text)

@@ -326,7 +326,7 @@ int cmd_key(struct cli *c, int argc, char **argv)
 
 	if (argc < 2) {
 		fprintf(stderr, "custodyctl: key needs a command (list, rotate,"
-		        " retire, destroy)\n");
+		        " retire, destroy; see custodyctl key --help)\n");
 		return EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -378,10 +378,10 @@ int cli_reencrypt_run(struct cli *c, double rate)
 {
 	struct fs_opts fo = { .shared = 1, .warn = fs_warn_line };
 	struct fs *fs = NULL;
-	uint64_t total = 0, done = 0, bytes = 0, moved, b;
-	int64_t started, last_log;
+	uint64_t total = 0, done = 0, bytes = 0, moved, b, start_total, left = 0;
+	int64_t started = cli_now_ms(), last_log;
 	uint32_t v;
-	char detail[160];
+	char detail[256];
 	int rc;
 
 	v = keyring_active(c->un.ss->kr);
@@ -395,20 +395,22 @@ int cli_reencrypt_run(struct cli *c, double rate)
 		return EXIT_RUNTIME;
 	}
 	fs_reencrypt_remaining(fs, &total);
+	start_total = total;
 	interrupted = 0;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	snprintf(detail, sizeof detail, "start: %llu objects to v%u",
-	         (unsigned long long)total, v);
+	snprintf(detail, sizeof detail, "start: %llu objects to v%u (blocks,"
+	         " names, xattrs, session audit keys)", (unsigned long long)total,
+	         v);
 	log_event(c, "reencrypt-start", v, detail);
-	started = last_log = cli_now_ms();
+	last_log = cli_now_ms();
 	while (!interrupted) {
 		rc = fs_reencrypt_step(fs, 256, &moved, &b);
 		if (rc == -EBUSY) {
-			/* the mount held the write lock past the busy timeout */
-			if (c->tty)
-				fprintf(stderr, "\rreencrypt: waiting for the store's write"
-				        " lock (a mount is committing) ");
+			/* the lock stayed held past the busy timeout (said by the
+			 * wait notice): a step is atomic, so try again */
+			fprintf(stderr, "custodyctl: reencrypt: trying again (Ctrl-C"
+			        " stops; running reencrypt again resumes)\n");
 			continue;
 		}
 		if (rc)
@@ -449,6 +451,8 @@ int cli_reencrypt_run(struct cli *c, double rate)
 	}
 	cli_progress(c, "reencrypt", done, done > total ? done : (rc || interrupted ? total : done),
 	             started, 1);
+	if (!rc && !interrupted)
+		fs_reencrypt_remaining(fs, &left);
 	fs_free(fs);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
@@ -469,13 +473,35 @@ int cli_reencrypt_run(struct cli *c, double rate)
 		return EXIT_RUNTIME;
 	}
 	{
+		/* the rate over the moving itself; the time over the whole
+		 * command (login and waits for another process's write lock
+		 * included), so what is printed is what was seen */
 		double secs = (double)(cli_now_ms() - started) / 1000.0;
-		snprintf(detail, sizeof detail, "done: %llu objects moved, %.1f MiB"
-		         " rewritten in %.2f s (%.1f MiB/s)", (unsigned long long)done,
-		         (double)bytes / 1048576.0, secs,
-		         secs > 0 ? (double)bytes / 1048576.0 / secs : 0.0);
+		double all = (double)(cli_now_ms() - c->started_ms) / 1000.0;
+		double wait = (double)store_waited_ms(c->un.s) / 1000.0;
+		uint64_t gone = start_total > done + left
+		                ? start_total - done - left : 0;
+		char also[96] = "", waits[64] = "";
+		if (gone)
+			snprintf(also, sizeof also, " (%llu more left the old versions"
+			         " meanwhile: rewritten or deleted by a mount)",
+			         (unsigned long long)gone);
+		if (wait >= 0.01)
+			snprintf(waits, sizeof waits, ", %.2f s of it waiting for the"
+			         " store's write lock", wait);
+		snprintf(detail, sizeof detail, "done: %llu of %llu objects moved%s,"
+		         " %.1f MiB rewritten at %.1f MiB/s; the command took %.2f s%s",
+		         (unsigned long long)done, (unsigned long long)start_total,
+		         also, (double)bytes / 1048576.0,
+		         secs > 0 ? (double)bytes / 1048576.0 / secs : 0.0, all,
+		         waits);
 		log_event(c, "reencrypt-end", v, detail);
 		printf("reencrypt %s\n", detail);
+		if (left)
+			printf("reencrypt: %llu objects are still under older versions"
+			       " (written meanwhile by a mount that had not seen the"
+			       " rotation yet): run reencrypt again\n",
+			       (unsigned long long)left);
 	}
 	return EXIT_OK;
 }
@@ -484,12 +510,16 @@ int cmd_reencrypt(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
 	"usage: custodyctl reencrypt [--rate MiB/s]\n"
-	"Move every block, name, xattr and session audit key still under an\n"
-	"older master-key version to the active one (admin). Runs while the\n"
-	"store is mounted and in use; each step is atomic, so it can be\n"
+	"Move every object still under an older master-key version to the\n"
+	"active one (admin). Objects are what key list counts: content blocks,\n"
+	"names (directory entries), xattrs and session audit keys. Runs while\n"
+	"the store is mounted and in use; each step is atomic, so it can be\n"
 	"interrupted (Ctrl-C, kill -9) and resumed by running it again. --rate\n"
 	"limits the content rewritten per second. A step that finds the store's\n"
-	"write lock held waits (up to [store] busy_timeout) and says so.\n";
+	"write lock held waits (up to [store] busy_timeout) and says for whom.\n"
+	"The last line gives the objects moved of those counted at the start\n"
+	"(others may leave the old versions meanwhile: rewritten or deleted by\n"
+	"a mount), and the wall time, with the part spent waiting for the lock.\n";
 	double rate = 0;
 	int st;
 
@@ -582,9 +612,15 @@ int cli_user_revoke(struct cli *c, int argc, char **argv)
 		} else if (!strcmp(argv[i], "--destroy"))
 			destroy = 1;
 		else if ((r = cli_opt_value(argc, argv, &i, "--rate", &val))) {
+			char *end;
 			if (r < 0)
 				return EXIT_USAGE;
-			rate = strtod(val, NULL);
+			rate = strtod(val, &end);
+			if (*end || rate <= 0) {
+				fprintf(stderr, "custodyctl: user revoke: bad --rate '%s'"
+				        " (MiB/s, a number above 0)\n", val);
+				return EXIT_USAGE;
+			}
 		} else if (!name && argv[i][0] != '-')
 			name = argv[i];
 		else {
@@ -602,7 +638,7 @@ int cli_user_revoke(struct cli *c, int argc, char **argv)
 		return st;
 	if (!strcmp(name, c->un.ss->name)) {
 		fprintf(stderr, "custodyctl: an admin cannot revoke themself\n");
-		return EXIT_USAGE;
+		return EXIT_RUNTIME;
 	}
 	if ((rc = cli_begin(c))) {
 		fprintf(stderr, "custodyctl: store is busy\n");
@@ -615,7 +651,7 @@ int cli_user_revoke(struct cli *c, int argc, char **argv)
 			fprintf(stderr, "custodyctl: user revoke: '%s' is the last"
 			        " admin\n", name);
 			cli_finish(c, "user revoke", name, -EPERM);
-			return EXIT_USAGE;
+			return EXIT_RUNTIME;
 		}
 		/* step 1: the user and every grant they hold go, then a
 		 * version they never held becomes active */

@@ -57,9 +57,10 @@ int cmd_init(struct cli *c, int argc, char **argv)
 	        "The login policy (Argon2id floor, lockout) and the block size are\n"
 	        "taken from the configuration now and signed into the store; later\n"
 	        "a configuration may ask for more, never less.\n"
-	        "A recovery secret is made: it can unlock or reset an admin\n"
-	        "(custodyctl --recovery FILE ...). It is printed once, or written to FILE\n"
-	        "(created 0600): keep it offline.\n";
+	        "A recovery secret is made, to which the store authority and\n"
+	        "every key version are sealed as well: it acts as an admin\n"
+	        "(custodyctl --recovery FILE ...). It is printed once, or written\n"
+	        "to FILE (created 0600): keep it offline.\n";
 	struct passphrase pw = { 0 };
 	struct rights_policy pol;
 	uint8_t *recovery = secmem_alloc(KEYADMIN_RECOVERY_BYTES);

@@ -167,15 +167,16 @@ static int user_del(struct cli *c, int argc, char **argv)
 	snprintf(name, sizeof name, "%s", u->name);
 	if (u->id == c->un.ss->user_id) {
 		fprintf(stderr, "custodyctl: user del: an admin cannot remove"
-		        " themself\n");
+		        " themself%s\n", keyadmin_admins(c->un.r) <= 1
+		        ? " (and this is the last admin)" : "");
 		cli_finish(c, "user del", name, -EPERM);
-		return EXIT_USAGE;
+		return EXIT_RUNTIME;
 	}
 	if (rights_role(u) == ROLE_ADMIN && keyadmin_admins(c->un.r) <= 1) {
 		fprintf(stderr, "custodyctl: user del: '%s' is the last admin and"
 		        " cannot be removed\n", name);
 		cli_finish(c, "user del", name, -EPERM);
-		return EXIT_USAGE;
+		return EXIT_RUNTIME;
 	}
 	{
 		int64_t id = u->id;
@@ -302,7 +303,7 @@ static int user_role(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "custodyctl: user role: '%s' is the last admin and"
 		        " cannot be demoted\n", name);
 		cli_finish(c, "user role", name, -EPERM);
-		return EXIT_USAGE;
+		return EXIT_RUNTIME;
 	}
 	rc = keyadmin_user_role(c->un.s, c->un.r, c->un.ss, u->id, role);
 	if (!rc)
@@ -449,7 +450,8 @@ int cmd_user(struct cli *c, int argc, char **argv)
 	};
 
 	if (argc < 2) {
-		fputs(user_help, stderr);
+		fprintf(stderr, "custodyctl: user needs a command (add, del, revoke,"
+		        " passwd, role, unlock, list; see custodyctl user --help)\n");
 		return EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

@@ -19,23 +19,29 @@ static void usage(FILE *f)
 "                  COMMAND [ARGS...]\n"
 "\n"
 "Commands:\n"
-"  init                        create a new store; USER becomes its first admin\n"
-"  info [--json]               format, sizes, counts, key versions, users\n"
-"  check [--json]              decrypt and verify everything (exit 4 on damage)\n"
-"  backup DEST [--force]       consistent copy, safe while mounted\n"
-"  compact                     reclaim free space (refused while mounted)\n"
+"  init [--recovery-file FILE]  create a new store; USER is its first admin\n"
+"  info [--json]                format, sizes, counts, key versions, users\n"
+"  check [--json] [--repair [--zero-unreadable]]\n"
+"                               decrypt and verify everything (exit 4 on\n"
+"                               damage); --repair fixes what it can\n"
+"  backup DEST [--force]        consistent copy, safe while mounted\n"
+"  compact                      reclaim free space (refused while mounted)\n"
 "  upgrade [--reset-dir DIR] [--recovery-file F]\n"
-"                              migrate the store format forward (0.1: --help)\n"
+"                               migrate the store format forward (0.1: --help)\n"
 "  user add NAME --role ROLE [--new-passfile FILE]\n"
-"  user del NAME | user passwd [NAME] [--new-passfile FILE]\n"
-"  user role NAME ROLE | user unlock NAME | user list [--json]\n"
-"  user revoke NAME [--destroy] remove, rotate, re-encrypt, retire (resumable)\n"
-"  key list [--json] | key rotate | key retire V | key destroy V\n"
-"  reencrypt [--rate MiB/s]    move everything to the active key version\n"
-"  audit list [filters] [--json] | audit verify | audit export --format F\n"
-"  audit prune --before T\n"
-"  login [-m MNT] [--idle D] [--maxage D]   your session on a shared mount\n"
-"  logout [-m MNT] | whoami [-m MNT]\n"
+"  user del NAME | user revoke NAME [--destroy] [--rate MiB/s]\n"
+"  user passwd [NAME] [--new-passfile FILE] | user role NAME ROLE\n"
+"  user unlock NAME | user list [--json] [--all]\n"
+"  key list [--json] | key rotate [--authority] | key retire V\n"
+"  key destroy V [--yes]\n"
+"  reencrypt [--rate MiB/s]     move everything to the active key version\n"
+"  audit list [FILTERS] [--json] [--follow] | audit verify [--json]\n"
+"  audit export [--format json|csv] [FILTERS] | audit prune --before T\n"
+"      FILTERS: --since T --until T --user U --uid UID --op OP\n"
+"               --path PREFIX --result ok|fail\n"
+"  login [-m|--mount MNT] [--idle D] [--maxage D]  your session on a\n"
+"                               shared mount (custodyfs -o allow_other)\n"
+"  logout [-m|--mount MNT] | whoami [-m|--mount MNT]\n"
 "\n"
 "Global options:\n"
 "  -s STORE          the store file (default: $CUSTODY_STORE)\n"
@@ -92,9 +98,14 @@ int main(int argc, char **argv)
 	memset(&c, 0, sizeof c);
 	c.u.prog = "custodyctl";
 	c.u.store = getenv("CUSTODY_STORE");
+	c.started_ms = cli_now_ms();
 	c.tty = isatty(STDERR_FILENO);
-	/* "+": stop at the command; its own options follow it */
-	while ((opt = getopt_long(argc, argv, "+s:u:c:hV", longopts, NULL)) != -1) {
+	c.u.wait_notice = cli_wait_notice;
+	c.u.wait_arg = &c;
+	/* "+": stop at the command; its own options follow it. ":": our own
+	 * one-line messages for a missing value */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:s:u:c:hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': c.u.store = optarg; break;
 		case 'u': c.u.user = optarg; break;
@@ -105,15 +116,24 @@ int main(int argc, char **argv)
 		case 'R': c.u.accept_rollback = 1; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("custodyctl %s\n", CUSTODY_VERSION); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case ':':
+			fprintf(stderr, "custodyctl: option '%s' needs a value (see"
+			        " custodyctl --help)\n", argv[optind - 1]);
+			return EXIT_USAGE;
+		default:
+			fprintf(stderr, "custodyctl: unknown option '%s' (see custodyctl"
+			        " --help)\n", argv[optind - 1]);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		fprintf(stderr, "custodyctl: no command given (see custodyctl"
+		        " --help)\n");
 		return EXIT_USAGE;
 	}
 	if (c.u.passfile && c.u.extpass) {
-		fprintf(stderr, "custodyctl: --passfile and --extpass exclude each other\n");
+		fprintf(stderr, "custodyctl: --passfile and --extpass exclude each"
+		        " other\n");
 		return EXIT_USAGE;
 	}
 	unlock_harden();

@@ -9,24 +9,31 @@
  * mount errors even though the server runs in the background. No SQLite
  * connection or locked memory ever crosses a fork.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "cipher.h"
 #include "fs.h"
 #include "fsops.h"
 #include "keyring.h"
+#include "mountinfo.h"
 #include "rights.h"
 #include "session.h"
 #include "sessions.h"
@@ -52,12 +59,15 @@ static void usage(FILE *f)
 "  -f               stay in the foreground\n"
 "  -d               FUSE debug output (implies -f)\n"
 "  -o OPTIONS       comma-separated mount options:\n"
-"      ro             read-only mount\n"
+"      ro, rw         read-only mount, or read-write (the default)\n"
 "      idle=DURATION  unmount after DURATION without activity (e.g. 30m)\n"
 "      maxage=DURATION end the session after DURATION\n"
 "      exact_reads    no page cache: every read reaches the audit trail\n"
-"      writeback      kernel writeback cache (faster small writes)\n"
+"      writeback, nowriteback  kernel writeback cache (faster small\n"
+"                     writes) on, or off (the default)\n"
 "      accept_rollback mount a store older than one seen on this machine\n"
+"      nonempty       mount over a directory that is not empty (its files\n"
+"                     are hidden while mounted)\n"
 "      allow_other    let other local users in, each under the store user\n"
 "                     they log in as (custodyctl login); uids without a\n"
 "                     session are refused (permission bits apply too)\n"
@@ -66,16 +76,92 @@ static void usage(FILE *f)
 "  -h, --help       this help;  -V, --version  the version\n"
 "\n"
 "Without --passfile or --extpass the passphrase is read from the terminal.\n"
-"Unmount with: fusermount3 -u MOUNTPOINT (or SIGINT/SIGTERM to the daemon).\n"
+"Unmount with: fusermount3 -u MOUNTPOINT (or SIGINT/SIGTERM to the daemon:\n"
+"files still open are served until closed, for at most 10 s).\n"
 "Exit status: 0 mounted, 1 error, 2 usage, 3 authentication failed,\n"
-"5 role may not mount, 6 store mounted read-write elsewhere.\n");
+"4 damage, tampering or a rolled-back store, 5 role may not mount,\n"
+"6 store mounted read-write elsewhere.\n");
 }
 
 struct args {
 	struct unlock_opts u;
 	struct fsops_opts f;
 	char extra[1024];
+	int nonempty;              /* -o nonempty */
+	char status[PATH_MAX + 128];  /* the line systemd shows once mounted */
 };
+
+/* A usage error: one line, exit 2. */
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "custodyfs: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " (see custodyfs --help)\n");
+	return EXIT_USAGE;
+}
+
+/*
+ * systemd's readiness protocol (sd_notify(3)) without libsystemd: one
+ * datagram to the socket $NOTIFY_SOCKET names (a path, or "@" for an
+ * abstract one). Taken at start and removed from the environment, so
+ * nothing this process runs (--extpass) can speak for it.
+ */
+static char notify_path[sizeof ((struct sockaddr_un *)0)->sun_path];
+
+static void notify_init(void)
+{
+	const char *p = getenv("NOTIFY_SOCKET");
+
+	if (p && (p[0] == '/' || p[0] == '@') && p[1] &&
+	    strlen(p) < sizeof notify_path)
+		snprintf(notify_path, sizeof notify_path, "%s", p);
+	unsetenv("NOTIFY_SOCKET");
+}
+
+static void notify(const char *msg)
+{
+	struct sockaddr_un a;
+	size_t n = strlen(notify_path);
+	int fd;
+
+	if (!n)
+		return;
+	memset(&a, 0, sizeof a);
+	a.sun_family = AF_UNIX;
+	memcpy(a.sun_path, notify_path, n);
+	if (a.sun_path[0] == '@')
+		a.sun_path[0] = 0;
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&a,
+	           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0) {
+		/* not under systemd after all: nothing to tell */
+	}
+	close(fd);
+}
+
+/* The session starts to end (fsops): tell systemd, which shows the line. */
+static void stopping(void *arg, const char *line)
+{
+	char msg[PATH_MAX + 300];
+
+	(void)arg;
+	snprintf(msg, sizeof msg, "STOPPING=1\nSTATUS=%s", line);
+	notify(msg);
+}
+
+/* A copy of an -o value that lives as long as the process (reachable, so
+ * no leak is reported on an early exit). */
+static const char *keep(const char *v)
+{
+	static char *kept[16];
+	static size_t n;
+	char *d = strdup(v);
+
+	if (d && n < sizeof kept / sizeof kept[0])
+		kept[n++] = d;
+	return d;
+}
 
 /* Split -o into our options and FUSE's. Returns 0 or -1 (message printed). */
 static int parse_o(struct args *a, const char *list)
@@ -98,13 +184,16 @@ static int parse_o(struct args *a, const char *list)
 			a->f.accept_rollback = 1;
 		else if (!strcmp(tok, "nowriteback"))
 			a->f.writeback = 0;
+		else if (!strcmp(tok, "nonempty"))
+			a->nonempty = 1;
 		else if (!strcmp(tok, "allow_other"))
 			a->f.allow_other = 1;
 		else if (!strncmp(tok, "idle=", 5) || !strncmp(tok, "maxage=", 7)) {
 			int idle = tok[0] == 'i';
 			int64_t ms = config_parse_duration_ms(strchr(tok, '=') + 1);
 			if (ms <= 0) {
-				fprintf(stderr, "custodyfs: bad duration in '%s'\n", tok);
+				fprintf(stderr, "custodyfs: -o %s: expected a duration such"
+				        " as 30s, 10m, 8h (see custodyfs --help)\n", tok);
 				rc = -1;
 				break;
 			}
@@ -113,11 +202,11 @@ static int parse_o(struct args *a, const char *list)
 			else
 				a->f.maxage_ms = ms;
 		} else if (!strncmp(tok, "user=", 5))
-			a->u.user = strdup(tok + 5);
+			a->u.user = keep(tok + 5);
 		else if (!strncmp(tok, "passfile=", 9))
-			a->u.passfile = strdup(tok + 9);
+			a->u.passfile = keep(tok + 9);
 		else if (!strncmp(tok, "config=", 7))
-			a->u.config = strdup(tok + 7);
+			a->u.config = keep(tok + 7);
 		else if (!strcmp(tok, "dev") || !strcmp(tok, "suid") ||
 		         !strcmp(tok, "nodev") || !strcmp(tok, "nosuid") ||
 		         !strcmp(tok, "exec") || !strcmp(tok, "noexec") ||
@@ -144,6 +233,11 @@ static void mounted(void *arg)
 	unsigned char ok = EXIT_OK;
 	int fd;
 
+	{
+		char msg[sizeof a->status + 32];
+		snprintf(msg, sizeof msg, "READY=1\nSTATUS=%s", a->status);
+		notify(msg);
+	}
 	if (status_fd < 0)
 		return;
 	if (write(status_fd, &ok, 1) != 1) {
@@ -151,7 +245,6 @@ static void mounted(void *arg)
 	}
 	close(status_fd);
 	status_fd = -1;
-	(void)a;
 	setsid();
 	if (chdir("/") != 0) {
 		/* not fatal */
@@ -453,6 +546,10 @@ static int serve(struct args *a)
 	a->f.maintain_arg = &mt;
 	a->f.stale = set ? sessions_stale : NULL;
 	a->f.stale_arg = set;
+	a->f.stopping = stopping;
+	snprintf(a->status, sizeof a->status, "Mounted %.2000s on %.1000s as %s"
+	         " (%s)", u.path, sess.mountpoint, u.ss->name,
+	         a->f.read_only ? "read-only" : "read-write");
 	rc = fsops_run(fs, &a->f, mounted, a, &why);
 	if (rc)
 		why = "mount failed";
@@ -467,7 +564,14 @@ static int serve(struct args *a)
 		        store_errmsg(u.s));
 	if (!u.readonly && unlock_begin(&u) >= 0) {
 		int r = sess.id ? store_mount_end(u.s, sess.id, why) : 0;
-		unlock_finish(&u, rc ? "mount failed" : "unmount", why, r);
+		if (rc && !r) {
+			/* the mount row said "mount ok" at login: this one says
+			 * the kernel mount then failed, with its error */
+			r = audit_command(u.trail, u.ss, "mount failed",
+			                  sess.mountpoint, rc);
+			unlock_finish(&u, NULL, NULL, r);
+		} else
+			unlock_finish(&u, rc ? "mount failed" : "unmount", why, r);
 	}
 	unlock_save_state(&u);
 	/* the WAL's older page images (deleted blocks among them) go: a
@@ -486,6 +590,107 @@ static int serve(struct args *a)
 	return EXIT_OK;
 }
 
+/* The absolute form of path, resolved when it can be (a FUSE mount that
+ * refuses us cannot be), else made absolute as written. */
+static void abs_path(const char *path, char out[PATH_MAX])
+{
+	char cwd[PATH_MAX];
+
+	if (realpath(path, out))
+		return;
+	if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+		snprintf(out, PATH_MAX, "%s", path);
+	else
+		snprintf(out, PATH_MAX, "%.2000s/%.2000s", cwd, path);
+}
+
+struct fuse_at {
+	const char *point;
+	struct mountinfo m;
+	int found;
+};
+
+static int fuse_at_one(void *arg, const struct mountinfo *m)
+{
+	struct fuse_at *f = arg;
+
+	if (!strcmp(m->point, f->point)) {
+		f->m = *m; /* the last one is the topmost */
+		f->found = 1;
+	}
+	return 0;
+}
+
+/*
+ * The mount point must be a directory that is no FUSE mount already
+ * (stacking would hide a live mount from every user; a dead one is
+ * named) and empty unless -o nonempty (its files would be hidden).
+ * Returns EXIT_OK, or an exit status with one line printed.
+ */
+static int check_mountpoint(const struct args *a)
+{
+	const char *mp = a->f.mountpoint;
+	static struct fuse_at f;
+	char where[PATH_MAX];
+	struct stat sb;
+	int st_err = 0;
+	DIR *d;
+
+	abs_path(mp, where);
+	if (stat(mp, &sb) != 0)
+		st_err = errno;
+	memset(&f, 0, sizeof f);
+	f.point = where;
+	mountinfo_each("fuse", fuse_at_one, &f);
+	if (f.found && st_err != ENOTCONN) {
+		/* attributes may come from the kernel's cache: statfs always
+		 * asks the daemon, and a dead one answers ENOTCONN */
+		struct statvfs vfs;
+		if (statvfs(mp, &vfs) != 0 && errno == ENOTCONN)
+			st_err = ENOTCONN;
+	}
+	if (f.found && st_err == ENOTCONN) {
+		fprintf(stderr, "custodyfs: mount point '%s' is a dead FUSE mount"
+		        " (its daemon is gone): clear it with fusermount3 -uz '%s'\n",
+		        mp, where);
+		return EXIT_RUNTIME;
+	}
+	if (f.found) {
+		fprintf(stderr, "custodyfs: mount point '%s' is a live FUSE mount"
+		        " already (%s of '%s'): mounting over it would hide it from"
+		        " every user; unmount it first\n", mp, f.m.fstype,
+		        f.m.source);
+		return EXIT_RUNTIME;
+	}
+	if (st_err) {
+		fprintf(stderr, "custodyfs: mount point '%s': %s\n", mp,
+		        st_err == ENOENT ? "does not exist" : strerror(st_err));
+		return EXIT_RUNTIME;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "custodyfs: mount point '%s' is not a directory\n",
+		        mp);
+		return EXIT_RUNTIME;
+	}
+	if (a->nonempty)
+		return EXIT_OK;
+	if (!(d = opendir(mp))) {
+		fprintf(stderr, "custodyfs: mount point '%s': %s\n", mp,
+		        strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	for (struct dirent *e; (e = readdir(d)); ) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		closedir(d);
+		fprintf(stderr, "custodyfs: mount point '%s' is not empty: the mount"
+		        " would hide its files (-o nonempty mounts anyway)\n", mp);
+		return EXIT_RUNTIME;
+	}
+	closedir(d);
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -495,14 +700,18 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static char fsname[PATH_MAX];
 	struct args a;
 	struct stat sb;
-	int c, fds[2];
+	char why[512];
+	int c, fds[2], st;
 	pid_t pid;
 
 	memset(&a, 0, sizeof a);
 	a.u.prog = "custodyfs";
-	while ((c = getopt_long(argc, argv, "u:c:o:fdhV", longopts, NULL)) != -1) {
+	notify_init();
+	opterr = 0; /* our own one-line messages */
+	while ((c = getopt_long(argc, argv, ":u:c:o:fdhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'u': a.u.user = optarg; break;
 		case 'c': a.u.config = optarg; break;
@@ -516,7 +725,10 @@ int main(int argc, char **argv)
 			break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("custodyfs %s\n", CUSTODY_VERSION); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case ':':
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (argc - optind == 2) {
@@ -525,26 +737,29 @@ int main(int argc, char **argv)
 	} else if (argc - optind == 1 && getenv("CUSTODY_STORE")) {
 		a.u.store = getenv("CUSTODY_STORE");
 		a.f.mountpoint = argv[optind];
-	} else {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	} else if (argc - optind == 1)
+		return usage_error("no mount point given: custodyfs [OPTIONS] STORE"
+		                   " MOUNTPOINT (STORE may come from $CUSTODY_STORE)%s",
+		                   "");
+	else if (argc == optind)
+		return usage_error("no store and mount point given: custodyfs"
+		                   " [OPTIONS] STORE MOUNTPOINT%s", "");
+	else
+		return usage_error("too many arguments, from '%s' on",
+		                   argv[optind + 2]);
 	if (a.u.passfile && a.u.extpass) {
-		fprintf(stderr, "custodyfs: --passfile and --extpass exclude each other\n");
+		fprintf(stderr, "custodyfs: --passfile and --extpass exclude each"
+		        " other (see custodyfs --help)\n");
 		return EXIT_USAGE;
 	}
 	a.f.extra_options = a.extra[0] ? a.extra : NULL;
-	a.f.fsname = "custodyfs";
-	if (stat(a.f.mountpoint, &sb) != 0) {
-		fprintf(stderr, "custodyfs: mount point '%s': %s\n", a.f.mountpoint,
-		        errno == ENOENT ? "does not exist" : strerror(errno));
-		return EXIT_RUNTIME;
-	}
-	if (!S_ISDIR(sb.st_mode)) {
-		fprintf(stderr, "custodyfs: mount point '%s' is not a directory\n",
-		        a.f.mountpoint);
-		return EXIT_RUNTIME;
-	}
+	/* findmnt and /proc/mounts show the store as the mount's source */
+	abs_path(a.u.store, fsname);
+	a.f.fsname = fsname;
+	if (fsops_check_options(&a.f, why, sizeof why))
+		return usage_error("%s", why);
+	if ((st = check_mountpoint(&a)))
+		return st;
 	if (stat(a.u.store, &sb) != 0) {
 		fprintf(stderr, "custodyfs: cannot open store '%s': %s\n", a.u.store,
 		        strerror(errno));

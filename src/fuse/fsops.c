@@ -10,14 +10,21 @@
  */
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 
 #include "fs.h"
@@ -31,6 +38,10 @@ struct ctx {
 	volatile int stop_ticker;
 	const char *why;
 	char dev[32];               /* the mount's "major:minor", or "" */
+	char where[PATH_MAX];       /* the mount point, resolved ("": unknown) */
+	int stop_fd[2];             /* wakes the stopper thread (stop_*) */
+	pthread_t main;             /* the thread running the session loop */
+	volatile int ending;        /* the loop is being ended (end_loop) */
 };
 
 static struct ctx *C(fuse_req_t req)
@@ -117,7 +128,7 @@ static void mount_dev(const char *path, char *dev, size_t n)
 	struct topmost t = { path, dev, n };
 
 	dev[0] = 0;
-	mountinfo_each("fuse", topmost_one, &t);
+	mountinfo_each(NULL, topmost_one, &t);
 }
 
 /* Set the mount's kernel read-ahead window (sysfs, needs root). */
@@ -150,6 +161,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
+	/* libfuse wants -o max_read=N said again here, or it ends the
+	 * session ("init() and fuse_session_new() requested different
+	 * maximum read size") */
+	if (c->o->extra_options) {
+		const char *m = strstr(c->o->extra_options, "max_read=");
+		if (m && (m == c->o->extra_options || m[-1] == ','))
+			conn->max_read = (unsigned)strtoul(m + 9, NULL, 10);
+	}
 	/* The kernel takes the smaller of max_readahead and the mount's
 	 * backing-device window, which starts at 128 KiB: raise the window
 	 * first (root only; elsewhere it stays). Streaming reads then arrive as
@@ -622,11 +641,250 @@ static void drop_caches(struct ctx *c)
 	free(inos);
 }
 
-static int64_t now_ms(void)
+/* ---- stopping: SIGTERM, SIGINT, SIGHUP, idle, maxage, fatal ----
+ *
+ * A signal does not end the session loop by itself. It wakes the stopper
+ * thread, which unmounts first while the loop still serves: a plain
+ * unmount when nothing is open on the mount (the kernel then ends the
+ * connection and the loop returns); when files are open (EBUSY), a lazy
+ * unmount (MNT_DETACH, as fusermount3 -u -z): the mount point is free at
+ * once (a restart can mount there again, nothing dead is left in the
+ * mount table), and the files still open keep working, served and
+ * committed, until their holders close them or STOP_GRACE_MS passes. Only
+ * then does the loop end. A second signal ends it at once. The unmount
+ * touches the mount point only while the topmost mount there is still
+ * this one (its device), so another mount made there meanwhile is never
+ * taken down.
+ */
+#define STOP_GRACE_MS 10000
+
+enum { STOP_SIGNAL = 'S', STOP_LIMIT = 'L', STOP_NOW = 'N', STOP_QUIT = 'Q' };
+
+static struct ctx *sig_ctx;
+static volatile sig_atomic_t sig_first, sig_count;
+
+static void stop_request(struct ctx *c, char what)
+{
+	ssize_t n = write(c->stop_fd[1], &what, 1);
+	(void)n; /* a full pipe already holds a request */
+}
+
+static void on_stop_signal(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno;
+
+	(void)uc;
+	/* end_loop's own wake-up of the session loop: nothing to do */
+	if (si && si->si_code == SI_TKILL && si->si_pid == getpid()) {
+		errno = saved;
+		return;
+	}
+	if (sig_ctx) {
+		if (!sig_count++)
+			sig_first = sig;
+		stop_request(sig_ctx, sig_count > 1 ? STOP_NOW : STOP_SIGNAL);
+	}
+	errno = saved;
+}
+
+static int64_t mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One line about stopping: on stderr (the journal under systemd) and to
+ * the caller's hook (custodyfs tells systemd). */
+static void stop_say(struct ctx *c, const char *fmt, ...)
+{
+	char line[PATH_MAX + 256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "custodyfs: %s\n", line);
+	if (c->o->stopping)
+		c->o->stopping(c->o->stopping_arg, line);
+}
+
+/* Run fusermount3 -u -q [-z] on the mount point: its exit status. */
+static int fusermount_u(const char *where, int lazy)
+{
+	extern char **environ;
+	char *argv[7];
+	pid_t pid;
+	int st, n = 0;
+
+	argv[n++] = (char *)"fusermount3";
+	argv[n++] = (char *)"-u";
+	argv[n++] = (char *)"-q";
+	if (lazy)
+		argv[n++] = (char *)"-z";
+	argv[n++] = (char *)"--";
+	argv[n++] = (char *)where;
+	argv[n] = NULL;
+	if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) != 0)
+		return -1;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * Unmount this session's mount: 0, -EBUSY (files are open: plain unmount
+ * only), -ESTALE (the topmost mount at the point is not this one any
+ * more: nothing done), or -errno.
+ */
+static int self_unmount(struct ctx *c, int lazy)
+{
+	char top[32];
+
+	if (!c->where[0] || !c->dev[0])
+		return -ENOENT;
+	mount_dev(c->where, top, sizeof top);
+	if (strcmp(top, c->dev))
+		return -ESTALE;
+	if (umount2(c->where, (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) == 0)
+		return 0;
+	if (errno != EPERM)
+		return -errno;
+	/* not root: fusermount3 may unmount what this user mounted */
+	if (fusermount_u(c->where, lazy) == 0)
+		return 0;
+	return lazy ? -EPERM : -EBUSY;
+}
+
+/* End the session loop (its workers are cancelled in their reads). */
+static void end_loop(struct ctx *c)
+{
+	c->ending = 1;
+	fuse_session_exit(c->se);
+	pthread_kill(c->main, SIGTERM); /* wakes its sem_wait: see the handler */
+}
+
+static const char *sig_name(int sig)
+{
+	return sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM";
+}
+
+static void *stopper(void *arg)
+{
+	struct ctx *c = arg;
+	int64_t deadline = -1;     /* the end of the grace period, or -1 */
+	int detached = 0;
+
+	for (;;) {
+		struct pollfd p = { c->stop_fd[0], POLLIN, 0 };
+		int timeout = -1, n, rc;
+		char what;
+
+		if (deadline >= 0) {
+			int64_t left = deadline - mono_ms();
+			timeout = left > 0 ? (int)left : 0;
+		}
+		n = poll(&p, 1, timeout);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			/* the grace period is over */
+			if (!c->ending && detached == 2)
+				stop_say(c, "files on '%s' were still open after %d s:"
+				         " ending the session (their holders now get"
+				         " ENOTCONN)", c->where, STOP_GRACE_MS / 1000);
+			deadline = -1;
+			if (!c->ending)
+				end_loop(c);
+			continue;
+		}
+		if (n < 0 || read(c->stop_fd[0], &what, 1) != 1)
+			continue;
+		if (what == STOP_QUIT)
+			break;
+		if (c->ending)
+			continue;
+		if (what == STOP_SIGNAL && !c->why)
+			c->why = "signal";
+		if (what == STOP_NOW) {
+			if (!detached && self_unmount(c, 1) == 0)
+				detached = 1;
+			end_loop(c);
+			continue;
+		}
+		if (detached)
+			continue; /* already unmounting: the grace period runs */
+		stop_say(c, "%s: unmounting '%s'", what == STOP_SIGNAL
+		         ? sig_name(sig_first) : c->why ? c->why : "stop",
+		         c->where[0] ? c->where : c->o->mountpoint);
+		rc = self_unmount(c, 0);
+		if (rc == 0) {
+			/* the kernel ends the connection: the loop returns */
+			detached = 1;
+			deadline = mono_ms() + 2000;
+			continue;
+		}
+		if (rc == -EBUSY && (rc = self_unmount(c, 1)) == 0) {
+			detached = 2;
+			deadline = mono_ms() + STOP_GRACE_MS;
+			stop_say(c, "'%s' is busy (files are open on it): detached it"
+			         " (lazy unmount); the open files are served until"
+			         " they are closed, for at most %d s", c->where,
+			         STOP_GRACE_MS / 1000);
+			continue;
+		}
+		if (rc != -ESTALE && rc != -ENOENT)
+			stop_say(c, "cannot unmount '%s': %s", c->where, strerror(-rc));
+		end_loop(c);
+	}
+	return NULL;
+}
+
+/* A fresh /dev/fuse descriptor in place of the session's: the old one is
+ * closed (the connection ends) and libfuse's unmount, which polls it,
+ * finds nothing connected and leaves the mount point alone. */
+static void disconnect(struct ctx *c)
+{
+	int fd = fuse_session_fd(c->se), nfd;
+
+	if (fd < 0 || (nfd = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0)
+		return;
+	dup2(nfd, fd);
+	close(nfd);
+}
+
+static int signals_set(struct ctx *c, struct sigaction old[4])
+{
+	static const int sigs[3] = { SIGTERM, SIGINT, SIGHUP };
+	struct sigaction sa;
+
+	if (pipe2(c->stop_fd, O_CLOEXEC) != 0)
+		return -1;
+	fcntl(c->stop_fd[1], F_SETFL, O_NONBLOCK);
+	sig_ctx = c;
+	sig_first = sig_count = 0;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_stop_signal;
+	sa.sa_flags = SA_SIGINFO; /* no SA_RESTART: the loop's wait wakes */
+	sigemptyset(&sa.sa_mask);
+	for (int i = 0; i < 3; i++)
+		sigaction(sigs[i], &sa, &old[i]);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, &old[3]);
+	return 0;
+}
+
+static void signals_restore(struct ctx *c, struct sigaction old[4])
+{
+	static const int sigs[4] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE };
+
+	for (int i = 0; i < 4; i++)
+		sigaction(sigs[i], &old[i], NULL);
+	sig_ctx = NULL;
+	close(c->stop_fd[0]);
+	close(c->stop_fd[1]);
 }
 
 /* Periodic work: group commit, idle checkpoint, purging, idle/maxage
@@ -634,7 +892,7 @@ static int64_t now_ms(void)
 static void *ticker(void *arg)
 {
 	struct ctx *c = arg;
-	int64_t started = now_ms(), last_maint = started, elapsed = 0;
+	int64_t started = mono_ms(), last_maint = started, elapsed = 0;
 	int dropped;
 
 	while (!c->stop_ticker) {
@@ -643,18 +901,17 @@ static void *ticker(void *arg)
 		/* a tick may take longer than its 100 ms (an idle purge runs
 		 * up to a second): the clock, not a count of ticks */
 		fs_tick(c->fs);
-		elapsed = now_ms() - started;
+		elapsed = mono_ms() - started;
 		if (fs_fatal(c->fs, NULL)) {
 			/* a row could not be recorded, or the store failed
-			 * verification under us: stop serving */
+			 * verification under us: stop serving at once */
 			c->why = "fatal";
-			fuse_session_exit(c->se);
-			kill(getpid(), SIGTERM);
+			stop_request(c, STOP_NOW);
 			break;
 		}
 		dropped = 0;
-		if (c->o->maintain && now_ms() - last_maint >= 1000) {
-			last_maint += 1000 * ((now_ms() - last_maint) / 1000);
+		if (c->o->maintain && mono_ms() - last_maint >= 1000) {
+			last_maint += 1000 * ((mono_ms() - last_maint) / 1000);
 			if (c->o->maintain(c->o->maintain_arg) > 0) {
 				drop_caches(c);
 				dropped = 1;
@@ -666,34 +923,108 @@ static void *ticker(void *arg)
 		    (c->o->maxage_ms && elapsed >= c->o->maxage_ms)) {
 			c->why = (c->o->idle_ms && fs_idle_ms(c->fs) >= c->o->idle_ms)
 			                 ? "idle" : "maxage";
-			fuse_session_exit(c->se);
-			kill(getpid(), SIGTERM); /* wake the workers' read() */
+			stop_request(c, STOP_LIMIT);
 			break;
 		}
 	}
 	return NULL;
 }
 
+/* Append s to the option list at opts (length n), escaping the commas
+ * and backslashes that FUSE's option parser would split on. */
+static void opt_escaped(char *opts, size_t cap, const char *s)
+{
+	size_t n = strlen(opts);
+
+	for (; *s && n + 2 < cap; s++) {
+		if (*s == ',' || *s == '\\')
+			opts[n++] = '\\';
+		opts[n++] = *s;
+	}
+	opts[n] = 0;
+}
+
+/* The FUSE arguments of a session for o. 0 or -ENOMEM. */
+static int session_args(const struct fsops_opts *o, struct fuse_args *args)
+{
+	char opts[3 * PATH_MAX];
+
+	snprintf(opts, sizeof opts, "default_permissions,subtype=custodyfs,"
+	         "fsname=");
+	opt_escaped(opts, sizeof opts, o->fsname ? o->fsname : "custodyfs");
+	snprintf(opts + strlen(opts), sizeof opts - strlen(opts), "%s%s%s%s",
+	         o->read_only ? ",ro" : "", o->allow_other ? ",allow_other" : "",
+	         o->extra_options ? "," : "",
+	         o->extra_options ? o->extra_options : "");
+	if (fuse_opt_add_arg(args, "custodyfs") ||
+	    fuse_opt_add_arg(args, "-o") || fuse_opt_add_arg(args, opts) ||
+	    (o->debug && fuse_opt_add_arg(args, "-d")))
+		return -ENOMEM;
+	return 0;
+}
+
+static char check_msg[512];
+
+static void check_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	size_t n = strlen(check_msg);
+
+	(void)level;
+	if (n + 1 < sizeof check_msg)
+		vsnprintf(check_msg + n, sizeof check_msg - n, fmt, ap);
+}
+
+int fsops_check_options(const struct fsops_opts *o, char *why, size_t whylen)
+{
+	static const struct fuse_lowlevel_ops none;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se;
+	const char *p, *q;
+
+	why[0] = 0;
+	if (session_args(o, &args)) {
+		fuse_opt_free_args(&args);
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	check_msg[0] = 0;
+	fuse_set_log_func(check_log);
+	se = fuse_session_new(&args, &none, sizeof none, NULL);
+	fuse_set_log_func(NULL);
+	fuse_opt_free_args(&args);
+	if (se) {
+		fuse_session_destroy(se);
+		return 0;
+	}
+	/* "fuse: unknown option(s): `-o bogus'": name the options */
+	if ((p = strstr(check_msg, "`-o ")) && (q = strchr(p, '\'')))
+		snprintf(why, whylen, "unknown mount option '%.*s'",
+		         (int)(q - p - 4), p + 4);
+	else {
+		size_t n = strcspn(check_msg, "\n");
+		snprintf(why, whylen, "bad mount options: %.*s", (int)n,
+		         check_msg[0] ? check_msg : "refused by FUSE");
+	}
+	return -EINVAL;
+}
+
 int fsops_run(struct fs *fs, const struct fsops_opts *o,
               fsops_mounted_fn mounted, void *arg, const char **why)
 {
-	struct ctx c = { fs, o, NULL, 0, NULL, "" };
+	struct ctx c;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *lc = NULL;
-	pthread_t tick;
-	char opts[1024], where[PATH_MAX];
-	int have_where;
-	int rc = -EIO, sig;
+	struct sigaction old[4];
+	pthread_t tick, stop;
+	char top[32];
+	int rc = -EIO;
 
+	memset(&c, 0, sizeof c);
+	c.fs = fs;
+	c.o = o;
+	c.stop_fd[0] = c.stop_fd[1] = -1;
 	*why = "unmount";
-	snprintf(opts, sizeof opts, "default_permissions,fsname=%s,subtype=custodyfs%s%s%s%s",
-	         o->fsname, o->read_only ? ",ro" : "",
-	         o->allow_other ? ",allow_other" : "",
-	         o->extra_options ? "," : "",
-	         o->extra_options ? o->extra_options : "");
-	if (fuse_opt_add_arg(&args, "custodyfs") ||
-	    fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, opts) ||
-	    (o->debug && fuse_opt_add_arg(&args, "-d")))
+	if (session_args(o, &args))
 		goto out;
 	c.se = fuse_session_new(&args, &ops, sizeof ops, &c);
 	if (!c.se) {
@@ -702,21 +1033,30 @@ int fsops_run(struct fs *fs, const struct fsops_opts *o,
 		rc = -EINVAL;
 		goto out;
 	}
-	if (fuse_set_signal_handlers(c.se) != 0)
+	if (signals_set(&c, old) != 0)
 		goto out_session;
-	/* resolved before mounting: afterwards the path leads into the mount */
-	have_where = realpath(o->mountpoint, where) != NULL;
-	if (fuse_session_mount(c.se, o->mountpoint) != 0) {
+	/* resolved before mounting: afterwards the path leads into the mount;
+	 * libfuse keeps the path it mounted for its unmount, so give it the
+	 * resolved one (the daemon leaves its working directory) */
+	if (!realpath(o->mountpoint, c.where))
+		c.where[0] = 0;
+	if (fuse_session_mount(c.se, c.where[0] ? c.where : o->mountpoint) != 0) {
 		fprintf(stderr, "custodyfs: cannot mount on '%s'\n", o->mountpoint);
 		rc = -EIO;
 		goto out_signals;
 	}
-	if (have_where)
-		mount_dev(where, c.dev, sizeof c.dev);
+	if (c.where[0])
+		mount_dev(c.where, c.dev, sizeof c.dev);
+	c.main = pthread_self();
+	if (pthread_create(&stop, NULL, stopper, &c) != 0)
+		goto out_unmount;
 	if (mounted)
 		mounted(arg);
-	if (pthread_create(&tick, NULL, ticker, &c) != 0)
+	if (pthread_create(&tick, NULL, ticker, &c) != 0) {
+		stop_request(&c, STOP_QUIT);
+		pthread_join(stop, NULL);
 		goto out_unmount;
+	}
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	/* every operation runs under the one filesystem lock: a second worker
@@ -725,19 +1065,27 @@ int fsops_run(struct fs *fs, const struct fsops_opts *o,
 	 * One worker creates files 8% faster but streams reads at 304-495
 	 * instead of 563-604 MiB/s (read-ahead keeps requests in flight). */
 	fuse_loop_cfg_set_max_threads(lc, 2);
-	sig = fuse_session_loop_mt(c.se, lc);
+	fuse_session_loop_mt(c.se, lc);
 	fuse_loop_cfg_destroy(lc);
 	c.stop_ticker = 1;
 	pthread_join(tick, NULL);
+	c.ending = 1;
+	stop_request(&c, STOP_QUIT);
+	pthread_join(stop, NULL);
 	if (c.why)
 		*why = c.why;
-	else if (sig > 0)
-		*why = "signal";
 	rc = 0;
 out_unmount:
+	/* libfuse's unmount is a lazy one of the path: only while the topmost
+	 * mount there is still ours (not unmounted, detached or covered) */
+	if (c.where[0] && c.dev[0]) {
+		mount_dev(c.where, top, sizeof top);
+		if (strcmp(top, c.dev))
+			disconnect(&c);
+	}
 	fuse_session_unmount(c.se);
 out_signals:
-	fuse_remove_signal_handlers(c.se);
+	signals_restore(&c, old);
 out_session:
 	fuse_session_destroy(c.se);
 out:

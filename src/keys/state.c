@@ -276,6 +276,8 @@ static int state_read(struct state *st, const char *path, int override_paths)
 	return rc;
 }
 
+static int make_dirs(const char *dir);
+
 int state_open(const uint8_t store_id[16], struct state **out, char *why,
                size_t whylen)
 {
@@ -289,6 +291,14 @@ int state_open(const uint8_t store_id[16], struct state **out, char *why,
 	if (!st)
 		return -ENOMEM;
 	if ((rc = state_dir(st->dir, sizeof st->dir, why, whylen))) {
+		free(st);
+		return rc;
+	}
+	/* a home that does not exist (a system user's) would drop every
+	 * save silently: say so now, once */
+	if ((rc = make_dirs(st->dir))) {
+		snprintf(why, whylen, "cannot create '%s': %s (set XDG_STATE_HOME)",
+		         st->dir, strerror(-rc));
 		free(st);
 		return rc;
 	}

@@ -760,6 +760,8 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 	}
 	if (rc)
 		return open_error(o, rc, why);
+	if (o->wait_notice)
+		store_set_wait_notice(u->s, 1000, o->wait_notice, o->wait_arg);
 	if (!realpath(o->store, u->path))
 		snprintf(u->path, sizeof u->path, "%s", o->store);
 	if (store_meta_get(u->s, "store_id", store_id, sizeof store_id, &n) == 0 &&
@@ -834,7 +836,7 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		fprintf(stderr, "%s: cannot log in to '%s': %s\n", o->prog, o->store,
 		        rc == -EBUSY ? "store is locked by another process"
 		                     : strerror(-rc));
-		st = EXIT_RUNTIME;
+		st = rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 		goto fail;
 	}
 	if ((rc = audit_trail_new(u->s, &u->trail)) ||
@@ -926,7 +928,8 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 			        o->prog, o->store, rc == -EBUSY ? "store is busy"
 			                                        : strerror(-rc));
 		st = rc == -EBADMSG || rc == -ESTALE ? EXIT_DAMAGE
-		     : rc == -EACCES ? EXIT_AUTH : EXIT_RUNTIME;
+		     : rc == -EACCES ? EXIT_AUTH : rc == -EBUSY ? EXIT_BUSY
+		     : EXIT_RUNTIME;
 		goto fail;
 	}
 	rc = session_start(u->ss, u->s, u->r, o->kind ? o->kind : "ctl",
@@ -945,15 +948,16 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		store_rollback(u->s);
 		forget_tx(u, NULL);
 		fprintf(stderr, "%s: cannot start a session on '%s': %s\n", o->prog,
-		        o->store, strerror(-rc));
-		st = EXIT_RUNTIME;
+		        o->store, rc == -EBUSY ? "store is locked by another process"
+		                               : strerror(-rc));
+		st = rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 		goto fail;
 	}
 	if ((rc = unlock_finish(u, "login", o->kind ? o->kind : "ctl", 0))) {
 		fprintf(stderr, "%s: cannot record the login in '%s': %s\n",
 		        o->prog, o->store, rc == -EBUSY ? "store is busy"
 		                                        : strerror(-rc));
-		st = EXIT_RUNTIME;
+		st = rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 		goto fail;
 	}
 	/* the commit saved the local state: re-based on the accepted copy */

@@ -53,6 +53,8 @@ int64_t config_parse_duration_ms(const char *s)
 		v *= 3600e3;
 	else if (!strcasecmp(end, "d"))
 		v *= 86400e3;
+	else if (!strcasecmp(end, "w"))
+		v *= 7 * 86400e3;
 	else
 		return -1;
 	if (v > 9e15)
@@ -184,6 +186,63 @@ static int handler(void *user, const char *sec, const char *key,
 	return 1;
 }
 
+/*
+ * The section lines, checked before inih reads the file (it would take a
+ * header without its ']' for no header, and an unknown section shows only
+ * as its keys being unknown): 0, or -1 with one line in l->err.
+ */
+static int check_sections(FILE *f, struct load *l)
+{
+	static const char *const known[] = { "kdf", "store", "mount", "auth",
+	                                     "keys", "audit" };
+	char *line = NULL;
+	size_t cap = 0;
+	int n = 0, in_section = 0, rc = 0;
+
+	while (!rc && getline(&line, &cap, f) > 0) {
+		char *p = line, *end;
+		size_t len;
+		int ok = 0;
+
+		n++;
+		if (n == 1 && !strncmp(p, "\xef\xbb\xbf", 3))
+			p += 3; /* a UTF-8 byte order mark, as inih allows */
+		p += strspn(p, " \t");
+		len = strcspn(p, "\r\n");
+		p[len] = 0;
+		if (!*p || *p == ';' || *p == '#')
+			continue;
+		if (*p != '[') {
+			if (!in_section) {
+				snprintf(l->err, l->errlen, "%s:%d: '%.60s' is outside any"
+				         " section (sections: [kdf] [store] [mount] [auth]"
+				         " [keys] [audit])", l->path, n, p);
+				rc = -1;
+			}
+			continue;
+		}
+		if (!(end = strchr(p, ']'))) {
+			snprintf(l->err, l->errlen, "%s:%d: '%.60s': a section header"
+			         " needs its closing ']'", l->path, n, p);
+			rc = -1;
+			continue;
+		}
+		*end = 0;
+		for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+			ok |= !strcmp(p + 1, known[i]);
+		if (!ok) {
+			snprintf(l->err, l->errlen, "%s:%d: unknown section [%.60s]"
+			         " (sections: [kdf] [store] [mount] [auth] [keys]"
+			         " [audit])", l->path, n, p + 1);
+			rc = -1;
+		}
+		in_section = 1;
+	}
+	free(line);
+	rewind(f);
+	return rc;
+}
+
 int config_load(const char *path, struct config *c, char *err, size_t errlen)
 {
 	struct load l = { c, err, errlen, path };
@@ -202,16 +261,25 @@ int config_load(const char *path, struct config *c, char *err, size_t errlen)
 		return -1;
 	}
 	err[0] = 0;
+	if (check_sections(f, &l)) {
+		fclose(f);
+		return -1;
+	}
 	rc = ini_parse_file(f, handler, &l);
 	fclose(f);
 	if (rc != 0) {
 		if (!err[0])
-			snprintf(err, errlen, "%s:%d: syntax error", path, rc);
+			snprintf(err, errlen, "%s:%d: syntax error (expected"
+			         " 'key = value', a [section] or a ; comment)", path, rc);
 		else if (rc > 0) {
-			/* inih reports the first failing line: add it */
+			/* inih reports the first failing line: "FILE:LINE: ..." */
 			char tmp[512];
+			size_t n = strlen(path);
 			snprintf(tmp, sizeof tmp, "%s", err);
-			snprintf(err, errlen, "%s (line %d)", tmp, rc);
+			if (!strncmp(tmp, path, n) && !strncmp(tmp + n, ": ", 2))
+				snprintf(err, errlen, "%s:%d: %s", path, rc, tmp + n + 2);
+			else
+				snprintf(err, errlen, "%s (line %d)", tmp, rc);
 		}
 		return -1;
 	}

@@ -29,7 +29,7 @@ int mountinfo_each(const char *prefix,
                    int (*fn)(void *arg, const struct mountinfo *m), void *arg)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL, point[PATH_MAX], super[1024];
+	char *line = NULL, point[PATH_MAX], source[PATH_MAX], super[1024];
 	struct mountinfo *m;
 	size_t cap = 0;
 	int rc = 0;
@@ -44,13 +44,15 @@ int mountinfo_each(const char *prefix,
 		const char *sep = strstr(line, " - ");
 		/* id parent major:minor root mountpoint ... - fstype source super */
 		memset(m, 0, sizeof *m);
-		super[0] = 0;
+		super[0] = source[0] = 0;
 		if (!sep || sscanf(line, "%*s %*s %31s %*s %4095s", m->dev, point) != 2 ||
-		    sscanf(sep + 3, "%63s %*s %1023s", m->fstype, super) < 1)
+		    sscanf(sep + 3, "%63s %4095s %1023s", m->fstype, source,
+		           super) < 1)
 			continue;
 		if (prefix && strncmp(m->fstype, prefix, strlen(prefix)))
 			continue;
 		unescape(point, m->point, sizeof m->point);
+		unescape(source, m->source, sizeof m->source);
 		unescape(super, m->super, sizeof m->super);
 		rc = fn(arg, m);
 	}

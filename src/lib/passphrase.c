@@ -55,9 +55,33 @@ static int from_file(const char *path, struct passphrase *p, char *err,
 		         strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 077))
-		fprintf(stderr, "warning: passfile '%s' is readable by group or"
-		        " others (chmod 600 it)\n", path);
+	if (fstat(fd, &sb) != 0) {
+		snprintf(err, errlen, "cannot read passfile '%s': %s", path,
+		         strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* as ssh with a private key: a file someone else can read or change
+	 * is refused (a pipe or --extpass has no such question) */
+	if (S_ISREG(sb.st_mode) && sb.st_uid != getuid() && sb.st_uid != 0) {
+		snprintf(err, errlen, "passfile '%s' is owned by uid %u, not by you"
+		         " (uid %u) or root: refusing it", path,
+		         (unsigned)sb.st_uid, (unsigned)getuid());
+		close(fd);
+		return -1;
+	}
+	/* one's own: nobody else may have any access; root's (a systemd
+	 * credential, shared through its group or an ACL): not writable by
+	 * its group, nothing for others */
+	if (S_ISREG(sb.st_mode) &&
+	    (sb.st_mode & (sb.st_uid == getuid() ? 077 : 027))) {
+		snprintf(err, errlen, "passfile '%s' is open to %s (mode %04o):"
+		         " refusing it (chmod 600 it)", path,
+		         sb.st_mode & 007 ? "others" : "its group",
+		         (unsigned)(sb.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
 	rc = read_line(fd, p);
 	close(fd);
 	if (rc) {

@@ -18,6 +18,7 @@
  * check that was somehow passed could not make SQLite run foreign code.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -226,6 +227,8 @@ int store_exec(struct store *s, const char *sql)
 	return store_err(s, sqlite3_exec(s->db, sql, NULL, NULL, NULL));
 }
 
+static void wait_done(struct store *s, int rc);
+
 int store_step_done(struct store *s, sqlite3_stmt *st)
 {
 	int rc;
@@ -240,7 +243,10 @@ int store_step_done(struct store *s, sqlite3_stmt *st)
 	}
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : store_err(s, rc);
+	rc = rc == SQLITE_DONE ? 0 : store_err(s, rc);
+	if (s->wait_start)
+		wait_done(s, rc);
+	return rc;
 }
 
 int store_col_blob(sqlite3_stmt *st, int col, void *buf, size_t cap,
@@ -311,12 +317,93 @@ int store_harden(sqlite3 *db)
 	return 0;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * SQLite's busy handler: wait up to busy_ms for another process's lock,
+ * as sqlite3_busy_timeout would (the same growing naps, capped lower, so
+ * a lock freed between another process's commits is taken sooner), and
+ * tell the wait notice once the wait is long.
+ */
+static int busy_wait(void *arg, int count)
+{
+	static const int naps[] = { 1, 2, 5, 10, 15, 20, 25, 25, 25, 50 };
+	struct store *s = arg;
+	int64_t now = mono_ms(), waited;
+	int nap = naps[count < 10 ? count : 9];
+	struct timespec ts;
+
+	if (count == 0) {
+		s->wait_start = now;
+		s->wait_said = 0;
+	}
+	waited = now - s->wait_start;
+	if (waited >= s->busy_ms) {
+		s->waited_total += waited;
+		if (s->wait_said && s->wait_fn)
+			s->wait_fn(s->wait_arg, waited, -1);
+		s->wait_said = 0;
+		s->wait_start = 0;
+		return 0;
+	}
+	if (!s->wait_said && s->wait_fn && waited >= s->wait_after_ms) {
+		s->wait_said = 1;
+		s->wait_fn(s->wait_arg, waited, 0);
+	}
+	if (nap > s->busy_ms - waited)
+		nap = (int)(s->busy_ms - waited);
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)nap * 1000000;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
+static void busy_on(struct store *s)
+{
+	sqlite3_busy_handler(s->db, busy_wait, s);
+}
+
+/* After a statement that may have waited: the wait is over. */
+static void wait_done(struct store *s, int rc)
+{
+	if (!s->wait_start)
+		return;
+	if (rc != -EBUSY) {
+		int64_t waited = mono_ms() - s->wait_start;
+		s->waited_total += waited;
+		if (s->wait_said && s->wait_fn)
+			s->wait_fn(s->wait_arg, waited, rc ? -1 : 1);
+	}
+	s->wait_said = 0;
+	s->wait_start = 0;
+}
+
+void store_set_wait_notice(struct store *s, int after_ms,
+                           void (*fn)(void *arg, int64_t waited_ms,
+                                      int outcome),
+                           void *arg)
+{
+	s->wait_fn = fn;
+	s->wait_arg = arg;
+	s->wait_after_ms = after_ms;
+}
+
+int64_t store_waited_ms(const struct store *s)
+{
+	return s->waited_total;
+}
+
 static int store_configure(struct store *s, int busy_ms)
 {
 	int rc;
 
 	s->busy_ms = busy_ms;
-	sqlite3_busy_timeout(s->db, busy_ms);
+	busy_on(s);
 	sqlite3_extended_result_codes(s->db, 0);
 	if ((rc = store_harden(s->db)))
 		return rc;
@@ -652,12 +739,58 @@ static int store_validate(struct store *s, int flags, char *why,
 	                  &s->schema_version);
 }
 
-/* Why path cannot be opened as asked, in errno terms, before SQLite. */
-static int path_check(const char *path, int readonly)
+/* Whether the directory holding path lets us create files in it (SQLite
+ * keeps STORE-wal and STORE-shm beside the store). */
+static int dir_writable(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct statvfs fs;
+
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == path)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	if (statvfs(dir, &fs) == 0 && (fs.f_flag & ST_RDONLY))
+		return 0;
+	return access(dir, W_OK | X_OK) == 0;
+}
+
+/* path + suffix exists and is writable for us. */
+static int side_writable(const char *path, const char *suffix)
+{
+	char p[PATH_MAX + 8];
+
+	snprintf(p, sizeof p, "%s%s", path, suffix);
+	return access(p, R_OK | W_OK) == 0;
+}
+
+/* path + suffix holds something (a WAL with frames not folded in yet). */
+static int side_nonempty(const char *path, const char *suffix)
+{
+	char p[PATH_MAX + 8];
+	struct stat sb;
+
+	snprintf(p, sizeof p, "%s%s", path, suffix);
+	return stat(p, &sb) == 0 && sb.st_size > 0;
+}
+
+/*
+ * Why path cannot be opened as asked, in errno terms, before SQLite, with
+ * the reason in why. *immutable is set for a read-only open of a store
+ * whose lock file (STORE-shm) cannot be made (read-only media, a snapshot,
+ * a directory only its owner may write) and whose WAL is empty: nobody can
+ * be writing it then, and SQLite reads the file as it is.
+ */
+static int path_check(const char *path, int readonly, int *immutable,
+                      char *why, size_t whylen)
 {
 	struct stat sb;
 	struct statvfs fs;
 
+	*immutable = 0;
 	if (stat(path, &sb) != 0)
 		return -errno;
 	if (S_ISDIR(sb.st_mode))
@@ -671,15 +804,57 @@ static int path_check(const char *path, int readonly)
 			return -EROFS;
 		if (access(path, W_OK) != 0)
 			return -errno;
+		if (!dir_writable(path) &&
+		    !(side_writable(path, "-wal") && side_writable(path, "-shm"))) {
+			if (why && whylen)
+				snprintf(why, whylen, "permission denied: its directory is"
+				         " not writable for you (SQLite keeps '%s-wal' and"
+				         " '%s-shm' beside it)", path, path);
+			return -EACCES;
+		}
+		return 0;
 	}
+	if (dir_writable(path) || side_writable(path, "-shm"))
+		return 0;
+	if (side_nonempty(path, "-wal")) {
+		if (why && whylen)
+			snprintf(why, whylen, "permission denied: its write-ahead log"
+			         " '%s-wal' holds commits not yet in the file, and they"
+			         " cannot be read without a '%s-shm' beside it, which you"
+			         " cannot create (its owner folds them in by unmounting)",
+			         path, path);
+		return -EACCES;
+	}
+	*immutable = 1;
 	return 0;
+}
+
+/* A file: URI for SQLite, the path percent-encoded, read-only and
+ * immutable. */
+static void immutable_uri(const char *path, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = (size_t)snprintf(out, cap, "file:");
+
+	for (const unsigned char *p = (const unsigned char *)path; *p && n + 4 < cap;
+	     p++) {
+		if (*p == '%' || *p == '?' || *p == '#' || *p < 0x21 || *p > 0x7e) {
+			out[n++] = '%';
+			out[n++] = hex[*p >> 4];
+			out[n++] = hex[*p & 15];
+		} else
+			out[n++] = (char)*p;
+	}
+	out[n] = 0;
+	snprintf(out + n, cap - n, "?mode=ro&immutable=1");
 }
 
 int store_open(const char *path, int flags, int busy_ms, struct store **out,
                char *why, size_t whylen)
 {
 	struct store *s;
-	int rc, oflags;
+	char uri[3 * PATH_MAX + 32];
+	int rc, oflags, immutable = 0;
 
 	*out = NULL;
 	if (why && whylen)
@@ -691,14 +866,20 @@ int store_open(const char *path, int flags, int busy_ms, struct store **out,
 		if (fd < 0)
 			return -errno;
 		close(fd);
-	} else if ((rc = path_check(path, flags & STORE_READONLY)))
+	} else if ((rc = path_check(path, flags & STORE_READONLY, &immutable,
+	                            why, whylen)))
 		return rc;
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
 	s->readonly = !!(flags & STORE_READONLY);
 	oflags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-	rc = sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (immutable) {
+		immutable_uri(path, uri, sizeof uri);
+		rc = sqlite3_open_v2(uri, &s->db, oflags | SQLITE_OPEN_NOMUTEX |
+		                     SQLITE_OPEN_URI, NULL);
+	} else
+		rc = sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		rc = store_err(s, rc);
 		goto fail;
@@ -749,8 +930,10 @@ static int tx_stmt(struct store *s, int id, const char *sql)
 
 int store_begin(struct store *s)
 {
-	int rc = tx_stmt(s, Q_TX_BEGIN, "BEGIN IMMEDIATE");
+	int rc;
 
+	s->wait_start = 0;
+	rc = tx_stmt(s, Q_TX_BEGIN, "BEGIN IMMEDIATE");
 	s->tx_open = !rc;
 	return rc;
 }
@@ -759,6 +942,7 @@ int store_read_begin(struct store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
 		return -EBUSY; /* inside a transaction already */
+	s->wait_start = 0;
 	return tx_stmt(s, Q_TX_READ, "BEGIN DEFERRED");
 }
 
@@ -813,7 +997,7 @@ int store_checkpoint(struct store *s)
 	sqlite3_busy_timeout(s->db, 0);
 	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
 	                               NULL, NULL);
-	sqlite3_busy_timeout(s->db, s->busy_ms);
+	busy_on(s);
 	return store_err(s, rc);
 }
 

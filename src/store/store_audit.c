@@ -12,6 +12,7 @@ enum {
 	Q_AUDIT_INSERT = STORE_Q_AUDIT, Q_AUDIT_LAST, Q_AUDIT_COUNT,
 	Q_AUDIT_DELETE, Q_LEDGER_PUT, Q_LEDGER_GET, Q_LEDGER_LAST,
 	Q_LEDGER_FIRST, Q_LEDGER_DELETE, Q_LEDGER_COUNT, Q_AUDIT_BELOW,
+	Q_AUDIT_HAS_OP,
 	Q_AUDIT_LAST_ID
 };
 _Static_assert(Q_AUDIT_LAST_ID <= STORE_Q_SESSION, "statement ids overlap");
@@ -149,6 +150,21 @@ int store_audit_below(struct store *s, int64_t seq, uint64_t *n,
 		rc = 0;
 	} else
 		rc = store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_audit_has_op(struct store *s, const char *op)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_AUDIT_HAS_OP,
+	        "SELECT 1 FROM audit WHERE op=? LIMIT 1");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, op, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_err(s, rc);
 	sqlite3_reset(st);
 	return rc;
 }

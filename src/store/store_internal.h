@@ -24,6 +24,13 @@ struct store {
 	int tx_open;            /* store_begin'ed and not yet ended by us */
 	int last_err;           /* SQLite's code of the last failure */
 	int busy_ms;
+	/* waiting for another process's lock (store_set_wait_notice) */
+	void (*wait_fn)(void *arg, int64_t waited_ms, int outcome);
+	void *wait_arg;
+	int wait_after_ms;
+	int wait_said;          /* the notice of this wait was given */
+	int64_t wait_start;     /* ms (CLOCK_MONOTONIC) the wait began */
+	int64_t waited_total;   /* ms spent waiting since open */
 	int64_t schema_version; /* as last checked (store_schema_verify) */
 	int64_t data_version;   /* as last seen (store_changed) */
 	int data_version_seen;

@@ -81,7 +81,7 @@ expect_eq "the list shows its own login and row last" '["login","audit list"]' "
 expect_eq "the list's own rows: admin, success" 0 "$(jqr '[.[-2:][] | select(.user != "admin" or .result != 0)] | length')"
 # CSV (no names with commas or newlines yet): header + one line per row
 ctl audit export --format csv > "$T/export.csv"
-expect_eq "csv header" "seq,time,time_ns,user,uid,gid,pid,process,op,ino,path,offset,length,result,status,session,hash" "$(head -1 "$T/export.csv" | tr -d '\r')"
+expect_eq "csv header" "seq,time,time_ns,user,uid,gid,pid,process,op,ino,path,offset,length,result,status,session,hash,unix_user,flags" "$(head -1 "$T/export.csv" | tr -d '\r')"
 expect_eq "csv has one line per row" "$(($(q 'SELECT count(*) FROM audit') + 1))" "$(wc -l < "$T/export.csv")"
 expect_eq "csv: the export's login and row come last" "login,audit export" \
 	"$(tail -2 "$T/export.csv" | cut -d, -f9 | paste -sd,)"

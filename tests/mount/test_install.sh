@@ -38,6 +38,7 @@ printf '%s %s fuse.custodyfs noauto,_netdev,passfile=%s,user=admin,config=%s 0 0
 T_MOUNTS+=("$MNT")
 export P STORE MNT PASSFILE CONF T
 unshare -m --propagation private bash -c '
+	t_ns_drop_fuse
 	r() { echo "$1 $2"; }   # result lines, counted outside
 	umount_wait() {
 		# mount.fuse3 puts the options after the mount point
@@ -61,7 +62,7 @@ unshare -m --propagation private bash -c '
 	[ "$(cat "$MNT/m.txt" 2>&1)" = via-mount ] && r ok "fstab mount has the data" || r fail "fstab mount has the data"
 	umount_wait && r ok "umount fstab mount" || r fail "umount fstab mount"
 	# a wrong passphrase through mount(8): non-zero, nothing mounted
-	echo wrong > "$T/badpass"
+	echo wrong > "$T/badpass"; chmod 600 "$T/badpass"
 	mount -t fuse.custodyfs "$STORE" "$MNT" -o "passfile=$T/badpass,user=admin,config=$CONF" 2>/dev/null \
 		&& r fail "wrong passphrase refused" || r ok "wrong passphrase refused"
 	mountpoint -q "$MNT" && { r fail "nothing mounted after refusal"; umount "$MNT"; } || r ok "nothing mounted after refusal"
@@ -132,9 +133,7 @@ for w in init info check backup compact upgrade reencrypt \
          --accept-rollback; do
 	check "custodyctl.8 documents '$w'" grep -qF -- "$w" "$T/ctl.txt"
 done
-for c in $("$CUSTODYCTL" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF {print $1}' | sort -u); do
-	check "custodyctl.8 has command $c from --help" grep -qE "^ +$c( |$)" "$T/ctl.txt"
-done
+# (every command and option of --help, both ways: tests/mount/test_docs.sh)
 for st in 0 1 2 3 4 5 6; do
 	check "custodyctl.8 documents exit status $st" grep -qE "^ +$st( |$)" "$T/ctl.txt"
 done
