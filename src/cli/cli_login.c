@@ -113,7 +113,7 @@ int cmd_login(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
 	"usage: custodyctl [-u USER] [--passfile F|--extpass C] login\n"
-	"                  [-m MOUNTPOINT] [--idle DURATION] [--maxage DURATION]\n"
+	"                  [-m|--mount MOUNTPOINT] [--idle DURATION] [--maxage DURATION]\n"
 	"Start your session on a mount shared with other users (custodyfs -o\n"
 	"allow_other): from now on the daemon serves your uid's requests as store\n"
 	"user USER (default: your login name) with USER's role and keys only.\n"
@@ -155,7 +155,7 @@ int cmd_login(struct cli *c, int argc, char **argv)
 int cmd_logout(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
-	"usage: custodyctl logout [-m MOUNTPOINT]\n"
+	"usage: custodyctl logout [-m|--mount MOUNTPOINT]\n"
 	"End your uid's session on a shared mount: its keys are wiped in the\n"
 	"daemon and your requests are refused from then on.\n";
 	struct handover_req rq;
@@ -174,7 +174,7 @@ int cmd_logout(struct cli *c, int argc, char **argv)
 int cmd_whoami(struct cli *c, int argc, char **argv)
 {
 	static const char help[] =
-	"usage: custodyctl whoami [-m MOUNTPOINT]\n"
+	"usage: custodyctl whoami [-m|--mount MOUNTPOINT]\n"
 	"Which store user a shared mount serves your uid as, and since when.\n"
 	"Exit status 3 when your uid has no session there.\n";
 	struct handover_req rq;
