@@ -45,11 +45,42 @@ for t in "$CFS_BUILD"/test_*; do
 	[ -n "$PATTERN" ] && [[ $n != *$PATTERN* ]] && continue
 	run "$n" "$t"
 done
+# mount tests: CFS_JOBS at a time (default: the number of CPUs, at most 4;
+# each test has its own directory, store and mounts, and those that share
+# something machine-wide take a lock of their own), each one's output
+# printed whole when it ends
+JOBS=${CFS_JOBS:-$(nproc 2>/dev/null || echo 2)}
+[ "$JOBS" -gt 4 ] && JOBS=4
+[ "$JOBS" -lt 1 ] && JOBS=1
+OUT=$(mktemp -d /var/tmp/cfs-run.XXXXXX)
+trap 'rm -rf "$OUT"' EXIT
+mount_one() { # mount_one NAME SCRIPT: result in $OUT/NAME.rc
+	local n=$1 t=$2 start=$(date +%s) rc
+	bash "$t" > "$OUT/$n.log" 2>&1
+	rc=$?
+	echo "$rc $(( $(date +%s) - start ))" > "$OUT/$n.rc"
+}
+names=()
 for t in tests/mount/test_*.sh; do
 	[ -f "$t" ] || continue
-	n=mount/$(basename "$t" .sh)
-	[ -n "$PATTERN" ] && [[ $n != *$PATTERN* ]] && continue
-	run "$n" bash "$t"
+	n=$(basename "$t" .sh)
+	[ -n "$PATTERN" ] && [[ mount/$n != *$PATTERN* ]] && continue
+	names+=("$n")
+	while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+	mount_one "$n" "$t" &
+done
+wait
+for n in "${names[@]}"; do
+	read -r rc secs < "$OUT/$n.rc" || { rc=1; secs=0; }
+	cat "$OUT/$n.log"
+	if [ "$rc" -eq 0 ]; then
+		passed=$((passed + 1))
+		printf 'PASS %-28s %3ss\n' "mount/$n" "$secs"
+	else
+		failed=$((failed + 1))
+		failures+=("mount/$n")
+		printf 'FAIL %-28s %3ss\n' "mount/$n" "$secs"
+	fi
 done
 if [ -n "$SAN" ]; then
 	if ls /var/tmp/cfs-asan.* /var/tmp/cfs-ubsan.* >/dev/null 2>&1; then
