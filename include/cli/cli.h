@@ -65,8 +65,15 @@ int cli_wants_help(int argc, char **argv, const char *text);
 int cli_opt_value(int argc, char **argv, int *i, const char *opt,
                   const char **val);
 
-/* Print s as a JSON string (quoted, escaped). */
+/*
+ * The one JSON writer of every --json: s as a JSON string, always valid
+ * UTF-8 (file names and process names are bytes: a byte that is not UTF-8
+ * becomes U+FFFD). For such fields cli_json_b64(key, s) then adds, only
+ * when s is not valid UTF-8, the exact bytes as a sibling field
+ * ,"KEY_b64":"BASE64" (README: the --json convention).
+ */
 void cli_json_str(const char *s);
+void cli_json_b64(const char *key, const char *s);
 /* Format a time (seconds, or ns with 6 or 9 digits of fraction) as
  * ISO 8601 / RFC 3339 UTC. */
 void cli_time(char *buf, size_t len, int64_t secs);

@@ -31,72 +31,8 @@
 
 /* ---- output helpers ---- */
 
-/* Length of the valid UTF-8 sequence at p, or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *p)
-{
-	unsigned char c = p[0];
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		if (c == 0xe0)
-			lo = 0xa0;
-		if (c == 0xed)
-			hi = 0x9f; /* no surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		if (c == 0xf4)
-			hi = 0x8f;
-	} else
-		return 0;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
-
-/*
- * A JSON string. File names are bytes, not text: bytes that are not UTF-8
- * become U+FFFD so the output always parses.
- */
-static void json_str(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	putchar('"');
-	while (*p) {
-		size_t n = utf8_len(p);
-		if (!n) {
-			fputs("\\ufffd", stdout);
-			p++;
-		} else if (n > 1) {
-			fwrite(p, 1, n, stdout);
-			p += n;
-		} else {
-			unsigned char ch = *p++;
-			if (ch == '"' || ch == '\\')
-				printf("\\%c", ch);
-			else if (ch == '\n')
-				fputs("\\n", stdout);
-			else if (ch == '\t')
-				fputs("\\t", stdout);
-			else if (ch < 0x20 || ch == 0x7f)
-				printf("\\u%04x", ch);
-			else
-				putchar(ch);
-		}
-	}
-	putchar('"');
-}
+/* One JSON writer for every --json (cli.h): cli_json_str. */
+#define json_str cli_json_str
 
 /*
  * Text for a terminal: control characters (C0, DEL, C1) and backslashes are
@@ -606,15 +542,19 @@ static void print_row(struct reader *rd, const struct store_audit *a,
 		printf(",\"gid\":%u,\"pid\":%u,\"process\":", a->gid, a->pid);
 		if (why)
 			fputs("null", stdout);
-		else
+		else {
 			json_str(comm);
+			cli_json_b64("process", comm);
+		}
 		printf(",\"op\":");
 		json_str(a->op);
 		printf(",\"ino\":%llu,\"path\":", (unsigned long long)a->ino);
 		if (why)
 			fputs("null", stdout);
-		else
+		else {
 			json_str(path);
+			cli_json_b64("path", path);
+		}
 		printf(",\"offset\":%llu,\"length\":%llu,\"flags\":",
 		       (unsigned long long)a->offset, (unsigned long long)a->length);
 		if (flags)

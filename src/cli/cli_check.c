@@ -57,9 +57,10 @@ static void json_finding(int first, uint64_t ino, const char *path,
 {
 	printf("%s\n    {\"ino\":%llu,\"path\":", first ? "" : ",",
 	       (unsigned long long)ino);
-	if (path)
+	if (path) {
 		cli_json_str(path);
-	else
+		cli_json_b64("path", path);
+	} else
 		printf("null");
 	printf(",\"%s\":", key);
 	cli_json_str(what);

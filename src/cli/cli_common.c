@@ -286,17 +286,100 @@ void cli_progress(struct cli *c, const char *what, uint64_t done,
 	fflush(stderr);
 }
 
+/* Length of the valid UTF-8 sequence at p, or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned char c = p[0];
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		if (c == 0xed)
+			hi = 0x9f; /* no surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+static int utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		size_t n = utf8_len(p);
+		if (!n)
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
 void cli_json_str(const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
+
 	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
+	while (*p) {
+		size_t n = utf8_len(p);
+		if (!n) {
+			fputs("\\ufffd", stdout); /* not UTF-8: see cli_json_b64 */
+			p++;
+		} else if (n > 1) {
+			fwrite(p, 1, n, stdout);
+			p += n;
+		} else {
+			unsigned char ch = *p++;
+			if (ch == '"' || ch == '\\')
+				printf("\\%c", ch);
+			else if (ch == '\n')
+				fputs("\\n", stdout);
+			else if (ch == '\t')
+				fputs("\\t", stdout);
+			else if (ch < 0x20 || ch == 0x7f)
+				printf("\\u%04x", ch);
+			else
+				putchar(ch);
+		}
+	}
+	putchar('"');
+}
+
+void cli_json_b64(const char *key, const char *s)
+{
+	static const char tab[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	if (utf8_valid(s))
+		return;
+	printf(",\"%s_b64\":\"", key);
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)p[i] << 16 |
+		             (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+		             (i + 2 < n ? p[i + 2] : 0);
+		putchar(tab[v >> 18 & 63]);
+		putchar(tab[v >> 12 & 63]);
+		putchar(i + 1 < n ? tab[v >> 6 & 63] : '=');
+		putchar(i + 2 < n ? tab[v & 63] : '=');
 	}
 	putchar('"');
 }

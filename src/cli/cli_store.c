@@ -173,6 +173,7 @@ static int info_mount(void *arg, const struct store_mount *m)
 		cli_json_str(m->host);
 		printf(",\"pid\":%lld,\"mountpoint\":", (long long)m->pid);
 		cli_json_str(m->mountpoint);
+		cli_json_b64("mountpoint", m->mountpoint);
 		printf(",\"readonly\":%s,\"started\":", m->readonly ? "true" : "false");
 		cli_json_str(t);
 		printf("}");
