@@ -132,7 +132,14 @@ mount_as() {
 	mountpoint -q "$MNT"
 }
 # an attacker's sqlite3 waits for the daemon's write lock like any writer
-q() { sqlite3 -cmd '.timeout 10000' "$STORE" "$@"; }
+# A statement that fails (an attack whose SQL is wrong would test nothing)
+# is a test failure, not a silent no-op.
+q() {
+	sqlite3 -cmd '.timeout 10000' "$STORE" "$@" || {
+		fail "sqlite3 on the store failed: $(printf '%s' "$*" | head -c 160)"
+		return 1
+	}
+}
 uid_of() { sqlite3 "$STORE" "SELECT user_id FROM credentials WHERE name='$1'"; }
 stderr_has() { if grep -qiE -- "$2" "$T/.stderr"; then ok "$1"; else fail "$1: stderr '$(head -c 300 "$T/.stderr")'"; fi; }
 

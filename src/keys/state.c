@@ -297,10 +297,12 @@ int state_open(const uint8_t store_id[16], struct state **out, char *why,
 	/* a home that does not exist (a system user's) would drop every
 	 * save silently: say so now, once */
 	if ((rc = make_dirs(st->dir))) {
+		/* no place for state (a home that does not exist): the caller
+		 * goes on without rollback detection and says so */
 		snprintf(why, whylen, "cannot create '%s': %s (set XDG_STATE_HOME)",
 		         st->dir, strerror(-rc));
 		free(st);
-		return rc;
+		return -ENOENT;
 	}
 	cipher_hex(id, store_id, 16);
 	if (strlen(st->dir) + 34 >= sizeof st->file) {

@@ -537,7 +537,7 @@ expect_out "planted audit row removed: audit verify" 0 ctl audit verify
 # a commit record planted after the newest one (a copy of it one further)
 fresh
 HEADC=$(q "SELECT max(seq) FROM ledger")
-q "INSERT INTO ledger SELECT seq + 1, body, sigs FROM ledger WHERE seq=$HEADC"
+q "INSERT INTO ledger SELECT seq + 1, body, sigs, proof FROM ledger WHERE seq=$HEADC"
 expect_status "planted commit record: a mount refuses as damage" 4 mnt bob
 stderr_has "planted commit record: the line names it" "fails verification: commit $((HEADC + 1)) is missing or malformed"
 unmount_any
@@ -548,7 +548,7 @@ expect_eq "planted commit record: nothing was recorded" "$((HEADC + 1))" "$(q "S
 fresh
 expect_status "a host sees the store" 0 ctl info
 HEADC=$(q "SELECT max(seq) FROM ledger")
-q "INSERT INTO ledger SELECT seq + 1, body, sigs FROM ledger WHERE seq=$HEADC"
+q "INSERT INTO ledger SELECT seq + 1, body, sigs, proof FROM ledger WHERE seq=$HEADC"
 expect_status "planted commit record, seen host: a mount refuses as damage" 4 mnt admin
 stderr_has "planted commit record, seen host: the line names it" "fails verification: commit $((HEADC + 1))"
 unmount_any

@@ -105,8 +105,9 @@ GW1=$(id -g cfsu_w1); GN=$(id -g cfsu_n); GR=$(id -g cfsu_r)
 # ---- helpers ----
 # mkpass NAME OWNER: $T/NAME.pass, 0600, readable by Unix user OWNER only
 mkpass() { printf '%s\n' "pass phrase of $1" > "$T/$1.pass"; chown "$2" "$T/$1.pass"; chmod 600 "$T/$1.pass"; }
-# adduser NAME ROLE OWNER: a store user whose passfile OWNER holds
-adduser() { mkpass "$1" "$3"; check "add store user $1 ($2)" ctl user add "$1" --role "$2" --new-passfile "$T/$1.pass"; }
+# adduser NAME ROLE OWNER: a store user whose passfile OWNER holds (the
+# admin hands it over: a passfile must be its reader's own, like ssh keys)
+adduser() { mkpass "$1" root; check "add store user $1 ($2)" ctl user add "$1" --role "$2" --new-passfile "$T/$1.pass"; chown "$3" "$T/$1.pass"; }
 # as_u USER CMD...: CMD as Unix user USER
 as_u() { local u=$1; shift; runuser -u "$u" -- "$@"; }
 # uctl USER ARGS...: custodyctl as Unix user USER
@@ -190,8 +191,9 @@ cat "$MNT/admin.txt" "$MNT/big.bin" > /dev/null
 # ---- the mounting uid (d): served already, cannot log in as anyone ----
 expect_status "the mounting uid's whoami: exit 0" 0 "$CUSTODYCTL" whoami -m "$MNT"
 check "it is the mount's own session" sh -c "'$CUSTODYCTL' whoami -m '$MNT' | grep -q \"served as 'admin'\""
+cp "$T/w1.pass" "$T/root-w1.pass"; chmod 600 "$T/root-w1.pass"
 expect_status "the mounting uid cannot log in as w1: exit 2" 2 \
-	"$CUSTODYCTL" -u w1 --passfile "$T/w1.pass" login -m "$MNT"
+	"$CUSTODYCTL" -u w1 --passfile "$T/root-w1.pass" login -m "$MNT"
 stderr_has "saying it is served already" "served as 'admin' already"
 
 # ---- a uid without a session gets nothing ----
@@ -530,6 +532,7 @@ expect_status "reset: cfsu_n logs in as rst" 0 login_u cfsu_n rst
 check "reset: the session serves" as_u cfsu_n cat "$MNT/w1.txt"
 cp "$T/rst.pass" "$T/rst-old.pass"
 printf 'new pass phrase of rst\n' > "$T/rst.pass"
+chown root "$T/rst.pass"
 expect_status "reset: the admin resets rst's passphrase" 0 ctl user passwd rst --new-passfile "$T/rst.pass"
 ms=$(ended_within 3 cfsu_n)
 if [ "$ms" -ge 0 ] && [ "$ms" -le 2000 ]; then ok "reset: the session ends within ~1 s (${ms} ms)"

@@ -48,8 +48,9 @@ login_nobody() {
 
 t_setup
 pf nobody 'nobody pass phrase'
-chown 65534:65534 "$T/nobody.pass"
+# the admin makes the passfile (its own), then hands it to uid 65534
 check "add store user nobody (writer) for uid 65534" ctl user add nobody --role writer --new-passfile "$T/nobody.pass"
+chown 65534:65534 "$T/nobody.pass"
 check "mount (allow_other, for the unprivileged checks)" t_mount -o allow_other
 expect_status "uid 65534 logs in as nobody" 0 login_nobody
 mkdir "$MNT/px"

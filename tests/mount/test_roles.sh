@@ -193,11 +193,11 @@ for p in 'admin-passphrase' 'Reader-Secret-Phrase-1' 'Writer-Secret-Phrase-2' 'A
 	check_not "'$p' not in the store" sh -c 'cat "$0"* | grep -qaF "$1"' "$STORE" "$p"
 done
 
-# ---- a passfile others can read gets a warning ----
+# ---- a passfile others can read is refused (as ssh refuses such a key) ----
 cp "$PASSFILE" "$T/open.pass"; chmod 644 "$T/open.pass"
 "$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$T/open.pass" info >/dev/null 2>"$T/e5"; st=$?
-expect_eq "0644 passfile still works" "0" "$st"
-check "0644 passfile: warning on stderr" grep -qi "warning.*open.pass" "$T/e5"
+expect_eq "0644 passfile refused (usage, exit 2)" "2" "$st"
+check "0644 passfile: one line naming it" grep -qi "open.pass" "$T/e5"
 "$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$PASSFILE" info >/dev/null 2>"$T/e6"
 check_not "0600 passfile: no warning" grep -qi "warning" "$T/e6"
 
