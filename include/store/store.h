@@ -324,7 +324,8 @@ struct store_cred {
 };
 int store_cred_get(struct store *s, const char *name, struct store_cred *out);
 int store_cred_get_id(struct store *s, int64_t id, struct store_cred *out);
-/* Insert or replace by user id. */
+/* Insert, or replace the row of c->user_id; -EEXIST (nothing written) if
+ * another user's row holds the name. */
 int store_cred_put(struct store *s, const struct store_cred *c);
 int store_cred_delete(struct store *s, int64_t user_id);
 int store_cred_each(struct store *s,

@@ -188,8 +188,13 @@ int store_cred_get_id(struct store *s, int64_t id, struct store_cred *out)
 int store_cred_put(struct store *s, const struct store_cred *c)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_CRED_PUT,
-	        "INSERT OR REPLACE INTO credentials(" CRED_COLS ")"
-	        " VALUES(?,?,?,?,?,?,?)");
+	        /* an upsert by user id: OR REPLACE would also delete another
+	         * user's row that holds the name (-EEXIST instead) */
+	        "INSERT INTO credentials(" CRED_COLS ")"
+	        " VALUES(?,?,?,?,?,?,?) ON CONFLICT(user_id) DO UPDATE SET"
+	        " name=excluded.name, opslimit=excluded.opslimit,"
+	        " memlimit=excluded.memlimit, salt=excluded.salt,"
+	        " secret=excluded.secret, created=excluded.created");
 
 	if (!st)
 		return -EIO;
