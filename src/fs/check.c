@@ -778,7 +778,24 @@ static int check_strays(struct ck *c)
 				problem(c, ino, what);
 			continue;
 		}
-		if (queued || ci)
+		if (queued)
+			continue;
+		if (ci && !ci->bad && !S_ISREG(ci->in.mode) &&
+		    !S_ISLNK(ci->in.mode)) {
+			/* a directory or a device has no content: no block of it
+			 * is signed (check_file walks the others) */
+			if (c->repairing) {
+				uint64_t gone = 0;
+				if ((rc = store_block_truncate(c->fs->s, ino, 0, &gone)))
+					return rc;
+				fixed(c, ino, ci->path, "deleted blocks stored under an inode"
+				      " that holds no content (planted)");
+			} else
+				problem(c, ino, "blocks are stored under an inode that holds"
+				        " no content (planted)");
+			continue;
+		}
+		if (ci)
 			continue;
 		if (c->repairing) {
 			if ((rc = store_purge_queue(c->fs->s, ino)))

@@ -1052,7 +1052,8 @@ static void test_planted_live(struct env *e)
 /*
  * A block row whose key a file writer made a real that truncates to the
  * block's own number: the block can no longer be read (EIO), and check
- * must say so, not find it where the tree wants it.
+ * must say so, not find it where the tree wants it. And a block row
+ * under a directory.
  */
 static void test_block_key(struct env *e)
 {
@@ -1072,6 +1073,16 @@ static void test_block_key(struct env *e)
 	CHECK_EQ(sql(e, q), SQLITE_OK);
 	CHECK_EQ(fs_read(e->fs, &ctx, a.ino, buf, BS, 0), BS);
 	CHECK_EQ(fs_commit(e->fs), 0); /* the read may have set atime */
+	CHECK_EQ(check_fs(e->fs), 0);
+	/* a copy of the block under a directory (the root): no block of a
+	 * directory is signed, check names it (fuzz_rows found it) */
+	snprintf(q, sizeof q, "INSERT INTO blocks SELECT %d, blk, key_version,"
+	         " data FROM blocks WHERE ino=%llu AND blk=0", ROOT,
+	         (unsigned long long)a.ino);
+	CHECK_EQ(sql(e, q), SQLITE_OK);
+	CHECK(check_fs(e->fs) >= 1);
+	snprintf(q, sizeof q, "DELETE FROM blocks WHERE ino=%d", ROOT);
+	CHECK_EQ(sql(e, q), SQLITE_OK);
 	CHECK_EQ(check_fs(e->fs), 0);
 }
 
