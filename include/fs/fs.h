@@ -237,8 +237,11 @@ int fs_removexattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
  * Check: authenticate and decrypt everything (every inode MAC, block,
  * name, xattr, symlink), and check the tree: reachability from the root,
  * link counts, orphans, directories with more than one parent, stored
- * blocks against each inode's count and size. problem() is called once per
- * finding with the inode, its path when known, and what is wrong.
+ * blocks against each inode's count and size, rows no signed object holds
+ * (planted blocks and xattrs, keys that are no integers). problem() is
+ * called once per finding with the inode, its path when known, and what
+ * is wrong. An open group transaction of this fs is committed first, so
+ * the rows checked are those of one signed state.
  *
  * With repair set (a read-write fs nobody else writes to), what can be
  * fixed without guessing is fixed first, each change reported through

@@ -276,17 +276,27 @@ int store_block_next(struct store *s, uint64_t ino, uint64_t from,
 /*
  * The first inode number above `after` that has blocks, and whether it is
  * queued for purging (check: blocks whose inode is gone). -ENOENT past the
- * last.
+ * last. Rows whose inode number is no integer are never returned
+ * (store_key_junk).
  */
 int store_block_next_ino(struct store *s, uint64_t after, uint64_t *ino,
                          int *queued);
 /* Delete one block (check --repair). */
 int store_block_delete(struct store *s, uint64_t ino, uint64_t blk);
-/* Blocks of ino in order (check); fn non-zero stops. */
+/* Blocks of ino in order (check); fn non-zero stops. A row whose block
+ * number is no integer or negative is skipped (store_key_junk); one whose key version
+ * or data is malformed is passed with kv 0. */
 int store_block_each(struct store *s, uint64_t ino,
                      int (*fn)(void *arg, uint64_t blk, uint32_t kv,
                                const void *data, size_t len), void *arg);
 int store_block_count(struct store *s, uint64_t *count);
+/*
+ * Rows no reader ever finds by their key, because a key column is not an
+ * integer or out of range (a file writer's junk): table 'b' (blocks: ino
+ * or blk) or 'x' (xattrs: ino). Counted into *n, or deleted (drop: *n says
+ * how many).
+ */
+int store_key_junk(struct store *s, char table, int drop, uint64_t *n);
 
 /* ---- extended attributes ---- */
 #define STORE_XATTR_MAX (65536 + 64)
@@ -303,10 +313,17 @@ int store_xattr_put(struct store *s, const struct store_xattr *x);
 int store_xattr_delete(struct store *s, uint64_t ino,
                        const uint8_t tag[STORE_TAG_BYTES]);
 /* Every xattr of ino in tag order; the pointers in *x are valid during fn
- * only. A malformed row stops with -EIO. */
+ * only, and never NULL (an empty name or value points at ""). A malformed
+ * row stops with -EIO. */
 int store_xattr_each(struct store *s, uint64_t ino,
                      int (*fn)(void *arg, const struct store_xattr *x),
                      void *arg);
+/* Delete every xattr row of ino; *removed counts them (check --repair:
+ * rows no signed set holds). */
+int store_xattr_delete_all(struct store *s, uint64_t ino, uint64_t *removed);
+/* The first inode number above `after` that has xattr rows; -ENOENT past
+ * the last (check: xattrs of an inode that does not exist). */
+int store_xattr_next_ino(struct store *s, uint64_t after, uint64_t *ino);
 
 /* ---- the authority chain ---- */
 struct store_authority {
@@ -343,7 +360,8 @@ struct store_cred {
 };
 int store_cred_get(struct store *s, const char *name, struct store_cred *out);
 int store_cred_get_id(struct store *s, int64_t id, struct store_cred *out);
-/* Insert or replace by user id. */
+/* Insert, or replace the row of c->user_id; -EEXIST (nothing written) if
+ * another user's row holds the name. */
 int store_cred_put(struct store *s, const struct store_cred *c);
 int store_cred_delete(struct store *s, int64_t user_id);
 int store_cred_each(struct store *s,

@@ -414,6 +414,16 @@ int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk)
 	if (!rc && len) {
 		kc.version = 0; /* the next derivation is for the active version */
 		rc = block_store(fs, in, &kc, blk, plain, len, cbuf);
+	} else if (!rc) {
+		/* a hole of the signed file: the row reencrypt found there is
+		 * none of the file's (planted); left, it would be found again
+		 * at every step */
+		struct mtree_root root = root_of(in);
+		uint8_t leaf[MTREE_HASH_BYTES];
+		if (!(rc = mtree_leaf(fs->mt, MTREE_BLOCKS, in->ino, &root, blk,
+		                      leaf)) &&
+		    cipher_memeq(leaf, zero_leaf, sizeof leaf))
+			rc = store_block_delete(fs->s, in->ino, blk);
 	}
 	in->nblocks = nb; /* an existing block: the count does not change */
 	cipher_wipe(plain, bs);

@@ -380,7 +380,8 @@ static int walk(struct ck *c)
 
 	if (!queue)
 		return -ENOMEM;
-	qsort(c->e, c->ne, sizeof *c->e, edge_cmp);
+	if (c->ne) /* c->e is NULL when no entry was kept (qsort: UB) */
+		qsort(c->e, c->ne, sizeof *c->e, edge_cmp);
 	if (root) {
 		root->path = strdup("/");
 		queue[qt++] = STORE_ROOT_INO;
@@ -451,6 +452,14 @@ static int check_block(void *arg, uint64_t blk, uint32_t kv, const void *data,
 	int rc, cipher;
 
 	b->count++;
+	if (!kv) {
+		/* a malformed row (key version or data): not readable */
+		if (lf)
+			lf->seen = 1;
+		b->bad++;
+		drop_block(b, blk, !lf);
+		return 0;
+	}
 	if (!lf) {
 		/* a row where the signed file has a hole: not part of it */
 		b->planted++;
@@ -689,6 +698,59 @@ static int adopt(struct ck *c, struct ck_inode *ci)
 }
 
 /*
+ * Rows no reader finds by their key (a key column that is no integer: a
+ * file writer's junk; store_key_junk), and xattr rows of inode numbers
+ * that do not exist (an inode's xattrs go with it, so these were
+ * planted): reported, and deleted by a repair.
+ */
+static int check_junk(struct ck *c)
+{
+	static const struct { char table; const char *what; } junk[] = {
+		{ 'b', "block" }, { 'x', "extended attribute" } };
+	uint64_t ino = 0, n;
+	char what[200];
+	int rc;
+
+	for (size_t i = 0; i < sizeof junk / sizeof *junk; i++) {
+		if ((rc = store_key_junk(c->fs->s, junk[i].table, c->repairing, &n)))
+			return rc;
+		if (!n)
+			continue;
+		snprintf(what, sizeof what, "%llu %s row%s whose key is not an"
+		         " integer or out of range (no file's: planted)",
+		         (unsigned long long)n, junk[i].what, n == 1 ? "" : "s");
+		if (c->repairing) {
+			snprintf(what + strlen(what), sizeof what - strlen(what),
+			         ": deleted");
+			fixed(c, 0, NULL, what);
+		} else
+			problem(c, 0, what);
+	}
+	while ((rc = store_xattr_next_ino(c->fs->s, ino, &ino)) == 0) {
+		uint64_t removed = 0;
+		if (find(c, ino))
+			continue; /* an inode of the signed state: xattr_verify's */
+		if (c->repairing) {
+			/* the number is no signed inode's: nothing under it is
+			 * signed either */
+			if ((rc = store_xattr_delete_all(c->fs->s, ino, &removed)))
+				return rc;
+			snprintf(what, sizeof what, "deleted %llu extended attribute"
+			         " row%s of inode %llu, which does not exist",
+			         (unsigned long long)removed, removed == 1 ? "" : "s",
+			         (unsigned long long)ino);
+			fixed(c, ino, NULL, what);
+		} else {
+			snprintf(what, sizeof what, "extended attributes are left of"
+			         " inode %llu, which does not exist (planted)",
+			         (unsigned long long)ino);
+			problem(c, ino, what);
+		}
+	}
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/*
  * Blocks whose inode is gone (its row deleted behind the filesystem's
  * back) and that are not queued for purging: reported, and queued by a
  * repair (the next read-write mount frees them in bounded batches). A
@@ -699,6 +761,9 @@ static int check_strays(struct ck *c)
 	uint64_t ino = 0;
 	int queued, rc;
 	char what[160];
+
+	if ((rc = check_junk(c)))
+		return rc;
 
 	while ((rc = store_block_next_ino(c->fs->s, ino, &ino, &queued)) == 0) {
 		struct ck_inode *ci = find(c, ino);
@@ -713,7 +778,24 @@ static int check_strays(struct ck *c)
 				problem(c, ino, what);
 			continue;
 		}
-		if (queued || ci)
+		if (queued)
+			continue;
+		if (ci && !ci->bad && !S_ISREG(ci->in.mode) &&
+		    !S_ISLNK(ci->in.mode)) {
+			/* a directory or a device has no content: no block of it
+			 * is signed (check_file walks the others) */
+			if (c->repairing) {
+				uint64_t gone = 0;
+				if ((rc = store_block_truncate(c->fs->s, ino, 0, &gone)))
+					return rc;
+				fixed(c, ino, ci->path, "deleted blocks stored under an inode"
+				      " that holds no content (planted)");
+			} else
+				problem(c, ino, "blocks are stored under an inode that holds"
+				        " no content (planted)");
+			continue;
+		}
+		if (ci)
 			continue;
 		if (c->repairing) {
 			if ((rc = store_purge_queue(c->fs->s, ino)))
@@ -989,9 +1071,37 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 			if ((rc = check_file(&c, ci)))
 				goto out;
 		}
-		if (!repairing && xattr_verify(fs, &ci->in))
-			problem(&c, ci->in.ino, "extended attributes are not the signed"
-			        " ones, or fail authentication");
+		{
+			size_t strays = 0;
+			int x;
+			if (repairing) {
+				/* rows beside the signed set are no part of it: they go
+				 * (a forged set is left as it is) */
+				x = xattr_drop_strays(fs, &ci->in, &strays);
+				if (x < 0 && x != -EIO) {
+					rc = x;
+					goto out;
+				}
+				if (!x && strays) {
+					snprintf(what, sizeof what, "deleted %zu stored extended"
+					         " attribute row%s that are no part of its signed"
+					         " set (planted)", strays, strays == 1 ? "" : "s");
+					fixed(&c, ci->in.ino, ci->path, what);
+				}
+			} else if ((x = xattr_check(fs, &ci->in, &strays)) == -ENOMEM) {
+				rc = x;
+				goto out;
+			} else if (x) {
+				problem(&c, ci->in.ino, "extended attributes are not the"
+				        " signed ones, or fail authentication");
+			} else if (strays) {
+				snprintf(what, sizeof what, "%zu stored extended attribute"
+				         " row%s %s no part of its signed set (planted, or put"
+				         " back after a removal)", strays, strays == 1 ? "" : "s",
+				         strays == 1 ? "is" : "are");
+				problem(&c, ci->in.ino, what);
+			}
+		}
 	}
 	if (ops->progress)
 		ops->progress(ops->arg, c.n, c.n);
@@ -1030,10 +1140,12 @@ static int repair(struct fs *fs, const struct fs_check_ops *ops,
 int fs_check(struct fs *fs, const struct fs_check_ops *ops,
              struct fs_check_stats *stats)
 {
-	int rc = 0;
+	/* the signed state and the rows must be the same state: the rows of
+	 * an open group transaction are checked once committed (its roots
+	 * are folded only then) */
+	int rc = fs_lock_committed(fs, NULL);
 
-	fs_lock(fs, NULL);
-	if (ops->repair) {
+	if (rc == 0 && ops->repair) {
 		if (fs->o.read_only || fs->u->readonly)
 			rc = -EROFS;
 		else

@@ -178,6 +178,10 @@ int fs_head_sync(struct fs *fs);
  * fs_unlock. c selects the acting session (fs->actor, fs->kr). */
 void fs_lock(struct fs *fs, const struct fs_ctx *c);
 void fs_unlock(struct fs *fs);
+/* fs_lock, then commit an open group transaction, so that what follows
+ * reads rows and roots of one signed state (check): 0, or the commit's
+ * error (the lock is held either way; leave with fs_unlock). */
+int fs_lock_committed(struct fs *fs, const struct fs_ctx *c);
 
 /* ---- refs.c ---- */
 struct fs_ref *fs_ref_get(struct fs *fs, uint64_t ino, int create);
@@ -299,8 +303,18 @@ int blockio_leaf(struct fs *fs, uint32_t version, const void *data,
                  size_t len, uint8_t leaf[MTREE_HASH_BYTES]);
 
 /* ---- xattr.c ---- */
-/* Authenticate every xattr of in against its digest (check): 0 or -EIO. */
+/*
+ * Authenticate every xattr of in against its digest (check): 0 or -EIO;
+ * *strays counts the rows stored beside the signed set (planted: never
+ * served, never folded into a digest).
+ */
+int xattr_check(struct fs *fs, const struct store_inode *in, size_t *strays);
+/* The same, and stray rows are damage too: 0 or -EIO. */
 int xattr_verify(struct fs *fs, const struct store_inode *in);
+/* Delete the rows stored beside in's signed set (check --repair);
+ * *dropped counts them. 0, or -EIO if the signed set is not there. */
+int xattr_drop_strays(struct fs *fs, const struct store_inode *in,
+                      size_t *dropped);
 /* The digest of the xattr rows stored for ino, as they are (upgrade:
  * the digest its inode row is to carry). */
 int xattr_digest_rows(struct fs *fs, uint64_t ino,

@@ -178,6 +178,24 @@ static void follow_others(struct fs *fs)
 		fs->fatal = 1;
 }
 
+int fs_lock_committed(struct fs *fs, const struct fs_ctx *c)
+{
+	int rc;
+
+	fs_lock(fs, c);
+	if (!fs->in_tx)
+		return 0;
+	if ((rc = fs_commit_locked(fs)))
+		return rc;
+	/* as fs_lock outside a group transaction: one read transaction, on
+	 * the newest commit */
+	if (store_read_begin(fs->s) == 0) {
+		fs->rtx = 1;
+		follow_others(fs);
+	}
+	return 0;
+}
+
 void fs_unlock(struct fs *fs)
 {
 	read_tx_end(fs);

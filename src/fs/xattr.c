@@ -48,15 +48,23 @@ struct xset {
 	size_t n;
 	size_t bytes;
 	int err;
+	/* rows stored beside the signed set (xset_load): their tags */
+	uint8_t (*stray)[STORE_TAG_BYTES];
+	size_t nstray;
 };
+
+static void xrow_free(struct xrow *r)
+{
+	free(r->name);
+	free(r->value);
+}
 
 static void xset_free(struct xset *x)
 {
-	for (size_t i = 0; i < x->n; i++) {
-		free(x->v[i].name);
-		free(x->v[i].value);
-	}
+	for (size_t i = 0; i < x->n; i++)
+		xrow_free(&x->v[i]);
 	free(x->v);
+	free(x->stray);
 	memset(x, 0, sizeof *x);
 }
 
@@ -87,8 +95,11 @@ static int collect(void *arg, const struct store_xattr *r)
 		x->err = -ENOMEM;
 		return 1;
 	}
-	memcpy(row->name, r->name, r->namelen);
-	memcpy(row->value, r->value, r->valuelen);
+	/* (an empty one may come as NULL: memcpy must not see it) */
+	if (r->namelen)
+		memcpy(row->name, r->name, r->namelen);
+	if (r->valuelen)
+		memcpy(row->value, r->value, r->valuelen);
 	row->namelen = r->namelen;
 	row->valuelen = r->valuelen;
 	x->bytes += r->namelen + r->valuelen;
@@ -133,32 +144,6 @@ static int by_tag(const void *a, const void *b)
 {
 	return memcmp(((const struct xrow *)a)->tag, ((const struct xrow *)b)->tag,
 	              STORE_TAG_BYTES);
-}
-
-/* The xattrs of in, checked against its digest. */
-static int xset_load(struct fs *fs, const struct store_inode *in,
-                     struct xset *x)
-{
-	uint8_t d[MTREE_HASH_BYTES];
-	int rc;
-
-	memset(x, 0, sizeof *x);
-	rc = store_xattr_each(fs->s, in->ino, collect, x);
-	if (x->err)
-		rc = x->err;
-	if (rc < 0) {
-		xset_free(x);
-		return rc;
-	}
-	/* the set is exactly the rows stored: a row where the signed digest
-	 * says "none" (zero) is as forged as one that breaks a digest, and a
-	 * change never folds it into a new digest */
-	xset_digest(x, d);
-	if (!cipher_memeq(d, in->xdigest, sizeof d)) {
-		xset_free(x);
-		return -EIO;
-	}
-	return 0;
 }
 
 static int xkey(struct fs *fs, const struct store_inode *in, uint32_t v,
@@ -224,6 +209,117 @@ static int xopen(struct fs *fs, const struct store_inode *in,
 		return -EIO;
 	*len = clen - CIPHER_OVERHEAD;
 	return 0;
+}
+
+/* Row r opens under in's keys, name and value (a row sealed for this
+ * file, at its tag and version). */
+static int xrow_opens(struct fs *fs, const struct store_inode *in,
+                      const struct xrow *r, uint8_t *plain)
+{
+	size_t n;
+
+	return xopen(fs, in, r, 'n', plain, FS_XATTR_NAME_MAX, &n) == 0 &&
+	       xopen(fs, in, r, 'v', plain, FS_XATTR_SIZE_MAX, &n) == 0;
+}
+
+/*
+ * The signed set among the rows, when the stored rows are not exactly it:
+ * the signed set is empty (a zero digest: every row is a stray), or it is
+ * the rows that open under this file's keys (rows copied from another
+ * file or sealed under another one's keys do not) and their digest is the
+ * signed one. The others move to x->stray. -EIO if that is not the signed
+ * set either (a row of it forged, edited or gone).
+ */
+static int xset_split(struct fs *fs, const struct store_inode *in,
+                      struct xset *x)
+{
+	static const uint8_t none[MTREE_HASH_BYTES];
+	uint8_t d[MTREE_HASH_BYTES], *plain = NULL;
+	size_t keep = 0;
+	char *opens;
+	int zero = cipher_memeq(in->xdigest, none, sizeof none);
+
+	if (!x->n)
+		return -EIO; /* a signed set, and no row of it */
+	if (!(x->stray = malloc(x->n * sizeof *x->stray)) ||
+	    !(opens = calloc(x->n, 1)))
+		return -ENOMEM;
+	if (!zero && !(plain = malloc(FS_XATTR_SIZE_MAX + 1))) {
+		free(opens);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < x->n && !zero; i++)
+		opens[i] = (char)xrow_opens(fs, in, &x->v[i], plain);
+	xwipe(fs);
+	if (plain) {
+		cipher_wipe(plain, FS_XATTR_SIZE_MAX + 1);
+		free(plain);
+	}
+	for (size_t i = 0; i < x->n; i++) {
+		if (opens[i]) {
+			x->v[keep++] = x->v[i];
+			continue;
+		}
+		memcpy(x->stray[x->nstray++], x->v[i].tag, STORE_TAG_BYTES);
+		x->bytes -= x->v[i].namelen + x->v[i].valuelen;
+		xrow_free(&x->v[i]);
+	}
+	free(opens);
+	x->n = keep;
+	xset_digest(x, d);
+	return cipher_memeq(d, in->xdigest, sizeof d) ? 0 : -EIO;
+}
+
+/*
+ * The xattrs of in, checked against its digest. Rows stored beside the
+ * signed set (planted: copied from another file, put back after a
+ * removal, or under an inode whose signed digest says none) are never
+ * part of it: they are left out (their tags in x->stray, for check and
+ * for xset_drop_strays) and the signed set is served as it is. A set
+ * that is not the signed one (a row of it forged, edited or deleted)
+ * gives -EIO.
+ */
+static int xset_load(struct fs *fs, const struct store_inode *in,
+                     struct xset *x)
+{
+	uint8_t d[MTREE_HASH_BYTES];
+	int rc;
+
+	memset(x, 0, sizeof *x);
+	rc = store_xattr_each(fs->s, in->ino, collect, x);
+	if (x->err)
+		rc = x->err;
+	if (rc >= 0) {
+		xset_digest(x, d);
+		rc = cipher_memeq(d, in->xdigest, sizeof d) ? 0 : xset_split(fs, in, x);
+	}
+	if (rc < 0)
+		xset_free(x);
+	return rc < 0 ? rc : 0;
+}
+
+/*
+ * Before a change of the set: the stray rows go (the new digest covers
+ * the signed set only; a stray left at a tag the change writes would be
+ * overwritten, and strays would stand in the way of every later load).
+ */
+static int xset_drop_strays(struct fs *fs, uint64_t ino, struct xset *x)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < x->nstray && !rc; i++) {
+		rc = store_xattr_delete(fs->s, ino, x->stray[i]);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	if (!rc && x->nstray)
+		fs_warn(fs, "inode %llu: %zu extended attribute row%s that %s not"
+		        " part of its signed set (planted) removed",
+		        (unsigned long long)ino, x->nstray,
+		        x->nstray == 1 ? "" : "s", x->nstray == 1 ? "was" : "were");
+	if (!rc)
+		x->nstray = 0;
+	return rc;
 }
 
 /* Seal (name, value) under the active version as row out (ciphertexts
@@ -324,7 +420,8 @@ int fs_setxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		rc = -ENODATA;
 		goto end;
 	}
-	if ((rc = xseal(fs, &in, name, value, size, &nr)) ||
+	if ((rc = xset_drop_strays(fs, ino, &x)) ||
+	    (rc = xseal(fs, &in, name, value, size, &nr)) ||
 	    (rc = xput(fs, ino, &nr)) ||
 	    (rc = xset_replace(fs, ino, &x, i, &nr)))
 		goto end;
@@ -447,7 +544,8 @@ int fs_removexattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		rc = -ENODATA;
 		goto end;
 	}
-	if ((rc = store_xattr_delete(fs->s, ino, x.v[i].tag)))
+	if ((rc = xset_drop_strays(fs, ino, &x)) ||
+	    (rc = store_xattr_delete(fs->s, ino, x.v[i].tag)))
 		goto end;
 	free(x.v[i].name);
 	free(x.v[i].value);
@@ -482,13 +580,14 @@ int xattr_digest_rows(struct fs *fs, uint64_t ino,
 	return rc < 0 ? rc : 0;
 }
 
-int xattr_verify(struct fs *fs, const struct store_inode *in)
+int xattr_check(struct fs *fs, const struct store_inode *in, size_t *strays)
 {
 	struct xset x;
 	uint8_t *plain = malloc(FS_XATTR_SIZE_MAX + 1);
 	size_t n;
 	int rc;
 
+	*strays = 0;
 	if (!plain)
 		return -ENOMEM;
 	rc = xset_load(fs, in, &x);
@@ -496,10 +595,37 @@ int xattr_verify(struct fs *fs, const struct store_inode *in)
 		if (xopen(fs, in, &x.v[i], 'n', plain, FS_XATTR_NAME_MAX, &n) ||
 		    xopen(fs, in, &x.v[i], 'v', plain, FS_XATTR_SIZE_MAX, &n))
 			rc = -EIO;
+	if (!rc)
+		*strays = x.nstray;
 	xwipe(fs);
 	xset_free(&x);
 	cipher_wipe(plain, FS_XATTR_SIZE_MAX + 1);
 	free(plain);
+	return rc;
+}
+
+int xattr_verify(struct fs *fs, const struct store_inode *in)
+{
+	size_t strays;
+	int rc = xattr_check(fs, in, &strays);
+
+	return rc ? rc : strays ? -EIO : 0;
+}
+
+int xattr_drop_strays(struct fs *fs, const struct store_inode *in,
+                      size_t *dropped)
+{
+	struct xset x;
+	int rc;
+
+	*dropped = 0;
+	if ((rc = xset_load(fs, in, &x)))
+		return rc;
+	*dropped = x.nstray;
+	rc = xset_drop_strays(fs, in->ino, &x);
+	xset_free(&x);
+	if (rc)
+		*dropped = 0;
 	return rc;
 }
 
@@ -518,6 +644,9 @@ int xattr_rekey(struct fs *fs, struct store_inode *in)
 		return -ENOMEM;
 	}
 	rc = xset_load(fs, in, &x);
+	if (!rc)
+		rc = xset_drop_strays(fs, in->ino, &x); /* or reencrypt finds them
+		                                          * again and again */
 	for (size_t i = 0; !rc && i < x.n; i++) {
 		struct xrow nr;
 		if (x.v[i].kv >= v)

@@ -411,6 +411,11 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 			 * in the chain */
 			rc = rights_chain(s, store_id, seen_epoch, seen_pk, &newest,
 			                  newest_pk);
+			if (rc == -ENOENT) {
+				WHY("the store has no authority at all");
+				rc = -EBADMSG;
+				goto out;
+			}
 			if (rc == -EBADMSG) {
 				WHY("the store's authority chain does not contain"
 				    " authority %u as this host saw it: a rolled-back or"
@@ -423,6 +428,11 @@ int auth_login(struct store *s, const struct config *cfg, const char *name,
 		}
 		rc = rights_chain(s, store_id, pin_epoch, pin_pk, &newest,
 		                  newest_pk);
+		if (rc == -ENOENT) {
+			WHY("the store has no authority at all");
+			rc = -EBADMSG;
+			goto out;
+		}
 		if (rc == -EBADMSG) {
 			WHY("the authority user '%s' trusts is not in the store's"
 			    " chain (a forged or rolled-back authority)", name);

@@ -3,8 +3,8 @@
  *
  * The roster's encoding is fixed and parsed strictly: every count and
  * length is checked, users and versions must be in ascending order, names
- * valid and unique, role periods ordered, at most one active version, and
- * nothing may follow the last field. A body that is not exactly what
+ * valid and unique, role periods strictly ascending, at most one active
+ * version, and nothing may follow the last field. A body that is not exactly what
  * rights_encode would write for the struct it parses to is refused, so
  * two different byte strings never mean the same roster.
  */
@@ -59,7 +59,7 @@ int rights_chain(struct store *s, const uint8_t store_id[RIGHTS_ID_BYTES],
 	int rc;
 
 	if ((rc = store_authority_last(s, &last)))
-		return rc == -ENOENT ? -EBADMSG : rc;
+		return rc == -EIO ? -EBADMSG : rc; /* -ENOENT: none at all */
 	if (pin_epoch < 1 || pin_epoch > last)
 		return -EBADMSG; /* the chain was cut below what we pinned */
 	if ((rc = store_authority_get(s, pin_epoch, &a)))
@@ -296,7 +296,9 @@ int rights_parse(const uint8_t *body, size_t len, struct rights **out)
 			rbuf_bytes(&b, p->sign_pk, 32);
 			if (b.err || (!role_valid(p->role) && p->role != ROLE_REMOVED) ||
 			    p->from > r->counter ||
-			    (j && p->from < u->periods[j - 1].from))
+			    /* strictly ascending: one role at each counter
+			     * (rights_set_role merges changes before a signature) */
+			    (j && p->from <= u->periods[j - 1].from))
 				goto bad;
 		}
 		/* a name belongs to one live user (removed ones keep theirs,

@@ -125,7 +125,7 @@ static int reload_rights(struct unlocked *u, char *why, size_t whylen)
 	                       u->ss->authority_pk, &epoch, pk))) {
 		snprintf(why, whylen, "the authority chain no longer contains the"
 		         " authority this session verified");
-		return rc;
+		return rc == -ENOENT ? -EBADMSG : rc; /* none at all */
 	}
 	if ((rc = rights_load(u->s, u->r->store_id, epoch, pk, &r))) {
 		snprintf(why, whylen, "the roster fails its signature");

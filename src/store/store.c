@@ -183,7 +183,7 @@ enum {
 	Q_BLOCK_NEXT_INO, Q_BLOCK_DEL_INO, Q_DENTRY_DEL_PARENT,
 	Q_PURGE_QUEUE, Q_PURGE_NEXT, Q_PURGE_BLOCKS, Q_PURGE_TREE, Q_PURGE_DONE,
 	Q_PURGE_PENDING,
-	Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH,
+	Q_XATTR_PUT, Q_XATTR_DELETE, Q_XATTR_EACH, Q_XATTR_NEXT_INO,
 	Q_TX_BEGIN, Q_TX_COMMIT, Q_TX_ROLLBACK, Q_TX_READ, Q_DATA_VERSION,
 	Q_SCHEMA_VERSION,
 	Q_FS_LAST /* store_keys.c and store_audit.c number from here */
@@ -276,6 +276,58 @@ int store_col_text(sqlite3_stmt *st, int col, char *buf, size_t cap)
 	memcpy(buf, t, n);
 	buf[n] = 0;
 	return 0;
+}
+
+int store_col_int(sqlite3_stmt *st, int col, int64_t lo, int64_t hi,
+                  int64_t *out)
+{
+	int64_t v;
+
+	if (sqlite3_column_type(st, col) != SQLITE_INTEGER)
+		return -EIO;
+	v = sqlite3_column_int64(st, col);
+	if (v < lo || v > hi)
+		return -EIO;
+	*out = v;
+	return 0;
+}
+
+int store_col_u32(sqlite3_stmt *st, int col, uint32_t *out)
+{
+	int64_t v;
+	int rc = store_col_int(st, col, 0, UINT32_MAX, &v);
+
+	if (!rc)
+		*out = (uint32_t)v;
+	return rc;
+}
+
+int store_col_i64(sqlite3_stmt *st, int col, int64_t *out)
+{
+	return store_col_int(st, col, INT64_MIN, INT64_MAX, out);
+}
+
+int store_col_u64(sqlite3_stmt *st, int col, uint64_t *out)
+{
+	int64_t v;
+	int rc = store_col_i64(st, col, &v);
+
+	if (!rc)
+		*out = (uint64_t)v;
+	return rc;
+}
+
+const void *store_col_bytes(sqlite3_stmt *st, int col, size_t *len)
+{
+	int type = sqlite3_column_type(st, col);
+	const void *p = sqlite3_column_blob(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	*len = 0;
+	if (type != SQLITE_BLOB && !(type == SQLITE_TEXT && n == 0))
+		return NULL;
+	*len = n;
+	return p && n ? p : (const void *)"";
 }
 
 const char *store_errmsg(struct store *s)
@@ -1212,27 +1264,30 @@ int store_meta_set_int(struct store *s, const char *key, int64_t v)
 
 static int inode_from_row(sqlite3_stmt *st, struct store_inode *in)
 {
-	int64_t h = sqlite3_column_int64(st, 14);
+	int64_t h;
 
 	memset(in, 0, sizeof *in);
-	in->ino = (uint64_t)sqlite3_column_int64(st, 0);
+	in->ino = (uint64_t)sqlite3_column_int64(st, 0); /* the rowid */
+	/* every column as stored: a value that does not fit its field, or
+	 * is not an integer, is damage (never truncated into the row the
+	 * tree signed) */
 	if (store_col_blob(st, 1, in->file_id, sizeof in->file_id, NULL, 1) ||
 	    store_col_blob(st, 15, in->troot, sizeof in->troot, NULL, 1) ||
 	    store_col_blob(st, 16, in->xdigest, sizeof in->xdigest, NULL, 1) ||
-	    h < 0 || h > 64)
+	    store_col_u32(st, 2, &in->mode) || store_col_u32(st, 3, &in->uid) ||
+	    store_col_u32(st, 4, &in->gid) || store_col_u32(st, 5, &in->nlink) ||
+	    store_col_u64(st, 6, &in->size) || store_col_u64(st, 7, &in->nblocks) ||
+	    store_col_u64(st, 8, &in->rdev) || store_col_i64(st, 9, &in->atime) ||
+	    store_col_i64(st, 10, &in->mtime) ||
+	    store_col_i64(st, 11, &in->ctime) ||
+	    store_col_u64(st, 12, &in->generation) ||
+	    store_col_u64(st, 13, &in->nentries) ||
+	    store_col_int(st, 14, 0, 64, &h)) {
+		uint64_t ino = in->ino;
+		memset(in, 0, sizeof *in);
+		in->ino = ino;
 		return -EIO;
-	in->mode = (uint32_t)sqlite3_column_int64(st, 2);
-	in->uid = (uint32_t)sqlite3_column_int64(st, 3);
-	in->gid = (uint32_t)sqlite3_column_int64(st, 4);
-	in->nlink = (uint32_t)sqlite3_column_int64(st, 5);
-	in->size = (uint64_t)sqlite3_column_int64(st, 6);
-	in->nblocks = (uint64_t)sqlite3_column_int64(st, 7);
-	in->rdev = (uint64_t)sqlite3_column_int64(st, 8);
-	in->atime = sqlite3_column_int64(st, 9);
-	in->mtime = sqlite3_column_int64(st, 10);
-	in->ctime = sqlite3_column_int64(st, 11);
-	in->generation = (uint64_t)sqlite3_column_int64(st, 12);
-	in->nentries = (uint64_t)sqlite3_column_int64(st, 13);
+	}
 	in->theight = (uint32_t)h;
 	return 0;
 }
@@ -1479,11 +1534,9 @@ int store_inode_each(struct store *s, int (*fn)(void *arg,
 	                       " ORDER BY ino", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (inode_from_row(st, &in)) {
-			/* a malformed row: hand the caller what we have, flagged */
-			memset(&in, 0, sizeof in);
-			in.ino = (uint64_t)sqlite3_column_int64(st, 0);
-		}
+		/* a malformed row is handed on zeroed but for its number (its
+		 * leaf then matches nothing) */
+		(void)inode_from_row(st, &in);
 		if ((stop = fn(arg, &in)))
 			break;
 	}
@@ -1539,16 +1592,16 @@ int store_inode_max(struct store *s, uint64_t *ino)
 
 static int dentry_from_row(sqlite3_stmt *st, struct store_dentry *d)
 {
-	int64_t kv = sqlite3_column_int64(st, 3);
+	int64_t kv;
 
-	d->id = sqlite3_column_int64(st, 0);
-	d->parent = (uint64_t)sqlite3_column_int64(st, 1);
-	if (store_col_blob(st, 2, d->tag, sizeof d->tag, NULL, 1) ||
+	d->id = sqlite3_column_int64(st, 0); /* the rowid */
+	if (store_col_u64(st, 1, &d->parent) ||
+	    store_col_blob(st, 2, d->tag, sizeof d->tag, NULL, 1) ||
 	    store_col_blob(st, 4, d->name, sizeof d->name, &d->namelen, 0) ||
-	    kv < 1 || kv > UINT32_MAX)
+	    store_col_int(st, 3, 1, UINT32_MAX, &kv) ||
+	    store_col_u64(st, 5, &d->ino))
 		return -EIO;
 	d->key_version = (uint32_t)kv;
-	d->ino = (uint64_t)sqlite3_column_int64(st, 5);
 	return 0;
 }
 
@@ -1737,13 +1790,13 @@ int store_block_with(struct store *s, uint64_t ino, uint64_t blk,
 	sqlite3_bind_int64(st, 2, (int64_t)blk);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		int64_t kv = sqlite3_column_int64(st, 0);
-		const void *data = sqlite3_column_blob(st, 1);
-		int n = sqlite3_column_bytes(st, 1);
-		if (kv < 1 || kv > UINT32_MAX || !data || n <= 0)
+		int64_t kv;
+		size_t n;
+		const void *data = store_col_bytes(st, 1, &n);
+		if (store_col_int(st, 0, 1, UINT32_MAX, &kv) || !data || n == 0)
 			rc = -EIO;
 		else
-			rc = fn(arg, (uint32_t)kv, data, (size_t)n);
+			rc = fn(arg, (uint32_t)kv, data, n);
 	} else
 		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
 	sqlite3_reset(st);
@@ -1824,7 +1877,10 @@ int store_block_next(struct store *s, uint64_t ino, uint64_t from,
                      uint64_t *blk)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_NEXT,
-	        "SELECT blk FROM blocks WHERE ino=? AND blk>=? ORDER BY blk LIMIT 1");
+	        /* a key that is no integer is no block: text sorts above every
+	         * number (and would come back at every call) */
+	        "SELECT blk FROM blocks WHERE ino=? AND blk>=?"
+	        " AND typeof(blk)='integer' ORDER BY blk LIMIT 1");
 	int rc;
 
 	if (!st)
@@ -1860,8 +1916,13 @@ int store_block_next_ino(struct store *s, uint64_t after, uint64_t *ino,
                          int *queued)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_NEXT_INO,
+	        /* integer numbers only, each once: a text sorts above every
+	         * number and a real reads back truncated (2.5 as 2), either
+	         * would be found again after itself for ever
+	         * (store_block_junk counts those rows) */
 	        "SELECT b.ino, EXISTS (SELECT 1 FROM purge p WHERE p.ino=b.ino)"
-	        " FROM blocks b WHERE b.ino > ? ORDER BY b.ino LIMIT 1");
+	        " FROM blocks b WHERE b.ino > ? AND typeof(b.ino)='integer'"
+	        " ORDER BY b.ino LIMIT 1");
 	int rc;
 
 	if (!st)
@@ -1873,28 +1934,64 @@ int store_block_next_ino(struct store *s, uint64_t after, uint64_t *ino,
 	if (rc != SQLITE_ROW)
 		return store_err(s, rc);
 	*ino = (uint64_t)sqlite3_column_int64(st, 0);
-	*queued = sqlite3_column_int(st, 1);
+	*queued = sqlite3_column_int64(st, 1) != 0;
 	sqlite3_reset(st);
 	return 0;
+}
+
+int store_key_junk(struct store *s, char table, int drop, uint64_t *n)
+{
+	const char *where;
+	char q[160];
+	sqlite3_stmt *st;
+	int rc;
+
+	*n = 0;
+	switch (table) {
+	case 'b': where = "blocks WHERE typeof(ino)!='integer'"
+	                  " OR typeof(blk)!='integer' OR ino < 1 OR blk < 0"; break;
+	case 'x': where = "xattrs WHERE typeof(ino)!='integer' OR ino < 1"; break;
+	default: return -EINVAL;
+	}
+	snprintf(q, sizeof q, "%s FROM %s", drop ? "DELETE" : "SELECT count(*)",
+	         where);
+	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (drop && rc == SQLITE_DONE) {
+		*n = (uint64_t)sqlite3_changes(s->db);
+		rc = 0;
+	} else if (!drop && rc == SQLITE_ROW) {
+		*n = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		rc = store_err(s, rc);
+	sqlite3_finalize(st);
+	return rc;
 }
 
 int store_block_each(struct store *s, uint64_t ino,
                      int (*fn)(void *arg, uint64_t blk, uint32_t kv,
                                const void *data, size_t len), void *arg)
 {
+	/* a row whose blk is no integer is no block of the file (reads look
+	 * blocks up by their exact number): store_key_junk counts it */
 	sqlite3_stmt *st = store_stmt(s, Q_BLOCK_EACH,
-	        "SELECT blk, key_version, data FROM blocks WHERE ino=? ORDER BY blk");
+	        "SELECT blk, key_version, data FROM blocks WHERE ino=?"
+	        " AND typeof(blk)='integer' AND blk >= 0 ORDER BY blk");
 	int rc, stop = 0;
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t kv = sqlite3_column_int64(st, 1);
+		int64_t kv;
+		size_t n;
+		const void *data = store_col_bytes(st, 2, &n);
+		if (store_col_int(st, 1, 1, UINT32_MAX, &kv) || !data)
+			kv = 0; /* malformed */
 		if ((stop = fn(arg, (uint64_t)sqlite3_column_int64(st, 0),
-		               (kv < 1 || kv > UINT32_MAX) ? 0 : (uint32_t)kv,
-		               sqlite3_column_blob(st, 2),
-		               (size_t)sqlite3_column_bytes(st, 2))))
+		               (uint32_t)kv, data ? data : "", n)))
 			break;
 	}
 	sqlite3_reset(st);
@@ -1956,6 +2053,33 @@ int store_xattr_delete(struct store *s, uint64_t ino,
 	return rc;
 }
 
+int store_xattr_delete_all(struct store *s, uint64_t ino, uint64_t *removed)
+{
+	*removed = 0;
+	return delete_by_ino(s, Q_INODE_DEL_XATTRS,
+	                     "DELETE FROM xattrs WHERE ino=?", ino, removed);
+}
+
+int store_xattr_next_ino(struct store *s, uint64_t after, uint64_t *ino)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_XATTR_NEXT_INO,
+	        "SELECT ino FROM xattrs WHERE ino > ? AND typeof(ino)='integer'"
+	        " ORDER BY ino LIMIT 1");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, after > INT64_MAX ? INT64_MAX : (int64_t)after);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ino = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
 int store_xattr_each(struct store *s, uint64_t ino,
                      int (*fn)(void *arg, const struct store_xattr *x),
                      void *arg)
@@ -1970,18 +2094,16 @@ int store_xattr_each(struct store *s, uint64_t ino,
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t kv = sqlite3_column_int64(st, 1);
+		int64_t kv;
 		x.ino = ino;
+		x.name = store_col_bytes(st, 2, &x.namelen);
+		x.value = store_col_bytes(st, 3, &x.valuelen);
 		if (store_col_blob(st, 0, x.tag, sizeof x.tag, NULL, 1) ||
-		    kv < 1 || kv > UINT32_MAX) {
+		    store_col_int(st, 1, 1, UINT32_MAX, &kv) || !x.name || !x.value) {
 			stop = -EIO;
 			break;
 		}
 		x.key_version = (uint32_t)kv;
-		x.name = sqlite3_column_blob(st, 2);
-		x.namelen = (size_t)sqlite3_column_bytes(st, 2);
-		x.value = sqlite3_column_blob(st, 3);
-		x.valuelen = (size_t)sqlite3_column_bytes(st, 3);
 		if ((stop = fn(arg, &x)))
 			break;
 	}

@@ -23,21 +23,19 @@ _Static_assert(Q_AUDIT_LAST_ID <= STORE_Q_SESSION, "statement ids overlap");
 static int audit_from_row(sqlite3_stmt *st, struct store_audit *a)
 {
 	memset(a, 0, sizeof *a);
-	a->seq = sqlite3_column_int64(st, 0);
-	a->time = sqlite3_column_int64(st, 1);
-	if (store_col_text(st, 2, a->user, sizeof a->user) ||
+	a->seq = sqlite3_column_int64(st, 0); /* the rowid */
+	/* a value that is no integer or does not fit its field is damage,
+	 * never truncated into the row the chain hashed */
+	if (store_col_i64(st, 1, &a->time) ||
+	    store_col_text(st, 2, a->user, sizeof a->user) ||
 	    store_col_text(st, 7, a->op, sizeof a->op) ||
 	    store_col_blob(st, 12, a->detail, sizeof a->detail, &a->detaillen, 0) ||
-	    store_col_blob(st, 13, a->hash, sizeof a->hash, NULL, 1))
+	    store_col_blob(st, 13, a->hash, sizeof a->hash, NULL, 1) ||
+	    store_col_i64(st, 3, &a->session) || store_col_u32(st, 4, &a->uid) ||
+	    store_col_u32(st, 5, &a->gid) || store_col_u32(st, 6, &a->pid) ||
+	    store_col_u64(st, 8, &a->ino) || store_col_u64(st, 9, &a->offset) ||
+	    store_col_u64(st, 10, &a->length) || store_col_i64(st, 11, &a->result))
 		return -EIO;
-	a->session = sqlite3_column_int64(st, 3);
-	a->uid = (uint32_t)sqlite3_column_int64(st, 4);
-	a->gid = (uint32_t)sqlite3_column_int64(st, 5);
-	a->pid = (uint32_t)sqlite3_column_int64(st, 6);
-	a->ino = (uint64_t)sqlite3_column_int64(st, 8);
-	a->offset = (uint64_t)sqlite3_column_int64(st, 9);
-	a->length = (uint64_t)sqlite3_column_int64(st, 10);
-	a->result = sqlite3_column_int64(st, 11);
 	return 0;
 }
 

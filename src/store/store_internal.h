@@ -55,6 +55,22 @@ int store_col_blob(sqlite3_stmt *st, int col, void *buf, size_t cap,
 /* Copy a text column (no NUL inside) into buf; -EIO if it does not fit. */
 int store_col_text(sqlite3_stmt *st, int col, char *buf, size_t cap);
 /*
+ * An integer column lo..hi into *out: -EIO for any other type (a real, a
+ * text, a blob, NULL: SQLite would convert it, 2.5 to 2 and 'x' to 0) or a
+ * value out of range (never truncated into a narrower type). The _u32 one
+ * takes 0..UINT32_MAX; the _i64 and _u64 ones any integer (_u64: the
+ * uint64_t a row was bound from as int64_t).
+ */
+int store_col_int(sqlite3_stmt *st, int col, int64_t lo, int64_t hi,
+                  int64_t *out);
+int store_col_u32(sqlite3_stmt *st, int col, uint32_t *out);
+int store_col_i64(sqlite3_stmt *st, int col, int64_t *out);
+int store_col_u64(sqlite3_stmt *st, int col, uint64_t *out);
+/* A blob column's bytes, never NULL (SQLite gives NULL for an empty
+ * one); NULL only if the column is not a blob (an empty text passes, as
+ * store_col_blob takes it). *len its length. */
+const void *store_col_bytes(sqlite3_stmt *st, int col, size_t *len);
+/*
  * Defensive mode on, triggers, views, double-quoted strings, extension
  * loading and untrusted schema functions off: for every connection to a
  * store, before its first statement. 0 or -EIO.

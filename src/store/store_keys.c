@@ -40,8 +40,8 @@ int store_authority_get(struct store *s, uint32_t epoch,
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		out->epoch = epoch;
-		out->created = sqlite3_column_int64(st, 3);
-		rc = (store_col_blob(st, 1, out->pk, sizeof out->pk, NULL, 1) ||
+		rc = (store_col_i64(st, 3, &out->created) ||
+		      store_col_blob(st, 1, out->pk, sizeof out->pk, NULL, 1) ||
 		      store_col_blob(st, 2, out->endorsement,
 		                     sizeof out->endorsement, NULL, 1)) ? -EIO : 0;
 	} else
@@ -140,14 +140,14 @@ int store_roster_put(struct store *s, const uint8_t *body, size_t len,
 static int cred_from_row(sqlite3_stmt *st, struct store_cred *c)
 {
 	memset(c, 0, sizeof *c);
-	c->user_id = sqlite3_column_int64(st, 0);
+	c->user_id = sqlite3_column_int64(st, 0); /* the rowid */
 	if (store_col_text(st, 1, c->name, sizeof c->name) ||
 	    store_col_blob(st, 4, c->salt, sizeof c->salt, NULL, 1) ||
-	    store_col_blob(st, 5, c->secret, sizeof c->secret, &c->secretlen, 0))
+	    store_col_blob(st, 5, c->secret, sizeof c->secret, &c->secretlen, 0) ||
+	    store_col_u64(st, 2, &c->opslimit) ||
+	    store_col_u64(st, 3, &c->memlimit) ||
+	    store_col_i64(st, 6, &c->created))
 		return -EIO;
-	c->opslimit = (uint64_t)sqlite3_column_int64(st, 2);
-	c->memlimit = (uint64_t)sqlite3_column_int64(st, 3);
-	c->created = sqlite3_column_int64(st, 6);
 	return 0;
 }
 
@@ -188,8 +188,13 @@ int store_cred_get_id(struct store *s, int64_t id, struct store_cred *out)
 int store_cred_put(struct store *s, const struct store_cred *c)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_CRED_PUT,
-	        "INSERT OR REPLACE INTO credentials(" CRED_COLS ")"
-	        " VALUES(?,?,?,?,?,?,?)");
+	        /* an upsert by user id: OR REPLACE would also delete another
+	         * user's row that holds the name (-EEXIST instead) */
+	        "INSERT INTO credentials(" CRED_COLS ")"
+	        " VALUES(?,?,?,?,?,?,?) ON CONFLICT(user_id) DO UPDATE SET"
+	        " name=excluded.name, opslimit=excluded.opslimit,"
+	        " memlimit=excluded.memlimit, salt=excluded.salt,"
+	        " secret=excluded.secret, created=excluded.created");
 
 	if (!st)
 		return -EIO;
@@ -417,12 +422,14 @@ int store_grant_each(struct store *s, int64_t version, int kind,
 	sqlite3_bind_int64(st, 1, version);
 	sqlite3_bind_int64(st, 2, kind);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t kind;
 		memset(&g, 0, sizeof g);
-		g.user_id = sqlite3_column_int64(st, 0);
-		g.version = (uint32_t)sqlite3_column_int64(st, 1);
-		g.kind = (int)sqlite3_column_int64(st, 2);
-		if (store_col_blob(st, 3, g.sealed, sizeof g.sealed, &g.sealedlen, 0))
+		if (store_col_i64(st, 0, &g.user_id) ||
+		    store_col_u32(st, 1, &g.version) ||
+		    store_col_int(st, 2, INT32_MIN, INT32_MAX, &kind) ||
+		    store_col_blob(st, 3, g.sealed, sizeof g.sealed, &g.sealedlen, 0))
 			continue; /* malformed: nothing to hand on */
+		g.kind = (int)kind;
 		if ((rc = fn(arg, &g))) {
 			sqlite3_reset(st);
 			return rc;
@@ -505,12 +512,16 @@ int store_stale(struct store *s, char kind, uint32_t below, size_t limit,
 
 	*n = 0;
 	switch (kind) {
+	/* rows whose keys are no integers are no object of anyone's
+	 * (store_key_junk): re-sealing them would not move them */
 	case 'b': st = store_stmt(s, Q_STALE_B, "SELECT ino, blk FROM blocks"
-	                          " WHERE key_version<? LIMIT ?"); break;
+	                          " WHERE key_version<? AND typeof(ino)='integer'"
+	                          " AND typeof(blk)='integer' LIMIT ?"); break;
 	case 'd': st = store_stmt(s, Q_STALE_D, "SELECT id, 0 FROM dentries"
 	                          " WHERE key_version<? LIMIT ?"); break;
 	case 'x': st = store_stmt(s, Q_STALE_X, "SELECT ino, 0, tag FROM xattrs"
-	                          " WHERE key_version<? LIMIT ?"); break;
+	                          " WHERE key_version<? AND typeof(ino)='integer'"
+	                          " LIMIT ?"); break;
 	case 's': st = store_stmt(s, Q_STALE_S, "SELECT id, detail_version FROM"
 	                          " sessions WHERE detail_version<? LIMIT ?"); break;
 	default: return -EINVAL;
@@ -593,15 +604,14 @@ int store_session_get(struct store *s, int64_t id, struct store_session *out)
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		int64_t dv = sqlite3_column_int64(st, 8);
 		memset(out, 0, sizeof *out);
 		out->id = id;
-		out->user_id = sqlite3_column_int64(st, 0);
-		out->roster_counter = (uint64_t)sqlite3_column_int64(st, 1);
-		out->started = sqlite3_column_int64(st, 2);
-		out->pid = sqlite3_column_int64(st, 6);
-		out->detail_version = (uint32_t)dv;
-		rc = (store_col_blob(st, 3, out->pk, sizeof out->pk, NULL, 1) ||
+		rc = (store_col_i64(st, 0, &out->user_id) ||
+		      store_col_u64(st, 1, &out->roster_counter) ||
+		      store_col_i64(st, 2, &out->started) ||
+		      store_col_i64(st, 6, &out->pid) ||
+		      store_col_u32(st, 8, &out->detail_version) ||
+		      store_col_blob(st, 3, out->pk, sizeof out->pk, NULL, 1) ||
 		      store_col_blob(st, 4, out->endorsement,
 		                     sizeof out->endorsement, NULL, 1) ||
 		      store_col_text(st, 5, out->host, sizeof out->host) ||
@@ -609,8 +619,7 @@ int store_session_get(struct store *s, int64_t id, struct store_session *out)
 		      store_col_blob(st, 9, out->detail, sizeof out->detail,
 		                     &out->detaillen, 0) ||
 		      store_col_blob(st, 10, out->detail_hash,
-		                     sizeof out->detail_hash, NULL, 1) ||
-		      dv < 0 || dv > UINT32_MAX) ? -EIO : 0;
+		                     sizeof out->detail_hash, NULL, 1)) ? -EIO : 0;
 	} else
 		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
 	sqlite3_reset(st);

@@ -76,7 +76,7 @@ int store_mount_each_open(struct store *s,
 		text(st, 2, m->host, sizeof m->host);
 		m->pid = sqlite3_column_int64(st, 3);
 		text(st, 4, m->mountpoint, sizeof m->mountpoint);
-		m->readonly = sqlite3_column_int(st, 5);
+		m->readonly = sqlite3_column_int64(st, 5) != 0;
 		m->started = sqlite3_column_int64(st, 6);
 		if ((stop = fn(arg, m)))
 			break;
@@ -119,10 +119,12 @@ int store_auth_event_take(struct store *s,
 		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		char user[STORE_USER_NAME_MAX + 1], event[32];
+		uint32_t uid;
 		text(st, 1, user, sizeof user);
 		text(st, 2, event, sizeof event);
-		if ((stop = fn(arg, sqlite3_column_int64(st, 0), user, event,
-		               (uint32_t)sqlite3_column_int64(st, 3),
+		if (store_col_u32(st, 3, &uid))
+			uid = UINT32_MAX; /* advisory: unknown, never truncated */
+		if ((stop = fn(arg, sqlite3_column_int64(st, 0), user, event, uid,
 		               sqlite3_column_int64(st, 4))))
 			break;
 	}

@@ -54,8 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t j = 0; j < u->nperiods; j++) {
 			if (u->periods[j].from > r->counter)
 				fail("period after the counter");
-			if (j && u->periods[j].from < u->periods[j - 1].from)
-				fail("periods not ordered");
+			if (j && u->periods[j].from <= u->periods[j - 1].from)
+				fail("periods not strictly ascending (two roles at one counter)");
 			if (!role_valid(u->periods[j].role) &&
 			    u->periods[j].role != ROLE_REMOVED)
 				fail("role");

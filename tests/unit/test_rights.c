@@ -415,8 +415,8 @@ static void test_malformed(void)
 		CHECK(!refused_struct(r));
 		memcpy(r->users[0].name, keep, sizeof keep);
 	}
-	/* periods: roles that are none, periods out of order, a period from
-	 * after the roster's own counter */
+	/* periods: roles that are none, periods out of order or from the
+	 * same counter, a period from after the roster's own counter */
 	{
 		struct rights_user *u = &r->users[1];
 		uint8_t role = u->periods[1].role;
@@ -429,6 +429,9 @@ static void test_malformed(void)
 		u->periods[1].from = u->periods[0].from - 1;
 		CHECK(refused_struct(r));
 		u->periods[1].from = r->counter + 1;
+		CHECK(refused_struct(r));
+		/* two periods from the same counter: which role held there? */
+		u->periods[1].from = u->periods[0].from;
 		CHECK(refused_struct(r));
 		u->periods[1].from = from;
 		CHECK(!refused_struct(r));
