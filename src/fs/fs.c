@@ -221,6 +221,13 @@ void fs_kernel_times(struct fs *fs, int on)
 	pthread_mutex_unlock(&fs->lock);
 }
 
+void fs_posix_acl(struct fs *fs, int on)
+{
+	pthread_mutex_lock(&fs->lock);
+	fs->posix_acl = on;
+	pthread_mutex_unlock(&fs->lock);
+}
+
 int64_t fs_idle_ms(struct fs *fs)
 {
 	int64_t t;

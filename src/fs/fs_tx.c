@@ -131,6 +131,12 @@ static void follow_others(struct fs *fs)
 		fs->fatal = 1;
 }
 
+void fs_act(struct fs *fs, const struct fs_ctx *c)
+{
+	fs->actor = acting(fs, c);
+	fs->kr = fs->actor->kr;
+}
+
 void fs_unlock(struct fs *fs)
 {
 	read_tx_end(fs);

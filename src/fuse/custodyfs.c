@@ -53,6 +53,7 @@ static void usage(FILE *f)
 "      maxage=DURATION end the session after DURATION\n"
 "      exact_reads    no page cache: every read reaches the audit trail\n"
 "      writeback      kernel writeback cache (faster small writes)\n"
+"      noacl          no POSIX ACLs (system.posix_acl_* refused)\n"
 "      accept_rollback mount a store older than one seen on this machine\n"
 "      allow_other    let other local users in, each under the store user\n"
 "                     they log in as (custodyctl login); uids without a\n"
@@ -94,6 +95,10 @@ static int parse_o(struct args *a, const char *list)
 			a->f.accept_rollback = 1;
 		else if (!strcmp(tok, "nowriteback"))
 			a->f.writeback = 0;
+		else if (!strcmp(tok, "noacl"))
+			a->f.no_acl = 1;
+		else if (!strcmp(tok, "acl"))
+			a->f.no_acl = 0;
 		else if (!strcmp(tok, "allow_other"))
 			a->f.allow_other = 1;
 		else if (!strncmp(tok, "idle=", 5) || !strncmp(tok, "maxage=", 7)) {
