@@ -35,8 +35,21 @@ manifest() {
 	awk '/^# file: / { f = substr($0, 9) } /=/ { print f "|" $0 }' | LC_ALL=C sort)
 }
 
+# login_nobody: uid 65534 (the checker's unprivileged uid) works as store
+# user "nobody" on the allow_other mount (one session per uid)
+login_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+		env XDG_STATE_HOME="$T/state-nobody" "$CUSTODYCTL" -u nobody -c "$CONF" \
+		--passfile "$T/nobody.pass" login -m "$MNT" >/dev/null
+}
+
 t_setup
+chmod 711 "$T" # uid 65534 reaches its passfile and the mount
+pf nobody nobody-passphrase
+chown 65534:65534 "$T/nobody.pass"
+check "store user for uid 65534" ctl user add nobody --role writer --new-passfile "$T/nobody.pass"
 check "mount (allow_other, for the unprivileged checks)" t_mount -o allow_other
+check "uid 65534 logs in" login_nobody
 mkdir "$MNT/px"
 run_posix "$MNT/px"
 
@@ -74,6 +87,7 @@ sync
 before=$(manifest "$MNT")
 check "unmount" t_umount
 check "remount" t_mount -o allow_other
+check "uid 65534 logs in again" login_nobody
 after=$(manifest "$MNT")
 if [ "$before" == "$after" ]; then
 	ok "whole tree identical after remount"
