@@ -454,6 +454,14 @@ static void print_row(struct reader *rd, const struct store_audit *a,
 	rd->shown++;
 }
 
+/* --op OP: a copy (copy_file_range) both reads and writes, so "read" and
+ * "write" list its rows too. */
+static int op_matches(const char *op, const char *want)
+{
+	return !strcmp(op, want) || (!strcmp(op, "copy") &&
+	       (!strcmp(want, "read") || !strcmp(want, "write")));
+}
+
 static int reader_row(void *arg, const struct store_audit *a)
 {
 	struct reader *rd = arg;
@@ -472,7 +480,7 @@ static int reader_row(void *arg, const struct store_audit *a)
 	}
 	if (f && ((a->time < f->since || a->time > f->until) ||
 	          (f->user && strcmp(a->user, f->user)) ||
-	          (f->op && strcmp(a->op, f->op)) ||
+	          (f->op && !op_matches(a->op, f->op)) ||
 	          (f->result == 1 && a->result < 0) ||
 	          (f->result == 2 && a->result >= 0)))
 		return 0;
@@ -588,7 +596,9 @@ static int audit_list(struct cli *c, int argc, char **argv)
 "  --op OP               rows of one operation: open read write create\n"
 "                        mkdir mknod symlink link unlink rmdir rename\n"
 "                        setattr truncate setxattr removexattr opendir\n"
-"                        mount unmount, or an admin action (init, ...)\n"
+"                        fallocate punch_hole zero_range seek_data\n"
+"                        seek_hole copy mount unmount, or an admin action\n"
+"                        (init, ...); read and write list copy rows too\n"
 "  --path PREFIX         rows whose path starts with PREFIX (either side\n"
 "                        of a rename's \"from -> to\"); admin actions keep\n"
 "                        their target (a user name, ...) as the path\n"
@@ -604,8 +614,12 @@ static int audit_list(struct cli *c, int argc, char **argv)
 "Columns: TIME (UTC, microseconds), USER, UID, PID, PROCESS, OP, OFFSET,\n"
 "LENGTH, RESULT (ok, or the errno name such as ENOTEMPTY), PATH. For\n"
 "read and write, OFFSET/LENGTH are the request's; for open, OFFSET holds\n"
-"the open flags; for truncate, OFFSET is the new size. Control characters\n"
-"in names are shown as \\xNN.\n";
+"the open flags; for truncate, OFFSET is the new size; for copy (one row\n"
+"per copy_file_range request) PATH is \"SOURCE -> TARGET\" (with\n"
+"\"@OFFSET\" after SOURCE when the source offset differs), OFFSET/LENGTH\n"
+"the target's; for seek_data/seek_hole, OFFSET is where the search began\n"
+"and LENGTH the distance to the answer. Control characters in names are\n"
+"shown as \\xNN.\n";
 	struct filter f = { INT64_MIN, INT64_MAX, NULL, NULL, NULL, 0 };
 	struct reader rd;
 	const char *v;
