@@ -39,6 +39,7 @@ static void fs_destroy(struct fs *fs)
 		blockio_stage_free(fs->stage[i]);
 	secmem_free(fs->scratch);
 	secmem_free(fs->blockbuf);
+	free(fs->copybuf);
 	mtree_free(fs->mt);
 	session_free(fs->nobody);
 	pthread_mutex_destroy(&fs->lock);

@@ -212,9 +212,14 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 	if (off_in + len < off_in || off_in + len > (uint64_t)INT64_MAX ||
 	    off_out + len < off_out || off_out + len > (uint64_t)INT64_MAX)
 		return -EFBIG;
-	if (!(buf = malloc(len ? len : 1)))
-		return -ENOMEM;
 	fs_lock(fs, cin);
+	/* one buffer for the mount (the copy holds the lock throughout): no
+	 * fresh pages to fault in and zero for every request */
+	if (!fs->copybuf && !(fs->copybuf = malloc(FS_COPY_MAX))) {
+		fs_unlock(fs);
+		return -ENOMEM;
+	}
+	buf = fs->copybuf;
 	/* the source, under the session of its handle */
 	if (!(rc = fs_may_read(fs)))
 		rc = inode_load(fs, ino_in, &src);
@@ -254,8 +259,7 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 	rc = fs_audit(fs, cout, "copy", ino_out, path, off_out, n,
 	              rc ? rc : (int64_t)n);
 out:
+	cipher_wipe(buf, n);
 	fs_unlock(fs);
-	cipher_wipe(buf, len ? len : 1);
-	free(buf);
 	return rc < 0 ? rc : (ssize_t)n;
 }
