@@ -461,6 +461,8 @@ ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 			rc = -EIO;
 			break;
 		}
+		if (!fs->posix_acl && acl_name(name))
+			continue; /* -o noacl: kept, but not offered */
 		if (size) {
 			if (used + n + 1 > size) {
 				rc = -ERANGE;

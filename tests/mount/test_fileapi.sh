@@ -254,6 +254,7 @@ expect_eq "ACLs survive a remount" "$before" "$after"
 check "-o noacl: unmount" t_umount
 check "-o noacl: mount" t_mount -o noacl
 check_not "-o noacl: setfacl refused" setfacl -m u:1234:r "$MNT/proj/plan"
+check_not "-o noacl: the stored ACL is not offered" sh -c "getfattr -m - '$MNT/proj' 2>/dev/null | grep -q posix_acl"
 check "-o noacl: unmount" t_umount
 q "UPDATE xattrs SET ino=-ino WHERE ino=$i1; UPDATE xattrs SET ino=$i1 WHERE ino=$i2; UPDATE xattrs SET ino=$i2 WHERE ino=-$i1"
 expect_status "ACL rows swapped between two files: check exit 4" 4 ctl check
