@@ -40,6 +40,8 @@ static void fs_destroy(struct fs *fs)
 	secmem_free(fs->scratch);
 	secmem_free(fs->blockbuf);
 	free(fs->copybuf);
+	blockio_stage_free(fs->cstage[0]);
+	blockio_stage_free(fs->cstage[1]);
 	mtree_free(fs->mt);
 	session_free(fs->nobody);
 	pthread_mutex_destroy(&fs->lock);

@@ -116,6 +116,7 @@ struct fs {
 	uint8_t *blockbuf;      /* locked: plaintext + ciphertext block */
 	uint8_t *copybuf;       /* copy_file_range's plaintext (FS_COPY_MAX),
 	                           allocated on first use, wiped after each */
+	struct read_stage *cstage[2]; /* copy_file_range's source pieces */
 	struct read_stage *stage[FS_STAGES]; /* for large reads (fs_read) */
 	uint8_t *scratch;       /* locked memory for derived keys, by slot */
 };

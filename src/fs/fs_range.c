@@ -9,6 +9,7 @@
  * the same transaction (fail closed), like the entry points of fs_ops.c.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,91 @@ static int copy_into(struct fs *fs, struct store_inode *dst,
 	return rc;
 }
 
+/*
+ * The source is read in pieces of FS_STAGE_MAX: piece j+1's ciphertext is
+ * staged (under the lock, from the store) and a helper thread
+ * authenticates and decrypts it while this thread seals piece j into the
+ * target, so decryption and sealing use both cores. The lock is held
+ * throughout: nothing else changes the store meanwhile, and the helper
+ * touches only its stage and its part of the buffer. A piece that does
+ * not stage (-EAGAIN) is read the plain way.
+ */
+struct unstage_job {
+	struct read_stage *st;
+	uint8_t *out;
+	ssize_t n;
+};
+
+static void *unstage_main(void *arg)
+{
+	struct unstage_job *j = arg;
+
+	j->n = blockio_unstage(j->st, (char *)j->out);
+	return NULL;
+}
+
+static int copy_pieces(struct fs *fs, const struct store_inode *src,
+                       uint64_t off_in, struct store_inode *dst,
+                       uint64_t off_out, uint8_t *buf, size_t n)
+{
+	const size_t piece = FS_STAGE_MAX;
+	size_t npieces = (n + piece - 1) / piece;
+	struct unstage_job job;
+	pthread_t helper;
+	ssize_t got;
+	int rc = 0;
+
+	for (int i = 0; i < 2; i++)
+		if (!fs->cstage[i] &&
+		    !(fs->cstage[i] = blockio_stage_new(fs->block_size, piece)))
+			return -ENOMEM;
+	/* the first piece, here */
+	got = blockio_read(fs, src, (char *)buf, n < piece ? n : piece, off_in);
+	if (got < 0)
+		return (int)got;
+	for (size_t j = 0; j < npieces && !rc; j++) {
+		size_t at = j * piece, len = n - at < piece ? n - at : piece;
+		int running = 0, plain = 0;
+
+		if (j + 1 < npieces) {
+			size_t nat = at + piece;
+			size_t nlen = n - nat < piece ? n - nat : piece;
+			got = blockio_stage(fs, src, fs->cstage[(j + 1) % 2], nlen,
+			                    off_in + nat);
+			if (got == -EAGAIN || got == 0)
+				plain = 1;
+			else if (got < 0)
+				rc = (int)got;
+			else {
+				job = (struct unstage_job){ fs->cstage[(j + 1) % 2],
+				                            buf + nat, 0 };
+				if (pthread_create(&helper, NULL, unstage_main, &job) == 0)
+					running = 1;
+				else
+					unstage_main(&job); /* no thread: decrypt here */
+			}
+		}
+		if (!rc)
+			rc = copy_into(fs, dst, buf + at, len, off_out + at);
+		if (running)
+			pthread_join(helper, NULL);
+		if (!rc && j + 1 < npieces) {
+			size_t nat = at + piece;
+			size_t nlen = n - nat < piece ? n - nat : piece;
+			if (plain)
+				got = blockio_read(fs, src, (char *)buf + nat, nlen,
+				                   off_in + nat);
+			else
+				got = job.n;
+			if (got < 0)
+				rc = (int)got;
+			else if ((size_t)got != nlen)
+				rc = -EIO;
+		}
+	}
+	return rc;
+}
+
 /* "SOURCE -> TARGET" (or "SOURCE@OFFSET -> TARGET") for the copy's row. */
 static const char *copy_path(struct fs *fs, char *p, size_t cap, uint64_t in,
                              uint64_t off_in, uint64_t out, uint64_t off_out)
@@ -204,8 +290,7 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 	const char *path;
 	uint8_t *buf;
 	size_t n = 0;
-	ssize_t got;
-	int rc;
+	int rc, began = 0;
 
 	if (len > FS_COPY_MAX)
 		len = FS_COPY_MAX;
@@ -220,43 +305,53 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 		return -ENOMEM;
 	}
 	buf = fs->copybuf;
-	/* the source, under the session of its handle */
-	if (!(rc = fs_may_read(fs)))
+	/* the source's handle must read, the target's write; both files are
+	 * loaded inside the write transaction, against the head it verified */
+	if (!(rc = fs_may_read(fs))) {
+		fs_act(fs, cout);
+		if ((rc = fs_may_write(fs)) || (rc = fs_op_begin(fs)))
+			goto out; /* as a write that could not begin: no row */
+		began = 1;
+		fs_act(fs, cin);
 		rc = inode_load(fs, ino_in, &src);
-	if (!rc && !S_ISREG(src.mode))
-		rc = S_ISDIR(src.mode) ? -EISDIR : -EINVAL;
+		if (!rc && !S_ISREG(src.mode))
+			rc = S_ISDIR(src.mode) ? -EISDIR : -EINVAL;
+		fs_act(fs, cout);
+		if (!rc && (rc = inode_load(fs, ino_out, &dst)) == 0 &&
+		    !S_ISREG(dst.mode))
+			rc = S_ISDIR(dst.mode) ? -EISDIR : -EINVAL;
+	} else {
+		fs_act(fs, cout);
+	}
 	if (!rc && off_in < src.size) {
 		n = src.size - off_in < len ? (size_t)(src.size - off_in) : len;
-		if ((got = blockio_read(fs, &src, (char *)buf, n, off_in)) < 0)
-			rc = (int)got;
-		else
-			n = (size_t)got;
-	}
-	/* the target, under the session of its handle */
-	fs_act(fs, cout);
-	if (!rc && ((rc = fs_may_write(fs)) || (rc = fs_op_begin(fs))))
-		goto out; /* as a write that could not begin: no row */
-	if (rc) {
-		/* the source could not be read: recorded as the copy's failure */
-		rc = fs_audit(fs, cout, "copy", ino_out,
-		              copy_path(fs, p, sizeof p, ino_in, off_in, ino_out,
-		                        off_out), off_out, len, rc);
-		goto out;
-	}
-	rc = inode_load(fs, ino_out, &dst);
-	if (!rc && !S_ISREG(dst.mode))
-		rc = S_ISDIR(dst.mode) ? -EISDIR : -EINVAL;
-	if (!rc && n) {
-		rc = copy_into(fs, &dst, buf, n, off_out);
+		if (ino_in != ino_out && cin->sid == cout->sid &&
+		    cin->uid == cout->uid)
+			rc = copy_pieces(fs, &src, off_in, &dst, off_out, buf, n);
+		else {
+			/* the same file, or two sessions' keyrings: read it all
+			 * first under the source's, then write under the target's */
+			ssize_t got;
+			fs_act(fs, cin);
+			got = blockio_read(fs, &src, (char *)buf, n, off_in);
+			fs_act(fs, cout);
+			if (got < 0)
+				rc = (int)got;
+			else if ((size_t)got != n)
+				rc = -EIO;
+			else
+				rc = copy_into(fs, &dst, buf, n, off_out);
+		}
 		if (!rc) {
 			if (!fs->kernel_times)
 				inode_touch(&dst, 0, 1, 1);
 			rc = inode_save(fs, &dst);
 		}
 	}
-	rc = fs_op_end(fs, rc);
+	if (began)
+		rc = fs_op_end(fs, rc);
 	path = copy_path(fs, p, sizeof p, ino_in, off_in, ino_out, off_out);
-	rc = fs_audit(fs, cout, "copy", ino_out, path, off_out, n,
+	rc = fs_audit(fs, cout, "copy", ino_out, path, off_out, rc ? len : n,
 	              rc ? rc : (int64_t)n);
 out:
 	cipher_wipe(buf, n);
