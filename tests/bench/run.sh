@@ -85,7 +85,7 @@ label() {
     case $1 in
     stream_write) echo "streaming write, $size_stream in 128 KiB writes, then fsync" ;;
     stream_read) echo "streaming read of it after remount, 128 KiB reads" ;;
-    stream_copy) echo "cp of it inside the mount (copy_file_range where offered), then fsync" ;;
+    stream_copy) echo "cp of it inside the mount after remount (copy_file_range where offered), then fsync" ;;
     untar) echo "untar source tree ($TREE_FILES files, $TREE_MIB MiB)" ;;
     ls_lR) echo "ls -lR of the tree after remount" ;;
     md5sum) echo "md5sum every file of the tree after remount" ;;
@@ -249,6 +249,7 @@ phase_stream() {
     wl_stream_write
     sys_remount
     wl_stream_read
+    sys_remount
     wl_stream_copy
     rm -f "$MNT/stream.bin" "$MNT/stream.copy"
 }
