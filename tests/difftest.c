@@ -6,7 +6,9 @@
  * custodyfs FUSE mount) and DIR_B on a trusted reference filesystem (ext4,
  * tmpfs).  Every operation is applied to A and then to B with identical
  * arguments; the success/failure of each call, errno, returned byte counts
- * and returned bytes must agree.  Every CHECK_EVERY operations, and at the
+ * and returned bytes must agree (fallocate, copy_file_range; SEEK_DATA and
+ * SEEK_HOLE answers are checked against the content, since filesystems may
+ * place holes differently).  Every CHECK_EVERY operations, and at the
  * end, the two trees are compared: names, types, permission bits, link
  * counts, sizes, file contents, symlink targets, user.* xattrs and readdir
  * d_type.  Targets are picked by scanning the reference tree, so the whole
@@ -20,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -70,18 +73,19 @@
 enum optype {
 	OP_OPEN, OP_WRITE, OP_READ, OP_TRUNC, OP_RENAME, OP_LINK, OP_UNLINK,
 	OP_MKDIR, OP_RMDIR, OP_SYMLINK, OP_READLINK, OP_CHMOD, OP_XATTR,
-	OP_UNLINKED, OP_FSYNC, OP_MMAP, OP_COUNT
+	OP_UNLINKED, OP_FSYNC, OP_MMAP, OP_FALLOC, OP_SEEK, OP_COPY, OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
 	"open", "write", "read", "truncate", "rename", "link", "unlink",
 	"mkdir", "rmdir", "symlink", "readlink", "chmod", "xattr",
-	"open-unlink", "fsync", "mmap",
+	"open-unlink", "fsync", "mmap", "fallocate", "lseek-data-hole",
+	"copy_file_range",
 };
 
 /* relative frequencies, in the same order as enum optype */
 static const int op_weight[OP_COUNT] = {
-	9, 16, 12, 7, 10, 4, 6, 5, 4, 4, 3, 4, 7, 3, 2, 4,
+	9, 16, 12, 7, 10, 4, 6, 5, 4, 4, 3, 4, 7, 3, 2, 4, 6, 5, 6,
 };
 
 enum { T_REG = 1, T_DIR = 2, T_LNK = 4, T_ANY = 7 };
@@ -124,6 +128,8 @@ static struct {
 	int verbose;
 	int corrupt;
 	int xattr_ok;
+	int no_mmap;            /* -M: A has no shared mmap (direct I/O) */
+	int skip[OP_COUNT];     /* DIFFTEST_SKIP=name,name: ops left out */
 	long opno;
 	int in_check;
 	int full_content;
@@ -1505,6 +1511,200 @@ static ssize_t read_full(int fd, unsigned char *buf, size_t len, off_t off)
 	return (ssize_t)done;
 }
 
+/* fallocate: preallocate (mode 0, KEEP_SIZE), punch, zero a range; also
+ * the refusals both sides share (PUNCH_HOLE without KEEP_SIZE, length 0,
+ * a read-only descriptor).  COLLAPSE/INSERT_RANGE are left out: ext4 has
+ * them, custodyfs answers EOPNOTSUPP (checked by test_fileapi.sh). */
+static void op_falloc(void)
+{
+	char rel[RELMAX];
+	struct stat st, fst[2];
+	struct res r[2];
+	long long size, off;
+	size_t len;
+	int r100 = (int)rnd(100), mode, flags, grows;
+
+	mode = r100 < 15 ? 0
+	     : r100 < 25 ? FALLOC_FL_KEEP_SIZE
+	     : r100 < 60 ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+	     : r100 < 80 ? FALLOC_FL_ZERO_RANGE
+	     : r100 < 95 ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
+	     : FALLOC_FL_PUNCH_HOLE;                     /* EOPNOTSUPP */
+	grows = !(mode & FALLOC_FL_KEEP_SIZE);
+	pick_target(rel, T_REG, 90, 5);
+	size = b_stat(rel, &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : 0;
+	len = chance(3) ? 0 : rand_len(chance(20) ? 1024 * KIB : 64 * KIB);
+	off = rand_offset(size, len, grows);
+	flags = chance(4) ? O_RDONLY : chance(50) ? O_RDWR : O_WRONLY;
+	setdesc("fallocate %s mode %s%s%s off %lld len %zu (%s)", rel,
+		mode == 0 ? "0" : "", mode & FALLOC_FL_PUNCH_HOLE ? "PUNCH_HOLE" :
+		mode & FALLOC_FL_ZERO_RANGE ? "ZERO_RANGE" : "",
+		mode & FALLOC_FL_KEEP_SIZE ? "|KEEP_SIZE" : "", off, len,
+		flags == O_RDONLY ? "O_RDONLY" : "writable");
+	if (!open_both(rel, flags, 0))
+		return;
+	BOTH(r, CMP_EXACT, "fallocate", fallocate(G.fd[s], mode, (off_t)off,
+						   (off_t)len));
+	fstat_both("fstat after fallocate", fst);
+	if (r[1].ret == 0) {
+		if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+			mark_fd(G.fd[1], off < size ? off : size, off + (long long)len);
+		if (fst[1].st_size > size)   /* grown: the new part reads zeros */
+			mark_fd(G.fd[1], size, fst[1].st_size);
+	}
+	close_both();
+}
+
+/* Is B's [from, to) all zeros (read through fd, in IOBUF pieces)? */
+static int b_zero(int fd, long long from, long long to)
+{
+	while (from < to) {
+		size_t want = to - from > IOBUF ? IOBUF : (size_t)(to - from);
+		ssize_t n = read_full(fd, G.buf[1], want, (off_t)from);
+
+		if (n <= 0)
+			return n == 0; /* EOF: nothing more to hold data */
+		for (ssize_t i = 0; i < n; i++)
+			if (G.buf[1][i])
+				return 0;
+		from += n;
+	}
+	return 1;
+}
+
+/* SEEK_DATA / SEEK_HOLE.  Filesystems may place holes differently (a
+ * block of zeros is data on ext4 and may be a hole elsewhere; the generic
+ * answer calls everything data), so A's answer is checked against the
+ * content both sides hold (the trees are compared anyway): a range
+ * reported as a hole must read as zeros, an answer must lie in [off, EOF],
+ * ENXIO exactly at or past EOF (and for SEEK_DATA when only zeros follow). */
+static void op_seek(void)
+{
+	char rel[RELMAX];
+	struct stat st;
+	struct res r[2];
+	long long size, off, a;
+	int data = chance(50), r100 = (int)rnd(100), flags;
+
+	pick_target(rel, T_REG, 92, 4);
+	size = b_stat(rel, &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : 0;
+	if (r100 < 8)
+		off = size;
+	else if (r100 < 14)
+		off = size + (long long)rnd(100000);
+	else if (r100 < 16)
+		off = -1 - (long long)rnd(10);
+	else if (r100 < 40)
+		off = (long long)rnd((uint64_t)size / 4096 + 1) * 4096 +
+		      (long long)rnd(3) - 1;
+	else
+		off = (long long)rnd((uint64_t)size + 1);
+	flags = chance(70) ? O_RDONLY : O_RDWR;     /* RDWR: maybe generic */
+	setdesc("lseek %s %s from %lld (size %lld, %s)", rel,
+		data ? "SEEK_DATA" : "SEEK_HOLE", off, size,
+		flags == O_RDONLY ? "O_RDONLY" : "O_RDWR");
+	if (!open_both(rel, flags, 0))
+		return;
+	if (fstat(G.fd[1], &st) || !S_ISREG(st.st_mode)) {
+		close_both(); /* directories seek by their own rules */
+		return;
+	}
+	for (int s = 0; s < 2; s++) {
+		errno = 0;
+		r[s].ret = (long)lseek(G.fd[s], (off_t)off, data ? SEEK_DATA : SEEK_HOLE);
+		r[s].err = r[s].ret < 0 ? errno : 0;
+	}
+	if (off < 0 || off >= size) {
+		compare_res(r, CMP_EXACT, "lseek at or past EOF");
+		close_both();
+		return;
+	}
+	a = r[0].ret;
+	if (a < 0) {
+		if (!(data && r[0].err == ENXIO && b_zero(G.fd[1], off, size)))
+			fail("lseek: A failed with %s where the file has data after %lld",
+			     errname(r[0].err), off);
+	} else if (a < off || a > size || (data && a == size)) {
+		fail("lseek: A answered %lld, outside [%lld, %lld%s", a, off, size,
+		     data ? ")" : "]");
+	} else if (data && !b_zero(G.fd[1], off, a)) {
+		fail("lseek SEEK_DATA: A skipped data in [%lld, %lld)", off, a);
+	} else if (!data && a < size) {
+		long long end = (a / 4096 + 1) * 4096;
+		if (end > size)
+			end = size;
+		if (!b_zero(G.fd[1], a, end))
+			fail("lseek SEEK_HOLE: A reports a hole at %lld over data", a);
+	}
+	if (a >= 0 && lseek(G.fd[0], 0, SEEK_CUR) != a)
+		fail("lseek: A's file offset is not at its answer %lld", a);
+	close_both();
+}
+
+/* copy_file_range between two regular files (sometimes the same one):
+ * the result, the target's size and content as read + write would. */
+static void op_copy(void)
+{
+	char src[RELMAX], dst[RELMAX], p[2][PATHBUF];
+	struct stat st, fst[2];
+	struct res r[2];
+	long long ssize, dsize, oi, oo;
+	loff_t li[2], lo[2];
+	size_t len;
+	int dfd[2] = { -1, -1 }, fin, fout, r100 = (int)rnd(100), use_pos, flags;
+
+	pick_target(src, T_REG, 92, 4);
+	if (chance(20))
+		snprintf(dst, sizeof(dst), "%s", src);
+	else
+		pick_target(dst, T_REG, 85, 10);
+	ssize = b_stat(src, &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : 0;
+	dsize = b_stat(dst, &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : 0;
+	len = rand_len(chance(15) ? 2048 * KIB : 128 * KIB);
+	oi = chance(10) ? ssize + (long long)rnd(5000) : rand_offset(ssize, len, 0);
+	oo = rand_offset(dsize, len, 1);
+	use_pos = chance(85);
+	if (!use_pos)
+		oi = oo = 0;
+	fin = chance(3) ? O_WRONLY : chance(80) ? O_RDONLY : O_RDWR;
+	fout = r100 < 4 ? O_RDONLY : r100 < 8 ? O_WRONLY | O_APPEND
+	     : r100 < 25 ? O_WRONLY | O_CREAT : chance(50) ? O_RDWR : O_WRONLY;
+	flags = chance(2) ? 1 : 0;                   /* EINVAL */
+	setdesc("copy_file_range %s off %lld -> %s off %lld len %zu%s%s", src, oi,
+		dst, oo, len, use_pos ? "" : " (file offsets)", flags ? " flags 1" : "");
+	if (!open_both(src, fin, 0))
+		return;
+	full2(dst, p);
+	BOTH(r, CMP_SIGN, "open target", (dfd[s] = open(p[s], fout | O_CLOEXEC, 0644)));
+	if (r[0].ret < 0) {
+		close_both();
+		return;
+	}
+	for (int s = 0; s < 2; s++) {
+		li[s] = oi;
+		lo[s] = oo;
+	}
+	BOTH(r, CMP_EXACT, "copy_file_range",
+	     copy_file_range(G.fd[s], use_pos ? &li[s] : NULL, dfd[s],
+			     use_pos ? &lo[s] : NULL, len, (unsigned)flags));
+	if (use_pos && r[1].ret >= 0 && (li[0] != li[1] || lo[0] != lo[1]))
+		fail("copy_file_range: offsets moved differently (A %lld/%lld, B %lld/%lld)",
+		     (long long)li[0], (long long)lo[0], (long long)li[1], (long long)lo[1]);
+	for (int s = 0; s < 2; s++)
+		if (fstat(dfd[s], &fst[s]))
+			fail("fstat of the target failed: %s", strerror(errno));
+	cmp_stat("fstat of the copy's target", &fst[0], &fst[1]);
+	if (r[1].ret > 0) {
+		mark_fd(dfd[1], oo, oo + r[1].ret);
+		if (oo > dsize)
+			mark_fd(dfd[1], dsize, oo);
+	}
+	if (fout & O_CREAT)
+		mark_fd(dfd[1], 0, 1);
+	BOTH(r, CMP_EXACT, "close target", close_keep_errno(&dfd[s]));
+	close_both();
+}
+
 /* Compare bytes [from, to) of the open files G.cfd[]; TO may lie past EOF. */
 static void cmp_span(const char *rel, long long from, long long to)
 {
@@ -1792,7 +1992,8 @@ static enum optype choose_op(void)
 		r = (int)rnd((uint64_t)total);
 		for (int i = 0; i < OP_COUNT; i++) {
 			if (r < op_weight[i]) {
-				if (i == OP_XATTR && !G.xattr_ok)
+				if ((i == OP_XATTR && !G.xattr_ok) ||
+				    (i == OP_MMAP && G.no_mmap) || G.skip[i])
 					break;
 				return (enum optype)i;
 			}
@@ -1820,6 +2021,9 @@ static void run_op(enum optype op)
 	case OP_UNLINKED: op_unlinked(); break;
 	case OP_FSYNC: op_fsync(); break;
 	case OP_MMAP: op_mmap(); break;
+	case OP_FALLOC: op_falloc(); break;
+	case OP_SEEK: op_seek(); break;
+	case OP_COPY: op_copy(); break;
 	case OP_COUNT: break;
 	}
 }
@@ -1827,7 +2031,8 @@ static void run_op(enum optype op)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: difftest [-s SEED] [-n OPS] [-c CHECK_EVERY] [-F FULL_EVERY] [-v] DIR_A DIR_B\n"
+		"usage: difftest [-s SEED] [-n OPS] [-c CHECK_EVERY] [-F FULL_EVERY] [-v] [-M]\n"
+		"                DIR_A DIR_B\n"
 		"\n"
 		"Runs the same seeded random sequence of filesystem operations on DIR_A (the\n"
 		"filesystem under test) and DIR_B (a reference directory on ext4/tmpfs), both\n"
@@ -1842,6 +2047,8 @@ static void usage(FILE *f)
 		"                  each range changed since the previous check.  The final\n"
 		"                  check always reads everything.\n"
 		"  -v              print each operation as it runs\n"
+		"  -M              no mmap operations (DIR_A is on a direct-I/O mount, such\n"
+		"                  as custodyfs -o exact_reads, where MAP_SHARED gives ENODEV)\n"
 		"\n"
 		"Exit status: 0 no difference, 1 mismatch, 2 usage or setup error.\n"
 		"\n"
@@ -1850,7 +2057,9 @@ static void usage(FILE *f)
 		"fewer ops), so that a MISMATCH must be reported:\n"
 		"K=1 flips a byte of a non-empty file, 2 changes permission bits, 3 creates\n"
 		"a stray file, 4 adds a user.* xattr; 1, 2 and 4 wait for a suitable\n"
-		"object and fall back to 3 at the last op.  Used to prove the checker fails.\n",
+		"object and fall back to 3 at the last op.  Used to prove the checker fails.\n"
+		"DIFFTEST_SKIP=NAME,NAME leaves those operations out (names as in the final\n"
+		"count line: fallocate, lseek-data-hole, copy_file_range, mmap, ...).\n",
 		DEFAULT_FULL_EVERY, CORRUPT_AT);
 }
 
@@ -1916,7 +2125,7 @@ int main(int argc, char **argv)
 	G.check_every = 1;
 	G.full_every = DEFAULT_FULL_EVERY;
 	G.fd[0] = G.fd[1] = G.cfd[0] = G.cfd[1] = -1;
-	while ((opt = getopt(argc, argv, "s:n:c:F:vh")) != -1) {
+	while ((opt = getopt(argc, argv, "s:n:c:F:vMh")) != -1) {
 		switch (opt) {
 		case 's':
 			if (parse_num(optarg, &G.seed) < 0)
@@ -1941,11 +2150,23 @@ int main(int argc, char **argv)
 		case 'v':
 			G.verbose = 1;
 			break;
+		case 'M':
+			G.no_mmap = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		default:
 			goto bad;
+		}
+	}
+	{
+		const char *sk = getenv("DIFFTEST_SKIP");
+		for (int i = 0; sk && i < OP_COUNT; i++) {
+			size_t n = strlen(op_names[i]);
+			for (const char *p = sk; (p = strstr(p, op_names[i])); p += n)
+				if ((p == sk || p[-1] == ',') && (p[n] == ',' || !p[n]))
+					G.skip[i] = 1;
 		}
 	}
 	if (argc - optind != 2)

@@ -6,8 +6,11 @@
  * Runs named checks inside DIR (an empty directory): open flags, offsets,
  * sparse files, truncation, unlink of open files, directories and readdir,
  * rename and renameat2, symlinks, hard links, ownership and times, sync
- * calls, statfs, user.* xattrs, special files, mmap, name limits and
- * permission checks as an unprivileged user.  What it expects is what Linux
+ * calls, statfs, user.* xattrs, special files, mmap, name limits,
+ * permission checks as an unprivileged user, fallocate (mode 0, KEEP_SIZE,
+ * PUNCH_HOLE, ZERO_RANGE), SEEK_DATA/SEEK_HOLE, copy_file_range and POSIX
+ * ACLs (mode sync, umask, default-ACL inheritance, chmod, set-group-ID,
+ * enforcement).  What it expects is what Linux
  * does on both ext4 and tmpfs (the program is validated on both): behaviour
  * that differs between those two is not asserted.
  *
@@ -19,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <grp.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1741,6 +1745,630 @@ static void t_perms(void)
 	leave();
 }
 
+/* ---- fallocate ---- */
+
+/* path's bytes [off, off + n) into a malloc'ed buffer (NULL on error). */
+static unsigned char *range_of(const char *path, long off, long n)
+{
+	unsigned char *b = malloc((size_t)n + 1);
+	int fd = open(path, O_RDONLY);
+
+	if (!b || fd < 0 || pread(fd, b, (size_t)n, off) != n) {
+		free(b);
+		b = NULL;
+	}
+	if (fd >= 0)
+		close(fd);
+	return b;
+}
+
+/* path is pattern salt except zeros on [zlo, zhi), n bytes long. */
+static void zeroed_content(const char *what, const char *path, long n,
+                           long zlo, long zhi, int salt)
+{
+	unsigned char *b = range_of(path, 0, n);
+	long bad = -1;
+
+	if (!b) {
+		failf(what, "cannot read %ld bytes", n);
+		return;
+	}
+	for (long i = 0; i < n && bad < 0; i++)
+		if (b[i] != ((i >= zlo && i < zhi) ? 0 : pat(i, salt)))
+			bad = i;
+	if (bad >= 0)
+		failf(what, "byte %ld: expected 0x%02x, got 0x%02x", bad,
+		      (bad >= zlo && bad < zhi) ? 0 : pat(bad, salt), b[bad]);
+	else
+		pass(what);
+	free(b);
+}
+
+static void t_falloc(void)
+{
+	const long n = 256 * KIB;
+	unsigned char *data = malloc((size_t)n);
+	struct stat st, s0;
+	int fd;
+
+	enter("falloc");
+	if (!data)
+		die("malloc");
+	fill_pat(data, 0, (size_t)n, 5);
+	/* mode 0 extends, reads as zeros, keeps what was there */
+	put("a", data, 1000, 0644);
+	fd = OK("open", open("a", O_RDWR));
+	OK("fallocate mode 0 past EOF", fallocate(fd, 0, 0, 3 * MIB));
+	EQ("mode 0 sets the size", 3 * MIB, st_of("a").st_size);
+	close(fd);
+	zeroed_content("mode 0: old data kept, the rest zeros", "a", 3 * MIB,
+	               1000, 3 * MIB, 5);
+	fd = OK("open", open("a", O_RDWR));
+	OK("fallocate inside the file", fallocate(fd, 0, 100, 500));
+	EQ("inside: size unchanged", 3 * MIB, st_of("a").st_size);
+	OK("KEEP_SIZE past EOF", fallocate(fd, FALLOC_FL_KEEP_SIZE, 3 * MIB, MIB));
+	EQ("KEEP_SIZE: size unchanged", 3 * MIB, st_of("a").st_size);
+	EQ("read at EOF after KEEP_SIZE", 0, pread(fd, data, 10, 3 * MIB));
+	OK("ftruncate over the kept range", ftruncate(fd, 3 * MIB + 8192));
+	close(fd);
+	zeroed_content("grown over KEEP_SIZE: zeros", "a", 3 * MIB + 8192, 1000,
+	               3 * MIB + 8192, 5);
+	fd = OK("open read-only", open("a", O_RDONLY));
+	ERR("fallocate on a read-only fd", fallocate(fd, 0, 0, 10), EBADF);
+	close(fd);
+	fd = OK("open", open("a", O_RDWR));
+	ERR("length 0", fallocate(fd, 0, 0, 0), EINVAL);
+	ERR("negative offset", fallocate(fd, 0, -1, 10), EINVAL);
+	ERR("PUNCH_HOLE without KEEP_SIZE", fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0,
+	    10), EOPNOTSUPP);
+	close(fd);
+	fd = open(".", O_RDONLY | O_DIRECTORY);
+	ERR("fallocate on a directory", fallocate(fd, 0, 0, 10), EBADF);
+	close(fd);
+
+	/* punch: whole blocks go, partial ones are zeroed, the size stays */
+	fill_pat(data, 0, (size_t)n, 6);
+	put("p", data, (size_t)n, 0644);
+	fd = OK("open", open("p", O_RDWR));
+	OK("fsync", fsync(fd));
+	OK("fstat", fstat(fd, &s0));
+	OK("punch 64 KiB aligned", fallocate(fd, FALLOC_FL_PUNCH_HOLE |
+	   FALLOC_FL_KEEP_SIZE, 64 * KIB, 64 * KIB));
+	OK("fsync", fsync(fd));
+	OK("fstat", fstat(fd, &st));
+	EQ("punch keeps the size", n, st.st_size);
+	truth("punch frees the blocks", st.st_blocks <= s0.st_blocks - 128,
+	      "st_blocks %lld -> %lld", (long long)s0.st_blocks,
+	      (long long)st.st_blocks);
+	close(fd);
+	zeroed_content("punched range reads zeros, the rest intact", "p", n,
+	               64 * KIB, 128 * KIB, 6);
+	fd = OK("open", open("p", O_RDWR));
+	OK("punch unaligned", fallocate(fd, FALLOC_FL_PUNCH_HOLE |
+	   FALLOC_FL_KEEP_SIZE, 1000, 5000));
+	close(fd);
+	{
+		unsigned char *b = range_of("p", 0, n);
+		int good = b != NULL;
+		for (long i = 0; good && i < n; i++)
+			good = b[i] == (((i >= 1000 && i < 6000) ||
+			                 (i >= 64 * KIB && i < 128 * KIB)) ? 0
+			                : pat(i, 6));
+		truth("unaligned punch zeroes exactly its bytes", good,
+		      "content differs");
+		free(b);
+	}
+	fd = OK("open", open("p", O_RDWR));
+	OK("punch across EOF", fallocate(fd, FALLOC_FL_PUNCH_HOLE |
+	   FALLOC_FL_KEEP_SIZE, n - 100, 10000));
+	EQ("punch across EOF keeps the size", n, st_of("p").st_size);
+	OK("punch past EOF", fallocate(fd, FALLOC_FL_PUNCH_HOLE |
+	   FALLOC_FL_KEEP_SIZE, 2 * n, 4096));
+	EQ("punch past EOF keeps the size", n, st_of("p").st_size);
+	close(fd);
+	{
+		unsigned char *b = range_of("p", n - 200, 200);
+		truth("punched tail is zeros", b && all_zero(b + 100, 100) &&
+		      b[99] == pat(n - 101, 6), "tail differs");
+		free(b);
+	}
+
+	/* zero range (tmpfs has none: EOPNOTSUPP there, and only there) */
+	fill_pat(data, 0, (size_t)n, 7);
+	put("z", data, (size_t)n, 0644);
+	fd = OK("open", open("z", O_RDWR));
+	{
+		struct statfs sf;
+		if (fstatfs(fd, &sf) == 0 && sf.f_type == 0x01021994 /* tmpfs */ &&
+		    fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, 1) < 0 &&
+		    errno == EOPNOTSUPP) {
+			pass("tmpfs: no zero range");
+			close(fd);
+			free(data);
+			leave();
+			return;
+		}
+	}
+	OK("zero range inside", fallocate(fd, FALLOC_FL_ZERO_RANGE, 4000,
+	   70000));
+	EQ("zero range inside keeps the size", n, st_of("z").st_size);
+	close(fd);
+	zeroed_content("zeroed range reads zeros", "z", n, 4000, 74000, 7);
+	fd = OK("open", open("z", O_RDWR));
+	OK("zero range past EOF", fallocate(fd, FALLOC_FL_ZERO_RANGE, n - 10,
+	   1000));
+	EQ("zero range extends the size", n + 990, st_of("z").st_size);
+	OK("zero range KEEP_SIZE past EOF", fallocate(fd, FALLOC_FL_ZERO_RANGE |
+	   FALLOC_FL_KEEP_SIZE, n + 990, 5000));
+	EQ("zero range KEEP_SIZE keeps the size", n + 990, st_of("z").st_size);
+	close(fd);
+	{
+		unsigned char *b = range_of("z", n - 20, 1010);
+		truth("zero range past EOF: zeros from the offset", b &&
+		      all_zero(b + 10, 1000) && b[9] == pat(n - 11, 7),
+		      "content differs");
+		free(b);
+	}
+	free(data);
+	leave();
+}
+
+/* ---- SEEK_DATA / SEEK_HOLE ---- */
+
+static void t_seek(void)
+{
+	unsigned char b[4096];
+	int fd;
+
+	enter("seek");
+	fill_pat(b, 0, sizeof b, 8);
+	fd = OK("create", open("s", O_CREAT | O_WRONLY, 0644));
+	EQ("data at 0", 4096, pwrite(fd, b, 4096, 0));
+	EQ("data at 1 MiB", 4096, pwrite(fd, b, 4096, MIB));
+	OK("size 2 MiB", ftruncate(fd, 2 * MIB));
+	OK("fsync", fsync(fd));
+	close(fd);
+	/* a file no one has open for writing: the answers are exact */
+	fd = OK("open read-only", open("s", O_RDONLY));
+	EQ("SEEK_DATA 0", 0, lseek(fd, 0, SEEK_DATA));
+	EQ("SEEK_HOLE 0", 4096, lseek(fd, 0, SEEK_HOLE));
+	EQ("SEEK_HOLE inside data", 4096, lseek(fd, 100, SEEK_HOLE));
+	EQ("SEEK_DATA in the hole", MIB, lseek(fd, 4096, SEEK_DATA));
+	EQ("SEEK_DATA in the hole (unaligned)", MIB, lseek(fd, 5000, SEEK_DATA));
+	EQ("SEEK_HOLE in the hole", 5000, lseek(fd, 5000, SEEK_HOLE));
+	EQ("SEEK_DATA at data", MIB + 10, lseek(fd, MIB + 10, SEEK_DATA));
+	EQ("SEEK_HOLE after the second extent", MIB + 4096,
+	   lseek(fd, MIB, SEEK_HOLE));
+	ERR("SEEK_DATA in the final hole", lseek(fd, MIB + 4096, SEEK_DATA),
+	    ENXIO);
+	EQ("SEEK_HOLE in the final hole", MIB + 8192,
+	   lseek(fd, MIB + 8192, SEEK_HOLE));
+	EQ("SEEK_HOLE at the last byte", 2 * MIB - 1,
+	   lseek(fd, 2 * MIB - 1, SEEK_HOLE));
+	ERR("SEEK_DATA at EOF", lseek(fd, 2 * MIB, SEEK_DATA), ENXIO);
+	ERR("SEEK_HOLE at EOF", lseek(fd, 2 * MIB, SEEK_HOLE), ENXIO);
+	ERR("SEEK_DATA past EOF", lseek(fd, 3 * MIB, SEEK_DATA), ENXIO);
+	ERR("SEEK_DATA negative", lseek(fd, -1, SEEK_DATA), ENXIO);
+	EQ("the offset moved to the answer", MIB, (lseek(fd, 4096, SEEK_DATA),
+	   lseek(fd, 0, SEEK_CUR)));
+	close(fd);
+	/* a file that is all data: its only hole is the end */
+	put("full", b, sizeof b, 0644);
+	fd = OK("open read-only", open("full", O_RDONLY));
+	EQ("full file: SEEK_HOLE is EOF", 4096, lseek(fd, 0, SEEK_HOLE));
+	EQ("full file: SEEK_DATA", 10, lseek(fd, 10, SEEK_DATA));
+	close(fd);
+	/* an empty file has neither */
+	put("empty", b, 0, 0644);
+	fd = OK("open read-only", open("empty", O_RDONLY));
+	ERR("empty: SEEK_DATA", lseek(fd, 0, SEEK_DATA), ENXIO);
+	ERR("empty: SEEK_HOLE", lseek(fd, 0, SEEK_HOLE), ENXIO);
+	close(fd);
+	/* a punched block is a hole */
+	{
+		unsigned char *z = calloc(1, 64 * KIB);
+		if (!z)
+			die("calloc");
+		fill_pat(z, 0, 64 * KIB, 9);
+		put("punched", z, 64 * KIB, 0644);
+		fd = OK("open", open("punched", O_RDWR));
+		OK("punch 16..32 KiB", fallocate(fd, FALLOC_FL_PUNCH_HOLE |
+		   FALLOC_FL_KEEP_SIZE, 16 * KIB, 16 * KIB));
+		close(fd);
+		fd = OK("open read-only", open("punched", O_RDONLY));
+		EQ("punched: SEEK_HOLE", 16 * KIB, lseek(fd, 0, SEEK_HOLE));
+		EQ("punched: SEEK_DATA after", 32 * KIB, lseek(fd, 16 * KIB, SEEK_DATA));
+		close(fd);
+		free(z);
+	}
+	leave();
+}
+
+/* ---- copy_file_range ---- */
+
+static void t_copy(void)
+{
+	const long n = 300 * KIB + 123;
+	unsigned char *data = malloc((size_t)n), *b;
+	loff_t oi, oo;
+	int in, out, fd;
+
+	enter("copy");
+	if (!data)
+		die("malloc");
+	fill_pat(data, 0, (size_t)n, 10);
+	put("src", data, (size_t)n, 0644);
+	in = OK("open source", open("src", O_RDONLY));
+	out = OK("create target", open("dst", O_CREAT | O_WRONLY, 0644));
+	{
+		long done = 0, r = 1;
+		while (done < n && r > 0) {
+			r = copy_file_range(in, NULL, out, NULL, (size_t)(n - done), 0);
+			if (r > 0)
+				done += r;
+		}
+		EQ("copy the whole file", n, done);
+	}
+	EQ("copy at the source's EOF returns 0", 0,
+	   copy_file_range(in, NULL, out, NULL, 100, 0));
+	close(out);
+	b = range_of("dst", 0, n);
+	mem_eq("copy equals the source", data, (size_t)n, b, b ? n : -1);
+	free(b);
+	EQ("target size", n, st_of("dst").st_size);
+	/* explicit offsets: the file offsets do not move */
+	out = OK("open target", open("dst", O_WRONLY));
+	oi = 5000;
+	oo = 2 * n;
+	EQ("copy 10000 bytes to past the end", 10000,
+	   copy_file_range(in, &oi, out, &oo, 10000, 0));
+	EQ("source offset advanced", 15000, oi);
+	EQ("target offset advanced", 2 * n + 10000, oo);
+	EQ("target file offset unchanged", 0, lseek(out, 0, SEEK_CUR));
+	EQ("target grew", 2 * n + 10000, st_of("dst").st_size);
+	close(out);
+	b = range_of("dst", n, n + 10000);
+	truth("gap before the copied range is zeros", b && all_zero(b, (size_t)n),
+	      "gap differs");
+	mem_eq("copied range at its offset", data + 5000, 10000,
+	       b ? b + n : NULL, b ? 10000 : -1);
+	free(b);
+	/* a copy overwriting the middle of an existing file */
+	put("mid", data, (size_t)n, 0644);
+	fd = OK("open", open("mid", O_RDWR));
+	oi = 0;
+	oo = 1001;
+	EQ("copy into the middle", 4096, copy_file_range(in, &oi, fd, &oo, 4096, 0));
+	close(fd);
+	b = range_of("mid", 0, n);
+	if (b) {
+		memmove(data + 1001, data, 4096); /* what read+write would give */
+		mem_eq("middle overwritten, the rest kept", data, (size_t)n, b, n);
+		fill_pat(data, 0, (size_t)n, 10);
+	} else
+		failf("middle overwritten, the rest kept", "cannot read");
+	free(b);
+	/* within one file, no overlap */
+	fd = OK("open rw", open("dst", O_RDWR));
+	oi = 0;
+	oo = 100000;
+	EQ("same file, disjoint ranges", 5000, copy_file_range(fd, &oi, fd, &oo,
+	   5000, 0));
+	oi = 0;
+	oo = 1000;
+	ERR("same file, overlapping ranges", copy_file_range(fd, &oi, fd, &oo,
+	    5000, 0), EINVAL);
+	close(fd);
+	b = range_of("dst", 100000, 5000);
+	mem_eq("same-file copy", data, 5000, b, b ? 5000 : -1);
+	free(b);
+	/* errors */
+	fd = OK("open read-only", open("dst", O_RDONLY));
+	ERR("target open read-only", copy_file_range(in, NULL, fd, NULL, 10, 0),
+	    EBADF);
+	close(fd);
+	fd = OK("open append", open("dst", O_WRONLY | O_APPEND));
+	ERR("target open O_APPEND", copy_file_range(in, NULL, fd, NULL, 10, 0),
+	    EBADF);
+	close(fd);
+	fd = OK("open target", open("dst", O_WRONLY));
+	ERR("flags must be 0", copy_file_range(in, NULL, fd, NULL, 10, 1), EINVAL);
+	{
+		int d = open(".", O_RDONLY | O_DIRECTORY);
+		ERR("source a directory", copy_file_range(d, NULL, fd, NULL, 10, 0),
+		    EISDIR);
+		close(d);
+	}
+	close(fd);
+	close(in);
+	free(data);
+	leave();
+}
+
+/* ---- POSIX ACLs (the xattr form, without libacl) ---- */
+
+#define A_USER_OBJ 0x01
+#define A_USER 0x02
+#define A_GROUP_OBJ 0x04
+#define A_GROUP 0x08
+#define A_MASK 0x10
+#define A_OTHER 0x20
+#define A_UNDEF 0xffffffffu
+#define XA_ACCESS "system.posix_acl_access"
+#define XA_DEFAULT "system.posix_acl_default"
+
+struct acl_e {
+	unsigned tag, perm, id;
+};
+
+/* Encode n entries (in the kernel's order) into buf; returns the size. */
+static size_t acl_enc(unsigned char *buf, const struct acl_e *e, size_t n)
+{
+	buf[0] = 2;
+	buf[1] = buf[2] = buf[3] = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char *p = buf + 4 + 8 * i;
+		p[0] = (unsigned char)e[i].tag;
+		p[1] = (unsigned char)(e[i].tag >> 8);
+		p[2] = (unsigned char)e[i].perm;
+		p[3] = 0;
+		for (int k = 0; k < 4; k++)
+			p[4 + k] = (unsigned char)(e[i].id >> (8 * k));
+	}
+	return 4 + 8 * n;
+}
+
+/* The ACL of path under name, as "tag:id:perm,..." (ids "-" if undefined),
+ * "none" (ENODATA) or "error". */
+static const char *acl_str(const char *path, const char *name)
+{
+	static char out[512];
+	unsigned char v[1024];
+	ssize_t n = getxattr(path, name, v, sizeof v);
+	size_t used = 0;
+
+	if (n < 0)
+		return errno == ENODATA ? "none" : "error";
+	out[0] = 0;
+	for (ssize_t i = 4; i + 8 <= n && used < sizeof out - 40; i += 8) {
+		unsigned tag = v[i] | v[i + 1] << 8, perm = v[i + 2];
+		unsigned id = v[i + 4] | v[i + 5] << 8 | v[i + 6] << 16 |
+		              (unsigned)v[i + 7] << 24;
+		const char *t = tag == A_USER_OBJ ? "u" : tag == A_USER ? "U"
+		              : tag == A_GROUP_OBJ ? "g" : tag == A_GROUP ? "G"
+		              : tag == A_MASK ? "m" : tag == A_OTHER ? "o" : "?";
+		if (id == A_UNDEF)
+			used += (size_t)snprintf(out + used, sizeof out - used, "%s%s::%u",
+			                         used ? "," : "", t, perm);
+		else
+			used += (size_t)snprintf(out + used, sizeof out - used,
+			                         "%s%s:%u:%u", used ? "," : "", t, id, perm);
+	}
+	return out;
+}
+
+static int set_acl(const char *path, const char *name, const struct acl_e *e,
+                   size_t n)
+{
+	unsigned char buf[4 + 8 * 16];
+	return setxattr(path, name, buf, acl_enc(buf, e, n), 0);
+}
+
+static void t_acl(void)
+{
+	const struct acl_e named[] = {
+		{ A_USER_OBJ, 6, A_UNDEF }, { A_USER, 5, 1234 },
+		{ A_GROUP_OBJ, 4, A_UNDEF }, { A_MASK, 5, A_UNDEF },
+		{ A_OTHER, 4, A_UNDEF },
+	};
+	const struct acl_e equiv[] = {
+		{ A_USER_OBJ, 7, A_UNDEF }, { A_GROUP_OBJ, 5, A_UNDEF },
+		{ A_OTHER, 0, A_UNDEF },
+	};
+	const struct acl_e dflt[] = {
+		{ A_USER_OBJ, 7, A_UNDEF }, { A_GROUP_OBJ, 5, A_UNDEF },
+		{ A_GROUP, 7, 4321 }, { A_MASK, 7, A_UNDEF }, { A_OTHER, 1, A_UNDEF },
+	};
+	const struct acl_e bad[] = {
+		{ A_USER_OBJ, 7, A_UNDEF }, { A_USER, 5, 1234 },
+		{ A_GROUP_OBJ, 5, A_UNDEF }, { A_OTHER, 0, A_UNDEF }, /* no mask */
+	};
+	struct stat st;
+	pid_t pid;
+	int status, fd;
+	mode_t old;
+
+	enter("acl");
+	put("f", "f", 1, 0644);
+	if (chmod("f", 0644))
+		die("chmod");
+	/* an ACL the mode says in full is not kept: the mode takes it */
+	if (set_acl("f", XA_ACCESS, equiv, 3)) {
+		failf("set a minimal access ACL", "%s (no POSIX ACL support?)",
+		      ename(errno));
+		leave();
+		return;
+	}
+	pass("set a minimal access ACL");
+	mode_eq("minimal ACL: mode follows", S_IFREG | 0750, st_of("f").st_mode);
+	str_eq("minimal ACL: not stored", "none", acl_str("f", XA_ACCESS));
+	str_eq("no ACL: getxattr ENODATA", "none", acl_str("f", XA_DEFAULT));
+	/* a named entry: kept, the group bits show the mask */
+	OK("set an ACL with a named user", set_acl("f", XA_ACCESS, named, 5));
+	mode_eq("named ACL: group bits are the mask", S_IFREG | 0654,
+	        st_of("f").st_mode);
+	str_eq("named ACL: stored as set", "u::6,U:1234:5,g::4,m::5,o::4",
+	       acl_str("f", XA_ACCESS));
+	{
+		char list[1024];
+		ssize_t n = listxattr("f", list, sizeof list);
+		int seen = 0;
+		for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1)
+			seen |= !strcmp(list + i, XA_ACCESS);
+		truth("listxattr names the ACL", seen, "not listed");
+	}
+	/* chmod: owner, mask and other follow; the group entry stays */
+	OK("chmod 0710", chmod("f", 0710));
+	str_eq("chmod updates the mask", "u::7,U:1234:5,g::4,m::1,o::0",
+	       acl_str("f", XA_ACCESS));
+	mode_eq("chmod mode", S_IFREG | 0710, st_of("f").st_mode);
+	OK("remove the access ACL", removexattr("f", XA_ACCESS));
+	mode_eq("removing the ACL keeps the mode", S_IFREG | 0710,
+	        st_of("f").st_mode);
+	str_eq("removed", "none", acl_str("f", XA_ACCESS));
+	ERR("ACL without a mask", set_acl("f", XA_ACCESS, bad, 4), EINVAL);
+	ERR("default ACL on a file", set_acl("f", XA_DEFAULT, dflt, 5), EACCES);
+	{
+		unsigned char junk[6] = { 2, 0, 0, 0, 1, 0 };
+		ERR("malformed ACL", setxattr("f", XA_ACCESS, junk, sizeof junk, 0),
+		    EINVAL);
+	}
+
+	/* no default ACL: the umask applies */
+	xmkdir("plain", 0777);
+	old = umask(027);
+	put("plain/f", "x", 1, 0666);
+	xmkdir("plain/d", 0777);
+	if (mknod("plain/p", S_IFIFO | 0666, 0))
+		die("mknod");
+	umask(old);
+	mode_eq("umask on create", S_IFREG | 0640, st_of("plain/f").st_mode);
+	mode_eq("umask on mkdir", S_IFDIR | 0750, st_of("plain/d").st_mode);
+	mode_eq("umask on mknod", S_IFIFO | 0640, st_of("plain/p").st_mode);
+	str_eq("no default: no ACL on the new file", "none",
+	       acl_str("plain/f", XA_ACCESS));
+
+	/* a default ACL replaces the umask and is inherited */
+	xmkdir("inh", 0755);
+	OK("set a default ACL", set_acl("inh", XA_DEFAULT, dflt, 5));
+	str_eq("default ACL stored", "u::7,g::5,G:4321:7,m::7,o::1",
+	       acl_str("inh", XA_DEFAULT));
+	mode_eq("a default ACL leaves the mode", S_IFDIR | 0755,
+	        st_of("inh").st_mode);
+	old = umask(077);
+	put("inh/f", "x", 1, 0664);
+	xmkdir("inh/d", 0750);
+	if (mknod("inh/p", S_IFIFO | 0644, 0) || symlink("f", "inh/l"))
+		die("mknod");
+	umask(old);
+	mode_eq("inherited: file mode from ACL and create mode", S_IFREG | 0660,
+	        st_of("inh/f").st_mode);
+	str_eq("inherited: file ACL masked by the create mode",
+	       "u::6,g::5,G:4321:7,m::6,o::0", acl_str("inh/f", XA_ACCESS));
+	str_eq("inherited: a file gets no default ACL", "none",
+	       acl_str("inh/f", XA_DEFAULT));
+	mode_eq("inherited: dir mode", S_IFDIR | 0750, st_of("inh/d").st_mode);
+	str_eq("inherited: dir access ACL", "u::7,g::5,G:4321:7,m::5,o::0",
+	       acl_str("inh/d", XA_ACCESS));
+	str_eq("inherited: dir default ACL", "u::7,g::5,G:4321:7,m::7,o::1",
+	       acl_str("inh/d", XA_DEFAULT));
+	mode_eq("inherited: fifo", S_IFIFO | 0640, st_of("inh/p").st_mode);
+	mode_eq("inherited: symlink untouched", S_IFLNK | 0777,
+	        st_of("inh/l").st_mode);
+	put("inh/d/g", "y", 1, 0600);
+	mode_eq("inherited two levels down", S_IFREG | 0600,
+	        st_of("inh/d/g").st_mode);
+	str_eq("two levels down: ACL", "u::6,g::5,G:4321:7,m::0,o::0",
+	       acl_str("inh/d/g", XA_ACCESS));
+	OK("remove the default ACL", removexattr("inh", XA_DEFAULT));
+	old = umask(022);
+	put("inh/after", "z", 1, 0666);
+	umask(old);
+	mode_eq("after removing the default: umask again", S_IFREG | 0644,
+	        st_of("inh/after").st_mode);
+
+	/* the kernel enforces it: a named entry lets NOBODY in, the mask can
+	 * take it away; an ACL set by a non-member clears set-group-ID */
+	xmkdir("locked", 0750);
+	put("locked/x", "x", 1, 0644);
+	put("sg", "s", 1, 0644);
+	if (chown("sg", NOBODY, 0) || chmod("sg", 02775))
+		die("chown");
+	{
+		const struct acl_e let_in[] = {
+			{ A_USER_OBJ, 7, A_UNDEF }, { A_USER, 5, NOBODY },
+			{ A_GROUP_OBJ, 5, A_UNDEF }, { A_MASK, 5, A_UNDEF },
+			{ A_OTHER, 0, A_UNDEF },
+		};
+		fflush(stdout);
+		pid = fork();
+		if (pid < 0)
+			die("fork");
+		if (pid == 0) {
+			const struct acl_e own[] = {
+				{ A_USER_OBJ, 7, A_UNDEF }, { A_GROUP_OBJ, 5, A_UNDEF },
+				{ A_GROUP, 5, 4321 }, { A_MASK, 5, A_UNDEF },
+				{ A_OTHER, 5, A_UNDEF },
+			};
+			if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+			    setresuid(NOBODY, NOBODY, NOBODY))
+				die("drop privileges");
+			ERR("no entry: locked out", access("locked/x", R_OK), EACCES);
+			OK("owner outside the group sets an ACL",
+			   set_acl("sg", XA_ACCESS, own, 5));
+			mode_eq("an ACL set by a non-member clears set-group-ID",
+			        S_IFREG | 0755, st_of("sg").st_mode);
+			ERR("non-owner cannot set an ACL",
+			    set_acl("locked", XA_ACCESS, own, 5), EPERM);
+			fflush(stdout);
+			_exit(0);
+		}
+		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			failf("child", "unprivileged child did not finish cleanly");
+		OK("let NOBODY in by name", set_acl("locked", XA_ACCESS, let_in, 5));
+		mode_eq("named entry: group bits show the mask", S_IFDIR | 0750,
+		        st_of("locked").st_mode);
+		fflush(stdout);
+		pid = fork();
+		if (pid < 0)
+			die("fork");
+		if (pid == 0) {
+			DIR *d;
+			if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+			    setresuid(NOBODY, NOBODY, NOBODY))
+				die("drop privileges");
+			OK("named entry: lookup allowed", access("locked/x", R_OK));
+			d = opendir("locked");
+			truth("named entry: listing allowed", d != NULL, "opendir: %s",
+			      ename(errno));
+			if (d)
+				closedir(d);
+			ERR("named entry r-x: no create", open("locked/new",
+			    O_CREAT | O_WRONLY, 0644), EACCES);
+			fflush(stdout);
+			_exit(0);
+		}
+		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			failf("child", "unprivileged child did not finish cleanly");
+		OK("chmod 0700: the mask drops the entry", chmod("locked", 0700));
+		fflush(stdout);
+		pid = fork();
+		if (pid < 0)
+			die("fork");
+		if (pid == 0) {
+			if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+			    setresuid(NOBODY, NOBODY, NOBODY))
+				die("drop privileges");
+			ERR("masked entry: locked out", access("locked/x", R_OK), EACCES);
+			fflush(stdout);
+			_exit(0);
+		}
+		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			failf("child", "unprivileged child did not finish cleanly");
+	}
+	fd = OK("create with O_CREAT in a default-ACL dir after chmod",
+	        open("locked/y", O_CREAT | O_WRONLY, 0600));
+	if (fd >= 0)
+		close(fd);
+	st = st_of("locked/y");
+	mode_eq("no default ACL there: mode as asked (umask 0)", S_IFREG | 0600,
+	        st.st_mode);
+	leave();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1750,7 +2378,8 @@ static const struct {
 	{ "dirs", t_dirs }, { "rename", t_rename }, { "symlink", t_symlink },
 	{ "link", t_link }, { "attrs", t_attrs }, { "sync", t_sync },
 	{ "xattr", t_xattr }, { "special", t_special }, { "mmap", t_mmap },
-	{ "names", t_names }, { "perms", t_perms },
+	{ "names", t_names }, { "perms", t_perms }, { "falloc", t_falloc },
+	{ "seek", t_seek }, { "copy", t_copy }, { "acl", t_acl },
 };
 
 static void usage(void)

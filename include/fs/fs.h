@@ -169,12 +169,16 @@ int fs_getattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                const struct fs_attr *in, int valid, struct fs_attr *out);
 
-/* Creation: the result's reference count is incremented, as lookup. */
+/* Creation: the result's reference count is incremented, as lookup.
+ * umask: the caller's, applied here when ACLs are on (fs_posix_acl) and
+ * the parent has no default ACL; otherwise ignored (the kernel applied
+ * it to mode). */
 int fs_mknod(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
-             const char *name, uint32_t mode, uint64_t rdev,
+             const char *name, uint32_t mode, uint32_t umask, uint64_t rdev,
              struct fs_attr *out);
 int fs_mkdir(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
-             const char *name, uint32_t mode, struct fs_attr *out);
+             const char *name, uint32_t mode, uint32_t umask,
+             struct fs_attr *out);
 int fs_symlink(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
                const char *name, const char *target, struct fs_attr *out);
 int fs_link(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
@@ -198,7 +202,9 @@ int fs_readlink(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
  * pass it back in fs_ctx.sid. */
 int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
             int64_t *sid);
-void fs_release(struct fs *fs, const struct fs_ctx *c, uint64_t ino);
+/* flags: the open's (a handle open for writing stops counting). */
+void fs_release(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+                int flags);
 ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                 char *buf, size_t size, uint64_t off);
 ssize_t fs_write(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
@@ -220,8 +226,69 @@ int fs_opendir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 
 int fs_statfs(struct fs *fs, struct statvfs *out);
 
+/*
+ * fallocate(2). mode: 0 (reserve and extend the size), FS_FALLOC_KEEP_SIZE
+ * (reserve only), FS_FALLOC_PUNCH | FS_FALLOC_KEEP_SIZE (the range reads
+ * as zeros: whole blocks are deleted, partial ones zeroed in place),
+ * FS_FALLOC_ZERO (the same, extending the size unless KEEP_SIZE). Nothing
+ * is stored to reserve space: SQLite has no way to hold pages for a file.
+ * Mode 0 and KEEP_SIZE check that the backing filesystem has room for
+ * the range's unstored blocks now (-ENOSPC), which later writes are not
+ * promised. Other modes (collapse, insert, unshare): -EOPNOTSUPP.
+ * Recorded as "fallocate", "punch_hole" or "zero_range" (offset, length).
+ */
+#define FS_FALLOC_KEEP_SIZE 1
+#define FS_FALLOC_PUNCH     2
+#define FS_FALLOC_ZERO      4
+int fs_fallocate(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+                 int mode, uint64_t off, uint64_t len);
+
+/*
+ * lseek(2) SEEK_DATA (data 1) / SEEK_HOLE (data 0) from off, answered from
+ * the signed block tree (a stored block is data, an unstored one a hole,
+ * the end of file a hole): the offset into *out, or -ENXIO (off at or past
+ * the end; SEEK_DATA in a final hole). kernel_pages: the kernel may hold
+ * dirty mmap pages of a file open for writing (page-cache mounts); such a
+ * file then gets the answer that calls it all data (off, or the size), so
+ * data is never reported as a hole. Recorded as "seek_data"/"seek_hole"
+ * (offset asked, length to the answer).
+ */
+int fs_seek(struct fs *fs, const struct fs_ctx *c, uint64_t ino, uint64_t off,
+            int data, int kernel_pages, uint64_t *out);
+
+/*
+ * copy_file_range(2) inside the daemon: up to len bytes of ino_in at off_in
+ * (decrypted under the source's keys, cin's session must read) into ino_out
+ * at off_out (sealed under the target's keys, cout's session must write),
+ * as read + write would, except that whole target blocks the source has as
+ * zeros become holes. At most FS_COPY_MAX bytes per call, in one operation
+ * of the group transaction with one audit row "copy" (path "SOURCE ->
+ * TARGET", or "SOURCE@SRCOFFSET -> TARGET" when the offsets differ; offset
+ * and length the target's): returns the bytes copied (0 at the source's
+ * end, fewer than len is normal) or -errno.
+ */
+#define FS_COPY_MAX (4u << 20)
+ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
+                      uint64_t off_in, const struct fs_ctx *cout,
+                      uint64_t ino_out, uint64_t off_out, size_t len);
+
+/*
+ * POSIX ACLs (custodyfs declared FUSE_CAP_POSIX_ACL and the kernel enforces
+ * them): system.posix_acl_access and system.posix_acl_default are stored
+ * as sealed xattrs like the others, and the filesystem does what the
+ * kernel then leaves to it: the umask or the parent's default ACL on
+ * create (fs_mknod, fs_mkdir), the mode from an access ACL set and the ACL
+ * mask from chmod, the set-group-ID bit cleared by an ACL set of a caller
+ * outside the file's group (FS_XATTR_ACL_KILL_SGID). Off: those names are
+ * refused (-EOPNOTSUPP) and the umask argument is ignored.
+ */
+void fs_posix_acl(struct fs *fs, int on);
+
 #define FS_XATTR_CREATE  1
 #define FS_XATTR_REPLACE 2
+/* setting system.posix_acl_access: the caller is neither in the file's
+ * group nor privileged, so set-group-ID goes (as the kernel's own flag) */
+#define FS_XATTR_ACL_KILL_SGID 4
 int fs_setxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                 const char *name, const void *value, size_t size, int flags);
 /* size 0: return the value's length. -ERANGE if it does not fit. */

@@ -19,6 +19,7 @@ struct fsops_opts {
 	uint32_t readahead;         /* kernel read-ahead window, bytes (0: kernel's) */
 	int exact_reads;            /* no page cache: every read is audited */
 	int writeback;              /* kernel writeback cache (-o writeback) */
+	int no_acl;                 /* no POSIX ACLs (-o noacl) */
 	int accept_rollback;        /* mount a store older than one seen before */
 	int64_t idle_ms;            /* unmount after this much idle (0: off) */
 	int64_t maxage_ms;          /* end the session after this long (0: off) */

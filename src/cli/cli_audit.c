@@ -207,14 +207,16 @@ static const char *open_flags(uint64_t f, char *out, size_t cap)
 static const char *const known_ops[] = {
 	"open", "read", "write", "create", "mkdir", "mknod", "symlink", "link",
 	"unlink", "rmdir", "rename", "setattr", "truncate", "setxattr",
-	"removexattr", "opendir", "mount", "unmount", "mount failed",
-	"rollback accepted", "login", "login-failed", "login-locked", "lockout",
-	"login-denied", "logout", "session-end", "init", "info", "check",
-	"check repair", "backup", "copy", "compact", "upgrade", "user add",
-	"user del", "user revoke", "user passwd", "user role", "user unlock",
-	"user list", "key list", "key rotate", "key auto-rotate", "key retire",
-	"key destroy", "authority rotate", "reencrypt", "audit list",
-	"audit export", "audit verify", "audit prune",
+	"removexattr", "opendir", "fallocate", "punch_hole", "zero_range",
+	"seek_data", "seek_hole", "copy_file_range", "mount", "unmount",
+	"mount failed", "rollback accepted", "login", "login-failed",
+	"login-locked", "lockout", "login-denied", "logout", "session-end",
+	"init", "info", "check", "check repair", "backup", "copy", "compact",
+	"upgrade", "user add", "user del", "user revoke", "user passwd",
+	"user role", "user unlock", "user list", "key list", "key rotate",
+	"key auto-rotate", "key retire", "key destroy", "authority rotate",
+	"reencrypt", "audit list", "audit export", "audit verify",
+	"audit prune",
 };
 
 static int op_known(const char *op)
@@ -576,6 +578,14 @@ static void print_row(struct reader *rd, const struct store_audit *a,
 	rd->shown++;
 }
 
+/* --op OP: a copy_file_range both reads and writes, so "read" and
+ * "write" list its rows too. */
+static int op_matches(const char *op, const char *want)
+{
+	return !strcmp(op, want) || (!strcmp(op, "copy_file_range") &&
+	       (!strcmp(want, "read") || !strcmp(want, "write")));
+}
+
 static int reader_row(void *arg, const struct store_audit *a)
 {
 	struct reader *rd = arg;
@@ -595,7 +605,7 @@ static int reader_row(void *arg, const struct store_audit *a)
 	if (f && ((a->time < f->since || a->time > f->until) ||
 	          (f->user && strcmp(a->user, f->user)) ||
 	          (f->uid >= 0 && a->uid != (uint64_t)f->uid) ||
-	          (f->op && strcmp(a->op, f->op)) ||
+	          (f->op && !op_matches(a->op, f->op)) ||
 	          (f->result == 1 && a->result < 0) ||
 	          (f->result == 2 && a->result >= 0)))
 		return 0;
@@ -749,8 +759,10 @@ static int follow(struct cli *c, struct reader *rd)
 "  --uid UID             rows of one Unix user (a uid or a Unix user name)\n" \
 "  --op OP               rows of one operation: open read write create\n" \
 "                        mkdir mknod symlink link unlink rmdir rename\n" \
-"                        setattr truncate setxattr removexattr opendir;\n" \
-"                        mount unmount \"mount failed\" \"rollback accepted\";\n" \
+"                        setattr truncate setxattr removexattr opendir\n" \
+"                        fallocate punch_hole zero_range seek_data\n" \
+"                        seek_hole copy_file_range (read and write list\n" \
+"                        its rows too); mount unmount \"mount failed\" \"rollback accepted\";\n" \
 "                        login login-failed login-locked lockout\n" \
 "                        login-denied logout session-end; or a custodyctl\n" \
 "                        command: init info check \"check repair\" backup\n" \
@@ -793,7 +805,11 @@ FILTER_HELP
 "LENGTH, RESULT (ok, or the errno name such as ENOTEMPTY), PATH. For\n"
 "read and write, OFFSET/LENGTH are the request's; for open, the flags\n"
 "by name (O_WRONLY|O_APPEND) stand in their place; for truncate, OFFSET\n"
-"is the new size. Control characters in names are shown as \\xNN.\n"
+"is the new size; for copy_file_range (one row per request) PATH is\n"
+"\"SOURCE -> TARGET\" (with \"@OFFSET\" after SOURCE when the source offset\n"
+"differs), OFFSET/LENGTH the target's; for seek_data/seek_hole, OFFSET is\n"
+"where the search began and LENGTH the distance to the answer. Control\n"
+"characters in names are shown as \\xNN.\n"
 "Denials the kernel makes itself (the mode bits, checked under\n"
 "default_permissions) never reach the daemon and are not in the trail.\n";
 	struct filter f = { INT64_MIN, INT64_MAX, NULL, NULL, NULL, -1, 0 };

@@ -11,7 +11,9 @@
  * one. Holes store nothing and have an empty leaf; a stored row under an
  * empty leaf is not part of the file (check reports it). No stored byte
  * ever lies beyond EOF: shrinking rewrites the new last block, so growing
- * later exposes zeros, never old data.
+ * later exposes zeros, never old data; preallocation (fallocate) stores
+ * nothing, and punching or zeroing a range deletes its whole blocks and
+ * rewrites the partial ones at their stored length.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -399,6 +401,167 @@ int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size)
 	}
 	in->size = size;
 	return 0;
+}
+
+/* Leaves of a file's tree are scanned this many at a time (seek, zero). */
+#define SCAN_LEAVES 1024
+
+/*
+ * Make blocks [first, end) holes: every position whose signed leaf is
+ * non-empty gets the empty leaf and its row is deleted (so are rows the
+ * tree does not know: none of them is part of the file).
+ */
+static int punch_blocks(struct fs *fs, struct store_inode *in, uint64_t first,
+                        uint64_t end)
+{
+	uint8_t (*leaves)[MTREE_HASH_BYTES];
+	uint64_t cleared = 0, deleted;
+	int rc = 0;
+
+	if (first >= end)
+		return 0;
+	if (!(leaves = malloc(SCAN_LEAVES * sizeof *leaves)))
+		return -ENOMEM;
+	for (uint64_t b = first; b < end && !rc;) {
+		size_t n = end - b < SCAN_LEAVES ? (size_t)(end - b) : SCAN_LEAVES;
+		struct mtree_root root = root_of(in);
+
+		if ((rc = mtree_leaves(fs->mt, MTREE_BLOCKS, in->ino, &root, b, n,
+		                       leaves)))
+			break;
+		for (size_t i = 0; i < n && !rc; i++) {
+			if (cipher_memeq(leaves[i], zero_leaf, MTREE_HASH_BYTES))
+				continue;
+			root = root_of(in);
+			rc = mtree_put(fs->mt, MTREE_BLOCKS, in->ino, &root, b + i, NULL);
+			cleared++;
+		}
+		b += n;
+	}
+	free(leaves);
+	if (!rc)
+		rc = store_block_delete_range(fs->s, in->ino, first, end, &deleted);
+	if (rc)
+		return rc == -EINVAL ? -EFBIG : rc;
+	in->nblocks = in->nblocks >= cleared ? in->nblocks - cleared : 0;
+	return 0;
+}
+
+/* Zero bytes [from, to) of block blk in place; a block left all zeros
+ * becomes a hole. */
+static int zero_partial(struct fs *fs, struct store_inode *in, uint64_t blk,
+                        size_t from, size_t to)
+{
+	uint32_t bs = fs->block_size;
+	struct keycache kc = { 0, 0 };
+	uint8_t *plain = block_buffers(fs);
+	uint8_t *cbuf = plain + bs + CIPHER_BLOCK_OVERHEAD;
+	size_t len, i;
+	int rc;
+
+	if ((rc = block_load(fs, in, &kc, blk, plain, &len)) || from >= len)
+		goto out; /* a hole, or past the stored bytes: zeros already */
+	if (to > len)
+		to = len;
+	memset(plain + from, 0, to - from);
+	for (i = 0; i < len && !plain[i]; i++)
+		;
+	if (i == len)
+		rc = punch_blocks(fs, in, blk, blk + 1);
+	else
+		rc = block_store(fs, in, &kc, blk, plain, len, cbuf);
+out:
+	cipher_wipe(plain, bs);
+	wipe_keys(fs);
+	return rc;
+}
+
+int blockio_zero(struct fs *fs, struct store_inode *in, uint64_t off,
+                 uint64_t len)
+{
+	uint32_t bs = fs->block_size;
+	uint64_t end = off + len, first, last;
+	int rc;
+
+	if (end < off || end > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (end > in->size)
+		end = in->size;
+	if (off >= end)
+		return 0;
+	first = (off + bs - 1) / bs;  /* the first whole block */
+	last = end / bs;              /* the end of the whole blocks */
+	if (first > last) /* inside one block */
+		return zero_partial(fs, in, off / bs, (size_t)(off % bs),
+		                    (size_t)(end - off / bs * bs));
+	if (off % bs &&
+	    (rc = zero_partial(fs, in, off / bs, (size_t)(off % bs), bs)))
+		return rc;
+	if (end % bs && (rc = zero_partial(fs, in, last, 0, (size_t)(end % bs))))
+		return rc;
+	return punch_blocks(fs, in, first, last);
+}
+
+int blockio_seek(struct fs *fs, const struct store_inode *in, uint64_t off,
+                 int data, uint64_t *out)
+{
+	uint32_t bs = fs->block_size;
+	uint64_t nblk = (in->size + bs - 1) / bs;
+	uint8_t (*leaves)[MTREE_HASH_BYTES];
+	int rc = 0;
+
+	if (off >= in->size)
+		return -ENXIO;
+	if (!(leaves = malloc(SCAN_LEAVES * sizeof *leaves)))
+		return -ENOMEM;
+	for (uint64_t b = off / bs; b < nblk;) {
+		size_t n = nblk - b < SCAN_LEAVES ? (size_t)(nblk - b) : SCAN_LEAVES;
+		struct mtree_root root = root_of(in);
+
+		if ((rc = mtree_leaves(fs->mt, MTREE_BLOCKS, in->ino, &root, b, n,
+		                       leaves)))
+			break;
+		for (size_t i = 0; i < n; i++)
+			if (!cipher_memeq(leaves[i], zero_leaf, MTREE_HASH_BYTES) ==
+			    !!data) {
+				uint64_t at = (b + i) * bs;
+				*out = at > off ? at : off;
+				free(leaves);
+				return 0;
+			}
+		b += n;
+	}
+	free(leaves);
+	if (rc)
+		return rc == -EINVAL ? -EFBIG : rc;
+	if (data)
+		return -ENXIO; /* only holes up to the end */
+	*out = in->size;      /* the end of file is a hole */
+	return 0;
+}
+
+int blockio_stored_in(struct fs *fs, const struct store_inode *in,
+                      uint64_t first, uint64_t end, uint64_t *count)
+{
+	uint8_t (*leaves)[MTREE_HASH_BYTES];
+	int rc = 0;
+
+	*count = 0;
+	if (!(leaves = malloc(SCAN_LEAVES * sizeof *leaves)))
+		return -ENOMEM;
+	for (uint64_t b = first; b < end && !rc;) {
+		size_t n = end - b < SCAN_LEAVES ? (size_t)(end - b) : SCAN_LEAVES;
+		struct mtree_root root = root_of(in);
+
+		if (!(rc = mtree_leaves(fs->mt, MTREE_BLOCKS, in->ino, &root, b, n,
+		                        leaves)))
+			for (size_t i = 0; i < n; i++)
+				*count += !cipher_memeq(leaves[i], zero_leaf,
+				                        MTREE_HASH_BYTES);
+		b += n;
+	}
+	free(leaves);
+	return rc == -EINVAL ? -EFBIG : rc;
 }
 
 int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk)

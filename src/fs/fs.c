@@ -39,6 +39,9 @@ void fs_destroy(struct fs *fs)
 		blockio_stage_free(fs->stage[i]);
 	secmem_free(fs->scratch);
 	secmem_free(fs->blockbuf);
+	free(fs->copybuf);
+	blockio_stage_free(fs->cstage[0]);
+	blockio_stage_free(fs->cstage[1]);
 	mtree_free(fs->mt);
 	session_free(fs->nobody);
 	pthread_mutex_destroy(&fs->lock);
@@ -219,6 +222,13 @@ void fs_kernel_times(struct fs *fs, int on)
 {
 	pthread_mutex_lock(&fs->lock);
 	fs->kernel_times = on;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+void fs_posix_acl(struct fs *fs, int on)
+{
+	pthread_mutex_lock(&fs->lock);
+	fs->posix_acl = on;
 	pthread_mutex_unlock(&fs->lock);
 }
 

@@ -5,7 +5,8 @@
  * group transaction and the commit), fs_ops.c (the entry points), refs.c
  * (kernel reference counts), pathcache.c (paths for the trail), inode.c,
  * dir.c, blockio.c, xattr.c (the objects, each checked against the trees),
- * check.c, reencrypt.c.
+ * fs_range.c (fallocate, SEEK_DATA/SEEK_HOLE, copy_file_range), acl.c
+ * (POSIX ACLs on xattrs), check.c, reencrypt.c.
  *
  * Lock order: fs->lock is the only lock of the filesystem layer; it is
  * taken by every fs_* entry point and never while holding another. All
@@ -22,6 +23,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/statvfs.h>
 #include "fs.h"
 #include "keyring.h"
 #include "mtree.h"
@@ -36,6 +38,7 @@ struct fs_ref {
 	uint64_t ino;
 	uint64_t nlookup;
 	uint64_t nopen;
+	uint64_t nwrite;        /* open handles that may write */
 	struct fs_ref *next;
 };
 
@@ -94,6 +97,7 @@ struct fs {
 	uint64_t tick_arrivals; /* arrivals at the last tick */
 	int purging;            /* freed blocks may be waiting in purge */
 	int kernel_times;       /* writeback cache: the kernel sets m/ctime */
+	int posix_acl;          /* the kernel enforces POSIX ACLs: we keep them */
 	/* the signed state as of the last commit, and the working values */
 	struct mtree_root inodes, dentries;
 	uint64_t next_ino;
@@ -125,6 +129,9 @@ struct fs {
 		uint64_t seen;
 	} rdcur[FS_RDCURSORS];
 	uint8_t *blockbuf;      /* locked: plaintext + ciphertext block */
+	uint8_t *copybuf;       /* copy_file_range's plaintext (FS_COPY_MAX),
+	                           allocated on first use, wiped after each */
+	struct read_stage *cstage[2]; /* copy_file_range's source pieces */
 	struct read_stage *stage[FS_STAGES]; /* for large reads (fs_read) */
 	uint8_t *scratch;       /* locked memory for derived keys, by slot */
 };
@@ -182,6 +189,9 @@ void fs_unlock(struct fs *fs);
  * reads rows and roots of one signed state (check): 0, or the commit's
  * error (the lock is held either way; leave with fs_unlock). */
 int fs_lock_committed(struct fs *fs, const struct fs_ctx *c);
+/* Under fs->lock: act for c from now on (fs->actor, fs->kr), as fs_lock
+ * chose (an operation on two handles: copy_file_range). */
+void fs_act(struct fs *fs, const struct fs_ctx *c);
 
 /* ---- refs.c ---- */
 struct fs_ref *fs_ref_get(struct fs *fs, uint64_t ino, int create);
@@ -196,6 +206,8 @@ int fs_may_write(struct fs *fs);
 /* ... may see names, attributes and data: 0 or -EACCES (no session, an
  * ended one, an auditor's). */
 int fs_may_read(struct fs *fs);
+/* statvfs of the filesystem holding the store (fs_ops.c). */
+int fs_backing_statvfs(struct fs *fs, struct statvfs *sv);
 /* Who signs a row the acting session makes: itself if it can sign, else
  * (a request without a session, an ended one) the mount's own. */
 struct session *fs_recorder(struct fs *fs, struct session *ss);
@@ -291,6 +303,20 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
                       size_t size, uint64_t off);
 /* Shrink or grow to size (caller saves the inode). */
 int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size);
+/* Zero [off, off + len) clipped to the size: whole blocks become holes
+ * (rows deleted, leaves emptied), partial ones are rewritten with zeros
+ * in place (one left all zeros becomes a hole). Caller saves the inode. */
+int blockio_zero(struct fs *fs, struct store_inode *in, uint64_t off,
+                 uint64_t len);
+/* SEEK_DATA (data 1) or SEEK_HOLE (data 0) from off, from the signed block
+ * tree: *out is the answer; -ENXIO at or past the end, or (SEEK_DATA) when
+ * only holes follow. Data is reported per block (a stored block is data
+ * even where it holds zeros); the end of file is a hole. */
+int blockio_seek(struct fs *fs, const struct store_inode *in, uint64_t off,
+                 int data, uint64_t *out);
+/* How many blocks of [first, end) are stored (signed non-empty leaves). */
+int blockio_stored_in(struct fs *fs, const struct store_inode *in,
+                      uint64_t first, uint64_t end, uint64_t *count);
 /* Re-seal one block under the active version (reencrypt). */
 int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk);
 /* Authenticate one stored block against its leaf (check): 0 or -EIO. */
@@ -303,6 +329,15 @@ int blockio_leaf(struct fs *fs, uint32_t version, const void *data,
                  size_t len, uint8_t leaf[MTREE_HASH_BYTES]);
 
 /* ---- xattr.c ---- */
+/* Inside an operation (fs->lock; a change inside the group transaction):
+ * one xattr of in by name, any namespace. xattr_get: the value's length
+ * (cap 0: only that), -ENODATA, -ERANGE. xattr_set / xattr_remove change
+ * in->xdigest and ctime: the caller saves in. */
+ssize_t xattr_get(struct fs *fs, const struct store_inode *in,
+                  const char *name, void *value, size_t cap);
+int xattr_set(struct fs *fs, struct store_inode *in, const char *name,
+              const void *value, size_t size, int flags);
+int xattr_remove(struct fs *fs, struct store_inode *in, const char *name);
 /*
  * Authenticate every xattr of in against its digest (check): 0 or -EIO;
  * *strays counts the rows stored beside the signed set (planted: never
@@ -322,5 +357,31 @@ int xattr_digest_rows(struct fs *fs, uint64_t ino,
 /* Re-seal the xattrs of in under the active version (reencrypt); the
  * caller saves in (its digest changes). */
 int xattr_rekey(struct fs *fs, struct store_inode *in);
+
+
+/* ---- acl.c: POSIX ACLs (fs->posix_acl) ---- */
+#define ACL_NAME_ACCESS  "system.posix_acl_access"
+#define ACL_NAME_DEFAULT "system.posix_acl_default"
+/* 1 for the two ACL names, else 0. */
+int acl_name(const char *name);
+/* A new inode of *mode in dir: the umask, or the parent's default ACL
+ * (masked by the mode, which it then masks), as the kernel's
+ * posix_acl_create. acl_inherit stores what was decided on the new
+ * inode once it exists (the caller saves it). */
+struct acl_new {
+	uint8_t *access, *dflt;       /* xattr values to store, or NULL */
+	size_t access_len, dflt_len;
+};
+int acl_create(struct fs *fs, const struct store_inode *dir, uint32_t *mode,
+               uint32_t umask, struct acl_new *out);
+int acl_inherit(struct fs *fs, struct store_inode *in,
+                const struct acl_new *n);
+void acl_new_free(struct acl_new *n);
+/* Set an ACL xattr of in (the mode follows an access ACL; an access ACL
+ * the mode says in full is not kept). Caller saves in. */
+int acl_set(struct fs *fs, struct store_inode *in, const char *name,
+            const void *value, size_t size, int flags);
+/* chmod: an access ACL follows the new mode (owner, mask or group, other). */
+int acl_chmod(struct fs *fs, struct store_inode *in);
 
 #endif

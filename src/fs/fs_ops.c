@@ -209,8 +209,12 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		}
 	}
 	if (!rc) {
-		if (valid & FS_SET_MODE)
+		if (valid & FS_SET_MODE) {
 			in.mode = (in.mode & S_IFMT) | (a->mode & 07777);
+			/* as ext4's posix_acl_chmod: an access ACL follows */
+			if (fs->posix_acl)
+				rc = acl_chmod(fs, &in);
+		}
 		if (valid & FS_SET_UID)
 			in.uid = a->uid;
 		if (valid & FS_SET_GID)
@@ -227,7 +231,8 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 			in.ctime = ts_ns(&a->ctime);
 		else
 			inode_touch(&in, 0, 0, 1);
-		rc = inode_save(fs, &in);
+		if (!rc)
+			rc = inode_save(fs, &in);
 	}
 	if (!rc)
 		inode_to_attr(fs, &in, out);
@@ -246,12 +251,13 @@ out:
 /* Create name in parent as a new inode of mode; for symlinks, target. */
 static int create_locked(struct fs *fs, const struct fs_ctx *c,
                          uint64_t parent, const char *name, uint32_t mode,
-                         uint64_t rdev, const char *target,
+                         uint32_t umask, uint64_t rdev, const char *target,
                          struct fs_attr *out)
 {
 	struct store_inode dir, in;
 	struct store_dentry d;
 	struct fs_ctx cc = *c;
+	struct acl_new acl = { 0 };
 	int rc;
 
 	if ((rc = check_name(name)) || (rc = load_dir(fs, parent, &dir)))
@@ -269,7 +275,16 @@ static int create_locked(struct fs *fs, const struct fs_ctx *c,
 		if (S_ISDIR(mode))
 			mode |= S_ISGID;
 	}
-	if ((rc = inode_alloc(fs, &cc, mode, rdev, &in)))
+	/* with ACLs on, the kernel leaves the umask and the parent's default
+	 * ACL to us (symlinks are 0777 and carry no ACL) */
+	if (fs->posix_acl && !target &&
+	    (rc = acl_create(fs, &dir, &mode, umask, &acl)))
+		return rc;
+	rc = inode_alloc(fs, &cc, mode, rdev, &in);
+	if (!rc && (acl.access || acl.dflt) && !(rc = acl_inherit(fs, &in, &acl)))
+		rc = inode_save(fs, &in);
+	acl_new_free(&acl);
+	if (rc)
 		return rc;
 	if (target) {
 		ssize_t w = blockio_write(fs, &in, target, strlen(target), 0);
@@ -292,7 +307,8 @@ static int create_locked(struct fs *fs, const struct fs_ctx *c,
 
 static int create_op(struct fs *fs, const struct fs_ctx *c, const char *op,
                      uint64_t parent, const char *name, uint32_t mode,
-                     uint64_t rdev, const char *target, struct fs_attr *out)
+                     uint32_t umask, uint64_t rdev, const char *target,
+                     struct fs_attr *out)
 {
 	char p[FS_PATH_MAX];
 	int rc;
@@ -300,7 +316,7 @@ static int create_op(struct fs *fs, const struct fs_ctx *c, const char *op,
 	fs_lock(fs, c);
 	if ((rc = fs_may_write(fs)) || (rc = fs_op_begin(fs)))
 		goto out;
-	rc = create_locked(fs, c, parent, name, mode, rdev, target, out);
+	rc = create_locked(fs, c, parent, name, mode, umask, rdev, target, out);
 	rc = fs_op_end(fs, rc);
 	rc = fs_audit(fs, c, op, rc ? 0 : out->ino,
 	              audit_path(fs, p, sizeof p, parent, name), 0, 0, rc);
@@ -318,22 +334,24 @@ out:
 }
 
 int fs_mknod(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
-             const char *name, uint32_t mode, uint64_t rdev,
+             const char *name, uint32_t mode, uint32_t umask, uint64_t rdev,
              struct fs_attr *out)
 {
 	memset(out, 0, sizeof *out);
 	if (!S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISSOCK(mode) &&
 	    !S_ISCHR(mode) && !S_ISBLK(mode))
 		return -EINVAL;
-	return create_op(fs, c, "create", parent, name, mode, rdev, NULL, out);
+	return create_op(fs, c, "create", parent, name, mode, umask, rdev, NULL,
+	                 out);
 }
 
 int fs_mkdir(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
-             const char *name, uint32_t mode, struct fs_attr *out)
+             const char *name, uint32_t mode, uint32_t umask,
+             struct fs_attr *out)
 {
 	memset(out, 0, sizeof *out);
 	return create_op(fs, c, "mkdir", parent, name,
-	                 S_IFDIR | (mode & 07777), 0, NULL, out);
+	                 S_IFDIR | (mode & 07777), umask, 0, NULL, out);
 }
 
 int fs_symlink(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
@@ -346,7 +364,7 @@ int fs_symlink(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
 		return -ENOENT;
 	if (n >= FS_PATH_MAX)
 		return -ENAMETOOLONG;
-	return create_op(fs, c, "symlink", parent, name, S_IFLNK | 0777, 0,
+	return create_op(fs, c, "symlink", parent, name, S_IFLNK | 0777, 0, 0,
 	                 target, out);
 }
 
@@ -689,9 +707,10 @@ int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
 	}
 	if (!rc) {
 		r = fs_ref_get(fs, ino, 1);
-		if (r)
+		if (r) {
 			r->nopen++;
-		else
+			r->nwrite += acc != O_RDONLY;
+		} else
 			rc = -ENOMEM;
 	}
 	{
@@ -700,6 +719,8 @@ int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
 			/* not recorded: the open does not happen */
 			if ((r = fs_ref_get(fs, ino, 0)) && r->nopen) {
 				r->nopen--;
+				if (acc != O_RDONLY && r->nwrite)
+					r->nwrite--;
 				fs_ref_put_if_unused(fs, r);
 			}
 			rc = ar;
@@ -711,7 +732,8 @@ int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
 	return rc;
 }
 
-void fs_release(struct fs *fs, const struct fs_ctx *c, uint64_t ino)
+void fs_release(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+                int flags)
 {
 	struct fs_ref *r;
 
@@ -719,6 +741,8 @@ void fs_release(struct fs *fs, const struct fs_ctx *c, uint64_t ino)
 	r = fs_ref_get(fs, ino, 0);
 	if (r && r->nopen) {
 		r->nopen--;
+		if ((flags & O_ACCMODE) != O_RDONLY && r->nwrite)
+			r->nwrite--;
 		if (!r->nopen && !r->nlookup) {
 			fs_ref_put_if_unused(fs, r);
 			if (!fs->o.read_only && !fs->u->readonly &&
@@ -992,15 +1016,12 @@ out:
 	return rc;
 }
 
-int fs_statfs(struct fs *fs, struct statvfs *out)
+int fs_backing_statvfs(struct fs *fs, struct statvfs *sv)
 {
-	struct statvfs sv;
-	uint64_t files = 0, dirs = 0, bytes = 0;
 	const char *p = fs->o.store_path ? fs->o.store_path : "/";
 	char dir[4096];
 	char *slash;
 
-	memset(out, 0, sizeof *out);
 	snprintf(dir, sizeof dir, "%s", p);
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir)
@@ -1009,8 +1030,18 @@ int fs_statfs(struct fs *fs, struct statvfs *out)
 		dir[1] = 0;
 	else
 		snprintf(dir, sizeof dir, ".");
-	if (statvfs(dir, &sv) != 0)
-		return -errno;
+	return statvfs(dir, sv) != 0 ? -errno : 0;
+}
+
+int fs_statfs(struct fs *fs, struct statvfs *out)
+{
+	struct statvfs sv;
+	uint64_t files = 0, dirs = 0, bytes = 0;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = fs_backing_statvfs(fs, &sv)))
+		return rc;
 	fs_lock(fs, NULL);
 	store_inode_count(fs->s, &files, &dirs, &bytes);
 	fs_unlock(fs);

@@ -196,6 +196,12 @@ int fs_lock_committed(struct fs *fs, const struct fs_ctx *c)
 	return 0;
 }
 
+void fs_act(struct fs *fs, const struct fs_ctx *c)
+{
+	fs->actor = acting(fs, c);
+	fs->kr = fs->actor->kr;
+}
+
 void fs_unlock(struct fs *fs)
 {
 	read_tx_end(fs);

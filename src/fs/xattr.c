@@ -10,7 +10,9 @@
  * older copy makes the whole set fail (-EIO). Sets are small; every access
  * reads and checks the whole set, and a change writes the new digest.
  *
- * Only the user., trusted. and security. namespaces are stored.
+ * Only the user., trusted. and security. namespaces are stored, and with
+ * POSIX ACLs on the two system.posix_acl_* names (acl.c keeps their
+ * meaning: the mode follows them).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,10 +29,11 @@
 #define XATTR_MAX_BYTES (32u << 20)
 
 
-static int namespace_ok(const char *name)
+/* Under fs->lock (fs->posix_acl). */
+static int namespace_ok(const struct fs *fs, const char *name)
 {
 	if (!strncmp(name, "user.", 5) || !strncmp(name, "trusted.", 8) ||
-	    !strncmp(name, "security.", 9))
+	    !strncmp(name, "security.", 9) || (fs->posix_acl && acl_name(name)))
 		return 0;
 	return -EOPNOTSUPP;
 }
@@ -390,28 +393,50 @@ static int xset_replace(struct fs *fs, uint64_t ino, struct xset *x, int i,
 	return 0;
 }
 
-int fs_setxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
-                const char *name, const void *value, size_t size, int flags)
+ssize_t xattr_get(struct fs *fs, const struct store_inode *in,
+                  const char *name, void *value, size_t cap)
 {
-	struct store_inode in;
+	struct xset x;
+	uint8_t *plain = malloc(FS_XATTR_SIZE_MAX + 1);
+	size_t n;
+	ssize_t rc;
+	int i;
+
+	if (!plain)
+		return -ENOMEM;
+	if (!(rc = xset_load(fs, in, &x))) {
+		i = xfind(fs, in, &x, name);
+		if (i < 0)
+			rc = -ENODATA;
+		else if ((rc = xopen(fs, in, &x.v[i], 'v', plain, FS_XATTR_SIZE_MAX,
+		                     &n)) == 0) {
+			if (cap == 0)
+				rc = (ssize_t)n;
+			else if (n > cap)
+				rc = -ERANGE;
+			else {
+				memcpy(value, plain, n);
+				rc = (ssize_t)n;
+			}
+		}
+		xset_free(&x);
+	}
+	xwipe(fs);
+	cipher_wipe(plain, FS_XATTR_SIZE_MAX + 1);
+	free(plain);
+	return rc;
+}
+
+int xattr_set(struct fs *fs, struct store_inode *in, const char *name,
+              const void *value, size_t size, int flags)
+{
 	struct xset x = { 0 };
 	struct xrow nr = { 0 };
 	int rc, i;
 
-	if ((rc = namespace_ok(name)))
-		return rc;
-	if (strlen(name) > FS_XATTR_NAME_MAX)
-		return -ERANGE;
-	if (size > FS_XATTR_SIZE_MAX)
-		return -E2BIG;
-	fs_lock(fs, c);
-	if ((rc = fs_may_write(fs)))
-		goto out;
-	if ((rc = fs_op_begin(fs)))
-		goto out;
-	if ((rc = inode_load(fs, ino, &in)) || (rc = xset_load(fs, &in, &x)))
+	if ((rc = xset_load(fs, in, &x)))
 		goto end;
-	i = xfind(fs, &in, &x, name);
+	i = xfind(fs, in, &x, name);
 	if ((flags & FS_XATTR_CREATE) && i >= 0) {
 		rc = -EEXIST;
 		goto end;
@@ -420,19 +445,70 @@ int fs_setxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		rc = -ENODATA;
 		goto end;
 	}
-	if ((rc = xset_drop_strays(fs, ino, &x)) ||
-	    (rc = xseal(fs, &in, name, value, size, &nr)) ||
-	    (rc = xput(fs, ino, &nr)) ||
-	    (rc = xset_replace(fs, ino, &x, i, &nr)))
+	if ((rc = xset_drop_strays(fs, in->ino, &x)) ||
+	    (rc = xseal(fs, in, name, value, size, &nr)) ||
+	    (rc = xput(fs, in->ino, &nr)) ||
+	    (rc = xset_replace(fs, in->ino, &x, i, &nr)))
 		goto end;
-	xset_digest(&x, in.xdigest);
-	inode_touch(&in, 0, 0, 1);
-	rc = inode_save(fs, &in);
+	xset_digest(&x, in->xdigest);
+	inode_touch(in, 0, 0, 1);
 end:
 	xwipe(fs);
 	free(nr.name);
 	free(nr.value);
 	xset_free(&x);
+	return rc;
+}
+
+int xattr_remove(struct fs *fs, struct store_inode *in, const char *name)
+{
+	struct xset x = { 0 };
+	int rc, i;
+
+	if ((rc = xset_load(fs, in, &x)))
+		goto end;
+	if ((i = xfind(fs, in, &x, name)) < 0) {
+		rc = -ENODATA;
+		goto end;
+	}
+	if ((rc = xset_drop_strays(fs, in->ino, &x)) ||
+	    (rc = store_xattr_delete(fs->s, in->ino, x.v[i].tag)))
+		goto end;
+	free(x.v[i].name);
+	free(x.v[i].value);
+	memmove(&x.v[i], &x.v[i + 1], (x.n - (size_t)i - 1) * sizeof *x.v);
+	x.n--;
+	xset_digest(&x, in->xdigest);
+	inode_touch(in, 0, 0, 1);
+end:
+	xwipe(fs);
+	xset_free(&x);
+	return rc;
+}
+
+int fs_setxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
+                const char *name, const void *value, size_t size, int flags)
+{
+	struct store_inode in;
+	int rc;
+
+	if (strlen(name) > FS_XATTR_NAME_MAX)
+		return -ERANGE;
+	if (size > FS_XATTR_SIZE_MAX)
+		return -E2BIG;
+	fs_lock(fs, c);
+	if ((rc = namespace_ok(fs, name)) || (rc = fs_may_write(fs)))
+		goto out;
+	if ((rc = fs_op_begin(fs)))
+		goto out;
+	if (!(rc = inode_load(fs, ino, &in))) {
+		if (acl_name(name))
+			rc = acl_set(fs, &in, name, value, size, flags);
+		else
+			rc = xattr_set(fs, &in, name, value, size, flags);
+	}
+	if (!rc)
+		rc = inode_save(fs, &in);
 	rc = fs_op_end(fs, rc);
 	rc = fs_audit(fs, c, "setxattr", ino, NULL, 0, size, rc);
 out:
@@ -444,44 +520,18 @@ ssize_t fs_getxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                     const char *name, void *value, size_t size)
 {
 	struct store_inode in;
-	struct xset x = { 0 };
-	uint8_t *plain = malloc(FS_XATTR_SIZE_MAX + 1);
-	size_t n;
 	ssize_t rc;
-	int i;
 
-	if (!plain)
-		return -ENOMEM;
-	if ((rc = namespace_ok(name)) == 0 && strlen(name) > FS_XATTR_NAME_MAX)
-		rc = -ERANGE;
+	if (strlen(name) > FS_XATTR_NAME_MAX)
+		return -ERANGE;
 	fs_lock(fs, c);
-	if (!rc)
+	if (!(rc = namespace_ok(fs, name)))
 		rc = fs_may_read(fs);
 	if (!rc)
 		rc = inode_load(fs, ino, &in);
 	if (!rc)
-		rc = xset_load(fs, &in, &x);
-	if (!rc) {
-		i = xfind(fs, &in, &x, name);
-		if (i < 0)
-			rc = -ENODATA;
-		else if ((rc = xopen(fs, &in, &x.v[i], 'v', plain,
-		                     FS_XATTR_SIZE_MAX, &n)) == 0) {
-			if (size == 0)
-				rc = (ssize_t)n;
-			else if (n > size)
-				rc = -ERANGE;
-			else {
-				memcpy(value, plain, n);
-				rc = (ssize_t)n;
-			}
-		}
-	}
-	xwipe(fs);
-	xset_free(&x);
+		rc = xattr_get(fs, &in, name, value, size);
 	fs_unlock(fs);
-	cipher_wipe(plain, FS_XATTR_SIZE_MAX + 1);
-	free(plain);
 	return rc;
 }
 
@@ -509,6 +559,8 @@ ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 			rc = -EIO;
 			break;
 		}
+		if (!fs->posix_acl && acl_name(name))
+			continue; /* -o noacl: kept, but not offered */
 		if (size) {
 			if (used + n + 1 > size) {
 				rc = -ERANGE;
@@ -528,35 +580,16 @@ int fs_removexattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                    const char *name)
 {
 	struct store_inode in;
-	struct xset x = { 0 };
-	int rc, i;
+	int rc;
 
-	if ((rc = namespace_ok(name)))
-		return rc;
 	fs_lock(fs, c);
-	if ((rc = fs_may_write(fs)))
+	if ((rc = namespace_ok(fs, name)) || (rc = fs_may_write(fs)))
 		goto out;
 	if ((rc = fs_op_begin(fs)))
 		goto out;
-	if ((rc = inode_load(fs, ino, &in)) || (rc = xset_load(fs, &in, &x)))
-		goto end;
-	if ((i = xfind(fs, &in, &x, name)) < 0) {
-		rc = -ENODATA;
-		goto end;
-	}
-	if ((rc = xset_drop_strays(fs, ino, &x)) ||
-	    (rc = store_xattr_delete(fs->s, ino, x.v[i].tag)))
-		goto end;
-	free(x.v[i].name);
-	free(x.v[i].value);
-	memmove(&x.v[i], &x.v[i + 1], (x.n - (size_t)i - 1) * sizeof *x.v);
-	x.n--;
-	xset_digest(&x, in.xdigest);
-	inode_touch(&in, 0, 0, 1);
-	rc = inode_save(fs, &in);
-end:
-	xwipe(fs);
-	xset_free(&x);
+	if (!(rc = inode_load(fs, ino, &in)) &&
+	    !(rc = xattr_remove(fs, &in, name)))
+		rc = inode_save(fs, &in);
 	rc = fs_op_end(fs, rc);
 	rc = fs_audit(fs, c, "removexattr", ino, NULL, 0, 0, rc);
 out:

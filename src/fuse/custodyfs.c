@@ -65,6 +65,7 @@ static void usage(FILE *f)
 "      exact_reads    no page cache: every read reaches the audit trail\n"
 "      writeback, nowriteback  kernel writeback cache (faster small\n"
 "                     writes) on, or off (the default)\n"
+"      noacl          no POSIX ACLs (system.posix_acl_* refused)\n"
 "      accept_rollback mount a store older than one seen on this machine\n"
 "      nonempty       mount over a directory that is not empty (its files\n"
 "                     are hidden while mounted)\n"
@@ -186,6 +187,10 @@ static int parse_o(struct args *a, const char *list)
 			a->f.writeback = 0;
 		else if (!strcmp(tok, "nonempty"))
 			a->nonempty = 1;
+		else if (!strcmp(tok, "noacl"))
+			a->f.no_acl = 1;
+		else if (!strcmp(tok, "acl"))
+			a->f.no_acl = 0;
 		else if (!strcmp(tok, "allow_other"))
 			a->f.allow_other = 1;
 		else if (!strncmp(tok, "idle=", 5) || !strncmp(tok, "maxage=", 7)) {

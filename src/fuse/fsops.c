@@ -25,6 +25,8 @@
 #include <unistd.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include "fs.h"
@@ -159,6 +161,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want &= ~FUSE_CAP_PARALLEL_DIROPS; /* one lock anyway */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* POSIX ACLs: the kernel enforces them; the umask, default ACLs, the
+	 * mode/ACL sync and set-group-ID clearing on an ACL set are ours */
+	if (!c->o->no_acl && (conn->capable & FUSE_CAP_POSIX_ACL) &&
+	    (conn->capable & FUSE_CAP_DONT_MASK)) {
+		conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+		fs_posix_acl(c->fs, 1);
+	} else {
+		conn->want &= ~(FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK);
+		fs_posix_acl(c->fs, 0);
+	}
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
 	/* libfuse wants -o max_read=N said again here, or it ends the
@@ -282,8 +294,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fs_ctx w = who(req);
 	struct fs_attr a;
-	reply_entry(req, fs_mknod(C(req)->fs, &w, parent, name, mode, rdev, &a),
-	            &a);
+	reply_entry(req, fs_mknod(C(req)->fs, &w, parent, name, mode,
+	                          fuse_req_ctx(req)->umask, rdev, &a), &a);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -291,7 +303,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fs_ctx w = who(req);
 	struct fs_attr a;
-	reply_entry(req, fs_mkdir(C(req)->fs, &w, parent, name, mode, &a), &a);
+	reply_entry(req, fs_mkdir(C(req)->fs, &w, parent, name, mode,
+	                          fuse_req_ctx(req)->umask, &a), &a);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
@@ -372,7 +385,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fuse_entry_param e;
 	struct fs_attr a;
 	int64_t sid = 0;
-	int rc = fs_mknod(C(req)->fs, &w, parent, name, mode, 0, &a);
+	int rc = fs_mknod(C(req)->fs, &w, parent, name, mode,
+	                  fuse_req_ctx(req)->umask, 0, &a);
 
 	if (!rc && (rc = fs_open(C(req)->fs, &w, a.ino, fi->flags & ~O_TRUNC,
 	                         &sid))) {
@@ -392,7 +406,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		/* the kernel did not take it: undo the open and the lookup */
 		w.sid = sid;
-		fs_release(C(req)->fs, &w, a.ino);
+		fs_release(C(req)->fs, &w, a.ino, fi->flags);
 		fs_forget(C(req)->fs, a.ino, 1);
 	}
 }
@@ -433,7 +447,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
 	struct fs_ctx w = who_fh(req, fi);
-	fs_release(C(req)->fs, &w, ino);
+	fs_release(C(req)->fs, &w, ino, fi->flags);
 	fuse_reply_err(req, 0);
 }
 
@@ -527,6 +541,31 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_statfs(req, &sv);
 }
 
+/*
+ * An access ACL set by a caller outside the file's group (primary or
+ * supplementary) without CAP_FSETID clears set-group-ID, as on ext4. The
+ * kernel would say so in FUSE_SETXATTR_ACL_KILL_SGID, but libfuse 3.14
+ * does not negotiate FUSE_SETXATTR_EXT, so the daemon decides from the
+ * caller's groups (/proc, through libfuse); root counts as privileged.
+ */
+static int acl_kills_sgid(fuse_req_t req, fuse_ino_t ino)
+{
+	const struct fuse_ctx *f = fuse_req_ctx(req);
+	struct fs_ctx w = who(req);
+	struct fs_attr a;
+	gid_t groups[256];
+	int n;
+
+	if (f->uid == 0 || fs_getattr(C(req)->fs, &w, ino, &a) != 0 ||
+	    !(a.mode & S_ISGID) || a.gid == f->gid)
+		return 0;
+	n = fuse_req_getgroups(req, 256, groups);
+	for (int i = 0; i < n && i < 256; i++)
+		if (groups[i] == a.gid)
+			return 0;
+	return 1;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
                         const char *value, size_t size, int flags)
 {
@@ -535,6 +574,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	if (flags & XATTR_CREATE) f |= FS_XATTR_CREATE;
 	if (flags & XATTR_REPLACE) f |= FS_XATTR_REPLACE;
+	if (!strcmp(name, "system.posix_acl_access") && acl_kills_sgid(req, ino))
+		f |= FS_XATTR_ACL_KILL_SGID;
 	fuse_reply_err(req, -fs_setxattr(C(req)->fs, &w, ino, name, value, size,
 	                                 f));
 }
@@ -586,6 +627,90 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fuse_reply_err(req, -fs_removexattr(C(req)->fs, &w, ino, name));
 }
 
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+                         off_t off, off_t len, struct fuse_file_info *fi)
+{
+	struct fs_ctx w = who_fh(req, fi);
+	int m = 0;
+
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
+	             FALLOC_FL_ZERO_RANGE)) {
+		fuse_reply_err(req, EOPNOTSUPP); /* collapse, insert, unshare */
+		return;
+	}
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (mode & FALLOC_FL_KEEP_SIZE) m |= FS_FALLOC_KEEP_SIZE;
+	if (mode & FALLOC_FL_PUNCH_HOLE) m |= FS_FALLOC_PUNCH;
+	if (mode & FALLOC_FL_ZERO_RANGE) m |= FS_FALLOC_ZERO;
+	fuse_reply_err(req, -fs_fallocate(C(req)->fs, &w, ino, m, (uint64_t)off,
+	                                  (uint64_t)len));
+}
+
+/*
+ * SEEK_DATA/SEEK_HOLE from the stored blocks. With the writeback cache
+ * the kernel holds dirty pages the daemon has not seen and sends LSEEK
+ * without flushing them: ENOSYS makes it answer generically (all data)
+ * from then on. In the other page-cache mode only a writable mmap dirties
+ * pages, and it needs a handle open for writing: fs_seek gives such files
+ * the generic answer. exact_reads (direct I/O, no shared mmap) never has
+ * dirty pages.
+ */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+	struct fs_ctx w = who_fh(req, fi);
+	uint64_t at = 0;
+	int rc;
+
+	if (C(req)->o->writeback && !C(req)->o->exact_reads &&
+	    !C(req)->o->read_only) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, ENXIO); /* as ext4 */
+		return;
+	}
+	rc = fs_seek(C(req)->fs, &w, ino, (uint64_t)off, whence == SEEK_DATA,
+	             !C(req)->o->exact_reads, &at);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_lseek(req, (off_t)at);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
+                               off_t off_in, struct fuse_file_info *fi_in,
+                               fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len,
+                               int flags)
+{
+	struct fs_ctx win = who_fh(req, fi_in), wout = who_fh(req, fi_out);
+	ssize_t n;
+
+	if (flags) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (off_in < 0 || off_out < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	n = fs_copy_range(C(req)->fs, &win, ino_in, (uint64_t)off_in, &wout,
+	                  ino_out, (uint64_t)off_out, len);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
 static const struct fuse_lowlevel_ops ops = {
 	.init = op_init,
 	.destroy = op_destroy,
@@ -617,6 +742,9 @@ static const struct fuse_lowlevel_ops ops = {
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
 	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
 };
 
 /*

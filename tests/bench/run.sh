@@ -53,18 +53,20 @@ TREE_DIRS_full=(Documentation include kernel fs net mm lib block crypto security
 TREE_DIRS_quick=(kernel lib mm block crypto security ipc init fs/ext4 fs/btrfs fs/fuse)
 
 # Metrics in table order.  DIR: hi = higher is better, lo = lower is better.
-METRICS=(stream_write stream_read untar ls_lR md5sum rm_rf
+METRICS=(stream_write stream_read stream_copy untar ls_lR md5sum rm_rf
     randread_1 randread_4 randwrite_1 randwrite_4 create stat unlink peak_rss)
 declare -A UNIT=(
-    [stream_write]=MiB/s [stream_read]=MiB/s [untar]=s [ls_lR]=s [md5sum]=s [rm_rf]=s
-    [randread_1]=IOPS [randread_4]=IOPS [randwrite_1]=IOPS [randwrite_4]=IOPS
+    [stream_write]=MiB/s [stream_read]=MiB/s [stream_copy]=MiB/s [untar]=s [ls_lR]=s
+    [md5sum]=s [rm_rf]=s [randread_1]=IOPS [randread_4]=IOPS [randwrite_1]=IOPS [randwrite_4]=IOPS
     [create]=ops/s [stat]=ops/s [unlink]=ops/s [peak_rss]=MiB [unmount]="")
 declare -A DIR=(
-    [stream_write]=hi [stream_read]=hi [untar]=lo [ls_lR]=lo [md5sum]=lo [rm_rf]=lo
+    [stream_write]=hi [stream_read]=hi [stream_copy]=hi [untar]=lo [ls_lR]=lo
+    [md5sum]=lo [rm_rf]=lo
     [randread_1]=hi [randread_4]=hi [randwrite_1]=hi [randwrite_4]=hi
     [create]=hi [stat]=hi [unlink]=hi [peak_rss]=lo)
 declare -A SHORT=(
-    [stream_write]="seq write" [stream_read]="seq read" [untar]="untar" [ls_lR]="ls -lR"
+    [stream_write]="seq write" [stream_read]="seq read" [stream_copy]="cp in mount"
+    [untar]="untar" [ls_lR]="ls -lR"
     [md5sum]="md5sum" [rm_rf]="rm -rf" [randread_1]="randread 1j" [randread_4]="randread 4j"
     [randwrite_1]="randwrite 1j" [randwrite_4]="randwrite 4j" [create]="create"
     [stat]="stat" [unlink]="unlink" [peak_rss]="peak RSS" [unmount]="unmount")
@@ -72,7 +74,7 @@ declare -A SHORT=(
 # Workload groups run as one unit each (a failure marks the group's metrics n/a).
 PHASES=(stream tree fio meta)
 declare -A PHASE_METRICS=(
-    [stream]="stream_write stream_read"
+    [stream]="stream_write stream_read stream_copy"
     [tree]="untar ls_lR md5sum rm_rf"
     [fio]="randread_1 randread_4 randwrite_1 randwrite_4"
     [meta]="create stat unlink")
@@ -83,6 +85,7 @@ label() {
     case $1 in
     stream_write) echo "streaming write, $size_stream in 128 KiB writes, then fsync" ;;
     stream_read) echo "streaming read of it after remount, 128 KiB reads" ;;
+    stream_copy) echo "cp of it inside the mount after remount (copy_file_range where offered), then fsync" ;;
     untar) echo "untar source tree ($TREE_FILES files, $TREE_MIB MiB)" ;;
     ls_lR) echo "ls -lR of the tree after remount" ;;
     md5sum) echo "md5sum every file of the tree after remount" ;;
@@ -142,6 +145,12 @@ wl_stream_read() {
     timeit dd if="$MNT/stream.bin" of=/dev/null bs=128k status=none
     cmp "$STREAM_SRC" "$MNT/stream.bin" || { echo "stream.bin read back differs from what was written" >&2; return 1; }
     record stream_read "$(rate "$STREAM_MIB" "$SECS")"
+}
+
+wl_stream_copy() {
+    timeit sh -c 'cp "$1" "$2" && sync "$2"' cp "$MNT/stream.bin" "$MNT/stream.copy"
+    cmp "$STREAM_SRC" "$MNT/stream.copy" || { echo "stream.copy differs from the source" >&2; return 1; }
+    record stream_copy "$(rate "$STREAM_MIB" "$SECS")"
 }
 
 wl_untar() {
@@ -240,7 +249,9 @@ phase_stream() {
     wl_stream_write
     sys_remount
     wl_stream_read
-    rm -f "$MNT/stream.bin"
+    sys_remount
+    wl_stream_copy
+    rm -f "$MNT/stream.bin" "$MNT/stream.copy"
 }
 
 phase_tree() {

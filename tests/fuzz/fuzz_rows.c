@@ -865,15 +865,15 @@ static void build(void)
 		oracle("fs_new", NULL);
 	for (size_t i = 0; i < sizeof data; i++)
 		data[i] = (char)(i * 7 + 3);
-	rc = fs_mknod(fs, &ctx, STORE_ROOT_INO, "a", S_IFREG | 0644, 0, &a);
+	rc = fs_mknod(fs, &ctx, STORE_ROOT_INO, "a", S_IFREG | 0644, 0, 0, &a);
 	rc = rc ? rc : (int)(fs_write(fs, &ctx, a.ino, data, sizeof data, 0) < 0);
 	rc = rc ? rc : fs_setxattr(fs, &ctx, a.ino, "user.x", "1", 1, 0);
 	rc = rc ? rc : fs_setxattr(fs, &ctx, a.ino, "user.big", data, 300, 0);
 	rc = rc ? rc : fs_exclusive(fs, rotate_fn, NULL);
-	rc = rc ? rc : fs_mkdir(fs, &ctx, STORE_ROOT_INO, "dir", 0755, &d);
-	rc = rc ? rc : fs_mknod(fs, &ctx, d.ino, "b", S_IFREG | 0600, 0, &a);
+	rc = rc ? rc : fs_mkdir(fs, &ctx, STORE_ROOT_INO, "dir", 0755, 0, &d);
+	rc = rc ? rc : fs_mknod(fs, &ctx, d.ino, "b", S_IFREG | 0600, 0, 0, &a);
 	rc = rc ? rc : (int)(fs_write(fs, &ctx, a.ino, "bee", 3, 0) < 0);
-	rc = rc ? rc : fs_mknod(fs, &ctx, STORE_ROOT_INO, "sparse", S_IFREG | 0644,
+	rc = rc ? rc : fs_mknod(fs, &ctx, STORE_ROOT_INO, "sparse", S_IFREG | 0644, 0,
 	                        0, &a);
 	rc = rc ? rc : (int)(fs_write(fs, &ctx, a.ino, "S", 1, 40000) < 0);
 	rc = rc ? rc : (int)(fs_write(fs, &ctx, a.ino, data, 4096, 0) < 0);

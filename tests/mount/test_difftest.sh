@@ -10,7 +10,12 @@
 #   DIFFTEST_SEED0=S    first seed when DIFFTEST_SEEDS is a count (default 1)
 #   DIFFTEST_CHECK=N    compare the trees every N ops (default 20; 1 is
 #                       slower, ~20 ms per check, but pins the failing op)
-# e.g. a million operations: DIFFTEST_OPS=100000 DIFFTEST_SEEDS=10 bash $0
+#   DIFFTEST_MODES=L    cache modes, each on a mount of its own (default
+#                       "default writeback exact_reads"; the seeds run in
+#                       the first, the others get one seed each unless
+#                       DIFFTEST_ALL_SEEDS=1)
+# e.g. a million operations in each mode:
+#   DIFFTEST_OPS=100000 DIFFTEST_SEEDS=10 DIFFTEST_ALL_SEEDS=1 bash $0
 . "$(dirname "$0")/../lib.sh"
 CFS_BUILD=${CFS_BUILD:-$TOP/build}
 DIFFTEST="$CFS_BUILD/difftest"
@@ -33,21 +38,45 @@ tree() {
 	 awk '/^# file: / { f = substr($0, 9) } /=/ { print f "|" $0 }' | LC_ALL=C sort)
 }
 
+MODES=${DIFFTEST_MODES:-default writeback exact_reads}
+
+# run_seeds MODE SEED...: the seeds on the mount (a directory each)
+run_seeds() {
+	local mode=$1 seed rc flags=() t0 t1; shift
+	[ "$mode" = exact_reads ] && flags=(-M) # direct I/O: no shared mmap
+	for seed in "$@"; do
+		mkdir "$MNT/$mode.s$seed" "$REF/$mode.s$seed"
+		t0=$(date +%s)
+		"$DIFFTEST" -s "$seed" -n "$OPS" -c "$CHECK_EVERY" "${flags[@]}" \
+			"$MNT/$mode.s$seed" "$REF/$mode.s$seed" >"$T/out.$mode.$seed" 2>&1
+		rc=$?
+		t1=$(date +%s)
+		if [ $rc -eq 0 ]; then
+			ok "difftest $mode seed $seed, $OPS ops"
+			[ -n "${T_VERBOSE:-}" ] && t_log "$mode seed $seed: $OPS ops in $((t1 - t0)) s"
+		else
+			fail "difftest $mode seed $seed, $OPS ops: exit $rc: $(grep -A4 -m1 -E 'MISMATCH|error' "$T/out.$mode.$seed" | tr '\n' ' ')"
+		fi
+	done
+}
+
 t_setup
 REF=$T/ref
 mkdir "$REF"
-check "mount" t_mount
-for seed in $SEEDS; do
-	mkdir "$MNT/s$seed" "$REF/s$seed"
-	"$DIFFTEST" -s "$seed" -n "$OPS" -c "$CHECK_EVERY" "$MNT/s$seed" "$REF/s$seed" \
-		>"$T/out.$seed" 2>&1
-	rc=$?
-	if [ $rc -eq 0 ]; then
-		ok "difftest seed $seed, $OPS ops"
+first=1
+for mode in $MODES; do
+	opts=()
+	[ "$mode" != default ] && opts=(-o "$mode")
+	check "mount ($mode)" t_mount "${opts[@]}"
+	if [ $first = 1 ] || [ -n "${DIFFTEST_ALL_SEEDS:-}" ]; then
+		run_seeds "$mode" $SEEDS
 	else
-		fail "difftest seed $seed, $OPS ops: exit $rc: $(grep -A4 -m1 -E 'MISMATCH|error' "$T/out.$seed" | tr '\n' ' ')"
+		run_seeds "$mode" $(echo $SEEDS | awk '{print $1}')
 	fi
+	first=0
+	check "unmount ($mode)" t_umount
 done
+check "mount" t_mount
 before=$(tree "$MNT")
 check "unmount" t_umount
 check "remount" t_mount

@@ -37,7 +37,16 @@ manifest() {
 	find . -printf '%p|%y|%m|%U|%G|%n|%s|%T@|%C@|%l\n' | LC_ALL=C sort &&
 	find . -type f -size -16385k -print0 | xargs -0 md5sum | LC_ALL=C sort -k2 &&
 	getfattr -R -h -d -m '^user\.' -e hex . 2>/dev/null |
-	awk '/^# file: / { f = substr($0, 9) } /=/ { print f "|" $0 }' | LC_ALL=C sort)
+	awk '/^# file: / { f = substr($0, 9) } /=/ { print f "|" $0 }' | LC_ALL=C sort &&
+	getfacl -R -P -n -p . 2>/dev/null)
+}
+
+# login_nobody: uid 65534 (the checker's unprivileged uid) works as store
+# user "nobody" on the allow_other mount (one session per uid)
+login_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+		env XDG_STATE_HOME="$T/state-nobody" "$CUSTODYCTL" -u nobody -c "$CONF" \
+		--passfile "$T/nobody.pass" login -m "$MNT" >/dev/null
 }
 
 # login_nobody: start uid 65534's session on the mount as store user nobody
@@ -65,6 +74,10 @@ chown 1234:5678 "$P/file"
 setfattr -n user.color -v blue "$P/file"
 setfattr -n user.empty "$P/file"
 setfattr -n user.bin -v 0x00ff00ff "$P/sub"
+printf 'acl\n' > "$P/aclfile"
+setfacl -m u:4321:rw,g:8765:r "$P/aclfile"
+mkdir "$P/acldir"
+setfacl -d -m g:8765:rx "$P/acldir"
 ln "$P/file" "$P/sub/link1"
 ln "$P/file" "$P/sub/deeper/link2"
 ln -s ../file "$P/sub/rel"
@@ -101,6 +114,9 @@ expect_eq "content" "persistent content" "$(cat "$P/file")"
 expect_eq "mode/owner" "640 1234 5678 3" "$(stat -c '%a %u %g %h' "$P/file")"
 expect_eq "hard link content" "persistent content" "$(cat "$P/sub/deeper/link2")"
 expect_eq "xattr" "blue" "$(getfattr --only-values -n user.color "$P/file" 2>/dev/null)"
+expect_eq "access ACL" "user:4321:rw- group:8765:r-- mask::rw-" \
+	"$(getfacl -n -p "$P/aclfile" 2>/dev/null | grep -E '^(user:4321|group:8765|mask)' | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "default ACL" "default:group:8765:r-x" "$(getfacl -n -p "$P/acldir" 2>/dev/null | grep '^default:group:8765')"
 expect_eq "binary xattr" "0x00ff00ff" "$(getfattr -e hex -n user.bin "$P/sub" 2>/dev/null | sed -n 's/^user.bin=//p')"
 expect_eq "relative symlink" "persistent content" "$(cat "$P/sub/rel")"
 expect_eq "dangling symlink length" "3009" "$(readlink "$P/dangling" | tr -d '\n' | wc -c)"

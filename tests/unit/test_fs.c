@@ -145,7 +145,7 @@ static int check_fs(struct fs *fs)
 static uint64_t mkfile(struct fs *fs, uint64_t parent, const char *name)
 {
 	struct fs_attr a;
-	int rc = fs_mknod(fs, &ctx, parent, name, S_IFREG | 0644, 0, &a);
+	int rc = fs_mknod(fs, &ctx, parent, name, S_IFREG | 0644, 0, 0, &a);
 	CHECK_EQ(rc, 0);
 	return rc ? 0 : a.ino;
 }
@@ -199,7 +199,7 @@ static void test_rw(struct fs *fs)
 	CHECK(S_ISREG(a.mode));
 	CHECK_EQ(a.size, 0);
 	CHECK_EQ(fs_lookup(fs, &ctx, ROOT, "nope", &a), -ENOENT);
-	CHECK_EQ(fs_mknod(fs, &ctx, ROOT, "data", S_IFREG | 0644, 0, &a), -EEXIST);
+	CHECK_EQ(fs_mknod(fs, &ctx, ROOT, "data", S_IFREG | 0644, 0, 0, &a), -EEXIST);
 	CHECK_EQ(fs_open(fs, &ctx, ino, O_RDWR, NULL), 0);
 
 	/* empty file reads nothing */
@@ -277,7 +277,7 @@ static void test_rw(struct fs *fs)
 	CHECK_EQ(fs_open(fs, &ctx, ino, O_WRONLY | O_TRUNC, NULL), 0);
 	CHECK_EQ(fs_getattr(fs, &ctx, ino, &a), 0);
 	CHECK_EQ(a.size, 0);
-	fs_release(fs, &ctx, ino);
+	fs_release(fs, &ctx, ino, 0);
 
 	/* mode change keeps the type */
 	set.mode = 0600;
@@ -286,7 +286,7 @@ static void test_rw(struct fs *fs)
 
 	/* leave known content for the reopen test */
 	CHECK_EQ(write_all(fs, ino, "persist me", 10, 0), 0);
-	fs_release(fs, &ctx, ino);
+	fs_release(fs, &ctx, ino, 0);
 
 	/* errors */
 	CHECK_EQ(fs_write(fs, &ctx, ROOT, "x", 1, 0), -EISDIR);
@@ -297,10 +297,10 @@ static void test_rw(struct fs *fs)
 	char longname[300];
 	memset(longname, 'n', sizeof longname - 1);
 	longname[sizeof longname - 1] = 0;
-	CHECK_EQ(fs_mknod(fs, &ctx, ROOT, longname, S_IFREG | 0644, 0, &a),
+	CHECK_EQ(fs_mknod(fs, &ctx, ROOT, longname, S_IFREG | 0644, 0, 0, &a),
 	         -ENAMETOOLONG);
 	CHECK_EQ(fs_lookup(fs, &ctx, ROOT, longname, &a), -ENAMETOOLONG);
-	CHECK_EQ(fs_mknod(fs, &ctx, ino, "child", S_IFREG | 0644, 0, &a), -ENOTDIR);
+	CHECK_EQ(fs_mknod(fs, &ctx, ino, "child", S_IFREG | 0644, 0, 0, &a), -ENOTDIR);
 }
 
 static int count_entry(void *arg, const char *name, uint64_t ino,
@@ -318,7 +318,7 @@ static void test_dirs_links(struct fs *fs)
 	uint64_t f, sym;
 	int n;
 
-	CHECK_EQ(fs_mkdir(fs, &ctx, ROOT, "dir", 0755, &d), 0);
+	CHECK_EQ(fs_mkdir(fs, &ctx, ROOT, "dir", 0755, 0, &d), 0);
 	CHECK(S_ISDIR(d.mode));
 	CHECK_EQ(d.nlink, 2);
 	f = mkfile(fs, d.ino, "inner");
@@ -412,8 +412,8 @@ static void test_rename(struct fs *fs)
 	CHECK_EQ(fs_getattr(fs, &ctx, y, &a), -ENOENT);
 
 	/* directories */
-	CHECK_EQ(fs_mkdir(fs, &ctx, ROOT, "d1", 0755, &d1), 0);
-	CHECK_EQ(fs_mkdir(fs, &ctx, ROOT, "d2", 0755, &d2), 0);
+	CHECK_EQ(fs_mkdir(fs, &ctx, ROOT, "d1", 0755, 0, &d1), 0);
+	CHECK_EQ(fs_mkdir(fs, &ctx, ROOT, "d2", 0755, 0, &d2), 0);
 	inner = mkfile(fs, d2.ino, "f");
 	CHECK_EQ(fs_rename(fs, &ctx, ROOT, "d1", ROOT, "d2", 0), -ENOTEMPTY);
 	CHECK_EQ(fs_rename(fs, &ctx, ROOT, "x", ROOT, "d1", 0), -EISDIR);
@@ -468,7 +468,7 @@ static void test_unlink_open(struct env *e)
 	CHECK_EQ(fs_getattr(fs, &ctx, u, &a), 0);
 	CHECK_EQ(a.nlink, 0);
 	CHECK_EQ(a.size, 11);
-	fs_release(fs, &ctx, u);
+	fs_release(fs, &ctx, u, 0);
 	/* the kernel still holds a lookup reference */
 	CHECK_EQ(store_inode_get(e->s, u, &si), 0);
 	fs_forget(fs, u, 1);
@@ -481,7 +481,7 @@ static void test_unlink_open(struct env *e)
 	CHECK_EQ(fs_unlink(fs, &ctx, ROOT, "second"), 0);
 	fs_forget(fs, u, 1);
 	CHECK_EQ(store_inode_get(e->s, u, &si), 0);
-	fs_release(fs, &ctx, u);
+	fs_release(fs, &ctx, u, 0);
 	CHECK_EQ(store_inode_get(e->s, u, &si), -ENOENT);
 
 	/* a crash while an unlinked file is open leaves an orphan that the
@@ -833,7 +833,7 @@ static void test_failed_op(struct env *e)
 
 	/* an op that fails before changing anything leaves the group alone */
 	gone = mkfile(e->fs, ROOT, "stays");
-	CHECK_EQ(fs_mknod(e->fs, &ctx, ROOT, "stays", S_IFREG | 0644, 0, &a),
+	CHECK_EQ(fs_mknod(e->fs, &ctx, ROOT, "stays", S_IFREG | 0644, 0, 0, &a),
 	         -EEXIST);
 	CHECK_EQ(fs_lookup(e->fs, &ctx, ROOT, "stays", &a), 0);
 	CHECK_EQ(a.ino, gone);
@@ -973,7 +973,7 @@ static void test_planted(struct env *e)
 	CHECK_EQ(a.blocks, 8); /* one stored block, as for any new file */
 	CHECK_EQ(fs_read(e->fs, &ctx, f, buf, sizeof buf, 0), 3);
 	CHECK(!memcmp(buf, "new", 3));
-	CHECK_EQ(fs_mkdir(e->fs, &ctx, ROOT, "newdir", 0755, &d), 0);
+	CHECK_EQ(fs_mkdir(e->fs, &ctx, ROOT, "newdir", 0755, 0, &d), 0);
 	CHECK_EQ(d.ino, next + 1);
 	{
 		int cnt = 0;
@@ -1291,7 +1291,7 @@ int main(void)
 	if (e.s)
 		CHECK_EQ(env_reopen_opts(&e, &o), 0);
 	if (e.fs) {
-		CHECK_EQ(fs_mknod(e.fs, &ctx, ROOT, "ro", S_IFREG | 0644, 0, &a),
+		CHECK_EQ(fs_mknod(e.fs, &ctx, ROOT, "ro", S_IFREG | 0644, 0, 0, &a),
 		         -EROFS);
 		CHECK_EQ(fs_lookup(e.fs, &ctx, ROOT, "data", &a), 0);
 		CHECK_EQ(fs_write(e.fs, &ctx, a.ino, "x", 1, 0), -EROFS);
