@@ -185,10 +185,12 @@ expect_status "check names it" 4 ctl check
 t_setup
 chmod 711 "$T"
 STAFF=61000
-pf staffer staffer-passphrase; chown 61001 "$T/staffer.pass"
-pf outsider outsider-passphrase; chown 61002 "$T/outsider.pass"
+# the admin makes each passfile (its own), then hands it to its uid
+pf staffer staffer-passphrase
+pf outsider outsider-passphrase
 check "store user staffer" ctl user add staffer --role writer --new-passfile "$T/staffer.pass"
 check "store user outsider" ctl user add outsider --role writer --new-passfile "$T/outsider.pass"
+chown 61001 "$T/staffer.pass"; chown 61002 "$T/outsider.pass"
 check "mount -o allow_other" t_mount -o allow_other
 # run_as UID GROUPS CMD...: a real uid (with those groups) runs CMD
 run_as() { local u=$1 g=$2; shift 2; setpriv --reuid="$u" --regid="${g%%,*}" --groups="$g" "$@"; }
