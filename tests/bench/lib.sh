@@ -9,6 +9,7 @@
 #   NAME_unmount            unmount $MNT and wait until the daemon is gone
 #   NAME_daemon_pid         print the pid of the daemon serving $MNT (may print nothing)
 #   NAME_phase_check PHASE  (optional) print why PHASE cannot run on NAME here, return 1
+#   NAME_info               (optional) the store's status command, timed as a login
 #
 # The generic wrappers sys_setup / sys_mount / sys_unmount / sys_remount work on
 # the globals SYS (system name), SYS_DIR (its private dir) and MNT (where the
@@ -16,6 +17,8 @@
 # disk that holds $WORK.
 
 ALL_SYSTEMS=(custodyfs gocryptfs passthrough_ll bare)
+# also known, selected only by name in BENCH_SYSTEMS: a second custodyfs build
+KNOWN_SYSTEMS=("${ALL_SYSTEMS[@]}" custodyfs-v1)
 
 # ---------------------------------------------------------------- logging ---
 
@@ -164,7 +167,7 @@ sample_rss() {
     local pid hwm
     pid=$("${SYS}_daemon_pid")
     if [[ -z $pid ]]; then
-        pid=$(pgrep -n -x "$SYS" 2>/dev/null || true)
+        pid=$(pgrep -n -x "${SYS%-v1}" 2>/dev/null || true)
         [[ -n $pid ]] && echo "note: $SYS daemon for $MNT not found by command line; RSS of newest '$SYS' process $pid" >>"$LOG"
     fi
     [[ -n $pid && -r /proc/$pid/status ]] || return 0
@@ -224,12 +227,26 @@ write_passfile() {
 
 # --------------------------------------------------------------- custodyfs ---
 # default configuration (auditing on), except a cheap KDF so mounts are fast.
+# custodyfs-v1 is the same with the binaries of another build, for instance
+# custodyfs 0.1 (store format 1): CFS_V1_BIN=DIR holds its custodyfs and
+# custodyctl.  Each gets its own local state ($XDG_STATE_HOME) in $SYS_DIR.
 
 CUSTODY_USER=bench
 
+cfs_bin() { if [[ $SYS == custodyfs-v1 ]]; then echo "${CFS_V1_BIN:-}"; else echo "${CFS_BIN:-$REPO}"; fi; }
+
+cfs_ctl() { XDG_STATE_HOME=$SYS_DIR/state "$(cfs_bin)/custodyctl" -s "$SYS_DIR/backing/store.db" \
+    -u "$CUSTODY_USER" --passfile "$SYS_DIR/pass" -c "$SYS_DIR/config.ini" "$@"; }
+
 custodyfs_check() {
-    if [[ ! -x $REPO/custodyfs || ! -x $REPO/custodyctl ]]; then
-        echo "$REPO/custodyfs or $REPO/custodyctl not built (run make)"
+    local bin
+    bin=$(cfs_bin)
+    if [[ $SYS == custodyfs-v1 && -z $bin ]]; then
+        echo "CFS_V1_BIN is not set (the directory of the second build's custodyfs and custodyctl)"
+        return 1
+    fi
+    if [[ ! -x $bin/custodyfs || ! -x $bin/custodyctl ]]; then
+        echo "$bin/custodyfs or $bin/custodyctl not built (run make)"
         return 1
     fi
 }
@@ -239,18 +256,25 @@ custodyfs_setup() {
     # the default configuration (as shipped in etc/custodyfs.ini): an empty
     # file, so a config in /etc on the bench machine cannot change the run
     : >"$SYS_DIR/config.ini"
-    "$REPO/custodyctl" -s "$SYS_DIR/backing/store.db" -u "$CUSTODY_USER" \
-        --passfile "$SYS_DIR/pass" -c "$SYS_DIR/config.ini" init
+    cfs_ctl init
 }
 
 custodyfs_mount() {
-    "$REPO/custodyfs" -u "$CUSTODY_USER" --passfile "$SYS_DIR/pass" \
+    XDG_STATE_HOME=$SYS_DIR/state "$(cfs_bin)/custodyfs" -u "$CUSTODY_USER" --passfile "$SYS_DIR/pass" \
         -c "$SYS_DIR/config.ini" "$SYS_DIR/backing/store.db" "$MNT"
-    wait_mounted "$MNT" 30 || { echo "custodyfs did not mount $MNT within 30 s" >&2; return 1; }
+    wait_mounted "$MNT" 30 || { echo "$SYS did not mount $MNT within 30 s" >&2; return 1; }
 }
 
 custodyfs_unmount()    { fuse_sys_unmount; }
 custodyfs_daemon_pid() { pid_serving custodyfs "$MNT"; }
+custodyfs_info()       { cfs_ctl info; }
+
+custodyfs-v1_check()      { custodyfs_check; }
+custodyfs-v1_setup()      { custodyfs_setup; }
+custodyfs-v1_mount()      { custodyfs_mount; }
+custodyfs-v1_unmount()    { fuse_sys_unmount; }
+custodyfs-v1_daemon_pid() { pid_serving custodyfs "$MNT"; }
+custodyfs-v1_info()       { cfs_ctl info; }
 
 # --------------------------------------------------------------- gocryptfs ---
 # default options; non-interactive through -passfile.

@@ -9,7 +9,13 @@
 # Environment:
 #   BENCH_QUICK=1          smaller sizes and shorter fio runs
 #   BENCH_REPEAT=N         run every measurement N times, report medians (default 1)
-#   BENCH_SYSTEMS="..."    subset/order of: custodyfs gocryptfs passthrough_ll bare
+#   BENCH_SYSTEMS="..."    subset/order of: custodyfs gocryptfs passthrough_ll bare custodyfs-v1
+#   CFS_V1_BIN=DIR         custodyfs-v1: the directory of another build's custodyfs and custodyctl
+#   CFS_BIN=DIR            custodyfs: binaries from DIR instead of this repository
+#   BENCH_PHASES="..."     subset of: stream tree fio meta login (default all)
+#   BENCH_TREE=K           source tree: full, mid (~5,000 files) or quick (default by mode)
+#   BENCH_STREAM_MIB, BENCH_FIO_MIB, BENCH_META_N, BENCH_FIO_RUNTIME, BENCH_FIO_JOBS="1 4"
+#                          override the mode's sizes
 #   BENCH_DIR=DIR          parent of the backing volumes (default /var/tmp; must be a disk)
 #   BENCH_CACHE=DIR        prepared source tree + passthrough_ll build (default /var/tmp/custodyfs-bench-cache)
 #   BENCH_OUT=FILE.md      results file (default tests/bench/results.md; chart next to it as .png)
@@ -32,6 +38,8 @@ QUICK=${BENCH_QUICK:-0}
 [[ $QUICK == 0 || -z $QUICK ]] && QUICK=0 || QUICK=1
 REPEAT=${BENCH_REPEAT:-1}
 read -r -a SYSTEMS <<<"${BENCH_SYSTEMS:-${ALL_SYSTEMS[*]}}"
+read -r -a PHASES <<<"${BENCH_PHASES:-stream tree fio meta login}"
+read -r -a FIO_JOBS <<<"${BENCH_FIO_JOBS:-1 4}"
 BASE=${BENCH_DIR:-/var/tmp}
 CACHE=${BENCH_CACHE:-/var/tmp/custodyfs-bench-cache}
 OUT_MD=${BENCH_OUT:-$HERE/results.md}
@@ -44,6 +52,11 @@ else
     MODE=full STREAM_MIB=1024 TREE_KIND=full META_N=10000 FIO_MIB=256 FIO_RUNTIME=15
     PHASE_TIMEOUT=${BENCH_PHASE_TIMEOUT:-900}
 fi
+STREAM_MIB=${BENCH_STREAM_MIB:-$STREAM_MIB}
+FIO_MIB=${BENCH_FIO_MIB:-$FIO_MIB}
+META_N=${BENCH_META_N:-$META_N}
+FIO_RUNTIME=${BENCH_FIO_RUNTIME:-$FIO_RUNTIME}
+TREE_KIND=${BENCH_TREE:-$TREE_KIND}
 
 # The source-tree workloads use a fixed subset of Debian's linux-source
 # tarball: these directories plus the top-level files, in an uncompressed tar
@@ -51,33 +64,48 @@ fi
 TREE_VERSION=v1
 TREE_DIRS_full=(Documentation include kernel fs net mm lib block crypto security ipc init arch/x86)
 TREE_DIRS_quick=(kernel lib mm block crypto security ipc init fs/ext4 fs/btrfs fs/fuse)
+TREE_DIRS_mid=(kernel lib mm block crypto security ipc init fs net/ipv4 net/core drivers/usb)
+TREE_KINDS=(full mid quick)
 
 # Metrics in table order.  DIR: hi = higher is better, lo = lower is better.
 METRICS=(stream_write stream_read stream_copy untar ls_lR md5sum rm_rf
-    randread_1 randread_4 randwrite_1 randwrite_4 create stat unlink peak_rss)
+    randread_1 randread_4 randwrite_1 randwrite_4 create stat unlink mount_time info_time peak_rss)
 declare -A UNIT=(
     [stream_write]=MiB/s [stream_read]=MiB/s [stream_copy]=MiB/s [untar]=s [ls_lR]=s
     [md5sum]=s [rm_rf]=s [randread_1]=IOPS [randread_4]=IOPS [randwrite_1]=IOPS [randwrite_4]=IOPS
-    [create]=ops/s [stat]=ops/s [unlink]=ops/s [peak_rss]=MiB [unmount]="")
+    [create]=ops/s [stat]=ops/s [unlink]=ops/s [mount_time]=s [info_time]=s [peak_rss]=MiB [unmount]="")
 declare -A DIR=(
     [stream_write]=hi [stream_read]=hi [stream_copy]=hi [untar]=lo [ls_lR]=lo
     [md5sum]=lo [rm_rf]=lo
     [randread_1]=hi [randread_4]=hi [randwrite_1]=hi [randwrite_4]=hi
-    [create]=hi [stat]=hi [unlink]=hi [peak_rss]=lo)
+    [create]=hi [stat]=hi [unlink]=hi [mount_time]=lo [info_time]=lo [peak_rss]=lo)
 declare -A SHORT=(
     [stream_write]="seq write" [stream_read]="seq read" [stream_copy]="cp in mount"
     [untar]="untar" [ls_lR]="ls -lR"
     [md5sum]="md5sum" [rm_rf]="rm -rf" [randread_1]="randread 1j" [randread_4]="randread 4j"
     [randwrite_1]="randwrite 1j" [randwrite_4]="randwrite 4j" [create]="create"
-    [stat]="stat" [unlink]="unlink" [peak_rss]="peak RSS" [unmount]="unmount")
+    [stat]="stat" [unlink]="unlink" [mount_time]="mount" [info_time]="info"
+    [peak_rss]="peak RSS" [unmount]="unmount")
 
 # Workload groups run as one unit each (a failure marks the group's metrics n/a).
-PHASES=(stream tree fio meta)
+ALL_PHASES=(stream tree fio meta login)
 declare -A PHASE_METRICS=(
     [stream]="stream_write stream_read stream_copy"
     [tree]="untar ls_lR md5sum rm_rf"
-    [fio]="randread_1 randread_4 randwrite_1 randwrite_4"
-    [meta]="create stat unlink")
+    [fio]="$(for j in "${FIO_JOBS[@]}"; do printf 'randread_%s ' "$j"; done; for j in "${FIO_JOBS[@]}"; do printf 'randwrite_%s ' "$j"; done)"
+    [meta]="create stat unlink"
+    [login]="mount_time info_time")
+
+# the metrics of the selected phases, in table order (peak RSS always)
+active_metrics() {
+    local m p
+    for m in "${METRICS[@]}"; do
+        [[ $m == peak_rss ]] && { echo "$m"; continue; }
+        for p in "${PHASES[@]}"; do
+            [[ " ${PHASE_METRICS[$p]} " == *" $m "* ]] && { echo "$m"; break; }
+        done
+    done
+}
 
 label() {
     local size_stream="$STREAM_MIB MiB"
@@ -94,6 +122,8 @@ label() {
     randread_4) echo "fio 4 KiB random read, $FIO_MIB MiB file, 4 jobs" ;;
     randwrite_1) echo "fio 4 KiB random write, $FIO_MIB MiB file, 1 job" ;;
     randwrite_4) echo "fio 4 KiB random write, $FIO_MIB MiB file, 4 jobs" ;;
+    mount_time) echo "mount after drop_caches (login, verify, until mounted)" ;;
+    info_time) echo "status command after drop_caches (custodyctl info: login + read)" ;;
     create) echo "create $META_N empty files" ;;
     stat) echo "stat $META_N files after remount" ;;
     unlink) echo "unlink $META_N files" ;;
@@ -265,15 +295,16 @@ phase_tree() {
 }
 
 phase_fio() {
+    local j
     wl_fio_layout
-    sys_remount
-    wl_fio_randread 1
-    sys_remount
-    wl_fio_randread 4
-    sys_remount
-    wl_fio_randwrite 1
-    sys_remount
-    wl_fio_randwrite 4
+    for j in "${FIO_JOBS[@]}"; do
+        sys_remount
+        wl_fio_randread "$j"
+    done
+    for j in "${FIO_JOBS[@]}"; do
+        sys_remount
+        wl_fio_randwrite "$j"
+    done
     rm -f "$MNT/fio.dat"
 }
 
@@ -282,6 +313,27 @@ phase_meta() {
     sys_remount
     wl_stat
     wl_unlink
+}
+
+# the cost of a login: a cold mount of the store as the run left it (its
+# history of commits and audit rows included), then the status command
+wl_login() {
+    [[ $SYS == bare ]] && { record mount_time -; record info_time -; return 0; }
+    sys_unmount
+    drop_caches
+    timeit sys_mount
+    record mount_time "$SECS"
+    if declare -F "${SYS}_info" >/dev/null; then
+        drop_caches
+        timeit "${SYS}_info" >/dev/null
+        record info_time "$SECS"
+    else
+        record info_time -
+    fi
+}
+
+phase_login() {
+    wl_login
 }
 
 phase_stop() {
@@ -435,7 +487,7 @@ apt_install() {
 
 tree_cached() {
     local k
-    for k in full quick; do
+    for k in "${TREE_KINDS[@]}"; do
         [[ -s $CACHE/linux-tree-$k-$TREE_VERSION.tar && -s $CACHE/linux-tree-$k-$TREE_VERSION.md5 &&
             -s $CACHE/linux-tree-$k-$TREE_VERSION.info ]] || return 1
     done
@@ -478,8 +530,10 @@ build_tree_cache() {
     xz -dc "$src" | tar -x -C "$tmp" -f -
     top=$(cd "$tmp" && ls -d linux-source-* | head -n1)
     [[ -n $top ]] || die "unexpected layout in $src"
-    for k in full quick; do
-        if [[ $k == full ]]; then dl=("${TREE_DIRS_full[@]}"); else dl=("${TREE_DIRS_quick[@]}"); fi
+    for k in "${TREE_KINDS[@]}"; do
+        local -n kdirs="TREE_DIRS_$k"
+        dl=("${kdirs[@]}")
+        unset -n kdirs
         rm -rf "${tmp:?}/$k"
         mkdir -p "$tmp/$k/linux"
         for d in "${dl[@]}"; do
@@ -586,6 +640,16 @@ agg() {
         }' "$RESULTS"
 }
 
+# agg_range SYS METRIC: "min–max" over the repetitions ("" with fewer than two)
+agg_range() {
+    local lo hi
+    read -r lo hi < <(awk -F'\t' -v s="$1" -v m="$2" '
+        $1 == s && $2 == m && $4 ~ /^[0-9.]+$/ { x = $4 + 0; if (!n++ || x < lo) lo = x; if (x > hi) hi = x }
+        END { if (n > 1) print lo, hi }' "$RESULTS") || true
+    [[ -n ${lo:-} ]] || return 0
+    echo "$(fmt "$2" "$lo")–$(fmt "$2" "$hi")"
+}
+
 fmt() {  # METRIC VALUE
     local v=$2
     [[ $v =~ ^[0-9.]+$ ]] || { [[ $v == - ]] && echo "—" || echo "${v:-n/a}"; return; }
@@ -608,12 +672,12 @@ ratio() {
 selected() { [[ " ${SYSTEMS[*]} " == *" $1 "* ]]; }
 
 write_report() {
-    local m s v cus goc pt row sep cpu disk fuse_ver cus_ver cus_bin_ver
+    local m s v cus goc pt row sep cpu disk fuse_ver cus_ver cus_bin_ver v1_ver
     cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     disk=$(findmnt -n -o SOURCE,FSTYPE -T "$WORK" | awk '{ print $1 " (" $2 ")" }')
     fuse_ver=$(pkg-config --modversion fuse3 2>/dev/null || echo "?")
     cus_ver=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "no commit yet")
-    cus_bin_ver=$("$REPO/custodyfs" -V 2>/dev/null | head -n1 || true)
+    cus_bin_ver=$("${CFS_BIN:-$REPO}/custodyfs" -V 2>/dev/null | head -n1 || true)
     [[ -n $cus_bin_ver ]] || cus_bin_ver="custodyfs (not built)"
     {
         echo "# custodyfs benchmark results"
@@ -626,7 +690,10 @@ write_report() {
         echo "- backing dir: $BASE on $disk, one fresh volume per system and run"
         echo "- source tree: $TREE_DESC — $TREE_FILES files, $TREE_SYMLINKS symlinks, $TREE_MIB MiB, as an uncompressed tar on tmpfs"
         echo "- fio: psync, 4 KiB blocks, --direct=0, --invalidate=1, time-based ${FIO_RUNTIME} s, file of $FIO_MIB MiB laid out and remounted first"
-        echo "- versions: $cus_bin_ver (git $cus_ver); $(gocryptfs -version 2>/dev/null | cut -d';' -f1 || echo 'gocryptfs ?'); libfuse $fuse_ver (passthrough_ll -o writeback); $(fio --version 2>/dev/null)"
+        v1_ver=''
+        selected custodyfs-v1 &&
+            v1_ver="; custodyfs-v1: $("${CFS_V1_BIN:-/nonexistent}/custodyfs" -V 2>/dev/null | head -n1 || echo '?') (git $(git -C "${CFS_V1_BIN:-/}" describe --always --dirty 2>/dev/null || echo '?'), $CFS_V1_BIN)"
+        echo "- versions: $cus_bin_ver (git $cus_ver)$v1_ver; $(gocryptfs -version 2>/dev/null | cut -d';' -f1 || echo 'gocryptfs ?'); libfuse $fuse_ver (passthrough_ll -o writeback); $(fio --version 2>/dev/null)"
         echo "- ratio columns: higher is better for custodyfs (throughputs: custodyfs ÷ other; times and RSS: other ÷ custodyfs)"
         echo
         row="| workload | unit |"
@@ -635,23 +702,57 @@ write_report() {
             row+=" $s |"
             sep+="---:|"
         done
-        row+=" custodyfs vs gocryptfs | custodyfs vs FUSE floor (passthrough_ll) |"
-        sep+="---:|---:|"
+        local others=() o
+        for o in custodyfs-v1 gocryptfs passthrough_ll; do
+            selected "$o" && others+=("$o")
+        done
+        for o in "${others[@]}"; do
+            case $o in
+            custodyfs-v1) row+=" custodyfs vs custodyfs-v1 |" ;;
+            gocryptfs) row+=" custodyfs vs gocryptfs |" ;;
+            passthrough_ll) row+=" custodyfs vs FUSE floor (passthrough_ll) |" ;;
+            esac
+            sep+="---:|"
+        done
         echo "$row"
         echo "$sep"
-        for m in "${METRICS[@]}"; do
+        local -a active
+        mapfile -t active < <(active_metrics)
+        for m in "${active[@]}"; do
             row="| $(label "$m") | ${UNIT[$m]} |"
             for s in "${SYSTEMS[@]}"; do
                 v=$(agg "$s" "$m")
                 row+=" $(fmt "$m" "$v") |"
             done
             cus=$(selected custodyfs && agg custodyfs "$m" || true)
-            goc=$(selected gocryptfs && agg gocryptfs "$m" || true)
-            pt=$(selected passthrough_ll && agg passthrough_ll "$m" || true)
-            row+=" $(ratio "$m" "$cus" "$goc") | $(ratio "$m" "$cus" "$pt") |"
+            for o in "${others[@]}"; do
+                v=$(selected "$o" && agg "$o" "$m" || true)
+                row+=" $(ratio "$m" "$cus" "$v") |"
+            done
             echo "$row"
         done
         echo
+        if ((REPEAT > 1)); then
+            echo "Spread (min–max over the $REPEAT runs):"
+            echo
+            row="| workload |"
+            sep="|---|"
+            for s in "${SYSTEMS[@]}"; do
+                row+=" $s |"
+                sep+="---:|"
+            done
+            echo "$row"
+            echo "$sep"
+            for m in "${active[@]}"; do
+                [[ $m == peak_rss ]] && continue
+                row="| ${SHORT[$m]} |"
+                for s in "${SYSTEMS[@]}"; do
+                    row+=" $(agg_range "$s" "$m") |"
+                done
+                echo "$row"
+            done
+            echo
+        fi
         if awk -F'\t' '$4 == "n/a" { f = 1 } END { exit !f }' "$RESULTS"; then
             echo "## n/a entries"
             echo
@@ -680,8 +781,8 @@ write_chart() {
     for s in "${SYSTEMS[@]}"; do
         [[ $s == passthrough_ll ]] || cols+=("$s")
     done
-    for m in "${METRICS[@]}"; do
-        [[ $m == peak_rss ]] && continue
+    for m in $(active_metrics); do
+        [[ $m == peak_rss || $m == mount_time || $m == info_time ]] && continue
         pt=$(agg passthrough_ll "$m")
         printf '"%s"' "${SHORT[$m]}"
         for s in "${cols[@]}"; do
@@ -735,8 +836,12 @@ main() {
     [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_REPEAT must be a positive integer" >&2; exit 2; }
     local s
     for s in "${SYSTEMS[@]}"; do
-        [[ " ${ALL_SYSTEMS[*]} " == *" $s "* ]] || { echo "bench: unknown system '$s' (known: ${ALL_SYSTEMS[*]})" >&2; exit 2; }
+        [[ " ${KNOWN_SYSTEMS[*]} " == *" $s "* ]] || { echo "bench: unknown system '$s' (known: ${KNOWN_SYSTEMS[*]})" >&2; exit 2; }
     done
+    for s in "${PHASES[@]}"; do
+        [[ " ${ALL_PHASES[*]} " == *" $s "* ]] || { echo "bench: unknown phase '$s' (known: ${ALL_PHASES[*]})" >&2; exit 2; }
+    done
+    [[ " ${TREE_KINDS[*]} " == *" $TREE_KIND "* ]] || { echo "bench: unknown tree '$TREE_KIND' (known: ${TREE_KINDS[*]})" >&2; exit 2; }
     mkdir -p "$BASE" "$CACHE"
     BASE=$(cd "$BASE" && pwd -P)
     case $(stat -f -c %T "$BASE") in
@@ -769,10 +874,10 @@ main() {
         done
     done
 
+    cp "$RESULTS" "$CACHE/last-results.tsv"
     rm -f "$OUT_PNG"
     write_chart
     write_report
-    cp "$RESULTS" "$CACHE/last-results.tsv"
     echo
     cat "$OUT_MD"
     say "done in $(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s; results in $OUT_MD$( ((CHART_OK)) && echo " and $OUT_PNG")"
