@@ -87,6 +87,8 @@ struct ck {
 	uint64_t problems;
 	int repairing;          /* a repair pass: fix, do not report */
 	uint64_t fixed;         /* repairs made in this pass */
+	uint64_t unsure;        /* rows at a signed leaf that are not the
+	                         * signed ones: the tree's shape is unknown */
 };
 
 /*
@@ -282,6 +284,8 @@ static int collect_inode(void *arg, const struct store_inode *in)
 	inode_leaf(in, have);
 	if (!lf || !cipher_memeq(lf->leaf, have, sizeof have)) {
 		c->v[c->n].bad = 1;
+		if (lf)
+			c->unsure++;
 		if (!lf) {
 			/* not an inode of the signed state at all: left out of the
 			 * tree analysis, reported once */
@@ -318,6 +322,8 @@ static int collect_dentry(void *arg, const struct store_dentry *d)
 		            dir_name(c->fs, &p->in, d, name) == 0;
 		if (named)
 			printable(name);
+		if (lf)
+			c->unsure++;
 		snprintf(what, sizeof what, "directory entry %lld%s%.255s%s is not"
 		         " the signed one (%s)", (long long)d->id,
 		         named ? " ('" : "", named ? name : "", named ? "')" : "",
@@ -327,7 +333,7 @@ static int collect_dentry(void *arg, const struct store_dentry *d)
 		                           named ? name : NULL, what);
 	}
 	lf->seen = 1;
-	if (!p || !S_ISDIR(p->in.mode)) {
+	if (!p || (!p->bad && !S_ISDIR(p->in.mode))) {
 		snprintf(what, sizeof what, "directory entry %lld: its directory"
 		         " %llu does not exist", (long long)d->id,
 		         (unsigned long long)d->parent);
@@ -335,7 +341,15 @@ static int collect_dentry(void *arg, const struct store_dentry *d)
 			return -ENOMEM;
 		return add_dangling(c, d);
 	}
-	if (p->bad || dir_name(c->fs, &p->in, d, name)) {
+	if (p->bad) {
+		/* a signed entry of a directory whose row is not the signed
+		 * one: neither dangling nor counted (the directory is reported) */
+		snprintf(what, sizeof what, "directory entry %lld: its directory"
+		         " %llu is not the signed one", (long long)d->id,
+		         (unsigned long long)d->parent);
+		return problem_later(c, d->parent, what);
+	}
+	if (dir_name(c->fs, &p->in, d, name)) {
 		snprintf(what, sizeof what, "directory entry %lld fails"
 		         " authentication (name or target tampered with)",
 		         (long long)d->id);
@@ -849,6 +863,9 @@ static int repair_tree(struct ck *c)
 		struct ck_inode *ci = &c->v[i];
 		if (ci->bad || ci->path || ci->links)
 			continue; /* forged, reachable, or inside an orphan */
+		if (c->unsure && ci->in.nlink)
+			continue; /* its entry may be one that is not the signed
+			           * row: left where it is (check_pass) */
 		if (ci->in.nlink == 0) {
 			rc = inode_maybe_free(c->fs, ci->in.ino, 0);
 			if (!rc)
@@ -1011,6 +1028,13 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 		report_later(&c, &c.later[i]);
 	if (!repairing && (rc = check_strays(&c)))
 		goto out;
+	/* A row at a leaf of the signed state that is not the signed one (an
+	 * edited or replaced inode or entry) hides part of the tree: which
+	 * inode its entries name, whether it is a directory. Counting around
+	 * it would take a planted row for evidence, so a repair then changes
+	 * nothing that depends on the tree's shape (no orphan is adopted, no
+	 * link or entry count rewritten, no entry of it dropped): the row is
+	 * reported, and put back it settles everything again. */
 	if (repairing) {
 		if ((rc = repair_tree(&c)) || c.fixed)
 			goto out; /* the next pass recounts the changed tree */
@@ -1038,6 +1062,8 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 			        ? "orphan: unlinked while open when a session ended"
 			        : "orphan: not reachable from the root");
 		}
+		if (repairing && c.unsure)
+			goto counted; /* counts left alone (see above) */
 		if (S_ISDIR(ci->in.mode)) {
 			want = 2 + ci->subdirs;
 			if (ci->in.ino != STORE_ROOT_INO && ci->parents > 1)
@@ -1067,6 +1093,7 @@ static int check_pass(struct fs *fs, const struct fs_check_ops *ops,
 				fixed(&c, ci->in.ino, ci->path, what);
 			}
 		}
+	counted:
 		if (S_ISREG(ci->in.mode) || S_ISLNK(ci->in.mode)) {
 			if ((rc = check_file(&c, ci)))
 				goto out;
