@@ -46,6 +46,11 @@ mnt() {
 	fi
 	return $st
 }
+expect_out() {
+	local d=$1 want=$2; shift 2
+	"$@" >"$T/.stderr" 2>&1; local got=$?
+	if [ "$got" == "$want" ]; then ok "$d"; else fail "$d: exit $got, want $want ($(head -c 300 "$T/.stderr"))"; fi
+}
 unmount_any() { if grep -q " $MNT fuse" /proc/mounts; then t_umount || fusermount3 -u "$MNT"; fi; }
 # intact DESC: every pristine file reads back exactly on the admin's mount
 intact() {
@@ -104,5 +109,50 @@ check_not "edited entry row: nothing adopted" grep -q "^repaired: .*lost+found" 
 q "UPDATE dentries SET ino=$SAVE WHERE id=$DID"
 expect_status "edited entry row: put back, check is clean" 0 ctl check
 intact "edited entry row"
+
+# ==== (2) an older file forked, then put in the store's place ====
+# The reader saved a copy; the store went on (witnessed by syslog). The
+# reader opens the saved copy at a path of its own (their local state has
+# seen the store, so the copy forks: their own signed commit starts a new
+# instance, with syslog off on their side), and puts it in the store's
+# place. A host that never saw the store checks it against the witness:
+# the witness saw the instance this file left go on past where it left
+# it, so the file is an older copy (exit 4), not the store.
+fresh
+LOG=$T/witness.log
+python3 - "$T/log.sock" "$LOG" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", 0) as f:
+    while True:
+        f.write(s.recv(65536) + b"\n")
+PY
+LP=$!
+trap 'kill $LP 2>/dev/null; t_cleanup' EXIT
+for k in $(seq 50); do [ -S "$T/log.sock" ] && break; sleep 0.1; done
+WCONF=$T/witness.ini
+cp "$CONF" "$WCONF"
+printf '[audit]\nsyslog = on\nsyslog_socket = %s\n' "$T/log.sock" >> "$WCONF"
+wctl() { "$CUSTODYCTL" -s "$STORE" -u admin -c "$WCONF" --passfile "$PASSFILE" "$@"; }
+rdr_ctl() { XDG_STATE_HOME=$T/rdr-state "$CUSTODYCTL" -s "$1" -u rdr -c "$CONF" --passfile "$T/rdr.pass" info > /dev/null 2>&1; }
+expect_status "forked rollback: the admin works on the store (witnessed)" 0 wctl info
+check "forked rollback: the reader opens the store" rdr_ctl "$STORE"
+cp "$STORE" "$T/saved.db"
+"$CUSTODYFS" -u bob -c "$WCONF" --passfile "$T/bob.pass" "$STORE" "$MNT" && { T_MOUNTS+=("$MNT"); t_track "$MNT"; }
+check "forked rollback: bob mounts (witnessed)" mountpoint -q "$MNT"
+rm -f "$MNT/keep.txt"; printf 'later\n' > "$MNT/later.txt"; sync
+unmount_any
+expect_status "forked rollback: the genuine store verifies against the witness" 0 wctl audit verify --witness "$LOG"
+cp "$T/saved.db" "$T/fork.db"
+check "forked rollback: the reader opens the saved copy (it forks)" rdr_ctl "$T/fork.db"
+check "forked rollback: the copy is an instance of its own" test \
+	"$(sqlite3 "$T/fork.db" "SELECT hex(substr(body, 278, 16)) FROM ledger ORDER BY seq DESC LIMIT 1")" != \
+	"$(sqlite3 "$T/saved.db" "SELECT hex(substr(body, 278, 16)) FROM ledger ORDER BY seq DESC LIMIT 1")"
+cp "$T/fork.db" "$STORE"; rm -f "$STORE-wal" "$STORE-shm"
+export XDG_STATE_HOME=$T/fresh-host
+expect_out "forked rollback: plain audit verify passes (the file alone cannot tell)" 0 wctl audit verify
+expect_out "forked rollback: audit verify --witness finds an older copy" 4 wctl audit verify --witness "$LOG"
+check "forked rollback: the line says it is an older copy" grep -q "it is an older copy" "$T/.stderr"
 
 t_finish
