@@ -1442,15 +1442,17 @@ int store_purge_queue(struct store *s, uint64_t ino)
 int store_purge_next(struct store *s, uint64_t *ino)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_PURGE_NEXT,
-	        "SELECT ino FROM purge ORDER BY ino LIMIT 1");
+	        /* inode numbers only: a number no inode can have (0 or
+	         * negative, planted) would be handed out as another and never
+	         * leave the queue, and the purge would go round for ever */
+	        "SELECT ino FROM purge WHERE ino > 0 ORDER BY ino LIMIT 1");
 	int rc;
 
 	if (!st)
 		return -EIO;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		int64_t v = sqlite3_column_int64(st, 0);
-		*ino = v > 0 ? (uint64_t)v : 0;
+		*ino = (uint64_t)sqlite3_column_int64(st, 0);
 		rc = 0;
 	} else
 		rc = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);

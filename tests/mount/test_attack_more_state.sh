@@ -110,6 +110,34 @@ q "UPDATE dentries SET ino=$SAVE WHERE id=$DID"
 expect_status "edited entry row: put back, check is clean" 0 ctl check
 intact "edited entry row"
 
+# ==== (3) a purge queue entry that is no inode number ====
+# Anyone who can write the file plants a purge row of 0 or a negative
+# number. The queue is advisory, but the purge must not go round for
+# ever on it: the daemon must still finish its unmount (and free the
+# store's write lock), and compact must end.
+for v in -1 0 -9223372036854775808; do
+	fresh
+	q "INSERT INTO purge VALUES($v)"
+	if mnt admin 2> "$T/.merr"; then
+		cat "$MNT/keep.txt" > /dev/null
+		pid=$(t_pid)
+		fusermount3 -u "$MNT"
+		gone=0
+		for k in $(seq 100); do
+			st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || { gone=1; break; }
+			[ -z "$st" ] || [ "$st" = Z ] && { gone=1; break; }
+			sleep 0.05
+		done
+		expect_eq "purge row $v: the daemon ends after the unmount" 1 "$gone"
+		[ "$gone" = 1 ] || kill -9 "$pid" 2> /dev/null
+	else
+		fail "purge row $v: admin cannot mount: $(head -c 200 "$T/.merr")"
+	fi
+	expect_status "purge row $v: compact ends" 0 timeout 20 "$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$PASSFILE" compact
+	expect_status "purge row $v: the store opens afterwards (not held)" 0 ctl info
+	intact "purge row $v"
+done
+
 # ==== (2) an older file forked, then put in the store's place ====
 # The reader saved a copy; the store went on (witnessed by syslog). The
 # reader opens the saved copy at a path of its own (their local state has
