@@ -247,8 +247,10 @@ int store_dentry_each(struct store *s, uint64_t parent, int64_t after,
 int store_dentry_all(struct store *s,
                      int (*fn)(void *arg, const struct store_dentry *d),
                      void *arg);
-/* One entry naming ino (to find a parent), -ENOENT if none. */
-int store_dentry_of_ino(struct store *s, uint64_t ino,
+/* The entry naming ino with the lowest id above after_id (to find a
+ * parent; rows may be planted: the caller verifies each and asks again
+ * from its id), -ENOENT if none. */
+int store_dentry_of_ino(struct store *s, uint64_t ino, int64_t after_id,
                         struct store_dentry *out);
 
 /* ---- content blocks ---- */

@@ -18,6 +18,7 @@
  * row: a listing that finds fewer entries says -EIO, and check names them.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "bytes.h"
@@ -52,6 +53,20 @@ int dir_verify(struct fs *fs, const struct store_dentry *d)
 		return rc == -EINVAL ? -EIO : rc;
 	dentry_leaf(d, have);
 	return cipher_memeq(want, have, sizeof have) ? 0 : -EIO;
+}
+
+int dir_entry_of(struct fs *fs, uint64_t ino, struct store_dentry *out)
+{
+	int64_t after = INT64_MIN;
+	int rc, seen = 0;
+
+	while ((rc = store_dentry_of_ino(fs->s, ino, after, out)) == 0) {
+		if ((rc = dir_verify(fs, out)) != -EIO)
+			return rc;
+		seen = 1;
+		after = out->id;
+	}
+	return rc == -ENOENT && seen ? -EIO : rc;
 }
 
 static int name_keys(struct fs *fs, const struct store_inode *dir,

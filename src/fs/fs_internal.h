@@ -263,6 +263,10 @@ void inode_cache_clear(struct fs *fs);
 void dentry_leaf(const struct store_dentry *d, uint8_t leaf[MTREE_HASH_BYTES]);
 /* Check a dentry row against the entry tree: 0 or -EIO. */
 int dir_verify(struct fs *fs, const struct store_dentry *d);
+/* The first signed entry naming ino (its parent's), rows that are not
+ * the signed ones (planted beside it) passed over: 0, -ENOENT if no row
+ * names it, -EIO if none that does is signed. */
+int dir_entry_of(struct fs *fs, uint64_t ino, struct store_dentry *out);
 /* Find name in dir; fills *d on success. */
 int dir_find(struct fs *fs, const struct store_inode *dir, const char *name,
              struct store_dentry *d);

@@ -496,12 +496,10 @@ static int is_within(struct fs *fs, uint64_t ino, uint64_t ancestor)
 	while (ino != STORE_ROOT_INO && depth++ < 100000) {
 		if (ino == ancestor)
 			return 1;
-		rc = store_dentry_of_ino(fs->s, ino, &d);
+		rc = dir_entry_of(fs, ino, &d);
 		if (rc == -ENOENT)
 			return 0;
 		if (rc)
-			return rc;
-		if ((rc = dir_verify(fs, &d)))
 			return rc;
 		ino = d.parent;
 	}
@@ -989,8 +987,7 @@ int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	}
 	if (off < 2) {
 		uint64_t up = ino;
-		if (ino != STORE_ROOT_INO && store_dentry_of_ino(fs->s, ino, &pd) == 0 &&
-		    dir_verify(fs, &pd) == 0)
+		if (ino != STORE_ROOT_INO && dir_entry_of(fs, ino, &pd) == 0)
 			up = pd.parent;
 		if (fill(arg, "..", up, S_IFDIR, 2))
 			goto out;

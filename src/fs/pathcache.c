@@ -37,7 +37,7 @@ static void path_walk(struct fs *fs, uint64_t ino, char *buf, size_t cap)
 		struct store_inode dir;
 		size_t n;
 
-		if (store_dentry_of_ino(fs->s, cur, &d) || dir_verify(fs, &d) ||
+		if (dir_entry_of(fs, cur, &d) ||
 		    inode_load(fs, d.parent, &dir) || dir_name(fs, &dir, &d, name)) {
 			snprintf(buf, cap, "<ino %llu>", (unsigned long long)ino);
 			return;

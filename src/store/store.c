@@ -1757,16 +1757,18 @@ int store_dentry_all(struct store *s,
 	return dentry_iterate(s, st, fn, arg, 1);
 }
 
-int store_dentry_of_ino(struct store *s, uint64_t ino,
+int store_dentry_of_ino(struct store *s, uint64_t ino, int64_t after_id,
                         struct store_dentry *out)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_DENTRY_OF_INO,
-	        "SELECT " DENTRY_COLS " FROM dentries WHERE ino=? LIMIT 1");
+	        "SELECT " DENTRY_COLS " FROM dentries WHERE ino=? AND id>?"
+	        " ORDER BY id LIMIT 1");
 	int rc;
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, after_id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		rc = dentry_from_row(st, out);

@@ -552,7 +552,7 @@ static void store_readers(void)
 		store_block_each(s, i, each_block, &x);
 		store_xattr_each(s, i, each_xattr, &x);
 		store_dentry_each(s, i, 0, each_dentry, &x);
-		store_dentry_of_ino(s, i, &d);
+		store_dentry_of_ino(s, i, INT64_MIN, &d);
 		store_block_next(s, i, 0, &y);
 		store_mtree_each(s, MTREE_BLOCKS, i, each_group, &x);
 	}

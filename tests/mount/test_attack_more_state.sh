@@ -138,6 +138,32 @@ for v in -1 0 -9223372036854775808; do
 	intact "purge row $v"
 done
 
+# ==== (4) an entry planted beside a file's or a directory's own ====
+# Anyone who can write the file inserts entry rows naming an inode, with
+# ids below its signed entry's (any directory, any name). Lookups by name
+# never see them, but what walks up from an inode to its parent (the
+# path each audit row names, rename's loop check, readdir's "..") must
+# take the signed entry, not the first row: else every later row of that
+# file says "<ino N>" and `audit list --path` no longer finds it (a
+# writer hiding their own writes), and renames into the directory fail.
+fresh
+q "INSERT INTO dentries(id, parent, tag, key_version, name, ino) VALUES
+	(-7, 999999, randomblob(32), 1, randomblob(40), $(i d/b)),
+	(0, $(i d), randomblob(32), 1, randomblob(40), $(i d/sub))"
+check "planted parent entries: bob mounts" mnt bob
+printf 'appended\n' >> "$MNT/d/b"
+check "planted parent entries: a rename into the directory works" mv "$MNT/keep.txt" "$MNT/d/sub/keep.txt"
+check "planted parent entries: and out again" mv "$MNT/d/sub/keep.txt" "$MNT/keep.txt"
+expect_eq "planted parent entries: '..' of d/sub is d" "$(i d)" "$(stat -c %i "$MNT/d/sub/..")"
+unmount_any
+expect_eq "planted parent entries: the write's row names the file's path" "/d/b" \
+	"$(ctl audit list --json --op write | jq -r 'map(select(.ino == '"$(i d/b)"'))[-1].path')"
+check "planted parent entries: audit list --path finds the write" \
+	sh -c "'$CUSTODYCTL' -s '$STORE' -u admin -c '$CONF' --passfile '$PASSFILE' audit list --json --op write --path /d/b | jq -e 'length > 1' > /dev/null"
+ctl check > "$T/check.out" 2>&1
+expect_eq "planted parent entries: check exit 4" 4 "$?"
+check "planted parent entries: check names the planted rows" grep -q "directory entry -7 is not the signed one" "$T/check.out"
+
 # ==== (2) an older file forked, then put in the store's place ====
 # The reader saved a copy; the store went on (witnessed by syslog). The
 # reader opens the saved copy at a path of its own (their local state has

@@ -586,9 +586,9 @@ static void test_dentries(struct store *s)
 	CHECK_EQ(store_dentry_all(s, count_cb, &n), 0);
 	CHECK_EQ(n, 4);
 
-	CHECK_EQ(store_dentry_of_ino(s, 602, &got), 0);
+	CHECK_EQ(store_dentry_of_ino(s, 602, INT64_MIN, &got), 0);
 	CHECK_EQ(got.parent, 500);
-	CHECK_EQ(store_dentry_of_ino(s, 999, &got), -ENOENT);
+	CHECK_EQ(store_dentry_of_ino(s, 999, INT64_MIN, &got), -ENOENT);
 
 	/* rename in place: same id */
 	CHECK_EQ(store_dentry_get(s, 500, tag, &got), 0);
