@@ -85,65 +85,60 @@ static int field(const char *line, const char *key, char *out, size_t n)
 }
 
 /*
- * The store instances of this file's chain, newest first: each a run of
- * commits from first to last (an instance is made once, at a fork, so its
- * commits are one run; each run's start is found by bisection). A copy
- * that forked from instance X at commit M holds X's commits up to M only.
+ * The store instances of this file's chain, as runs of consecutive
+ * commits (oldest first). A copy that forked from instance X at commit M
+ * holds X's commits up to M only; a signer may also switch back to an
+ * instance it left, so every run is kept, each found by one pass.
  */
-#define WITNESS_RUNS 256
 struct run {
 	uint8_t instance[16];
 	int64_t first, last;
 };
 
-static int instance_at(struct store *s, int64_t seq, struct ledger_commit *c,
-                       uint8_t out[16])
-{
-	int rc = ledger_read(s, seq, c);
-
-	if (!rc)
-		memcpy(out, c->st.instance, 16);
-	return rc;
-}
-
 static int runs_of(struct store *s, int64_t first, int64_t head,
-                   struct ledger_commit *c, struct run *r, size_t *n)
+                   struct ledger_commit *c, struct run **out, size_t *n)
 {
-	int64_t cur = head;
-	uint8_t inst[16];
+	struct run *r = NULL;
+	size_t cap = 0;
 	int rc;
 
 	*n = 0;
-	while (cur >= first && *n < WITNESS_RUNS) {
-		int64_t lo = first, hi = cur;
-		if ((rc = instance_at(s, cur, c, r[*n].instance)))
+	for (int64_t seq = first; seq <= head; seq++) {
+		if ((rc = ledger_read(s, seq, c))) {
+			free(r);
 			return rc;
-		while (lo < hi) {
-			int64_t mid = lo + (hi - lo) / 2;
-			if ((rc = instance_at(s, mid, c, inst)))
-				return rc;
-			if (!memcmp(inst, r[*n].instance, 16))
-				hi = mid;
-			else
-				lo = mid + 1;
 		}
-		r[*n].first = lo;
-		r[*n].last = cur;
+		if (*n && !memcmp(r[*n - 1].instance, c->st.instance, 16)) {
+			r[*n - 1].last = seq;
+			continue;
+		}
+		if (*n == cap) {
+			struct run *g = realloc(r, (cap ? 2 * cap : 8) * sizeof *r);
+			if (!g) {
+				free(r);
+				return -ENOMEM;
+			}
+			r = g;
+			cap = cap ? 2 * cap : 8;
+		}
+		memcpy(r[*n].instance, c->st.instance, 16);
+		r[*n].first = r[*n].last = seq;
 		(*n)++;
-		cur = lo - 1;
 	}
+	*out = r;
 	return 0;
 }
 
-/* The run of instance (hex) in r, or NULL. */
-static const struct run *run_find(const struct run *r, size_t n,
-                                  const char *hex)
+/* A run of instance (hex) that starts before seq: the file was that
+ * instance before seq (NULL if it never was). */
+static const struct run *run_before(const struct run *r, size_t n,
+                                    const char *hex, int64_t seq)
 {
 	char h[33];
 
 	for (size_t i = 0; i < n; i++) {
 		cipher_hex(h, r[i].instance, 16);
-		if (!strcmp(h, hex))
+		if (r[i].first < seq && !strcmp(h, hex))
 			return &r[i];
 	}
 	return NULL;
@@ -157,14 +152,14 @@ int witness_verify(struct store *s, const struct ledger_commit *head,
 	struct ledger_commit *c = malloc(sizeof *c);
 	char *line = NULL, id[33], inst[33], seq_s[24], h[65];
 	char want_id[33], want_inst[33], have[65];
-	struct run *runs = malloc(WITNESS_RUNS * sizeof *runs);
+	struct run *runs = NULL;
 	const struct run *left;
 	size_t cap = 0, nruns = 0;
 	int64_t first = 0;
 	int rc = 0;
 
 	memset(rep, 0, sizeof *rep);
-	if (!f || !c || !runs) {
+	if (!f || !c) {
 		rc = f ? -ENOMEM : -errno;
 		snprintf(why, whylen, "cannot read the witness '%s': %s", path,
 		         strerror(-rc));
@@ -174,7 +169,7 @@ int witness_verify(struct store *s, const struct ledger_commit *head,
 	cipher_hex(want_inst, head->st.instance, 16);
 	if (store_ledger_first(s, &first))
 		first = 1;
-	if ((rc = runs_of(s, first, head->seq, c, runs, &nruns))) {
+	if ((rc = runs_of(s, first, head->seq, c, &runs, &nruns))) {
 		snprintf(why, whylen, "cannot read the store's commit records: %s",
 		         strerror(rc < 0 ? -rc : rc));
 		goto out;
@@ -196,7 +191,7 @@ int witness_verify(struct store *s, const struct ledger_commit *head,
 		}
 		if (seq > head->seq) {
 			if (strcmp(inst, want_inst)) {
-				if ((left = run_find(runs, nruns, inst)))
+				if ((left = run_before(runs, nruns, inst, seq)))
 					goto went_on;
 				rep->other++;
 				continue;
@@ -221,8 +216,7 @@ int witness_verify(struct store *s, const struct ledger_commit *head,
 				/* another instance's commit at that seq: a copy's own,
 				 * unless this file was that instance before: then the
 				 * instance went on after this file left it */
-				if ((left = run_find(runs, nruns, inst)) &&
-				    left->last < seq)
+				if ((left = run_before(runs, nruns, inst, seq)))
 					goto went_on;
 				rep->other++;
 				continue;
@@ -236,13 +230,15 @@ int witness_verify(struct store *s, const struct ledger_commit *head,
 		rep->checked++;
 		continue;
 	went_on:
-		/* the file left this instance at commit left->last (a copy
-		 * forked there); the store went on: this file is an older copy,
-		 * wherever it stands (in the store's place, a rollback) */
+		/* the file was this instance before seq, and at seq it holds
+		 * another instance's commit: it left the instance (a copy
+		 * forked there) and the store went on without it: an older
+		 * copy, wherever it stands (in the store's place, a rollback) */
 		snprintf(why, whylen, "the witness saw commit %lld of store instance"
 		         " %.8s..., which this file left at commit %lld: it is an"
 		         " older copy of the store (a backup, or a rolled-back file"
-		         " that forked)", (long long)seq, inst, (long long)left->last);
+		         " that forked)", (long long)seq, inst,
+		         (long long)(left->last < seq ? left->last : seq - 1));
 		rc = -ESTALE;
 		break;
 	}

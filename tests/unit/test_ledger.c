@@ -25,6 +25,7 @@
 #include "session.h"
 #include "store.h"
 #include "unit.h"
+#include "witness.h"
 /* white box: plain SQL on the store's connection (the file writer) */
 #include "../../src/store/store_internal.h"
 
@@ -718,6 +719,88 @@ static void test_own_credential(void)
 	         -EBADMSG);
 }
 
+/*
+ * The witness against a file whose chain left an instance: a reader's
+ * session forks (FORK, a new instance) and later forks back to the old
+ * instance's id. The witness saw the old instance go on at the seqs
+ * where the file holds the fork's commits: the file is an older copy
+ * (-ESTALE), however the instances of its chain run.
+ */
+static void test_witness_forks(void)
+{
+	struct ledger_commit *c = malloc(sizeof *c), *prev = malloc(sizeof *prev);
+	struct ledger_state st;
+	struct witness_report rep;
+	struct store *s = adm.s;
+	char why[300], path[300], id[33], inst[33], h[65];
+	int64_t h0;
+	FILE *f;
+
+	if (!c || !prev) {
+		free(c);
+		free(prev);
+		CHECK(0);
+		return;
+	}
+	refresh();
+	*prev = adm.head;
+	h0 = prev->seq;
+	snprintf(path, sizeof path, "%s/witness.log", e.dir);
+	cipher_hex(id, prev->store_id, 16);
+	cipher_hex(inst, prev->st.instance, 16);
+	CHECK_EQ(store_begin(s), 0);
+	/* h0+1, h0+2: the fork's; h0+3, h0+4: back to the old instance */
+	for (int k = 1; k <= 4; k++) {
+		st = prev->st;
+		if (k == 1) {
+			st.instance[0] ^= 0x5a;
+			st.flags = LEDGER_FORK;
+		} else if (k == 3) {
+			memcpy(st.instance, adm.head.st.instance, 16);
+			st.flags = LEDGER_FORK;
+		} else
+			st.flags = 0;
+		CHECK_EQ(ledger_append(s, adm.r->store_id, prev, &st, &rd.ss, 1, NULL,
+		                       0, c), 0);
+		*prev = *c;
+	}
+	/* the witness: the head the file shares, then the old instance's
+	 * own commits h0+1 and h0+2, which the file does not hold */
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (f) {
+		cipher_hex(h, adm.head.hash, 32);
+		fprintf(f, "<85>Dec  1 00:00:00 custodyfs[1]: commit store=%s"
+		        " instance=%s seq=%lld hash=%s audit=0:00\n", id, inst,
+		        (long long)h0, h);
+		for (int k = 1; k <= 2; k++) {
+			memset(h, 'a' + k, 64);
+			h[64] = 0;
+			fprintf(f, "<85>Dec  1 00:00:0%d custodyfs[1]: commit store=%s"
+			        " instance=%s seq=%lld hash=%s audit=0:00\n", k, id, inst,
+			        (long long)(h0 + k), h);
+		}
+		fclose(f);
+		why[0] = 0;
+		CHECK_EQ(witness_verify(s, prev, path, &rep, why, sizeof why), -ESTALE);
+		CHECK(strstr(why, "older copy") != NULL);
+		/* the witness of the fork's own instance only: a copy's */
+		f = fopen(path, "w");
+		if (f) {
+			cipher_hex(h, adm.head.hash, 32);
+			fprintf(f, "commit store=%s instance=%s seq=%lld hash=%s\n", id,
+			        inst, (long long)h0, h);
+			fclose(f);
+		}
+		CHECK_EQ(witness_verify(s, prev, path, &rep, why, sizeof why), 0);
+		CHECK_EQ(rep.checked, 1);
+		unlink(path);
+	}
+	store_rollback(s);
+	free(c);
+	free(prev);
+}
+
 int main(void)
 {
 	struct unlock_opts ord, owr, ovi;
@@ -749,6 +832,7 @@ int main(void)
 		test_stale();
 		test_own_credential();
 		test_rules(victim);
+		test_witness_forks();
 	}
 	if (rd.s)
 		unlock_free(&rd);
