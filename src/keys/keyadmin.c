@@ -16,6 +16,7 @@
 #include "grant.h"
 #include "keyadmin.h"
 #include "keyring.h"
+#include "ledger.h"
 #include "rights.h"
 #include "session.h"
 #include "store.h"
@@ -346,6 +347,7 @@ int keyadmin_authority_rotate(struct store *s, struct rights *r,
 	cipher_sign_keypair(pk, sk);
 	if ((rc = rights_chain_extend(s, r->store_id, r->epoch,
 	                              admin->authority_sk, pk)) ||
+	    (rc = ledger_base_resign(s, r, r->epoch + 1, sk)) ||
 	    (rc = grant_revoke(s, -1, -1, GRANT_AUTHORITY)))
 		goto out;
 	r->epoch++;
