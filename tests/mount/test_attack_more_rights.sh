@@ -121,4 +121,92 @@ check "after the demotion: admin mounts" mnt admin
 expect_eq "after the demotion: a kept file reads back" "after the cut" "$(cat "$MNT/p4.txt" 2>/dev/null)"
 unmount_any
 
+# ==== (2) a session id used again, on a shared mount ====
+# A request on an open file is served by the session that opened it, named
+# by its id (the file handle). The store hands out ids as max(id) + 1: a
+# file writer who deletes the newest sessions rows makes the next login get
+# an id an ended session had, and a descriptor that session opened then
+# acts under the new one (another uid, another store user). Within a
+# daemon's life an id must never come twice.
+mu_cleanup() {
+	local p
+	for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
+	t_cleanup
+	for p in "${MADE[@]}"; do userdel "$p" 2>/dev/null; done
+	[ -n "$HAVE_LOCK" ] && rm -rf "$LOCK"
+}
+BG=(); MADE=(); HAVE_LOCK=
+LOCK=/run/lock/custodyfs-test_attack_more_rights
+TAG="custodyfs test user (test_attack_more_rights)"
+take_lock() {
+	local i p
+	for i in $(seq 1200); do
+		if mkdir "$LOCK" 2>/dev/null; then echo $$ > "$LOCK/pid"; HAVE_LOCK=1; return 0; fi
+		p=$(cat "$LOCK/pid" 2>/dev/null)
+		if [ -n "$p" ] && ! kill -0 "$p" 2>/dev/null; then rm -rf "$LOCK"; continue; fi
+		sleep 0.1
+	done
+	return 1
+}
+if [ "$(id -u)" != 0 ]; then
+	fail "section 2 needs root (useradd, allow_other)"
+elif ! take_lock; then
+	fail "another run holds $LOCK"
+else
+	trap mu_cleanup EXIT
+	for u in cfsm_b cfsm_c; do
+		if getent passwd "$u" >/dev/null; then
+			[ "$(getent passwd "$u" | cut -d: -f5)" = "$TAG" ] && userdel "$u" 2>/dev/null
+		fi
+		useradd -M -s /usr/sbin/nologin -c "$TAG" "$u" && MADE+=("$u")
+	done
+	chmod 711 "$T"
+	fresh
+	for n in bob carol; do pf "$n" "$n-Secret-Phrase-9"; done
+	expect_status "add bob (writer)" 0 ctl user add bob --role writer --new-passfile "$T/bob.pass"
+	expect_status "add carol (writer)" 0 ctl user add carol --role writer --new-passfile "$T/carol.pass"
+	chown cfsm_b "$T/bob.pass"; chown cfsm_c "$T/carol.pass"
+	check "shared mount as root" mnt admin -o allow_other
+	mkdir -m 777 "$MNT/shared"
+	printf 'original\n' > "$MNT/shared/f.txt"; chmod 666 "$MNT/shared/f.txt"
+	ulogin() { runuser -u "$1" -- "$CUSTODYCTL" -u "$2" --passfile "$T/$2.pass" login -m "$MNT"; }
+	expect_status "uid cfsm_b logs in as bob" 0 ulogin cfsm_b bob
+	# bob's uid opens the file for writing and keeps the descriptor
+	mkdir -m 777 "$T/ipc"
+	runuser -u cfsm_b -- python3 -c '
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+open(sys.argv[3], "w").write("open\n")
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+try:
+    os.pwrite(fd, b"written by bob after his logout\n", 0)
+    os.fsync(fd)
+    r = "ok"
+except OSError as e:
+    r = "errno %d" % e.errno
+open(sys.argv[3], "w").write(r + "\n")
+' "$MNT/shared/f.txt" "$T/ipc/go" "$T/ipc/wrote" 2>/dev/null &
+	BG+=($!)
+	for i in $(seq 100); do [ -s "$T/ipc/wrote" ] && break; sleep 0.05; done
+	expect_eq "bob's descriptor is open" "open" "$(cat "$T/ipc/wrote" 2>/dev/null)"
+	BOBID=$(uid_of bob)
+	X=$(q "SELECT max(id) FROM sessions WHERE user_id=$BOBID AND kind='login'")
+	runuser -u cfsm_b -- "$CUSTODYCTL" logout -m "$MNT" >/dev/null 2>&1
+	sleep 2.5 # the daemon's tick frees the ended session
+	# the attacker (bob, who writes the store file) deletes the newest
+	# sessions rows: the next login's id is bob's old one
+	q "DELETE FROM sessions WHERE id >= $X"
+	ulogin cfsm_c carol >/dev/null 2>"$T/.stderr"
+	CX=$(q "SELECT coalesce(max(id), 0) FROM sessions WHERE user_id=$(uid_of carol) AND kind='login'")
+	t_log "bob's session was $X; carol's login: $(head -c 200 "$T/.stderr") (session ${CX:-none})"
+	touch "$T/ipc/go"
+	for i in $(seq 100); do [ "$(cat "$T/ipc/wrote" 2>/dev/null)" != open ] && break; sleep 0.05; done
+	r=$(cat "$T/ipc/wrote" 2>/dev/null)
+	check_not "bob's descriptor does not write after his logout (got: $r)" test "$r" = ok
+	expect_eq "the file is as it was" "original" "$(head -n 1 "$MNT/shared/f.txt" 2>/dev/null)"
+	check_not "no session of carol's has bob's old id" test "$CX" = "$X"
+	unmount_any
+fi
+
 t_finish
