@@ -98,6 +98,10 @@ struct unlocked {
 	                             * nothing recorded; the command's exit
 	                             * status is EXIT_DAMAGE */
 	int in_tx;
+	/* the highest session id this process started, its own and (a
+	 * daemon) its users': every later one must be above it, or a file
+	 * handle naming an ended session would name the new one */
+	int64_t sid_high;
 	/* the credential the open transaction changes (0: none, -1: several)
 	 * and its leaf before, for the next commit's proof */
 	int64_t cred_user;

@@ -953,6 +953,7 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		st = rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 		goto fail;
 	}
+	u->sid_high = u->ss->id;
 	if ((rc = unlock_finish(u, "login", o->kind ? o->kind : "ctl", 0))) {
 		fprintf(stderr, "%s: cannot record the login in '%s': %s\n",
 		        o->prog, o->store, rc == -EBUSY ? "store is busy"
@@ -1185,6 +1186,15 @@ int unlock_other_start(struct unlocked *u, struct unlock_other *p,
 	if (!rc) {
 		p->ss->uid = w->uid;
 		rc = session_start(p->ss, u->s, u->r, "login", w->pid);
+		/* ids are max + 1 of the sessions table: one that comes again
+		 * (its newest rows deleted) would give this login an ended
+		 * session's open files */
+		if (!rc && p->ss->id <= u->sid_high) {
+			snprintf(why, whylen, "the store's sessions table lost rows"
+			         " (session id %lld was handed out before)",
+			         (long long)p->ss->id);
+			rc = -EBADMSG;
+		}
 	}
 	if (!rc && p->has_upd)
 		rc = put_cred(u, &p->upd);
@@ -1199,6 +1209,7 @@ int unlock_other_start(struct unlocked *u, struct unlock_other *p,
 	}
 	if ((rc = unlock_finish(u, NULL, NULL, 0)))
 		return rc;
+	u->sid_high = p->ss->id;
 	session_forget_identity(p->ss);
 	*out = p->ss;
 	p->ss = NULL;
