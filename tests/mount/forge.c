@@ -11,6 +11,9 @@
  *     sign a prune record ("ledger_base") naming a commit of the forger's
  *     own making at SEQ that copies the file's current signed state; every
  *     older commit is deleted. Exit 0 when the rows are written.
+ *   forge commit-as OLDSTORE STORE CONFIG USER OLDPASSFILE
+ *     (see commit_as) a commit signed with an identity key a reset
+ *     replaced.
  *   forge prune-base-epoch ...
  *     The same, with the roster's authority epoch where the record names
  *     its signer (the record's layout once the authority signs it), still
@@ -122,13 +125,87 @@ static int prune_base(char **argv, int with_epoch)
 	return 0;
 }
 
+/*
+ * commit-as OLDSTORE STORE CONFIG USER OLDPASSFILE: log in to OLDSTORE (a
+ * copy from before USER's keys were reset) with USER's old passphrase,
+ * endorse a session in STORE with the old identity key, claiming the
+ * roster counter of the old copy (when that key was USER's), and append a
+ * commit on top of STORE's head that moves the files (the next inode
+ * number) signed by it.
+ */
+static int commit_as(char **argv)
+{
+	struct config cfg;
+	struct store *old = NULL, *s = NULL;
+	struct passphrase pw = { 0 };
+	struct session *ss = NULL;
+	struct rights *r_old = NULL, *r = NULL;
+	struct store_cred cur, upd;
+	struct ledger_commit *head = calloc(1, sizeof *head);
+	struct ledger_commit *c = calloc(1, sizeof *c);
+	struct ledger_state st;
+	char why[512] = "", err[256];
+	uint8_t pk[32];
+	uint32_t epoch;
+	uint64_t now;
+	int has = 0, rc;
+
+	if (cipher_init())
+		return die("cipher_init", EIO, NULL);
+	config_defaults(&cfg);
+	if (config_load(argv[2], &cfg, err, sizeof err))
+		return die("config", EINVAL, err);
+	if ((rc = store_open(argv[0], STORE_READONLY, 10000, &old, why,
+	                     sizeof why)))
+		return die("open old", rc, why);
+	if (passphrase_get(argv[4], NULL, "", 0, &pw, err, sizeof err))
+		return die("passphrase", EINVAL, err);
+	if ((rc = auth_login(old, &cfg, argv[3], &pw, NULL, NULL, &ss, &r_old,
+	                     &cur, &upd, &has, why, sizeof why)))
+		return die("login to the old copy", rc, why);
+	if ((rc = store_open(argv[1], 0, 10000, &s, why, sizeof why)))
+		return die("open", rc, why);
+	if ((rc = rights_chain(s, r_old->store_id, r_old->epoch,
+	                       r_old->authority_pk, &epoch, pk)) ||
+	    (rc = rights_load(s, r_old->store_id, epoch, pk, &r)))
+		return die("roster", rc, NULL);
+	if ((rc = store_begin(s)) || (rc = ledger_head(s, head)))
+		return die("head", rc, NULL);
+	now = r->counter;
+	r->counter = r_old->counter;
+	rc = session_start(ss, s, r, "ctl", getpid());
+	r->counter = now;
+	if (rc)
+		return die("session", rc, NULL);
+	st = head->st;
+	st.next_ino++;
+	if ((rc = ledger_append(s, r->store_id, head, &st, &ss, 1, NULL, 0, c)) ||
+	    (rc = store_commit(s)))
+		return die("commit", rc, NULL);
+	printf("commit %lld signed by session %lld (roster %llu claimed)\n",
+	       (long long)c->seq, (long long)ss->id,
+	       (unsigned long long)r_old->counter);
+	session_free(ss);
+	rights_free(r_old);
+	rights_free(r);
+	passphrase_free(&pw);
+	store_close(s);
+	store_close(old);
+	free(head);
+	free(c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 7 && !strcmp(argv[1], "commit-as"))
+		return commit_as(argv + 2);
 	if (argc == 7 && !strcmp(argv[1], "prune-base"))
 		return prune_base(argv + 2, 0);
 	if (argc == 7 && !strcmp(argv[1], "prune-base-epoch"))
 		return prune_base(argv + 2, 1);
 	fprintf(stderr, "usage: forge prune-base[-epoch] STORE CONFIG USER"
-	        " PASSFILE SEQ\n");
+	        " PASSFILE SEQ\n"
+	        "       forge commit-as OLDSTORE STORE CONFIG USER OLDPASSFILE\n");
 	return 2;
 }

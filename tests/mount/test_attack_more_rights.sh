@@ -209,6 +209,45 @@ open(sys.argv[3], "w").write(r + "\n")
 	unmount_any
 fi
 
+# ==== (4) a reset user's old identity key keeps signing ====
+# An admin's `user passwd NAME` gives NAME new key pairs: whoever holds the
+# old ones (an old copy of the credential and the old passphrase) must be
+# cut off. A session row names the roster counter it was endorsed at, and
+# its endorsement is checked against the key of that counter: so the old
+# key endorses a session "from before the reset", and its commits were
+# judged by the role NAME holds now (still a writer).
+fresh
+pf erin "erin-Secret-Phrase-9"
+pf erin-new "erin-New-Phrase-9"
+expect_status "add erin (writer)" 0 ctl user add erin --role writer --new-passfile "$T/erin.pass"
+sqlite3 "$STORE" ".backup '$T/erin-old.db'"
+expect_status "the admin resets erin's keys" 0 ctl user passwd erin --new-passfile "$T/erin-new.pass"
+expect_status "erin's old passphrase no longer logs in" 3 \
+	"$CUSTODYCTL" -s "$STORE" -u erin -c "$CONF" --passfile "$T/erin.pass" info
+"$FORGE" commit-as "$T/erin-old.db" "$STORE" "$CONF" erin "$T/erin.pass" >/dev/null 2>"$T/.ferr" \
+	|| fail "the forger failed: $(head -c 300 "$T/.ferr")"
+expect_status "a commit signed with erin's replaced key is refused (exit 4)" 4 ctl info
+stderr_has "it names the session" "session [0-9]+"
+XDG_STATE_HOME=$T/never$N expect_status "also on a host that never saw the store" 4 ctl info
+
+# ==== (5) resetting an admin's keys replaces the authority ====
+# An admin's old keys open their grant of the authority secret: unless the
+# reset makes a new authority (as removing or demoting an admin does), the
+# holder of the old keys still signs rosters.
+fresh
+pf adm4 "adm4-Secret-Phrase-9"
+pf adm4-new "adm4-New-Phrase-9"
+expect_status "add adm4 (admin)" 0 ctl user add adm4 --role admin --new-passfile "$T/adm4.pass"
+e0=$(ctl info 2>/dev/null | sed -n 's/.*authority \([0-9]*\),.*/\1/p')
+expect_status "the admin resets adm4's keys" 0 ctl user passwd adm4 --new-passfile "$T/adm4-new.pass"
+e1=$(ctl info 2>/dev/null | sed -n 's/.*authority \([0-9]*\),.*/\1/p')
+check "the reset made a new authority (epoch $e0 -> $e1)" test "${e1:-0}" -gt "${e0:-0}"
+expect_status "adm4 logs in with the new passphrase" 0 \
+	"$CUSTODYCTL" -s "$STORE" -u adm4 -c "$CONF" --passfile "$T/adm4-new.pass" info
+pf zed "zed-Secret-Phrase-9"
+expect_status "adm4 still administers (holds the new authority)" 0 \
+	"$CUSTODYCTL" -s "$STORE" -u adm4 -c "$CONF" --passfile "$T/adm4-new.pass" user add zed --role reader --new-passfile "$T/zed.pass"
+
 # ==== (3) a demotion erased before a running mount catches up ====
 # dave mounts as himself, stops his own daemon (SIGSTOP: it is his
 # process), and while it sleeps the admin demotes him to reader; dave
