@@ -387,6 +387,7 @@ int ledger_check(struct store *s, const struct rights *r,
 	uint64_t at = prev ? prev->st.roster_counter : c->st.roster_counter;
 	int writes = 0, admin = 0, fs_moved, roster_moved;
 	int64_t users[LEDGER_MAX_SIGNERS];
+	const struct rights_user *u;
 
 	if (!cipher_memeq(c->store_id, r->store_id, 16))
 		FAIL("commit %lld belongs to another store", (long long)c->seq);
@@ -417,11 +418,20 @@ int ledger_check(struct store *s, const struct rights *r,
 			     (long long)c->signer[i]);
 		if (rc)
 			return rc;
-		role = rights_role_at(rights_user(r, cs.user_id), at);
+		u = rights_user(r, cs.user_id);
+		role = rights_role_at(u, at);
 		if (!role_valid(role))
 			FAIL("commit %lld is signed by session %lld of a user who was"
 			     " not (or no longer) a user then", (long long)c->seq,
 			     (long long)c->signer[i]);
+		/* the rights (role and identity key) its endorsement was made
+		 * under must be the ones in force: a session row names the
+		 * counter it claims, and an identity key a reset replaced (or a
+		 * role since changed) would otherwise sign on under today's */
+		if (rights_sign_pk_at(u, at) != rights_sign_pk_at(u, cs.roster_counter))
+			FAIL("commit %lld is signed by session %lld, endorsed under"
+			     " rights of its user (role, identity key) that ended"
+			     " before it", (long long)c->seq, (long long)c->signer[i]);
 		if (cs.roster_counter > c->st.roster_counter)
 			FAIL("commit %lld is signed by session %lld, which is newer"
 			     " than it", (long long)c->seq, (long long)c->signer[i]);
