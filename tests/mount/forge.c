@@ -14,6 +14,8 @@
  *   forge commit-as OLDSTORE STORE CONFIG USER OLDPASSFILE
  *     (see commit_as) a commit signed with an identity key a reset
  *     replaced.
+ *   forge genesis STORE CONFIG USER PASSFILE
+ *     (see genesis) a whole history of the forger's own.
  *   forge prune-base-epoch ...
  *     The same, with the roster's authority epoch where the record names
  *     its signer (the record's layout once the authority signs it), still
@@ -196,8 +198,89 @@ static int commit_as(char **argv)
 	return 0;
 }
 
+/*
+ * genesis STORE CONFIG USER PASSFILE: a whole new history. Log in as USER
+ * (a demoted admin), endorse a session claiming a roster counter of
+ * USER's admin days, and replace every commit by two of the forger's own:
+ * commit 1 at that counter, commit 2 moving to the store's current roster
+ * and credentials with the files as they are, and an empty audit trail
+ * (every row deleted).
+ */
+static int genesis(char **argv)
+{
+	struct config cfg;
+	struct store *s = NULL;
+	struct passphrase pw = { 0 };
+	struct session *ss = NULL;
+	struct rights *r = NULL;
+	struct store_cred cur, upd;
+	struct ledger_commit *head = calloc(1, sizeof *head);
+	struct ledger_commit *c1 = calloc(1, sizeof *c1);
+	struct ledger_commit *c2 = calloc(1, sizeof *c2);
+	const struct rights_user *me;
+	struct ledger_state st;
+	char why[512] = "", err[256];
+	uint64_t then = 0, now;
+	int has = 0, rc;
+
+	if (cipher_init())
+		return die("cipher_init", EIO, NULL);
+	config_defaults(&cfg);
+	if (config_load(argv[1], &cfg, err, sizeof err))
+		return die("config", EINVAL, err);
+	if ((rc = store_open(argv[0], 0, 10000, &s, why, sizeof why)))
+		return die("open", rc, why);
+	if (passphrase_get(argv[3], NULL, "", 0, &pw, err, sizeof err))
+		return die("passphrase", EINVAL, err);
+	if ((rc = auth_login(s, &cfg, argv[2], &pw, NULL, NULL, &ss, &r, &cur,
+	                     &upd, &has, why, sizeof why)))
+		return die("login", rc, why);
+	me = rights_user(r, ss->user_id);
+	for (uint64_t k = 1; k <= r->counter; k++)
+		if (role_administers(rights_role_at(me, k)))
+			then = k;
+	if (!then)
+		return die("never an admin", EPERM, NULL);
+	if ((rc = store_begin(s)) || (rc = ledger_head(s, head)))
+		return die("head", rc, NULL);
+	now = r->counter;
+	r->counter = then;
+	rc = session_start(ss, s, r, "ctl", getpid());
+	r->counter = now;
+	if (rc)
+		return die("session", rc, NULL);
+	if ((rc = store_ledger_delete_before(s, head->seq + 1)) ||
+	    (rc = store_audit_delete_before(s, INT64_MAX)) ||
+	    ((rc = store_meta_delete(s, "ledger_base")) && rc != -ENOENT))
+		return die("delete", rc, NULL);
+	st = head->st;
+	st.audit_seq = 0;
+	memset(st.audit_hash, 0, 32);
+	st.roster_counter = then;
+	cipher_random(st.roster_hash, 32);
+	if ((rc = ledger_append(s, r->store_id, NULL, &st, &ss, 1, NULL, 0, c1)))
+		return die("commit 1", rc, NULL);
+	st.roster_counter = head->st.roster_counter;
+	memcpy(st.roster_hash, head->st.roster_hash, 32);
+	if ((rc = ledger_append(s, r->store_id, c1, &st, &ss, 1, NULL, 0, c2)) ||
+	    (rc = store_commit(s)))
+		return die("commit 2", rc, NULL);
+	printf("a history of 2 commits (session %lld claims roster %llu)\n",
+	       (long long)ss->id, (unsigned long long)then);
+	session_free(ss);
+	rights_free(r);
+	passphrase_free(&pw);
+	store_close(s);
+	free(head);
+	free(c1);
+	free(c2);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 6 && !strcmp(argv[1], "genesis"))
+		return genesis(argv + 2);
 	if (argc == 7 && !strcmp(argv[1], "commit-as"))
 		return commit_as(argv + 2);
 	if (argc == 7 && !strcmp(argv[1], "prune-base"))
@@ -206,6 +289,7 @@ int main(int argc, char **argv)
 		return prune_base(argv + 2, 1);
 	fprintf(stderr, "usage: forge prune-base[-epoch] STORE CONFIG USER"
 	        " PASSFILE SEQ\n"
-	        "       forge commit-as OLDSTORE STORE CONFIG USER OLDPASSFILE\n");
+	        "       forge commit-as OLDSTORE STORE CONFIG USER OLDPASSFILE\n"
+	        "       forge genesis STORE CONFIG USER PASSFILE\n");
 	return 2;
 }

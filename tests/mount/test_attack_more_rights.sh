@@ -248,6 +248,23 @@ pf zed "zed-Secret-Phrase-9"
 expect_status "adm4 still administers (holds the new authority)" 0 \
 	"$CUSTODYCTL" -s "$STORE" -u adm4 -c "$CONF" --passfile "$T/adm4-new.pass" user add zed --role reader --new-passfile "$T/zed.pass"
 
+# ==== (6) a whole history of a demoted admin's own ====
+# adm2 (demoted) replaces every commit by two of their own: commit 1 at a
+# roster counter of their admin days (the first commit's signer is judged
+# at the counter it names), commit 2 moving to the current roster, and
+# no audit row at all. Whoever saw the store refuses it (exit 4). A host
+# that never saw it cannot tell it from the store's own history (known
+# limit, see the report: the adoption of a roster is not bound to its
+# authority), so that is logged, not asserted.
+fresh
+expect_status "(6) admin verifies the trail" 0 ctl audit verify
+"$FORGE" genesis "$STORE" "$CONF" adm2 "$T/adm2.pass" >/dev/null 2>"$T/.ferr" \
+	|| fail "(6) the forger failed: $(head -c 300 "$T/.ferr")"
+expect_status "(6) a host that saw the store refuses the new history (exit 4)" 4 ctl audit verify
+if XDG_STATE_HOME=$T/never$N ctl audit verify >/dev/null 2>&1; then
+	t_log "(6) known limit: a host that never saw the store accepts the forged history (empty trail)"
+fi
+
 # ==== (3) a demotion erased before a running mount catches up ====
 # dave mounts as himself, stops his own daemon (SIGSTOP: it is his
 # process), and while it sleeps the admin demotes him to reader; dave
