@@ -149,6 +149,8 @@ size_t fs_referenced(struct fs *fs, uint64_t *out, size_t cap);
  * verification under the mount. *why receives one line.
  */
 int fs_fatal(struct fs *fs, const char **why);
+/* From a function fs_exclusive runs: the filesystem must stop (fs_fatal). */
+void fs_fail_locked(struct fs *fs);
 
 /*
  * With the kernel's writeback cache the kernel owns mtime and ctime of

@@ -141,7 +141,7 @@ const char *audit_reader_session_user(struct audit_reader *rd, int64_t session);
 /*
  * Prune rows older than before_seq and the commit records before the one
  * whose audit head covers them (admin ss; inside the caller's
- * transaction), leaving an admin-signed base so the chain stays
+ * transaction), leaving an authority-signed base so the chain stays
  * verifiable from there. *removed counts rows.
  */
 int audit_prune(struct store *s, const struct rights *r,

@@ -91,7 +91,8 @@ int keyadmin_user_remove(struct store *s, struct rights *r,
 /* A new role, grants adjusted; an admin's demotion replaces the authority. */
 int keyadmin_user_role(struct store *s, struct rights *r,
                        struct session *admin, int64_t id, enum role role);
-/* Reset another user's passphrase: new key pairs, credential, grants. */
+/* Reset another user's passphrase: new key pairs, credential, grants; an
+ * admin's reset replaces the authority (the old keys open its grant). */
 int keyadmin_user_reset(struct store *s, struct rights *r,
                         struct session *admin,
                         const struct rights_policy *policy, int64_t id,

@@ -113,7 +113,7 @@ int ledger_signer(struct store *s, const struct rights *r,
 /*
  * Verify the chain from a trusted record (from_seq, from_hash) up to the
  * head: every record after it, one by one. from_seq 0 starts at the
- * oldest record kept (the genesis record, or the admin-signed base left by
+ * oldest record kept (the genesis record, or the authority-signed base left by
  * an audit prune). *head receives the newest record. progress (may be
  * NULL) sees records done and the total. -EBADMSG with why naming the
  * record; -ESTALE if the trusted record is not in the chain (a rollback or
@@ -140,11 +140,23 @@ int ledger_verify_head(struct store *s, const struct rights *r,
                        char *why, size_t whylen);
 
 /*
- * After an audit prune: the oldest kept record is vouched for by an admin
- * session (meta "ledger_base": its seq and hash, signed). ledger_verify
- * starts from it when from_seq is 0 and the genesis record is gone.
+ * After an audit prune: the oldest kept record is vouched for by the store
+ * authority (meta "ledger_base": its seq and hash, signed by the
+ * authority of r's epoch, whose secret authority_sk is; -EPERM for another
+ * key). ledger_verify starts from it when from_seq is 0 and the genesis
+ * record is gone, and accepts it only under the newest epoch.
  */
-int ledger_set_base(struct store *s, const struct session *admin,
+int ledger_set_base(struct store *s, const struct rights *r,
+                    const uint8_t *authority_sk,
                     const struct ledger_commit *base);
+
+/*
+ * An authority rotation: the base record, if one verifies under r (the
+ * roster's authority before the rotation), signed again by the new
+ * authority (epoch, sk). A record that does not verify is left as it is
+ * (never vouched for again). 0 or -errno of the store.
+ */
+int ledger_base_resign(struct store *s, const struct rights *r,
+                       uint32_t epoch, const uint8_t *sk);
 
 #endif

@@ -3,7 +3,7 @@
  *
  * The store authority is an Ed25519 key pair whose secret half only admins
  * hold (a grant of kind GRANT_AUTHORITY, version = epoch). It changes when
- * an admin is removed or demoted, and on demand: epoch n's public key is
+ * an admin is removed, demoted or has their keys reset, and on demand: epoch n's public key is
  * endorsed by epoch n-1 (the authorities table). Every user's sealed
  * secret pins an epoch and its key; a login follows the endorsements from
  * there to the newest epoch and refuses a chain that forks from, or falls

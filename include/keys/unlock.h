@@ -98,6 +98,10 @@ struct unlocked {
 	                             * nothing recorded; the command's exit
 	                             * status is EXIT_DAMAGE */
 	int in_tx;
+	/* the highest session id this process started, its own and (a
+	 * daemon) its users': every later one must be above it, or a file
+	 * handle naming an ended session would name the new one */
+	int64_t sid_high;
 	/* the credential the open transaction changes (0: none, -1: several)
 	 * and its leaf before, for the next commit's proof */
 	int64_t cred_user;
@@ -203,8 +207,20 @@ int unlock_catch_up(struct unlocked *u);
 /* A commit just became durable (u->head): tell the witness (witness.h).
  * unlock_finish does it; the filesystem layer's group commit too. */
 void unlock_committed(struct unlocked *u);
-/* Remember the head in the local state (after a commit, at exit). */
+/* Remember the head in the local state (after a commit, at exit); never
+ * when the state names a commit the store lost (unlock_check_seen). Reads
+ * the store: a daemon calls it under its filesystem lock. */
 void unlock_save_state(struct unlocked *u);
+/*
+ * A long-lived process (a mount, once a second, after catching up): the
+ * local state file as other processes of this Unix user wrote it since
+ * (custodyctl commands) must name a commit of this instance that the
+ * store still holds. -ESTALE (why says which) when it does not: rows were
+ * put back under this process, taking away a commit this host saw (a
+ * demotion or revocation it has not caught up with, say); fail closed.
+ * 0 otherwise, and when there is nothing to compare.
+ */
+int unlock_check_seen(struct unlocked *u, char *why, size_t whylen);
 
 /* ---- another user's session in a running daemon (custodyctl login) ---- */
 struct unlock_other;

@@ -590,6 +590,11 @@ int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg)
 	return rc;
 }
 
+void fs_fail_locked(struct fs *fs)
+{
+	fs->fatal = 1;
+}
+
 int fs_fatal(struct fs *fs, const char **why)
 {
 	int f;

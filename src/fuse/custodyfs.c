@@ -356,10 +356,21 @@ static int maintain_locked(void *arg)
 	struct unlocked *u = m->u;
 	uint32_t a = keyring_active(u->ss->kr);
 	const struct rights_key *k = a ? rights_key(u->r, a) : NULL;
+	char why[512];
 
 	if (k && k->expires && k->expires <= (int64_t)time(NULL))
 		keyring_expire(u->ss->kr);
+	/* caught up (fs_exclusive): what this host saw must still be there */
+	if (unlock_check_seen(u, why, sizeof why)) {
+		fprintf(stderr, "custodyfs: store '%s' fails verification: %s\n",
+		        u->path, why);
+		fs_fail_locked(m->fs);
+		return 0;
+	}
 	m->ended = m->set ? sessions_tick(m->set) : 0;
+	/* under the lock: the save reads the store (unlock_check_seen) */
+	if (++m->ticks % 10 == 0)
+		unlock_save_state(u);
 	return 0;
 }
 
@@ -369,9 +380,8 @@ static int maintain(void *arg)
 {
 	struct maint *m = arg;
 
+	m->ended = 0;
 	fs_exclusive(m->fs, maintain_locked, m);
-	if (++m->ticks % 10 == 0)
-		unlock_save_state(m->u);
 	return m->ended > 0;
 }
 

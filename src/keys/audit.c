@@ -825,7 +825,6 @@ int audit_prune(struct store *s, const struct rights *r,
 	uint64_t n0 = 0, n1 = 0;
 	int found = 0, rc;
 
-	(void)r;
 	*removed = 0;
 	if (!c || !base) {
 		rc = -ENOMEM;
@@ -848,7 +847,7 @@ int audit_prune(struct store *s, const struct rights *r,
 	if (!found || base->seq == first)
 		goto out; /* nothing older to remove */
 	if ((rc = store_audit_count(s, &n0)) ||
-	    (rc = ledger_set_base(s, admin, base)) ||
+	    (rc = ledger_set_base(s, r, admin->authority_sk, base)) ||
 	    (rc = store_audit_delete_before(s, base->st.audit_seq + 1)) ||
 	    (rc = store_ledger_delete_before(s, base->seq)) ||
 	    (rc = store_audit_count(s, &n1)))

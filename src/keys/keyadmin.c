@@ -16,6 +16,7 @@
 #include "grant.h"
 #include "keyadmin.h"
 #include "keyring.h"
+#include "ledger.h"
 #include "rights.h"
 #include "session.h"
 #include "store.h"
@@ -346,6 +347,7 @@ int keyadmin_authority_rotate(struct store *s, struct rights *r,
 	cipher_sign_keypair(pk, sk);
 	if ((rc = rights_chain_extend(s, r->store_id, r->epoch,
 	                              admin->authority_sk, pk)) ||
+	    (rc = ledger_base_resign(s, r, r->epoch + 1, sk)) ||
 	    (rc = grant_revoke(s, -1, -1, GRANT_AUTHORITY)))
 		goto out;
 	r->epoch++;
@@ -449,9 +451,13 @@ int keyadmin_user_reset(struct store *s, struct rights *r,
 	/* new key pairs: whatever the old secret opened is gone with it */
 	if ((rc = auth_enrol(s, r, policy, id, name, pw, box_pk, sign_pk,
 	                     NULL)) ||
-	    (rc = rights_user_change(r, id, rights_role(u), box_pk, sign_pk)))
+	    (rc = rights_user_change(r, id, rights_role(u), box_pk, sign_pk)) ||
+	    (rc = grant_by_role(s, r, admin, rights_user(r, id))))
 		return rc;
-	return grant_by_role(s, r, admin, rights_user(r, id));
+	/* whoever holds the old keys opens the old authority grant */
+	if (rights_role(rights_user(r, id)) == ROLE_ADMIN)
+		rc = keyadmin_authority_rotate(s, r, admin);
+	return rc;
 }
 
 int keyadmin_init(struct store *s, const struct rights_policy *policy,

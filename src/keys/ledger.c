@@ -387,6 +387,7 @@ int ledger_check(struct store *s, const struct rights *r,
 	uint64_t at = prev ? prev->st.roster_counter : c->st.roster_counter;
 	int writes = 0, admin = 0, fs_moved, roster_moved;
 	int64_t users[LEDGER_MAX_SIGNERS];
+	const struct rights_user *u;
 
 	if (!cipher_memeq(c->store_id, r->store_id, 16))
 		FAIL("commit %lld belongs to another store", (long long)c->seq);
@@ -417,11 +418,20 @@ int ledger_check(struct store *s, const struct rights *r,
 			     (long long)c->signer[i]);
 		if (rc)
 			return rc;
-		role = rights_role_at(rights_user(r, cs.user_id), at);
+		u = rights_user(r, cs.user_id);
+		role = rights_role_at(u, at);
 		if (!role_valid(role))
 			FAIL("commit %lld is signed by session %lld of a user who was"
 			     " not (or no longer) a user then", (long long)c->seq,
 			     (long long)c->signer[i]);
+		/* the rights (role and identity key) its endorsement was made
+		 * under must be the ones in force: a session row names the
+		 * counter it claims, and an identity key a reset replaced (or a
+		 * role since changed) would otherwise sign on under today's */
+		if (rights_sign_pk_at(u, at) != rights_sign_pk_at(u, cs.roster_counter))
+			FAIL("commit %lld is signed by session %lld, endorsed under"
+			     " rights of its user (role, identity key) that ended"
+			     " before it", (long long)c->seq, (long long)c->signer[i]);
 		if (cs.roster_counter > c->st.roster_counter)
 			FAIL("commit %lld is signed by session %lld, which is newer"
 			     " than it", (long long)c->seq, (long long)c->signer[i]);
@@ -471,43 +481,67 @@ int ledger_check(struct store *s, const struct rights *r,
 
 /* ---- the chain ---- */
 
+/*
+ * The prune record (meta "ledger_base"): seq(8) hash(32) epoch(8) and the
+ * Ed25519 signature of the store authority of that epoch over
+ * (BASE_DOMAIN, store id, epoch, seq, hash). It is a right like the
+ * roster (it decides where the chain starts, and so what a user whose
+ * seen commit was pruned must accept), so it is the authority's, verified
+ * against the newest epoch only: a session's signature would let anyone
+ * who was ever an admin vouch for a commit of their own, their session
+ * claiming the roster counter of their admin days. An authority rotation
+ * signs the (verified) record again under the new epoch
+ * (ledger_base_resign).
+ */
 #define BASE_BYTES (8 + 32 + 8 + 64)
 
-static size_t base_msg(uint8_t *out, const uint8_t store_id[16], int64_t seq,
-                       const uint8_t hash[32])
+static size_t base_msg(uint8_t *out, const uint8_t store_id[16],
+                       uint32_t epoch, int64_t seq, const uint8_t hash[32])
 {
 	struct wbuf w;
 
-	wbuf_init(&w, out, 16 + 8 + 32);
+	wbuf_init(&w, out, 16 + 16 + 8 + 8 + 32);
+	wbuf_bytes(&w, BASE_DOMAIN, 16);
 	wbuf_bytes(&w, store_id, 16);
+	wbuf_u64(&w, epoch);
 	wbuf_u64(&w, (uint64_t)seq);
 	wbuf_bytes(&w, hash, 32);
 	return w.len;
 }
 
-int ledger_set_base(struct store *s, const struct session *admin,
-                    const struct ledger_commit *base)
+static int write_base(struct store *s, const uint8_t store_id[16],
+                      uint32_t epoch, const uint8_t *sk, int64_t seq,
+                      const uint8_t hash[32])
 {
-	uint8_t rec[BASE_BYTES], msg[56];
+	uint8_t rec[BASE_BYTES], msg[80];
 
-	if (admin->id < 1)
-		return -EPERM;
-	put_le64(rec, (uint64_t)base->seq);
-	memcpy(rec + 8, base->hash, 32);
-	put_le64(rec + 40, (uint64_t)admin->id);
-	session_sign(admin, BASE_DOMAIN, msg,
-	             base_msg(msg, base->store_id, base->seq, base->hash),
-	             rec + 48);
+	put_le64(rec, (uint64_t)seq);
+	memcpy(rec + 8, hash, 32);
+	put_le64(rec + 40, epoch);
+	cipher_sign(rec + 48, msg, base_msg(msg, store_id, epoch, seq, hash), sk);
 	return store_meta_set(s, "ledger_base", rec, sizeof rec);
 }
 
-/* The admin-signed base (seq, hash): 0, -ENOENT or -EBADMSG. */
-static int read_base(struct store *s, const struct rights *r,
-                     struct ledger_cache *cache, int64_t *seq, uint8_t hash[32])
+int ledger_set_base(struct store *s, const struct rights *r,
+                    const uint8_t *authority_sk,
+                    const struct ledger_commit *base)
 {
-	uint8_t rec[BASE_BYTES], msg[56];
-	struct cached_session cs;
-	const struct rights_user *u;
+	uint8_t pk[32];
+
+	if (!authority_sk)
+		return -EPERM;
+	cipher_sign_public(pk, authority_sk);
+	if (!cipher_memeq(pk, r->authority_pk, 32))
+		return -EPERM; /* not the authority the roster is under */
+	return write_base(s, r->store_id, r->epoch, authority_sk, base->seq,
+	                  base->hash);
+}
+
+/* The authority-signed base (seq, hash): 0, -ENOENT or -EBADMSG. */
+static int read_base(struct store *s, const struct rights *r, int64_t *seq,
+                     uint8_t hash[32])
+{
+	uint8_t rec[BASE_BYTES], msg[80];
 	size_t n;
 	int rc = store_meta_get(s, "ledger_base", rec, sizeof rec, &n);
 
@@ -517,15 +551,26 @@ static int read_base(struct store *s, const struct rights *r,
 		return -EBADMSG;
 	*seq = (int64_t)get_le64(rec);
 	memcpy(hash, rec + 8, 32);
-	if ((rc = session_of(s, r, cache, (int64_t)get_le64(rec + 40), &cs)))
-		return rc;
-	u = rights_user(r, cs.user_id);
-	/* an admin when the session began */
-	if (!role_administers(rights_role_at(u, cs.roster_counter)) ||
-	    session_verify_sig(cs.pk, BASE_DOMAIN, msg,
-	                       base_msg(msg, r->store_id, *seq, hash), rec + 48))
+	if (get_le64(rec + 40) != r->epoch ||
+	    cipher_sign_verify(rec + 48, msg,
+	                       base_msg(msg, r->store_id, r->epoch, *seq, hash),
+	                       r->authority_pk))
 		return -EBADMSG;
 	return 0;
+}
+
+int ledger_base_resign(struct store *s, const struct rights *r,
+                       uint32_t epoch, const uint8_t *sk)
+{
+	int64_t seq;
+	uint8_t hash[32];
+	int rc = read_base(s, r, &seq, hash);
+
+	if (rc == -ENOENT || rc == -EBADMSG)
+		return 0; /* none, or none that verifies: nothing to vouch for */
+	if (rc)
+		return rc;
+	return write_base(s, r->store_id, epoch, sk, seq, hash);
 }
 
 /*
@@ -599,7 +644,7 @@ static int verify_chain(struct store *s, const struct rights *r,
 		} else {
 			int64_t bseq = 0;
 			uint8_t bhash[32];
-			rc = read_base(s, r, cache, &bseq, bhash);
+			rc = read_base(s, r, &bseq, bhash);
 			if (rc == -ENOENT || rc == -EBADMSG || bseq != first) {
 				if (why)
 					snprintf(why, whylen, "the chain starts at commit %lld"

@@ -497,8 +497,13 @@ static void seen_of(const struct unlocked *u, struct state_seen *seen)
 void unlock_save_state(struct unlocked *u)
 {
 	struct state_seen seen;
+	char why[512];
 
 	if (!u->state || u->older_copy)
+		return;
+	/* never forwards past a commit this host saw and the store lost:
+	 * it stays, for the next open (and a mount's next tick) to refuse */
+	if (unlock_check_seen(u, why, sizeof why))
 		return;
 	seen_of(u, &seen);
 	if (u->rebase)
@@ -508,6 +513,41 @@ void unlock_save_state(struct unlocked *u)
 	state_set_path(u->state, u->path, u->head.st.instance);
 	if (state_save(u->state) == 0)
 		u->rebase = 0;
+}
+
+int unlock_check_seen(struct unlocked *u, char *why, size_t whylen)
+{
+	struct state *fresh = NULL;
+	struct state_seen seen;
+	struct ledger_commit *c;
+	int64_t first;
+	char w[256];
+	int rc;
+
+	if (!u->state || u->older_copy || u->readonly || u->rebase ||
+	    u->fork_pending || u->rolled_back)
+		return 0; /* no memory to compare, or one this process replaces */
+	if (state_open(u->r->store_id, &fresh, w, sizeof w))
+		return 0; /* said at open */
+	rc = state_seen(fresh, u->head.st.instance, &seen);
+	state_free(fresh);
+	if (rc || store_ledger_first(u->s, &first) || seen.seq < first)
+		return 0; /* not seen, or pruned since (the base vouches) */
+	if (!(c = malloc(sizeof *c)))
+		return 0;
+	rc = ledger_read(u->s, seen.seq, c);
+	if (rc == 0 && cipher_memeq(c->hash, seen.hash, 32))
+		rc = 0; /* in the chain (or just ahead of us: caught up next) */
+	else if (rc == 0 || rc == -ENOENT || rc == -EBADMSG) {
+		snprintf(why, whylen, "this host saw its commit %lld (roster %llu),"
+		         " which the store no longer holds: rows were put back"
+		         " under the running mount", (long long)seen.seq,
+		         (unsigned long long)seen.roster);
+		rc = -ESTALE;
+	} else
+		rc = 0; /* a store error: not a verdict */
+	free(c);
+	return rc;
 }
 
 /* ---- opening ---- */
@@ -953,6 +993,7 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		st = rc == -EBUSY ? EXIT_BUSY : EXIT_RUNTIME;
 		goto fail;
 	}
+	u->sid_high = u->ss->id;
 	if ((rc = unlock_finish(u, "login", o->kind ? o->kind : "ctl", 0))) {
 		fprintf(stderr, "%s: cannot record the login in '%s': %s\n",
 		        o->prog, o->store, rc == -EBUSY ? "store is busy"
@@ -1185,6 +1226,15 @@ int unlock_other_start(struct unlocked *u, struct unlock_other *p,
 	if (!rc) {
 		p->ss->uid = w->uid;
 		rc = session_start(p->ss, u->s, u->r, "login", w->pid);
+		/* ids are max + 1 of the sessions table: one that comes again
+		 * (its newest rows deleted) would give this login an ended
+		 * session's open files */
+		if (!rc && p->ss->id <= u->sid_high) {
+			snprintf(why, whylen, "the store's sessions table lost rows"
+			         " (session id %lld was handed out before)",
+			         (long long)p->ss->id);
+			rc = -EBADMSG;
+		}
 	}
 	if (!rc && p->has_upd)
 		rc = put_cred(u, &p->upd);
@@ -1199,6 +1249,7 @@ int unlock_other_start(struct unlocked *u, struct unlock_other *p,
 	}
 	if ((rc = unlock_finish(u, NULL, NULL, 0)))
 		return rc;
+	u->sid_high = p->ss->id;
 	session_forget_identity(p->ss);
 	*out = p->ss;
 	p->ss = NULL;
