@@ -12,8 +12,13 @@ CFS_BUILD=${CFS_BUILD:-$TOP/build}
 
 # ---- the forger: lib, store and keys of the build under test ----
 FORGE=$T/forge
+# objects of a sanitized build (make sanitize) link only with its runtime
+SAN_FLAGS=()
+if nm "$CFS_BUILD/lib/cipher.o" 2>/dev/null | grep -q __asan_; then
+	SAN_FLAGS=(-fsanitize=address,undefined -fno-sanitize-recover=all)
+fi
 # shellcheck disable=SC2046
-if ! ${CC:-gcc} -std=c11 -D_GNU_SOURCE -O1 -I"$TOP/include/lib" \
+if ! ${CC:-gcc} -std=c11 -D_GNU_SOURCE -O1 "${SAN_FLAGS[@]}" -I"$TOP/include/lib" \
 	-I"$TOP/include/store" -I"$TOP/include/keys" -o "$FORGE" \
 	"$TOP/tests/mount/forge.c" "$CFS_BUILD"/lib/*.o "$CFS_BUILD"/store/*.o \
 	"$CFS_BUILD"/keys/*.o $(pkg-config --libs sqlite3 libsodium inih) \
