@@ -29,7 +29,6 @@ trap cleanup EXIT
 printf '[kdf]\nopslimit = 1\nmemlimit = 8M\n' > "$W/c.ini"
 chmod 644 "$W/c.ini"
 for u in admin $U1 $U2; do printf '%s-pass\n' "$u" > "$W/$u.pass"; chmod 600 "$W/$u.pass"; done
-chown "$U1" "$W/$U1.pass"; chown "$U2" "$W/$U2.pass"
 CTL=$PWD/custodyctl FS=$PWD/custodyfs
 wait_exit() { for i in $(seq 200); do pgrep -f "$1\$" >/dev/null || return 0; sleep 0.05; done; }
 
@@ -60,9 +59,12 @@ setup() { # setup NAME [allow_other]
 	runuser -u "$U1" -- env XDG_STATE_HOME="$d/state0" "$CTL" -s "$d/s.db" -u admin \
 		-c "$W/c.ini" --passfile "$d/admin.pass" init >/dev/null
 	chown -R root "$d/s.db"*
+	# the admin reads each new user's passfile as its own, then hands it over
 	for u in $U1 $U2; do
+		chown root "$W/$u.pass"
 		"$CTL" -s "$d/s.db" -u admin -c "$W/c.ini" --passfile "$W/admin.pass" \
 			user add "$u" --role writer --new-passfile "$W/$u.pass" >/dev/null
+		chown "$u" "$W/$u.pass"
 	done
 	if [ -n "${2:-}" ]; then
 		"$FS" -u admin -c "$W/c.ini" --passfile "$W/admin.pass" -o allow_other "$d/s.db" "$d/mnt"
