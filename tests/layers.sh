@@ -9,6 +9,7 @@
 # above, and fuse and cli never each other. Each library's header has one
 # home: sodium.h only in src/lib/cipher.c, ini.h only in src/lib/config.c,
 # sqlite3.h only in src/store, the FUSE headers only in src/fuse/fsops.c.
+# No header reaches itself through its includes (no circular includes).
 # Prints one line per violation and exits 1 if there is any.
 set -u
 cd "$(dirname "$0")/.."
@@ -81,6 +82,32 @@ only 'sodium\.h|sodium/' 'src/lib/cipher\.c'
 only 'ini\.h' 'src/lib/config\.c'
 only 'sqlite3\.h' 'src/store/[a-z_]+\.(c|h)'
 only 'fuse[a-z_0-9]*\.h|fuse3/' 'src/fuse/fsops\.c'
+
+# no circular includes among the project's headers (inside one layer the
+# ranks above cannot see them): a header that reaches itself is a cycle
+declare -A HDR_PATH=() HDR_INC=()
+for h in include/*/*.h src/*/*.h; do
+	[ -f "$h" ] && HDR_PATH[$(basename "$h")]=$h
+done
+for n in "${!HDR_PATH[@]}"; do
+	HDR_INC[$n]=$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' \
+		"${HDR_PATH[$n]}" | tr '\n' ' ')
+done
+for n in "${!HDR_PATH[@]}"; do
+	declare -A seen=()
+	todo=(${HDR_INC[$n]})
+	while [ ${#todo[@]} -gt 0 ]; do
+		m=${todo[0]}; todo=("${todo[@]:1}")
+		[ -n "${seen[$m]:-}" ] && continue
+		seen[$m]=1
+		if [ "$m" = "$n" ]; then
+			violation "${HDR_PATH[$n]} includes itself through a cycle of headers"
+			break
+		fi
+		[ -n "${HDR_INC[$m]:-}" ] && todo+=(${HDR_INC[$m]})
+	done
+	unset seen
+done
 
 # nothing is left outside the layer folders
 for f in src/*.c src/*.h include/*.h; do
