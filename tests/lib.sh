@@ -178,3 +178,34 @@ t_ns_drop_fuse() {
 	return 0
 }
 export -f t_ns_drop_fuse
+
+# ---- attack suites: edited copies of one pristine store ----
+# t_fresh: $STORE becomes a new copy of $PRISTINE (case N, counted in N),
+# with a local state of its own (this host has never seen it)
+t_fresh() {
+	N=$((${N:-0} + 1))
+	STORE=$T/case$N.db
+	cp "$PRISTINE" "$STORE"
+	export XDG_STATE_HOME=$T/state$N
+}
+# t_mnt_as USER [OPTIONS...]: mount $STORE on $MNT as USER (passfile
+# $T/USER.pass); custodyfs's own exit status; a mount made is tracked
+t_mnt_as() {
+	local u=$1; shift
+	"$CUSTODYFS" -u "$u" -c "$CONF" --passfile "$T/$u.pass" "$@" "$STORE" "$MNT"
+	local st=$?
+	if grep -q " $MNT fuse" /proc/mounts; then
+		T_MOUNTS+=("$MNT")
+		t_track "$MNT"
+	fi
+	return $st
+}
+# t_unmount_any: unmount $MNT if anything is mounted there
+t_unmount_any() { if grep -q " $MNT fuse" /proc/mounts; then t_umount || fusermount3 -u "$MNT"; fi; }
+# t_expect_out DESC STATUS COMMAND...: COMMAND's exit status must be
+# STATUS; its stdout and stderr are kept in $T/.stderr
+t_expect_out() {
+	local d=$1 want=$2; shift 2
+	"$@" >"$T/.stderr" 2>&1; local got=$?
+	if [ "$got" == "$want" ]; then ok "$d"; else fail "$d: exit $got, want $want ($(head -c 300 "$T/.stderr"))"; fi
+}

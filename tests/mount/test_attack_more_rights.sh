@@ -37,30 +37,9 @@ expect_status "pristine: adm2 demoted to reader" 0 ctl user role adm2 reader
 cp "$STORE" "$PRISTINE"
 
 N=0
-# fresh: a new copy of the pristine store as $STORE, with a local state of
-# its own (this host has never seen it)
-fresh() {
-	N=$((N + 1))
-	STORE=$T/case$N.db
-	cp "$PRISTINE" "$STORE"
-	export XDG_STATE_HOME=$T/state$N
-}
-# mnt USER [OPTIONS...]: mount $STORE on $MNT as USER; custodyfs's own
-# exit status
-mnt() {
-	local u=$1; shift
-	"$CUSTODYFS" -u "$u" -c "$CONF" --passfile "$T/$u.pass" "$@" "$STORE" "$MNT"
-	local st=$?
-	if grep -q " $MNT fuse" /proc/mounts; then
-		T_MOUNTS+=("$MNT")
-		t_track "$MNT"
-	fi
-	return $st
-}
-unmount_any() { if grep -q " $MNT fuse" /proc/mounts; then t_umount || fusermount3 -u "$MNT"; fi; }
 # write_file NAME TEXT: as admin, on a mount of its own
 write_file() {
-	mnt admin || { fail "admin cannot mount to write $1"; return; }
+	t_mnt_as admin || { fail "admin cannot mount to write $1"; return; }
 	printf '%s\n' "$2" > "$MNT/$1"
 	t_umount
 }
@@ -74,12 +53,12 @@ write_file() {
 # an older copy of the file, given a sequence number beyond anything seen,
 # passes for the newest. The record must be the current authority's.
 for variant in prune-base prune-base-epoch; do
-	fresh
+	t_fresh
 	write_file f.txt "v1"
 	cp "$STORE" "$T/old.db"
 	write_file f.txt "v2"
 	write_file g.txt "made after the copy"
-	check "($variant) admin sees v2" mnt admin
+	check "($variant) admin sees v2" t_mnt_as admin
 	expect_eq "($variant) before the attack: v2" "v2" "$(cat "$MNT/f.txt" 2>/dev/null)"
 	t_umount
 	seq=$(( $(sqlite3 "$STORE" "SELECT max(seq) FROM ledger") + 10 ))
@@ -92,10 +71,10 @@ for variant in prune-base prune-base-epoch; do
 		ctl info
 	stderr_has "($variant) it says why" "prune|fails verification"
 	st=0
-	mnt admin 2>"$T/.stderr" || st=$?
+	t_mnt_as admin 2>"$T/.stderr" || st=$?
 	if grep -q " $MNT fuse" /proc/mounts; then
 		fail "($variant) admin mounted the rolled-back copy (f.txt: $(cat "$MNT/f.txt" 2>/dev/null))"
-		unmount_any
+		t_unmount_any
 	else
 		expect_eq "($variant) custodyfs refuses it (exit 4)" 4 "$st"
 	fi
@@ -103,7 +82,7 @@ done
 
 # ---- a genuine prune still opens, for the admin and for a host that
 # never saw the store; and after the pruning admin is demoted ----
-fresh
+t_fresh
 pf adm3 "adm3-Secret-Phrase-9"
 expect_status "add adm3 (admin)" 0 ctl user add adm3 --role admin --new-passfile "$T/adm3.pass"
 for i in 1 2 3; do write_file "p$i.txt" "prune $i"; done
@@ -122,9 +101,9 @@ expect_status "the pruning admin is demoted" 0 ctl user role adm3 writer
 expect_status "after the demotion: admin still opens the store" 0 ctl info
 XDG_STATE_HOME=$T/never2 expect_status "after the demotion: a host that never saw it opens it" 0 ctl info
 expect_status "after the demotion: audit verify passes" 0 ctl audit verify
-check "after the demotion: admin mounts" mnt admin
+check "after the demotion: admin mounts" t_mnt_as admin
 expect_eq "after the demotion: a kept file reads back" "after the cut" "$(cat "$MNT/p4.txt" 2>/dev/null)"
-unmount_any
+t_unmount_any
 
 # ==== (2) a session id used again, on a shared mount ====
 # A request on an open file is served by the session that opened it, named
@@ -166,12 +145,12 @@ else
 		useradd -M -s /usr/sbin/nologin -c "$TAG" "$u" && MADE+=("$u")
 	done
 	chmod 711 "$T"
-	fresh
+	t_fresh
 	for n in bob carol; do pf "$n" "$n-Secret-Phrase-9"; done
 	expect_status "add bob (writer)" 0 ctl user add bob --role writer --new-passfile "$T/bob.pass"
 	expect_status "add carol (writer)" 0 ctl user add carol --role writer --new-passfile "$T/carol.pass"
 	chown cfsm_b "$T/bob.pass"; chown cfsm_c "$T/carol.pass"
-	check "shared mount as root" mnt admin -o allow_other
+	check "shared mount as root" t_mnt_as admin -o allow_other
 	mkdir -m 777 "$MNT/shared"
 	printf 'original\n' > "$MNT/shared/f.txt"; chmod 666 "$MNT/shared/f.txt"
 	ulogin() { runuser -u "$1" -- "$CUSTODYCTL" -u "$2" --passfile "$T/$2.pass" login -m "$MNT"; }
@@ -211,7 +190,7 @@ open(sys.argv[3], "w").write(r + "\n")
 	check_not "bob's descriptor does not write after his logout (got: $r)" test "$r" = ok
 	expect_eq "the file is as it was" "original" "$(head -n 1 "$MNT/shared/f.txt" 2>/dev/null)"
 	check_not "no session of carol's has bob's old id" test "$CX" = "$X"
-	unmount_any
+	t_unmount_any
 fi
 
 # ==== (4) a reset user's old identity key keeps signing ====
@@ -221,7 +200,7 @@ fi
 # its endorsement is checked against the key of that counter: so the old
 # key endorses a session "from before the reset", and its commits were
 # judged by the role NAME holds now (still a writer).
-fresh
+t_fresh
 pf erin "erin-Secret-Phrase-9"
 pf erin-new "erin-New-Phrase-9"
 expect_status "add erin (writer)" 0 ctl user add erin --role writer --new-passfile "$T/erin.pass"
@@ -239,7 +218,7 @@ XDG_STATE_HOME=$T/never$N expect_status "also on a host that never saw the store
 # An admin's old keys open their grant of the authority secret: unless the
 # reset makes a new authority (as removing or demoting an admin does), the
 # holder of the old keys still signs rosters.
-fresh
+t_fresh
 pf adm4 "adm4-Secret-Phrase-9"
 pf adm4-new "adm4-New-Phrase-9"
 expect_status "add adm4 (admin)" 0 ctl user add adm4 --role admin --new-passfile "$T/adm4.pass"
@@ -261,7 +240,7 @@ expect_status "adm4 still administers (holds the new authority)" 0 \
 # that never saw it cannot tell it from the store's own history (known
 # limit, see the report: the adoption of a roster is not bound to its
 # authority), so that is logged, not asserted.
-fresh
+t_fresh
 expect_status "(6) admin verifies the trail" 0 ctl audit verify
 "$FORGE" genesis "$STORE" "$CONF" adm2 "$T/adm2.pass" >/dev/null 2>"$T/.ferr" \
 	|| fail "(6) the forger failed: $(head -c 300 "$T/.ferr")"
@@ -288,11 +267,11 @@ restore_all() { # restore_all SNAPSHOT: every table as in SNAPSHOT, one transact
 	q "$sql COMMIT;"
 }
 for variant in own-state shared-state; do
-	fresh
+	t_fresh
 	pf dave "dave-Secret-Phrase-9"
 	expect_status "($variant) add dave (writer)" 0 ctl user add dave --role writer --new-passfile "$T/dave.pass"
 	if [ "$variant" = own-state ]; then dstate=$T/davestate$N; else dstate=$XDG_STATE_HOME; fi
-	if ! XDG_STATE_HOME=$dstate mnt dave; then fail "($variant) dave cannot mount"; continue; fi
+	if ! XDG_STATE_HOME=$dstate t_mnt_as dave; then fail "($variant) dave cannot mount"; continue; fi
 	printf 'before\n' > "$MNT/before.txt"; sync "$MNT/before.txt"
 	sleep 1.5
 	sqlite3 "$STORE" ".backup '$T/snap$N.db'"
@@ -314,7 +293,7 @@ for variant in own-state shared-state; do
 		t_log "($variant) dave's mount still writes after the erased demotion (known limit: nothing outside the file tells it)"
 	fi
 	sleep 1.5
-	unmount_any
+	t_unmount_any
 	expect_status "($variant) the admin, who saw the demotion, is told (exit 4)" 4 ctl info
 	stderr_has "($variant) it says the store went back" "older than one seen|rolled back|not the one seen"
 done

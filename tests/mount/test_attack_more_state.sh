@@ -30,32 +30,10 @@ cp "$STORE" "$PRISTINE"
 
 i() { echo "${INO[$1]}"; }
 N=0
-fresh() {
-	N=$((N + 1))
-	STORE=$T/case$N.db
-	cp "$PRISTINE" "$STORE"
-	export XDG_STATE_HOME=$T/state$N
-}
-mnt() {
-	local u=$1; shift
-	"$CUSTODYFS" -u "$u" -c "$CONF" --passfile "$T/$u.pass" "$@" "$STORE" "$MNT"
-	local st=$?
-	if grep -q " $MNT fuse" /proc/mounts; then
-		T_MOUNTS+=("$MNT")
-		t_track "$MNT"
-	fi
-	return $st
-}
-expect_out() {
-	local d=$1 want=$2; shift 2
-	"$@" >"$T/.stderr" 2>&1; local got=$?
-	if [ "$got" == "$want" ]; then ok "$d"; else fail "$d: exit $got, want $want ($(head -c 300 "$T/.stderr"))"; fi
-}
-unmount_any() { if grep -q " $MNT fuse" /proc/mounts; then t_umount || fusermount3 -u "$MNT"; fi; }
 # intact DESC: every pristine file reads back exactly on the admin's mount
 intact() {
 	local d=$1 f bad=""
-	if ! mnt admin 2> "$T/.merr"; then
+	if ! t_mnt_as admin 2> "$T/.merr"; then
 		fail "$d: admin cannot mount: $(head -c 200 "$T/.merr")"
 		return
 	fi
@@ -66,7 +44,7 @@ intact() {
 	expect_eq "$d: /h and /d/a are still one file of two links" "2 2" \
 		"$(stat -c %h "$MNT/h" 2>/dev/null) $(stat -c %h "$MNT/d/a" 2>/dev/null)"
 	check_not "$d: nothing was put in /lost+found" test -e "$MNT/lost+found"
-	unmount_any
+	t_unmount_any
 }
 
 # ==== (1) check --repair on a store with an edited directory row ====
@@ -79,7 +57,7 @@ intact() {
 # (from a backup, or the attacker's undo) would then leave an empty
 # directory whose signed entries are gone.
 for how in "mode=33188" "mode=16832" "size=size+1"; do
-	fresh
+	t_fresh
 	SAVE=$(q "SELECT mode || ',' || size FROM inodes WHERE ino=$(i d)")
 	q "UPDATE inodes SET $how WHERE ino=$(i d)"
 	ctl check > "$T/check.out" 2>&1
@@ -98,7 +76,7 @@ done
 # the same with an edited entry row (its target no longer known): the
 # file it names must not go to /lost+found, nor its link count be set
 # from the entries that are left
-fresh
+t_fresh
 DID=$(q "SELECT max(id) FROM dentries WHERE ino=$(i h)")
 SAVE=$(q "SELECT ino FROM dentries WHERE id=$DID")
 q "UPDATE dentries SET ino=$(i keep.txt) WHERE id=$DID"
@@ -116,9 +94,9 @@ intact "edited entry row"
 # ever on it: the daemon must still finish its unmount (and free the
 # store's write lock), and compact must end.
 for v in -1 0 -9223372036854775808; do
-	fresh
+	t_fresh
 	q "INSERT INTO purge VALUES($v)"
-	if mnt admin 2> "$T/.merr"; then
+	if t_mnt_as admin 2> "$T/.merr"; then
 		cat "$MNT/keep.txt" > /dev/null
 		pid=$(t_pid)
 		fusermount3 -u "$MNT"
@@ -146,16 +124,16 @@ done
 # take the signed entry, not the first row: else every later row of that
 # file says "<ino N>" and `audit list --path` no longer finds it (a
 # writer hiding their own writes), and renames into the directory fail.
-fresh
+t_fresh
 q "INSERT INTO dentries(id, parent, tag, key_version, name, ino) VALUES
 	(-7, 999999, randomblob(32), 1, randomblob(40), $(i d/b)),
 	(0, $(i d), randomblob(32), 1, randomblob(40), $(i d/sub))"
-check "planted parent entries: bob mounts" mnt bob
+check "planted parent entries: bob mounts" t_mnt_as bob
 printf 'appended\n' >> "$MNT/d/b"
 check "planted parent entries: a rename into the directory works" mv "$MNT/keep.txt" "$MNT/d/sub/keep.txt"
 check "planted parent entries: and out again" mv "$MNT/d/sub/keep.txt" "$MNT/keep.txt"
 expect_eq "planted parent entries: '..' of d/sub is d" "$(i d)" "$(stat -c %i "$MNT/d/sub/..")"
-unmount_any
+t_unmount_any
 expect_eq "planted parent entries: the write's row names the file's path" "/d/b" \
 	"$(ctl audit list --json --op write | jq -r 'map(select(.ino == '"$(i d/b)"'))[-1].path')"
 check "planted parent entries: audit list --path finds the write" \
@@ -172,7 +150,7 @@ check "planted parent entries: check names the planted rows" grep -q "directory 
 # place. A host that never saw the store checks it against the witness:
 # the witness saw the instance this file left go on past where it left
 # it, so the file is an older copy (exit 4), not the store.
-fresh
+t_fresh
 LOG=$T/witness.log
 python3 - "$T/log.sock" "$LOG" <<'PY' &
 import socket, sys
@@ -196,7 +174,7 @@ cp "$STORE" "$T/saved.db"
 "$CUSTODYFS" -u bob -c "$WCONF" --passfile "$T/bob.pass" "$STORE" "$MNT" && { T_MOUNTS+=("$MNT"); t_track "$MNT"; }
 check "forked rollback: bob mounts (witnessed)" mountpoint -q "$MNT"
 rm -f "$MNT/keep.txt"; printf 'later\n' > "$MNT/later.txt"; sync
-unmount_any
+t_unmount_any
 expect_status "forked rollback: the genuine store verifies against the witness" 0 wctl audit verify --witness "$LOG"
 cp "$T/saved.db" "$T/fork.db"
 check "forked rollback: the reader opens the saved copy (it forks)" rdr_ctl "$T/fork.db"
@@ -205,8 +183,8 @@ check "forked rollback: the copy is an instance of its own" test \
 	"$(sqlite3 "$T/saved.db" "SELECT hex(substr(body, 278, 16)) FROM ledger ORDER BY seq DESC LIMIT 1")"
 cp "$T/fork.db" "$STORE"; rm -f "$STORE-wal" "$STORE-shm"
 export XDG_STATE_HOME=$T/fresh-host
-expect_out "forked rollback: plain audit verify passes (the file alone cannot tell)" 0 wctl audit verify
-expect_out "forked rollback: audit verify --witness finds an older copy" 4 wctl audit verify --witness "$LOG"
+t_expect_out "forked rollback: plain audit verify passes (the file alone cannot tell)" 0 wctl audit verify
+t_expect_out "forked rollback: audit verify --witness finds an older copy" 4 wctl audit verify --witness "$LOG"
 check "forked rollback: the line says it is an older copy" grep -q "it is an older copy" "$T/.stderr"
 
 t_finish

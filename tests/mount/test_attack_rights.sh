@@ -36,37 +36,8 @@ check "pristine: WAL folded in" test ! -s "$STORE-wal"
 cp "$STORE" "$PRISTINE"
 
 N=0
-# fresh: a new copy of the pristine store as $STORE, with a local state of
-# its own (this host has never seen it)
-fresh() {
-	N=$((N + 1))
-	STORE=$T/case$N.db
-	cp "$PRISTINE" "$STORE"
-	export XDG_STATE_HOME=$T/state$N
-}
 # login USER [PASSFILE]: a command as USER (info reads only)
 login() { "$CUSTODYCTL" -s "$STORE" -u "$1" -c "$CONF" --passfile "${2:-$T/$1.pass}" info; }
-# mnt USER [OPTIONS...]: mount $STORE on $MNT as USER; custodyfs's own
-# exit status (lib.sh's t_mount folds every failure into 1)
-mnt() {
-	local u=$1; shift
-	"$CUSTODYFS" -u "$u" -c "$CONF" --passfile "$T/$u.pass" "$@" "$STORE" "$MNT"
-	local st=$?
-	if grep -q " $MNT fuse" /proc/mounts; then
-		T_MOUNTS+=("$MNT")
-		t_track "$MNT"
-	fi
-	return $st
-}
-# unmount_any: take down whatever an attack left mounted on $MNT
-unmount_any() { if grep -q " $MNT fuse" /proc/mounts; then t_umount || fusermount3 -u "$MNT"; fi; }
-# expect_out DESC STATUS COMMAND...: as expect_status, with stdout and
-# stderr both kept for stderr_has (audit verify reports on stdout)
-expect_out() {
-	local d=$1 want=$2; shift 2
-	"$@" >"$T/.stderr" 2>&1; local got=$?
-	if [ "$got" == "$want" ]; then ok "$d"; else fail "$d: exit $got, want $want ($(head -c 300 "$T/.stderr"))"; fi
-}
 # ctl_c CONFIG ARGS: custodyctl as admin with another configuration
 ctl_c() { local c=$1; shift; "$CUSTODYCTL" -s "$STORE" -u admin -c "$c" --passfile "$PASSFILE" "$@"; }
 # refused DESC COMMAND...: exit 3 or 4 (authentication failed or tampering)
@@ -111,7 +82,7 @@ newest_version() { ctl key list --json 2>/dev/null | jq -r 'map(.version) | max'
 
 # ==== (1) a forged user: a credentials row of the attacker's own making
 # and a forged roster row granting it admin ====
-fresh
+t_fresh
 EVE=$(uid_of eve)
 NEXT=$(( $(q "SELECT max(user_id) FROM credentials") + 1 ))
 # eve's own sealed secret under a new id and name, with her grants and a
@@ -128,7 +99,7 @@ cp "$T/eve.pass" "$T/mallory.pass"
 cp "$T/eve.pass" "$T/squatter.pass"
 refused "forged user: mallory (eve's secret under a new id) cannot log in" login mallory
 refused "forged user: the squatter row cannot log in" login squatter
-refused "forged user: mallory cannot mount" mnt mallory
+refused "forged user: mallory cannot mount" t_mnt_as mallory
 # the forged roster: mallory's admin role cannot be signed, so any body
 # eve writes fails the authority's signature
 snap roster1 "SELECT * FROM s.roster"
@@ -139,7 +110,7 @@ stderr_has "forged roster: the line says verification fails" "fails verification
 one_line "forged roster"
 expect_status "forged roster: eve's own login refused too" 4 login eve
 refused "forged roster: mallory still refused" login mallory
-expect_status "forged roster: admin's mount refused" 4 mnt admin
+expect_status "forged roster: admin's mount refused" 4 t_mnt_as admin
 expect_status "forged roster: audit verify refused" 4 ctl audit verify
 unsnap roster roster1
 # a whole set of rights from a store eve made herself (she is its admin):
@@ -151,8 +122,8 @@ q "ATTACH '$T/evil$N.db' AS e; DELETE FROM authorities; INSERT INTO authorities 
 expect_status "eve's own authority and roster: admin's login refused" 4 login admin
 stderr_has "foreign authority: the line says so" "authority|roster|fails verification"
 refused "eve's own authority and roster: eve gets nothing" login eve
-expect_status "eve's own authority and roster: bob's mount refused" 4 mnt bob
-unmount_any
+expect_status "eve's own authority and roster: bob's mount refused" 4 t_mnt_as bob
+t_unmount_any
 q "DELETE FROM authorities"
 unsnap authorities auth1
 unsnap roster roster1
@@ -188,13 +159,13 @@ expect_status "audit verify after the forged user" 0 ctl audit verify
 intact "forged user"
 
 # ==== (2) an auditor plants a data grant for themself ====
-fresh
+t_fresh
 AUD=$(uid_of aud)
 BOB=$(uid_of bob)
 q "INSERT INTO grants SELECT $AUD,version,1,sealed FROM grants WHERE user_id=$BOB AND kind=1"
 expect_eq "auditor: planted data grant rows" "$(q "SELECT count(*) FROM grants WHERE user_id=$BOB AND kind=1")" \
 	"$(q "SELECT count(*) FROM grants WHERE user_id=$AUD AND kind=1")"
-expect_status "auditor with a planted data grant: mount refused" 5 mnt aud
+expect_status "auditor with a planted data grant: mount refused" 5 t_mnt_as aud
 stderr_has "auditor: the line names the role" "auditor"
 one_line "auditor mount"
 check_not "auditor: nothing mounted" grep -q " $MNT fuse" /proc/mounts
@@ -204,7 +175,7 @@ expect_status "auditor: reading the trail still works" 0 \
 	"$CUSTODYCTL" -s "$STORE" -u aud -c "$CONF" --passfile "$T/aud.pass" audit list
 # and the role itself, edited in the roster body (auditor -> admin)
 set_byte roster body "$(role_at aud)" 00
-expect_status "auditor edits their role to admin: mount refused" 4 mnt aud
+expect_status "auditor edits their role to admin: mount refused" 4 t_mnt_as aud
 stderr_has "edited role: fails verification" "fails verification"
 expect_status "edited role: admin's login refused too" 4 login admin
 expect_status "edited role: no admin command as aud" 4 \
@@ -214,7 +185,7 @@ expect_status "role byte put back: admin logs in" 0 login admin
 intact "auditor"
 
 # ==== (3) a revocation undone ====
-fresh
+t_fresh
 BOB=$(uid_of bob)
 expect_status "revoke: bob logs in before" 0 login bob
 snap bobcred "SELECT * FROM s.credentials WHERE user_id=$BOB"
@@ -234,7 +205,7 @@ unsnap grants bobgrants
 expect_eq "bob's rows are back" 1 "$(q "SELECT count(*) FROM credentials WHERE name='bob'")"
 refused "revoked bob with his rows put back: login refused" login bob
 one_line "revoked bob"
-refused "revoked bob with his rows put back: mount refused" mnt bob
+refused "revoked bob with his rows put back: mount refused" t_mnt_as bob
 check_not "revoked bob: nothing mounted" grep -q " $MNT fuse" /proc/mounts
 # and the roster from before the revoke (bob a writer again)
 unsnap roster roster0
@@ -242,8 +213,8 @@ for u in admin adm2 eve rdr aud bob; do
 	expect_status "roster from before the revoke: $u's login refused" 4 login "$u"
 done
 stderr_has "old roster: the line says rollback or verification" "older than one seen before|fails verification"
-expect_status "old roster: admin's mount refused" 4 mnt admin
-expect_status "old roster: bob's mount refused" 4 mnt bob
+expect_status "old roster: admin's mount refused" 4 t_mnt_as admin
+expect_status "old roster: bob's mount refused" 4 t_mnt_as bob
 # a host that never saw this store (no local state): the newest commit
 # still names the newer roster
 export XDG_STATE_HOME=$T/state${N}-fresh-host
@@ -264,7 +235,7 @@ check "unmount" t_umount
 unsnap roster roster0
 q "DELETE FROM ledger WHERE seq > $PRESEQ"
 export XDG_STATE_HOME=$T/state${N}-worst
-if mnt bob 2> "$T/.merr"; then
+if t_mnt_as bob 2> "$T/.merr"; then
 	got=$(cat "$MNT/after.txt" 2>/dev/null | md5sum)
 	check_not "worst case: bob does not read after.txt" test "$got" == "$AFTER"
 	t_umount
@@ -284,7 +255,7 @@ export XDG_STATE_HOME=$T/state$N
 # chain does not contain (exit 4), and they cannot endorse an epoch 3
 # without the epoch 2 secret. From the shell we can only put the old
 # roster and the old authority chain back, which is what this section does.
-fresh
+t_fresh
 ADM2=$(uid_of adm2)
 expect_status "adm2 logs in as admin" 0 login adm2
 snap adm2auth "SELECT * FROM s.grants WHERE user_id=$ADM2 AND kind=3"
@@ -315,7 +286,7 @@ stderr_has "old chain: the line says rolled back or forked" "rolled-back|forked|
 one_line "old chain"
 expect_status "old roster + old chain: bob refused" 4 login bob
 expect_status "old roster + old chain: adm2 refused" 4 login adm2
-expect_status "old roster + old chain: admin's mount refused" 4 mnt admin
+expect_status "old roster + old chain: admin's mount refused" 4 t_mnt_as admin
 export XDG_STATE_HOME=$T/state${N}-fresh-host
 expect_status "old chain, fresh host: admin (pinned epoch 2) refused" 4 login admin
 stderr_has "fresh host: the authority admin trusts is not in the chain" "not in the store's chain|fails verification"
@@ -335,7 +306,7 @@ intact "demoted admin"
 # column definition, and crossed index roots (writable_schema)
 schema_case() {
 	local d=$1 sql=$2 re=$3 md
-	fresh
+	t_fresh
 	if ! sqlite3 "$STORE" "$sql" 2> "$T/.sqlerr"; then
 		fail "$d: sqlite3 failed: $(head -c 200 "$T/.sqlerr")"
 		return
@@ -346,14 +317,14 @@ schema_case() {
 	expect_status "$d: custodyctl info refused" 4 ctl info
 	stderr_has "$d: the line names the object" "$re"
 	one_line "$d"
-	expect_status "$d: mount refused" 4 mnt admin
+	expect_status "$d: mount refused" 4 t_mnt_as admin
 	stderr_has "$d: mount's line names the object" "$re"
 	check_not "$d: nothing mounted" grep -q " $MNT fuse" /proc/mounts
-	unmount_any
-	expect_status "$d: read-only mount refused" 4 mnt admin -o ro
-	unmount_any
-	expect_status "$d: bob's mount refused" 4 mnt bob
-	unmount_any
+	t_unmount_any
+	expect_status "$d: read-only mount refused" 4 t_mnt_as admin -o ro
+	t_unmount_any
+	expect_status "$d: bob's mount refused" 4 t_mnt_as bob
+	t_unmount_any
 	expect_status "$d: audit verify refused" 4 ctl audit verify
 	expect_status "$d: check refused" 4 ctl check
 	expect_status "$d: a wrong passphrase is refused as tampering, before login" 4 login bob "$T/eve.pass"
@@ -379,12 +350,12 @@ schema_case "NOT NULL dropped from grants" \
 # lookup by inode number searches the key-version index
 # (SQLite's own integrity check sees it; renames and unlinks then fail
 # with EIO)
-fresh
+t_fresh
 q "PRAGMA writable_schema=ON; UPDATE sqlite_schema SET rootpage = (SELECT sum(rootpage) FROM sqlite_schema WHERE name IN ('dentries_ino','dentries_kv')) - rootpage WHERE name IN ('dentries_ino','dentries_kv')"
 # damage inside SQLite's own b-trees is found by SQLite's integrity check
 # (check), not at every open (that would read the whole file): what must
 # hold is that nothing crashes, nothing wrong is served, and check names it
-check "crossed index roots: the mount comes up" mnt admin
+check "crossed index roots: the mount comes up" t_mnt_as admin
 if mountpoint -q "$MNT"; then
 	mv "$MNT/a.txt" "$MNT/a-moved.txt" 2>/dev/null
 	cat "$MNT/a.txt" "$MNT/a-moved.txt" > "$T/crossed.out" 2>/dev/null
@@ -393,14 +364,14 @@ if mountpoint -q "$MNT"; then
 	check "crossed index roots: the daemon is still alive" \
 		sh -c "pgrep -f 'custodyfs.* $MNT\$' >/dev/null"
 fi
-unmount_any
+t_unmount_any
 ctl check > "$T/check.out" 2>&1
 expect_eq "crossed index roots: check exit 4" 4 "$?"
 check "crossed index roots: check names the index" grep -q "dentries_" "$T/check.out"
 # a trigger planted while a mount runs: it never runs, and the mount
 # notices the schema moved (store.h: a running mount checks again)
-fresh
-check "live trigger: admin mounts" mnt admin
+t_fresh
+check "live trigger: admin mounts" t_mnt_as admin
 printf 'one\n' > "$MNT/live1.txt"
 sync "$MNT/live1.txt"
 q "CREATE TRIGGER eraser AFTER INSERT ON audit BEGIN DELETE FROM audit; END"
@@ -409,18 +380,18 @@ sync "$MNT/live2.txt" 2>/dev/null
 cat "$MNT/a.txt" > /dev/null 2>&1
 expect_eq "live trigger: it never ran (audit rows kept)" 1 "$(q "SELECT count(*) > 3 FROM audit")"
 check_not "live trigger: the mount refuses work once its schema moved" test "$st_write" == 0
-unmount_any
+t_unmount_any
 expect_status "live trigger: the next command refuses" 4 ctl info
 stderr_has "live trigger: it names the trigger" "trigger 'eraser'"
 
 # ==== (6) switching off one's own audit ====
-fresh
+t_fresh
 EVE=$(uid_of eve)
 check "eve mounts" mount_as eve
 printf 'eve was here\n' > "$MNT/eve.txt"
 cat "$MNT/a.txt" > /dev/null
 check "eve unmounts" t_umount
-expect_out "baseline: audit verify" 0 ctl audit verify
+t_expect_out "baseline: audit verify" 0 ctl audit verify
 cp "$STORE" "$T/audit6.db"
 S6=0
 # again6: the store as eve left it, seen by a host that never saw it (so
@@ -430,11 +401,11 @@ again6() { cp "$T/audit6.db" "$STORE"; S6=$((S6 + 1)); export XDG_STATE_HOME=$T/
 # a) her session rows deleted afterwards
 again6
 q "DELETE FROM sessions WHERE user_id=$EVE"
-expect_out "eve deleted her sessions rows: audit verify exit 4" 4 ctl audit verify
+t_expect_out "eve deleted her sessions rows: audit verify exit 4" 4 ctl audit verify
 stderr_has "deleted sessions: the line names the commit and session" "commit [0-9]+.*session [0-9]+"
 expect_status "deleted sessions: check exit 4" 4 ctl check
-expect_status "deleted sessions: admin's mount refused" 4 mnt admin
-unmount_any
+expect_status "deleted sessions: admin's mount refused" 4 t_mnt_as admin
+t_unmount_any
 # b) her session rows deleted while her mount runs: what she does next is
 # still in the trail, signed by a session nobody can verify
 # (eve works on her own host: this host's state never saw her commits)
@@ -444,9 +415,9 @@ q "DELETE FROM sessions WHERE user_id=$EVE"
 printf 'unaudited?\n' > "$MNT/eve2.txt"
 cat "$MNT/a.txt" > /dev/null 2>&1
 t_umount
-expect_out "sessions deleted while mounted: audit verify exit 4" 4 ctl audit verify
-expect_status "sessions deleted while mounted: admin's next mount refused" 4 mnt admin
-unmount_any
+t_expect_out "sessions deleted while mounted: audit verify exit 4" 4 ctl audit verify
+expect_status "sessions deleted while mounted: admin's next mount refused" 4 t_mnt_as admin
+t_unmount_any
 # c) her data grants deleted: no key, but never unaudited
 again6
 q "DELETE FROM grants WHERE user_id=$EVE"
@@ -454,7 +425,7 @@ before=$(q "SELECT max(seq) FROM audit")
 if mount_as eve 2> "$T/.stderr"; then
 	check_not "eve without grants cannot read a.txt" cat "$MNT/a.txt"
 	t_umount
-	expect_out "eve without grants: audit verify" 0 ctl audit verify
+	t_expect_out "eve without grants: audit verify" 0 ctl audit verify
 	check "eve without grants: her session is in the trail" \
 		test "$(q "SELECT count(*) FROM audit WHERE user='eve' AND seq > $before")" -gt 0
 else
@@ -470,7 +441,7 @@ q "UPDATE sessions SET detail=randomblob(length(detail)) WHERE user_id=$EVE"
 if ctl audit list --json 2>/dev/null | jq -e 'any(.[]; .user == "eve" and ((.path // "") | test("eve.txt")))' > /dev/null; then
 	ok "garbled detail keys: eve's paths still readable"
 else
-	expect_out "garbled detail keys (eve's paths unreadable now): audit verify exit 4" 4 ctl audit verify
+	t_expect_out "garbled detail keys (eve's paths unreadable now): audit verify exit 4" 4 ctl audit verify
 fi
 # ... or replaced by a genuine sealed key of another session (the admin's
 # own, under the same version): it opens, but it is not the key eve's
@@ -480,7 +451,7 @@ ADMS=$(q "SELECT min(id) FROM sessions WHERE user_id=$(uid_of admin)")
 q "UPDATE sessions SET detail=(SELECT detail FROM sessions WHERE id=$ADMS),
      detail_version=(SELECT detail_version FROM sessions WHERE id=$ADMS)
    WHERE user_id=$EVE"
-expect_out "replaced detail keys: audit verify (an admin) exit 4" 4 ctl audit verify
+t_expect_out "replaced detail keys: audit verify (an admin) exit 4" 4 ctl audit verify
 stderr_has "replaced detail keys: verify names eve's session" "session [0-9]+ of user 'eve'.*(replaced|endorsed)"
 ctl audit list --json > "$T/list.json" 2>"$T/.stderr"; st=$?
 expect_eq "replaced detail keys: audit list exit 4" 4 "$st"
@@ -489,11 +460,11 @@ check "replaced detail keys: eve's rows carry no path" \
 	jq -e '[.[] | select(.user == "eve")] | length > 0 and all(.path == null and .detail_error != null)' "$T/list.json"
 check "replaced detail keys: the admin's own rows still read" \
 	jq -e 'any(.[]; .user == "admin" and .path != null)' "$T/list.json"
-expect_out "replaced detail keys: a reader's audit verify (no key) passes the chain" 0 as rdr audit verify
+t_expect_out "replaced detail keys: a reader's audit verify (no key) passes the chain" 0 as rdr audit verify
 # a sessions row's commitment itself edited: the endorsement fails
 again6
 q "UPDATE sessions SET detail_hash=randomblob(32) WHERE user_id=$EVE"
-expect_out "edited detail commitment: audit verify exit 4" 4 ctl audit verify
+t_expect_out "edited detail commitment: audit verify exit 4" 4 ctl audit verify
 # the genuine keys survive a re-seal (key rotate, reencrypt): still
 # endorsed, still readable
 again6
@@ -501,29 +472,29 @@ expect_status "re-seal: key rotate" 0 ctl key rotate
 expect_status "re-seal: reencrypt" 0 ctl reencrypt
 expect_eq "re-seal: no session key left under the old version" 0 \
 	"$(q "SELECT count(*) FROM sessions WHERE detail_version < (SELECT max(detail_version) FROM sessions)")"
-expect_out "re-seal: audit verify (an admin) exit 0" 0 ctl audit verify
+t_expect_out "re-seal: audit verify (an admin) exit 0" 0 ctl audit verify
 check "re-seal: eve's paths still read" \
 	sh -c "'$CUSTODYCTL' -s '$STORE' -u admin -c '$CONF' --passfile '$PASSFILE' audit list --json | jq -e 'any(.[]; .user == \"eve\" and ((.path // \"\") | test(\"eve.txt\")))' > /dev/null"
 # e) her sessions re-attributed to bob
 again6
 q "UPDATE sessions SET user_id=$(uid_of bob) WHERE user_id=$EVE"
-expect_out "eve's sessions re-attributed to bob: audit verify exit 4" 4 ctl audit verify
+t_expect_out "eve's sessions re-attributed to bob: audit verify exit 4" 4 ctl audit verify
 # f) ledger rows: the head's signature, a middle record, a deleted one
 again6
 HEAD=$(q "SELECT max(seq) FROM ledger")
 q "UPDATE ledger SET sigs=CAST(substr(sigs,1,20) || X'00' || substr(sigs,22) AS BLOB) WHERE seq=$HEAD"
 expect_status "head commit's signature corrupted: admin's login refused" 4 login admin
-expect_status "head commit corrupted: eve's mount refused" 4 mnt eve
-unmount_any
-expect_out "head commit corrupted: audit verify exit 4" 4 ctl audit verify
+expect_status "head commit corrupted: eve's mount refused" 4 t_mnt_as eve
+t_unmount_any
+t_expect_out "head commit corrupted: audit verify exit 4" 4 ctl audit verify
 again6
 MID=$(( HEAD / 2 ))
 q "UPDATE ledger SET body=CAST(substr(body,1,60) || X'FF' || substr(body,62) AS BLOB) WHERE seq=$MID"
-expect_out "middle commit corrupted: audit verify exit 4" 4 ctl audit verify
+t_expect_out "middle commit corrupted: audit verify exit 4" 4 ctl audit verify
 stderr_has "middle commit: the line names it" "commit $((MID - 1))|commit $MID|near commit"
 again6
 q "DELETE FROM ledger WHERE seq=$MID"
-expect_out "middle commit deleted: audit verify exit 4" 4 ctl audit verify
+t_expect_out "middle commit deleted: audit verify exit 4" 4 ctl audit verify
 stderr_has "deleted commit: the line names it" "commit $((MID - 1))|commit $MID|commit $((MID + 1))"
 again6
 intact "audit switch"
@@ -547,7 +518,7 @@ expect_status "lax -c (max_failures = 0): locked after the store's 3 failures" 3
 stderr_has "locked: the one message" "authentication failed for user 'pu'"
 cp "$T/.stderr" "$T/locked.err"
 expect_status "lax -c: the mount is locked too" 3 "$CUSTODYFS" -u pu -c "$T/lax.ini" --passfile "$T/pu.pass" "$STORE" "$MNT"
-unmount_any
+t_unmount_any
 lax nosuch "$T/wrong.pass" > /dev/null 2> "$T/unknown.err"; s1=$?
 lax admin "$T/wrong.pass" > /dev/null 2> "$T/wrongpw.err"; s2=$?
 expect_eq "unknown user and wrong passphrase: exit 3" "3 3" "$s1 $s2"
@@ -577,7 +548,7 @@ expect_status "roster policy edited (max_failures 0): refused" 4 lax admin "$PAS
 cp "$T/policy-pristine.db" "$STORE"
 
 # ==== (8) the purge queue and planted inode rows ====
-fresh
+t_fresh
 INO=$(q "SELECT ino FROM dentries d WHERE ino IN (SELECT ino FROM inodes WHERE size=6) LIMIT 1")
 q "INSERT INTO purge VALUES($INO)"
 ctl check > "$T/check.out" 2>&1
@@ -599,7 +570,7 @@ next_ino() {
 	for i in 14 12 10 8 6 4 2 0; do le="$le${h:$i:2}"; done
 	echo $((16#$le))
 }
-fresh
+t_fresh
 NI=$(next_ino)
 BIG=$(q "SELECT ino FROM inodes WHERE size=12000")
 q "INSERT INTO inodes SELECT $NI, file_id, mode, uid, gid, nlink, size, nblocks, rdev, atime, mtime, ctime, generation, nentries, theight, troot, xdigest FROM inodes WHERE ino=$BIG"
@@ -615,7 +586,7 @@ expect_eq "the new file after remount" "brand new" "$(cat "$MNT/new.txt" 2>&1)"
 check "unmount" t_umount
 # ... and block rows planted at the next inode number (one inside the new
 # file, one beyond it)
-fresh
+t_fresh
 NI=$(next_ino)
 q "INSERT INTO blocks SELECT $NI, blk, key_version, data FROM blocks WHERE ino=$BIG AND blk IN (0, 2)"
 check "planted block rows: admin mounts" t_mount
@@ -637,7 +608,7 @@ expect_eq "planted blocks: no row is left under the new file's number but its ow
 	"$(q "SELECT count(*) FROM blocks WHERE ino=$NI")"
 # xattr and entry rows planted under the next inode number: the new file
 # and the new directory start empty, their own attributes and names work
-fresh
+t_fresh
 NI=$(next_ino)
 XI=$(q "SELECT ino FROM inodes WHERE size=6 LIMIT 1")
 q "INSERT INTO xattrs SELECT $NI, tag, key_version, name, value FROM xattrs LIMIT 1" 2>/dev/null
@@ -658,7 +629,7 @@ check "unmount" t_umount
 expect_status "planted rows under the next number: check clean" 0 ctl check
 # block rows planted in a hole of an existing file, and beyond its end:
 # the block count follows the file's tree, never the rows
-fresh
+t_fresh
 check "planted holes: admin mounts" t_mount
 BS=$(stat -c %o "$MNT/a.txt")
 dd if=/dev/urandom of="$MNT/sparse" bs="$BS" count=1 status=none
@@ -693,14 +664,14 @@ intact "planted holes"
 # ==== (9) meta edits ====
 meta_case() {
 	local d=$1 sql=$2
-	fresh
+	t_fresh
 	q "$sql"
 	expect_status "$d: admin's login refused as damage" 4 login admin
 	stderr_has "$d: the line says what is wrong, not 'authentication failed'" "store id|format|verification|not a custodyfs"
 	one_line "$d"
-	expect_status "$d: mount refused as damage" 4 mnt admin
+	expect_status "$d: mount refused as damage" 4 t_mnt_as admin
 	check_not "$d: nothing mounted" grep -q " $MNT fuse" /proc/mounts
-	unmount_any
+	t_unmount_any
 	expect_eq "$d: no failed login counted against the users" 0 "$(q "SELECT count(*) FROM auth_events")"
 }
 meta_case "store id changed" "UPDATE meta SET value=randomblob(16) WHERE key='store_id'"
@@ -709,15 +680,15 @@ meta_case "store id deleted" "DELETE FROM meta WHERE key='store_id'"
 # the format; a row planted by hand is refused, not believed)
 meta_case "format changed to 3" "INSERT OR REPLACE INTO meta(key, value) VALUES('format', '3')"
 meta_case "format changed to 1" "INSERT OR REPLACE INTO meta(key, value) VALUES('format', '1')"
-fresh
+t_fresh
 q "PRAGMA user_version=3"
 expect_status "header format 3: refused" 1 ctl info
 stderr_has "header format 3: made by a newer custodyfs" "newer custodyfs"
-fresh
+t_fresh
 q "PRAGMA user_version=1"
 expect_status "header format 1 on a format-2 schema: refused as tampering" 4 ctl info
 stderr_has "header format 1: the line says why" "definition of table|older|upgrade"
-fresh
+t_fresh
 q "PRAGMA application_id=7"
 expect_status "application id changed: refused" 1 ctl info
 stderr_has "application id: not a custodyfs store" "not a custodyfs store"

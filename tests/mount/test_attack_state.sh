@@ -47,31 +47,6 @@ cp "$STORE" "$PRISTINE"
 
 i() { echo "${INO[$1]}"; }
 N=0
-# fresh: a new copy of the pristine store, with a local state of its own
-fresh() {
-	N=$((N + 1))
-	STORE=$T/case$N.db
-	cp "$PRISTINE" "$STORE"
-	export XDG_STATE_HOME=$T/state$N
-}
-# mnt USER [OPTIONS...]: mount $STORE on $MNT; custodyfs's own exit status
-mnt() {
-	local u=$1; shift
-	"$CUSTODYFS" -u "$u" -c "$CONF" --passfile "$T/$u.pass" "$@" "$STORE" "$MNT"
-	local st=$?
-	if grep -q " $MNT fuse" /proc/mounts; then
-		T_MOUNTS+=("$MNT")
-		t_track "$MNT"
-	fi
-	return $st
-}
-unmount_any() { if grep -q " $MNT fuse" /proc/mounts; then t_umount || fusermount3 -u "$MNT"; fi; }
-# expect_out DESC STATUS COMMAND...: exit status, stdout+stderr kept
-expect_out() {
-	local d=$1 want=$2; shift 2
-	"$@" >"$T/.stderr" 2>&1; local got=$?
-	if [ "$got" == "$want" ]; then ok "$d"; else fail "$d: exit $got, want $want ($(head -c 300 "$T/.stderr"))"; fi
-}
 # snap NAME SQL / unsnap TABLE NAME: an attacker's older copy of rows
 snap() { sqlite3 "$T/snap.db" "ATTACH '$STORE' AS s; DROP TABLE IF EXISTS $1; CREATE TABLE $1 AS $2"; }
 unsnap() { q "ATTACH '$T/snap.db' AS k; INSERT OR REPLACE INTO $1 SELECT * FROM k.$2"; }
@@ -103,7 +78,7 @@ check_names() {
 }
 # as_bob_do SHELL: bob mounts, runs SHELL (with $M the mount), unmounts
 as_bob_do() {
-	if ! mnt bob 2> "$T/.merr"; then
+	if ! t_mnt_as bob 2> "$T/.merr"; then
 		fail "bob cannot mount: $(head -c 200 "$T/.merr")"
 		return 1
 	fi
@@ -112,12 +87,12 @@ as_bob_do() {
 }
 # admin_sees DESC: the admin mounts the attacked copy (as a fresh host)
 admin_mounts() {
-	if mnt admin 2> "$T/.merr"; then ok "$1: admin mounts"; else fail "$1: admin cannot mount: $(head -c 200 "$T/.merr")"; fi
+	if t_mnt_as admin 2> "$T/.merr"; then ok "$1: admin mounts"; else fail "$1: admin cannot mount: $(head -c 200 "$T/.merr")"; fi
 }
 
 # ==== (10) replays of rows the writer changed since ====
 # a block
-fresh
+t_fresh
 snap b "SELECT * FROM s.blocks WHERE ino=$(i f.bin) AND blk=1"
 as_bob_do 'printf "overwritten" | dd of="$M/f.bin" bs=1 seek=5000 conv=notrunc 2>/dev/null'
 unsnap blocks b
@@ -125,10 +100,10 @@ admin_mounts "replayed block"
 eio "replayed block: reading f.bin" cat "$MNT/f.bin"
 check "replayed block: the blocks before it still read" dd if="$MNT/f.bin" of=/dev/null bs=4096 count=1 status=none
 intact "replayed block" f.bin
-unmount_any
+t_unmount_any
 check_names "replayed block" "/f.bin"
 # an inode row (chmod 600, then the 0644 row put back)
-fresh
+t_fresh
 snap n "SELECT * FROM s.inodes WHERE ino=$(i m.txt)"
 as_bob_do 'chmod 600 "$M/m.txt"'
 unsnap inodes n
@@ -136,10 +111,10 @@ admin_mounts "replayed inode"
 eio "replayed inode: stat m.txt" stat "$MNT/m.txt"
 check_not "replayed inode: never shows 0644" sh -c "stat -c %a '$MNT/m.txt' 2>/dev/null | grep -qx 644"
 intact "replayed inode" m.txt
-unmount_any
+t_unmount_any
 check_names "replayed inode" "m.txt"
 # a dentry (renamed since, the old entry put back)
-fresh
+t_fresh
 snap e "SELECT * FROM s.dentries WHERE ino=$(i r.txt)"
 as_bob_do 'mv "$M/r.txt" "$M/r2.txt"'
 unsnap dentries e
@@ -151,12 +126,12 @@ else
 fi
 expect_eq "replayed dentry: the new name still reads" "${SUM[r.txt]}" "$(md5sum < "$MNT/r2.txt" 2>/dev/null)"
 intact "replayed dentry" r.txt
-unmount_any
+t_unmount_any
 check_names "replayed dentry" "r.txt"
 check "replayed dentry: check names it by its path, not only its number" \
 	grep -q "^/r.txt: directory entry [0-9]* ('r.txt') is not the signed one" "$T/check.out"
 # a deleted dentry put back (and its inode row, and its blocks)
-fresh
+t_fresh
 snap e "SELECT * FROM s.dentries WHERE ino=$(i del.txt)"
 snap n "SELECT * FROM s.inodes WHERE ino=$(i del.txt)"
 snap b "SELECT * FROM s.blocks WHERE ino=$(i del.txt)"
@@ -171,10 +146,10 @@ else
 	check "restored deleted dentry: EIO or hidden" grep -q "Input/output error\|No such file" "$T/.err"
 fi
 intact "restored deleted dentry" del.txt
-unmount_any
+t_unmount_any
 check_names "restored deleted dentry" "del.txt|inode $(i del.txt)"
 # an xattr
-fresh
+t_fresh
 snap x "SELECT * FROM s.xattrs WHERE ino=$(i x.txt)"
 as_bob_do 'setfattr -n user.k -v second-value "$M/x.txt"'
 unsnap xattrs x
@@ -182,27 +157,27 @@ admin_mounts "replayed xattr"
 eio "replayed xattr: getfattr" getfattr -n user.k "$MNT/x.txt"
 check_not "replayed xattr: the old value is never shown" sh -c "getfattr -n user.k '$MNT/x.txt' 2>/dev/null | grep -q first-value"
 intact "replayed xattr"
-unmount_any
+t_unmount_any
 check_names "replayed xattr" "x.txt"
 # an older group of a file's block tree (mtree rows of huge.bin)
-fresh
+t_fresh
 snap t "SELECT * FROM s.mtree WHERE kind=3 AND owner=$(i huge.bin)"
 as_bob_do 'printf "changed" | dd of="$M/huge.bin" bs=1 seek=1000000 conv=notrunc 2>/dev/null'
 unsnap mtree t
 admin_mounts "replayed tree group"
 eio "replayed tree group: reading huge.bin" cat "$MNT/huge.bin"
 intact "replayed tree group" huge.bin
-unmount_any
+t_unmount_any
 check_names "replayed tree group" "huge.bin"
 # an older group of the inode tree (every inode is under it)
-fresh
+t_fresh
 snap t "SELECT * FROM s.mtree WHERE kind=1"
 as_bob_do 'printf "new\n" > "$M/new.txt"'
 unsnap mtree t
-mnt admin > /dev/null 2> "$T/.merr"; st=$?
+t_mnt_as admin > /dev/null 2> "$T/.merr"; st=$?
 if [ $st -eq 0 ]; then
 	eio "replayed inode tree: reading keep.txt" cat "$MNT/keep.txt"
-	unmount_any
+	t_unmount_any
 else
 	expect_eq "replayed inode tree: mount refused as damage" 4 "$st"
 fi
@@ -210,7 +185,7 @@ ctl check > "$T/check.out" 2>&1
 expect_eq "replayed inode tree: check exit 4" 4 "$?"
 # blocks swapped within a file, moved to another file, deleted from a
 # dense file; a dentry row deleted
-fresh
+t_fresh
 q "CREATE TEMP TABLE t AS SELECT blk, data FROM blocks WHERE ino=$(i swap.bin) AND blk IN (0,1);
    UPDATE blocks SET data = (SELECT data FROM t WHERE t.blk = 1 - blocks.blk) WHERE ino=$(i swap.bin) AND blk IN (0,1)"
 q "DELETE FROM blocks WHERE ino=$(i recv.bin) AND blk=1;
@@ -224,7 +199,7 @@ eio "block moved out: reading donor.bin" cat "$MNT/donor.bin"
 eio "block deleted from a dense file: reading dense.bin" cat "$MNT/dense.bin"
 eio "dentry row deleted: listing d/" ls "$MNT/d"
 intact "moved rows" swap.bin recv.bin donor.bin dense.bin d/g.txt d/e.txt
-unmount_any
+t_unmount_any
 ctl check > "$T/check.out" 2>&1
 expect_eq "moved rows: check exit 4" 4 "$?"
 for f in swap.bin recv.bin donor.bin dense.bin; do
@@ -233,13 +208,13 @@ done
 check "moved rows: check names the directory of the deleted entry" grep -q "/d\b\|d/g.txt\|entr" "$T/check.out"
 
 # ==== (11) a reader mounts and reads: nothing moves ====
-fresh
+t_fresh
 digest() {
 	q "SELECT * FROM inodes; SELECT * FROM dentries; SELECT ino, blk, key_version, hex(data) FROM blocks;
 	   SELECT kind, owner, level, idx, hex(node) FROM mtree; SELECT ino, hex(tag), hex(value) FROM xattrs" | md5sum
 }
 D0=$(digest)
-check "reader: rdr mounts" mnt rdr
+check "reader: rdr mounts" t_mnt_as rdr
 bad=""
 for f in "${FILES[@]}"; do
 	[ "$(md5sum < "$MNT/$f" 2>/dev/null)" == "${SUM[$f]}" ] || bad="$bad $f"
@@ -251,19 +226,19 @@ check_not "reader: cannot rename" mv "$MNT/keep.txt" "$MNT/k2.txt"
 check_not "reader: cannot set an xattr" setfattr -n user.r -v r "$MNT/keep.txt"
 check "reader: unmount" t_umount
 expect_eq "reader: no file row moved" "$D0" "$(digest)"
-expect_out "reader: audit verify" 0 ctl audit verify
+t_expect_out "reader: audit verify" 0 ctl audit verify
 expect_status "reader: check clean" 0 ctl check
 check "reader: the reads are in the trail" test "$(q "SELECT count(*) FROM audit WHERE user='rdr' AND op='read'")" -gt 0
 
 # ==== (12) the audit trail ====
 # rows of bob's and the admin's sessions
-fresh
+t_fresh
 AUDIT_PRISTINE=$T/audit-pristine.db
 expect_status "trail: admin lists users" 0 ctl user list
-check "trail: bob mounts" mnt bob
+check "trail: bob mounts" t_mnt_as bob
 cat "$MNT/keep.txt" > /dev/null
 check "trail: bob unmounts" t_umount
-expect_out "trail: baseline audit verify" 0 ctl audit verify
+t_expect_out "trail: baseline audit verify" 0 ctl audit verify
 cp "$STORE" "$AUDIT_PRISTINE"
 A=0
 # trail SQL: a fresh copy of the trail store (a fresh host), edited
@@ -278,39 +253,39 @@ trail() {
 MIDROW=$(q "SELECT seq FROM audit WHERE user='bob' ORDER BY seq LIMIT 1 OFFSET 1")
 ADMSESS=$(q "SELECT session FROM audit WHERE user='admin' ORDER BY seq DESC LIMIT 1")
 trail "UPDATE audit SET session=$ADMSESS WHERE seq=$MIDROW"
-expect_out "a row moved to the admin's session: audit verify exit 4" 4 ctl audit verify
+t_expect_out "a row moved to the admin's session: audit verify exit 4" 4 ctl audit verify
 stderr_has "re-attributed row: the line names the row" "row $MIDROW"
 trail "UPDATE audit SET user='admin' WHERE seq=$MIDROW"
-expect_out "a row's user edited to admin: audit verify exit 4" 4 ctl audit verify
+t_expect_out "a row's user edited to admin: audit verify exit 4" 4 ctl audit verify
 stderr_has "edited user: the line names the row" "row $MIDROW"
 trail "DELETE FROM audit WHERE seq=$MIDROW"
-expect_out "a middle row deleted: audit verify exit 4" 4 ctl audit verify
+t_expect_out "a middle row deleted: audit verify exit 4" 4 ctl audit verify
 stderr_has "deleted row: the line names where" "row $((MIDROW + 1))|row $MIDROW"
 trail "UPDATE audit SET seq=-1 WHERE seq=$MIDROW; UPDATE audit SET seq=$MIDROW WHERE seq=$((MIDROW + 1)); UPDATE audit SET seq=$((MIDROW + 1)) WHERE seq=-1"
-expect_out "two rows reordered (seq swapped): audit verify exit 4" 4 ctl audit verify
+t_expect_out "two rows reordered (seq swapped): audit verify exit 4" 4 ctl audit verify
 stderr_has "reordered rows: the line names the row" "row $MIDROW|row $((MIDROW + 1))"
 LASTROW=$(sqlite3 "$AUDIT_PRISTINE" "SELECT max(seq) FROM audit")
 trail "DELETE FROM audit WHERE seq > $((LASTROW - 3))"
-expect_out "the tail cut (3 rows): audit verify exit 4" 4 ctl audit verify
+t_expect_out "the tail cut (3 rows): audit verify exit 4" 4 ctl audit verify
 stderr_has "cut tail: the line names where" "cut from the end|row $((LASTROW + 1)) follows row $((LASTROW - 3))"
 # a row of another store put in place of ours
 OTHER=$T/other.db
 "$CUSTODYCTL" -s "$OTHER" -u admin -c "$CONF" --passfile "$PASSFILE" init > /dev/null 2>&1
 "$CUSTODYCTL" -s "$OTHER" -u admin -c "$CONF" --passfile "$PASSFILE" user list > /dev/null 2>&1
 trail "ATTACH '$OTHER' AS o; INSERT OR REPLACE INTO audit SELECT * FROM o.audit WHERE seq=2"
-expect_out "a row copied from another store: audit verify exit 4" 4 ctl audit verify
+t_expect_out "a row copied from another store: audit verify exit 4" 4 ctl audit verify
 stderr_has "foreign row: the line names it" "row 2"
 # a row invented from scratch after the tail (a hash of the right length)
 trail "INSERT INTO audit SELECT seq + 1, time, user, session, uid, gid, pid, 'unlink', ino, offset, length, result, detail, randomblob(32) FROM audit WHERE seq=$LASTROW"
-expect_out "a row invented after the tail: audit verify exit 4" 4 ctl audit verify
+t_expect_out "a row invented after the tail: audit verify exit 4" 4 ctl audit verify
 stderr_has "invented row: the line names it" "row $((LASTROW + 1))"
-expect_status "a row invented after the tail: a mount refuses as tampering" 4 mnt bob
-unmount_any
+expect_status "a row invented after the tail: a mount refuses as tampering" 4 t_mnt_as bob
+t_unmount_any
 # the tail cut together with the newest commit records: a rollback of
 # the trail. This host saw the newer commits: refused.
 trail
 export XDG_STATE_HOME=$T/trail-seen
-expect_out "trail: this host verifies the store" 0 ctl audit verify
+t_expect_out "trail: this host verifies the store" 0 ctl audit verify
 HEADSEQ=$(q "SELECT max(seq) FROM ledger")
 KEEP=$((HEADSEQ - 2))
 # audit head of commit KEEP: body offset 238 (8 bytes little endian)
@@ -318,11 +293,11 @@ le() { local h=$1 out="" k; for k in 14 12 10 8 6 4 2 0; do out="$out${h:$k:2}";
 KEEPROW=$(le "$(q "SELECT hex(substr(body,238,8)) FROM ledger WHERE seq=$KEEP")")
 check "trail: commit $KEEP covers rows up to $KEEPROW" test "$KEEPROW" -gt 0
 q "DELETE FROM audit WHERE seq > $KEEPROW; DELETE FROM ledger WHERE seq > $KEEP"
-expect_status "trail and commits cut back: custodyfs refuses (rollback)" 4 mnt admin
+expect_status "trail and commits cut back: custodyfs refuses (rollback)" 4 t_mnt_as admin
 stderr_has "cut back: the line says older than seen" "older than one seen before"
 check_not "cut back: nothing mounted" grep -q " $MNT fuse" /proc/mounts
-unmount_any
-expect_out "trail and commits cut back: audit verify refuses" 4 ctl audit verify
+t_unmount_any
+t_expect_out "trail and commits cut back: audit verify refuses" 4 ctl audit verify
 # (a host that never saw the newer commits cannot tell a consistent cut
 # from an older copy: that is the witness's job, keys/witness.c)
 # invented auth_events: a failed login for "alice", adopted by the next
@@ -334,7 +309,7 @@ expect_eq "invented failed login: adopted into the trail" 1 \
 	"$(q "SELECT count(*) FROM audit WHERE user='alice' AND op='login-failed'")"
 check "invented failed login: the detail names the adopting user" \
 	sh -c "'$CUSTODYCTL' -s '$STORE' -u admin -c '$CONF' --passfile '$PASSFILE' audit list --json | jq -e 'any(.[]; .user == \"alice\" and (.path | test(\"recorded by admin\")))' > /dev/null"
-expect_out "invented failed login: audit verify (it is what the session recorded)" 0 ctl audit verify
+t_expect_out "invented failed login: audit verify (it is what the session recorded)" 0 ctl audit verify
 # an invented event that is not a failed login: it must not enter the
 # trail as an admin's action
 trail "INSERT INTO auth_events(time, user, event, uid, pid) VALUES(1000000000, 'admin', 'key destroy', 0, 4242)"
@@ -344,7 +319,7 @@ expect_eq "invented 'key destroy' event: no such admin action in the trail" 0 \
 expect_eq "invented 'key destroy' event: dropped, and one row says so" 1 \
 	"$(q "SELECT count(*) FROM audit WHERE op='auth-events-dropped' AND user='admin'")"
 expect_eq "invented 'key destroy' event: the queue is empty" 0 "$(q "SELECT count(*) FROM auth_events")"
-expect_out "invented 'key destroy' event: audit verify" 0 ctl audit verify
+t_expect_out "invented 'key destroy' event: audit verify" 0 ctl audit verify
 # failed logins that count_failure never writes: a malformed user name, a
 # time in the future or before the epoch, no process; and a flood. None
 # is adopted; one row counts them all.
@@ -366,7 +341,7 @@ expect_eq "malformed auth events: one row counts the 7 dropped" 1 \
 	"$(q "SELECT count(*) FROM audit WHERE op='auth-events-dropped'")"
 check "malformed auth events: the row says how many" \
 	sh -c "'$CUSTODYCTL' -s '$STORE' -u admin -c '$CONF' --passfile '$PASSFILE' audit list --json --op auth-events-dropped | jq -e 'any(.[]; .path | test(\"^7 queued\"))' > /dev/null"
-expect_out "malformed auth events: audit verify" 0 ctl audit verify
+t_expect_out "malformed auth events: audit verify" 0 ctl audit verify
 trail "INSERT INTO auth_events(time, user, event, uid, pid) VALUES(1000000000, 'bob', 'unlink', 1000, 4242)"
 expect_status "invented 'unlink' by bob: the admin logs in" 0 ctl user list
 "$CUSTODYCTL" -s "$STORE" -u admin -c "$CONF" --passfile "$PASSFILE" audit verify > /dev/null 2>&1; vst=$?
@@ -379,41 +354,41 @@ check_not "invented 'unlink' by bob: the planted row does not break the trail fo
 # in the file: the witness (syslog) has them. Nothing to check here.
 
 # ==== (13) the whole file rolled back ====
-fresh
+t_fresh
 OLD=$T/old13.db
 expect_status "rollback: the admin opens the store" 0 ctl info
 cp "$STORE" "$OLD"
-check "rollback: admin mounts" mnt admin
+check "rollback: admin mounts" t_mnt_as admin
 printf 'written after the copy\n' > "$MNT/later.txt"
 check "rollback: unmount" t_umount
 # a copy at another path is a copy, not a rollback
 cp "$OLD" "$T/elsewhere.db"
 expect_status "a copy at another path opens" 0 "$CUSTODYCTL" -s "$T/elsewhere.db" -u admin -c "$CONF" --passfile "$PASSFILE" info
 expect_status "afterwards the original still opens" 0 ctl info
-check "afterwards the original still mounts" mnt admin
+check "afterwards the original still mounts" t_mnt_as admin
 check "the original has later.txt" test -f "$MNT/later.txt"
-unmount_any
+t_unmount_any
 # the older copy put back at the same path
 cp "$OLD" "$STORE"
 rm -f "$STORE-wal" "$STORE-shm"
-expect_status "older copy in place: mount refused" 4 mnt admin
+expect_status "older copy in place: mount refused" 4 t_mnt_as admin
 stderr_has "older copy: the line says so" "older than one seen before"
 check_not "older copy: nothing mounted" grep -q " $MNT fuse" /proc/mounts
-unmount_any
-expect_status "older copy in place: read-only mount refused" 4 mnt admin -o ro
-unmount_any
-expect_status "older copy in place: bob's mount refused" 4 mnt bob
-unmount_any
+t_unmount_any
+expect_status "older copy in place: read-only mount refused" 4 t_mnt_as admin -o ro
+t_unmount_any
+expect_status "older copy in place: bob's mount refused" 4 t_mnt_as bob
+t_unmount_any
 expect_status "older copy in place: custodyctl refused" 4 ctl info
 stderr_has "older copy: custodyctl says so" "older than one seen before"
 expect_status "older copy in place: audit verify refused" 4 ctl audit verify
-expect_status "older copy: -o accept_rollback mounts it" 0 mnt admin -o accept_rollback
+expect_status "older copy: -o accept_rollback mounts it" 0 t_mnt_as admin -o accept_rollback
 check_not "accepted copy: later.txt is not in it" test -e "$MNT/later.txt"
-unmount_any
+t_unmount_any
 check "accepted copy: the trail says so" sh -c "sqlite3 '$STORE' \"SELECT op FROM audit\" | grep -q 'rollback accepted'"
 
 # ==== (14) the local state file itself ====
-fresh
+t_fresh
 expect_status "state: the admin opens the store" 0 ctl info
 SF=$(ls "$XDG_STATE_HOME"/custodyfs/ | grep -v '^\.' | head -n 1)
 SF=$XDG_STATE_HOME/custodyfs/$SF
@@ -427,9 +402,9 @@ expect_status "state: admin lists users" 0 ctl user list
 rm -f "$SF"
 cp "$T/old14.db" "$STORE"
 rm -f "$STORE-wal" "$STORE-shm"
-mnt admin 2> "$T/.stderr"; st=$?
+t_mnt_as admin 2> "$T/.stderr"; st=$?
 t_log "state deleted: the older copy's mount exits $st${T_VERBOSE:+: $(head -n 1 "$T/.stderr")}"
-unmount_any
+t_unmount_any
 check "state deleted: a state file is written again" test -s "$SF"
 cp "$T/old14.db" "$T/older.db"
 expect_status "state deleted: the admin works on" 0 ctl user list
@@ -442,8 +417,8 @@ printf 'garbage\n' > "$SF"
 expect_status "garbage state file: refused" 1 ctl info
 stderr_has "garbage state: the line names the file and what to do" "not a custodyfs state file.*remove it"
 expect_eq "garbage state: one line" 1 "$(wc -l < "$T/.stderr")"
-expect_status "garbage state file: mount refused" 1 mnt admin
-unmount_any
+expect_status "garbage state file: mount refused" 1 t_mnt_as admin
+t_unmount_any
 # a line cut short (no newline at the end)
 head -c 30 "$T/state.keep" > "$SF"
 expect_status "truncated state file: refused" 1 ctl info
@@ -468,8 +443,8 @@ printf 'not a folder\n' > "$XDG_STATE_HOME/custodyfs"
 expect_status "state folder is a file: refused" 1 ctl info
 stderr_has "state folder is a file: the line names the state file" "state file"
 expect_eq "state folder is a file: one line" 1 "$(wc -l < "$T/.stderr")"
-expect_status "state folder is a file: mount refused" 1 mnt admin
-unmount_any
+expect_status "state folder is a file: mount refused" 1 t_mnt_as admin
+t_unmount_any
 expect_eq "state folder is a file: left as it was" "not a folder" "$(cat "$XDG_STATE_HOME/custodyfs")"
 rm -f "$XDG_STATE_HOME/custodyfs"
 mv "$T/state-folder.keep" "$XDG_STATE_HOME/custodyfs"
@@ -482,7 +457,7 @@ expect_status "state put back: the rolled-back store is refused again" 4 ctl inf
 # attempt would count (a lockout for everyone). It is checked against the
 # authority's self-endorsement and the roster first: damage, nothing
 # counted, and everyone logs in once it is put back.
-fresh
+t_fresh
 SID=$(q "SELECT hex(value) FROM meta WHERE key='store_id'")
 EV0=$(q "SELECT count(*) FROM auth_events")
 q "UPDATE meta SET value=randomblob(16) WHERE key='store_id'"
@@ -494,8 +469,8 @@ expect_eq "edited store id: one line" 1 "$(wc -l < "$T/.stderr")"
 expect_status "edited store id: bob's login refused as damage" 4 as bob info
 expect_status "edited store id: a wrong passphrase is refused as damage too" 4 \
 	"$CUSTODYCTL" -s "$STORE" -u bob -c "$CONF" --passfile "$T/rdr.pass" info
-expect_status "edited store id: a mount refused as damage" 4 mnt bob
-unmount_any
+expect_status "edited store id: a mount refused as damage" 4 t_mnt_as bob
+t_unmount_any
 expect_eq "edited store id: no failure counted, nobody locked" "0 0" \
 	"$(q "SELECT coalesce(sum(failed), 0) || ' ' || coalesce(max(locked_until), 0) FROM logins")"
 expect_eq "edited store id: no failed login queued" "$EV0" "$(q "SELECT count(*) FROM auth_events")"
@@ -509,21 +484,21 @@ expect_status "store id put back: bob logs in" 0 as bob info
 # open that would write refuses it as damage, in one line naming it, and
 # records nothing; a command that only reads still runs on the signed
 # state (audit verify names the row) and exits 4.
-fresh
+t_fresh
 LAST=$(q "SELECT max(seq) FROM audit")
 PLANT="INSERT INTO audit SELECT seq + 1, time, user, session, uid, gid, pid, 'unlink', ino, offset, length, result, detail, hash FROM audit WHERE seq=$LAST"
 q "$PLANT"
-expect_status "planted audit row: a mount refuses as damage" 4 mnt bob
+expect_status "planted audit row: a mount refuses as damage" 4 t_mnt_as bob
 stderr_has "planted audit row: the mount names the row" "fails verification: audit row $((LAST + 1)) lies beyond"
 expect_eq "planted audit row: the mount says it in one line" 1 "$(wc -l < "$T/.stderr")"
 check_not "planted audit row: nothing mounted" grep -q " $MNT fuse" /proc/mounts
-unmount_any
-expect_status "planted audit row: a read-only mount refuses as damage" 4 mnt bob -o ro
-unmount_any
+t_unmount_any
+expect_status "planted audit row: a read-only mount refuses as damage" 4 t_mnt_as bob -o ro
+t_unmount_any
 expect_status "planted audit row: a writing command refuses as damage" 4 \
 	ctl user add carol --role reader --new-passfile "$T/rdr.pass"
 stderr_has "planted audit row: the command names the row" "audit row $((LAST + 1))"
-expect_out "planted audit row: audit verify runs, exit 4" 4 ctl audit verify
+t_expect_out "planted audit row: audit verify runs, exit 4" 4 ctl audit verify
 stderr_has "planted audit row: audit verify names the row" "row $((LAST + 1))"
 ctl info > "$T/info.out" 2> "$T/.stderr"
 expect_eq "planted audit row: info exits 4" 4 "$?"
@@ -533,31 +508,31 @@ expect_eq "planted audit row: nothing was recorded" "$((LAST + 1))" "$(q "SELECT
 expect_eq "planted audit row: nobody's failures counted" 0 "$(q "SELECT coalesce(sum(failed), 0) FROM logins")"
 q "DELETE FROM audit WHERE seq = $((LAST + 1))"
 expect_status "planted audit row removed: the store opens" 0 ctl info
-expect_out "planted audit row removed: audit verify" 0 ctl audit verify
+t_expect_out "planted audit row removed: audit verify" 0 ctl audit verify
 # a commit record planted after the newest one (a copy of it one further)
-fresh
+t_fresh
 HEADC=$(q "SELECT max(seq) FROM ledger")
 q "INSERT INTO ledger SELECT seq + 1, body, sigs, proof FROM ledger WHERE seq=$HEADC"
-expect_status "planted commit record: a mount refuses as damage" 4 mnt bob
+expect_status "planted commit record: a mount refuses as damage" 4 t_mnt_as bob
 stderr_has "planted commit record: the line names it" "fails verification: commit $((HEADC + 1)) is missing or malformed"
-unmount_any
-expect_out "planted commit record: audit verify runs, exit 4" 4 ctl audit verify
+t_unmount_any
+t_expect_out "planted commit record: audit verify runs, exit 4" 4 ctl audit verify
 stderr_has "planted commit record: audit verify names it" "commit $((HEADC + 1))"
 expect_eq "planted commit record: nothing was recorded" "$((HEADC + 1))" "$(q "SELECT max(seq) FROM ledger")"
 # the same on a host that has seen the store (verifying from its commit)
-fresh
+t_fresh
 expect_status "a host sees the store" 0 ctl info
 HEADC=$(q "SELECT max(seq) FROM ledger")
 q "INSERT INTO ledger SELECT seq + 1, body, sigs, proof FROM ledger WHERE seq=$HEADC"
-expect_status "planted commit record, seen host: a mount refuses as damage" 4 mnt admin
+expect_status "planted commit record, seen host: a mount refuses as damage" 4 t_mnt_as admin
 stderr_has "planted commit record, seen host: the line names it" "fails verification: commit $((HEADC + 1))"
-unmount_any
-expect_out "planted commit record, seen host: audit verify runs, exit 4" 4 ctl audit verify
+t_unmount_any
+t_expect_out "planted commit record, seen host: audit verify runs, exit 4" 4 ctl audit verify
 stderr_has "planted commit record, seen host: audit verify names it" "commit $((HEADC + 1))"
 # no false alarm: while a mount commits steadily, commands that open the
 # store see its head and the trail's last row of one and the same moment
-fresh
-check "busy mount: bob mounts" mnt bob
+t_fresh
+check "busy mount: bob mounts" t_mnt_as bob
 ( for k in $(seq 600); do
 	printf '%s\n' "$k" > "$MNT/busy.$((k % 20))"
 	sync "$MNT/busy.$((k % 20))"
@@ -570,12 +545,12 @@ for k in $(seq 20); do
 done
 wait "$BUSY"
 expect_eq "busy mount: every command opens and verifies ($(head -c 200 "$T/.busy.bad" 2>/dev/null))" 0 "$bad"
-unmount_any
+t_unmount_any
 # an audit row planted while a mount runs: the mount's next transaction
 # finds it and the mount stops serving (fail closed), without ever
 # writing a row of its own over it
-fresh
-check "running mount: bob mounts" mnt bob
+t_fresh
+check "running mount: bob mounts" t_mnt_as bob
 printf 'before\n' > "$MNT/before.txt"
 sleep 1.5 # the group commit
 LAST=$(q "SELECT max(seq) FROM audit")
@@ -587,7 +562,7 @@ for k in $(seq 50); do
 	sleep 0.1
 done
 expect_eq "running mount: stops serving after a row is planted under it" 1 "$gone"
-unmount_any
+t_unmount_any
 expect_eq "running mount: the planted row was not written over" "unlink" \
 	"$(q "SELECT op FROM audit WHERE seq = $((LAST + 1))")"
 expect_eq "running mount: nothing was appended after it" "$((LAST + 1))" "$(q "SELECT max(seq) FROM audit")"
@@ -598,8 +573,8 @@ expect_eq "running mount: nothing was appended after it" "$((LAST + 1))" "$(q "S
 # the mount checks again before its next transaction: it fails closed and
 # stops serving. (SQLite would not run the trigger anyway: defensive mode
 # and triggers off on every connection.)
-fresh
-check "schema: bob mounts" mnt bob
+t_fresh
+check "schema: bob mounts" t_mnt_as bob
 printf 'before\n' > "$MNT/before.txt"
 sleep 1.5 # the group commit
 sqlite3 -cmd ".timeout 10000" "$STORE" "CREATE TABLE attacker_log(x); CREATE TRIGGER spy AFTER INSERT ON audit BEGIN INSERT INTO attacker_log VALUES(new.op); END"
@@ -614,9 +589,9 @@ for k in $(seq 50); do
 	sleep 0.1
 done
 expect_eq "schema: the mount stops serving" 1 "$gone"
-unmount_any
+t_unmount_any
 expect_eq "schema: the trigger never ran" 0 "$(q "SELECT count(*) FROM attacker_log")"
-expect_status "schema: the next mount refuses it" 4 mnt bob
+expect_status "schema: the next mount refuses it" 4 t_mnt_as bob
 stderr_has "schema: the refusal names what custodyfs did not create" "(trigger|table) .*(spy|attacker_log).* custodyfs did not create"
-unmount_any
+t_unmount_any
 t_finish
