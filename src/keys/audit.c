@@ -150,7 +150,7 @@ static void row_hash(const uint8_t prev[32], const struct store_audit *r,
 {
 	uint8_t f[8 * 11 + 4];
 	uint8_t ul = (uint8_t)strlen(r->user), ol = (uint8_t)strlen(r->op);
-	struct cipher_part p[7];
+	struct cipher_part p[6];
 
 	put_le64(f, (uint64_t)r->seq);
 	put_le64(f + 8, (uint64_t)r->time);
@@ -172,7 +172,6 @@ static void row_hash(const uint8_t prev[32], const struct store_audit *r,
 	p[3] = (struct cipher_part){ r->user, ul };
 	p[4] = (struct cipher_part){ r->op, ol };
 	p[5] = (struct cipher_part){ r->detail, r->detaillen };
-	p[6] = (struct cipher_part){ NULL, 0 };
 	cipher_hash(out, p, 6);
 }
 
