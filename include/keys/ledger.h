@@ -159,4 +159,19 @@ int ledger_set_base(struct store *s, const struct rights *r,
 int ledger_base_resign(struct store *s, const struct rights *r,
                        uint32_t epoch, const uint8_t *sk);
 
+/*
+ * The roster's anchor (meta "roster_anchor"): the commit c that adopted
+ * roster r, signed by r's authority (authority_sk) over (store id, epoch,
+ * roster counter and hash, c's seq and hash). A roster of version
+ * RIGHTS_VERSION_ANCHORED is accepted only in a history that holds that
+ * commit (or starts, at a base or at a commit seen before, under r
+ * itself): the roster's signature alone would let anyone who was ever an
+ * admin write a history of their own that ends by adopting it, since a
+ * first commit is judged at the roster counter it names. Written in the
+ * transaction that adopts r (unlock_finish_fs, unlock_create). 0,
+ * -EPERM (authority_sk is not r's) or -errno of the store.
+ */
+int ledger_anchor(struct store *s, const struct rights *r,
+                  const uint8_t *authority_sk, const struct ledger_commit *c);
+
 #endif

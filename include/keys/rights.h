@@ -89,12 +89,18 @@ struct rights_policy {
 	uint8_t recovery_sign_pk[RIGHTS_PK_BYTES];
 };
 
+#define RIGHTS_VERSION_ANCHORED 2
+
 struct rights {
 	uint8_t store_id[RIGHTS_ID_BYTES];
 	uint32_t epoch;                       /* authority that signs it */
 	uint8_t authority_pk[RIGHTS_PK_BYTES];
 	uint64_t counter;
 	int64_t time;
+	/* RIGHTS_VERSION_ANCHORED (2, every roster signed now): its adoption
+	 * is bound to a commit by the authority (ledger.h, the anchor); 1: a
+	 * roster of custodyfs 0.2.0, accepted without one until re-signed */
+	uint8_t version;
 	struct rights_policy policy;
 	size_t nusers, nkeys;
 	struct rights_user *users;            /* by id, ascending */

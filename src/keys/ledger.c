@@ -28,6 +28,7 @@
 #define COMMIT_VERSION 1
 #define SIG_DOMAIN "custodyfs.cmtsig"
 #define BASE_DOMAIN "custodyfs.ledbas"
+#define ANCHOR_DOMAIN "custodyfs.anchor"
 #define LEDGER_BODY (16 + 1 + 16 + 8 + 32 + 8 + 8 + 32 + 3 * 36 + 8 + 8 + 32 + \
                      16 + 4)
 
@@ -574,6 +575,85 @@ int ledger_base_resign(struct store *s, const struct rights *r,
 }
 
 /*
+ * The anchor (meta "roster_anchor", ledger.h): seq(8) hash(32) epoch(8)
+ * counter(8) roster hash(32), then the Ed25519 signature of the roster's
+ * authority over (ANCHOR_DOMAIN, store id, those fields).
+ */
+#define ANCHOR_FIELDS (8 + 32 + 8 + 8 + 32)
+#define ANCHOR_BYTES (ANCHOR_FIELDS + 64)
+
+static void anchor_msg(uint8_t out[16 + 16 + ANCHOR_FIELDS],
+                       const uint8_t store_id[16], const uint8_t *fields)
+{
+	memcpy(out, ANCHOR_DOMAIN, 16);
+	memcpy(out + 16, store_id, 16);
+	memcpy(out + 32, fields, ANCHOR_FIELDS);
+}
+
+int ledger_anchor(struct store *s, const struct rights *r,
+                  const uint8_t *authority_sk, const struct ledger_commit *c)
+{
+	uint8_t rec[ANCHOR_BYTES], msg[32 + ANCHOR_FIELDS], pk[32];
+
+	if (!authority_sk)
+		return -EPERM;
+	cipher_sign_public(pk, authority_sk);
+	if (!cipher_memeq(pk, r->authority_pk, 32) ||
+	    c->st.roster_counter != r->counter ||
+	    !cipher_memeq(c->st.roster_hash, r->hash, 32))
+		return -EPERM; /* not this roster's authority, or not its commit */
+	put_le64(rec, (uint64_t)c->seq);
+	memcpy(rec + 8, c->hash, 32);
+	put_le64(rec + 40, r->epoch);
+	put_le64(rec + 48, r->counter);
+	memcpy(rec + 56, r->hash, 32);
+	anchor_msg(msg, r->store_id, rec);
+	cipher_sign(rec + ANCHOR_FIELDS, msg, sizeof msg, authority_sk);
+	return store_meta_set(s, "roster_anchor", rec, sizeof rec);
+}
+
+/* The anchor of r: 0 with the commit's (seq, hash), -EBADMSG when there is
+ * none or it is not r's (another roster's, another authority's, edited). */
+static int read_anchor(struct store *s, const struct rights *r, int64_t *seq,
+                       uint8_t hash[32])
+{
+	uint8_t rec[ANCHOR_BYTES], msg[32 + ANCHOR_FIELDS];
+	size_t n;
+	int rc = store_meta_get(s, "roster_anchor", rec, sizeof rec, &n);
+
+	if (rc)
+		return rc == -EIO || rc == -ENOENT ? -EBADMSG : rc;
+	anchor_msg(msg, r->store_id, rec);
+	if (n != sizeof rec || get_le64(rec + 40) != r->epoch ||
+	    get_le64(rec + 48) != r->counter ||
+	    !cipher_memeq(rec + 56, r->hash, 32) ||
+	    cipher_sign_verify(rec + ANCHOR_FIELDS, msg, sizeof msg,
+	                       r->authority_pk))
+		return -EBADMSG;
+	*seq = (int64_t)get_le64(rec);
+	memcpy(hash, rec + 8, 32);
+	return *seq >= 1 ? 0 : -EBADMSG;
+}
+
+static int under_roster(const struct ledger_commit *c, const struct rights *r)
+{
+	return c->st.roster_counter == r->counter &&
+	       cipher_memeq(c->st.roster_hash, r->hash, 32);
+}
+
+/* Does commit c settle the anchor (aseq, ahash)? 1 if it is the anchored
+ * commit, 0 if not that one, -EBADMSG if it has its number but not its
+ * hash or roster (a history that is not the one the authority saw). */
+static int anchor_at(const struct ledger_commit *c, const struct rights *r,
+                     int64_t aseq, const uint8_t ahash[32])
+{
+	if (c->seq != aseq)
+		return 0;
+	return cipher_memeq(c->hash, ahash, 32) && under_roster(c, r) ? 1
+	                                                              : -EBADMSG;
+}
+
+/*
  * The chain from (from_seq, from_hash) (0: the oldest record kept) up to
  * the last record. With beyond NULL every record must verify. Otherwise a
  * record that does not verify after at least one that does ends the walk:
@@ -590,8 +670,9 @@ static int verify_chain(struct store *s, const struct rights *r,
 	struct ledger_commit *prev = malloc(sizeof *prev);
 	struct ledger_commit *c = malloc(sizeof *c);
 	struct ledger_cache *cache = NULL;
-	int64_t first, last, start, at = 0;
-	int have_prev = 0, rc;
+	int64_t first, last, start, at = 0, aseq = 0;
+	uint8_t ahash[32] = { 0 };
+	int have_prev = 0, rc, anchored = 0, trusted = 0;
 
 	if (why && whylen)
 		why[0] = 0;
@@ -606,6 +687,16 @@ static int verify_chain(struct store *s, const struct rights *r,
 		if (rc == -ENOENT && why)
 			snprintf(why, whylen, "the store has no commit records");
 		rc = rc == -ENOENT ? -EBADMSG : rc;
+		goto out;
+	}
+	if (r->version < RIGHTS_VERSION_ANCHORED)
+		anchored = 1; /* a roster of 0.2.0: re-signing anchors it */
+	else if ((rc = read_anchor(s, r, &aseq, ahash))) {
+		if (rc == -EBADMSG && why)
+			snprintf(why, whylen, "roster %llu has no valid anchor: nothing"
+			         " its authority signed says which history adopted it"
+			         " (a history written by someone else)",
+			         (unsigned long long)r->counter);
 		goto out;
 	}
 	if (from_seq > 0) {
@@ -629,7 +720,7 @@ static int verify_chain(struct store *s, const struct rights *r,
 				rc = -ESTALE;
 				goto out;
 			}
-			have_prev = 1;
+			have_prev = trusted = 1;
 			start = from_seq + 1;
 		} else
 			from_seq = 0; /* pruned since: the base vouches for it */
@@ -664,22 +755,49 @@ static int verify_chain(struct store *s, const struct rights *r,
 				rc = -EBADMSG;
 				goto out;
 			}
+			trusted = 1; /* the authority's */
 		}
 		have_prev = 1;
 		start = prev->seq + 1;
+	}
+	/* the start: the anchored commit itself, or one seen before (or the
+	 * authority's prune base) that already lies under the roster */
+	if (!anchored && (rc = anchor_at(prev, r, aseq, ahash)) != 0) {
+		if (rc < 0)
+			goto bad_anchor;
+		anchored = 1;
+	} else if (!anchored && trusted && aseq < prev->seq) {
+		if (!under_roster(prev, r))
+			goto bad_anchor;
+		anchored = 1;
 	}
 	for (int64_t seq = start; seq <= last; seq++) {
 		if ((rc = ledger_read(s, at = seq, c)))
 			goto bad_read;
 		if ((rc = ledger_check(s, r, cache, prev, c, why, whylen)))
 			goto bad_record;
+		if (!anchored && (rc = anchor_at(c, r, aseq, ahash)) != 0) {
+			if (rc < 0)
+				goto bad_anchor;
+			anchored = 1;
+		}
 		*prev = *c;
 		if (progress && (seq - start) % 1024 == 0)
 			progress(arg, (uint64_t)(seq - start + 1),
 			         (uint64_t)(last - start + 1));
 	}
+	if (!anchored)
+		goto bad_anchor;
 	*head = *prev;
 	rc = 0;
+	goto out;
+bad_anchor:
+	if (why)
+		snprintf(why, whylen, "roster %llu was adopted at commit %lld, which"
+		         " is not in this history: commits rewritten by someone"
+		         " else than its authority", (unsigned long long)r->counter,
+		         (long long)aseq);
+	rc = -EBADMSG;
 	goto out;
 bad_read:
 	if (rc != -ENOENT && rc != -EBADMSG)

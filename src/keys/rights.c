@@ -20,7 +20,6 @@
 #include "store.h"
 
 #define ROSTER_MAGIC "custodyfs.roster" /* 16 bytes, no NUL */
-#define ROSTER_VERSION 1
 #define ENDORSE_MAGIC "custodyfs.author"
 
 const char *key_status_name(int status)
@@ -159,7 +158,7 @@ int rights_encode(const struct rights *r, uint8_t **body, size_t *len)
 		return -ENOMEM;
 	wbuf_init(&w, buf, cap);
 	wbuf_bytes(&w, ROSTER_MAGIC, 16);
-	wbuf_u8(&w, ROSTER_VERSION);
+	wbuf_u8(&w, r->version);
 	wbuf_bytes(&w, r->store_id, 16);
 	wbuf_u32(&w, r->epoch);
 	wbuf_u64(&w, r->counter);
@@ -260,8 +259,10 @@ int rights_parse(const uint8_t *body, size_t len, struct rights **out)
 	if (!r)
 		return -ENOMEM;
 	rbuf_init(&b, body, len);
-	if (len < 16 || memcmp(rbuf_take(&b, 16), ROSTER_MAGIC, 16) ||
-	    rbuf_u8(&b) != ROSTER_VERSION)
+	if (len < 16 || memcmp(rbuf_take(&b, 16), ROSTER_MAGIC, 16))
+		goto bad;
+	r->version = rbuf_u8(&b);
+	if (r->version < 1 || r->version > RIGHTS_VERSION_ANCHORED)
 		goto bad;
 	rbuf_bytes(&b, r->store_id, 16);
 	r->epoch = rbuf_u32(&b);
@@ -402,6 +403,7 @@ int rights_new(const uint8_t store_id[RIGHTS_ID_BYTES], uint32_t epoch,
 	memcpy(r->store_id, store_id, 16);
 	r->epoch = epoch;
 	memcpy(r->authority_pk, authority_pk, 32);
+	r->version = RIGHTS_VERSION_ANCHORED;
 	r->policy = *policy;
 	r->dirty = 1;
 	fill_recovery(r);
@@ -411,7 +413,7 @@ int rights_new(const uint8_t store_id[RIGHTS_ID_BYTES], uint32_t epoch,
 
 int rights_sign(struct rights *r, struct store *s, const uint8_t *sk)
 {
-	uint8_t *body = NULL, sig[64], pk[32];
+	uint8_t *body = NULL, sig[64], pk[32], old_version;
 	size_t len;
 	int rc;
 
@@ -420,8 +422,11 @@ int rights_sign(struct rights *r, struct store *s, const uint8_t *sk)
 		return -EPERM; /* not the authority this roster is under */
 	r->counter++;
 	r->time = time(NULL);
+	old_version = r->version;
+	r->version = RIGHTS_VERSION_ANCHORED; /* every roster signed now is */
 	if ((rc = rights_encode(r, &body, &len))) {
 		r->counter--;
+		r->version = old_version;
 		return rc;
 	}
 	cipher_sign(sig, body, len, sk);
@@ -429,8 +434,10 @@ int rights_sign(struct rights *r, struct store *s, const uint8_t *sk)
 	if (!rc) {
 		roster_hash(body, len, sig, r->hash);
 		r->dirty = 0;
-	} else
+	} else {
 		r->counter--;
+		r->version = old_version;
+	}
 	free(body);
 	return rc;
 }

@@ -282,6 +282,11 @@ int unlock_append(struct unlocked *u, const struct ledger_state *st)
 	}
 	rc = ledger_append(u->s, u->r->store_id, &u->head, st, signers, n,
 	                   u->proof, u->prooflen, c);
+	/* a commit that adopts a roster is anchored by its authority, in the
+	 * same transaction (ledger_anchor) */
+	if (!rc && (st->roster_counter != u->head.st.roster_counter ||
+	            !cipher_memeq(st->roster_hash, u->head.st.roster_hash, 32)))
+		rc = ledger_anchor(u->s, u->r, u->ss->authority_sk, c);
 	if (!rc)
 		u->head = *c;
 	u->prooflen = 0;
@@ -1064,6 +1069,7 @@ int unlock_create(const struct unlock_opts *o,
 	if ((rc = mtree_fold(u->creds, MTREE_CREDS, 0, &st.creds)) ||
 	    (rc = ledger_append(u->s, u->r->store_id, NULL, &st, &u->ss, 1,
 	                        NULL, 0, &u->head)) ||
+	    (rc = ledger_anchor(u->s, u->r, u->ss->authority_sk, &u->head)) ||
 	    (rc = store_commit(u->s)))
 		goto fail;
 	u->in_tx = 0;

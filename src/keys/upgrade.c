@@ -380,6 +380,7 @@ int upgrade_build(struct upgrade_v1 *v, const struct upgrade_plan *p,
 	if ((rc = mtree_fold(u->creds, MTREE_CREDS, 0, &st.creds)) ||
 	    (rc = ledger_append(u->s, v->store_id, NULL, &st, &u->ss, 1,
 	                        NULL, 0, &u->head)) ||
+	    (rc = ledger_anchor(u->s, u->r, u->ss->authority_sk, &u->head)) ||
 	    (rc = store_commit(u->s)))
 		goto fail;
 	u->in_tx = 0;

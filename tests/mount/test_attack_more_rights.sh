@@ -236,18 +236,42 @@ expect_status "adm4 still administers (holds the new authority)" 0 \
 # adm2 (demoted) replaces every commit by two of their own: commit 1 at a
 # roster counter of their admin days (the first commit's signer is judged
 # at the counter it names), commit 2 moving to the current roster, and
-# no audit row at all. Whoever saw the store refuses it (exit 4). A host
-# that never saw it cannot tell it from the store's own history (known
-# limit, see the report: the adoption of a roster is not bound to its
-# authority), so that is logged, not asserted.
+# no audit row at all. Whoever saw the store refuses it; so must a host
+# that never saw it: the current roster's authority anchored the commit
+# that adopted it (meta 'roster_anchor'), and the forged history does not
+# hold that commit. Without the anchor the forgery verifies.
 t_fresh
 expect_status "(6) admin verifies the trail" 0 ctl audit verify
 "$FORGE" genesis "$STORE" "$CONF" adm2 "$T/adm2.pass" >/dev/null 2>"$T/.ferr" \
 	|| fail "(6) the forger failed: $(head -c 300 "$T/.ferr")"
 expect_status "(6) a host that saw the store refuses the new history (exit 4)" 4 ctl audit verify
-if XDG_STATE_HOME=$T/never$N ctl audit verify >/dev/null 2>&1; then
-	t_log "(6) known limit: a host that never saw the store accepts the forged history (empty trail)"
-fi
+XDG_STATE_HOME=$T/never$N expect_status "(6) a host that never saw it refuses it too (exit 4)" 4 \
+	ctl audit verify
+stderr_has "(6) it says the roster's adoption is not in the history" "adopted at commit|no valid anchor"
+st=0
+XDG_STATE_HOME=$T/never$N t_mnt_as admin 2>/dev/null || st=$?
+expect_eq "(6) and will not mount it (exit 4)" 4 "$st"
+t_unmount_any
+
+# ==== (7) the anchor removed, or an older one put back ====
+t_fresh
+sqlite3 "$STORE" "SELECT hex(value) FROM meta WHERE key='roster_anchor'" > "$T/anchor.old"
+check "(7) the store has an anchor" test -s "$T/anchor.old"
+pf fay "fay-Secret-Phrase-9"
+expect_status "(7) a roster change (add fay)" 0 ctl user add fay --role reader --new-passfile "$T/fay.pass"
+check "(7) the roster change moved the anchor" \
+	test "$(sqlite3 "$STORE" "SELECT hex(value) FROM meta WHERE key='roster_anchor'")" != "$(cat "$T/anchor.old")"
+expect_status "(7) the store verifies" 0 ctl audit verify
+cp "$STORE" "$T/anchored.db"
+q "UPDATE meta SET value=X'$(cat "$T/anchor.old")' WHERE key='roster_anchor'"
+XDG_STATE_HOME=$T/never7a$N expect_status "(7) the older roster's anchor is refused (exit 4)" 4 ctl info
+cp "$T/anchored.db" "$STORE"; rm -f "$STORE-wal" "$STORE-shm"
+q "DELETE FROM meta WHERE key='roster_anchor'"
+XDG_STATE_HOME=$T/never7b$N expect_status "(7) no anchor is refused (exit 4)" 4 ctl info
+stderr_has "(7) it says so" "no valid anchor"
+cp "$T/anchored.db" "$STORE"; rm -f "$STORE-wal" "$STORE-shm"
+q "UPDATE meta SET value=substr(value,1,100)||X'00'||substr(value,102) WHERE key='roster_anchor'"
+XDG_STATE_HOME=$T/never7c$N expect_status "(7) an edited anchor is refused (exit 4)" 4 ctl info
 
 # ==== (3) a demotion erased before a running mount catches up ====
 # dave mounts as himself, stops his own daemon (SIGSTOP: it is his

@@ -359,6 +359,97 @@ static void test_chain(void)
 	free(mid);
 }
 
+/*
+ * The roster's anchor: the commit that adopted the roster, signed by its
+ * authority. A history without it, or whose anchor is not its own (gone,
+ * another roster's, edited, naming a commit this chain does not hold),
+ * does not verify; a trusted start already under the roster does.
+ */
+static void test_anchor(void)
+{
+	struct ledger_commit *head = malloc(sizeof *head);
+	uint8_t rec[256], saved[256];
+	size_t n = 0, sn = 0;
+	char why[256];
+
+	if (!head) {
+		CHECK(0);
+		return;
+	}
+	refresh();
+	CHECK_EQ(adm.r->version, RIGHTS_VERSION_ANCHORED);
+	CHECK_EQ(store_meta_get(adm.s, "roster_anchor", saved, sizeof saved, &sn),
+	         0);
+	CHECK_EQ(ledger_verify(adm.s, adm.r, 0, NULL, head, NULL, NULL, why,
+	                       sizeof why), 0);
+	/* gone */
+	CHECK_EQ(store_begin(adm.s), 0);
+	CHECK_EQ(store_meta_delete(adm.s, "roster_anchor"), 0);
+	CHECK_EQ(ledger_verify(adm.s, adm.r, 0, NULL, head, NULL, NULL, why,
+	                       sizeof why), -EBADMSG);
+	CHECK(strstr(why, "no valid anchor") != NULL);
+	store_rollback(adm.s);
+	/* each byte edited in turn (every field is signed) */
+	for (size_t i = 0; i < sn; i += 7) {
+		memcpy(rec, saved, sn);
+		rec[i] ^= 1;
+		CHECK_EQ(store_begin(adm.s), 0);
+		CHECK_EQ(store_meta_set(adm.s, "roster_anchor", rec, sn), 0);
+		CHECK_EQ(ledger_verify(adm.s, adm.r, 0, NULL, head, NULL, NULL, why,
+		                       sizeof why), -EBADMSG);
+		store_rollback(adm.s);
+	}
+	/* the authority's, naming a commit this history does not hold (one
+	 * beyond the head), or the head under another roster: refused */
+	{
+		struct ledger_commit *fake = malloc(sizeof *fake);
+		CHECK(fake != NULL);
+		if (fake) {
+			*fake = adm.head;
+			fake->seq = adm.head.seq + 1;
+			CHECK_EQ(store_begin(adm.s), 0);
+			CHECK_EQ(ledger_anchor(adm.s, adm.r, adm.ss->authority_sk, fake),
+			         0);
+			CHECK_EQ(ledger_verify(adm.s, adm.r, 0, NULL, head, NULL, NULL,
+			                       why, sizeof why), -EBADMSG);
+			CHECK(strstr(why, "adopted at commit") != NULL);
+			store_rollback(adm.s);
+			*fake = adm.head;
+			fake->hash[0] ^= 1;
+			CHECK_EQ(store_begin(adm.s), 0);
+			CHECK_EQ(ledger_anchor(adm.s, adm.r, adm.ss->authority_sk, fake),
+			         0);
+			CHECK_EQ(ledger_verify(adm.s, adm.r, 0, NULL, head, NULL, NULL,
+			                       why, sizeof why), -EBADMSG);
+			store_rollback(adm.s);
+			/* only the roster's own authority anchors, only its commits */
+			*fake = adm.head;
+			fake->st.roster_counter--;
+			CHECK_EQ(ledger_anchor(adm.s, adm.r, adm.ss->authority_sk, fake),
+			         -EPERM);
+			{
+				uint8_t opk[32], osk[64];
+				cipher_sign_keypair(opk, osk);
+				CHECK_EQ(ledger_anchor(adm.s, adm.r, osk, &adm.head), -EPERM);
+			}
+			CHECK_EQ(ledger_anchor(adm.s, adm.r, NULL, &adm.head), -EPERM);
+			/* an anchor on the head, a trusted start under the roster */
+			CHECK_EQ(store_begin(adm.s), 0);
+			CHECK_EQ(ledger_anchor(adm.s, adm.r, adm.ss->authority_sk,
+			                       &adm.head), 0);
+			CHECK_EQ(ledger_verify(adm.s, adm.r, 0, NULL, head, NULL, NULL,
+			                       why, sizeof why), 0);
+			CHECK_EQ(ledger_verify(adm.s, adm.r, adm.head.seq, adm.head.hash,
+			                       head, NULL, NULL, why, sizeof why), 0);
+			store_rollback(adm.s);
+			free(fake);
+		}
+	}
+	CHECK_EQ(store_meta_get(adm.s, "roster_anchor", rec, sizeof rec, &n), 0);
+	CHECK(n == sn && !memcmp(rec, saved, sn));
+	free(head);
+}
+
 /* A trusted commit that is not (or no longer) in the chain: -ESTALE. */
 static void test_stale(void)
 {
@@ -829,6 +920,7 @@ int main(void)
 		refresh();
 		test_parse();
 		test_chain();
+		test_anchor();
 		test_stale();
 		test_own_credential();
 		test_rules(victim);
