@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "fs_internal.h"
+#include "par.h"
 #include "ledger.h"
 #include "rights.h"
 #include "session.h"
@@ -39,6 +40,8 @@ void fs_destroy(struct fs *fs)
 		blockio_stage_free(fs->stage[i]);
 	secmem_free(fs->scratch);
 	secmem_free(fs->blockbuf);
+	blockio_seal_free(fs);
+	par_free(fs->par);
 	free(fs->copybuf);
 	blockio_stage_free(fs->cstage[0]);
 	blockio_stage_free(fs->cstage[1]);
@@ -81,6 +84,7 @@ int fs_alloc(struct unlocked *u, const struct fs_opts *o, struct fs **out)
 	fs->block_size = bs;
 	fs->scratch = secmem_alloc(FS_KEY_SLOTS * CIPHER_KEY_BYTES);
 	fs->blockbuf = secmem_alloc(2 * ((size_t)bs + CIPHER_BLOCK_OVERHEAD));
+	fs->par = par_new(); /* NULL: everything on one core */
 	fs->paths = calloc(FS_PATH_SLOTS, sizeof *fs->paths);
 	fs->icache = calloc(FS_ICACHE_SLOTS, sizeof *fs->icache);
 	if (!fs->scratch || !fs->blockbuf || !fs->paths || !fs->icache)

@@ -129,6 +129,9 @@ struct fs {
 		uint64_t seen;
 	} rdcur[FS_RDCURSORS];
 	uint8_t *blockbuf;      /* locked: plaintext + ciphertext block */
+	struct par *par;        /* a second core for sealing (may be NULL) */
+	struct seal_run *seal;  /* a write's whole blocks, sealed at once
+	                           (blockio.c; allocated on first use) */
 	uint8_t *copybuf;       /* copy_file_range's plaintext (FS_COPY_MAX),
 	                           allocated on first use, wiped after each */
 	struct read_stage *cstage[2]; /* copy_file_range's source pieces */
@@ -301,8 +304,10 @@ int blockio_stage_busy(const struct read_stage *st);
 void blockio_stage_hold(struct read_stage *st, int busy);
 ssize_t blockio_stage(struct fs *fs, const struct store_inode *in,
                       struct read_stage *st, size_t size, uint64_t off);
-ssize_t blockio_unstage(struct read_stage *st, char *buf);
+ssize_t blockio_unstage(struct par *par, struct read_stage *st, char *buf);
 /* Writes and updates in->size, in->nblocks (caller saves the inode). */
+/* The buffers of the batched sealing path, freed (fs_destroy). */
+void blockio_seal_free(struct fs *fs);
 ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
                       size_t size, uint64_t off);
 /* Shrink or grow to size (caller saves the inode). */

@@ -782,7 +782,7 @@ static ssize_t read_data(struct fs *fs, const struct fs_ctx *c,
 		return n;
 	blockio_stage_hold(st, 1);
 	fs_unlock(fs);
-	n = blockio_unstage(st, buf);
+	n = blockio_unstage(fs->par, st, buf);
 	fs_lock(fs, c);
 	blockio_stage_hold(st, 0);
 	if (n > 0 && fs_may_read(fs)) {

@@ -196,7 +196,7 @@ static void *unstage_main(void *arg)
 {
 	struct unstage_job *j = arg;
 
-	j->n = blockio_unstage(j->st, (char *)j->out);
+	j->n = blockio_unstage(NULL, j->st, (char *)j->out);
 	return NULL;
 }
 

@@ -1,0 +1,130 @@
+/*
+ * par.c - fork-join over two cores (par.h).
+ *
+ * A loop lives on its caller's stack: its items are claimed one at a
+ * time from its counter by the caller and, once it wakes, the helper, so
+ * whichever core is free does more. The caller owns the helper from
+ * posting the loop until it returns (busy): no other loop is posted
+ * meanwhile, and a helper that has not taken the loop by the time the
+ * caller has claimed the last item is called off (the caller never
+ * waits for a wake-up that would bring nothing).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "par.h"
+
+struct loop {
+	void (*fn)(void *arg, size_t i);
+	void *arg;
+	size_t n;
+	atomic_size_t next;         /* the next item to claim */
+};
+
+struct par {
+	pthread_mutex_t mu;
+	pthread_cond_t go, done;
+	pthread_t th;
+	int started, failed, quit;  /* mu, as all below */
+	int busy;                   /* a caller's loop owns the helper */
+	struct loop *job;           /* posted, not yet taken by the helper */
+	int running;                /* the helper works on the owner's loop */
+};
+
+static void run(struct loop *l)
+{
+	size_t i;
+
+	while ((i = atomic_fetch_add_explicit(&l->next, 1,
+	                                      memory_order_relaxed)) < l->n)
+		l->fn(l->arg, i);
+}
+
+static void *helper(void *arg)
+{
+	struct par *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		struct loop *l;
+		while (!p->job && !p->quit)
+			pthread_cond_wait(&p->go, &p->mu);
+		if (p->quit)
+			break;
+		l = p->job;
+		p->job = NULL;
+		p->running = 1;
+		pthread_mutex_unlock(&p->mu);
+		run(l);
+		pthread_mutex_lock(&p->mu);
+		p->running = 0;
+		pthread_cond_signal(&p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+struct par *par_new(void)
+{
+	struct par *p = calloc(1, sizeof *p);
+
+	if (!p)
+		return NULL;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->go, NULL);
+	pthread_cond_init(&p->done, NULL);
+	return p;
+}
+
+void par_free(struct par *p)
+{
+	if (!p)
+		return;
+	if (p->started) {
+		pthread_mutex_lock(&p->mu);
+		p->quit = 1;
+		pthread_cond_signal(&p->go);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->th, NULL);
+	}
+	pthread_cond_destroy(&p->go);
+	pthread_cond_destroy(&p->done);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+void par_for(struct par *p, size_t n, void (*fn)(void *arg, size_t i),
+             void *arg)
+{
+	struct loop l = { fn, arg, n, 0 };
+	int shared = 0;
+
+	atomic_init(&l.next, 0);
+	if (p && n >= 2) {
+		pthread_mutex_lock(&p->mu);
+		if (!p->started && !p->failed) {
+			if (pthread_create(&p->th, NULL, helper, p) == 0)
+				p->started = 1;
+			else
+				p->failed = 1; /* inline from now on */
+		}
+		if (p->started && !p->busy) {
+			p->busy = 1;
+			p->job = &l;
+			pthread_cond_signal(&p->go);
+			shared = 1;
+		}
+		pthread_mutex_unlock(&p->mu);
+	}
+	run(&l);
+	if (!shared)
+		return;
+	pthread_mutex_lock(&p->mu);
+	if (p->job == &l)
+		p->job = NULL; /* never taken: called off */
+	while (p->running)
+		pthread_cond_wait(&p->done, &p->mu);
+	p->busy = 0;
+	pthread_mutex_unlock(&p->mu);
+}
