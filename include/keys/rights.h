@@ -99,8 +99,10 @@ struct rights {
 	int64_t time;
 	/* RIGHTS_VERSION_ANCHORED (2, every roster signed now): its adoption
 	 * is bound to a commit by the authority (ledger.h, the anchor); 1: a
-	 * roster of custodyfs 0.2.0, accepted without one until re-signed */
+	 * roster of custodyfs 0.2.0, which has none: refused unless legacy_ok
+	 * (custodyctl upgrade, which signs it again with its anchor) */
 	uint8_t version;
+	int legacy_ok;                        /* not signed: the caller's */
 	struct rights_policy policy;
 	size_t nusers, nkeys;
 	struct rights_user *users;            /* by id, ascending */

@@ -66,6 +66,8 @@ struct unlock_opts {
 	                          * (KEYADMIN_RECOVERY_BYTES, locked memory) */
 	int accept_rollback;   /* accept an older copy deliberately */
 	int quiet_state;       /* do not warn about missing local state */
+	int legacy_roster;     /* accept a roster of 0.2.0 without an anchor
+	                        * (custodyctl upgrade, which anchors it) */
 	int inspect;           /* a command that only reads: it runs on a
 	                        * store with rows beyond its signed head (said
 	                        * in one line; nothing recorded: u->damaged) */

@@ -25,7 +25,6 @@
 #include "fs.h"
 #include "keyadmin.h"
 #include "mtree.h"
-#include "rights.h"
 #include "store.h"
 #include "unlock.h"
 
@@ -335,10 +334,6 @@ int cmd_check(struct cli *c, int argc, char **argv)
 	 * verified by the login; the credentials against the signed state */
 	store_cred_each(c->un.s, check_cred, &cx);
 	check_destroyed(&r);
-	if (c->un.r->version < RIGHTS_VERSION_ANCHORED)
-		on_note(&r, 0, "<roster>", "signed by custodyfs 0.2.0, without an"
-		        " anchor binding it to this history: an admin's next change"
-		        " of rights (e.g. 'custodyctl key rotate --authority') adds one");
 	rc = fs_new(&c->un, &fo, &fs);
 	if (rc) {
 		snprintf(msg, sizeof msg, "cannot open the filesystem: %s",

@@ -16,6 +16,8 @@
 #include "auth.h"
 #include "cli.h"
 #include "fs.h"
+#include "keyadmin.h"
+#include "rights.h"
 #include "store.h"
 #include "store_backup.h"
 
@@ -298,6 +300,8 @@ int cmd_upgrade(struct cli *c, int argc, char **argv)
 "Migrate the store file to this binary's format (see custodyctl info).\n"
 "A store made by a newer custodyfs is refused by every command (exit 1):\n"
 "upgrade the binaries instead. Admin only.\n"
+"A store whose roster custodyfs 0.2.0 signed (no anchor: every other\n"
+"command refuses it, exit 4) gets it signed again with its anchor.\n"
 "From format 1 (custodyfs 0.1), run it as a format-1 admin with their\n"
 "passphrase, with the store unmounted. The store is verified as 0.1 did\n"
 "(exit 4 if it fails, nothing changed), then rebuilt as format 2 in\n"
@@ -340,8 +344,25 @@ int cmd_upgrade(struct cli *c, int argc, char **argv)
 	}
 	if (format_of(c->u.store) == 1)
 		return cli_upgrade_v1(c, reset_dir, rfile);
+	c->u.legacy_roster = 1; /* a roster of 0.2.0: anchored below */
 	if ((st = cli_unlock(c, 0, 1 << ROLE_ADMIN, "upgrade")))
 		return st;
+	if (c->un.r->version < RIGHTS_VERSION_ANCHORED) {
+		/* sign it again (version 2) in a commit of its own, whose anchor
+		 * binds it to this history (ledger.h) */
+		if ((rc = cli_begin(c)) >= 0) {
+			c->un.r->dirty = 1;
+			rc = keyadmin_sign(c->un.s, c->un.r, c->un.ss);
+			rc = cli_finish(c, "upgrade", "roster 1 -> 2 (anchored)", rc);
+		}
+		if (rc) {
+			fprintf(stderr, "custodyctl: cannot anchor the roster of '%s':"
+			        " %s\n", c->u.store, strerror(rc < 0 ? -rc : rc));
+			return EXIT_RUNTIME;
+		}
+		printf("signed the roster again with its anchor (roster %llu)\n",
+		       (unsigned long long)c->un.r->counter);
+	}
 	rc = store_upgrade(c->un.s, &from, &to, why, sizeof why);
 	snprintf(target, sizeof target, "format %lld -> %lld", (long long)from,
 	         (long long)(rc ? from : to));

@@ -689,9 +689,20 @@ static int verify_chain(struct store *s, const struct rights *r,
 		rc = rc == -ENOENT ? -EBADMSG : rc;
 		goto out;
 	}
-	if (r->version < RIGHTS_VERSION_ANCHORED)
-		anchored = 1; /* a roster of 0.2.0: re-signing anchors it */
-	else if ((rc = read_anchor(s, r, &aseq, ahash))) {
+	if (r->version < RIGHTS_VERSION_ANCHORED) {
+		/* a roster of 0.2.0: every one its authority signed would pass,
+		 * an ex-admin's replayed one with a history of their own too */
+		if (!r->legacy_ok) {
+			if (why)
+				snprintf(why, whylen, "roster %llu was signed by custodyfs"
+				         " 0.2.0, without an anchor binding it to this"
+				         " history: an admin runs 'custodyctl upgrade' once",
+				         (unsigned long long)r->counter);
+			rc = -EBADMSG;
+			goto out;
+		}
+		anchored = 1;
+	} else if ((rc = read_anchor(s, r, &aseq, ahash))) {
 		if (rc == -EBADMSG && why)
 			snprintf(why, whylen, "roster %llu has no valid anchor: nothing"
 			         " its authority signed says which history adopted it"
@@ -815,6 +826,11 @@ bad_read:
 	}
 	rc = -EBADMSG;
 bad_record:
+	/* a signed head short of the anchored commit is no head at all: the
+	 * history is not the one the authority saw (a junk record after a
+	 * forged chain must not turn the anchor's verdict into "damage") */
+	if (rc == -EBADMSG && beyond && have_prev && at > prev->seq && !anchored)
+		goto bad_anchor;
 	if (rc == -EBADMSG && beyond && have_prev && at > prev->seq) {
 		*head = *prev;
 		*beyond = at;

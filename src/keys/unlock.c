@@ -136,6 +136,7 @@ static int reload_rights(struct unlocked *u, char *why, size_t whylen)
 		snprintf(why, whylen, "the roster went back to an older one");
 		return -EBADMSG;
 	}
+	r->legacy_ok = u->r->legacy_ok;
 	rights_free(u->r);
 	u->r = r;
 	u->ss->authority_epoch = epoch;
@@ -856,6 +857,8 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 		                sizeof why);
 		passphrase_free(&pw);
 	}
+	if (!rc && o->legacy_roster)
+		u->r->legacy_ok = 1;
 	switch (rc) {
 	case 0:
 		break;

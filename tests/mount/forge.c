@@ -16,6 +16,8 @@
  *     replaced.
  *   forge genesis STORE CONFIG USER PASSFILE
  *     (see genesis) a whole history of the forger's own.
+ *   forge legacy-roster STORE CONFIG ADMIN PASSFILE
+ *     (see legacy_roster) the roster as custodyfs 0.2.0 signed it.
  *   forge prune-base-epoch ...
  *     The same, with the roster's authority epoch where the record names
  *     its signer (the record's layout once the authority signs it), still
@@ -277,8 +279,77 @@ static int genesis(char **argv)
 	return 0;
 }
 
+/*
+ * legacy-roster STORE CONFIG ADMIN PASSFILE: the store as custodyfs 0.2.0
+ * left it: the roster signed again by the authority (ADMIN holds it) as
+ * version 1, adopted by a commit of ADMIN's session, and no anchor.
+ */
+static int legacy_roster(char **argv)
+{
+	struct config cfg;
+	struct store *s = NULL;
+	struct passphrase pw = { 0 };
+	struct session *ss = NULL;
+	struct rights *r = NULL, *r2 = NULL;
+	struct store_cred cur, upd;
+	struct ledger_commit *head = calloc(1, sizeof *head);
+	struct ledger_commit *c = calloc(1, sizeof *c);
+	struct ledger_state st;
+	char why[512] = "", err[256];
+	uint8_t *body = NULL, sig[64];
+	size_t len = 0;
+	int has = 0, rc;
+
+	if (cipher_init())
+		return die("cipher_init", EIO, NULL);
+	config_defaults(&cfg);
+	if (config_load(argv[1], &cfg, err, sizeof err))
+		return die("config", EINVAL, err);
+	if ((rc = store_open(argv[0], 0, 10000, &s, why, sizeof why)))
+		return die("open", rc, why);
+	if (passphrase_get(argv[3], NULL, "", 0, &pw, err, sizeof err))
+		return die("passphrase", EINVAL, err);
+	if ((rc = auth_login(s, &cfg, argv[2], &pw, NULL, NULL, &ss, &r, &cur,
+	                     &upd, &has, why, sizeof why)))
+		return die("login", rc, why);
+	if (!ss->authority_sk)
+		return die("not holding the authority", EPERM, NULL);
+	if ((rc = store_begin(s)) || (rc = ledger_head(s, head)))
+		return die("head", rc, NULL);
+	if ((rc = session_start(ss, s, r, "ctl", getpid())))
+		return die("session", rc, NULL);
+	r->version = 1;
+	r->counter++;
+	if ((rc = rights_encode(r, &body, &len)))
+		return die("encode", rc, NULL);
+	cipher_sign(sig, body, len, ss->authority_sk);
+	if ((rc = store_roster_put(s, body, len, sig)) ||
+	    (rc = rights_load(s, r->store_id, r->epoch, r->authority_pk, &r2)))
+		return die("roster", rc, NULL);
+	st = head->st;
+	st.roster_counter = r2->counter;
+	memcpy(st.roster_hash, r2->hash, 32);
+	if ((rc = ledger_append(s, r->store_id, head, &st, &ss, 1, NULL, 0, c)) ||
+	    ((rc = store_meta_delete(s, "roster_anchor")) && rc != -ENOENT) ||
+	    (rc = store_commit(s)))
+		return die("commit", rc, NULL);
+	printf("roster %llu as version 1, commit %lld, no anchor\n",
+	       (unsigned long long)r2->counter, (long long)c->seq);
+	free(body);
+	session_free(ss);
+	rights_free(r);
+	rights_free(r2);
+	passphrase_free(&pw);
+	store_close(s);
+	free(head);
+	free(c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 6 && !strcmp(argv[1], "legacy-roster"))
+		return legacy_roster(argv + 2);
 	if (argc == 6 && !strcmp(argv[1], "genesis"))
 		return genesis(argv + 2);
 	if (argc == 7 && !strcmp(argv[1], "commit-as"))
@@ -290,6 +361,7 @@ int main(int argc, char **argv)
 	fprintf(stderr, "usage: forge prune-base[-epoch] STORE CONFIG USER"
 	        " PASSFILE SEQ\n"
 	        "       forge commit-as OLDSTORE STORE CONFIG USER OLDPASSFILE\n"
-	        "       forge genesis STORE CONFIG USER PASSFILE\n");
+	        "       forge genesis STORE CONFIG USER PASSFILE\n"
+	        "       forge legacy-roster STORE CONFIG ADMIN PASSFILE\n");
 	return 2;
 }

@@ -273,6 +273,55 @@ cp "$T/anchored.db" "$STORE"; rm -f "$STORE-wal" "$STORE-shm"
 q "UPDATE meta SET value=substr(value,1,100)||X'00'||substr(value,102) WHERE key='roster_anchor'"
 XDG_STATE_HOME=$T/never7c$N expect_status "(7) an edited anchor is refused (exit 4)" 4 ctl info
 
+# ==== (8) the forged history with a junk record after it ====
+# A record that does not verify after the signed head makes the walk stop
+# there and read-only commands report "damage beyond the head": on the
+# forged history that must still be the anchor's refusal, never its
+# commits served as the head.
+t_fresh
+"$FORGE" genesis "$STORE" "$CONF" adm2 "$T/adm2.pass" >/dev/null 2>"$T/.ferr" \
+	|| fail "(8) the forger failed: $(head -c 300 "$T/.ferr")"
+q "INSERT INTO ledger(seq, body, sigs, proof) VALUES (3, X'00', X'00', X'')"
+XDG_STATE_HOME=$T/never8a$N t_expect_out "(8) info on it (exit 4)" 4 ctl info
+stderr_has "(8) refused for the anchor" "adopted at commit|no valid anchor"
+check_not "(8) nothing is served as of a forged commit" grep -q "as of commit" "$T/.stderr"
+XDG_STATE_HOME=$T/never8b$N t_expect_out "(8) user list on it (exit 4)" 4 ctl user list
+check_not "(8) no roster listed" grep -q "adm2" "$T/.stderr"
+
+# ==== (9) a roster signed by custodyfs 0.2.0 (version 1, no anchor) ====
+# Every version-1 roster its authority ever signed would verify, and
+# nothing binds one to a history: an ex-admin's copy with a forged
+# history of their own would pass. So only `custodyctl upgrade` (an admin)
+# accepts one, and signs the roster again with its anchor; every other
+# command and the mount refuse it, before and after, on any host.
+t_fresh
+"$FORGE" legacy-roster "$STORE" "$CONF" admin "$T/admin.pass" >/dev/null 2>"$T/.ferr" \
+	|| fail "(9) the forger failed: $(head -c 300 "$T/.ferr")"
+cp "$STORE" "$T/legacy$N.db"
+XDG_STATE_HOME=$T/never9a$N expect_status "(9) a 0.2.0 roster is refused (exit 4)" 4 ctl info
+stderr_has "(9) it says to upgrade" "custodyctl upgrade"
+st=0
+XDG_STATE_HOME=$T/never9a$N t_mnt_as admin 2>/dev/null || st=$?
+expect_eq "(9) the mount refuses it (exit 4)" 4 "$st"
+t_unmount_any
+# the demoted admin's own history on the legacy copy: refused too
+cp "$T/legacy$N.db" "$T/legacy-forged$N.db"
+STORE0=$STORE; STORE=$T/legacy-forged$N.db
+"$FORGE" genesis "$STORE" "$CONF" adm2 "$T/adm2.pass" >/dev/null 2>"$T/.ferr" \
+	|| fail "(9) the forger (genesis) failed: $(head -c 300 "$T/.ferr")"
+XDG_STATE_HOME=$T/never9b$N expect_status "(9) a forged history under a 0.2.0 roster is refused (exit 4)" 4 ctl info
+STORE=$STORE0
+t_expect_out "(9) custodyctl upgrade anchors it" 0 ctl upgrade
+check "(9) it says so" grep -q "anchor" "$T/.stderr"
+expect_status "(9) then the store opens" 0 ctl info
+XDG_STATE_HOME=$T/never9c$N expect_status "(9) also where it was never seen" 0 ctl audit verify
+check "(9) the store has an anchor now" test -n "$(sqlite3 "$STORE" "SELECT 1 FROM meta WHERE key='roster_anchor'")"
+t_expect_out "(9) a second upgrade has nothing to do" 0 ctl upgrade
+check_not "(9) ... and anchors nothing" grep -q "anchor" "$T/.stderr"
+# the version-1 roster (and its commit) put back: refused
+q "ATTACH '$T/legacy$N.db' AS k; BEGIN; DELETE FROM main.roster; INSERT INTO main.roster SELECT * FROM k.roster; COMMIT;"
+XDG_STATE_HOME=$T/never9d$N expect_status "(9) the old roster put back is refused (exit 4)" 4 ctl info
+
 # ==== (3) a demotion erased before a running mount catches up ====
 # dave mounts as himself, stops his own daemon (SIGSTOP: it is his
 # process), and while it sleeps the admin demotes him to reader; dave
