@@ -108,11 +108,13 @@ struct fs {
 	struct fs_dirty *dirty[FS_DIRTY_BUCKETS];
 	size_t ndirty;
 	struct fs_inode_slot *icache;   /* FS_ICACHE_SLOTS */
-	/* contiguous reads of one file by one process, not yet in the trail:
-	 * one row covers the whole range; written before any other row, at
-	 * every commit and after [audit] flush_interval */
+	/* contiguous reads (or writes) of one file by one process, not yet
+	 * in the trail: one row covers the whole range; written before any
+	 * other row, at every commit (a write's row so in the transaction of
+	 * its data) and after [audit] flush_interval */
 	struct fs_pending_read {
 		int valid;
+		int write;              /* a "write" row, else "read" */
 		struct fs_ctx c;
 		uint64_t ino, off, len;
 		int64_t when_ns, when_ms;

@@ -794,11 +794,38 @@ static ssize_t read_data(struct fs *fs, const struct fs_ctx *c,
 	return n;
 }
 
+/*
+ * A successful read or write of n bytes at off, into the pending row: a
+ * run continuing it (same file, process, ids, session and kind) extends
+ * it, so every byte is accounted for with one row per contiguous run;
+ * anything else writes the pending row first and starts a new one. 0, or
+ * the error of writing the old row (then nothing is pending).
+ */
+static int pending_extend(struct fs *fs, const struct fs_ctx *c, int write,
+                          uint64_t ino, uint64_t off, uint64_t n)
+{
+	struct fs_pending_read *p = &fs->pread;
+	struct timespec ts;
+
+	if (p->valid && p->write == write && p->ino == ino &&
+	    p->c.pid == c->pid && p->c.uid == c->uid && p->c.gid == c->gid &&
+	    p->c.ss == fs->actor && off == p->off + p->len) {
+		p->len += n;
+		return 0;
+	}
+	if (fs_read_flush(fs))
+		return -EIO;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	*p = (struct fs_pending_read){ 1, write, *c, ino, off, n,
+	        (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, fs_now_ms() };
+	p->c.ss = fs->actor;
+	return 0;
+}
+
 ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                 char *buf, size_t size, uint64_t off)
 {
 	struct store_inode in;
-	struct fs_pending_read *p = &fs->pread;
 	ssize_t n;
 	int rc, in_ok = 1;
 
@@ -830,21 +857,8 @@ ssize_t fs_read(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	}
 	/* a read continuing the pending one extends its row: every byte is
 	 * accounted for, one row per contiguous run */
-	if (p->valid && p->ino == ino && p->c.pid == c->pid &&
-	    p->c.uid == c->uid && p->c.gid == c->gid && p->c.ss == fs->actor &&
-	    off == p->off + p->len) {
-		p->len += (uint64_t)n;
-	} else {
-		struct timespec ts;
-		if (fs_read_flush(fs)) {
-			n = -EIO; /* not recorded: not answered */
-			goto out;
-		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		*p = (struct fs_pending_read){ 1, *c, ino, off, (uint64_t)n,
-		        (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, fs_now_ms() };
-		p->c.ss = fs->actor;
-	}
+	if (pending_extend(fs, c, 0, ino, off, (uint64_t)n))
+		n = -EIO; /* not recorded: not answered */
 out:
 	fs_unlock(fs);
 	return n;
@@ -886,7 +900,18 @@ ssize_t fs_write(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		n = fs_op_end(fs, (int)n);
 	else if ((rc = fs_op_end(fs, 0)))
 		n = rc;
-	n = fs_audit(fs, c, "write", ino, NULL, off, size, n);
+	/* a whole write joins the pending row (its data and its row go in
+	 * one transaction: the row is written at the latest at the commit);
+	 * a short or failed one gets its own */
+	if (n > 0 && (size_t)n == size && c && !fs->u->readonly &&
+	    fs->actor != fs->nobody) {
+		if (pending_extend(fs, c, 1, ino, off, (uint64_t)n)) {
+			/* the write's row cannot be: neither can the write (the
+			 * failed flush rolled the group back) */
+			n = -EIO;
+		}
+	} else
+		n = fs_audit(fs, c, "write", ino, NULL, off, size, n);
 out:
 	fs_unlock(fs);
 	return n;

@@ -117,13 +117,15 @@ int fs_read_flush(struct fs *fs)
 		return rc;
 	path_walk(fs, p.ino, buf, sizeof buf);
 	rc = audit_append(fs->u->trail, fs_recorder(fs, p.c.ss), &w,
-	                  p.when_ns, "read", p.ino, buf, p.off, p.len, 0);
+	                  p.when_ns, p.write ? "write" : "read", p.ino, buf, p.off,
+	                  p.len, 0);
 	if (rc) {
-		/* the read was answered already: nothing to undo, so the
-		 * mount must stop rather than go on unrecorded */
+		/* the read was answered already (a write too, and its data goes
+		 * with the transaction rolled back here): the mount must stop
+		 * rather than go on unrecorded */
 		fs->fatal = 1;
-		fs_warn(fs, "a read could not be recorded in the"
-		        " audit trail (%s): stopping", strerror(-rc));
+		fs_warn(fs, "a %s could not be recorded in the audit trail (%s):"
+		        " stopping", p.write ? "write" : "read", strerror(-rc));
 		fs_abort_locked(fs);
 	}
 	return rc;

@@ -396,18 +396,24 @@ static int xset_replace(struct fs *fs, uint64_t ino, struct xset *x, int i,
 ssize_t xattr_get(struct fs *fs, const struct store_inode *in,
                   const char *name, void *value, size_t cap)
 {
+	static const uint8_t none[MTREE_HASH_BYTES];
 	struct xset x;
-	uint8_t *plain = malloc(FS_XATTR_SIZE_MAX + 1);
+	uint8_t *plain = NULL;
 	size_t n;
 	ssize_t rc;
 	int i;
 
-	if (!plain)
-		return -ENOMEM;
+	/* the signed set is empty: nothing to look up (the kernel asks for
+	 * security.capability before every write; rows planted beside an
+	 * empty set are never part of it, see xset_load) */
+	if (cipher_memeq(in->xdigest, none, sizeof none))
+		return -ENODATA;
 	if (!(rc = xset_load(fs, in, &x))) {
 		i = xfind(fs, in, &x, name);
 		if (i < 0)
 			rc = -ENODATA;
+		else if (!(plain = malloc(FS_XATTR_SIZE_MAX + 1)))
+			rc = -ENOMEM;
 		else if ((rc = xopen(fs, in, &x.v[i], 'v', plain, FS_XATTR_SIZE_MAX,
 		                     &n)) == 0) {
 			if (cap == 0)
@@ -422,8 +428,10 @@ ssize_t xattr_get(struct fs *fs, const struct store_inode *in,
 		xset_free(&x);
 	}
 	xwipe(fs);
-	cipher_wipe(plain, FS_XATTR_SIZE_MAX + 1);
-	free(plain);
+	if (plain) {
+		cipher_wipe(plain, FS_XATTR_SIZE_MAX + 1);
+		free(plain);
+	}
 	return rc;
 }
 
