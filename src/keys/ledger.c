@@ -829,8 +829,16 @@ bad_record:
 	/* a signed head short of the anchored commit is no head at all: the
 	 * history is not the one the authority saw (a junk record after a
 	 * forged chain must not turn the anchor's verdict into "damage") */
-	if (rc == -EBADMSG && beyond && have_prev && at > prev->seq && !anchored)
-		goto bad_anchor;
+	if (rc == -EBADMSG && beyond && have_prev && at > prev->seq &&
+	    !anchored) {
+		if (why) {
+			size_t l = strlen(why);
+			snprintf(why + l, whylen - l, "; roster %llu was adopted at"
+			         " commit %lld, beyond it: no signed head",
+			         (unsigned long long)r->counter, (long long)aseq);
+		}
+		goto out;
+	}
 	if (rc == -EBADMSG && beyond && have_prev && at > prev->seq) {
 		*head = *prev;
 		*beyond = at;

@@ -313,8 +313,27 @@ static void test_malformed(void)
 		b[0] ^= 1;
 		CHECK(refused(b, len));
 		memcpy(b, body, len);
-		b[16] = 2; /* format version */
+		b[16] = RIGHTS_VERSION_ANCHORED + 1; /* a version to come */
 		CHECK(refused(b, len));
+		b[16] = 0;
+		CHECK(refused(b, len));
+		/* a roster of custodyfs 0.2.0 (version 1) parses, keeps its
+		 * version (so it encodes back to the same bytes), and is what
+		 * ledger_verify refuses without legacy_ok */
+		b[16] = 1;
+		{
+			struct rights *v1 = NULL;
+			uint8_t *again = NULL;
+			size_t alen = 0;
+			CHECK_EQ(rights_parse(b, len, &v1), 0);
+			if (v1) {
+				CHECK_EQ(v1->version, 1);
+				CHECK_EQ(rights_encode(v1, &again, &alen), 0);
+				CHECK(alen == len && again && !memcmp(again, b, len));
+				free(again);
+				rights_free(v1);
+			}
+		}
 		memcpy(b, body, len);
 		put_le32(b + 16 + 1 + 16, 0); /* epoch 0 */
 		CHECK(refused(b, len));
