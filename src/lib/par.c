@@ -101,7 +101,7 @@ void par_for(struct par *p, size_t n, void (*fn)(void *arg, size_t i),
 	int shared = 0;
 
 	atomic_init(&l.next, 0);
-	if (p && n >= 2) {
+	if (p && n >= PAR_MIN) {
 		pthread_mutex_lock(&p->mu);
 		if (!p->started && !p->failed) {
 			if (pthread_create(&p->th, NULL, helper, p) == 0)
