@@ -118,14 +118,14 @@ int blockio_leaf(struct fs *fs, uint32_t version, const void *data,
 }
 
 /* Open a stored block whose leaf must be `expect` into out. */
-static int open_block(struct fs *fs, const uint8_t *file_id, uint64_t blk,
+static int open_block(uint32_t bs, const uint8_t *file_id, uint64_t blk,
                       uint32_t v, int cipher, const uint8_t *enc,
                       const uint8_t *mac, const uint8_t *data, size_t clen,
                       const uint8_t expect[MTREE_HASH_BYTES], uint8_t *out)
 {
 	uint8_t ad[BLOCK_AD_BYTES];
 
-	if (!stored_len_ok(fs->block_size, cipher, clen))
+	if (!stored_len_ok(bs, cipher, clen))
 		return -EIO;
 	block_ad(ad, file_id, blk, v);
 	if (cipher == KEY_CIPHER_ETM)
@@ -161,7 +161,7 @@ static int open_stored(void *arg, uint32_t v, const void *data, size_t clen)
 	if ((rc = file_keys(fs, b->in->file_id, b->kc, v, FS_KEY(fs, FS_KEY_FILE),
 	                    FS_KEY(fs, FS_KEY_MAC))))
 		return rc;
-	if ((rc = open_block(fs, b->in->file_id, b->blk, v, b->kc->cipher,
+	if ((rc = open_block(fs->block_size, b->in->file_id, b->blk, v, b->kc->cipher,
 	                     FS_KEY(fs, FS_KEY_FILE), FS_KEY(fs, FS_KEY_MAC),
 	                     data, clen, b->expect, b->out)))
 		return rc;
@@ -201,46 +201,6 @@ static int block_load(struct fs *fs, const struct store_inode *in,
 	return 0;
 }
 
-static int block_store(struct fs *fs, struct store_inode *in,
-                       struct keycache *kc, uint64_t blk,
-                       const uint8_t *plain, size_t len, uint8_t *cbuf)
-{
-	uint32_t v = keyring_active(fs->kr);
-	struct mtree_root root = root_of(in);
-	uint8_t ad[BLOCK_AD_BYTES], leaf[MTREE_HASH_BYTES], old[MTREE_HASH_BYTES];
-	size_t clen;
-	int created, rc;
-
-	if (!v)
-		return -EROFS;
-	/* a new block is one the signed tree does not have: a row the store
-	 * happens to hold there (planted, left over) is overwritten and
-	 * never counted as the file's */
-	if ((rc = mtree_leaf(fs->mt, MTREE_BLOCKS, in->ino, &root, blk, old)))
-		return rc == -EINVAL ? -EFBIG : rc;
-	if ((rc = file_keys(fs, in->file_id, kc, v, FS_KEY(fs, FS_KEY_FILE),
-	                    FS_KEY(fs, FS_KEY_MAC))))
-		return rc;
-	block_ad(ad, in->file_id, blk, v);
-	if (kc->cipher == KEY_CIPHER_ETM) {
-		cipher_block_seal(cbuf, plain, len, ad, sizeof ad,
-		                  FS_KEY(fs, FS_KEY_FILE), FS_KEY(fs, FS_KEY_MAC), leaf);
-		clen = len + CIPHER_BLOCK_OVERHEAD;
-	} else {
-		struct cipher_part p;
-		cipher_seal(cbuf, plain, len, ad, sizeof ad, FS_KEY(fs, FS_KEY_FILE));
-		clen = len + CIPHER_OVERHEAD;
-		p = (struct cipher_part){ cbuf, clen };
-		cipher_hash(leaf, &p, 1);
-	}
-	if ((rc = store_block_put(fs->s, in->ino, blk, v, cbuf, clen, &created)) ||
-	    (rc = mtree_put(fs->mt, MTREE_BLOCKS, in->ino, &root, blk, leaf)))
-		return rc == -EINVAL ? -EFBIG : rc;
-	(void)created; /* the store's view; the tree's counts */
-	if (cipher_memeq(old, zero_leaf, sizeof old))
-		in->nblocks++;
-	return 0;
-}
 
 /*
  * A run of whole blocks of one write, sealed at once: the seals (the
@@ -294,11 +254,14 @@ static void seal_one(void *arg, size_t i)
 	}
 }
 
-/* Store n (2..SEAL_RUN_MAX) whole blocks from blk on: the number stored
- * (all n, or fewer and *err set), as n calls of block_store would. */
+/* Store n (1..SEAL_RUN_MAX) blocks of len bytes each from blk on (len
+ * < bs only for one block): the number stored, all n, or fewer and *err
+ * set. A new block is one the signed tree does not have: a row the store
+ * happens to hold there (planted, left over) is overwritten and never
+ * counted as the file's. */
 static size_t store_run(struct fs *fs, struct store_inode *in,
                         struct keycache *kc, uint64_t blk,
-                        const uint8_t *plain, size_t n, int *err)
+                        const uint8_t *plain, size_t n, size_t len, int *err)
 {
 	uint32_t v = keyring_active(fs->kr), bs = fs->block_size;
 	struct mtree_root root = root_of(in);
@@ -339,10 +302,9 @@ static size_t store_run(struct fs *fs, struct store_inode *in,
 	}
 	r->fs = fs;
 	r->cipher = kc->cipher;
-	r->len = bs;
+	r->len = len;
 	par_for(fs->par, n, seal_one, r);
-	clen = bs + (kc->cipher == KEY_CIPHER_ETM ? CIPHER_BLOCK_OVERHEAD
-	                                          : CIPHER_OVERHEAD);
+	clen = len + overhead(kc->cipher);
 	for (k = 0; k < n; k++) {
 		struct seal_item *it = &r->it[k];
 		int created;
@@ -357,6 +319,16 @@ static size_t store_run(struct fs *fs, struct store_inode *in,
 			in->nblocks++;
 	}
 	return k;
+}
+
+static int block_store(struct fs *fs, struct store_inode *in,
+                       struct keycache *kc, uint64_t blk,
+                       const uint8_t *plain, size_t len)
+{
+	int err;
+
+	store_run(fs, in, kc, blk, plain, 1, len, &err);
+	return err;
 }
 
 /* How many blocks of the signed file lie at first or beyond: the stored
@@ -387,8 +359,9 @@ static int signed_from(struct fs *fs, const struct store_inode *in,
 	return rc == -ENOENT || rc == 0 ? 0 : rc;
 }
 
-/* Two buffers of a block plus overhead, in locked memory: plaintext and
- * ciphertext. One pair per fs: calls are serialised by fs->lock. */
+/* One block of plaintext in locked memory (the ciphertext of a write is
+ * in fs->seal, not secret). One per fs: calls are serialised by
+ * fs->lock. */
 static uint8_t *block_buffers(struct fs *fs)
 {
 	return fs->blockbuf;
@@ -435,7 +408,7 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
 {
 	uint32_t bs = fs->block_size;
 	struct keycache kc = { 0, 0 };
-	uint8_t *plain, *cbuf;
+	uint8_t *plain;
 	size_t done = 0;
 	int rc = 0;
 
@@ -444,7 +417,6 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
 	if (off + size < off || off + size > (uint64_t)INT64_MAX)
 		return -EFBIG;
 	plain = block_buffers(fs);
-	cbuf = plain + bs + CIPHER_BLOCK_OVERHEAD;
 	while (done < size) {
 		uint64_t pos = off + done, blk = pos / bs;
 		size_t in_blk = (size_t)(pos % bs), n = bs - in_blk, len = 0;
@@ -458,7 +430,7 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
 			if (k > SEAL_RUN_MAX)
 				k = SEAL_RUN_MAX;
 			got = store_run(fs, in, &kc, blk, (const uint8_t *)buf + done, k,
-			                &rc);
+			                bs, &rc);
 			done += got * bs;
 			if (rc)
 				break;
@@ -467,7 +439,7 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
 		if (in_blk == 0 && n == bs) {
 			/* a whole block: sealed straight from the caller's buffer */
 			if ((rc = block_store(fs, in, &kc, blk,
-			                      (const uint8_t *)buf + done, bs, cbuf)))
+			                      (const uint8_t *)buf + done, bs)))
 				break;
 			done += n;
 			continue;
@@ -482,7 +454,7 @@ ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
 		memcpy(plain + in_blk, buf + done, n);
 		if (len < in_blk + n)
 			len = in_blk + n;
-		if ((rc = block_store(fs, in, &kc, blk, plain, len, cbuf)))
+		if ((rc = block_store(fs, in, &kc, blk, plain, len)))
 			break;
 		done += n;
 	}
@@ -511,12 +483,11 @@ int blockio_truncate(struct fs *fs, struct store_inode *in, uint64_t size)
 			/* rewrite the new last block without the cut bytes */
 			struct keycache kc = { 0, 0 };
 			uint8_t *plain = block_buffers(fs);
-			uint8_t *cbuf = plain + bs + CIPHER_BLOCK_OVERHEAD;
 			size_t len;
 
 			rc = block_load(fs, in, &kc, size / bs, plain, &len);
 			if (!rc && len > tail)
-				rc = block_store(fs, in, &kc, size / bs, plain, tail, cbuf);
+				rc = block_store(fs, in, &kc, size / bs, plain, tail);
 			wipe_keys(fs);
 			if (rc)
 				return rc;
@@ -586,7 +557,6 @@ static int zero_partial(struct fs *fs, struct store_inode *in, uint64_t blk,
 	uint32_t bs = fs->block_size;
 	struct keycache kc = { 0, 0 };
 	uint8_t *plain = block_buffers(fs);
-	uint8_t *cbuf = plain + bs + CIPHER_BLOCK_OVERHEAD;
 	size_t len, i;
 	int rc;
 
@@ -600,7 +570,7 @@ static int zero_partial(struct fs *fs, struct store_inode *in, uint64_t blk,
 	if (i == len)
 		rc = punch_blocks(fs, in, blk, blk + 1);
 	else
-		rc = block_store(fs, in, &kc, blk, plain, len, cbuf);
+		rc = block_store(fs, in, &kc, blk, plain, len);
 out:
 	cipher_wipe(plain, bs);
 	wipe_keys(fs);
@@ -699,7 +669,7 @@ int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk)
 {
 	uint32_t bs = fs->block_size;
 	struct keycache kc = { 0, 0 };
-	uint8_t *plain = block_buffers(fs), *cbuf = plain + bs + CIPHER_BLOCK_OVERHEAD;
+	uint8_t *plain = block_buffers(fs);
 	uint64_t nb = in->nblocks;
 	size_t len;
 	int rc;
@@ -707,7 +677,7 @@ int blockio_rekey(struct fs *fs, struct store_inode *in, uint64_t blk)
 	rc = block_load(fs, in, &kc, blk, plain, &len);
 	if (!rc && len) {
 		kc.version = 0; /* the next derivation is for the active version */
-		rc = block_store(fs, in, &kc, blk, plain, len, cbuf);
+		rc = block_store(fs, in, &kc, blk, plain, len);
 	} else if (!rc) {
 		/* a hole of the signed file: the row reencrypt found there is
 		 * none of the file's (planted); left, it would be found again
@@ -737,7 +707,7 @@ int blockio_verify(struct fs *fs, const struct store_inode *in, uint64_t blk,
 	if ((rc = file_keys(fs, in->file_id, &(struct keycache){ 0, 0 }, version,
 	                    FS_KEY(fs, FS_KEY_FILE), FS_KEY(fs, FS_KEY_MAC))))
 		return rc;
-	rc = open_block(fs, in->file_id, blk, version, cipher,
+	rc = open_block(fs->block_size, in->file_id, blk, version, cipher,
 	                FS_KEY(fs, FS_KEY_FILE), FS_KEY(fs, FS_KEY_MAC), data, len,
 	                leaf, plain);
 	cipher_wipe(plain, fs->block_size);
@@ -913,10 +883,8 @@ ssize_t blockio_stage(struct fs *fs, const struct store_inode *in,
  * the stored data): 0 or -EIO. */
 static int unstage_block(const struct read_stage *st, size_t i, uint8_t *out)
 {
-	size_t bs = st->bs, clen = st->clen[i], oh;
-	const uint8_t *ct = st->ct + i * (bs + CIPHER_BLOCK_OVERHEAD);
-	const uint8_t *enc, *mac;
-	uint8_t ad[BLOCK_AD_BYTES];
+	size_t bs = st->bs, clen = st->clen[i];
+	const uint8_t *enc;
 	int k;
 
 	if (clen == 0) {
@@ -929,24 +897,13 @@ static int unstage_block(const struct read_stage *st, size_t i, uint8_t *out)
 	if (k == st->nkeys)
 		return -EIO;
 	enc = st->keys + (size_t)k * 2 * CIPHER_KEY_BYTES;
-	mac = enc + CIPHER_KEY_BYTES;
-	oh = overhead(st->key_cipher[k]);
-	block_ad(ad, st->file_id, st->first + i, st->kv[i]);
-	if (clen < oh + 1 || clen > bs + oh)
+	if (open_block(st->bs, st->file_id, st->first + i, st->kv[i],
+	               st->key_cipher[k], enc, enc + CIPHER_KEY_BYTES,
+	               st->ct + i * (bs + CIPHER_BLOCK_OVERHEAD), clen,
+	               st->leaf[i], out))
 		return -EIO;
-	if (st->key_cipher[k] == KEY_CIPHER_ETM) {
-		if (cipher_block_open(out, ct, clen, ad, sizeof ad, enc, mac,
-		                      st->leaf[i]))
-			return -EIO;
-	} else {
-		uint8_t h[MTREE_HASH_BYTES];
-		struct cipher_part p = { ct, clen };
-		cipher_hash(h, &p, 1);
-		if (!cipher_memeq(h, st->leaf[i], sizeof h) ||
-		    cipher_open(out, ct, clen, ad, sizeof ad, enc))
-			return -EIO;
-	}
-	memset(out + (clen - oh), 0, bs - (clen - oh));
+	clen -= overhead(st->key_cipher[k]);
+	memset(out + clen, 0, bs - clen);
 	return 0;
 }
 

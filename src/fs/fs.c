@@ -83,7 +83,7 @@ int fs_alloc(struct unlocked *u, const struct fs_opts *o, struct fs **out)
 	}
 	fs->block_size = bs;
 	fs->scratch = secmem_alloc(FS_KEY_SLOTS * CIPHER_KEY_BYTES);
-	fs->blockbuf = secmem_alloc(2 * ((size_t)bs + CIPHER_BLOCK_OVERHEAD));
+	fs->blockbuf = secmem_alloc(bs);
 	fs->par = par_new(); /* NULL: everything on one core */
 	fs->paths = calloc(FS_PATH_SLOTS, sizeof *fs->paths);
 	fs->icache = calloc(FS_ICACHE_SLOTS, sizeof *fs->icache);

@@ -130,7 +130,7 @@ struct fs {
 		int64_t next_off;
 		uint64_t seen;
 	} rdcur[FS_RDCURSORS];
-	uint8_t *blockbuf;      /* locked: plaintext + ciphertext block */
+	uint8_t *blockbuf;      /* locked: one plaintext block */
 	struct par *par;        /* a second core for sealing (may be NULL) */
 	struct seal_run *seal;  /* a write's whole blocks, sealed at once
 	                           (blockio.c; allocated on first use) */
