@@ -47,51 +47,93 @@ static int die(const char *what, int rc, const char *why)
 	return 1;
 }
 
+/* USER logged in to STORE (opened with flags) as custodyctl would: the
+ * session and the verified roster. 0, or 1 with the reason said. */
+struct forger {
+	struct config cfg;
+	struct store *s;
+	struct passphrase pw;
+	struct session *ss;
+	struct rights *r;
+};
+
+static int forger_login(struct forger *f, const char *store, int flags,
+                        const char *config, const char *user,
+                        const char *passfile)
+{
+	struct store_cred cur, upd;
+	char why[512] = "", err[256];
+	int has = 0, rc;
+
+	memset(f, 0, sizeof *f);
+	if (cipher_init())
+		return die("cipher_init", EIO, NULL);
+	config_defaults(&f->cfg);
+	if (config_load(config, &f->cfg, err, sizeof err))
+		return die("config", EINVAL, err);
+	if ((rc = store_open(store, flags, 10000, &f->s, why, sizeof why)))
+		return die("open", rc, why);
+	if (passphrase_get(passfile, NULL, "", 0, &f->pw, err, sizeof err))
+		return die("passphrase", EINVAL, err);
+	if ((rc = auth_login(f->s, &f->cfg, user, &f->pw, NULL, NULL, &f->ss,
+	                     &f->r, &cur, &upd, &has, why, sizeof why)))
+		return die("login", rc, why);
+	return 0;
+}
+
+static void forger_free(struct forger *f)
+{
+	session_free(f->ss);
+	rights_free(f->r);
+	passphrase_free(&f->pw);
+	store_close(f->s);
+}
+
+/* Start f's session in s claiming the newest roster counter at which f's
+ * user was an admin (*then): endorsed by their own identity key. */
+static int admin_days_session(struct forger *f, struct store *s,
+                              uint64_t *then)
+{
+	const struct rights_user *me = rights_user(f->r, f->ss->user_id);
+	uint64_t now = f->r->counter;
+	int rc;
+
+	*then = 0;
+	for (uint64_t k = 1; k <= now; k++)
+		if (role_administers(rights_role_at(me, k)))
+			*then = k;
+	if (!*then)
+		return die("never an admin", EPERM, NULL);
+	f->r->counter = *then;
+	rc = session_start(f->ss, s, f->r, "ctl", getpid());
+	f->r->counter = now;
+	return rc ? die("session", rc, NULL) : 0;
+}
+
 static int prune_base(char **argv, int with_epoch)
 {
-	struct config cfg;
-	struct store *s = NULL;
-	struct passphrase pw = { 0 };
-	struct session *ss = NULL;
-	struct rights *r = NULL;
-	struct store_cred cur, upd;
+	struct forger f;
+	struct store *s;
+	struct session *ss;
+	struct rights *r;
 	struct ledger_commit *head = calloc(1, sizeof *head);
 	struct ledger_commit *prev = calloc(1, sizeof *prev);
 	struct ledger_commit *c = calloc(1, sizeof *c);
-	const struct rights_user *me;
-	char why[512] = "", err[256];
-	uint64_t then = 0, now;
+	uint64_t then;
 	int64_t seq = atoll(argv[4]);
-	int has = 0, rc;
+	int rc;
 
-	if (cipher_init())
-		return die("cipher_init", EIO, NULL);
-	config_defaults(&cfg);
-	if (config_load(argv[1], &cfg, err, sizeof err))
-		return die("config", EINVAL, err);
-	if ((rc = store_open(argv[0], 0, 10000, &s, why, sizeof why)))
-		return die("open", rc, why);
-	if (passphrase_get(argv[3], NULL, "", 0, &pw, err, sizeof err))
-		return die("passphrase", EINVAL, err);
-	if ((rc = auth_login(s, &cfg, argv[2], &pw, NULL, NULL, &ss, &r, &cur,
-	                     &upd, &has, why, sizeof why)))
-		return die("login", rc, why);
-	me = rights_user(r, ss->user_id);
-	for (uint64_t k = 1; k <= r->counter; k++)
-		if (role_administers(rights_role_at(me, k)))
-			then = k;
-	if (!then)
-		return die("never an admin", EPERM, NULL);
+	if (forger_login(&f, argv[0], 0, argv[1], argv[2], argv[3]))
+		return 1;
+	s = f.s;
+	ss = f.ss;
+	r = f.r;
 	if ((rc = store_begin(s)) || (rc = ledger_head(s, head)))
 		return die("head", rc, NULL);
 	/* the session: endorsed by the user's own identity key, claiming
 	 * the counter of their admin days */
-	now = r->counter;
-	r->counter = then;
-	rc = session_start(ss, s, r, "ctl", getpid());
-	r->counter = now;
-	if (rc)
-		return die("session", rc, NULL);
+	if (admin_days_session(&f, s, &then))
+		return 1;
 	/* a commit nobody verifies: the base's own */
 	*prev = *head;
 	prev->seq = seq - 1;
@@ -119,10 +161,7 @@ static int prune_base(char **argv, int with_epoch)
 	}
 	printf("forged base at commit %lld (session %lld claims roster %llu)\n",
 	       (long long)seq, (long long)ss->id, (unsigned long long)then);
-	session_free(ss);
-	rights_free(r);
-	passphrase_free(&pw);
-	store_close(s);
+	forger_free(&f);
 	free(head);
 	free(prev);
 	free(c);
@@ -139,34 +178,24 @@ static int prune_base(char **argv, int with_epoch)
  */
 static int commit_as(char **argv)
 {
-	struct config cfg;
-	struct store *old = NULL, *s = NULL;
-	struct passphrase pw = { 0 };
-	struct session *ss = NULL;
-	struct rights *r_old = NULL, *r = NULL;
-	struct store_cred cur, upd;
+	struct forger f;
+	struct store *s = NULL;
+	struct session *ss;
+	struct rights *r_old, *r = NULL;
 	struct ledger_commit *head = calloc(1, sizeof *head);
 	struct ledger_commit *c = calloc(1, sizeof *c);
 	struct ledger_state st;
-	char why[512] = "", err[256];
+	char why[512] = "";
 	uint8_t pk[32];
 	uint32_t epoch;
 	uint64_t now;
-	int has = 0, rc;
+	int rc;
 
-	if (cipher_init())
-		return die("cipher_init", EIO, NULL);
-	config_defaults(&cfg);
-	if (config_load(argv[2], &cfg, err, sizeof err))
-		return die("config", EINVAL, err);
-	if ((rc = store_open(argv[0], STORE_READONLY, 10000, &old, why,
-	                     sizeof why)))
-		return die("open old", rc, why);
-	if (passphrase_get(argv[4], NULL, "", 0, &pw, err, sizeof err))
-		return die("passphrase", EINVAL, err);
-	if ((rc = auth_login(old, &cfg, argv[3], &pw, NULL, NULL, &ss, &r_old,
-	                     &cur, &upd, &has, why, sizeof why)))
-		return die("login to the old copy", rc, why);
+	/* logged in to the old copy */
+	if (forger_login(&f, argv[0], STORE_READONLY, argv[2], argv[3], argv[4]))
+		return 1;
+	ss = f.ss;
+	r_old = f.r;
 	if ((rc = store_open(argv[1], 0, 10000, &s, why, sizeof why)))
 		return die("open", rc, why);
 	if ((rc = rights_chain(s, r_old->store_id, r_old->epoch,
@@ -189,12 +218,9 @@ static int commit_as(char **argv)
 	printf("commit %lld signed by session %lld (roster %llu claimed)\n",
 	       (long long)c->seq, (long long)ss->id,
 	       (unsigned long long)r_old->counter);
-	session_free(ss);
-	rights_free(r_old);
+	forger_free(&f);
 	rights_free(r);
-	passphrase_free(&pw);
 	store_close(s);
-	store_close(old);
 	free(head);
 	free(c);
 	return 0;
@@ -210,47 +236,26 @@ static int commit_as(char **argv)
  */
 static int genesis(char **argv)
 {
-	struct config cfg;
-	struct store *s = NULL;
-	struct passphrase pw = { 0 };
-	struct session *ss = NULL;
-	struct rights *r = NULL;
-	struct store_cred cur, upd;
+	struct forger f;
+	struct store *s;
+	struct session *ss;
+	struct rights *r;
 	struct ledger_commit *head = calloc(1, sizeof *head);
 	struct ledger_commit *c1 = calloc(1, sizeof *c1);
 	struct ledger_commit *c2 = calloc(1, sizeof *c2);
-	const struct rights_user *me;
 	struct ledger_state st;
-	char why[512] = "", err[256];
-	uint64_t then = 0, now;
-	int has = 0, rc;
+	uint64_t then;
+	int rc;
 
-	if (cipher_init())
-		return die("cipher_init", EIO, NULL);
-	config_defaults(&cfg);
-	if (config_load(argv[1], &cfg, err, sizeof err))
-		return die("config", EINVAL, err);
-	if ((rc = store_open(argv[0], 0, 10000, &s, why, sizeof why)))
-		return die("open", rc, why);
-	if (passphrase_get(argv[3], NULL, "", 0, &pw, err, sizeof err))
-		return die("passphrase", EINVAL, err);
-	if ((rc = auth_login(s, &cfg, argv[2], &pw, NULL, NULL, &ss, &r, &cur,
-	                     &upd, &has, why, sizeof why)))
-		return die("login", rc, why);
-	me = rights_user(r, ss->user_id);
-	for (uint64_t k = 1; k <= r->counter; k++)
-		if (role_administers(rights_role_at(me, k)))
-			then = k;
-	if (!then)
-		return die("never an admin", EPERM, NULL);
+	if (forger_login(&f, argv[0], 0, argv[1], argv[2], argv[3]))
+		return 1;
+	s = f.s;
+	ss = f.ss;
+	r = f.r;
 	if ((rc = store_begin(s)) || (rc = ledger_head(s, head)))
 		return die("head", rc, NULL);
-	now = r->counter;
-	r->counter = then;
-	rc = session_start(ss, s, r, "ctl", getpid());
-	r->counter = now;
-	if (rc)
-		return die("session", rc, NULL);
+	if (admin_days_session(&f, s, &then))
+		return 1;
 	if ((rc = store_ledger_delete_before(s, head->seq + 1)) ||
 	    (rc = store_audit_delete_before(s, INT64_MAX)) ||
 	    ((rc = store_meta_delete(s, "ledger_base")) && rc != -ENOENT))
@@ -269,10 +274,7 @@ static int genesis(char **argv)
 		return die("commit 2", rc, NULL);
 	printf("a history of 2 commits (session %lld claims roster %llu)\n",
 	       (long long)ss->id, (unsigned long long)then);
-	session_free(ss);
-	rights_free(r);
-	passphrase_free(&pw);
-	store_close(s);
+	forger_free(&f);
 	free(head);
 	free(c1);
 	free(c2);
@@ -286,32 +288,22 @@ static int genesis(char **argv)
  */
 static int legacy_roster(char **argv)
 {
-	struct config cfg;
-	struct store *s = NULL;
-	struct passphrase pw = { 0 };
-	struct session *ss = NULL;
-	struct rights *r = NULL, *r2 = NULL;
-	struct store_cred cur, upd;
+	struct forger f;
+	struct store *s;
+	struct session *ss;
+	struct rights *r, *r2 = NULL;
 	struct ledger_commit *head = calloc(1, sizeof *head);
 	struct ledger_commit *c = calloc(1, sizeof *c);
 	struct ledger_state st;
-	char why[512] = "", err[256];
 	uint8_t *body = NULL, sig[64];
 	size_t len = 0;
-	int has = 0, rc;
+	int rc;
 
-	if (cipher_init())
-		return die("cipher_init", EIO, NULL);
-	config_defaults(&cfg);
-	if (config_load(argv[1], &cfg, err, sizeof err))
-		return die("config", EINVAL, err);
-	if ((rc = store_open(argv[0], 0, 10000, &s, why, sizeof why)))
-		return die("open", rc, why);
-	if (passphrase_get(argv[3], NULL, "", 0, &pw, err, sizeof err))
-		return die("passphrase", EINVAL, err);
-	if ((rc = auth_login(s, &cfg, argv[2], &pw, NULL, NULL, &ss, &r, &cur,
-	                     &upd, &has, why, sizeof why)))
-		return die("login", rc, why);
+	if (forger_login(&f, argv[0], 0, argv[1], argv[2], argv[3]))
+		return 1;
+	s = f.s;
+	ss = f.ss;
+	r = f.r;
 	if (!ss->authority_sk)
 		return die("not holding the authority", EPERM, NULL);
 	if ((rc = store_begin(s)) || (rc = ledger_head(s, head)))
@@ -336,11 +328,8 @@ static int legacy_roster(char **argv)
 	printf("roster %llu as version 1, commit %lld, no anchor\n",
 	       (unsigned long long)r2->counter, (long long)c->seq);
 	free(body);
-	session_free(ss);
-	rights_free(r);
 	rights_free(r2);
-	passphrase_free(&pw);
-	store_close(s);
+	forger_free(&f);
 	free(head);
 	free(c);
 	return 0;
