@@ -188,6 +188,23 @@ t_fresh() {
 	cp "$PRISTINE" "$STORE"
 	export XDG_STATE_HOME=$T/state$N
 }
+# t_log_listener SOCKET FILE: a syslog stand-in (a datagram socket whose
+# messages are appended to FILE, one a line) until the test ends; the
+# witness tests point [audit] syslog_socket at it
+t_log_listener() {
+	python3 - "$1" "$2" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", 0) as f:
+    while True:
+        f.write(s.recv(65536) + b"\n")
+PY
+	LP=$!
+	trap 'kill $LP 2>/dev/null; t_cleanup' EXIT
+	local i
+	for i in $(seq 50); do [ -S "$1" ] && break; sleep 0.1; done
+}
 # t_mnt_as USER [OPTIONS...]: mount $STORE on $MNT as USER (passfile
 # $T/USER.pass); custodyfs's own exit status; a mount made is tracked
 t_mnt_as() {

@@ -8,17 +8,7 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 LOG=$T/witness.log
-python3 - "$T/log.sock" "$LOG" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "ab", 0) as f:
-    while True:
-        f.write(s.recv(65536) + b"\n")
-PY
-LP=$!
-trap 'kill $LP 2>/dev/null; t_cleanup' EXIT
-for i in $(seq 50); do [ -S "$T/log.sock" ] && break; sleep 0.1; done
+t_log_listener "$T/log.sock" "$LOG"
 printf '[audit]\nsyslog = on\nsyslog_socket = %s\n' "$T/log.sock" >> "$CONF"
 
 head_seq() { q 'SELECT max(seq) FROM ledger'; }
