@@ -166,6 +166,11 @@ int64_t fs_idle_ms(struct fs *fs);
 int fs_lookup(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
               const char *name, struct fs_attr *out);
 void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup);
+/* The kernel's connection ended (unmount, abort): its lookups and handles
+ * went with it, unforgotten. Files unlinked while referenced are freed
+ * (queued for purge) as their last FORGET would have, then the group
+ * commits. 0 or -errno of the commit. */
+int fs_kernel_gone(struct fs *fs);
 int fs_getattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                struct fs_attr *out);
 int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,

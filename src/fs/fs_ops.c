@@ -167,6 +167,33 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
 	fs_unlock(fs);
 }
 
+/*
+ * At unmount the kernel sends no FORGET for the inodes it still holds, and
+ * a FORGET still queued when the unmount came is dropped with the
+ * connection: a file removed just before fusermount -u would stay as an
+ * orphan (blocks and all) until the next mount swept it, and check in
+ * between would report it. Every reference is gone now: free what the
+ * last one kept.
+ */
+int fs_kernel_gone(struct fs *fs)
+{
+	int rc = 0, c;
+
+	fs_lock(fs, NULL);
+	if (!fs->o.read_only && !fs->u->readonly && fs_op_begin(fs) == 0) {
+		for (int i = 0; i < FS_REF_BUCKETS && !rc; i++)
+			for (struct fs_ref *r = fs->refs[i]; r && !rc; r = r->next)
+				rc = inode_maybe_free(fs, r->ino, 0);
+		rc = fs_op_end(fs, rc);
+	}
+	fs_refs_free(fs);
+	fs_unlock(fs);
+	c = fs_commit(fs);
+	if (!rc)
+		rc = c;
+	return rc;
+}
+
 int fs_getattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                struct fs_attr *out)
 {

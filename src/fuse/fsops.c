@@ -193,7 +193,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_destroy(void *userdata)
 {
 	struct ctx *c = userdata;
-	fs_commit(c->fs);
+	fs_kernel_gone(c->fs);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

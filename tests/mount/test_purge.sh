@@ -15,6 +15,11 @@
 #       checkpoint; a destroyed grant put back is reported by check
 #   (f) on a terminal, a purge at unmount that takes more than a second
 #       shows a progress line
+#   (g) a file removed at the edge of an unmount is freed by that unmount:
+#       rm then fusermount3 -u at once (the kernel drops a FORGET still
+#       queued), and an open file removed then lazily unmounted (the
+#       kernel sends no FORGET at all): no inode row, block or queue entry
+#       is left, and check exits 0 with no mount in between
 # The raw files are searched before any sqlite3 runs as the last
 # connection: its close would fold the WAL in and delete it.
 . "$(dirname "$0")/../lib.sh"
@@ -229,5 +234,44 @@ check "unmount (f)" umount_long
 for _ in $(seq 100); do grep -q "purging deleted files" "$T/tty.log" 2>/dev/null && break; sleep 0.1; done
 check "on a terminal the purge at unmount shows progress" grep -q "custodyfs: purging deleted files: [0-9]*/[0-9]* MiB" "$T/tty.log"
 expect_eq "the queue is empty after it" 0 "$(q 'SELECT count(*) FROM purge')"
+
+# ---- (g) removed at the edge of the unmount ----
+# daemon_gone PID: wait (up to 60 s) until PID has exited
+daemon_gone() {
+	local st
+	for _ in $(seq 1200); do
+		st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 0
+		[ "$st" = Z ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+# edge_round HOW: 0 when the unmount freed the removed file entirely
+edge_round() {
+	local ino pid
+	t_mount || return 1
+	head -c $((1 << 20)) /dev/urandom > "$MNT/edge"
+	ino=$(stat -c %i "$MNT/edge")
+	pid=$(t_pid)
+	if [ "$1" = open ]; then
+		exec 7<"$MNT/edge"
+		rm "$MNT/edge"
+		fusermount3 -u -z "$MNT"
+		exec 7<&-
+	else
+		rm "$MNT/edge" && fusermount3 -u "$MNT"
+	fi
+	daemon_gone "$pid" || return 1
+	[ "$(q "SELECT (SELECT count(*) FROM inodes WHERE ino=$ino) +
+	             (SELECT count(*) FROM blocks WHERE ino=$ino) +
+	             (SELECT count(*) FROM purge)")" = 0 ]
+}
+left=0
+for i in $(seq 8); do edge_round now || left=$((left + 1)); done
+expect_eq "rm then unmount at once: 8 of 8 rounds freed the file" 0 "$left"
+left=0
+for i in $(seq 3); do edge_round open || left=$((left + 1)); done
+expect_eq "open, rm, lazy unmount, close: 3 of 3 rounds freed the file" 0 "$left"
+expect_status "check after the edge rounds, no mount between" 0 ctl check
 
 t_finish
