@@ -177,16 +177,38 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
  */
 int fs_kernel_gone(struct fs *fs)
 {
+	uint64_t *gone = NULL;
+	size_t n = 0, cap = 0;
 	int rc = 0, c;
 
 	fs_lock(fs, NULL);
-	if (!fs->o.read_only && !fs->u->readonly && fs_op_begin(fs) == 0) {
-		for (int i = 0; i < FS_REF_BUCKETS && !rc; i++)
-			for (struct fs_ref *r = fs->refs[i]; r && !rc; r = r->next)
-				rc = inode_maybe_free(fs, r->ino, 0);
+	/* the unlinked ones first: a mount with none writes no commit here
+	 * (a session ended or revoked meanwhile signs nothing more) */
+	for (int i = 0; i < FS_REF_BUCKETS && !rc; i++)
+		for (struct fs_ref *r = fs->refs[i]; r && !rc; r = r->next) {
+			struct store_inode in;
+			if (inode_load(fs, r->ino, &in) || in.nlink != 0)
+				continue;
+			if (n == cap) {
+				size_t nc = cap ? 2 * cap : 16;
+				uint64_t *p = realloc(gone, nc * sizeof *p);
+				if (!p) {
+					rc = -ENOMEM;
+					break;
+				}
+				gone = p;
+				cap = nc;
+			}
+			gone[n++] = r->ino;
+		}
+	fs_refs_free(fs);
+	if (!rc && n && !fs->o.read_only && !fs->u->readonly &&
+	    fs_op_begin(fs) == 0) {
+		for (size_t i = 0; i < n && !rc; i++)
+			rc = inode_maybe_free(fs, gone[i], 0);
 		rc = fs_op_end(fs, rc);
 	}
-	fs_refs_free(fs);
+	free(gone);
 	fs_unlock(fs);
 	c = fs_commit(fs);
 	if (!rc)
