@@ -223,11 +223,16 @@ int fs_fsync(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
  * Directory listing from cookie off (0 at the start). fill is called per
  * entry with the cookie of the next one; a non-zero return stops (buffer
  * full) without consuming that entry. "." and ".." come first.
+ * With plus (the kernel's READDIRPLUS), an entry whose inode verifies
+ * also comes with its attributes (a NULL a: none, as for "." and ".."),
+ * and every entry fill takes with attributes counts as a lookup (the
+ * kernel forgets it like one).
  */
 typedef int (*fs_fill_fn)(void *arg, const char *name, uint64_t ino,
-                          uint32_t mode, int64_t next_off);
+                          uint32_t mode, const struct fs_attr *a,
+                          int64_t next_off);
 int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
-               int64_t off, fs_fill_fn fill, void *arg);
+               int64_t off, int plus, fs_fill_fn fill, void *arg);
 int fs_opendir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                int64_t *sid);
 

@@ -1004,25 +1004,35 @@ struct rd_ctx {
 	uint64_t seen;   /* verified entries passed to fill */
 	int64_t next;    /* the offset after the last entry passed */
 	int full;
+	int plus;        /* attributes too, each one a lookup */
 };
 
 static int rd_entry(void *arg, const struct store_dentry *d)
 {
 	struct rd_ctx *r = arg;
 	struct store_inode in;
+	struct fs_attr a;
 	char name[FS_NAME_MAX + 1];
 	uint32_t mode = 0;
+	int have = 0;
 
 	/* an entry that is not the signed one (forged, put back) is hidden;
 	 * a signed one that is missing shows in the count at the end */
 	if (dir_verify(r->fs, d) || dir_name(r->fs, r->dir, d, name))
 		return 0;
-	if (inode_load(r->fs, d->ino, &in) == 0)
+	if (inode_load(r->fs, d->ino, &in) == 0) {
 		mode = in.mode;
-	if (r->fill(r->arg, name, d->ino, mode, d->id + 2)) {
+		if (r->plus) {
+			inode_to_attr(r->fs, &in, &a);
+			have = 1;
+		}
+	}
+	if (r->fill(r->arg, name, d->ino, mode, have ? &a : NULL, d->id + 2)) {
 		r->full = 1;
 		return 1;
 	}
+	if (have)
+		fs_ref_lookup(r->fs, d->ino);
 	r->seen++;
 	r->next = d->id + 2;
 	return 0;
@@ -1036,7 +1046,7 @@ static int rd_entry(void *arg, const struct store_dentry *d)
  * calls of one listing (the kernel asks for the next offset each time).
  */
 int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
-               int64_t off, fs_fill_fn fill, void *arg)
+               int64_t off, int plus, fs_fill_fn fill, void *arg)
 {
 	struct store_inode dir;
 	struct store_dentry pd;
@@ -1052,10 +1062,11 @@ int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		goto out;
 	}
 	counting = off < 1 || (cur->ino == ino && cur->next_off == off);
+	fs->last_activity_ms = fs_now_ms();
 	r = (struct rd_ctx){ fs, &dir, fill, arg, off < 1 ? 0 : cur->seen, off,
-	                     0 };
+	                     0, plus };
 	if (off < 1) {
-		if (fill(arg, ".", ino, S_IFDIR, 1))
+		if (fill(arg, ".", ino, S_IFDIR, NULL, 1))
 			goto out;
 		off = 1;
 	}
@@ -1063,7 +1074,7 @@ int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		uint64_t up = ino;
 		if (ino != STORE_ROOT_INO && dir_entry_of(fs, ino, &pd) == 0)
 			up = pd.parent;
-		if (fill(arg, "..", up, S_IFDIR, 2))
+		if (fill(arg, "..", up, S_IFDIR, NULL, 2))
 			goto out;
 		off = 2;
 	}

@@ -477,43 +477,78 @@ struct dirbuf {
 	fuse_req_t req;
 	char *buf;
 	size_t size, used;
+	int plus;
 };
 
 static int fill(void *arg, const char *name, uint64_t ino, uint32_t mode,
-                int64_t next)
+                const struct fs_attr *a, int64_t next)
 {
 	struct dirbuf *d = arg;
-	struct stat st;
 	size_t need;
 
-	memset(&st, 0, sizeof st);
-	st.st_ino = ino;
-	st.st_mode = mode;
-	need = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used,
-	                         name, &st, next);
+	if (d->plus) {
+		/* nodeid 0 ("." and "..", an inode that did not verify): a
+		 * plain entry, the kernel links nothing and looks it up */
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof e);
+		if (a) {
+			e.ino = a->ino;
+			e.generation = a->generation;
+			e.attr_timeout = e.entry_timeout = C(d->req)->o->attr_timeout;
+			to_stat(a, &e.attr);
+		} else {
+			e.attr.st_ino = ino;
+			e.attr.st_mode = mode;
+		}
+		need = fuse_add_direntry_plus(d->req, d->buf + d->used,
+		                              d->size - d->used, name, &e, next);
+	} else {
+		struct stat st;
+		memset(&st, 0, sizeof st);
+		st.st_ino = ino;
+		st.st_mode = mode;
+		need = fuse_add_direntry(d->req, d->buf + d->used,
+		                         d->size - d->used, name, &st, next);
+	}
 	if (need > d->size - d->used)
 		return 1;
 	d->used += need;
 	return 0;
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                       struct fuse_file_info *fi)
+static void readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size,
+                        off_t off, struct fuse_file_info *fi, int plus)
 {
 	struct fs_ctx w = who_fh(req, fi);
-	struct dirbuf d = { req, malloc(size), size, 0 };
+	struct dirbuf d = { req, malloc(size), size, 0, plus };
 	int rc;
 
 	if (!d.buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = fs_readdir(C(req)->fs, &w, ino, off, fill, &d);
+	rc = fs_readdir(C(req)->fs, &w, ino, off, plus, fill, &d);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_buf(req, d.buf, d.used);
 	free(d.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+	readdir_any(req, ino, size, off, fi, 0);
+}
+
+/* Entries with their attributes: ls -l, find, rm -rf and git status of a
+ * cold directory without a LOOKUP per name (the daemon verifies each
+ * entry's inode for the listing anyway). Each entry returned with
+ * attributes is a lookup the kernel forgets later. */
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+                           off_t off, struct fuse_file_info *fi)
+{
+	readdir_any(req, ino, size, off, fi, 1);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
@@ -735,6 +770,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.fsync = op_fsync,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.fsyncdir = op_fsyncdir,
 	.statfs = op_statfs,

@@ -654,9 +654,9 @@ static int creds_tree_bad(void)
 }
 
 static int fill_count(void *arg, const char *name, uint64_t ino, uint32_t mode,
-                      int64_t next)
+                      const struct fs_attr *a, int64_t next)
 {
-	(void)name; (void)ino; (void)mode; (void)next;
+	(void)name; (void)ino; (void)mode; (void)a; (void)next;
 	(*(uint64_t *)arg)++;
 	return 0;
 }
@@ -718,7 +718,7 @@ static int fs_bad(void)
 	{
 		uint64_t cnt = 0;
 		for (uint64_t i = 1; i <= (uint64_t)max_ino; i++)
-			(void)fs_readdir(fs, &ctx, i, 0, fill_count, &cnt);
+			(void)fs_readdir(fs, &ctx, i, 0, i & 1, fill_count, &cnt);
 	}
 	/* every entry row against the tree */
 	{

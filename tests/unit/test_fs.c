@@ -304,10 +304,34 @@ static void test_rw(struct fs *fs)
 }
 
 static int count_entry(void *arg, const char *name, uint64_t ino,
-                       uint32_t mode, int64_t next)
+                       uint32_t mode, const struct fs_attr *a, int64_t next)
 {
 	(void)name; (void)ino; (void)mode; (void)next;
+	CHECK(a == NULL); /* attributes only when asked for (plus) */
 	(*(int *)arg)++;
+	return 0;
+}
+
+struct plus_seen {
+	int n, dots_bare, named_ok;
+	uint64_t ino;
+	struct fs_attr want;
+};
+
+static int plus_entry(void *arg, const char *name, uint64_t ino,
+                      uint32_t mode, const struct fs_attr *a, int64_t next)
+{
+	struct plus_seen *p = arg;
+
+	(void)next;
+	p->n++;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		p->dots_bare += a == NULL && S_ISDIR(mode);
+	else if (a && ino == p->ino && a->ino == ino && a->mode == p->want.mode &&
+	         a->size == p->want.size && a->nlink == p->want.nlink &&
+	         a->uid == p->want.uid && a->mtime.tv_sec == p->want.mtime.tv_sec &&
+	         a->mtime.tv_nsec == p->want.mtime.tv_nsec)
+		p->named_ok++;
 	return 0;
 }
 
@@ -326,8 +350,38 @@ static void test_dirs_links(struct fs *fs)
 	CHECK_EQ(fs_unlink(fs, &ctx, ROOT, "dir"), -EISDIR);
 	CHECK_EQ(fs_rmdir(fs, &ctx, d.ino, "inner"), -ENOTDIR);
 	n = 0;
-	CHECK_EQ(fs_readdir(fs, &ctx, d.ino, 0, count_entry, &n), 0);
+	CHECK_EQ(fs_readdir(fs, &ctx, d.ino, 0, 0, count_entry, &n), 0);
 	CHECK_EQ(n, 3); /* . .. inner */
+	{
+		/* READDIRPLUS: the entry's attributes are its lookup's, the dots
+		 * come bare; each entry with attributes is a lookup: the file
+		 * unlinked now lives on until the kernel forgets it */
+		struct plus_seen p = { 0, 0, 0, f, { 0 } };
+		CHECK_EQ(fs_lookup(fs, &ctx, d.ino, "inner", &p.want), 0);
+		fs_forget(fs, f, 1);
+		CHECK_EQ(fs_readdir(fs, &ctx, d.ino, 0, 1, plus_entry, &p), 0);
+		CHECK_EQ(p.n, 3);
+		CHECK_EQ(p.dots_bare, 2);
+		CHECK_EQ(p.named_ok, 1);
+		fs_forget(fs, f, 1); /* the listing's lookup */
+	}
+	{
+		struct fs_attr pd, x;
+		struct plus_seen p = { 0, 0, 0, 0, { 0 } };
+		CHECK_EQ(fs_mkdir(fs, &ctx, ROOT, "plusdir", 0755, 0, &pd), 0);
+		p.ino = mkfile(fs, pd.ino, "solo");
+		fs_forget(fs, p.ino, 1000); /* the kernel holds nothing now */
+		CHECK_EQ(fs_getattr(fs, &ctx, p.ino, &p.want), 0);
+		CHECK_EQ(fs_readdir(fs, &ctx, pd.ino, 0, 1, plus_entry, &p), 0);
+		CHECK_EQ(p.named_ok, 1);
+		CHECK_EQ(fs_unlink(fs, &ctx, pd.ino, "solo"), 0);
+		CHECK_EQ(fs_getattr(fs, &ctx, p.ino, &x), 0); /* held by the listing */
+		CHECK_EQ(x.nlink, 0);
+		fs_forget(fs, p.ino, 1);
+		CHECK(fs_getattr(fs, &ctx, p.ino, &x) != 0); /* freed */
+		CHECK_EQ(fs_rmdir(fs, &ctx, ROOT, "plusdir"), 0);
+		fs_forget(fs, pd.ino, 1000); /* mkdir's lookup */
+	}
 
 	/* hard link */
 	CHECK_EQ(fs_link(fs, &ctx, f, ROOT, "hard", &a), 0);
@@ -977,7 +1031,7 @@ static void test_planted(struct env *e)
 	CHECK_EQ(d.ino, next + 1);
 	{
 		int cnt = 0;
-		CHECK_EQ(fs_readdir(e->fs, &ctx, d.ino, 0, count_entry, &cnt), 0);
+		CHECK_EQ(fs_readdir(e->fs, &ctx, d.ino, 0, 0, count_entry, &cnt), 0);
 		CHECK_EQ(cnt, 2); /* . and .. only */
 	}
 	CHECK_EQ(fs_commit(e->fs), 0);
