@@ -57,6 +57,40 @@ drop_caches() {
     echo 3 >/proc/sys/vm/drop_caches
 }
 
+# ---------------------------------------------------------- disk counters ---
+
+# disk_stat_file DIR: print the /sys stat file of the block device (whole
+# disk or partition) holding DIR.  If there is none, print why and return 1.
+disk_stat_file() {
+    local src dev name majmin
+    src=$(findmnt -n -o SOURCE -T "$1" 2>/dev/null | head -n1) || true
+    src=${src%%\[*}                       # btrfs: /dev/sda2[/subvolume]
+    if [[ $src == /dev/* ]]; then
+        dev=$(readlink -f -- "$src")       # /dev/mapper/x -> /dev/dm-0
+        name=${dev#/dev/}
+        if [[ -n $name && -r /sys/class/block/$name/stat ]]; then
+            echo "/sys/class/block/$name/stat"
+            return 0
+        fi
+    fi
+    # by device number (a SOURCE such as /dev/root that has no node)
+    majmin=$(findmnt -n -o MAJ:MIN -T "$1" 2>/dev/null | head -n1 | tr -d ' ') || true
+    if [[ -n $majmin && -r /sys/dev/block/$majmin/stat ]]; then
+        echo "/sys/dev/block/$majmin/stat"
+        return 0
+    fi
+    echo "no block device with a stat file behind $1 (findmnt SOURCE '${src:-?}', device ${majmin:-?})"
+    return 1
+}
+
+# sectors_written STATFILE: field 7 of a block device's stat (512-byte units)
+sectors_written() {
+    local n
+    n=$(awk '{ print $7 }' "$1")
+    [[ $n =~ ^[0-9]+$ ]] || { echo "no sectors-written count in $1" >&2; return 1; }
+    echo "$n"
+}
+
 # ---------------------------------------------------------- process control ---
 
 # kill_tree PID: SIGTERM a process we started and all its descendants (by pid).

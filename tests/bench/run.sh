@@ -12,9 +12,10 @@
 #   BENCH_SYSTEMS="..."    subset/order of: custodyfs gocryptfs passthrough_ll bare custodyfs-v1
 #   CFS_V1_BIN=DIR         custodyfs-v1: the directory of another build's custodyfs and custodyctl
 #   CFS_BIN=DIR            custodyfs: binaries from DIR instead of this repository
-#   BENCH_PHASES="..."     subset of: stream tree fio meta login (default all)
+#   BENCH_PHASES="..."     subset of: stream tree fio meta apps login (default all)
 #   BENCH_TREE=K           source tree: full, mid (~5,000 files) or quick (default by mode)
-#   BENCH_STREAM_MIB, BENCH_FIO_MIB, BENCH_META_N, BENCH_FIO_RUNTIME, BENCH_FIO_JOBS="1 4"
+#   BENCH_STREAM_MIB, BENCH_FIO_MIB, BENCH_META_N, BENCH_FIO_RUNTIME, BENCH_FIO_JOBS="1 4",
+#   BENCH_WA_MIB, BENCH_SQLITE_ROWS, BENCH_RM_N
 #                          override the mode's sizes
 #   BENCH_DIR=DIR          parent of the backing volumes (default /var/tmp; must be a disk)
 #   BENCH_CACHE=DIR        prepared source tree + passthrough_ll build (default /var/tmp/custodyfs-bench-cache)
@@ -38,7 +39,7 @@ QUICK=${BENCH_QUICK:-0}
 [[ $QUICK == 0 || -z $QUICK ]] && QUICK=0 || QUICK=1
 REPEAT=${BENCH_REPEAT:-1}
 read -r -a SYSTEMS <<<"${BENCH_SYSTEMS:-${ALL_SYSTEMS[*]}}"
-read -r -a PHASES <<<"${BENCH_PHASES:-stream tree fio meta login}"
+read -r -a PHASES <<<"${BENCH_PHASES:-stream tree fio meta apps login}"
 read -r -a FIO_JOBS <<<"${BENCH_FIO_JOBS:-1 4}"
 BASE=${BENCH_DIR:-/var/tmp}
 CACHE=${BENCH_CACHE:-/var/tmp/custodyfs-bench-cache}
@@ -47,9 +48,11 @@ OUT_PNG=${OUT_MD%.md}.png
 
 if ((QUICK)); then
     MODE=quick STREAM_MIB=128 TREE_KIND=quick META_N=1000 FIO_MIB=64 FIO_RUNTIME=5
+    WA_MIB=4 SQLITE_ROWS=10000 RM_N=1000
     PHASE_TIMEOUT=${BENCH_PHASE_TIMEOUT:-300}
 else
     MODE=full STREAM_MIB=1024 TREE_KIND=full META_N=10000 FIO_MIB=256 FIO_RUNTIME=15
+    WA_MIB=16 SQLITE_ROWS=100000 RM_N=5000
     PHASE_TIMEOUT=${BENCH_PHASE_TIMEOUT:-900}
 fi
 STREAM_MIB=${BENCH_STREAM_MIB:-$STREAM_MIB}
@@ -57,6 +60,9 @@ FIO_MIB=${BENCH_FIO_MIB:-$FIO_MIB}
 META_N=${BENCH_META_N:-$META_N}
 FIO_RUNTIME=${BENCH_FIO_RUNTIME:-$FIO_RUNTIME}
 TREE_KIND=${BENCH_TREE:-$TREE_KIND}
+WA_MIB=${BENCH_WA_MIB:-$WA_MIB}
+SQLITE_ROWS=${BENCH_SQLITE_ROWS:-$SQLITE_ROWS}
+RM_N=${BENCH_RM_N:-$RM_N}
 
 # The source-tree workloads use a fixed subset of Debian's linux-source
 # tarball: these directories plus the top-level files, in an uncompressed tar
@@ -66,35 +72,55 @@ TREE_DIRS_full=(Documentation include kernel fs net mm lib block crypto security
 TREE_DIRS_quick=(kernel lib mm block crypto security ipc init fs/ext4 fs/btrfs fs/fuse)
 TREE_DIRS_mid=(kernel lib mm block crypto security ipc init fs net/ipv4 net/core drivers/usb)
 TREE_KINDS=(full mid quick)
+# The git workloads clone a local bare repository made once from the quick
+# tree (one commit, fixed author and dates), cached next to the tars.
+GIT_VERSION=v1
+GIT_KIND=quick
+GIT_DATE='2024-01-01T00:00:00Z'
 
 # Metrics in table order.  DIR: hi = higher is better, lo = lower is better.
 METRICS=(stream_write stream_read stream_copy untar ls_lR md5sum rm_rf
-    randread_1 randread_4 randwrite_1 randwrite_4 create stat unlink mount_time info_time peak_rss)
+    randread_1 randread_4 randwrite_1 randwrite_4 wa_randwrite create stat unlink
+    sqlite_delete sqlite_wal rm_fresh git_clone git_status mount_time info_time peak_rss)
 declare -A UNIT=(
     [stream_write]=MiB/s [stream_read]=MiB/s [stream_copy]=MiB/s [untar]=s [ls_lR]=s
     [md5sum]=s [rm_rf]=s [randread_1]=IOPS [randread_4]=IOPS [randwrite_1]=IOPS [randwrite_4]=IOPS
-    [create]=ops/s [stat]=ops/s [unlink]=ops/s [mount_time]=s [info_time]=s [peak_rss]=MiB [unmount]="")
+    [wa_randwrite]=B/B [create]=ops/s [stat]=ops/s [unlink]=ops/s
+    [sqlite_delete]=s [sqlite_wal]=s [rm_fresh]=files/s [git_clone]=s [git_status]=s
+    [mount_time]=s [info_time]=s [peak_rss]=MiB [unmount]="")
 declare -A DIR=(
     [stream_write]=hi [stream_read]=hi [stream_copy]=hi [untar]=lo [ls_lR]=lo
     [md5sum]=lo [rm_rf]=lo
-    [randread_1]=hi [randread_4]=hi [randwrite_1]=hi [randwrite_4]=hi
-    [create]=hi [stat]=hi [unlink]=hi [mount_time]=lo [info_time]=lo [peak_rss]=lo)
+    [randread_1]=hi [randread_4]=hi [randwrite_1]=hi [randwrite_4]=hi [wa_randwrite]=lo
+    [create]=hi [stat]=hi [unlink]=hi
+    [sqlite_delete]=lo [sqlite_wal]=lo [rm_fresh]=hi [git_clone]=lo [git_status]=lo
+    [mount_time]=lo [info_time]=lo [peak_rss]=lo)
 declare -A SHORT=(
     [stream_write]="seq write" [stream_read]="seq read" [stream_copy]="cp in mount"
     [untar]="untar" [ls_lR]="ls -lR"
     [md5sum]="md5sum" [rm_rf]="rm -rf" [randread_1]="randread 1j" [randread_4]="randread 4j"
-    [randwrite_1]="randwrite 1j" [randwrite_4]="randwrite 4j" [create]="create"
-    [stat]="stat" [unlink]="unlink" [mount_time]="mount" [info_time]="info"
+    [randwrite_1]="randwrite 1j" [randwrite_4]="randwrite 4j" [wa_randwrite]="write amp." [create]="create"
+    [stat]="stat" [unlink]="unlink" [sqlite_delete]="sqlite DELETE" [sqlite_wal]="sqlite WAL"
+    [rm_fresh]="rm -rf fresh" [git_clone]="git clone" [git_status]="git status"
+    [mount_time]="mount" [info_time]="info"
     [peak_rss]="peak RSS" [unmount]="unmount")
 
 # Workload groups run as one unit each (a failure marks the group's metrics n/a).
-ALL_PHASES=(stream tree fio meta login)
+ALL_PHASES=(stream tree fio meta apps login)
 declare -A PHASE_METRICS=(
     [stream]="stream_write stream_read stream_copy"
     [tree]="untar ls_lR md5sum rm_rf"
-    [fio]="$(for j in "${FIO_JOBS[@]}"; do printf 'randread_%s ' "$j"; done; for j in "${FIO_JOBS[@]}"; do printf 'randwrite_%s ' "$j"; done)"
+    [fio]="$(for j in "${FIO_JOBS[@]}"; do printf 'randread_%s ' "$j"; done; for j in "${FIO_JOBS[@]}"; do printf 'randwrite_%s ' "$j"; done) wa_randwrite"
     [meta]="create stat unlink"
+    [apps]="sqlite_delete sqlite_wal rm_fresh git_clone git_status"
     [login]="mount_time info_time")
+# A phase whose workloads do not depend on each other runs them as separate
+# steps (phase_PHASE_STEP): a failing step marks only its own metrics n/a and
+# gets a fresh mount, and the next step still runs.
+declare -A PHASE_STEPS=([apps]="sqlite_delete sqlite_wal rm_fresh git")
+declare -A STEP_METRICS=(
+    [apps_sqlite_delete]=sqlite_delete [apps_sqlite_wal]=sqlite_wal [apps_rm_fresh]=rm_fresh
+    [apps_git]="git_clone git_status")
 
 # the metrics of the selected phases, in table order (peak RSS always)
 active_metrics() {
@@ -122,11 +148,17 @@ label() {
     randread_4) echo "fio 4 KiB random read, $FIO_MIB MiB file, 4 jobs" ;;
     randwrite_1) echo "fio 4 KiB random write, $FIO_MIB MiB file, 1 job" ;;
     randwrite_4) echo "fio 4 KiB random write, $FIO_MIB MiB file, 4 jobs" ;;
+    wa_randwrite) echo "bytes the disk took per byte written by 4 KiB random writes, including the unmount ($WA_MIB MiB into the $FIO_MIB MiB file, end_fsync)" ;;
     mount_time) echo "mount after drop_caches (login, verify, until mounted)" ;;
     info_time) echo "status command after drop_caches (custodyctl info: login + read)" ;;
     create) echo "create $META_N empty files" ;;
     stat) echo "stat $META_N files after remount" ;;
     unlink) echo "unlink $META_N files" ;;
+    sqlite_delete) echo "sqlite3: $SQLITE_ROWS rows (random indexed key, 100 B text) in 10 transactions, then update 10 % and delete 10 % in one; journal_mode=DELETE, synchronous=FULL" ;;
+    sqlite_wal) echo "the same with journal_mode=WAL" ;;
+    rm_fresh) echo "rm -rf of a directory of $RM_N empty files just created (no remount)" ;;
+    git_clone) echo "git clone (file://) of a ${GIT_FILES:-?}-file repository, one commit" ;;
+    git_status) echo "git status of the clone after remount (output checked empty)" ;;
     peak_rss) echo "daemon peak RSS (max VmHWM over the run)" ;;
     esac
 }
@@ -245,6 +277,41 @@ wl_fio_randwrite() {  # JOBS
     record "randwrite_$1" "$iops"
 }
 
+# wa_randwrite: the disk's sectors-written counter around a fixed amount of
+# 4 KiB random writes into the laid-out fio.dat, from a fresh mount up to the
+# end of the unmount (the daemon's own write-back, journal or WAL folding
+# included), each end after a sync.  Anything else writing to that disk in
+# the meantime is counted too: one idle second just before shows whether the
+# disk is quiet (a warning if not).
+wl_wa_randwrite() {
+    local st idle before after out bytes want=$((WA_MIB * 1048576))
+    if ! st=$(disk_stat_file "$SYS_DIR/backing"); then
+        record wa_randwrite n/a "$st"
+        return 0
+    fi
+    out=$SHM/fio-$SYS-wa.json
+    sys_remount
+    sync
+    idle=$(sectors_written "$st")
+    sleep 1
+    before=$(sectors_written "$st")
+    idle=$(((before - idle) * 512))
+    fio --name=wa_randwrite --filename="$MNT/fio.dat" --size="${FIO_MIB}M" --io_size="${WA_MIB}M" \
+        --rw=randwrite --bs=4k --ioengine=psync --direct=0 --end_fsync=1 \
+        --output-format=json --output="$out" >&2
+    sys_unmount
+    sync
+    after=$(sectors_written "$st")
+    sys_mount
+    bytes=$(jq -r '.jobs[0].write.io_bytes' "$out")
+    [[ $bytes == "$want" ]] || { echo "fio wa_randwrite wrote ${bytes:-?} bytes, expected $want" >&2; return 1; }
+    ((after >= before)) || { echo "sectors-written counter of $st went backwards ($before -> $after)" >&2; return 1; }
+    echo "wa_randwrite: $st sectors written $before -> $after for $bytes bytes; $idle bytes by others in the idle second before" >>"$LOG"
+    ((idle <= 262144)) ||
+        say "   $SYS: write amp.: the disk was not quiet ($((idle / 1024)) KiB written by others in the second before); the value counts their writes too"
+    record wa_randwrite "$(awk -v d=$((after - before)) -v b="$bytes" 'BEGIN { printf "%.2f", d * 512 / b }')"
+}
+
 create_files() ( cd "$MNT/meta" && for ((i = 0; i < META_N; i++)); do : >"f$i"; done )
 stat_files() ( cd "$MNT/meta" && for ((i = 0; i < META_N; i++)); do [[ -e f$i ]] || { echo "f$i missing" >&2; exit 1; }; done )
 unlink_files() ( cd "$MNT/meta" && seq -f 'f%.0f' 0 $((META_N - 1)) | xargs rm -- )
@@ -264,6 +331,79 @@ wl_unlink() {
     timeit unlink_files
     rmdir "$MNT/meta"
     record unlink "$(rate "$META_N" "$SECS")"
+}
+
+need_cmd() { command -v "$1" >/dev/null || { echo "$1 is not installed" >&2; return 1; }; }
+
+# sqlite_script MODE: the whole database workload as one sqlite3 session:
+# SQLITE_ROWS rows in ten transactions (the indexed column random, so index
+# pages are written all over the file), then one transaction that updates
+# ~10 % of the rows and deletes ~10 %.  synchronous stays at its default
+# (FULL): every commit fsyncs.
+sqlite_script() {
+    local i per=$((SQLITE_ROWS / 10))
+    echo "PRAGMA journal_mode=$1;"
+    echo "CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER NOT NULL, v TEXT NOT NULL);"
+    echo "CREATE INDEX t_k ON t(k);"
+    for ((i = 0; i < 10; i++)); do
+        echo "BEGIN;"
+        echo "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < $per)"
+        echo "  INSERT INTO t(k, v) SELECT random(), hex(randomblob(50)) FROM c;"
+        echo "COMMIT;"
+    done
+    echo "BEGIN;"
+    echo "UPDATE t SET k = random(), v = hex(randomblob(50)) WHERE id % 10 = 1;"
+    echo "DELETE FROM t WHERE id % 10 = 2;"
+    echo "COMMIT;"
+}
+
+# wl_sqlite MODE METRIC: time the sqlite3 run, then check the database
+wl_sqlite() {
+    local mode=$1 metric=$2 db=$MNT/bench.db sql=$SHM/sqlite-$1.sql out check want
+    need_cmd sqlite3
+    sqlite_script "$mode" >"$sql"
+    timeit sqlite3 -bail "$db" <"$sql" >"$SHM/sqlite-$mode.out"
+    out=$(head -n1 "$SHM/sqlite-$mode.out")
+    [[ ${out,,} == "${mode,,}" ]] || { echo "sqlite3: journal_mode is '$out', expected ${mode,,}" >&2; return 1; }
+    # ids 1..N, the delete took every id = 2 (mod 10)
+    want=$((SQLITE_ROWS - (SQLITE_ROWS + 8) / 10))
+    check=$(sqlite3 -bail "$db" 'PRAGMA integrity_check; SELECT count(*) FROM t;' | paste -sd ' ')
+    [[ $check == "ok $want" ]] || { echo "sqlite3 after the $mode run: integrity_check/count gave '$check', expected 'ok $want'" >&2; return 1; }
+    rm -f "$db" "$db-journal" "$db-wal" "$db-shm"
+    record "$metric" "$SECS"
+}
+
+wl_rm_fresh() {
+    local d=$MNT/rmfresh
+    mkdir "$d"
+    (cd "$d" && for ((i = 0; i < RM_N; i++)); do : >"f$i"; done)
+    timeit rm -rf "$d"
+    [[ ! -e $d ]] || { echo "rmfresh still present after rm -rf" >&2; return 1; }
+    record rm_fresh "$(rate "$RM_N" "$SECS")"
+}
+
+# bgit ARGS: git with a private, fixed configuration (no system or user
+# config; safe.directory=* because the mounts' files need not be root's)
+bgit() {
+    HOME=$GIT_HOME XDG_CONFIG_HOME=$GIT_HOME/.config GIT_CONFIG_NOSYSTEM=1 \
+        GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_AUTHOR_DATE=$GIT_DATE \
+        GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost GIT_COMMITTER_DATE=$GIT_DATE \
+        git -c safe.directory='*' "$@"
+}
+
+wl_git_clone() {
+    need_cmd git
+    timeit bgit clone --no-hardlinks -q "file://$GIT_REPO" "$MNT/clone"
+    record git_clone "$SECS"
+}
+
+wl_git_status() {
+    local head
+    timeit bgit -C "$MNT/clone" status --porcelain >"$SHM/git-status.out"
+    [[ ! -s $SHM/git-status.out ]] || { echo "git status of the clone is not clean: $(head -n1 "$SHM/git-status.out")" >&2; return 1; }
+    head=$(bgit -C "$MNT/clone" rev-parse HEAD)
+    [[ $head == "$GIT_HEAD" ]] || { echo "clone's HEAD is $head, expected $GIT_HEAD" >&2; return 1; }
+    record git_status "$SECS"
 }
 
 # ------------------------------------------------------------------- phases ---
@@ -305,6 +445,7 @@ phase_fio() {
         sys_remount
         wl_fio_randwrite "$j"
     done
+    wl_wa_randwrite
     rm -f "$MNT/fio.dat"
 }
 
@@ -313,6 +454,18 @@ phase_meta() {
     sys_remount
     wl_stat
     wl_unlink
+}
+
+# apps: run as the steps of PHASE_STEPS[apps]
+phase_apps_sqlite_delete() { wl_sqlite DELETE sqlite_delete; }
+phase_apps_sqlite_wal()    { wl_sqlite WAL sqlite_wal; }
+phase_apps_rm_fresh()      { wl_rm_fresh; }
+
+phase_apps_git() {
+    wl_git_clone
+    sys_remount
+    wl_git_status
+    rm -rf "$MNT/clone"
 }
 
 # the cost of a login: a cold mount of the store as the run left it (its
@@ -414,7 +567,8 @@ run_system() {
         return 0
     fi
 
-    local phase i pid rss reason alive=1
+    local phase unit metrics i pid rss reason alive=1
+    local -a units
     for ((i = 0; i < ${#PHASES[@]}; i++)); do
         phase=${PHASES[i]}
         if ((!alive)); then
@@ -425,14 +579,26 @@ run_system() {
             mark_na "${PHASE_METRICS[$phase]}" "not run: $reason"
             continue
         fi
-        run_phase "$phase"
-        ((PHASE_OK)) && continue
-        mark_na "${PHASE_METRICS[$phase]}" "$phase workloads failed: $PHASE_ERR"
-        run_phase recover
-        if ((!PHASE_OK)); then
-            alive=0
-            say "   $SYS: could not get a fresh mount: $PHASE_ERR"
+        units=("$phase")
+        if [[ -n ${PHASE_STEPS[$phase]:-} ]]; then
+            read -r -a units <<<"${PHASE_STEPS[$phase]}"
+            units=("${units[@]/#/${phase}_}")
         fi
+        for unit in "${units[@]}"; do
+            metrics=${STEP_METRICS[$unit]:-${PHASE_METRICS[$phase]}}
+            if ((!alive)); then
+                mark_na "$metrics" "skipped: volume could not be remounted after an earlier failure"
+                continue
+            fi
+            run_phase "$unit"
+            ((PHASE_OK)) && continue
+            mark_na "$metrics" "$phase workloads failed: $PHASE_ERR"
+            run_phase recover
+            if ((!PHASE_OK)); then
+                alive=0
+                say "   $SYS: could not get a fresh mount: $PHASE_ERR"
+            fi
+        done
     done
 
     if ((alive)); then
@@ -507,6 +673,8 @@ install_deps() {
     pkg-config --exists fuse3 2>/dev/null || need+=(libfuse3-dev)
     [[ -e $PT_SRC_DIR/passthrough_ll.c || -e $PT_SRC_DIR/passthrough_ll.c.gz ]] || need+=(libfuse3-dev)
     tree_cached || [[ -n $(kernel_tarball) ]] || need+=(linux-source)
+    command -v sqlite3 >/dev/null || need+=(sqlite3)
+    command -v git >/dev/null || need+=(git)
     local uniq=()
     ((${#need[@]} == 0)) || mapfile -t uniq < <(printf '%s\n' "${need[@]}" | awk '!s[$0]++')
     apt_install "${uniq[@]}" || true
@@ -562,6 +730,41 @@ build_tree_cache() {
     rm -rf "$tmp"
 }
 
+# build_git_cache: a bare repository of the $GIT_KIND tree, one commit with
+# fixed names and dates (so the same commit id every time), packed; built in
+# a temporary directory and renamed into place, so that $GIT_REPO only ever
+# exists complete.
+build_git_cache() {
+    local tmp new
+    say "preparing the git repository from the $GIT_KIND tree (once; cached in $CACHE)"
+    tmp=$(mktemp -d "$SHM/gitprep.XXXXXX")
+    tar -xf "$CACHE/linux-tree-$GIT_KIND-$TREE_VERSION.tar" -C "$tmp"
+    bgit init -q -b main "$tmp/linux"
+    bgit -C "$tmp/linux" add -A -f .
+    bgit -C "$tmp/linux" commit -q -m "linux $GIT_KIND tree ($TREE_VERSION)"
+    new=$(mktemp -d "$CACHE/.git-$GIT_KIND.XXXXXX")
+    bgit clone -q --bare --no-hardlinks "$tmp/linux" "$new"
+    bgit --git-dir="$new" repack -a -d -q
+    bgit --git-dir="$new" prune
+    chmod 755 "$new"
+    rm -rf "$tmp"
+    mv -T "$new" "$GIT_REPO" 2>/dev/null || rm -rf "$new"  # another run was quicker
+}
+
+# the inputs of the apps phase: a private git configuration and the repository
+prepare_apps() {
+    GIT_HOME=$SHM/git-home
+    mkdir -p "$GIT_HOME"
+    printf '[safe]\n\tdirectory = *\n' >"$GIT_HOME/.gitconfig"
+    GIT_REPO=$CACHE/git-$GIT_KIND-$TREE_VERSION-$GIT_VERSION.git
+    GIT_HEAD='' GIT_FILES=''
+    command -v git >/dev/null || { say "   git missing: the git rows will be n/a"; return 0; }
+    [[ -d $GIT_REPO ]] || build_git_cache
+    GIT_HEAD=$(bgit --git-dir="$GIT_REPO" rev-parse HEAD)
+    GIT_FILES=$(bgit --git-dir="$GIT_REPO" ls-tree -r --name-only HEAD | wc -l)
+    say "git repository: $GIT_FILES files, HEAD $GIT_HEAD ($GIT_REPO)"
+}
+
 prepare_inputs() {
     tree_cached || build_tree_cache
     local base=$CACHE/linux-tree-$TREE_KIND-$TREE_VERSION
@@ -579,6 +782,8 @@ prepare_inputs() {
 
     STREAM_SRC=$SHM/stream.src
     dd if=/dev/urandom of="$STREAM_SRC" bs=1M count="$STREAM_MIB" status=none
+    GIT_REPO='' GIT_HEAD='' GIT_FILES='' GIT_HOME=''
+    [[ " ${PHASES[*]} " != *" apps "* ]] || prepare_apps
 }
 
 # a scratch dir on tmpfs for the tar, the stream source and outputs
@@ -655,7 +860,8 @@ fmt() {  # METRIC VALUE
     [[ $v =~ ^[0-9.]+$ ]] || { [[ $v == - ]] && echo "—" || echo "${v:-n/a}"; return; }
     case ${UNIT[$1]} in
     s) printf '%.2f' "$v" ;;
-    IOPS | ops/s) printf '%.0f' "$v" ;;
+    IOPS | ops/s | files/s) printf '%.0f' "$v" ;;
+    B/B) printf '%.2f' "$v" ;;
     *) printf '%.1f' "$v" ;;
     esac
 }
@@ -690,6 +896,14 @@ write_report() {
         echo "- backing dir: $BASE on $disk, one fresh volume per system and run"
         echo "- source tree: $TREE_DESC — $TREE_FILES files, $TREE_SYMLINKS symlinks, $TREE_MIB MiB, as an uncompressed tar on tmpfs"
         echo "- fio: psync, 4 KiB blocks, --direct=0, --invalidate=1, time-based ${FIO_RUNTIME} s, file of $FIO_MIB MiB laid out and remounted first"
+        if [[ " ${PHASES[*]} " == *" fio "* ]]; then
+            local wa_st
+            wa_st=$(disk_stat_file "$WORK") || wa_st="no block device found, n/a"
+            echo "- write amplification: sectors written (field 7 of $wa_st) from a fresh mount + sync to after the unmount + sync, around fio randwrite 4 KiB --io_size=${WA_MIB}M --end_fsync=1; counts every writer of that disk"
+        fi
+        if [[ " ${PHASES[*]} " == *" apps "* ]]; then
+            echo "- apps: sqlite3 $(sqlite3 --version 2>/dev/null | cut -d' ' -f1 || echo '?') (default synchronous=FULL); $(git --version 2>/dev/null || echo 'git ?') cloning ${GIT_FILES:-?} files of the $GIT_KIND tree (commit ${GIT_HEAD:0:12}); $RM_N files for rm -rf fresh"
+        fi
         v1_ver=''
         selected custodyfs-v1 &&
             v1_ver="; custodyfs-v1: $("${CFS_V1_BIN:-/nonexistent}/custodyfs" -V 2>/dev/null | head -n1 || echo '?') (git $(git -C "${CFS_V1_BIN:-/}" describe --always --dirty 2>/dev/null || echo '?'), $CFS_V1_BIN)"
@@ -766,24 +980,36 @@ write_report() {
             echo
         fi
         if [[ -f $OUT_PNG && $CHART_OK == 1 ]]; then
-            echo "![chart: each system relative to passthrough_ll]($(basename "$OUT_PNG"))"
+            echo "![chart: each system relative to $CHART_REF]($(basename "$OUT_PNG"))"
             echo
         fi
     } >"$OUT_MD"
 }
 
-# chart: each system relative to passthrough_ll (= 1), higher is better
+# chart: each system relative to gocryptfs (= 1) when it was run, else to
+# passthrough_ll; higher is better.  Rows without a reference value are left out.
 write_chart() {
-    CHART_OK=0
+    CHART_OK=0 CHART_REF=''
     command -v gnuplot >/dev/null || return 0
-    selected passthrough_ll || return 0
+    local ref_title
+    if selected gocryptfs; then
+        CHART_REF=gocryptfs ref_title='gocryptfs = 1'
+    elif selected passthrough_ll; then
+        CHART_REF=passthrough_ll ref_title='passthrough_ll (FUSE floor) = 1'
+    else
+        return 0
+    fi
     local data=$SHM/chart.dat m s v pt cols=() col=2 plot=""
     for s in "${SYSTEMS[@]}"; do
-        [[ $s == passthrough_ll ]] || cols+=("$s")
+        [[ $s == "$CHART_REF" ]] || cols+=("$s")
     done
+    ((${#cols[@]})) || return 0
     for m in $(active_metrics); do
         [[ $m == peak_rss || $m == mount_time || $m == info_time ]] && continue
-        pt=$(agg passthrough_ll "$m")
+        pt=$(agg "$CHART_REF" "$m")
+        if [[ ! $pt =~ ^[0-9.]+$ ]] || ! awk -v x="$pt" 'BEGIN { exit !(x > 0) }'; then
+            continue
+        fi
         printf '"%s"' "${SHORT[$m]}"
         for s in "${cols[@]}"; do
             v=$(ratio "$m" "$(agg "$s" "$m")" "$pt")
@@ -801,11 +1027,12 @@ write_chart() {
     read -r ylo yhi < <(awk -F'\t' '{ for (i = 2; i <= NF; i++) if ($i != "NaN" && $i > 0) { if (!n++ || $i < lo) lo = $i; if ($i > hi) hi = $i } }
         END { if (!n) { lo = 1; hi = 1 }; if (lo > 1) lo = 1; if (hi < 1) hi = 1
               printf "%g %g\n", 10 ^ int(log(lo) / log(10) - (lo < 1 ? 1 : 0)), 10 ^ (int(log(hi) / log(10)) + 1) }' "$data")
-    plot+=", 1 with lines dt 2 lc rgb 'black' title 'passthrough_ll (FUSE floor) = 1'"
+    [[ -s $data ]] || { say "no row has a $CHART_REF value: no chart"; return 0; }
+    plot+=", 1 with lines dt 2 lc rgb 'black' title '$ref_title'"
     if gnuplot <<EOF >>"$LOG" 2>&1; then
 set terminal pngcairo size 1280,640 noenhanced font ",11"
 set output '$OUT_PNG'
-set title "custodyfs benchmark ($MODE mode, $REPEAT run(s), $(date -u +%Y-%m-%d)): relative to passthrough_ll, higher is better"
+set title "custodyfs benchmark ($MODE mode, $REPEAT run(s), $(date -u +%Y-%m-%d)): relative to $CHART_REF, higher is better"
 set datafile separator "\t"
 set datafile missing "NaN"
 set style data histograms
@@ -813,7 +1040,7 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set logscale y
 set yrange [$ylo:$yhi]
-set ylabel "relative to passthrough_ll (log scale)"
+set ylabel "relative to $CHART_REF (log scale)"
 set grid ytics
 set xtics rotate by -30
 set key top right
@@ -842,6 +1069,8 @@ main() {
         [[ " ${ALL_PHASES[*]} " == *" $s "* ]] || { echo "bench: unknown phase '$s' (known: ${ALL_PHASES[*]})" >&2; exit 2; }
     done
     [[ " ${TREE_KINDS[*]} " == *" $TREE_KIND "* ]] || { echo "bench: unknown tree '$TREE_KIND' (known: ${TREE_KINDS[*]})" >&2; exit 2; }
+    [[ $SQLITE_ROWS =~ ^[1-9][0-9]*0$ ]] || { echo "bench: BENCH_SQLITE_ROWS must be a positive multiple of 10" >&2; exit 2; }
+    [[ $RM_N =~ ^[1-9][0-9]*$ && $WA_MIB =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_RM_N and BENCH_WA_MIB must be positive integers" >&2; exit 2; }
     mkdir -p "$BASE" "$CACHE"
     BASE=$(cd "$BASE" && pwd -P)
     case $(stat -f -c %T "$BASE") in
@@ -858,7 +1087,7 @@ main() {
     RESULTS=$WORK/results.tsv
     : >"$MOUNTS_FILE"
     : >"$RESULTS"
-    PHASE_PID='' WATCHDOG_PID='' SHM='' SHM_MOUNTED=0 CHART_OK=0
+    PHASE_PID='' WATCHDOG_PID='' SHM='' SHM_MOUNTED=0 CHART_OK=0 CHART_REF=''
     trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
