@@ -149,6 +149,22 @@ int fs_lookup(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
 	return rc;
 }
 
+/* The kernel's last reference to ino went: free it if it is unlinked.
+ * A linked one (most FORGETs: the kernel evicting its cache, every entry
+ * of a READDIRPLUS listing among them) opens no group transaction: that
+ * was an empty commit signed by the mount, and activity for the idle
+ * clock, for nothing. */
+static void free_if_unlinked(struct fs *fs, uint64_t ino)
+{
+	struct store_inode in;
+
+	if (fs->o.read_only || fs->u->readonly ||
+	    inode_load(fs, ino, &in) || in.nlink != 0)
+		return;
+	if (fs_op_begin(fs) == 0)
+		fs_op_end(fs, inode_maybe_free(fs, ino, 0));
+}
+
 void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
 {
 	struct fs_ref *r;
@@ -159,9 +175,7 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
 		r->nlookup = r->nlookup > nlookup ? r->nlookup - nlookup : 0;
 		if (!r->nlookup && !r->nopen) {
 			fs_ref_put_if_unused(fs, r);
-			if (!fs->o.read_only && !fs->u->readonly &&
-			    fs_op_begin(fs) == 0)
-				fs_op_end(fs, inode_maybe_free(fs, ino, 0));
+			free_if_unlinked(fs, ino);
 		}
 	}
 	fs_unlock(fs);
@@ -792,9 +806,7 @@ void fs_release(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 			r->nwrite--;
 		if (!r->nopen && !r->nlookup) {
 			fs_ref_put_if_unused(fs, r);
-			if (!fs->o.read_only && !fs->u->readonly &&
-			    fs_op_begin(fs) == 0)
-				fs_op_end(fs, inode_maybe_free(fs, ino, 0));
+			free_if_unlinked(fs, ino);
 		}
 	}
 	fs_unlock(fs);

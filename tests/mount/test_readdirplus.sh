@@ -9,6 +9,8 @@
 #       linked nothing, so the entries it was sent count no lookup; a file
 #       of that directory removed afterwards is freed as in (a), not kept
 #       (blocks and all) until the unmount
+#   (c) the kernel forgetting the entries a listing gave it (its caches
+#       dropped) is no change: no group transaction, no commit
 . "$(dirname "$0")/../lib.sh"
 t_setup
 
@@ -49,5 +51,16 @@ check "(b) b/f is freed while mounted (no inode row, no block)" freed_within "$F
 check "unmount" t_umount
 expect_eq "(b) nothing of b/f after the unmount either" 0 \
 	"$(q "SELECT (SELECT count(*) FROM inodes WHERE ino=$FB) + (SELECT count(*) FROM blocks WHERE ino=$FB)")"
+
+# ---- (c) the kernel forgets the listed entries ----
+check "mount for (c)" t_mount
+ls -l "$MNT/a" > /dev/null
+sleep 2.5 # the listing's opendir row is committed
+S1=$(q 'SELECT max(seq) FROM ledger')
+sync
+echo 2 > /proc/sys/vm/drop_caches # the kernel evicts (FORGETs) what it holds
+sleep 2.5
+expect_eq "(c) FORGETs of linked files write no commit" "$S1" "$(q 'SELECT max(seq) FROM ledger')"
+check "unmount" t_umount
 
 t_finish
