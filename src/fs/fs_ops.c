@@ -149,6 +149,22 @@ int fs_lookup(struct fs *fs, const struct fs_ctx *c, uint64_t parent,
 	return rc;
 }
 
+/* The kernel's last reference to ino went: free it if it is unlinked.
+ * A linked one (most FORGETs: the kernel evicting its cache, every entry
+ * of a READDIRPLUS listing among them) opens no group transaction: that
+ * was an empty commit signed by the mount, and activity for the idle
+ * clock, for nothing. */
+static void free_if_unlinked(struct fs *fs, uint64_t ino)
+{
+	struct store_inode in;
+
+	if (fs->o.read_only || fs->u->readonly ||
+	    inode_load(fs, ino, &in) || in.nlink != 0)
+		return;
+	if (fs_op_begin(fs) == 0)
+		fs_op_end(fs, inode_maybe_free(fs, ino, 0));
+}
+
 void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
 {
 	struct fs_ref *r;
@@ -159,9 +175,7 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
 		r->nlookup = r->nlookup > nlookup ? r->nlookup - nlookup : 0;
 		if (!r->nlookup && !r->nopen) {
 			fs_ref_put_if_unused(fs, r);
-			if (!fs->o.read_only && !fs->u->readonly &&
-			    fs_op_begin(fs) == 0)
-				fs_op_end(fs, inode_maybe_free(fs, ino, 0));
+			free_if_unlinked(fs, ino);
 		}
 	}
 	fs_unlock(fs);
@@ -792,9 +806,7 @@ void fs_release(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 			r->nwrite--;
 		if (!r->nopen && !r->nlookup) {
 			fs_ref_put_if_unused(fs, r);
-			if (!fs->o.read_only && !fs->u->readonly &&
-			    fs_op_begin(fs) == 0)
-				fs_op_end(fs, inode_maybe_free(fs, ino, 0));
+			free_if_unlinked(fs, ino);
 		}
 	}
 	fs_unlock(fs);
@@ -1005,6 +1017,12 @@ struct rd_ctx {
 	int64_t next;    /* the offset after the last entry passed */
 	int full;
 	int plus;        /* attributes too, each one a lookup */
+	int err;
+	/* the entries given with attributes: lookups only once the listing
+	 * is answered (an error reply links nothing in the kernel, which
+	 * would never forget them) */
+	uint64_t *looked;
+	size_t nlooked, caplooked;
 };
 
 static int rd_entry(void *arg, const struct store_dentry *d)
@@ -1022,17 +1040,29 @@ static int rd_entry(void *arg, const struct store_dentry *d)
 		return 0;
 	if (inode_load(r->fs, d->ino, &in) == 0) {
 		mode = in.mode;
-		if (r->plus) {
+		/* an entry named "." or ".." (no name the kernel creates) the
+		 * kernel never links: it comes bare, as the real ones do */
+		if (r->plus && strcmp(name, ".") && strcmp(name, "..")) {
 			inode_to_attr(r->fs, &in, &a);
 			have = 1;
 		}
+	}
+	if (have && r->nlooked == r->caplooked) {
+		size_t nc = r->caplooked ? 2 * r->caplooked : 64;
+		uint64_t *p = realloc(r->looked, nc * sizeof *p);
+		if (!p) {
+			r->err = -ENOMEM;
+			return 1;
+		}
+		r->looked = p;
+		r->caplooked = nc;
 	}
 	if (r->fill(r->arg, name, d->ino, mode, have ? &a : NULL, d->id + 2)) {
 		r->full = 1;
 		return 1;
 	}
 	if (have)
-		fs_ref_lookup(r->fs, d->ino);
+		r->looked[r->nlooked++] = d->ino;
 	r->seen++;
 	r->next = d->id + 2;
 	return 0;
@@ -1051,7 +1081,7 @@ int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	struct store_inode dir;
 	struct store_dentry pd;
 	struct fs_rdcursor *cur = &fs->rdcur[ino % FS_RDCURSORS];
-	struct rd_ctx r;
+	struct rd_ctx r = { 0 };
 	int rc, counting;
 
 	fs_lock(fs, c);
@@ -1064,7 +1094,7 @@ int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	counting = off < 1 || (cur->ino == ino && cur->next_off == off);
 	fs->last_activity_ms = fs_now_ms();
 	r = (struct rd_ctx){ fs, &dir, fill, arg, off < 1 ? 0 : cur->seen, off,
-	                     0, plus };
+	                     0, plus, 0, NULL, 0, 0 };
 	if (off < 1) {
 		if (fill(arg, ".", ino, S_IFDIR, NULL, 1))
 			goto out;
@@ -1082,6 +1112,8 @@ int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	rc = store_dentry_each(fs->s, ino, off - 2, rd_entry, &r);
 	if (rc > 0)
 		rc = 0;
+	if (!rc && r.err)
+		rc = r.err;
 	if (!rc && counting) {
 		if (r.full) {
 			cur->ino = ino;
@@ -1093,7 +1125,12 @@ int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 				rc = -EIO; /* signed entries are missing */
 		}
 	}
+	/* the reply carries the entries: each one with attributes is the
+	 * kernel's lookup now (none when the reply is an error) */
+	for (size_t i = 0; !rc && i < r.nlooked; i++)
+		fs_ref_lookup(fs, r.looked[i]);
 out:
+	free(r.looked);
 	fs_unlock(fs);
 	return rc;
 }

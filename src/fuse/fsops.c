@@ -161,6 +161,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want &= ~FUSE_CAP_PARALLEL_DIROPS; /* one lock anyway */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* a mount shared with other uids (allow_other): no READDIRPLUS. The
+	 * kernel would keep every listed name with its attributes for
+	 * attr_timeout, and answer any uid's stat of it (one without a
+	 * session too) from there: a listing would do what only a lookup
+	 * of that very name does (README, "What a uid without a session
+	 * still sees") */
+	if (c->o->allow_other)
+		conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
 	/* POSIX ACLs: the kernel enforces them; the umask, default ACLs, the
 	 * mode/ACL sync and set-group-ID clearing on an ACL set are ours */
 	if (!c->o->no_acl && (conn->capable & FUSE_CAP_POSIX_ACL) &&

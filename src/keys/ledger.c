@@ -226,8 +226,13 @@ int ledger_append(struct store *s, const uint8_t store_id[16],
 	wbuf_init(&w, sigs, STORE_COMMIT_SIGS_MAX);
 	wbuf_u8(&w, 0);
 	for (size_t i = 0; i < n; i++) {
-		if (sorted[i]->id < 1) {
-			rc = -EPERM; /* a session without a row signs nothing */
+		if (sorted[i]->id < 1 || sorted[i]->ended) {
+			/* a session without a row signs nothing; nor does one that
+			 * ended (revoked, demoted, logged out): its key is wiped,
+			 * and its user may no longer sign at all (a commit of
+			 * housekeeping, such as a purge batch, after the mount's
+			 * own session ended would break the chain for everyone) */
+			rc = -EPERM;
 			goto out;
 		}
 		if (k && sorted[i]->id == c->signer[k - 1])
