@@ -137,8 +137,7 @@ out:
 
 struct orphan_ctx {
 	struct fs *fs;
-	uint64_t *inos;
-	size_t n, cap;
+	struct fs_inos inos;
 	int err;
 };
 
@@ -152,23 +151,14 @@ static int collect_orphan(void *arg, const struct store_inode *in)
 	if (in->nlink != 0 || in->ino == STORE_ROOT_INO ||
 	    inode_load(o->fs, in->ino, &v) || v.nlink != 0)
 		return 0;
-	if (o->n == o->cap) {
-		size_t nc = o->cap ? 2 * o->cap : 64;
-		uint64_t *p = realloc(o->inos, nc * sizeof *p);
-		if (!p) {
-			o->err = -ENOMEM;
-			return 1;
-		}
-		o->inos = p;
-		o->cap = nc;
-	}
-	o->inos[o->n++] = in->ino;
+	if ((o->err = fs_inos_add(&o->inos, in->ino)))
+		return 1;
 	return 0;
 }
 
 int fs_new(struct unlocked *u, const struct fs_opts *o, struct fs **out)
 {
-	struct orphan_ctx orph = { NULL, NULL, 0, 0, 0 };
+	struct orphan_ctx orph = { NULL, { NULL, 0, 0 }, 0 };
 	struct fs *fs;
 	int rc;
 
@@ -182,15 +172,15 @@ int fs_new(struct unlocked *u, const struct fs_opts *o, struct fs **out)
 		rc = store_inode_each(fs->s, collect_orphan, &orph);
 		if (orph.err)
 			rc = orph.err;
-		if (rc >= 0 && orph.n && !(rc = fs_op_begin(fs))) {
-			for (size_t i = 0; i < orph.n && !rc; i++)
-				rc = inode_maybe_free(fs, orph.inos[i], 0);
+		if (rc >= 0 && orph.inos.n && !(rc = fs_op_begin(fs))) {
+			for (size_t i = 0; i < orph.inos.n && !rc; i++)
+				rc = inode_maybe_free(fs, orph.inos.v[i], 0);
 			rc = fs_op_end(fs, rc);
 			if (!rc)
 				rc = fs_commit_locked(fs);
 		}
 		pthread_mutex_unlock(&fs->lock);
-		free(orph.inos);
+		fs_inos_free(&orph.inos);
 		if (rc < 0)
 			goto fail;
 		/* the WAL is folded in beside the writer, not inside commits */

@@ -217,6 +217,16 @@ int fs_backing_statvfs(struct fs *fs, struct statvfs *sv);
  * (a request without a session, an ended one) the mount's own. */
 struct session *fs_recorder(struct fs *fs, struct session *ss);
 void fs_refs_free(struct fs *fs);
+/* A growing list of inode numbers (refs.c): the inodes an operation frees
+ * or counts once it knows it may. fs_inos_room makes room for one more
+ * (0 or -ENOMEM), fs_inos_add appends one. */
+struct fs_inos {
+	uint64_t *v;
+	size_t n, cap;
+};
+int fs_inos_room(struct fs_inos *l);
+int fs_inos_add(struct fs_inos *l, uint64_t ino);
+void fs_inos_free(struct fs_inos *l);
 
 /* ---- pathcache.c ---- */
 /* Path of dir joined with name (name NULL: path of dir) into buf. */

@@ -191,8 +191,7 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
  */
 int fs_kernel_gone(struct fs *fs)
 {
-	uint64_t *gone = NULL;
-	size_t n = 0, cap = 0;
+	struct fs_inos gone = { NULL, 0, 0 };
 	int rc = 0, c;
 
 	fs_lock(fs, NULL);
@@ -201,28 +200,17 @@ int fs_kernel_gone(struct fs *fs)
 	for (int i = 0; i < FS_REF_BUCKETS && !rc; i++)
 		for (struct fs_ref *r = fs->refs[i]; r && !rc; r = r->next) {
 			struct store_inode in;
-			if (inode_load(fs, r->ino, &in) || in.nlink != 0)
-				continue;
-			if (n == cap) {
-				size_t nc = cap ? 2 * cap : 16;
-				uint64_t *p = realloc(gone, nc * sizeof *p);
-				if (!p) {
-					rc = -ENOMEM;
-					break;
-				}
-				gone = p;
-				cap = nc;
-			}
-			gone[n++] = r->ino;
+			if (inode_load(fs, r->ino, &in) == 0 && in.nlink == 0)
+				rc = fs_inos_add(&gone, r->ino);
 		}
 	fs_refs_free(fs);
-	if (!rc && n && !fs->o.read_only && !fs->u->readonly &&
+	if (!rc && gone.n && !fs->o.read_only && !fs->u->readonly &&
 	    fs_op_begin(fs) == 0) {
-		for (size_t i = 0; i < n && !rc; i++)
-			rc = inode_maybe_free(fs, gone[i], 0);
+		for (size_t i = 0; i < gone.n && !rc; i++)
+			rc = inode_maybe_free(fs, gone.v[i], 0);
 		rc = fs_op_end(fs, rc);
 	}
-	free(gone);
+	fs_inos_free(&gone);
 	fs_unlock(fs);
 	c = fs_commit(fs);
 	if (!rc)
@@ -1021,8 +1009,7 @@ struct rd_ctx {
 	/* the entries given with attributes: lookups only once the listing
 	 * is answered (an error reply links nothing in the kernel, which
 	 * would never forget them) */
-	uint64_t *looked;
-	size_t nlooked, caplooked;
+	struct fs_inos looked;
 };
 
 static int rd_entry(void *arg, const struct store_dentry *d)
@@ -1047,22 +1034,14 @@ static int rd_entry(void *arg, const struct store_dentry *d)
 			have = 1;
 		}
 	}
-	if (have && r->nlooked == r->caplooked) {
-		size_t nc = r->caplooked ? 2 * r->caplooked : 64;
-		uint64_t *p = realloc(r->looked, nc * sizeof *p);
-		if (!p) {
-			r->err = -ENOMEM;
-			return 1;
-		}
-		r->looked = p;
-		r->caplooked = nc;
-	}
+	if (have && (r->err = fs_inos_room(&r->looked)))
+		return 1;
 	if (r->fill(r->arg, name, d->ino, mode, have ? &a : NULL, d->id + 2)) {
 		r->full = 1;
 		return 1;
 	}
 	if (have)
-		r->looked[r->nlooked++] = d->ino;
+		r->looked.v[r->looked.n++] = d->ino; /* room made above */
 	r->seen++;
 	r->next = d->id + 2;
 	return 0;
@@ -1094,7 +1073,7 @@ int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	counting = off < 1 || (cur->ino == ino && cur->next_off == off);
 	fs->last_activity_ms = fs_now_ms();
 	r = (struct rd_ctx){ fs, &dir, fill, arg, off < 1 ? 0 : cur->seen, off,
-	                     0, plus, 0, NULL, 0, 0 };
+	                     0, plus, 0, { NULL, 0, 0 } };
 	if (off < 1) {
 		if (fill(arg, ".", ino, S_IFDIR, NULL, 1))
 			goto out;
@@ -1127,10 +1106,10 @@ int fs_readdir(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	}
 	/* the reply carries the entries: each one with attributes is the
 	 * kernel's lookup now (none when the reply is an error) */
-	for (size_t i = 0; !rc && i < r.nlooked; i++)
-		fs_ref_lookup(fs, r.looked[i]);
+	for (size_t i = 0; !rc && i < r.looked.n; i++)
+		fs_ref_lookup(fs, r.looked.v[i]);
 out:
-	free(r.looked);
+	fs_inos_free(&r.looked);
 	fs_unlock(fs);
 	return rc;
 }

@@ -2,6 +2,7 @@
  * refs.c - the kernel's references to inodes: lookups not yet forgotten
  * and open handles. An unlinked inode lives until both are gone.
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "fs_internal.h"
@@ -64,6 +65,33 @@ size_t fs_referenced(struct fs *fs, uint64_t *out, size_t cap)
 		}
 	pthread_mutex_unlock(&fs->lock);
 	return n;
+}
+
+int fs_inos_room(struct fs_inos *l)
+{
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? 2 * l->cap : 64;
+		uint64_t *p = realloc(l->v, nc * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		l->v = p;
+		l->cap = nc;
+	}
+	return 0;
+}
+
+int fs_inos_add(struct fs_inos *l, uint64_t ino)
+{
+	int rc = fs_inos_room(l);
+	if (!rc)
+		l->v[l->n++] = ino;
+	return rc;
+}
+
+void fs_inos_free(struct fs_inos *l)
+{
+	free(l->v);
+	*l = (struct fs_inos){ NULL, 0, 0 };
 }
 
 void fs_refs_free(struct fs *fs)
