@@ -113,7 +113,7 @@ layers:
 # ---- dependencies (Debian 12) ----
 DEBS := build-essential pkg-config libfuse3-dev fuse3 libsqlite3-dev sqlite3 \
         libsodium-dev libinih-dev attr jq systemd acl \
-        man-db groff-base bsdextrautils procps util-linux perl clang
+        man-db groff-base bsdextrautils procps util-linux perl clang strace
 deps:
 	@missing=""; for p in $(DEBS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \

@@ -100,6 +100,13 @@ int fs_format(struct unlocked *u, uint32_t uid, uint32_t gid,
 int fs_new(struct unlocked *u, const struct fs_opts *o, struct fs **out);
 /* Commit everything and detach. */
 int fs_free(struct fs *fs);
+/* Inside fs_exclusive: every commit of this mount is on disk (none waits
+ * for its sync, none is being synced), so this host's local state may
+ * record the head. */
+int fs_durable_locked(struct fs *fs);
+/* Inside fs_exclusive: make every commit of this mount durable now,
+ * under the lock. 0 or -errno. */
+int fs_sync_locked(struct fs *fs);
 
 /*
  * Periodic work (every ~100 ms): group commit when due, WAL checkpoint

@@ -209,6 +209,10 @@ int unlock_catch_up(struct unlocked *u);
 /* A commit just became durable (u->head): tell the witness (witness.h).
  * unlock_finish does it; the filesystem layer's group commit too. */
 void unlock_committed(struct unlocked *u);
+/* The witness line (syslog) of commit c of this store: unlock_committed
+ * for a commit that was made durable after it was written (any thread:
+ * the configuration does not change once loaded). */
+void unlock_witness(struct unlocked *u, const struct ledger_commit *c);
 /* Remember the head in the local state (after a commit, at exit); never
  * when the state names a commit the store lost (unlock_check_seen). Reads
  * the store: a daemon calls it under its filesystem lock. */

@@ -126,6 +126,17 @@ int store_checkpointer_start(struct store *s, const char *path);
 void store_checkpointer_stop(struct store *s);
 
 /*
+ * Durability outside the committing lock (a read-write mount): commits
+ * write the WAL without waiting for the disk (synchronous=NORMAL), and
+ * store_sync makes every commit returned so far durable (fdatasync of the
+ * WAL through a descriptor of its own, the first time its directory too).
+ * store_sync may run in any thread, beside the connection's own work:
+ * frames a commit wrote are in the file before the commit returns.
+ */
+int store_defer_sync(struct store *s);
+int store_sync(struct store *s);
+
+/*
  * A read transaction around a run of reads outside a write transaction:
  * one WAL read lock for the run instead of one per statement. Nothing may
  * be written inside it. store_read_begin gives -EBUSY, and store_read_end

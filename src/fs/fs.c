@@ -47,6 +47,9 @@ void fs_destroy(struct fs *fs)
 	blockio_stage_free(fs->cstage[1]);
 	mtree_free(fs->mt);
 	session_free(fs->nobody);
+	free(fs->unsynced);
+	free(fs->syncing);
+	pthread_mutex_destroy(&fs->sync_lock);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs);
 }
@@ -62,6 +65,7 @@ int fs_alloc(struct unlocked *u, const struct fs_opts *o, struct fs **out)
 	if (!fs)
 		return -ENOMEM;
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->sync_lock, NULL);
 	fs->u = u;
 	fs->s = u->s;
 	fs->actor = u->ss;
@@ -87,7 +91,10 @@ int fs_alloc(struct unlocked *u, const struct fs_opts *o, struct fs **out)
 	fs->par = par_new(); /* NULL: everything on one core */
 	fs->paths = calloc(FS_PATH_SLOTS, sizeof *fs->paths);
 	fs->icache = calloc(FS_ICACHE_SLOTS, sizeof *fs->icache);
-	if (!fs->scratch || !fs->blockbuf || !fs->paths || !fs->icache)
+	fs->unsynced = calloc(FS_UNSYNCED_MAX, sizeof *fs->unsynced);
+	fs->syncing = calloc(FS_UNSYNCED_MAX, sizeof *fs->syncing);
+	if (!fs->scratch || !fs->blockbuf || !fs->paths || !fs->icache ||
+	    !fs->unsynced || !fs->syncing)
 		goto fail;
 	if ((rc = mtree_new(fs->s, FS_MTREE_CACHE, &fs->mt)))
 		goto fail;
@@ -187,6 +194,12 @@ int fs_new(struct unlocked *u, const struct fs_opts *o, struct fs **out)
 		if (o->store_path &&
 		    (rc = store_checkpointer_start(fs->s, o->store_path)))
 			goto fail;
+		/* and commits wait for the disk outside the lock (fs_lock_release) */
+		if (o->store_path) {
+			if ((rc = store_defer_sync(fs->s)))
+				goto fail;
+			fs->defer_sync = 1;
+		}
 	}
 	fs->purging = 1; /* the tick finds out whether anything is queued */
 	*out = fs;
@@ -207,7 +220,11 @@ int fs_free(struct fs *fs)
 	fs->kr = fs->actor->kr;
 	rc = fs_commit_locked(fs);
 	store_checkpointer_stop(fs->s);
-	pthread_mutex_unlock(&fs->lock);
+	{
+		int srel = fs_lock_release(fs);
+		if (!rc)
+			rc = srel;
+	}
 	fs_destroy(fs);
 	return rc;
 }

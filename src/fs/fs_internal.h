@@ -75,6 +75,17 @@ struct fs {
 	/* requests that came for the lock (fs_lock counts them before it
 	 * waits): an idle purge gives way as soon as one does */
 	atomic_uint_fast64_t arrivals;
+	/* Commits made durable outside fs->lock (fs_tx.c, "durability"):
+	 * commits of this mount wait in `unsynced` (fs->lock) until the
+	 * thread that releases the lock after them syncs the WAL; sync_lock
+	 * (taken with fs->lock held, never the other way round) keeps the
+	 * syncs and their witness lines in commit order. */
+	int defer_sync;         /* set once, before any request */
+	pthread_mutex_t sync_lock;
+	struct ledger_commit *unsynced, *syncing; /* FS_UNSYNCED_MAX each */
+	size_t nunsynced;       /* fs->lock */
+	atomic_int sync_busy;   /* a sync is under way */
+	atomic_int sync_err;    /* the first failed sync's -errno: fatal */
 	/* fields below: fs->lock */
 	struct keyring *kr;     /* the keys of the operation in progress */
 	struct session *actor;  /* its session */
@@ -160,6 +171,18 @@ int fs_alloc(struct unlocked *u, const struct fs_opts *o, struct fs **out);
 void fs_destroy(struct fs *fs);
 
 /* ---- fs_tx.c: the group transaction ---- */
+#define FS_UNSYNCED_MAX 4 /* commits awaiting their sync, at most */
+/*
+ * Release fs->lock; when commits of this mount await their sync, sync
+ * them after releasing it (others take the lock meanwhile) and before
+ * returning: 0, or the sync's -errno. Every holder of fs->lock releases
+ * it through here (or fs_unlock), so no commit returns to a caller
+ * before it is durable.
+ */
+int fs_lock_release(struct fs *fs);
+/* Without fs->lock: wait until a sync under way (another thread's) is
+ * done; 0 or the -errno of a failed one (an fsync's last step). */
+int fs_wait_durable(struct fs *fs);
 /*
  * Open the group transaction if needed (catching up with commits other
  * processes made: their roots become ours and the caches are dropped) and
@@ -189,7 +212,8 @@ int fs_head_sync(struct fs *fs);
  * transaction for the whole operation) with fs_lock, and leave with
  * fs_unlock. c selects the acting session (fs->actor, fs->kr). */
 void fs_lock(struct fs *fs, const struct fs_ctx *c);
-void fs_unlock(struct fs *fs);
+/* 0, or -errno of a failed sync (fs_lock_release) */
+int fs_unlock(struct fs *fs);
 /* fs_lock, then commit an open group transaction, so that what follows
  * reads rows and roots of one signed state (check): 0, or the commit's
  * error (the lock is held either way; leave with fs_unlock). */

@@ -969,12 +969,17 @@ out:
 int fs_fsync(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
              int datasync)
 {
-	int rc;
+	int rc, src;
 
 	(void)ino; (void)datasync;
 	fs_lock(fs, c);
 	rc = fs_commit_locked(fs);
-	fs_unlock(fs);
+	/* durable when this returns: our commit is synced by fs_unlock, one
+	 * another thread made before is waited for */
+	if ((src = fs_unlock(fs)) && !rc)
+		rc = src;
+	if (!rc)
+		rc = fs_wait_durable(fs);
 	return rc;
 }
 

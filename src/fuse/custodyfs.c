@@ -368,9 +368,13 @@ static int maintain_locked(void *arg)
 		return 0;
 	}
 	m->ended = m->set ? sessions_tick(m->set) : 0;
-	/* under the lock: the save reads the store (unlock_check_seen) */
-	if (++m->ticks % 10 == 0)
-		unlock_save_state(u);
+	/* under the lock: the save reads the store (unlock_check_seen); and
+	 * only a head on disk: never ahead of what a power cut leaves */
+	if (++m->ticks >= 10) {
+		m->ticks = 0;
+		if (fs_durable_locked(m->fs) || fs_sync_locked(m->fs) == 0)
+			unlock_save_state(u);
+	}
 	return 0;
 }
 

@@ -489,6 +489,11 @@ void unlock_committed(struct unlocked *u)
 	witness_commit(&u->cfg, &u->head);
 }
 
+void unlock_witness(struct unlocked *u, const struct ledger_commit *c)
+{
+	witness_commit(&u->cfg, c);
+}
+
 /* What this process verified of the store: its head, roster, authority. */
 static void seen_of(const struct unlocked *u, struct state_seen *seen)
 {

@@ -973,7 +973,60 @@ void store_close(struct store *s)
 			store_checkpoint(s);
 		sqlite3_close(s->db);
 	}
+	free(s->wal_path);
+	free(s->dir_path);
 	free(s);
+}
+
+int store_defer_sync(struct store *s)
+{
+	const char *db = sqlite3_db_filename(s->db, "main");
+	const char *wal = db ? sqlite3_filename_wal(db) : NULL;
+	char *slash;
+
+	if (s->readonly || !wal || !*wal)
+		return -EINVAL;
+	free(s->wal_path);
+	free(s->dir_path);
+	s->wal_path = strdup(wal);
+	s->dir_path = strdup(wal);
+	if (!s->wal_path || !s->dir_path)
+		return -ENOMEM;
+	/* the names SQLite gives are absolute */
+	slash = strrchr(s->dir_path, '/');
+	if (slash == s->dir_path)
+		slash[1] = 0;
+	else if (slash)
+		*slash = 0;
+	s->dir_synced = 0;
+	return store_exec(s, "PRAGMA synchronous=NORMAL");
+}
+
+static int sync_path(const char *path, int dir)
+{
+	int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC),
+	    rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if ((dir ? fsync(fd) : fdatasync(fd)) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int store_sync(struct store *s)
+{
+	int rc;
+
+	if (!s->wal_path)
+		return 0; /* commits wait for the disk themselves */
+	if ((rc = sync_path(s->wal_path, 0)))
+		return rc;
+	if (!s->dir_synced && s->dir_path && (rc = sync_path(s->dir_path, 1)))
+		return rc;
+	s->dir_synced = 1;
+	return 0;
 }
 
 /* Transaction control runs on every filesystem operation: prepared once. */

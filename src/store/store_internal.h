@@ -35,6 +35,9 @@ struct store {
 	int64_t data_version;   /* as last seen (store_changed) */
 	int data_version_seen;
 	struct store_ckpt *ckpt; /* background checkpointer, or NULL */
+	char *wal_path;         /* store_defer_sync: the WAL, for store_sync */
+	char *dir_path;         /* its directory, synced once (dir_synced) */
+	int dir_synced;
 	sqlite3_stmt *stmt[STORE_MAX_STMTS]; /* cache, indexed by statement id */
 };
 

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Durability of a mount's commits. Commits do not wait for the disk under
+# the filesystem lock: the thread that releases the lock after a commit
+# flushes the WAL once the lock is free (src/fs/fs_tx.c, "durability").
+# What must still hold, watched with strace on the daemon, the way an
+# administrator would check it:
+#  (a) fsync() on the mount returns only after the store's WAL was flushed
+#      (an fdatasync of the -wal file that began after the fsync was
+#      called and ended before it returned);
+#  (b) a group commit (no fsync; the once-a-second commit) is flushed too,
+#      without anyone asking, within a few seconds of the write;
+#  (c) the local state this host keeps (the newest commit it saw) is
+#      never written while a commit of the mount is not yet flushed: each
+#      write of it comes after a flush of every commit before it.
+. "$(dirname "$0")/../lib.sh"
+t_setup
+
+command -v strace >/dev/null || { fail "strace is required (make deps)"; t_finish; }
+check "mount" t_mount
+PID=$(t_pid)
+# every thread, with absolute times and durations, and the paths of fds
+strace -f -qq -ttt -T -y -e trace=fdatasync,fsync,pwrite64,rename \
+	-p "$PID" -o "$T/st.log" &
+ST=$!
+for _ in $(seq 50); do grep -q 'TracerPid:[[:space:]]*[1-9]' "/proc/$PID/status" && break; sleep 0.1; done
+sleep 0.3
+
+# (a) five fsyncs of 1 MiB each, the times each was called and returned
+perl -MTime::HiRes=time -MIO::Handle -e '
+	open(my $f, ">", $ARGV[0]) or die "open: $!";
+	binmode $f;
+	for my $i (1 .. 5) {
+		syswrite($f, "x" x (1 << 20)) == (1 << 20) or die "write: $!";
+		my $t0 = time; $f->sync or die "fsync: $!"; my $t1 = time;
+		printf "%.6f %.6f\n", $t0, $t1;
+	}
+	close $f;' "$MNT/synced" > "$T/fsyncs" 2> "$T/.perr" \
+	|| fail "(a) the writer failed: $(cat "$T/.perr")"
+# (b) a write nobody syncs; (c) then appends for 12 s, so that the
+# local state is saved (every 10 s) while commits keep coming
+WB=$(date +%s.%N)
+head -c 65536 /dev/urandom > "$MNT/unsynced"
+# without pause, so that a commit is always just made when the save comes
+timeout 12 sh -c 'while :; do echo x >> "$1"; done' sh "$MNT/appended"
+sleep 1
+kill "$ST" 2>/dev/null; wait "$ST" 2>/dev/null
+
+# the flushes of the WAL as "start end", its writes as "start", the
+# renames into the state directory as "start" (a call strace split in
+# two has its start on the "unfinished" line and its end on "resumed")
+STATE_DIR="$T/state" perl -ne '
+	my ($tid, $t) = /^(\d+)\s+([\d.]+)\s+/ or next;
+	if (/ f(?:data)?sync\(\d+<([^>]*)>\)\s*=\s*0\s*<([\d.]+)>/) {
+		printf "F %s %.6f\n", $t, $t + $2 if $1 =~ /-wal$/;
+	} elsif (/ f(?:data)?sync\(\d+<([^>]*)>\s*<unfinished/) {
+		$open{$tid} = [$t, $1];
+	} elsif (/<\.\.\. f(?:data)?sync resumed>.*=\s*0\s*<[\d.]+>/ && $open{$tid}) {
+		my ($s, $p) = @{$open{$tid}}; delete $open{$tid};
+		print "F $s $t\n" if $p =~ /-wal$/;
+	} elsif (/ pwrite64\(\d+<([^>]*)>/) {
+		print "W $t\n" if $1 =~ /-wal$/;
+	} elsif (/ rename\("[^"]*", "([^"]*)"/) {
+		print "R $t\n" if index($1, $ENV{STATE_DIR}) == 0;
+	}' "$T/st.log" > "$T/events"
+grep '^F' "$T/events" | cut -d' ' -f2- > "$T/flushes"
+check "strace saw the WAL flushed" test -s "$T/flushes"
+check "strace saw the WAL written" grep -q '^W' "$T/events"
+
+n=0
+while read -r t0 t1; do
+	n=$((n + 1))
+	covered=$(awk -v a="$t0" -v b="$t1" '$1 >= a && $2 <= b { c = 1 } END { print c + 0 }' "$T/flushes")
+	expect_eq "(a) fsync $n returned after a flush of the WAL that began after it was called" 1 "$covered"
+done < "$T/fsyncs"
+expect_eq "(a) five fsyncs measured" 5 "$n"
+
+covered=$(awk -v a="$WB" '$1 >= a && $2 <= a + 3 { c = 1 } END { print c + 0 }' "$T/flushes")
+expect_eq "(b) a write nobody synced was flushed within 3 s (group commit)" 1 "$covered"
+
+# (c) for each save of the local state: the WAL's last write before it
+# was flushed (a flush began after that write and ended before the save)
+saves=0; bad=0
+while read -r r; do
+	saves=$((saves + 1))
+	w=$(awk -v r="$r" '$1 == "W" && $2 < r { w = $2 } END { printf "%.6f\n", w }' "$T/events")
+	f=$(awk -v w="$w" -v r="$r" '$1 >= w && $2 <= r { c = 1 } END { print c + 0 }' "$T/flushes")
+	[ "$f" = 1 ] || bad=$((bad + 1))
+done < <(grep '^R' "$T/events" | cut -d' ' -f2)
+check "(c) the local state was saved while writes went on" test "$saves" -ge 1
+expect_eq "(c) no save of the local state before the WAL it follows was flushed ($saves saves)" 0 "$bad"
+
+check "files read back" cmp -s "$MNT/unsynced" "$MNT/unsynced"
+check "unmount" t_umount
+expect_status "check: clean" 0 ctl check
+t_finish
