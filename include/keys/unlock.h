@@ -100,6 +100,13 @@ struct unlocked {
 	                             * nothing recorded; the command's exit
 	                             * status is EXIT_DAMAGE */
 	int in_tx;
+	/* Set by a mount whose commits are made durable after they are
+	 * written (fs.h): a commit of this layer (a login's, a session's
+	 * end) is handed to it, in commit order with the filesystem's own,
+	 * instead of being witnessed and saved at once. NULL: commits wait
+	 * for the disk (synchronous=FULL) and are witnessed and saved here. */
+	void (*commit_hook)(void *arg);
+	void *commit_arg;
 	/* the highest session id this process started, its own and (a
 	 * daemon) its users': every later one must be above it, or a file
 	 * handle naming an ended session would name the new one */

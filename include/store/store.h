@@ -129,11 +129,12 @@ void store_checkpointer_stop(struct store *s);
  * Durability outside the committing lock (a read-write mount): commits
  * write the WAL without waiting for the disk (synchronous=NORMAL), and
  * store_sync makes every commit returned so far durable (fdatasync of the
- * WAL through a descriptor of its own, the first time its directory too).
+ * WAL through a descriptor of its own, kept open from store_defer_sync
+ * on; the first time its directory too).
  * store_sync may run in any thread, beside the connection's own work:
  * frames a commit wrote are in the file before the commit returns.
  */
-int store_defer_sync(struct store *s);
+int store_defer_sync(struct store *s, int on); /* off: FULL again */
 int store_sync(struct store *s);
 
 /*

@@ -196,9 +196,13 @@ int fs_new(struct unlocked *u, const struct fs_opts *o, struct fs **out)
 			goto fail;
 		/* and commits wait for the disk outside the lock (fs_lock_release) */
 		if (o->store_path) {
-			if ((rc = store_defer_sync(fs->s)))
+			if ((rc = store_defer_sync(fs->s, 1)))
 				goto fail;
 			fs->defer_sync = 1;
+			/* the keys layer's commits on this connection (logins,
+			 * sessions' ends, under fs_exclusive) join the queue */
+			u->commit_hook = fs_keys_committed;
+			u->commit_arg = fs;
 		}
 	}
 	fs->purging = 1; /* the tick finds out whether anything is queued */
@@ -215,7 +219,7 @@ int fs_free(struct fs *fs)
 
 	if (!fs)
 		return 0;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_raw(fs);
 	fs->actor = fs->u->ss;
 	fs->kr = fs->actor->kr;
 	rc = fs_commit_locked(fs);
@@ -224,6 +228,16 @@ int fs_free(struct fs *fs)
 		int srel = fs_lock_release(fs);
 		if (!rc)
 			rc = srel;
+	}
+	if (fs->defer_sync) {
+		/* what the keys layer commits after us (the unmount's record)
+		 * waits for the disk itself again, and is witnessed and saved
+		 * there */
+		fs->u->commit_hook = NULL;
+		fs->u->commit_arg = NULL;
+		int r = store_defer_sync(fs->s, 0);
+		if (!rc)
+			rc = r;
 	}
 	fs_destroy(fs);
 	return rc;

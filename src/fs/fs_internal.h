@@ -180,6 +180,11 @@ void fs_destroy(struct fs *fs);
  * before it is durable.
  */
 int fs_lock_release(struct fs *fs);
+/* fs->lock, and a failed sync made fatal (every taker but fs_lock) */
+void fs_lock_raw(struct fs *fs);
+/* unlocked.commit_hook of a mount: a commit of the keys layer, made
+ * under fs->lock (fs_exclusive), queued for its sync like ours */
+void fs_keys_committed(void *fs);
 /* Without fs->lock: wait until a sync under way (another thread's) is
  * done; 0 or the -errno of a failed one (an fsync's last step). */
 int fs_wait_durable(struct fs *fs);

@@ -138,9 +138,7 @@ struct session *fs_recorder(struct fs *fs, struct session *ss)
 void fs_lock(struct fs *fs, const struct fs_ctx *c)
 {
 	atomic_fetch_add(&fs->arrivals, 1);
-	pthread_mutex_lock(&fs->lock);
-	if (atomic_load(&fs->sync_err))
-		fs->fatal = 1; /* a commit may not be on disk: write no more */
+	fs_lock_raw(fs);
 	fs->actor = acting(fs, c);
 	fs->kr = fs->actor->kr;
 	fs->req = c;
@@ -242,6 +240,20 @@ static int sync_queued(struct fs *fs, int release)
 	atomic_store(&fs->sync_busy, 0);
 	pthread_mutex_unlock(&fs->sync_lock);
 	return rc ? rc : atomic_load(&fs->sync_err);
+}
+
+void fs_lock_raw(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->lock);
+	if (atomic_load(&fs->sync_err))
+		fs->fatal = 1; /* a commit may not be on disk: write no more */
+}
+
+static void committed(struct fs *fs);
+
+void fs_keys_committed(void *arg)
+{
+	committed(arg);
 }
 
 static void committed(struct fs *fs)
@@ -374,6 +386,12 @@ int fs_commit_locked(struct fs *fs)
 	struct ledger_state st;
 	int rc;
 
+	if ((rc = atomic_load(&fs->sync_err))) {
+		/* an earlier commit may not be on disk: none after it */
+		if (fs->in_tx)
+			fs_abort_locked(fs);
+		return rc;
+	}
 	if ((rc = fs_read_flush(fs)))
 		return rc;
 	if (!fs->in_tx)
@@ -418,7 +436,7 @@ int fs_commit(struct fs *fs)
 {
 	int rc;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_raw(fs);
 	fs->actor = fs->u->ss;
 	fs->kr = fs->actor->kr;
 	rc = fs_commit_locked(fs);
@@ -548,11 +566,11 @@ static void purge_idle(struct fs *fs)
 			break;
 		fs_lock_release(fs);
 		if (atomic_load(&fs->arrivals) != seen) {
-			pthread_mutex_lock(&fs->lock);
+			fs_lock_raw(fs);
 			act_as_fs(fs);
 			break;
 		}
-		pthread_mutex_lock(&fs->lock);
+		fs_lock_raw(fs);
 		act_as_fs(fs); /* a request may have come in between */
 	}
 }
@@ -565,17 +583,19 @@ int fs_purge_all(struct fs *fs, fs_progress_fn progress, void *arg)
 	if (fs->o.read_only || store_readonly(fs->s))
 		return -EROFS;
 	if (progress) {
-		pthread_mutex_lock(&fs->lock);
+		fs_lock_raw(fs);
 		rc = store_purge_pending(fs->s, &inodes, &total, &bytes);
 		fs_lock_release(fs);
 		if (rc)
 			return rc;
 	}
 	for (;;) {
-		pthread_mutex_lock(&fs->lock);
+		int srel;
+		fs_lock_raw(fs);
 		act_as_fs(fs);
 		rc = purge_batch(fs, &n);
-		fs_lock_release(fs);
+		if ((srel = fs_lock_release(fs)) && rc >= 0)
+			rc = srel; /* the batch is not on disk: stop, say so */
 		done += n;
 		if (rc <= 0)
 			break;
@@ -614,7 +634,7 @@ int fs_tick(struct fs *fs)
 	uint64_t arrived;
 	int idle, quiet;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_raw(fs);
 	act_as_fs(fs);
 	arrived = atomic_load(&fs->arrivals);
 	quiet = arrived == fs->tick_arrivals; /* no request since the last tick */
@@ -654,7 +674,7 @@ int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg)
 {
 	int rc;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_raw(fs);
 	fs->actor = fs->u->ss;
 	fs->kr = fs->actor->kr;
 	rc = fs_commit_locked(fs);
@@ -683,11 +703,13 @@ int fs_fatal(struct fs *fs, const char **why)
 {
 	int f;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_raw(fs);
 	f = fs->fatal;
 	pthread_mutex_unlock(&fs->lock);
 	if (f && why)
-		*why = "an operation could not be recorded in the audit trail, or"
-		       " the store failed verification while mounted";
+		*why = atomic_load(&fs->sync_err)
+		       ? "a commit could not be flushed to disk"
+		       : "an operation could not be recorded in the audit trail, or"
+		         " the store failed verification while mounted";
 	return f;
 }

@@ -474,7 +474,7 @@ static int serve(struct args *a)
 	struct maint mt;
 	struct sessions *set = NULL;
 	struct store_mount sess;
-	int lock_fd = -1;
+	int lock_fd = -1, frc;
 	struct unlocked u;
 	struct fs *fs = NULL;
 	struct fs_opts fo;
@@ -579,9 +579,12 @@ static int serve(struct args *a)
 	}
 	if (!a->f.read_only)
 		purge_at_unmount(fs, u.r->policy.block_size);
-	if (fs_free(fs) != 0)
+	if ((frc = fs_free(fs)) != 0) {
+		/* SQLite's message when SQLite failed, else the errno (a flush) */
+		const char *m = store_errmsg(u.s);
 		fprintf(stderr, "custodyfs: final commit failed: %s\n",
-		        store_errmsg(u.s));
+		        strcmp(m, "not an error") ? m : strerror(-frc));
+	}
 	if (!u.readonly && unlock_begin(&u) >= 0) {
 		int r = sess.id ? store_mount_end(u.s, sess.id, why) : 0;
 		if (rc && !r) {

@@ -426,6 +426,10 @@ int unlock_finish_fs(struct unlocked *u, const char *op, const char *target,
 	u->in_tx = 0;
 	u->fork_pending = 0;
 	free(before);
+	if (u->commit_hook) {
+		u->commit_hook(u->commit_arg); /* durable, then witnessed */
+		return 0;
+	}
 	unlock_committed(u);
 	unlock_save_state(u);
 	return 0;

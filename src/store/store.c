@@ -927,6 +927,7 @@ int store_open(const char *path, int flags, int busy_ms, struct store **out,
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
+	s->wal_fd = s->dir_fd = -1;
 	s->readonly = !!(flags & STORE_READONLY);
 	oflags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
 	if (immutable) {
@@ -973,58 +974,70 @@ void store_close(struct store *s)
 			store_checkpoint(s);
 		sqlite3_close(s->db);
 	}
-	free(s->wal_path);
-	free(s->dir_path);
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
+	if (s->dir_fd >= 0)
+		close(s->dir_fd);
 	free(s);
 }
 
-int store_defer_sync(struct store *s)
+/* One descriptor for the mount's life: a write error of the WAL is
+ * reported to every descriptor open when it happens, but to one opened
+ * afterwards only if nobody has seen it yet (SQLite's own and the
+ * checkpointer's syncs may have), so a fresh open per sync could miss
+ * it and call lost data durable. */
+int store_defer_sync(struct store *s, int on)
 {
 	const char *db = sqlite3_db_filename(s->db, "main");
 	const char *wal = db ? sqlite3_filename_wal(db) : NULL;
-	char *slash;
+	char dir[PATH_MAX], *slash;
+	int rc;
 
-	if (s->readonly || !wal || !*wal)
+	if (!on) {
+		if (s->wal_fd < 0)
+			return 0;
+		rc = store_exec(s, "PRAGMA synchronous=FULL");
+		close(s->wal_fd);
+		if (s->dir_fd >= 0)
+			close(s->dir_fd);
+		s->wal_fd = s->dir_fd = -1;
+		return rc;
+	}
+	if (s->readonly || !wal || !*wal || s->wal_fd >= 0 ||
+	    strlen(wal) >= sizeof dir)
 		return -EINVAL;
-	free(s->wal_path);
-	free(s->dir_path);
-	s->wal_path = strdup(wal);
-	s->dir_path = strdup(wal);
-	if (!s->wal_path || !s->dir_path)
-		return -ENOMEM;
 	/* the names SQLite gives are absolute */
-	slash = strrchr(s->dir_path, '/');
-	if (slash == s->dir_path)
+	strcpy(dir, wal);
+	slash = strrchr(dir, '/');
+	if (slash == dir)
 		slash[1] = 0;
 	else if (slash)
 		*slash = 0;
-	s->dir_synced = 0;
-	return store_exec(s, "PRAGMA synchronous=NORMAL");
-}
-
-static int sync_path(const char *path, int dir)
-{
-	int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC),
-	    rc = 0;
-
-	if (fd < 0)
+	if ((s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC)) < 0)
 		return -errno;
-	if ((dir ? fsync(fd) : fdatasync(fd)) != 0)
+	if ((s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		rc = -errno;
-	close(fd);
+		close(s->wal_fd);
+		s->wal_fd = -1;
+		return rc;
+	}
+	s->dir_synced = 0;
+	if ((rc = store_exec(s, "PRAGMA synchronous=NORMAL"))) {
+		close(s->wal_fd);
+		close(s->dir_fd);
+		s->wal_fd = s->dir_fd = -1;
+	}
 	return rc;
 }
 
 int store_sync(struct store *s)
 {
-	int rc;
-
-	if (!s->wal_path)
+	if (s->wal_fd < 0)
 		return 0; /* commits wait for the disk themselves */
-	if ((rc = sync_path(s->wal_path, 0)))
-		return rc;
-	if (!s->dir_synced && s->dir_path && (rc = sync_path(s->dir_path, 1)))
-		return rc;
+	if (fdatasync(s->wal_fd) != 0)
+		return -errno;
+	if (!s->dir_synced && fsync(s->dir_fd) != 0)
+		return -errno;
 	s->dir_synced = 1;
 	return 0;
 }

@@ -35,8 +35,9 @@ struct store {
 	int64_t data_version;   /* as last seen (store_changed) */
 	int data_version_seen;
 	struct store_ckpt *ckpt; /* background checkpointer, or NULL */
-	char *wal_path;         /* store_defer_sync: the WAL, for store_sync */
-	char *dir_path;         /* its directory, synced once (dir_synced) */
+	int wal_fd;             /* store_defer_sync: the WAL, for store_sync
+	                           (-1: commits wait for the disk) */
+	int dir_fd;             /* its directory, synced once (dir_synced) */
 	int dir_synced;
 	sqlite3_stmt *stmt[STORE_MAX_STMTS]; /* cache, indexed by statement id */
 };
