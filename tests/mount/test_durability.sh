@@ -92,4 +92,53 @@ expect_eq "(c) no save of the local state before the WAL it follows was flushed 
 check "files read back" cmp -s "$MNT/unsynced" "$MNT/unsynced"
 check "unmount" t_umount
 expect_status "check: clean" 0 ctl check
+
+# (d) commits made by the keys layer on the mount's connection (here a
+# refused login on a mount shared with other uids) are flushed before
+# their witness line goes out, and before the refusal is answered; every
+# witness line comes after a flush that began after the WAL's last write
+# before it. strace sees the witness as a sendto on the syslog socket.
+t_log_listener "$T/log.sock" "$T/witness.log"
+printf '[audit]\nsyslog = on\nsyslog_socket = %s\n' "$T/log.sock" >> "$CONF"
+chmod 755 "$T"
+check "(d) mount shared with other uids" t_mount -o allow_other
+PID=$(t_pid)
+strace -f -qq -ttt -T -y -s 300 -e trace=fdatasync,fsync,pwrite64,sendto \
+	-p "$PID" -o "$T/st2.log" &
+ST=$!
+for _ in $(seq 50); do grep -q 'TracerPid:[[:space:]]*[1-9]' "/proc/$PID/status" && break; sleep 0.1; done
+sleep 0.3
+printf 'wrong\n' > "$T/wrong.pass"; chown 65534 "$T/wrong.pass"; chmod 600 "$T/wrong.pass"
+head -c 4096 /dev/urandom > "$MNT/f"
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+	"$CUSTODYCTL" -u nosuchuser --passfile "$T/wrong.pass" login -m "$MNT" \
+	> /dev/null 2>&1
+expect_eq "(d) the refused login: exit 3" 3 "$?"
+sleep 1.5
+check "(d) unmount" t_umount
+kill "$ST" 2>/dev/null; wait "$ST" 2>/dev/null
+perl -ne '
+	my ($tid, $t) = /^(\d+)\s+([\d.]+)\s+/ or next;
+	if (/ f(?:data)?sync\(\d+<([^>]*)>\)\s*=\s*0\s*<([\d.]+)>/) {
+		printf "F %s %.6f\n", $t, $t + $2 if $1 =~ /-wal$/;
+	} elsif (/ f(?:data)?sync\(\d+<([^>]*)>\s*<unfinished/) {
+		$open{$tid} = [$t, $1];
+	} elsif (/<\.\.\. f(?:data)?sync resumed>.*=\s*0\s*<[\d.]+>/ && $open{$tid}) {
+		my ($s, $p) = @{$open{$tid}}; delete $open{$tid};
+		print "F $s $t\n" if $p =~ /-wal$/;
+	} elsif (/ pwrite64\(\d+<([^>]*)>/) {
+		print "W $t\n" if $1 =~ /-wal$/;
+	} elsif (/ sendto\(\d+<[^>]*>, ".*commit store=/) {
+		print "S $t\n";
+	}' "$T/st2.log" > "$T/events2"
+grep '^F' "$T/events2" | cut -d' ' -f2- > "$T/flushes2"
+sends=0; bad=0
+while read -r r; do
+	sends=$((sends + 1))
+	w=$(awk -v r="$r" '$1 == "W" && $2 < r { w = $2 } END { printf "%.6f\n", w }' "$T/events2")
+	f=$(awk -v w="$w" -v r="$r" '$1 >= w && $2 <= r { c = 1 } END { print c + 0 }' "$T/flushes2")
+	[ "$f" = 1 ] || bad=$((bad + 1))
+done < <(grep '^S' "$T/events2" | cut -d' ' -f2)
+check "(d) witness lines were sent (login, writes, unmount)" test "$sends" -ge 3
+expect_eq "(d) no witness line before the WAL it follows was flushed ($sends lines)" 0 "$bad"
 t_finish
