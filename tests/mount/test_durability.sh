@@ -15,15 +15,55 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 
-command -v strace >/dev/null || { fail "strace is required (make deps)"; t_finish; }
+
+# trace_daemon PID LOG: strace the daemon's threads into LOG (absolute
+# times, durations, fd paths, whole witness lines) until kill "$ST"
+trace_daemon() {
+	strace -f -qq -ttt -T -y -s 300 \
+		-e trace=fdatasync,fsync,pwrite64,rename,sendto -p "$1" -o "$2" &
+	ST=$!
+	for _ in $(seq 50); do grep -q 'TracerPid:[[:space:]]*[1-9]' "/proc/$1/status" && break; sleep 0.1; done
+	sleep 0.3
+}
+# wal_events LOG: the flushes of the WAL as "F start end", its writes as
+# "W start", renames into $T/state as "R start", witness lines as
+# "S start" (a call strace split in two has its start on the
+# "unfinished" line and its end on "resumed")
+wal_events() {
+	STATE_DIR="$T/state" perl -ne '
+	my ($tid, $t) = /^(\d+)\s+([\d.]+)\s+/ or next;
+	if (/ f(?:data)?sync\(\d+<([^>]*)>\)\s*=\s*0\s*<([\d.]+)>/) {
+		printf "F %s %.6f\n", $t, $t + $2 if $1 =~ /-wal$/;
+	} elsif (/ f(?:data)?sync\(\d+<([^>]*)>\s*<unfinished/) {
+		$open{$tid} = [$t, $1];
+	} elsif (/<\.\.\. f(?:data)?sync resumed>.*=\s*0\s*<[\d.]+>/ && $open{$tid}) {
+		my ($s, $p) = @{$open{$tid}}; delete $open{$tid};
+		print "F $s $t\n" if $p =~ /-wal$/;
+	} elsif (/ pwrite64\(\d+<([^>]*)>/) {
+		print "W $t\n" if $1 =~ /-wal$/;
+	} elsif (/ rename\("[^"]*", "([^"]*)"/) {
+		print "R $t\n" if index($1, $ENV{STATE_DIR}) == 0;
+	} elsif (/ sendto\(\d+<[^>]*>, ".*commit store=/) {
+		print "S $t\n";
+	}' "$1"
+}
+# unflushed EVENTS KIND: "N BAD": N events of KIND, BAD of them with no
+# flush that began after the WAL's last write before them and ended
+# before them
+unflushed() {
+	local n=0 bad=0 r w f
+	while read -r r; do
+		n=$((n + 1))
+		w=$(awk -v r="$r" '$1 == "W" && $2 < r { w = $2 } END { printf "%.6f\n", w }' "$1")
+		f=$(awk -v w="$w" -v r="$r" '$1 == "F" && $2 >= w && $3 <= r { c = 1 } END { print c + 0 }' "$1")
+		[ "$f" = 1 ] || bad=$((bad + 1))
+	done < <(grep "^$2" "$1" | cut -d' ' -f2)
+	echo "$n $bad"
+}
+
 check "mount" t_mount
 PID=$(t_pid)
-# every thread, with absolute times and durations, and the paths of fds
-strace -f -qq -ttt -T -y -e trace=fdatasync,fsync,pwrite64,rename \
-	-p "$PID" -o "$T/st.log" &
-ST=$!
-for _ in $(seq 50); do grep -q 'TracerPid:[[:space:]]*[1-9]' "/proc/$PID/status" && break; sleep 0.1; done
-sleep 0.3
+trace_daemon "$PID" "$T/st.log"
 
 # (a) five fsyncs of 1 MiB each, the times each was called and returned
 perl -MTime::HiRes=time -MIO::Handle -e '
@@ -39,29 +79,14 @@ perl -MTime::HiRes=time -MIO::Handle -e '
 # (b) a write nobody syncs; (c) then appends for 12 s, so that the
 # local state is saved (every 10 s) while commits keep coming
 WB=$(date +%s.%N)
-head -c 65536 /dev/urandom > "$MNT/unsynced"
+head -c 65536 /dev/urandom > "$T/unsynced"
+cp "$T/unsynced" "$MNT/unsynced"
 # without pause, so that a commit is always just made when the save comes
 timeout 12 sh -c 'while :; do echo x >> "$1"; done' sh "$MNT/appended"
 sleep 1
 kill "$ST" 2>/dev/null; wait "$ST" 2>/dev/null
 
-# the flushes of the WAL as "start end", its writes as "start", the
-# renames into the state directory as "start" (a call strace split in
-# two has its start on the "unfinished" line and its end on "resumed")
-STATE_DIR="$T/state" perl -ne '
-	my ($tid, $t) = /^(\d+)\s+([\d.]+)\s+/ or next;
-	if (/ f(?:data)?sync\(\d+<([^>]*)>\)\s*=\s*0\s*<([\d.]+)>/) {
-		printf "F %s %.6f\n", $t, $t + $2 if $1 =~ /-wal$/;
-	} elsif (/ f(?:data)?sync\(\d+<([^>]*)>\s*<unfinished/) {
-		$open{$tid} = [$t, $1];
-	} elsif (/<\.\.\. f(?:data)?sync resumed>.*=\s*0\s*<[\d.]+>/ && $open{$tid}) {
-		my ($s, $p) = @{$open{$tid}}; delete $open{$tid};
-		print "F $s $t\n" if $p =~ /-wal$/;
-	} elsif (/ pwrite64\(\d+<([^>]*)>/) {
-		print "W $t\n" if $1 =~ /-wal$/;
-	} elsif (/ rename\("[^"]*", "([^"]*)"/) {
-		print "R $t\n" if index($1, $ENV{STATE_DIR}) == 0;
-	}' "$T/st.log" > "$T/events"
+wal_events "$T/st.log" > "$T/events"
 grep '^F' "$T/events" | cut -d' ' -f2- > "$T/flushes"
 check "strace saw the WAL flushed" test -s "$T/flushes"
 check "strace saw the WAL written" grep -q '^W' "$T/events"
@@ -79,17 +104,11 @@ expect_eq "(b) a write nobody synced was flushed within 3 s (group commit)" 1 "$
 
 # (c) for each save of the local state: the WAL's last write before it
 # was flushed (a flush began after that write and ended before the save)
-saves=0; bad=0
-while read -r r; do
-	saves=$((saves + 1))
-	w=$(awk -v r="$r" '$1 == "W" && $2 < r { w = $2 } END { printf "%.6f\n", w }' "$T/events")
-	f=$(awk -v w="$w" -v r="$r" '$1 >= w && $2 <= r { c = 1 } END { print c + 0 }' "$T/flushes")
-	[ "$f" = 1 ] || bad=$((bad + 1))
-done < <(grep '^R' "$T/events" | cut -d' ' -f2)
+read -r saves bad < <(unflushed "$T/events" R)
 check "(c) the local state was saved while writes went on" test "$saves" -ge 1
 expect_eq "(c) no save of the local state before the WAL it follows was flushed ($saves saves)" 0 "$bad"
 
-check "files read back" cmp -s "$MNT/unsynced" "$MNT/unsynced"
+check "the unsynced file reads back" cmp -s "$T/unsynced" "$MNT/unsynced"
 check "unmount" t_umount
 expect_status "check: clean" 0 ctl check
 
@@ -103,11 +122,7 @@ printf '[audit]\nsyslog = on\nsyslog_socket = %s\n' "$T/log.sock" >> "$CONF"
 chmod 755 "$T"
 check "(d) mount shared with other uids" t_mount -o allow_other
 PID=$(t_pid)
-strace -f -qq -ttt -T -y -s 300 -e trace=fdatasync,fsync,pwrite64,sendto \
-	-p "$PID" -o "$T/st2.log" &
-ST=$!
-for _ in $(seq 50); do grep -q 'TracerPid:[[:space:]]*[1-9]' "/proc/$PID/status" && break; sleep 0.1; done
-sleep 0.3
+trace_daemon "$PID" "$T/st2.log"
 printf 'wrong\n' > "$T/wrong.pass"; chown 65534 "$T/wrong.pass"; chmod 600 "$T/wrong.pass"
 head -c 4096 /dev/urandom > "$MNT/f"
 setpriv --reuid=65534 --regid=65534 --clear-groups \
@@ -117,28 +132,8 @@ expect_eq "(d) the refused login: exit 3" 3 "$?"
 sleep 1.5
 check "(d) unmount" t_umount
 kill "$ST" 2>/dev/null; wait "$ST" 2>/dev/null
-perl -ne '
-	my ($tid, $t) = /^(\d+)\s+([\d.]+)\s+/ or next;
-	if (/ f(?:data)?sync\(\d+<([^>]*)>\)\s*=\s*0\s*<([\d.]+)>/) {
-		printf "F %s %.6f\n", $t, $t + $2 if $1 =~ /-wal$/;
-	} elsif (/ f(?:data)?sync\(\d+<([^>]*)>\s*<unfinished/) {
-		$open{$tid} = [$t, $1];
-	} elsif (/<\.\.\. f(?:data)?sync resumed>.*=\s*0\s*<[\d.]+>/ && $open{$tid}) {
-		my ($s, $p) = @{$open{$tid}}; delete $open{$tid};
-		print "F $s $t\n" if $p =~ /-wal$/;
-	} elsif (/ pwrite64\(\d+<([^>]*)>/) {
-		print "W $t\n" if $1 =~ /-wal$/;
-	} elsif (/ sendto\(\d+<[^>]*>, ".*commit store=/) {
-		print "S $t\n";
-	}' "$T/st2.log" > "$T/events2"
-grep '^F' "$T/events2" | cut -d' ' -f2- > "$T/flushes2"
-sends=0; bad=0
-while read -r r; do
-	sends=$((sends + 1))
-	w=$(awk -v r="$r" '$1 == "W" && $2 < r { w = $2 } END { printf "%.6f\n", w }' "$T/events2")
-	f=$(awk -v w="$w" -v r="$r" '$1 >= w && $2 <= r { c = 1 } END { print c + 0 }' "$T/flushes2")
-	[ "$f" = 1 ] || bad=$((bad + 1))
-done < <(grep '^S' "$T/events2" | cut -d' ' -f2)
+wal_events "$T/st2.log" > "$T/events2"
+read -r sends bad < <(unflushed "$T/events2" S)
 check "(d) witness lines were sent (login, writes, unmount)" test "$sends" -ge 3
 expect_eq "(d) no witness line before the WAL it follows was flushed ($sends lines)" 0 "$bad"
 t_finish
