@@ -19,9 +19,12 @@ SD=/lib/systemd/systemd
 [ -x "$SD" ] || { fail "no $SD (Debian package systemd)"; t_finish; exit; }
 
 W=$T/w
-mkdir -p "$W/units/custodyfs@.service.d" "$W/lib" "$W/srv" "$W/etc" "$W/empty"
+mkdir -p "$W/units/custodyfs@.service.d" "$W/lib" "$W/srv" "$W/etc" "$W/empty" "$W/bin"
+# the binaries under $W (in /var/tmp): a checkout under /tmp is out of
+# the unit's sight (PrivateTmp=), so it could not even start the daemon
+cp "$CFS_BIN/custodyfs" "$CFS_BIN/custodyctl" "$W/bin/"
 # the shipped unit, its paths under $W
-sed -e "s|/usr/local/bin/|$CFS_BIN/|; s|/var/lib/custodyfs/|$W/lib/|g; \
+sed -e "s|/usr/local/bin/|$W/bin/|g; s|/var/lib/custodyfs/|$W/lib/|g; \
 	s|/srv/custodyfs/|$W/srv/|g; s|/etc/custodyfs/|$W/etc/|g" \
 	"$TOP/etc/custodyfs@.service" > "$W/units/custodyfs@.service"
 cat > "$W/units/custodyfs@.service.d/test.conf" <<EOF
