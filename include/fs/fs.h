@@ -280,13 +280,14 @@ int fs_seek(struct fs *fs, const struct fs_ctx *c, uint64_t ino, uint64_t off,
  * (decrypted under the source's keys, cin's session must read) into ino_out
  * at off_out (sealed under the target's keys, cout's session must write),
  * as read + write would, except that whole target blocks the source has as
- * zeros become holes. At most FS_COPY_MAX bytes per call, in one operation
+ * zeros become holes. At most FS_COPY_MAX bytes per call (FS_COPY_BUF
+ * when the two are one file or under two sessions), in one operation
  * of the group transaction with one audit row "copy" (path "SOURCE ->
  * TARGET", or "SOURCE@SRCOFFSET -> TARGET" when the offsets differ; offset
  * and length the target's): returns the bytes copied (0 at the source's
  * end, fewer than len is normal) or -errno.
  */
-#define FS_COPY_MAX (4u << 20)
+#define FS_COPY_MAX (16u << 20)
 ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
                       uint64_t off_in, const struct fs_ctx *cout,
                       uint64_t ino_out, uint64_t off_out, size_t len);

@@ -208,6 +208,12 @@ static int block_load(struct fs *fs, const struct store_inode *in,
  * the fs's helper (par_for), then stored and put in the tree in order, as
  * block_store would one by one. Plaintext comes straight from the
  * caller's buffer; the ciphertext buffers are not secret.
+ *
+ * Three steps, so that a caller can seal on another thread while it does
+ * other store work under the lock (copy_file_range stages the next piece
+ * of its source meanwhile): run_prepare (under the lock: the tree's old
+ * leaves, the places, the keys), run_seal (no store access), run_store
+ * (under the lock).
  */
 #define SEAL_RUN_MAX 32
 
@@ -222,9 +228,15 @@ struct seal_item {
 struct seal_run {
 	struct fs *fs;
 	int cipher;
+	uint32_t version;
+	uint64_t blk;               /* first block of the run */
+	size_t n;                   /* blocks prepared */
 	size_t len;                 /* bytes per block */
-	uint8_t *ct;                /* SEAL_RUN_MAX * (bs + overhead) */
-	struct seal_item it[SEAL_RUN_MAX];
+	size_t cap;                 /* blocks it can hold */
+	uint8_t *ct;                /* cap * (bs + overhead) */
+	struct seal_item *it;       /* cap */
+	struct par_loop loop;       /* blockio_run_seal's, under way */
+	int sealing;
 };
 
 void blockio_seal_free(struct fs *fs)
@@ -232,8 +244,32 @@ void blockio_seal_free(struct fs *fs)
 	if (!fs->seal)
 		return;
 	free(fs->seal->ct);
+	free(fs->seal->it);
 	free(fs->seal);
 	fs->seal = NULL;
+}
+
+/* The fs's run, allocated on first use: room for a write's run and for
+ * a copy's piece (FS_STAGE_MAX). */
+static struct seal_run *seal_run(struct fs *fs)
+{
+	uint32_t bs = fs->block_size;
+	size_t cap = FS_STAGE_MAX / bs, stride = (size_t)bs + CIPHER_BLOCK_OVERHEAD;
+	struct seal_run *r;
+
+	if (fs->seal)
+		return fs->seal;
+	if (cap < SEAL_RUN_MAX)
+		cap = SEAL_RUN_MAX;
+	if (!(r = calloc(1, sizeof *r)) || !(r->it = calloc(cap, sizeof *r->it)) ||
+	    !(r->ct = malloc(cap * stride))) {
+		if (r)
+			free(r->it);
+		free(r);
+		return NULL;
+	}
+	r->cap = cap;
+	return fs->seal = r;
 }
 
 static void seal_one(void *arg, size_t i)
@@ -254,36 +290,26 @@ static void seal_one(void *arg, size_t i)
 	}
 }
 
-/* Store n (1..SEAL_RUN_MAX) blocks of len bytes each from blk on (len
- * < bs only for one block): the number stored, all n, or fewer and *err
- * set. A new block is one the signed tree does not have: a row the store
- * happens to hold there (planted, left over) is overwritten and never
- * counted as the file's. */
-static size_t store_run(struct fs *fs, struct store_inode *in,
-                        struct keycache *kc, uint64_t blk,
-                        const uint8_t *plain, size_t n, size_t len, int *err)
+/* Prepare n (1..cap) blocks of len bytes each from blk on (len < bs only
+ * for one block) for sealing into the fs's run: 0 or an error. */
+static int run_prepare(struct fs *fs, const struct store_inode *in,
+                       struct keycache *kc, uint64_t blk,
+                       const uint8_t *plain, size_t n, size_t len)
 {
 	uint32_t v = keyring_active(fs->kr), bs = fs->block_size;
 	struct mtree_root root = root_of(in);
-	struct seal_run *r = fs->seal;
-	size_t stride = (size_t)bs + CIPHER_BLOCK_OVERHEAD, clen, k;
+	struct seal_run *r = seal_run(fs);
+	size_t stride = (size_t)bs + CIPHER_BLOCK_OVERHEAD;
 	int rc = 0;
 
-	*err = 0;
-	if (!v) {
-		*err = -EROFS;
-		return 0;
-	}
-	if (!r) {
-		if (!(r = calloc(1, sizeof *r)) ||
-		    !(r->ct = malloc(SEAL_RUN_MAX * stride))) {
-			free(r);
-			*err = -ENOMEM;
-			return 0;
-		}
-		fs->seal = r;
-	}
-	for (k = 0; k < n; k++) {
+	if (!v)
+		return -EROFS;
+	if (!r)
+		return -ENOMEM;
+	if (n > r->cap)
+		return -EINVAL;
+	r->n = 0;
+	for (size_t k = 0; k < n; k++) {
 		struct seal_item *it = &r->it[k];
 		/* as block_store: the signed tree says which blocks are new */
 		if ((rc = mtree_leaf(fs->mt, MTREE_BLOCKS, in->ino, &root, blk + k,
@@ -296,21 +322,41 @@ static size_t store_run(struct fs *fs, struct store_inode *in,
 	if (!rc)
 		rc = file_keys(fs, in->file_id, kc, v, FS_KEY(fs, FS_KEY_FILE),
 		               FS_KEY(fs, FS_KEY_MAC));
-	if (rc) {
-		*err = rc == -EINVAL ? -EFBIG : rc;
-		return 0;
-	}
+	if (rc)
+		return rc == -EINVAL ? -EFBIG : rc;
 	r->fs = fs;
 	r->cipher = kc->cipher;
+	r->version = v;
+	r->blk = blk;
 	r->len = len;
-	par_for(fs->par, n, seal_one, r);
-	clen = len + overhead(kc->cipher);
-	for (k = 0; k < n; k++) {
+	r->n = n;
+	return 0;
+}
+
+/* Seal the prepared run: CPU only, split over par (NULL: this thread). */
+static void run_seal(struct fs *fs, struct par *par)
+{
+	par_for(par, fs->seal->n, seal_one, fs->seal);
+}
+
+/* Store the sealed run and put it in the tree, in order: the number of
+ * blocks stored, all of them, or fewer and *err set. A new block is one
+ * the signed tree does not have: a row the store happens to hold there
+ * (planted, left over) is overwritten and never counted as the file's. */
+static size_t run_store(struct fs *fs, struct store_inode *in, int *err)
+{
+	struct seal_run *r = fs->seal;
+	struct mtree_root root = root_of(in);
+	size_t clen = r->len + overhead(r->cipher), k;
+	int rc;
+
+	*err = 0;
+	for (k = 0; k < r->n; k++) {
 		struct seal_item *it = &r->it[k];
 		int created;
-		if ((rc = store_block_put(fs->s, in->ino, blk + k, v, it->out, clen,
-		                          &created)) ||
-		    (rc = mtree_put(fs->mt, MTREE_BLOCKS, in->ino, &root, blk + k,
+		if ((rc = store_block_put(fs->s, in->ino, r->blk + k, r->version,
+		                          it->out, clen, &created)) ||
+		    (rc = mtree_put(fs->mt, MTREE_BLOCKS, in->ino, &root, r->blk + k,
 		                    it->leaf))) {
 			*err = rc == -EINVAL ? -EFBIG : rc;
 			break;
@@ -318,7 +364,79 @@ static size_t store_run(struct fs *fs, struct store_inode *in,
 		if (cipher_memeq(it->old, zero_leaf, sizeof it->old))
 			in->nblocks++;
 	}
+	r->n = 0;
 	return k;
+}
+
+/* Store n blocks from blk on, sealed on both cores: the number stored,
+ * all n, or fewer and *err set. */
+static size_t store_run(struct fs *fs, struct store_inode *in,
+                        struct keycache *kc, uint64_t blk,
+                        const uint8_t *plain, size_t n, size_t len, int *err)
+{
+	if ((*err = run_prepare(fs, in, kc, blk, plain, n, len)))
+		return 0;
+	run_seal(fs, fs->par);
+	return run_store(fs, in, err);
+}
+
+/* The three steps for a caller outside this file (fs_internal.h). */
+int blockio_run_prepare(struct fs *fs, const struct store_inode *in,
+                        uint64_t off, const uint8_t *plain, size_t n)
+{
+	uint32_t bs = fs->block_size;
+	int rc;
+
+	if (off % bs || n % bs || n == 0 || off + n < off ||
+	    off + n > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	rc = run_prepare(fs, in, &(struct keycache){ 0, 0 }, off / bs, plain,
+	                 n / bs, bs);
+	if (rc)
+		wipe_keys(fs);
+	return rc;
+}
+
+void blockio_run_seal(struct fs *fs)
+{
+	struct seal_run *r = fs->seal;
+
+	par_begin(fs->par, &r->loop, r->n, seal_one, r);
+	r->sealing = 1;
+}
+
+void blockio_run_sealed(struct fs *fs)
+{
+	struct seal_run *r = fs->seal;
+
+	if (r && r->sealing) {
+		par_end(&r->loop);
+		r->sealing = 0;
+	}
+}
+
+int blockio_run_store(struct fs *fs, struct store_inode *in)
+{
+	uint64_t blk = fs->seal->blk, end;
+	size_t k;
+	int rc;
+
+	blockio_run_sealed(fs);
+	k = run_store(fs, in, &rc);
+	end = (blk + k) * fs->block_size;
+	if (k && end > in->size)
+		in->size = end;
+	fs->tx_bytes += k * fs->block_size;
+	wipe_keys(fs);
+	return rc;
+}
+
+void blockio_run_cancel(struct fs *fs)
+{
+	blockio_run_sealed(fs);
+	if (fs->seal)
+		fs->seal->n = 0;
+	wipe_keys(fs);
 }
 
 static int block_store(struct fs *fs, struct store_inode *in,
@@ -736,11 +854,15 @@ struct read_stage {
 	uint32_t *kv, *clen;        /* per block: key version, stored bytes */
 	uint8_t (*leaf)[MTREE_HASH_BYTES]; /* per block: what the tree says */
 	uint8_t *ct;                /* per block: bs + overhead */
-	uint8_t *plain;             /* locked: one block */
+	uint8_t *plain;             /* locked: two blocks (a partial first, last) */
 	uint8_t *keys;              /* locked: STAGE_KEYS (enc, mac) pairs */
 	uint32_t key_v[STAGE_KEYS];
 	int key_cipher[STAGE_KEYS];
 	int nkeys;
+	/* the unstaging under way */
+	struct par_loop loop;
+	char *out;
+	atomic_int rc;
 };
 
 struct read_stage *blockio_stage_new(uint32_t bs, size_t max_bytes)
@@ -755,7 +877,7 @@ struct read_stage *blockio_stage_new(uint32_t bs, size_t max_bytes)
 	st->clen = calloc(st->cap, sizeof *st->clen);
 	st->leaf = calloc(st->cap, sizeof *st->leaf);
 	st->ct = malloc(st->cap * ((size_t)bs + CIPHER_BLOCK_OVERHEAD));
-	st->plain = secmem_alloc(bs);
+	st->plain = secmem_alloc(2 * (size_t)bs);
 	st->keys = secmem_alloc(STAGE_KEYS * 2 * CIPHER_KEY_BYTES);
 	if (!st->kv || !st->clen || !st->leaf || !st->ct || !st->plain ||
 	    !st->keys) {
@@ -907,61 +1029,55 @@ static int unstage_block(const struct read_stage *st, size_t i, uint8_t *out)
 	return 0;
 }
 
-/* The whole blocks of a staged read, straight into the caller's buffer,
- * split between two cores (par_for): block i at buf + off(i). */
-struct unstage_run {
-	const struct read_stage *st;
-	char *buf;
-	size_t first;               /* first whole block */
-	size_t lead;                /* bytes before it in buf */
-	atomic_int rc;
-};
-
-static void unstage_one(void *arg, size_t j)
+/* The blocks of a staged read, each an item of one loop over two cores
+ * (par.h): a whole block is decrypted straight into the caller's buffer,
+ * a partial first or last one through its own half of st->plain. */
+static size_t unstage_at(const struct read_stage *st, size_t i)
 {
-	struct unstage_run *u = arg;
-	size_t i = u->first + j;
-	uint8_t *out = (uint8_t *)u->buf + u->lead + j * u->st->bs;
+	return i ? st->bs - st->in_blk + (i - 1) * st->bs : 0;
+}
 
-	if (unstage_block(u->st, i, out))
-		atomic_store(&u->rc, -EIO);
+static void unstage_one(void *arg, size_t i)
+{
+	struct read_stage *st = arg;
+	size_t bs = st->bs, from = i ? 0 : st->in_blk, at = unstage_at(st, i);
+	size_t n = bs - from < st->size - at ? bs - from : st->size - at;
+	uint8_t *out = (uint8_t *)st->out + at;
+
+	if (n != bs) {
+		uint8_t *tmp = st->plain + (i ? bs : 0);
+		if (unstage_block(st, i, tmp))
+			atomic_store(&st->rc, -EIO);
+		else
+			memcpy(out, tmp + from, n);
+	} else if (unstage_block(st, i, out)) {
+		atomic_store(&st->rc, -EIO);
+	}
+}
+
+void blockio_unstage_begin(struct par *par, struct read_stage *st, char *buf)
+{
+	st->out = buf;
+	atomic_init(&st->rc, 0);
+	par_begin(par, &st->loop, st->nblk, unstage_one, st);
+}
+
+ssize_t blockio_unstage_end(struct read_stage *st)
+{
+	int rc;
+
+	par_end(&st->loop);
+	rc = atomic_load(&st->rc);
+	if (rc)
+		memset(st->out, 0, st->size); /* nothing half-checked */
+	cipher_wipe(st->plain, 2 * (size_t)st->bs);
+	stage_wipe(st);
+	return rc ? rc : (ssize_t)st->size;
 }
 
 ssize_t blockio_unstage(struct par *par, struct read_stage *st, char *buf)
 {
-	size_t bs = st->bs, done = 0, i = 0;
-	int rc = 0;
-
-	while (i < st->nblk && !rc) {
-		size_t from = i ? 0 : st->in_blk, n = bs - from;
-
-		if (n > st->size - done)
-			n = st->size - done;
-		if (from == 0 && n == bs) {
-			/* a run of whole blocks: decrypted in place, in parallel */
-			size_t k = 1;
-			struct unstage_run u = { st, buf, i, done, 0 };
-			while (i + k < st->nblk && st->size - done >= (k + 1) * bs)
-				k++;
-			atomic_init(&u.rc, 0);
-			par_for(par, k, unstage_one, &u);
-			rc = atomic_load(&u.rc);
-			if (rc) {
-				memset(buf + done, 0, k * bs); /* nothing half-checked */
-				break;
-			}
-			done += k * bs;
-			i += k;
-			continue;
-		}
-		/* the partial first or last block, through the stage's buffer */
-		if ((rc = unstage_block(st, i, st->plain)))
-			break;
-		memcpy(buf + done, st->plain + from, n);
-		done += n;
-		i++;
-	}
-	cipher_wipe(st->plain, bs);
-	stage_wipe(st);
-	return rc ? rc : (ssize_t)done;
+	/* a small read on this thread: waking the helper costs more */
+	blockio_unstage_begin(st->nblk >= PAR_MIN ? par : NULL, st, buf);
+	return blockio_unstage_end(st);
 }

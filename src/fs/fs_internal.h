@@ -53,6 +53,8 @@ struct fs_ref {
 #define FS_STAGES 2
 #define FS_STAGE_MIN (64u << 10)
 #define FS_STAGE_MAX (1u << 20)
+/* copy_file_range's plaintext: two pieces of FS_STAGE_MAX (fs_range.c) */
+#define FS_COPY_BUF (2u * FS_STAGE_MAX)
 
 /* An inode this transaction changed (its newest value), or a verified
  * one (the clean cache). */
@@ -145,7 +147,7 @@ struct fs {
 	struct par *par;        /* a second core for sealing (may be NULL) */
 	struct seal_run *seal;  /* a write's whole blocks, sealed at once
 	                           (blockio.c; allocated on first use) */
-	uint8_t *copybuf;       /* copy_file_range's plaintext (FS_COPY_MAX),
+	uint8_t *copybuf;       /* copy_file_range's plaintext (FS_COPY_BUF),
 	                           allocated on first use, wiped after each */
 	struct read_stage *cstage[2]; /* copy_file_range's source pieces */
 	struct read_stage *stage[FS_STAGES]; /* for large reads (fs_read) */
@@ -346,9 +348,33 @@ void blockio_stage_hold(struct read_stage *st, int busy);
 ssize_t blockio_stage(struct fs *fs, const struct store_inode *in,
                       struct read_stage *st, size_t size, uint64_t off);
 ssize_t blockio_unstage(struct par *par, struct read_stage *st, char *buf);
-/* Writes and updates in->size, in->nblocks (caller saves the inode). */
+/* blockio_unstage in two (par_begin/par_end): the helper starts on it and
+ * this thread may do other work (none on fs->par, nothing that touches
+ * st or buf) before _end joins in, waits and returns what _unstage would. */
+void blockio_unstage_begin(struct par *par, struct read_stage *st, char *buf);
+ssize_t blockio_unstage_end(struct read_stage *st);
+/*
+ * A write of whole blocks in steps, for a caller that overlaps the
+ * sealing with other work under the lock (copy_file_range):
+ * blockio_run_prepare (off and n whole blocks, at most FS_STAGE_MAX
+ * bytes) reads the tree and derives the keys; blockio_run_seal posts the
+ * seals to the fs's helper (par.h) and returns at once: until
+ * blockio_run_sealed (this thread joins in and waits) the caller may do
+ * store work that leaves this file's blocks, the plaintext and the fs's
+ * key slots alone, and posts no other loop on fs->par;
+ * blockio_run_store (sealed first if need be) stores the run, grows the
+ * size to its end and wipes the keys, as blockio_write does. After a
+ * prepare that returned 0 comes a store or blockio_run_cancel.
+ */
+int blockio_run_prepare(struct fs *fs, const struct store_inode *in,
+                        uint64_t off, const uint8_t *plain, size_t n);
+void blockio_run_seal(struct fs *fs);
+void blockio_run_sealed(struct fs *fs);
+int blockio_run_store(struct fs *fs, struct store_inode *in);
+void blockio_run_cancel(struct fs *fs);
 /* The buffers of the batched sealing path, freed (fs_destroy). */
 void blockio_seal_free(struct fs *fs);
+/* Writes and updates in->size, in->nblocks (caller saves the inode). */
 ssize_t blockio_write(struct fs *fs, struct store_inode *in, const char *buf,
                       size_t size, uint64_t off);
 /* Shrink or grow to size (caller saves the inode). */

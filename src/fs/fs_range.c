@@ -178,26 +178,34 @@ static int copy_into(struct fs *fs, struct store_inode *dst,
 }
 
 /*
- * The source is read in pieces of FS_STAGE_MAX: piece j+1's ciphertext is
- * staged (under the lock, from the store) and a helper thread
- * authenticates and decrypts it while this thread seals piece j into the
- * target, so decryption and sealing use both cores. The lock is held
- * throughout: nothing else changes the store meanwhile, and the helper
- * touches only its stage and its part of the buffer. A piece that does
- * not stage (-EAGAIN) is read the plain way.
+ * The source is read in pieces of FS_STAGE_MAX, and the copy is a
+ * pipeline over the two cores with the lock held throughout (nothing else
+ * changes the store meanwhile). Only this thread touches the store; the
+ * fs's helper (par.h) starts on each piece's cryptography while this
+ * thread does the store work beside it, then this thread joins in:
+ *
+ *   this thread:  stage j+1, then seal j     store j, then decrypt j+1
+ *   helper:       seal j                     decrypt j+1
+ *
+ * A piece that is not whole target blocks of data (an unaligned target,
+ * a zero block to punch, the tail) goes through copy_into; a piece that
+ * does not stage (-EAGAIN) is read the plain way. The plaintext of two
+ * pieces is all the copy holds (buf: FS_COPY_BUF, piece j in half j % 2),
+ * so a request can be long (FS_COPY_MAX): the first piece of each, staged
+ * and decrypted with nothing beside it, is rarer.
  */
-struct unstage_job {
-	struct read_stage *st;
-	uint8_t *out;
-	ssize_t n;
-};
 
-static void *unstage_main(void *arg)
+/* How many leading bytes of piece [p, p + len) written at t are whole
+ * target blocks of data, sealed as one run (0: none). */
+static size_t run_bytes(uint32_t bs, const uint8_t *p, size_t len, uint64_t t)
 {
-	struct unstage_job *j = arg;
+	size_t k = 0;
 
-	j->n = blockio_unstage(NULL, j->st, (char *)j->out);
-	return NULL;
+	if (t % bs)
+		return 0;
+	while (len - k >= bs && !all_zero(p + k, bs))
+		k += bs;
+	return k;
 }
 
 static int copy_pieces(struct fs *fs, const struct store_inode *src,
@@ -206,8 +214,6 @@ static int copy_pieces(struct fs *fs, const struct store_inode *src,
 {
 	const size_t piece = FS_STAGE_MAX;
 	size_t npieces = (n + piece - 1) / piece;
-	struct unstage_job job;
-	pthread_t helper;
 	ssize_t got;
 	int rc = 0;
 
@@ -215,9 +221,7 @@ static int copy_pieces(struct fs *fs, const struct store_inode *src,
 		if (!fs->cstage[i] &&
 		    !(fs->cstage[i] = blockio_stage_new(fs->block_size, piece)))
 			return -ENOMEM;
-	/* the first piece, here, decrypted on both cores (nothing is sealed
-	 * beside it yet; it was one core: a cold 1 GiB copy took 7.0 s, now
-	 * 6.6 s) */
+	/* the first piece, decrypted on both cores (nothing else to do yet) */
 	got = blockio_stage(fs, src, fs->cstage[0], n < piece ? n : piece, off_in);
 	if (got > 0)
 		got = blockio_unstage(fs->par, fs->cstage[0], (char *)buf);
@@ -230,38 +234,39 @@ static int copy_pieces(struct fs *fs, const struct store_inode *src,
 		return -EIO;
 	for (size_t j = 0; j < npieces && !rc; j++) {
 		size_t at = j * piece, len = n - at < piece ? n - at : piece;
-		int running = 0, plain = 0;
+		size_t nat = at + piece, nlen = 0, run;
+		struct read_stage *next = fs->cstage[(j + 1) % 2];
+		uint8_t *cur = buf + (j % 2) * piece, *nbuf = buf + ((j + 1) % 2) * piece;
+		int staged = 0;
 
+		run = run_bytes(fs->block_size, cur, len, off_out + at);
+		if (run && (rc = blockio_run_prepare(fs, dst, off_out + at, cur, run)))
+			break;
+		if (run)
+			blockio_run_seal(fs);
 		if (j + 1 < npieces) {
-			size_t nat = at + piece;
-			size_t nlen = n - nat < piece ? n - nat : piece;
-			got = blockio_stage(fs, src, fs->cstage[(j + 1) % 2], nlen,
-			                    off_in + nat);
-			if (got == -EAGAIN || got == 0)
-				plain = 1;
-			else if (got < 0)
+			nlen = n - nat < piece ? n - nat : piece;
+			got = blockio_stage(fs, src, next, nlen, off_in + nat);
+			if (got > 0)
+				staged = 1;
+			else if (got != -EAGAIN && got != 0)
 				rc = (int)got;
-			else {
-				job = (struct unstage_job){ fs->cstage[(j + 1) % 2],
-				                            buf + nat, 0 };
-				if (pthread_create(&helper, NULL, unstage_main, &job) == 0)
-					running = 1;
-				else
-					unstage_main(&job); /* no thread: decrypt here */
-			}
 		}
-		if (!rc)
-			rc = copy_into(fs, dst, buf + at, len, off_out + at);
-		if (running)
-			pthread_join(helper, NULL);
+		if (run) {
+			blockio_run_sealed(fs);
+			if (staged)
+				blockio_unstage_begin(fs->par, next, (char *)nbuf);
+			rc = rc ? (blockio_run_cancel(fs), rc) : blockio_run_store(fs, dst);
+		} else if (staged) {
+			blockio_unstage_begin(fs->par, next, (char *)nbuf);
+		}
+		if (!rc && run < len)
+			rc = copy_into(fs, dst, cur + run, len - run, off_out + at + run);
+		if (staged)
+			got = blockio_unstage_end(next);
+		else if (!rc && j + 1 < npieces)
+			got = blockio_read(fs, src, (char *)nbuf, nlen, off_in + nat);
 		if (!rc && j + 1 < npieces) {
-			size_t nat = at + piece;
-			size_t nlen = n - nat < piece ? n - nat : piece;
-			if (plain)
-				got = blockio_read(fs, src, (char *)buf + nat, nlen,
-				                   off_in + nat);
-			else
-				got = job.n;
 			if (got < 0)
 				rc = (int)got;
 			else if ((size_t)got != nlen)
@@ -309,7 +314,7 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 	fs_lock(fs, cin);
 	/* one buffer for the mount (the copy holds the lock throughout): no
 	 * fresh pages to fault in and zero for every request */
-	if (!fs->copybuf && !(fs->copybuf = malloc(FS_COPY_MAX))) {
+	if (!fs->copybuf && !(fs->copybuf = malloc(FS_COPY_BUF))) {
 		fs_unlock(fs);
 		return -ENOMEM;
 	}
@@ -339,8 +344,11 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 			rc = copy_pieces(fs, &src, off_in, &dst, off_out, buf, n);
 		else {
 			/* the same file, or two sessions' keyrings: read it all
-			 * first under the source's, then write under the target's */
+			 * first under the source's, then write under the target's
+			 * (at most a buffer's worth: a short copy is normal) */
 			ssize_t got;
+			if (n > FS_COPY_BUF)
+				n = FS_COPY_BUF;
 			fs_act(fs, cin);
 			got = blockio_read(fs, &src, (char *)buf, n, off_in);
 			fs_act(fs, cout);
@@ -363,7 +371,7 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 	rc = fs_audit(fs, cout, "copy_file_range", ino_out, path, off_out, rc ? len : n,
 	              rc ? rc : (int64_t)n);
 out:
-	cipher_wipe(buf, n);
+	cipher_wipe(buf, n < FS_COPY_BUF ? n : FS_COPY_BUF);
 	fs_unlock(fs);
 	return rc < 0 ? rc : (ssize_t)n;
 }

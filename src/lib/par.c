@@ -1,10 +1,11 @@
 /*
  * par.c - fork-join over two cores (par.h).
  *
- * A loop lives on its caller's stack: its items are claimed one at a
- * time from its counter by the caller and, once it wakes, the helper, so
- * whichever core is free does more. The caller owns the helper from
- * posting the loop until it returns (busy): no other loop is posted
+ * A loop lives in its caller's storage (par_for: its stack): its items
+ * are claimed one at a time from its counter by the caller and, once it
+ * wakes, the helper, so whichever core is free does more. The caller owns
+ * the helper from posting the loop until par_end returns (busy): no other
+ * loop is posted
  * meanwhile, and a helper that has not taken the loop by the time the
  * caller has claimed the last item is called off (the caller never
  * waits for a wake-up that would bring nothing).
@@ -15,24 +16,17 @@
 
 #include "par.h"
 
-struct loop {
-	void (*fn)(void *arg, size_t i);
-	void *arg;
-	size_t n;
-	atomic_size_t next;         /* the next item to claim */
-};
-
 struct par {
 	pthread_mutex_t mu;
 	pthread_cond_t go, done;
 	pthread_t th;
 	int started, failed, quit;  /* mu, as all below */
 	int busy;                   /* a caller's loop owns the helper */
-	struct loop *job;           /* posted, not yet taken by the helper */
+	struct par_loop *job;           /* posted, not yet taken by the helper */
 	int running;                /* the helper works on the owner's loop */
 };
 
-static void run(struct loop *l)
+static void run(struct par_loop *l)
 {
 	size_t i;
 
@@ -47,7 +41,7 @@ static void *helper(void *arg)
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		struct loop *l;
+		struct par_loop *l;
 		while (!p->job && !p->quit)
 			pthread_cond_wait(&p->go, &p->mu);
 		if (p->quit)
@@ -94,37 +88,60 @@ void par_free(struct par *p)
 	free(p);
 }
 
-void par_for(struct par *p, size_t n, void (*fn)(void *arg, size_t i),
-             void *arg)
+/* Post l to p's helper unless it is busy: 1 if posted (p owned by l). */
+static int post(struct par *p, struct par_loop *l)
 {
-	struct loop l = { fn, arg, n, 0 };
 	int shared = 0;
 
-	atomic_init(&l.next, 0);
-	if (p && n >= PAR_MIN) {
-		pthread_mutex_lock(&p->mu);
-		if (!p->started && !p->failed) {
-			if (pthread_create(&p->th, NULL, helper, p) == 0)
-				p->started = 1;
-			else
-				p->failed = 1; /* inline from now on */
-		}
-		if (p->started && !p->busy) {
-			p->busy = 1;
-			p->job = &l;
-			pthread_cond_signal(&p->go);
-			shared = 1;
-		}
-		pthread_mutex_unlock(&p->mu);
+	pthread_mutex_lock(&p->mu);
+	if (!p->started && !p->failed) {
+		if (pthread_create(&p->th, NULL, helper, p) == 0)
+			p->started = 1;
+		else
+			p->failed = 1; /* inline from now on */
 	}
-	run(&l);
-	if (!shared)
+	if (p->started && !p->busy) {
+		p->busy = 1;
+		p->job = l;
+		pthread_cond_signal(&p->go);
+		shared = 1;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return shared;
+}
+
+void par_begin(struct par *p, struct par_loop *l, size_t n,
+               void (*fn)(void *arg, size_t i), void *arg)
+{
+	l->fn = fn;
+	l->arg = arg;
+	l->n = n;
+	atomic_init(&l->next, 0);
+	l->p = p && n > 0 && post(p, l) ? p : NULL;
+}
+
+void par_end(struct par_loop *l)
+{
+	struct par *p = l->p;
+
+	run(l);
+	if (!p)
 		return;
 	pthread_mutex_lock(&p->mu);
-	if (p->job == &l)
+	if (p->job == l)
 		p->job = NULL; /* never taken: called off */
 	while (p->running)
 		pthread_cond_wait(&p->done, &p->mu);
 	p->busy = 0;
 	pthread_mutex_unlock(&p->mu);
+	l->p = NULL;
+}
+
+void par_for(struct par *p, size_t n, void (*fn)(void *arg, size_t i),
+             void *arg)
+{
+	struct par_loop l;
+
+	par_begin(n >= PAR_MIN ? p : NULL, &l, n, fn, arg);
+	par_end(&l);
 }

@@ -1,13 +1,16 @@
 /*
- * test_par.c - par_for: every item of every loop runs exactly once, with
- * its own loop's function and argument, when several callers share one
- * helper at once (a caller that finds it busy runs inline) and loops of
- * every size come and go while the helper is still waking from the last.
+ * test_par.c - par_for and par_begin/par_end: every item of every loop
+ * runs exactly once, with its own loop's function and argument, when
+ * several callers share one helper at once (a caller that finds it busy
+ * runs inline) and loops of every size come and go while the helper is
+ * still waking from the last; a posted loop makes progress on the helper
+ * while its caller is away doing other work.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "par.h"
 #include "unit.h"
@@ -53,8 +56,17 @@ static void *caller(void *arg)
 		for (size_t i = 0; i < MAXN; i++)
 			atomic_init(&j.hits[i], 0);
 		atomic_init(&j.wrong, 0);
-		par_for(shared, j.n, item, &j);
-		/* par_for has returned: nothing may touch j any more */
+		if (r % 2) {
+			par_for(shared, j.n, item, &j);
+		} else {
+			/* posted, some other work here, then joined */
+			struct par_loop l;
+			par_begin(shared, &l, j.n, item, &j);
+			for (volatile int k = 0; k < (r % 5) * 100; k++)
+				;
+			par_end(&l);
+		}
+		/* the loop has returned: nothing may touch j any more */
 		for (size_t i = 0; i < j.n; i++)
 			if (atomic_load(&j.hits[i]) != 1)
 				atomic_fetch_add(&bad_items, 1);
@@ -86,6 +98,28 @@ int main(void)
 	atomic_init(&total, 0);
 	par_for(NULL, 10, sum, &total);
 	CHECK_EQ(atomic_load(&total), 55);
+	/* a posted loop runs on the helper while its caller is away: the
+	 * caller waits (up to 10 s) for the helper to finish items alone */
+	{
+		struct par_loop l;
+		atomic_init(&total, 0);
+		par_begin(shared, &l, 100, sum, &total);
+		for (int k = 0; k < 10000 && atomic_load(&total) == 0; k++) {
+			struct timespec ms = { 0, 1000000 };
+			nanosleep(&ms, NULL);
+		}
+		CHECK(atomic_load(&total) > 0);
+		par_end(&l);
+		CHECK_EQ(atomic_load(&total), 5050);
+		/* n = 0 and a NULL helper: par_end runs it all, or nothing */
+		atomic_init(&total, 0);
+		par_begin(shared, &l, 0, sum, &total);
+		par_end(&l);
+		par_begin(NULL, &l, 10, sum, &total);
+		CHECK_EQ(atomic_load(&total), 0);
+		par_end(&l);
+		CHECK_EQ(atomic_load(&total), 55);
+	}
 	/* several callers at once on one helper */
 	atomic_init(&bad_items, 0);
 	atomic_init(&bad_loops, 0);
