@@ -281,7 +281,8 @@ int fs_seek(struct fs *fs, const struct fs_ctx *c, uint64_t ino, uint64_t off,
  * at off_out (sealed under the target's keys, cout's session must write),
  * as read + write would, except that whole target blocks the source has as
  * zeros become holes. At most FS_COPY_MAX bytes per call (FS_COPY_BUF
- * when the two are one file or under two sessions), in one operation
+ * when the two are one file or under two sessions; fewer past 4 MiB once
+ * the call has held the lock 100 ms), in one operation
  * of the group transaction with one audit row "copy" (path "SOURCE ->
  * TARGET", or "SOURCE@SRCOFFSET -> TARGET" when the offsets differ; offset
  * and length the target's): returns the bytes copied (0 at the source's

@@ -15,7 +15,8 @@
  * (any n, as the caller's other work is the reason to share it) and
  * returns at once; par_end claims what is left on the caller's thread and
  * returns when every call has returned. Between the two the caller must
- * not touch what the items touch, and posts no other loop on p.
+ * not touch what the items touch; a par_for it makes on p meanwhile is
+ * allowed (it runs inline while the helper is taken).
  */
 #ifndef CUSTODY_PAR_H
 #define CUSTODY_PAR_H

@@ -42,7 +42,7 @@ void fs_destroy(struct fs *fs)
 	secmem_free(fs->blockbuf);
 	blockio_seal_free(fs);
 	par_free(fs->par);
-	free(fs->copybuf);
+	secmem_free(fs->copybuf);
 	blockio_stage_free(fs->cstage[0]);
 	blockio_stage_free(fs->cstage[1]);
 	mtree_free(fs->mt);

@@ -147,8 +147,9 @@ struct fs {
 	struct par *par;        /* a second core for sealing (may be NULL) */
 	struct seal_run *seal;  /* a write's whole blocks, sealed at once
 	                           (blockio.c; allocated on first use) */
-	uint8_t *copybuf;       /* copy_file_range's plaintext (FS_COPY_BUF),
-	                           allocated on first use, wiped after each */
+	uint8_t *copybuf;       /* locked: copy_file_range's plaintext
+	                           (FS_COPY_BUF), allocated on first use,
+	                           wiped after each */
 	struct read_stage *cstage[2]; /* copy_file_range's source pieces */
 	struct read_stage *stage[FS_STAGES]; /* for large reads (fs_read) */
 	uint8_t *scratch;       /* locked memory for derived keys, by slot */
@@ -349,8 +350,9 @@ ssize_t blockio_stage(struct fs *fs, const struct store_inode *in,
                       struct read_stage *st, size_t size, uint64_t off);
 ssize_t blockio_unstage(struct par *par, struct read_stage *st, char *buf);
 /* blockio_unstage in two (par_begin/par_end): the helper starts on it and
- * this thread may do other work (none on fs->par, nothing that touches
- * st or buf) before _end joins in, waits and returns what _unstage would. */
+ * this thread may do other work (nothing that touches st or buf; a
+ * par_for on the same par runs inline) before _end joins in, waits and
+ * returns what _unstage would. */
 void blockio_unstage_begin(struct par *par, struct read_stage *st, char *buf);
 ssize_t blockio_unstage_end(struct read_stage *st);
 /*
@@ -361,7 +363,8 @@ ssize_t blockio_unstage_end(struct read_stage *st);
  * seals to the fs's helper (par.h) and returns at once: until
  * blockio_run_sealed (this thread joins in and waits) the caller may do
  * store work that leaves this file's blocks, the plaintext and the fs's
- * key slots alone, and posts no other loop on fs->par;
+ * key slots alone (a par_for on fs->par meanwhile runs inline: the
+ * helper is this run's);
  * blockio_run_store (sealed first if need be) stores the run, grows the
  * size to its end and wipes the keys, as blockio_write does. After a
  * prepare that returned 0 comes a store or blockio_run_cancel.

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "fs_internal.h"
 #include "session.h"
@@ -192,8 +193,22 @@ static int copy_into(struct fs *fs, struct store_inode *dst,
  * does not stage (-EAGAIN) is read the plain way. The plaintext of two
  * pieces is all the copy holds (buf: FS_COPY_BUF, piece j in half j % 2),
  * so a request can be long (FS_COPY_MAX): the first piece of each, staged
- * and decrypted with nothing beside it, is rarer.
+ * and decrypted with nothing beside it, is rarer. The lock is held
+ * throughout, so past FS_COPY_SHORT bytes a request that has taken
+ * FS_COPY_BUDGET_NS stops at the end of a piece and returns a short copy
+ * (normal for copy_file_range; cp asks again): a slow disk does not keep
+ * the rest of the mount waiting for 16 MiB.
  */
+#define FS_COPY_SHORT (4u << 20)
+#define FS_COPY_BUDGET_NS 100000000LL
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
 
 /* How many leading bytes of piece [p, p + len) written at t are whole
  * target blocks of data, sealed as one run (0: none). */
@@ -208,15 +223,18 @@ static size_t run_bytes(uint32_t bs, const uint8_t *p, size_t len, uint64_t t)
 	return k;
 }
 
+/* Copy n bytes, or fewer past the budget: *done is what was copied. */
 static int copy_pieces(struct fs *fs, const struct store_inode *src,
                        uint64_t off_in, struct store_inode *dst,
-                       uint64_t off_out, uint8_t *buf, size_t n)
+                       uint64_t off_out, uint8_t *buf, size_t n, size_t *done)
 {
 	const size_t piece = FS_STAGE_MAX;
 	size_t npieces = (n + piece - 1) / piece;
+	int64_t start = now_ns();
 	ssize_t got;
 	int rc = 0;
 
+	*done = 0;
 	for (int i = 0; i < 2; i++)
 		if (!fs->cstage[i] &&
 		    !(fs->cstage[i] = blockio_stage_new(fs->block_size, piece)))
@@ -272,6 +290,11 @@ static int copy_pieces(struct fs *fs, const struct store_inode *src,
 			else if ((size_t)got != nlen)
 				rc = -EIO;
 		}
+		if (!rc)
+			*done = at + len;
+		if (!rc && *done >= FS_COPY_SHORT && j + 1 < npieces &&
+		    now_ns() - start > FS_COPY_BUDGET_NS)
+			break; /* a short copy: the next piece is wiped unused */
 	}
 	return rc;
 }
@@ -303,7 +326,7 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 	char p[2 * FS_PATH_MAX + 32];
 	const char *path;
 	uint8_t *buf;
-	size_t n = 0;
+	size_t n = 0, used = 0;
 	int rc, began = 0;
 
 	if (len > FS_COPY_MAX)
@@ -314,7 +337,7 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 	fs_lock(fs, cin);
 	/* one buffer for the mount (the copy holds the lock throughout): no
 	 * fresh pages to fault in and zero for every request */
-	if (!fs->copybuf && !(fs->copybuf = malloc(FS_COPY_BUF))) {
+	if (!fs->copybuf && !(fs->copybuf = secmem_alloc(FS_COPY_BUF))) {
 		fs_unlock(fs);
 		return -ENOMEM;
 	}
@@ -340,15 +363,17 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 	if (!rc && off_in < src.size) {
 		n = src.size - off_in < len ? (size_t)(src.size - off_in) : len;
 		if (ino_in != ino_out && cin->sid == cout->sid &&
-		    cin->uid == cout->uid)
-			rc = copy_pieces(fs, &src, off_in, &dst, off_out, buf, n);
-		else {
+		    cin->uid == cout->uid) {
+			used = n;
+			rc = copy_pieces(fs, &src, off_in, &dst, off_out, buf, used, &n);
+		} else {
 			/* the same file, or two sessions' keyrings: read it all
 			 * first under the source's, then write under the target's
 			 * (at most a buffer's worth: a short copy is normal) */
 			ssize_t got;
 			if (n > FS_COPY_BUF)
 				n = FS_COPY_BUF;
+			used = n;
 			fs_act(fs, cin);
 			got = blockio_read(fs, &src, (char *)buf, n, off_in);
 			fs_act(fs, cout);
@@ -371,7 +396,7 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 	rc = fs_audit(fs, cout, "copy_file_range", ino_out, path, off_out, rc ? len : n,
 	              rc ? rc : (int64_t)n);
 out:
-	cipher_wipe(buf, n < FS_COPY_BUF ? n : FS_COPY_BUF);
+	cipher_wipe(buf, used < FS_COPY_BUF ? used : FS_COPY_BUF);
 	fs_unlock(fs);
 	return rc < 0 ? rc : (ssize_t)n;
 }
