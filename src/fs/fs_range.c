@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 
 #include "fs_internal.h"
 #include "session.h"
@@ -195,20 +194,12 @@ static int copy_into(struct fs *fs, struct store_inode *dst,
  * so a request can be long (FS_COPY_MAX): the first piece of each, staged
  * and decrypted with nothing beside it, is rarer. The lock is held
  * throughout, so past FS_COPY_SHORT bytes a request that has taken
- * FS_COPY_BUDGET_NS stops at the end of a piece and returns a short copy
+ * FS_COPY_BUDGET_MS stops at the end of a piece and returns a short copy
  * (normal for copy_file_range; cp asks again): a slow disk does not keep
  * the rest of the mount waiting for 16 MiB.
  */
 #define FS_COPY_SHORT (4u << 20)
-#define FS_COPY_BUDGET_NS 100000000LL
-
-static int64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
+#define FS_COPY_BUDGET_MS 100
 
 /* How many leading bytes of piece [p, p + len) written at t are whole
  * target blocks of data, sealed as one run (0: none). */
@@ -230,7 +221,7 @@ static int copy_pieces(struct fs *fs, const struct store_inode *src,
 {
 	const size_t piece = FS_STAGE_MAX;
 	size_t npieces = (n + piece - 1) / piece;
-	int64_t start = now_ns();
+	int64_t start = fs_now_ms();
 	ssize_t got;
 	int rc = 0;
 
@@ -270,14 +261,12 @@ static int copy_pieces(struct fs *fs, const struct store_inode *src,
 			else if (got != -EAGAIN && got != 0)
 				rc = (int)got;
 		}
-		if (run) {
+		if (run)
 			blockio_run_sealed(fs);
-			if (staged)
-				blockio_unstage_begin(fs->par, next, (char *)nbuf);
-			rc = rc ? (blockio_run_cancel(fs), rc) : blockio_run_store(fs, dst);
-		} else if (staged) {
+		if (staged)
 			blockio_unstage_begin(fs->par, next, (char *)nbuf);
-		}
+		if (run)
+			rc = rc ? (blockio_run_cancel(fs), rc) : blockio_run_store(fs, dst);
 		if (!rc && run < len)
 			rc = copy_into(fs, dst, cur + run, len - run, off_out + at + run);
 		if (staged)
@@ -293,7 +282,7 @@ static int copy_pieces(struct fs *fs, const struct store_inode *src,
 		if (!rc)
 			*done = at + len;
 		if (!rc && *done >= FS_COPY_SHORT && j + 1 < npieces &&
-		    now_ns() - start > FS_COPY_BUDGET_NS)
+		    fs_now_ms() - start > FS_COPY_BUDGET_MS)
 			break; /* a short copy: the next piece is wiped unused */
 	}
 	return rc;
