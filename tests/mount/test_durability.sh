@@ -26,9 +26,9 @@ trace_daemon() {
 	sleep 0.3
 }
 # wal_events LOG: the flushes of the WAL as "F start end", its writes as
-# "W start", renames into $T/state as "R start", witness lines as
-# "S start" (a call strace split in two has its start on the
-# "unfinished" line and its end on "resumed")
+# "W start thread", renames into $T/state as "R start thread", witness
+# lines as "S start thread" (a call strace split in two has its start on
+# the "unfinished" line and its end on "resumed")
 wal_events() {
 	STATE_DIR="$T/state" perl -ne '
 	my ($tid, $t) = /^(\d+)\s+([\d.]+)\s+/ or next;
@@ -40,24 +40,30 @@ wal_events() {
 		my ($s, $p) = @{$open{$tid}}; delete $open{$tid};
 		print "F $s $t\n" if $p =~ /-wal$/;
 	} elsif (/ pwrite64\(\d+<([^>]*)>/) {
-		print "W $t\n" if $1 =~ /-wal$/;
+		print "W $t $tid\n" if $1 =~ /-wal$/;
 	} elsif (/ rename\("[^"]*", "([^"]*)"/) {
-		print "R $t\n" if index($1, $ENV{STATE_DIR}) == 0;
+		print "R $t $tid\n" if index($1, $ENV{STATE_DIR}) == 0;
 	} elsif (/ sendto\(\d+<[^>]*>, ".*commit store=/) {
-		print "S $t\n";
+		print "S $t $tid\n";
 	}' "$1"
 }
-# unflushed EVENTS KIND: "N BAD": N events of KIND, BAD of them with no
-# flush that began after the WAL's last write before them and ended
-# before them
+# unflushed EVENTS KIND [own]: "N BAD": N events of KIND, BAD of them with
+# no flush that began after the WAL's last write before them and ended
+# before them. With "own", the last write is the last one made by the
+# event's own thread: a witness line goes out from the thread that made
+# the commit it witnesses, after that thread's flush, and another
+# thread's next commit may write the WAL in between (the lock is free
+# while a sync runs); a save of the local state is made under the lock,
+# so no write of any thread may come between its flush and it.
 unflushed() {
-	local n=0 bad=0 r w f
-	while read -r r; do
+	local n=0 bad=0 r tid w f
+	while read -r r tid; do
 		n=$((n + 1))
-		w=$(awk -v r="$r" '$1 == "W" && $2 < r { w = $2 } END { printf "%.6f\n", w }' "$1")
+		w=$(awk -v r="$r" -v t="$tid" -v own="${3:-}" \
+			'$1 == "W" && $2 < r && (own == "" || $3 == t) { w = $2 } END { printf "%.6f\n", w }' "$1")
 		f=$(awk -v w="$w" -v r="$r" '$1 == "F" && $2 >= w && $3 <= r { c = 1 } END { print c + 0 }' "$1")
 		[ "$f" = 1 ] || bad=$((bad + 1))
-	done < <(grep "^$2" "$1" | cut -d' ' -f2)
+	done < <(grep "^$2" "$1" | cut -d' ' -f2-)
 	echo "$n $bad"
 }
 
@@ -133,7 +139,7 @@ sleep 1.5
 check "(d) unmount" t_umount
 kill "$ST" 2>/dev/null; wait "$ST" 2>/dev/null
 wal_events "$T/st2.log" > "$T/events2"
-read -r sends bad < <(unflushed "$T/events2" S)
+read -r sends bad < <(unflushed "$T/events2" S own)
 check "(d) witness lines were sent (login, writes, unmount)" test "$sends" -ge 3
 expect_eq "(d) no witness line before the WAL it follows was flushed ($sends lines)" 0 "$bad"
 t_finish
