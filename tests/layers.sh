@@ -8,7 +8,8 @@
 # public headers of include/L and of every layer below L; never a layer
 # above, and fuse and cli never each other. Each library's header has one
 # home: sodium.h only in src/lib/cipher.c, ini.h only in src/lib/config.c,
-# sqlite3.h only in src/store, the FUSE headers only in src/fuse/fsops.c.
+# sqlite3.h only in src/store, the FUSE headers (libfuse's, and the
+# kernel's linux/fuse.h) only in src/fuse/fsops.c and src/fuse/wire.c.
 # No header reaches itself through its includes (no circular includes).
 # Prints one line per violation and exits 1 if there is any.
 set -u
@@ -81,7 +82,7 @@ only() {
 only 'sodium\.h|sodium/' 'src/lib/cipher\.c'
 only 'ini\.h' 'src/lib/config\.c'
 only 'sqlite3\.h' 'src/store/[a-z_]+\.(c|h)'
-only 'fuse[a-z_0-9]*\.h|fuse3/' 'src/fuse/fsops\.c'
+only 'fuse[a-z_0-9]*\.h|fuse3/|linux/fuse\.h' 'src/fuse/(fsops|wire)\.c'
 
 # no circular includes among the project's headers (inside one layer the
 # ranks above cannot see them): a header that reaches itself is a cycle

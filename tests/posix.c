@@ -7,7 +7,8 @@
  * sparse files, truncation, unlink of open files, directories and readdir,
  * rename and renameat2, symlinks, hard links, ownership and times, sync
  * calls, statfs, user.* xattrs, special files, mmap, name limits,
- * permission checks as an unprivileged user, fallocate (mode 0, KEEP_SIZE,
+ * permission checks as an unprivileged user, set-user-ID/set-group-ID
+ * clearing on write, truncate, fallocate, copy and chown, fallocate (mode 0, KEEP_SIZE,
  * PUNCH_HOLE, ZERO_RANGE), SEEK_DATA/SEEK_HOLE, copy_file_range and POSIX
  * ACLs (mode sync, umask, default-ACL inheritance, chmod, set-group-ID,
  * enforcement).  What it expects is what Linux
@@ -1745,6 +1746,163 @@ static void t_perms(void)
 	leave();
 }
 
+/* ---- set-user-ID and set-group-ID cleared as the VFS clears them ---- */
+
+/* Run fn as NOBODY (uid and gid, no supplementary groups) in a child. */
+static void as_nobody(void (*fn)(void))
+{
+	pid_t pid;
+	int status;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+		    setresuid(NOBODY, NOBODY, NOBODY))
+			die("drop privileges");
+		fn();
+		fflush(stdout);
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		failf("child", "unprivileged child did not finish cleanly (status %d)",
+		      status);
+}
+
+/* path created by root with mode (chmod after the create: no umask) and
+ * group gid */
+static void sx_file(const char *path, mode_t mode, gid_t gid)
+{
+	put(path, "0123456789", 10, 0644);
+	if (chown(path, 0, gid) || chmod(path, mode))
+		die(path);
+}
+
+static void privs_nobody(void)
+{
+	int fd;
+	loff_t in = 0, out = 0;
+
+	fd = OK("open other's setuid file for truncate", open("trunc", O_WRONLY));
+	OK("ftruncate other's setuid file", ftruncate(fd, 3));
+	close(fd);
+	mode_eq("unprivileged truncate clears setuid", S_IFREG | 0777,
+	        st_of("trunc").st_mode);
+	OK("truncate other's setgid file", truncate("trunc-g", 5));
+	mode_eq("unprivileged truncate clears group-exec setgid", S_IFREG | 0777,
+	        st_of("trunc-g").st_mode);
+	fd = OK("open O_TRUNC other's setuid file", open("otrunc", O_WRONLY | O_TRUNC));
+	close(fd);
+	mode_eq("unprivileged O_TRUNC clears setuid", S_IFREG | 0777,
+	        st_of("otrunc").st_mode);
+	EQ("O_TRUNC emptied it", 0, st_of("otrunc").st_size);
+	fd = OK("open other's setuid file for fallocate", open("falloc", O_WRONLY));
+	OK("fallocate other's setuid file", fallocate(fd, 0, 0, 8192));
+	close(fd);
+	mode_eq("unprivileged fallocate clears setuid", S_IFREG | 0777,
+	        st_of("falloc").st_mode);
+	{
+		int src = OK("open copy source", open("public", O_RDONLY));
+		fd = OK("open other's setuid file for a copy", open("copyto", O_WRONLY));
+		EQ("copy_file_range into other's setuid file", 4,
+		   copy_file_range(src, &in, fd, &out, 4, 0));
+		close(fd);
+		close(src);
+	}
+	mode_eq("unprivileged copy_file_range clears setuid", S_IFREG | 0777,
+	        st_of("copyto").st_mode);
+	fd = OK("open setgid file of another group (no group exec)",
+	        open("g-noexec", O_WRONLY | O_APPEND));
+	EQ("write it", 1, write(fd, "w", 1));
+	close(fd);
+	mode_eq("a non-member's write clears setgid without group exec",
+	        S_IFREG | 0767, st_of("g-noexec").st_mode);
+	fd = OK("open setgid file of its own group (no group exec)",
+	        open("g-member", O_WRONLY | O_APPEND));
+	EQ("write it", 1, write(fd, "w", 1));
+	close(fd);
+	mode_eq("a member's write keeps setgid without group exec",
+	        S_IFREG | 02767, st_of("g-member").st_mode);
+	fd = OK("open a plain file of another owner", open("plain", O_WRONLY | O_APPEND));
+	EQ("write it", 1, write(fd, "w", 1));
+	close(fd);
+	mode_eq("a write leaves a plain file's mode", S_IFREG | 0777,
+	        st_of("plain").st_mode);
+}
+
+static void t_privs(void)
+{
+	int fd;
+
+	enter("privs");
+	if (chmod(".", 0777))
+		die("chmod");
+	put("public", "data", 4, 0644);
+	sx_file("trunc", 04777, 0);
+	sx_file("trunc-g", 02777, 0);
+	sx_file("otrunc", 04777, 0);
+	sx_file("falloc", 04777, 0);
+	sx_file("copyto", 04777, 0);
+	sx_file("g-noexec", 02767, 0);
+	sx_file("g-member", 02767, NOBODY);
+	sx_file("plain", 0777, 0);
+	as_nobody(privs_nobody);
+
+	/* root (CAP_FSETID) keeps the bits on a write and a truncate */
+	sx_file("rootw", 06777, 0);
+	fd = OK("root opens a setuid file", open("rootw", O_WRONLY | O_APPEND));
+	EQ("root writes it", 1, write(fd, "w", 1));
+	OK("root truncates it", ftruncate(fd, 2));
+	close(fd);
+	mode_eq("root's write and truncate keep setuid and setgid",
+	        S_IFREG | 06777, st_of("rootw").st_mode);
+	fd = OK("root opens a setuid file O_TRUNC", open("rootw", O_WRONLY | O_TRUNC));
+	close(fd);
+	mode_eq("root's O_TRUNC keeps them", S_IFREG | 06777, st_of("rootw").st_mode);
+
+	/* chown clears set-user-ID and group-exec set-group-ID of a file,
+	 * even done by root; a directory keeps them */
+	sx_file("chown-u", 04755, 0);
+	OK("root chowns a setuid file", chown("chown-u", NOBODY, -1));
+	mode_eq("chown clears setuid", S_IFREG | 0755, st_of("chown-u").st_mode);
+	sx_file("chown-g", 02755, 0);
+	OK("root chgrps a setgid file", chown("chown-g", -1, NOBODY));
+	mode_eq("chgrp clears group-exec setgid", S_IFREG | 0755,
+	        st_of("chown-g").st_mode);
+	sx_file("chown-gx", 02745, 0);
+	OK("root chgrps a setgid file without group exec", chown("chown-gx", -1, NOBODY));
+	mode_eq("root's chgrp keeps setgid without group exec", S_IFREG | 02745,
+	        st_of("chown-gx").st_mode);
+	{
+		/* a file capability (VFS_CAP_REVISION_2, CAP_NET_RAW permitted)
+		 * goes with any write, even root's, and with a chown */
+		static const unsigned char cap[20] = { 0, 0, 0, 2, 0, 0x20 };
+		sx_file("capw", 0755, 0);
+		sx_file("capc", 0755, 0);
+		OK("set a file capability", setxattr("capw", "security.capability",
+		                                     cap, sizeof cap, 0));
+		OK("set a file capability", setxattr("capc", "security.capability",
+		                                     cap, sizeof cap, 0));
+		fd = OK("root opens the file", open("capw", O_WRONLY | O_APPEND));
+		EQ("root writes it", 1, write(fd, "w", 1));
+		close(fd);
+		ERR("a write removes the file capability",
+		    getxattr("capw", "security.capability", NULL, 0), ENODATA);
+		OK("root chowns the other", chown("capc", NOBODY, -1));
+		ERR("a chown removes the file capability",
+		    getxattr("capc", "security.capability", NULL, 0), ENODATA);
+	}
+	xmkdir("sgdir", 0755);
+	if (chmod("sgdir", 02755))
+		die("chmod");
+	OK("root chgrps a setgid directory", chown("sgdir", -1, NOBODY));
+	mode_eq("a directory keeps setgid", S_IFDIR | 02755, st_of("sgdir").st_mode);
+	leave();
+}
+
 /* ---- fallocate ---- */
 
 /* path's bytes [off, off + n) into a malloc'ed buffer (NULL on error). */
@@ -2397,6 +2555,7 @@ static const struct {
 	{ "xattr", t_xattr }, { "special", t_special }, { "mmap", t_mmap },
 	{ "names", t_names }, { "perms", t_perms }, { "falloc", t_falloc },
 	{ "seek", t_seek }, { "copy", t_copy }, { "acl", t_acl },
+	{ "privs", t_privs },
 };
 
 static void usage(void)

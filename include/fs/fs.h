@@ -49,6 +49,20 @@ struct fs_ctx {
 	uint32_t uid, gid, pid;
 	struct session *ss;
 	int64_t sid;
+	/* for clearing set-user-ID and set-group-ID (fs_kill_privs): 1 when
+	 * the kernel said the caller lacks CAP_FSETID, 0 when it said nothing
+	 * (so the caller holds it), -1 when the operation carries no word
+	 * (ask->has_fsetid) */
+	int no_fsetid;
+	/* what the request does not carry, asked only when needed (NULL: no
+	 * one to ask: the gid is the only group, CAP_FSETID held) */
+	const struct fs_caller *ask;
+	void *req;
+};
+
+struct fs_caller {
+	int (*in_group)(void *req, uint32_t gid); /* 1: one of the caller's */
+	int (*has_fsetid)(void *req);             /* 1: it holds CAP_FSETID */
 };
 
 struct fs_attr {
@@ -304,6 +318,19 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
  * refused (-EOPNOTSUPP) and the umask argument is ignored.
  */
 void fs_posix_acl(struct fs *fs, int on);
+
+/*
+ * Set-user-ID and set-group-ID cleared here (the kernel took
+ * FUSE_HANDLE_KILLPRIV_V2, src/fuse/wire.c), by the VFS's rules: when a
+ * regular file's data changes (write, truncate, O_TRUNC, fallocate, a copy
+ * into it) by a caller without CAP_FSETID, set-user-ID, and set-group-ID
+ * if the group may execute or the caller is not in the file's group; when
+ * a non-directory's owner or group changes, set-user-ID, and set-group-ID
+ * if the group may execute or the caller is neither in the group nor holds
+ * CAP_FSETID. File capabilities (security.capability) the kernel still
+ * removes itself. Off: the kernel clears the bits (a SETATTR of the mode).
+ */
+void fs_kill_privs(struct fs *fs, int on);
 
 #define FS_XATTR_CREATE  1
 #define FS_XATTR_REPLACE 2

@@ -648,7 +648,7 @@ static int lost_found(struct ck *c, struct store_inode *lf)
 	struct fs *fs = c->fs;
 	struct store_inode root;
 	struct store_dentry d;
-	struct fs_ctx owner = { 0, 0, 0, NULL, 0 };
+	struct fs_ctx owner = { .ss = NULL };
 	int rc;
 
 	if ((rc = inode_load(fs, STORE_ROOT_INO, &root)))

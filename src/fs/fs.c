@@ -119,7 +119,7 @@ fail:
 int fs_format(struct unlocked *u, uint32_t uid, uint32_t gid,
               uint32_t block_size, struct ledger_state *st)
 {
-	struct fs_ctx c = { uid, gid, 0, NULL, 0 };
+	struct fs_ctx c = { .uid = uid, .gid = gid };
 	struct store_inode root;
 	struct fs *fs;
 	int rc;
@@ -254,6 +254,13 @@ void fs_posix_acl(struct fs *fs, int on)
 {
 	pthread_mutex_lock(&fs->lock);
 	fs->posix_acl = on;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+void fs_kill_privs(struct fs *fs, int on)
+{
+	pthread_mutex_lock(&fs->lock);
+	fs->kill_privs = on;
 	pthread_mutex_unlock(&fs->lock);
 }
 

@@ -111,6 +111,7 @@ struct fs {
 	int purging;            /* freed blocks may be waiting in purge */
 	int kernel_times;       /* writeback cache: the kernel sets m/ctime */
 	int posix_acl;          /* the kernel enforces POSIX ACLs: we keep them */
+	int kill_privs;         /* we clear set-user-ID/-group-ID (killpriv v2) */
 	/* the signed state as of the last commit, and the working values */
 	struct mtree_root inodes, dentries;
 	uint64_t next_ino;
@@ -299,6 +300,16 @@ int inode_unlink(struct fs *fs, struct store_inode *in, int held);
 /* Free ino if it has no link and is not held. */
 int inode_maybe_free(struct fs *fs, uint64_t ino, int held);
 void inode_touch(struct store_inode *in, int a, int m, int c);
+/* Clear set-user-ID and set-group-ID of in, and its file capability, as
+ * the VFS would for c (fs_kill_privs): INODE_KILL_DATA when a regular
+ * file's data changes, INODE_KILL_OWNER when a non-directory's owner or
+ * group is about to change. Inside the write transaction; in changes (the
+ * caller saves). 1 if the mode changed, 0, or -errno (the xattr set did
+ * not verify). */
+#define INODE_KILL_DATA  1
+#define INODE_KILL_OWNER 2
+int inode_kill_privs(struct fs *fs, struct store_inode *in,
+                     const struct fs_ctx *c, int why);
 /* The transaction's changed inodes: fold their block trees and put their
  * leaves (commit), or forget them (abort). */
 int inode_fold_all(struct fs *fs);

@@ -243,7 +243,7 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
                const struct fs_attr *a, int valid, struct fs_attr *out)
 {
 	struct store_inode in;
-	int rc;
+	int rc, k;
 
 	fs_lock(fs, c);
 	if ((rc = fs_may_write(fs)) || (rc = fs_op_begin(fs)))
@@ -257,8 +257,15 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		else {
 			rc = blockio_truncate(fs, &in, a->size);
 			inode_touch(&in, 0, 1, 1);
+			if (!rc && (k = inode_kill_privs(fs, &in, c, INODE_KILL_DATA)) < 0)
+				rc = k;
 		}
 	}
+	/* a chown clears set-user-ID (fs_kill_privs), by the rights of the
+	 * caller and the group from before */
+	if (!rc && (valid & (FS_SET_UID | FS_SET_GID)) &&
+	    (k = inode_kill_privs(fs, &in, c, INODE_KILL_OWNER)) < 0)
+		rc = k;
 	if (!rc) {
 		if (valid & FS_SET_MODE) {
 			in.mode = (in.mode & S_IFMT) | (a->mode & 07777);
@@ -745,12 +752,19 @@ int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
 		/* loaded again inside the write transaction: what the read
 		 * transaction saw may be older than the head it verified */
 		if (!(rc = fs_op_begin(fs)) && !(rc = inode_load(fs, ino, &in))) {
-			if (in.size) {
+			/* an unprivileged O_TRUNC clears set-user-ID, even of an
+			 * empty file (fs_kill_privs) */
+			int killed = inode_kill_privs(fs, &in, c, INODE_KILL_DATA);
+			int had = in.size != 0;
+			if (killed < 0)
+				rc = killed;
+			else if (had) {
 				rc = blockio_truncate(fs, &in, 0);
 				inode_touch(&in, 0, 1, 1);
-				if (!rc)
-					rc = inode_save(fs, &in);
-			}
+			} else if (killed)
+				inode_touch(&in, 0, 0, 1);
+			if (!rc && (had || killed))
+				rc = inode_save(fs, &in);
 			rc = fs_op_end(fs, rc);
 		}
 	}
@@ -933,12 +947,13 @@ ssize_t fs_write(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	else {
 		n = blockio_write(fs, &in, buf, size, off);
 		if (n > 0) {
-			/* set-user-ID is cleared by the kernel (a SETATTR before an
-			 * unprivileged write: we do not claim HANDLE_KILLPRIV), so a
-			 * write by root keeps it, as on ext4 */
-			if (!fs->kernel_times)
-				inode_touch(&in, 0, 1, 1);
-			rc = inode_save(fs, &in);
+			/* an unprivileged write clears set-user-ID (fs_kill_privs;
+			 * without it the kernel does, with a SETATTR before) */
+			if ((rc = inode_kill_privs(fs, &in, c, INODE_KILL_DATA)) >= 0) {
+				if (!fs->kernel_times)
+					inode_touch(&in, 0, 1, 1);
+				rc = inode_save(fs, &in);
+			}
 			if (rc)
 				n = rc;
 		}

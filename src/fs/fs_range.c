@@ -85,9 +85,12 @@ int fs_fallocate(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		if (!rc) {
 			int changed = in.size != size ||
 			              (mode & (FS_FALLOC_PUNCH | FS_FALLOC_ZERO));
-			if (!fs->kernel_times)
-				inode_touch(&in, 0, changed, 1);
-			rc = inode_save(fs, &in);
+			/* as the VFS's file_modified: every mode */
+			if ((rc = inode_kill_privs(fs, &in, c, INODE_KILL_DATA)) >= 0) {
+				if (!fs->kernel_times)
+					inode_touch(&in, 0, changed, 1);
+				rc = inode_save(fs, &in);
+			}
 		}
 	}
 	rc = fs_op_end(fs, rc);
@@ -374,9 +377,11 @@ ssize_t fs_copy_range(struct fs *fs, const struct fs_ctx *cin, uint64_t ino_in,
 				rc = copy_into(fs, &dst, buf, n, off_out);
 		}
 		if (!rc) {
-			if (!fs->kernel_times)
-				inode_touch(&dst, 0, 1, 1);
-			rc = inode_save(fs, &dst);
+			if ((rc = inode_kill_privs(fs, &dst, cout, INODE_KILL_DATA)) >= 0) {
+				if (!fs->kernel_times)
+					inode_touch(&dst, 0, 1, 1);
+				rc = inode_save(fs, &dst);
+			}
 		}
 	}
 	if (began)

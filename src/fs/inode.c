@@ -223,6 +223,62 @@ int inode_save(struct fs *fs, struct store_inode *in)
 	return dirty_put(fs, in);
 }
 
+/* c holds CAP_FSETID (no caller: an internal change, nothing cleared) */
+static int has_fsetid(const struct fs_ctx *c, int ask)
+{
+	if (!c)
+		return 1;
+	if (c->no_fsetid > 0 && !ask)
+		return 0;
+	if (c->no_fsetid == 0 && !ask)
+		return 1;
+	return c->ask ? c->ask->has_fsetid(c->req) != 0 : 1;
+}
+
+static int in_group(const struct fs_ctx *c, uint32_t gid)
+{
+	if (!c || c->gid == gid)
+		return 1;
+	return c->ask ? c->ask->in_group(c->req, gid) != 0 : 0;
+}
+
+int inode_kill_privs(struct fs *fs, struct store_inode *in,
+                     const struct fs_ctx *c, int why)
+{
+	static const uint8_t none[MTREE_HASH_BYTES];
+	uint32_t m = in->mode, kill = 0;
+	int rc;
+
+	if (!fs->kill_privs || (why == INODE_KILL_DATA ? !S_ISREG(m) : S_ISDIR(m)))
+		return 0;
+	/* a file capability goes with any such change, whoever makes it (the
+	 * kernel removes it itself before a cached write, not before direct
+	 * I/O); a file without xattrs has none, and costs nothing here */
+	if (!cipher_memeq(in->xdigest, none, sizeof none) &&
+	    (rc = xattr_remove(fs, in, "security.capability")) && rc != -ENODATA)
+		return rc;
+	if (!(m & (S_ISUID | S_ISGID)))
+		return 0;
+	if (why == INODE_KILL_DATA) {
+		/* the VFS's setattr_should_drop_suidgid */
+		if (has_fsetid(c, 0))
+			return 0;
+		kill = m & S_ISUID;
+		if ((m & S_ISGID) && ((m & S_IXGRP) || !in_group(c, in->gid)))
+			kill |= S_ISGID;
+	} else {
+		/* chown_common: set-user-ID always, set-group-ID as
+		 * setattr_should_drop_sgid (the kernel's word on a chown is
+		 * always "clear": CAP_FSETID is asked) */
+		kill = m & S_ISUID;
+		if ((m & S_ISGID) && ((m & S_IXGRP) ||
+		                      (!in_group(c, in->gid) && !has_fsetid(c, 1))))
+			kill |= S_ISGID;
+	}
+	in->mode = m & ~kill;
+	return kill != 0;
+}
+
 void inode_touch(struct store_inode *in, int a, int m, int c)
 {
 	int64_t now = fs_now_ns();

@@ -32,6 +32,7 @@
 #include "fs.h"
 #include "fsops.h"
 #include "mountinfo.h"
+#include "wire.h"
 
 struct ctx {
 	struct fs *fs;
@@ -51,12 +52,47 @@ static struct ctx *C(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* The caller's supplementary groups and capabilities, which a request
+ * does not carry: asked only to clear set-group-ID (fs_kill_privs). A
+ * caller that is gone or cannot be read is neither in the group nor holds
+ * CAP_FSETID: the bits are cleared. */
+static int caller_in_group(void *arg, uint32_t gid)
+{
+	gid_t g[256];
+	int n = fuse_req_getgroups(arg, 256, g);
+
+	for (int i = 0; i < n && i < 256; i++)
+		if (g[i] == gid)
+			return 1;
+	return 0;
+}
+
+static int caller_has_fsetid(void *arg)
+{
+	char p[64], line[256];
+	unsigned long long eff = 0;
+	int found = 0;
+	FILE *f;
+
+	snprintf(p, sizeof p, "/proc/%ld/status", (long)fuse_req_ctx(arg)->pid);
+	if (!(f = fopen(p, "re")))
+		return 0;
+	while (!found && fgets(line, sizeof line, f))
+		found = sscanf(line, "CapEff: %llx", &eff) == 1;
+	fclose(f);
+	return found && (eff & (1ull << 4)) != 0; /* CAP_FSETID */
+}
+
+static const struct fs_caller caller = { caller_in_group, caller_has_fsetid };
+
 /* Who asks: the request's uid, gid and pid (the session serving that uid
- * is found by the filesystem layer, under its lock). */
+ * is found by the filesystem layer, under its lock), and the kernel's word
+ * on its CAP_FSETID (wire.c). */
 static struct fs_ctx who(fuse_req_t req)
 {
 	const struct fuse_ctx *f = fuse_req_ctx(req);
-	struct fs_ctx c = { f->uid, f->gid, (uint32_t)f->pid, NULL, 0 };
+	struct fs_ctx c = { f->uid, f->gid, (uint32_t)f->pid, NULL, 0,
+	                    wire_kill(), &caller, req };
 	return c;
 }
 
@@ -179,6 +215,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want &= ~(FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK);
 		fs_posix_acl(c->fs, 0);
 	}
+	/* set-user-ID and set-group-ID are cleared here, not by the kernel,
+	 * which then stops asking for security.capability before every
+	 * write (wire.c) */
+	fs_kill_privs(c->fs, wire_killpriv_v2());
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
 	/* libfuse wants -o max_read=N said again here, or it ends the
@@ -676,6 +716,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 	struct fs_ctx w = who_fh(req, fi);
 	int m = 0;
 
+	w.no_fsetid = -1; /* FALLOCATE carries no word on it */
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
 	             FALLOC_FL_ZERO_RANGE)) {
 		fuse_reply_err(req, EOPNOTSUPP); /* collapse, insert, unshare */
@@ -738,6 +779,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 	struct fs_ctx win = who_fh(req, fi_in), wout = who_fh(req, fi_out);
 	ssize_t n;
 
+	wout.no_fsetid = -1; /* COPY_FILE_RANGE carries no word on it */
 	if (flags) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -1219,6 +1261,11 @@ int fsops_run(struct fs *fs, const struct fsops_opts *o,
 	}
 	if (c.where[0])
 		mount_dev(c.where, c.dev, sizeof c.dev);
+	if (wire_attach(c.se, 1) != 0) {
+		fprintf(stderr, "custodyfs: cannot attach to the FUSE device\n");
+		rc = -EIO;
+		goto out_unmount;
+	}
 	c.main = pthread_self();
 	if (pthread_create(&stop, NULL, stopper, &c) != 0)
 		goto out_unmount;

@@ -667,7 +667,7 @@ static int fs_bad(void)
 	struct fs_check_ops ck = { 0 };
 	struct fs_check_stats cs;
 	struct fs *fs = NULL;
-	static const struct fs_ctx ctx = { 0, 0, 1, NULL, 0 };
+	static const struct fs_ctx ctx = { .pid = 1 };
 	struct fs_attr a;
 	static char buf[64 << 10];
 	char list[1024];
@@ -847,7 +847,7 @@ static int rotate_fn(void *arg)
 
 static void build(void)
 {
-	static const struct fs_ctx ctx = { 0, 0, 1, NULL, 0 };
+	static const struct fs_ctx ctx = { .pid = 1 };
 	struct fs_opts o = { 0 };
 	struct fs *fs = NULL;
 	struct fs_attr a, d;

@@ -151,7 +151,8 @@ V1=$(newest_version)
 sleep 2
 ctl_c "$T/age.ini" user list > /dev/null 2> "$T/.stderr"
 V2=$(newest_version)
-check "the next admin command auto-rotated ($V1 -> $V2)" test "$V2" -gt "$V1"
+check "the next admin command auto-rotated ($V1 -> $V2; it said: $(tr '\n' ' ' < "$T/.stderr"))" \
+	test "$V2" -gt "$V1"
 expect_eq "auto-rotation sealed nothing to forged id 99" 0 "$(grants_of 99 "$V2")"
 expect_eq "forged id 99 never got a grant of any new version" "$PLANTED99" "$(grants_of 99)"
 refused "after all that, mallory still cannot log in" login mallory

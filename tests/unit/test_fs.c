@@ -32,7 +32,7 @@
 #define BS 4096
 #define ROOT STORE_ROOT_INO
 
-static const struct fs_ctx ctx = { 0, 0, 1, NULL, 0 };
+static const struct fs_ctx ctx = { .pid = 1 };
 
 struct env {
 	struct unit_env ue;
