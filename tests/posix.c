@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <grp.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1831,6 +1832,31 @@ static void privs_nobody(void)
 	close(fd);
 	mode_eq("a write leaves a plain file's mode", S_IFREG | 0777,
 	        st_of("plain").st_mode);
+	fd = OK("open O_RDONLY|O_TRUNC other's setuid file",
+	        open("rotrunc", O_RDONLY | O_TRUNC));
+	close(fd);
+	mode_eq("O_RDONLY|O_TRUNC clears setuid", S_IFREG | 0777,
+	        st_of("rotrunc").st_mode);
+	EQ("O_RDONLY|O_TRUNC emptied it", 0, st_of("rotrunc").st_size);
+	OK("chown own setuid file to nobody's ids (no change)",
+	   chown("own", -1, -1));
+	mode_eq("a chown of nothing clears setuid", S_IFREG | 0755,
+	        st_of("own").st_mode);
+	/* all capabilities in a user namespace of its own are none on the
+	 * file: the copy still clears */
+	OK("a user namespace of its own", unshare(CLONE_NEWUSER));
+	{
+		int src = OK("open copy source", open("public", O_RDONLY));
+		loff_t i2 = 0, o2 = 0;
+		fd = OK("open other's setuid file for a copy", open("copy-ns", O_WRONLY));
+		EQ("copy_file_range into it from the namespace", 4,
+		   copy_file_range(src, &i2, fd, &o2, 4, 0));
+		OK("fallocate it from the namespace", fallocate(fd, 0, 0, 8192));
+		close(fd);
+		close(src);
+	}
+	mode_eq("the namespace's capabilities do not keep setuid", S_IFREG | 0777,
+	        st_of("copy-ns").st_mode);
 }
 
 static void t_privs(void)
@@ -1849,6 +1875,11 @@ static void t_privs(void)
 	sx_file("g-noexec", 02767, 0);
 	sx_file("g-member", 02767, NOBODY);
 	sx_file("plain", 0777, 0);
+	sx_file("rotrunc", 04777, 0);
+	sx_file("own", 04755, NOBODY);
+	if (chown("own", NOBODY, NOBODY) || chmod("own", 04755))
+		die("chown");
+	sx_file("copy-ns", 04777, 0);
 	as_nobody(privs_nobody);
 
 	/* root (CAP_FSETID) keeps the bits on a write and a truncate */
@@ -1862,6 +1893,12 @@ static void t_privs(void)
 	fd = OK("root opens a setuid file O_TRUNC", open("rootw", O_WRONLY | O_TRUNC));
 	close(fd);
 	mode_eq("root's O_TRUNC keeps them", S_IFREG | 06777, st_of("rootw").st_mode);
+	{
+		struct timespec omit[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+		OK("utimensat with both times omitted",
+		   utimensat(AT_FDCWD, "rootw", omit, 0));
+		mode_eq("it keeps the bits", S_IFREG | 06777, st_of("rootw").st_mode);
+	}
 
 	/* chown clears set-user-ID and group-exec set-group-ID of a file,
 	 * even done by root; a directory keeps them */
@@ -1894,6 +1931,27 @@ static void t_privs(void)
 		OK("root chowns the other", chown("capc", NOBODY, -1));
 		ERR("a chown removes the file capability",
 		    getxattr("capc", "security.capability", NULL, 0), ENODATA);
+		/* a write through a shared mapping removes nothing */
+		sx_file("capm", 0755, 0);
+		fd = OK("open a file to map", open("capm", O_RDWR));
+		OK("set a file capability", fsetxattr(fd, "security.capability",
+		                                      cap, sizeof cap, 0));
+		{
+			/* a mount without shared writable maps (direct I/O) has
+			 * nothing to check here */
+			char *m = mmap(NULL, 10, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			if (m == MAP_FAILED && errno != ENODEV)
+				truth("map it shared", 0, "mmap: %s", ename(errno));
+			if (m != MAP_FAILED) {
+				m[0] = 'M';
+				OK("msync", msync(m, 10, MS_SYNC));
+				munmap(m, 10);
+			}
+		}
+		OK("fsync", fsync(fd));
+		close(fd);
+		EQ("a write through a mapping keeps the file capability",
+		   (long)sizeof cap, getxattr("capm", "security.capability", NULL, 0));
 	}
 	xmkdir("sgdir", 0755);
 	if (chmod("sgdir", 02755))

@@ -58,6 +58,9 @@ struct fs_ctx {
 	 * one to ask: the gid is the only group, CAP_FSETID held) */
 	const struct fs_caller *ask;
 	void *req;
+	/* the kernel writing back cached pages, no caller's write: nothing
+	 * is cleared */
+	int page_writeback;
 };
 
 struct fs_caller {
@@ -99,6 +102,10 @@ enum {
 	FS_SET_MODE = 1, FS_SET_UID = 2, FS_SET_GID = 4, FS_SET_SIZE = 8,
 	FS_SET_ATIME = 16, FS_SET_MTIME = 32, FS_SET_ATIME_NOW = 64,
 	FS_SET_MTIME_NOW = 128, FS_SET_CTIME = 256,
+	/* the kernel asks for set-user-ID/-group-ID to be cleared
+	 * (fs_kill_privs): with SIZE the caller lacks CAP_FSETID; alone,
+	 * its privilege removal (a chown of nothing, before a copy) */
+	FS_SET_KILL_PRIVS = 512,
 };
 
 /*

@@ -255,15 +255,19 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 		else if (!S_ISREG(in.mode))
 			rc = -EINVAL;
 		else {
+			struct fs_ctx t = c ? *c : (struct fs_ctx){ .ss = NULL };
+			t.no_fsetid = !!(valid & FS_SET_KILL_PRIVS);
 			rc = blockio_truncate(fs, &in, a->size);
 			inode_touch(&in, 0, 1, 1);
-			if (!rc && (k = inode_kill_privs(fs, &in, c, INODE_KILL_DATA)) < 0)
+			if (!rc && (k = inode_kill_privs(fs, &in, &t, INODE_KILL_DATA)) < 0)
 				rc = k;
 		}
 	}
 	/* a chown clears set-user-ID (fs_kill_privs), by the rights of the
-	 * caller and the group from before */
-	if (!rc && (valid & (FS_SET_UID | FS_SET_GID)) &&
+	 * caller and the group from before; so does the kernel's removal of
+	 * privileges, which comes with nothing to set */
+	if (!rc && ((valid & (FS_SET_UID | FS_SET_GID)) ||
+	            (valid & (FS_SET_KILL_PRIVS | FS_SET_SIZE)) == FS_SET_KILL_PRIVS) &&
 	    (k = inode_kill_privs(fs, &in, c, INODE_KILL_OWNER)) < 0)
 		rc = k;
 	if (!rc) {
@@ -747,8 +751,10 @@ int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
 		rc = inode_load(fs, ino, &in);
 	if (!rc && S_ISDIR(in.mode) && acc != O_RDONLY)
 		rc = -EISDIR;
-	if (!rc && acc != O_RDONLY && (rc = fs_may_write(fs)) == 0 &&
-	    (flags & O_TRUNC) && S_ISREG(in.mode)) {
+	/* O_TRUNC truncates whatever the access mode (the kernel checked
+	 * write permission), as on ext4 */
+	if (!rc && (acc != O_RDONLY || ((flags & O_TRUNC) && S_ISREG(in.mode))) &&
+	    (rc = fs_may_write(fs)) == 0 && (flags & O_TRUNC) && S_ISREG(in.mode)) {
 		/* loaded again inside the write transaction: what the read
 		 * transaction saw may be older than the head it verified */
 		if (!(rc = fs_op_begin(fs)) && !(rc = inode_load(fs, ino, &in))) {

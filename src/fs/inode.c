@@ -249,7 +249,8 @@ int inode_kill_privs(struct fs *fs, struct store_inode *in,
 	uint32_t m = in->mode, kill = 0;
 	int rc;
 
-	if (!fs->kill_privs || (why == INODE_KILL_DATA ? !S_ISREG(m) : S_ISDIR(m)))
+	if (!fs->kill_privs || (c && c->page_writeback) ||
+	    (why == INODE_KILL_DATA ? !S_ISREG(m) : S_ISDIR(m)))
 		return 0;
 	/* a file capability goes with any such change, whoever makes it (the
 	 * kernel removes it itself before a cached write, not before direct

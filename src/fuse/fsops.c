@@ -58,25 +58,53 @@ static struct ctx *C(fuse_req_t req)
  * CAP_FSETID: the bits are cleared. */
 static int caller_in_group(void *arg, uint32_t gid)
 {
-	gid_t g[256];
-	int n = fuse_req_getgroups(arg, 256, g);
+	gid_t small[256], *g = small;
+	int n = fuse_req_getgroups(arg, 256, g), in = 0;
 
-	for (int i = 0; i < n && i < 256; i++)
-		if (g[i] == gid)
-			return 1;
-	return 0;
+	if (n > 256 && (g = malloc((size_t)n * sizeof *g)) != NULL) {
+		int m = fuse_req_getgroups(arg, n, g);
+		n = m < n ? m : n; /* the groups may have changed in between */
+	} else if (n > 256) {
+		g = small;
+		n = 256;
+	}
+	for (int i = 0; i < n && !in; i++)
+		in = g[i] == gid;
+	if (g != small)
+		free(g);
+	return in;
 }
+
+/* the initial user namespace's inode number (PROC_USER_INIT_INO): the
+ * kernel's capable(), which decides FUSE_WRITE_KILL_SUIDGID, asks there;
+ * CapEff in /proc is relative to the task's own user namespace */
+#define USER_NS_INIT_INO 0xEFFFFFFDu
 
 static int caller_has_fsetid(void *arg)
 {
 	char p[64], line[256];
 	unsigned long long eff = 0;
-	int found = 0;
+	int found = 0, dfd, sfd;
+	struct stat ns;
 	FILE *f;
+	long pid = (long)fuse_req_ctx(arg)->pid;
 
-	snprintf(p, sizeof p, "/proc/%ld/status", (long)fuse_req_ctx(arg)->pid);
-	if (!(f = fopen(p, "re")))
+	if (pid <= 0)
 		return 0;
+	snprintf(p, sizeof p, "/proc/%ld", pid);
+	if ((dfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return 0;
+	if (fstatat(dfd, "ns/user", &ns, 0) != 0 ||
+	    ns.st_ino != USER_NS_INIT_INO ||
+	    (sfd = openat(dfd, "status", O_RDONLY | O_CLOEXEC)) < 0) {
+		close(dfd);
+		return 0;
+	}
+	close(dfd);
+	if (!(f = fdopen(sfd, "r"))) {
+		close(sfd);
+		return 0;
+	}
 	while (!found && fgets(line, sizeof line, f))
 		found = sscanf(line, "CapEff: %llx", &eff) == 1;
 	fclose(f);
@@ -91,8 +119,8 @@ static const struct fs_caller caller = { caller_in_group, caller_has_fsetid };
 static struct fs_ctx who(fuse_req_t req)
 {
 	const struct fuse_ctx *f = fuse_req_ctx(req);
-	struct fs_ctx c = { f->uid, f->gid, (uint32_t)f->pid, NULL, 0,
-	                    wire_kill(), &caller, req };
+	struct fs_ctx c = { .uid = f->uid, .gid = f->gid, .pid = (uint32_t)f->pid,
+	                    .no_fsetid = wire_kill(), .ask = &caller, .req = req };
 	return c;
 }
 
@@ -316,6 +344,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st,
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW) valid |= FS_SET_ATIME_NOW;
 	if (to_set & FUSE_SET_ATTR_MTIME_NOW) valid |= FS_SET_MTIME_NOW;
 	if (to_set & FUSE_SET_ATTR_CTIME) valid |= FS_SET_CTIME;
+	/* the kernel's verdict that privileges go: the bit on a truncate (the
+	 * caller lacks CAP_FSETID) or a chown, and a SETATTR with nothing to
+	 * set (with the writeback cache: but the ctime), which is what its
+	 * privilege removal leaves (a chown of nothing, or before a copy or
+	 * fallocate) once it leaves the bits to us */
+	if (!(to_set & ~(FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID |
+	                 (C(req)->o->writeback ? FUSE_SET_ATTR_CTIME : 0))))
+		valid |= FS_SET_KILL_PRIVS;
+	if (to_set & FUSE_SET_ATTR_KILL_SUID) valid |= FS_SET_KILL_PRIVS;
 	rc = fs_setattr(C(req)->fs, &w, ino, &a, valid, &out);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -484,6 +521,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	struct fs_ctx w = who_fh(req, fi);
 	ssize_t n;
 
+	/* the kernel writing back cached pages (mmap, -o writeback): no
+	 * caller's write() (a set-ID file is written through instead) */
+	w.page_writeback = fi->writepage;
 	n = fs_write(C(req)->fs, &w, ino, buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
@@ -636,17 +676,11 @@ static int acl_kills_sgid(fuse_req_t req, fuse_ino_t ino)
 	const struct fuse_ctx *f = fuse_req_ctx(req);
 	struct fs_ctx w = who(req);
 	struct fs_attr a;
-	gid_t groups[256];
-	int n;
 
 	if (f->uid == 0 || fs_getattr(C(req)->fs, &w, ino, &a) != 0 ||
 	    !(a.mode & S_ISGID) || a.gid == f->gid)
 		return 0;
-	n = fuse_req_getgroups(req, 256, groups);
-	for (int i = 0; i < n && i < 256; i++)
-		if (groups[i] == a.gid)
-			return 0;
-	return 1;
+	return !caller_in_group(req, a.gid);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,

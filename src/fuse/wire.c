@@ -13,7 +13,8 @@
  * that there is nothing to clear, and leaves the clearing of set-user-ID,
  * set-group-ID and file capabilities to the filesystem, telling it in each
  * WRITE, SETATTR and OPEN whether the caller lacks CAP_FSETID. libfuse
- * 3.14 neither offers the flag nor passes those bits on. So: the INIT
+ * 3.14 neither offers the flag nor passes the bits of WRITE and OPEN on
+ * (SETATTR's it does: FUSE_SET_ATTR_KILL_SUID). So: the INIT
  * reply gets the flag when the kernel offered it, and the bits of the
  * request a worker thread has just read are kept for that thread, which
  * serves the request next (libfuse's loop reads and processes a request in
@@ -64,11 +65,6 @@ static void seen(const char *buf, size_t n)
 		if (len >= sizeof(struct fuse_write_in))
 			cur_kill = !!(((const struct fuse_write_in *)(const void *)arg)
 			              ->write_flags & FUSE_WRITE_KILL_SUIDGID);
-		break;
-	case FUSE_SETATTR:
-		if (len >= sizeof(struct fuse_setattr_in))
-			cur_kill = !!(((const struct fuse_setattr_in *)(const void *)arg)
-			              ->valid & FATTR_KILL_SUIDGID);
 		break;
 	case FUSE_OPEN:
 		if (len >= sizeof(struct fuse_open_in))

@@ -19,8 +19,8 @@ int wire_attach(struct fuse_session *se, int killpriv_v2);
 int wire_killpriv_v2(void);
 
 /* 1 when the request this thread serves carries the kernel's "the caller
- * lacks CAP_FSETID: clear set-user-ID/set-group-ID" bit (WRITE, SETATTR,
- * OPEN and CREATE with O_TRUNC) */
+ * lacks CAP_FSETID: clear set-user-ID/set-group-ID" bit (WRITE, and OPEN
+ * and CREATE with O_TRUNC; SETATTR's libfuse passes on itself) */
 int wire_kill(void);
 
 #endif
