@@ -1,6 +1,7 @@
 /*
  * fsops.h - the FUSE low-level operations table and the session runner.
- * The only module that includes the FUSE headers.
+ * It and src/fuse/wire.c (the device I/O under libfuse) are the only
+ * modules that include the FUSE headers.
  */
 #ifndef CUSTODY_FSOPS_H
 #define CUSTODY_FSOPS_H
