@@ -1843,8 +1843,17 @@ static void privs_nobody(void)
 	mode_eq("a chown of nothing clears setuid", S_IFREG | 0755,
 	        st_of("own").st_mode);
 	/* all capabilities in a user namespace of its own are none on the
-	 * file: the copy still clears */
-	OK("a user namespace of its own", unshare(CLONE_NEWUSER));
+	 * file: the copy still clears (a system that allows no unprivileged
+	 * user namespace has nothing to check here, and says so) */
+	if (unshare(CLONE_NEWUSER) != 0) {
+		if (errno != EPERM && errno != ENOSPC && errno != EINVAL)
+			OK("a user namespace of its own", -1);
+		else
+			printf("NOTE %s: no unprivileged user namespaces here (%s):"
+			       " the namespace checks did not run\n", group,
+			       ename(errno));
+		return;
+	}
 	{
 		int src = OK("open copy source", open("public", O_RDONLY));
 		loff_t i2 = 0, o2 = 0;
