@@ -61,6 +61,10 @@ struct fs_ctx {
 	/* the kernel writing back cached pages, no caller's write: nothing
 	 * is cleared */
 	int page_writeback;
+	/* a direct-I/O write, before which the kernel did not remove a file
+	 * capability itself (it does before every other change): the
+	 * filesystem does */
+	int direct_io;
 };
 
 struct fs_caller {

@@ -300,8 +300,9 @@ int inode_unlink(struct fs *fs, struct store_inode *in, int held);
 /* Free ino if it has no link and is not held. */
 int inode_maybe_free(struct fs *fs, uint64_t ino, int held);
 void inode_touch(struct store_inode *in, int a, int m, int c);
-/* Clear set-user-ID and set-group-ID of in, and its file capability, as
- * the VFS would for c (fs_kill_privs): INODE_KILL_DATA when a regular
+/* Clear set-user-ID and set-group-ID of in, and its file capability (on a
+ * direct-I/O write: c->direct_io), as the VFS would for c (fs_kill_privs):
+ * INODE_KILL_DATA when a regular
  * file's data changes, INODE_KILL_OWNER when a non-directory's owner or
  * group is about to change. Inside the write transaction; in changes (the
  * caller saves). 1 if the mode changed, 0, or -errno (the xattr set did

@@ -252,10 +252,10 @@ int inode_kill_privs(struct fs *fs, struct store_inode *in,
 	if (!fs->kill_privs || (c && c->page_writeback) ||
 	    (why == INODE_KILL_DATA ? !S_ISREG(m) : S_ISDIR(m)))
 		return 0;
-	/* a file capability goes with any such change, whoever makes it (the
-	 * kernel removes it itself before a cached write, not before direct
-	 * I/O); a file without xattrs has none, and costs nothing here */
-	if (!cipher_memeq(in->xdigest, none, sizeof none) &&
+	/* a file capability goes with any such change, whoever makes it: the
+	 * kernel removes it itself (a REMOVEXATTR before the change), except
+	 * before a direct-I/O write; a file without xattrs has none */
+	if (c && c->direct_io && !cipher_memeq(in->xdigest, none, sizeof none) &&
 	    (rc = xattr_remove(fs, in, "security.capability")) && rc != -ENODATA)
 		return rc;
 	if (!(m & (S_ISUID | S_ISGID)))

@@ -524,6 +524,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	/* the kernel writing back cached pages (mmap, -o writeback): no
 	 * caller's write() (a set-ID file is written through instead) */
 	w.page_writeback = fi->writepage;
+	w.direct_io = C(req)->o->exact_reads; /* every file FOPEN_DIRECT_IO */
 	n = fs_write(C(req)->fs, &w, ino, buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
