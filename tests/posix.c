@@ -1667,11 +1667,79 @@ static void t_names(void)
 
 /* ---- permissions as an unprivileged user ---- */
 
-static void t_perms(void)
+/* Run fn as NOBODY (uid and gid, no supplementary groups) in a child. */
+static void as_nobody(void (*fn)(void))
+{
+	pid_t pid;
+	int status;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		/* the cwd stays usable even if DIR's ancestors are 0700 */
+		if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+		    setresuid(NOBODY, NOBODY, NOBODY))
+			die("drop privileges");
+		fn();
+		fflush(stdout);
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		failf("child", "unprivileged child did not finish cleanly (status %d)",
+		      status);
+}
+
+static void perms_nobody(void)
 {
 	struct timespec ts[2] = { { 1, 0 }, { 1, 0 } };
-	pid_t pid;
-	int status, fd;
+	int fd;
+
+	ERR("open 0600 root file", open("secret", O_RDONLY), EACCES);
+	fd = OK("open 0644 root file for reading", open("public", O_RDONLY));
+	if (fd >= 0)
+		close(fd);
+	ERR("open 0644 root file for writing", open("public", O_WRONLY), EACCES);
+	ERR("lookup inside 0700 dir", access("private/x", F_OK), EACCES);
+	{
+		DIR *d = opendir("private");
+		ERR("opendir 0700 dir", d ? 0 : -1, EACCES);
+		if (d)
+			closedir(d);
+	}
+	ERR("create in 0755 root dir", open("new", O_CREAT | O_WRONLY, 0644), EACCES);
+	ERR("mkdir in 0755 root dir", mkdir("newd", 0755), EACCES);
+	ERR("unlink in 0755 root dir", unlink("public"), EACCES);
+	fd = OK("create in 0777 dir", open("open/mine", O_CREAT | O_WRONLY, 0644));
+	if (fd >= 0)
+		close(fd);
+	struct stat st = st_of("open/mine");
+	EQ("new file owned by the caller (uid)", NOBODY, st.st_uid);
+	EQ("new file owned by the caller (gid)", NOBODY, st.st_gid);
+	OK("chmod own file", chmod("open/mine", 0600));
+	ERR("chmod root's file", chmod("public", 0777), EPERM);
+	ERR("chown own file to root", chown("open/mine", 0, 0), EPERM);
+	ERR("unlink other's file in sticky dir", unlink("sticky/rootfile"), EPERM);
+	ERR("explicit utimensat on other's file", utimensat(AT_FDCWD, "public", ts, 0), EPERM);
+	ERR("utimensat NULL without write access", utimensat(AT_FDCWD, "public", NULL, 0), EACCES);
+	ERR("setxattr without write access", setxattr("public", "user.x", "x", 1, 0), EACCES);
+	fd = OK("open other's setuid file", open("suid", O_WRONLY | O_APPEND));
+	EQ("write other's setuid file", 1, write(fd, "w", 1));
+	OK("fsync", fsync(fd));
+	close(fd);
+	mode_eq("unprivileged write clears setuid", S_IFREG | 0777, st_of("suid").st_mode);
+	fd = OK("open other's setgid file", open("sgid", O_WRONLY | O_APPEND));
+	EQ("write other's setgid file", 1, write(fd, "w", 1));
+	OK("fsync", fsync(fd));
+	close(fd);
+	mode_eq("unprivileged write clears group-exec setgid", S_IFREG | 0777,
+	        st_of("sgid").st_mode);
+}
+
+static void t_perms(void)
+{
 
 	enter("perms");
 	if (chmod(".", 0755))
@@ -1689,89 +1757,11 @@ static void t_perms(void)
 		die("chmod");
 	if (chmod("sticky/rootfile", 0666))
 		die("chmod");
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		die("fork");
-	if (pid == 0) {
-		/* the cwd stays usable even if DIR's ancestors are 0700 */
-		if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-		    setresuid(NOBODY, NOBODY, NOBODY))
-			die("drop privileges");
-		ERR("open 0600 root file", open("secret", O_RDONLY), EACCES);
-		fd = OK("open 0644 root file for reading", open("public", O_RDONLY));
-		if (fd >= 0)
-			close(fd);
-		ERR("open 0644 root file for writing", open("public", O_WRONLY), EACCES);
-		ERR("lookup inside 0700 dir", access("private/x", F_OK), EACCES);
-		{
-			DIR *d = opendir("private");
-			ERR("opendir 0700 dir", d ? 0 : -1, EACCES);
-			if (d)
-				closedir(d);
-		}
-		ERR("create in 0755 root dir", open("new", O_CREAT | O_WRONLY, 0644), EACCES);
-		ERR("mkdir in 0755 root dir", mkdir("newd", 0755), EACCES);
-		ERR("unlink in 0755 root dir", unlink("public"), EACCES);
-		fd = OK("create in 0777 dir", open("open/mine", O_CREAT | O_WRONLY, 0644));
-		if (fd >= 0)
-			close(fd);
-		struct stat st = st_of("open/mine");
-		EQ("new file owned by the caller (uid)", NOBODY, st.st_uid);
-		EQ("new file owned by the caller (gid)", NOBODY, st.st_gid);
-		OK("chmod own file", chmod("open/mine", 0600));
-		ERR("chmod root's file", chmod("public", 0777), EPERM);
-		ERR("chown own file to root", chown("open/mine", 0, 0), EPERM);
-		ERR("unlink other's file in sticky dir", unlink("sticky/rootfile"), EPERM);
-		ERR("explicit utimensat on other's file", utimensat(AT_FDCWD, "public", ts, 0), EPERM);
-		ERR("utimensat NULL without write access", utimensat(AT_FDCWD, "public", NULL, 0), EACCES);
-		ERR("setxattr without write access", setxattr("public", "user.x", "x", 1, 0), EACCES);
-		fd = OK("open other's setuid file", open("suid", O_WRONLY | O_APPEND));
-		EQ("write other's setuid file", 1, write(fd, "w", 1));
-		OK("fsync", fsync(fd));
-		close(fd);
-		mode_eq("unprivileged write clears setuid", S_IFREG | 0777, st_of("suid").st_mode);
-		fd = OK("open other's setgid file", open("sgid", O_WRONLY | O_APPEND));
-		EQ("write other's setgid file", 1, write(fd, "w", 1));
-		OK("fsync", fsync(fd));
-		close(fd);
-		mode_eq("unprivileged write clears group-exec setgid", S_IFREG | 0777,
-		        st_of("sgid").st_mode);
-		fflush(stdout);
-		_exit(0);
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0)
-		failf("child", "unprivileged child did not finish cleanly (status %d)",
-		      status);
+	as_nobody(perms_nobody);
 	leave();
 }
 
 /* ---- set-user-ID and set-group-ID cleared as the VFS clears them ---- */
-
-/* Run fn as NOBODY (uid and gid, no supplementary groups) in a child. */
-static void as_nobody(void (*fn)(void))
-{
-	pid_t pid;
-	int status;
-
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		die("fork");
-	if (pid == 0) {
-		if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-		    setresuid(NOBODY, NOBODY, NOBODY))
-			die("drop privileges");
-		fn();
-		fflush(stdout);
-		_exit(0);
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0)
-		failf("child", "unprivileged child did not finish cleanly (status %d)",
-		      status);
-}
 
 /* path created by root with mode (chmod after the create: no umask) and
  * group gid */
@@ -2396,6 +2386,45 @@ static int set_acl(const char *path, const char *name, const struct acl_e *e,
 	return setxattr(path, name, buf, acl_enc(buf, e, n), 0);
 }
 
+/* NOBODY, outside the group of "sg" (its own file) and of "locked" */
+static void acl_nobody_outside(void)
+{
+	const struct acl_e own[] = {
+		{ A_USER_OBJ, 7, A_UNDEF }, { A_GROUP_OBJ, 5, A_UNDEF },
+		{ A_GROUP, 5, 4321 }, { A_MASK, 5, A_UNDEF },
+		{ A_OTHER, 5, A_UNDEF },
+	};
+
+	ERR("no entry: locked out", access("locked/x", R_OK), EACCES);
+	OK("owner outside the group sets an ACL",
+	   set_acl("sg", XA_ACCESS, own, 5));
+	mode_eq("an ACL set by a non-member clears set-group-ID",
+	        S_IFREG | 0755, st_of("sg").st_mode);
+	ERR("non-owner cannot set an ACL",
+	    set_acl("locked", XA_ACCESS, own, 5), EPERM);
+}
+
+/* NOBODY, named r-x in the ACL of "locked" */
+static void acl_nobody_named(void)
+{
+	DIR *d;
+
+	OK("named entry: lookup allowed", access("locked/x", R_OK));
+	d = opendir("locked");
+	truth("named entry: listing allowed", d != NULL, "opendir: %s",
+	      ename(errno));
+	if (d)
+		closedir(d);
+	ERR("named entry r-x: no create", open("locked/new",
+	    O_CREAT | O_WRONLY, 0644), EACCES);
+}
+
+/* NOBODY, whose named entry the mask of "locked" now drops */
+static void acl_nobody_masked(void)
+{
+	ERR("masked entry: locked out", access("locked/x", R_OK), EACCES);
+}
+
 static void t_acl(void)
 {
 	const struct acl_e named[] = {
@@ -2416,8 +2445,7 @@ static void t_acl(void)
 		{ A_GROUP_OBJ, 5, A_UNDEF }, { A_OTHER, 0, A_UNDEF }, /* no mask */
 	};
 	struct stat st;
-	pid_t pid;
-	int status, fd;
+	int fd;
 	mode_t old;
 
 	enter("acl");
@@ -2532,74 +2560,13 @@ static void t_acl(void)
 			{ A_GROUP_OBJ, 5, A_UNDEF }, { A_MASK, 5, A_UNDEF },
 			{ A_OTHER, 0, A_UNDEF },
 		};
-		fflush(stdout);
-		pid = fork();
-		if (pid < 0)
-			die("fork");
-		if (pid == 0) {
-			const struct acl_e own[] = {
-				{ A_USER_OBJ, 7, A_UNDEF }, { A_GROUP_OBJ, 5, A_UNDEF },
-				{ A_GROUP, 5, 4321 }, { A_MASK, 5, A_UNDEF },
-				{ A_OTHER, 5, A_UNDEF },
-			};
-			if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-			    setresuid(NOBODY, NOBODY, NOBODY))
-				die("drop privileges");
-			ERR("no entry: locked out", access("locked/x", R_OK), EACCES);
-			OK("owner outside the group sets an ACL",
-			   set_acl("sg", XA_ACCESS, own, 5));
-			mode_eq("an ACL set by a non-member clears set-group-ID",
-			        S_IFREG | 0755, st_of("sg").st_mode);
-			ERR("non-owner cannot set an ACL",
-			    set_acl("locked", XA_ACCESS, own, 5), EPERM);
-			fflush(stdout);
-			_exit(0);
-		}
-		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-		    WEXITSTATUS(status) != 0)
-			failf("child", "unprivileged child did not finish cleanly");
+		as_nobody(acl_nobody_outside);
 		OK("let NOBODY in by name", set_acl("locked", XA_ACCESS, let_in, 5));
 		mode_eq("named entry: group bits show the mask", S_IFDIR | 0750,
 		        st_of("locked").st_mode);
-		fflush(stdout);
-		pid = fork();
-		if (pid < 0)
-			die("fork");
-		if (pid == 0) {
-			DIR *d;
-			if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-			    setresuid(NOBODY, NOBODY, NOBODY))
-				die("drop privileges");
-			OK("named entry: lookup allowed", access("locked/x", R_OK));
-			d = opendir("locked");
-			truth("named entry: listing allowed", d != NULL, "opendir: %s",
-			      ename(errno));
-			if (d)
-				closedir(d);
-			ERR("named entry r-x: no create", open("locked/new",
-			    O_CREAT | O_WRONLY, 0644), EACCES);
-			fflush(stdout);
-			_exit(0);
-		}
-		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-		    WEXITSTATUS(status) != 0)
-			failf("child", "unprivileged child did not finish cleanly");
+		as_nobody(acl_nobody_named);
 		OK("chmod 0700: the mask drops the entry", chmod("locked", 0700));
-		fflush(stdout);
-		pid = fork();
-		if (pid < 0)
-			die("fork");
-		if (pid == 0) {
-			if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-			    setresuid(NOBODY, NOBODY, NOBODY))
-				die("drop privileges");
-			ERR("masked entry: locked out", access("locked/x", R_OK), EACCES);
-			fflush(stdout);
-			_exit(0);
-		}
-		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-		    WEXITSTATUS(status) != 0)
-			failf("child", "unprivileged child did not finish cleanly");
+		as_nobody(acl_nobody_masked);
 	}
 	fd = OK("create with O_CREAT in a default-ACL dir after chmod",
 	        open("locked/y", O_CREAT | O_WRONLY, 0600));

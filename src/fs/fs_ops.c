@@ -744,7 +744,7 @@ int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
 {
 	struct store_inode in;
 	struct fs_ref *r;
-	int rc, acc = flags & O_ACCMODE;
+	int rc, trunc, acc = flags & O_ACCMODE;
 
 	fs_lock(fs, c);
 	if (!(rc = fs_may_read(fs)))
@@ -753,8 +753,9 @@ int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
 		rc = -EISDIR;
 	/* O_TRUNC truncates whatever the access mode (the kernel checked
 	 * write permission), as on ext4 */
-	if (!rc && (acc != O_RDONLY || ((flags & O_TRUNC) && S_ISREG(in.mode))) &&
-	    (rc = fs_may_write(fs)) == 0 && (flags & O_TRUNC) && S_ISREG(in.mode)) {
+	trunc = !rc && (flags & O_TRUNC) && S_ISREG(in.mode);
+	if (!rc && (acc != O_RDONLY || trunc) && (rc = fs_may_write(fs)) == 0 &&
+	    trunc) {
 		/* loaded again inside the write transaction: what the read
 		 * transaction saw may be older than the head it verified */
 		if (!(rc = fs_op_begin(fs)) && !(rc = inode_load(fs, ino, &in))) {

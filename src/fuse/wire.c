@@ -46,6 +46,11 @@ static struct {
  * cleared (the caller lacks CAP_FSETID) */
 static _Thread_local int cur_kill;
 
+/* the bit of a request whose argument struct T (len bytes of it read) has
+ * FIELD & FLAG: 0 when the request is too short to tell */
+#define KILL_BIT(T, FIELD, FLAG) \
+	(len >= sizeof(T) && (((const T *)(const void *)arg)->FIELD & (FLAG)) != 0)
+
 static void seen(const char *buf, size_t n)
 {
 	const struct fuse_in_header *h = (const void *)buf;
@@ -62,19 +67,16 @@ static void seen(const char *buf, size_t n)
 		}
 		break;
 	case FUSE_WRITE:
-		if (len >= sizeof(struct fuse_write_in))
-			cur_kill = !!(((const struct fuse_write_in *)(const void *)arg)
-			              ->write_flags & FUSE_WRITE_KILL_SUIDGID);
+		cur_kill = KILL_BIT(struct fuse_write_in, write_flags,
+		                    FUSE_WRITE_KILL_SUIDGID);
 		break;
 	case FUSE_OPEN:
-		if (len >= sizeof(struct fuse_open_in))
-			cur_kill = !!(((const struct fuse_open_in *)(const void *)arg)
-			              ->open_flags & FUSE_OPEN_KILL_SUIDGID);
+		cur_kill = KILL_BIT(struct fuse_open_in, open_flags,
+		                    FUSE_OPEN_KILL_SUIDGID);
 		break;
 	case FUSE_CREATE:
-		if (len >= sizeof(struct fuse_create_in))
-			cur_kill = !!(((const struct fuse_create_in *)(const void *)arg)
-			              ->open_flags & FUSE_OPEN_KILL_SUIDGID);
+		cur_kill = KILL_BIT(struct fuse_create_in, open_flags,
+		                    FUSE_OPEN_KILL_SUIDGID);
 		break;
 	}
 }
