@@ -44,7 +44,7 @@ enum {
 	EXIT_BUSY = 6,     /* the store is mounted read-write elsewhere */
 };
 
-#define CUSTODY_VERSION "0.2.5"
+#define CUSTODY_VERSION "0.2.6"
 
 struct store;
 struct rights;

@@ -34,7 +34,10 @@
 #define STORE_HASH_BYTES     32
 #define STORE_PK_BYTES       32  /* X25519 and Ed25519 public keys */
 #define STORE_SIG_BYTES      64
-#define STORE_PAGE_SIZE      65536 /* 4 KiB blocks fit inline; see README */
+/* SQLite page sizes (store_page_size): 4 KiB blocks sit inline on 32 KiB
+ * pages, bigger ones on 64 KiB pages (README, "Store") */
+#define STORE_PAGE_SIZE      32768
+#define STORE_PAGE_SIZE_BIG  65536
 #define STORE_ROOT_INO       1
 
 /* store_open failures beyond errno's own: */
@@ -47,7 +50,20 @@ enum store_open_flags {
 	STORE_CREATE = 1,   /* create a new file (O_EXCL): init only */
 	STORE_READONLY = 2, /* open read-only (check, audit list, info) */
 	STORE_ANYFORMAT = 4,/* accept an older format (custodyctl upgrade) */
+	STORE_BIG_PAGES = 8,/* with STORE_CREATE: STORE_PAGE_SIZE_BIG pages */
 };
+
+/*
+ * The page size a store of block_size-byte blocks is created and compacted
+ * with: the smallest of STORE_PAGE_SIZE and STORE_PAGE_SIZE_BIG on whose
+ * b-tree leaves a sealed block sits inline (a WITHOUT ROWID leaf holds a
+ * cell of up to (page - 12) * 64 / 255 - 23 bytes: 8,198 on 32 KiB pages,
+ * 16,422 on 64 KiB). Blocks beyond 8 KiB spill into overflow pages on
+ * either, so they keep the big pages. store_create_flags: the flags that
+ * create such a store.
+ */
+uint32_t store_page_size(uint32_t block_size);
+int store_create_flags(uint32_t block_size);
 
 /*
  * Open path. With STORE_CREATE the file must not exist and the format-2

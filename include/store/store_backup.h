@@ -73,7 +73,8 @@ int store_size(struct store *s, struct store_size *out);
 int store_lock_exclusive(struct store *s, char *why, size_t whylen);
 
 /*
- * Rebuild the file without free pages (VACUUM) and truncate the WAL.
+ * Rebuild the file without free pages (VACUUM) and truncate the WAL; with
+ * page_size (not 0) other than the file's, in pages of that size.
  * Needs the store to itself: it takes SQLite's exclusive locking mode,
  * waiting up to the busy timeout, and returns -EBUSY if another process
  * (a mount, another custodyctl) still has the store open. The exclusive
@@ -82,9 +83,9 @@ int store_lock_exclusive(struct store *s, char *why, size_t whylen);
  * of pages done (it may not cancel). before/after (may be NULL) receive
  * the sizes around the rebuild. s must be read-write.
  */
-int store_vacuum(struct store *s, store_progress_fn fn, void *arg,
-                 struct store_size *before, struct store_size *after,
-                 char *why, size_t whylen);
+int store_vacuum(struct store *s, uint32_t page_size, store_progress_fn fn,
+                 void *arg, struct store_size *before,
+                 struct store_size *after, char *why, size_t whylen);
 
 /*
  * Migrate the file forward to STORE_FORMAT_VERSION in one transaction.

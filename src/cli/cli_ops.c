@@ -222,12 +222,15 @@ int cmd_compact(struct cli *c, int argc, char **argv)
 "queue is finished: the blocks of deleted files that a mount had not yet\n"
 "removed are deleted (in batches, each a signed commit; `info` shows what\n"
 "is pending). Then the store file is rebuilt without its free pages\n"
-"(SQLite VACUUM) and the WAL emptied. Freed pages hold zeros already\n"
+"(SQLite VACUUM) and the WAL emptied, in the page size the store's block\n"
+"size calls for (32 KiB for 4 KiB blocks; stores made by custodyfs 0.2.5 or\n"
+"older have 64 KiB pages). Freed pages hold zeros already\n"
 "(secure_delete), so deleted content is gone from the file either way;\n"
 "compact makes it smaller. It needs the store to itself: unmount it first\n"
 "(otherwise it waits for the busy timeout and exits 6). The rebuild needs\n"
 "free disk space about the size of the store, for a temporary copy in\n"
-"$SQLITE_TMPDIR (default /var/tmp). Admin only.\n"
+"$SQLITE_TMPDIR (default /var/tmp); one that changes the page size about\n"
+"twice that (it goes through a rollback journal). Admin only.\n"
 "Exit status: 0 done, 1 error, 2 usage, 3 authentication failed,\n"
 "5 not an admin, 6 store busy (mounted or open elsewhere).\n";
 	struct progress p = { c, "compact", 0 };
@@ -252,7 +255,8 @@ int cmd_compact(struct cli *c, int argc, char **argv)
 		rc = purge_first(c, &purged, why, sizeof why);
 	if (!rc) {
 		struct store_size mid;
-		rc = store_vacuum(c->un.s, show_progress, &p, &mid, &after, why,
+		rc = store_vacuum(c->un.s, store_page_size(c->un.r->policy.block_size),
+		                  show_progress, &p, &mid, &after, why,
 		                  sizeof why);
 	}
 	record(c, "compact", c->u.store, rc);

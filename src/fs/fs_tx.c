@@ -7,8 +7,8 @@
  * Operations check everything that can fail (names, permissions, loading
  * and verifying rows) before they change the store, so a failed operation
  * normally leaves no trace without a savepoint. A savepoint per operation
- * would copy every 64 KiB page it touches into a statement journal first
- * (untar 16 s -> 10 s, streaming writes +25% without). If an operation does
+ * would copy every page it touches into a statement journal first (untar
+ * 16 s -> 10 s, streaming writes +25% without, on 64 KiB pages). If an operation does
  * fail after changing rows (the disk is full, an I/O error, a row found
  * damaged half way, a row that cannot be recorded), fs_op_end rolls the
  * whole group transaction back: the store stays consistent and loses at

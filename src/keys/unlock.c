@@ -1043,7 +1043,8 @@ int unlock_create(const struct unlock_opts *o,
 	if ((status = unlock_config(o, &u->cfg)))
 		return status;
 	status = EXIT_RUNTIME;
-	rc = store_open(o->store, STORE_CREATE, (int)u->cfg.busy_timeout_ms,
+	rc = store_open(o->store, store_create_flags(policy->block_size),
+	                (int)u->cfg.busy_timeout_ms,
 	                &u->s, why, sizeof why);
 	if (rc) {
 		fprintf(stderr, "%s: cannot create store '%s': %s\n", o->prog,

@@ -256,8 +256,8 @@ int upgrade_build(struct upgrade_v1 *v, const struct upgrade_plan *p,
 	if (v->me.role != ROLE_ADMIN)
 		return -EPERM;
 	cc.total = v->audit_rows;
-	if ((rc = store_open(p->tmp, STORE_CREATE, (int)cfg->busy_timeout_ms,
-	                     &u->s, why, whylen))) {
+	if ((rc = store_open(p->tmp, store_create_flags(v->block_size),
+	                     (int)cfg->busy_timeout_ms, &u->s, why, whylen))) {
 		WHY("cannot create '%s': %s", p->tmp, strerror(-rc));
 		return rc;
 	}

@@ -4,9 +4,10 @@
  * blocks, xattrs). Rights, sessions, the ledger and the trail are in
  * store_keys.c, store_audit.c and store_session.c over the same connection.
  *
- * The file is one SQLite database in WAL mode with 64 KiB pages, so a 4 KiB
+ * The file is one SQLite database in WAL mode with 32 KiB pages, so a 4 KiB
  * content block (plus its 56 bytes of nonce and tag) sits inline in a
- * b-tree leaf of the WITHOUT ROWID blocks table, keyed by (ino, blk).
+ * b-tree leaf of the WITHOUT ROWID blocks table, keyed by (ino, blk);
+ * bigger blocks get 64 KiB pages (store_page_size).
  *
  * The schema belongs to custodyfs. Whoever can write the file can add a
  * trigger that SQLite would run inside our own transactions, or a view, or
@@ -467,8 +468,8 @@ static int store_configure(struct store *s, int busy_ms)
 	 * 1 GiB at unmount 2.3-2.8 s either way, mounted 2.9-5 s either way
 	 * (README, backup). The WAL's older frames go with the TRUNCATE
 	 * checkpoint (store_checkpoint). */
-	/* cache_size: 56 MiB (896 pages). A 4 KiB random access costs a whole
-	 * 64 KiB page (copied from the OS cache on every miss: a fifth of a
+	/* cache_size: 56 MiB (1,792 pages of 32 KiB). A 4 KiB random access
+	 * costs a whole page (copied from the OS cache on every miss: a fifth of a
 	 * random read's time); 8 -> 32 MiB gave random reads +1-10% and
 	 * random writes +3-7% on a 256 MiB file, 32 -> 56 MiB random reads
 	 * +20% and writes +30%. It fills after login (the 64 MiB of
@@ -488,9 +489,7 @@ static int store_configure(struct store *s, int busy_ms)
 	return rc;
 }
 
-/* A header field (application_id, user_version: signed 32-bit values in
- * the file header), as the signed integer it is. */
-static int store_pragma_i64(struct store *s, const char *sql, int64_t *v)
+int store_pragma_i64(struct store *s, const char *sql, int64_t *v)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -693,13 +692,29 @@ int store_changed(struct store *s)
 	return 1;
 }
 
-static int store_create_schema(struct store *s)
+uint32_t store_page_size(uint32_t block_size)
+{
+	/* the sealed block (nonce and tag), its key and record header */
+	uint32_t cell = block_size + 56 + 32;
+
+	return cell <= (STORE_PAGE_SIZE - 12) * 64 / 255 - 23 ? STORE_PAGE_SIZE
+	                                                       : STORE_PAGE_SIZE_BIG;
+}
+
+int store_create_flags(uint32_t block_size)
+{
+	return STORE_CREATE |
+	       (store_page_size(block_size) == STORE_PAGE_SIZE ? 0 : STORE_BIG_PAGES);
+}
+
+static int store_create_schema(struct store *s, int flags)
 {
 	const char *const *sql = schema_v2;
 	int rc;
 	char q[64];
 
-	snprintf(q, sizeof q, "PRAGMA page_size=%d", STORE_PAGE_SIZE);
+	snprintf(q, sizeof q, "PRAGMA page_size=%d", flags & STORE_BIG_PAGES ?
+	         STORE_PAGE_SIZE_BIG : STORE_PAGE_SIZE);
 	if ((rc = store_exec(s, q)) ||
 	    (rc = store_exec(s, "PRAGMA journal_mode=WAL")) ||
 	    (rc = store_exec(s, "BEGIN")))
@@ -759,6 +774,57 @@ int store_header_format(struct store *s, int64_t *fmt)
  * header, so reading them runs nothing of the schema's; the header's
  * user_version is the format, the only place it is read from.
  */
+int store_journal_mode(struct store *s, const char *mode)
+{
+	sqlite3_stmt *st;
+	char q[48];
+	int rc, ok = 0;
+
+	snprintf(q, sizeof q, "PRAGMA journal_mode=%s", mode);
+	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *now = sqlite3_column_text(st, 0);
+		ok = now && !strcmp((const char *)now, mode);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc);
+	return ok ? 0 : -EBUSY;
+}
+
+/*
+ * A read-write connection runs in WAL mode and nothing else: durability
+ * (store_sync syncs the WAL), the checkpointer and readers beside the
+ * writer all rest on it. The mode is a header field any writer of the file
+ * can change, and an interrupted compact that changed the page size leaves
+ * the file in rollback mode; either way it is put back here, or the open
+ * fails (another process has the file open in the other mode).
+ */
+static int store_wal_check(struct store *s, char *why, size_t whylen)
+{
+	sqlite3_stmt *st;
+	int rc, wal = 0;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *m = sqlite3_column_text(st, 0);
+		wal = m && !strcmp((const char *)m, "wal");
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc);
+	if (wal || !(rc = store_journal_mode(s, "wal")))
+		return 0;
+	if (why && whylen)
+		snprintf(why, whylen, "the store is not in WAL mode and cannot be"
+		         " put back into it (another process has it open?)");
+	return rc;
+}
+
 static int store_validate(struct store *s, int flags, char *why,
                           size_t whylen)
 {
@@ -943,9 +1009,9 @@ int store_open(const char *path, int flags, int busy_ms, struct store **out,
 	if ((rc = store_configure(s, busy_ms)))
 		goto fail;
 	if (flags & STORE_CREATE)
-		rc = store_create_schema(s);
-	else
-		rc = store_validate(s, flags, why, whylen);
+		rc = store_create_schema(s, flags);
+	else if (!(rc = store_validate(s, flags, why, whylen)) && !s->readonly)
+		rc = store_wal_check(s, why, whylen);
 	if (rc)
 		goto fail;
 	*out = s;

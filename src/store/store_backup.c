@@ -84,39 +84,25 @@ static int rename_into(const char *tmp, const char *dest, int replace)
 	return 0;
 }
 
-static int int_pragma(sqlite3 *db, const char *sql, uint64_t *v)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if ((rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL)) != SQLITE_OK)
-		return rc;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*v = (uint64_t)sqlite3_column_int64(st, 0);
-		rc = SQLITE_OK;
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
 int store_size(struct store *s, struct store_size *out)
 {
 	const char *path = sqlite3_db_filename(s->db, "main");
 	char wal[PATH_MAX];
-	uint64_t pages = 0, psize = 0, freep = 0;
+	int64_t pages = 0, psize = 0, freep = 0;
 	struct stat sb;
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if ((rc = int_pragma(s->db, "PRAGMA page_count", &pages)) ||
-	    (rc = int_pragma(s->db, "PRAGMA page_size", &psize)) ||
-	    (rc = int_pragma(s->db, "PRAGMA freelist_count", &freep)))
-		return store_err(s, rc);
+	if ((rc = store_pragma_i64(s, "PRAGMA page_count", &pages)) ||
+	    (rc = store_pragma_i64(s, "PRAGMA page_size", &psize)) ||
+	    (rc = store_pragma_i64(s, "PRAGMA freelist_count", &freep)))
+		return rc;
+	if (pages < 0 || psize < 0 || freep < 0)
+		return -EIO;
 	if (freep > pages)
 		freep = pages;
-	out->used_bytes = (pages - freep) * psize;
-	out->free_bytes = freep * psize;
+	out->used_bytes = (uint64_t)(pages - freep) * (uint64_t)psize;
+	out->free_bytes = (uint64_t)freep * (uint64_t)psize;
 	if (path && stat(path, &sb) == 0)
 		out->file_bytes = (uint64_t)sb.st_size;
 	if (path && (size_t)snprintf(wal, sizeof wal, "%s-wal", path) < sizeof wal &&
@@ -345,8 +331,10 @@ struct vacuum_progress {
 	uint64_t total;
 };
 
-/* VM instructions VACUUM spends per 64 KiB page of 4 KiB blocks, measured
- * (about 16 rows a page); only shapes the progress estimate. */
+/* VM instructions VACUUM spends per 64 KiB of 4 KiB blocks stored, measured
+ * (about 16 rows); only shapes the progress estimate, counted in units of
+ * VACUUM_UNIT bytes whatever the page size. */
+#define VACUUM_UNIT 65536
 #define VACUUM_OPS_PER_PAGE 2000
 #define VACUUM_OPS_PER_CALL 1000
 
@@ -363,14 +351,15 @@ static int vacuum_tick(void *arg)
 	return 0;
 }
 
-int store_vacuum(struct store *s, store_progress_fn fn, void *arg,
-                 struct store_size *before, struct store_size *after,
-                 char *why, size_t whylen)
+int store_vacuum(struct store *s, uint32_t page_size, store_progress_fn fn,
+                 void *arg, struct store_size *before,
+                 struct store_size *after, char *why, size_t whylen)
 {
 	struct vacuum_progress vp = { fn, arg, 0, 0 };
 	struct store_size sz;
-	uint64_t psize = 1;
-	int rc;
+	int64_t psize = 0;
+	int rc, repage;
+	char q[64];
 
 	if ((rc = store_lock_exclusive(s, why, whylen)))
 		return rc;
@@ -380,8 +369,26 @@ int store_vacuum(struct store *s, store_progress_fn fn, void *arg,
 	}
 	if (before)
 		*before = sz;
-	int_pragma(s->db, "PRAGMA page_size", &psize);
-	vp.total = psize ? sz.used_bytes / psize : 0;
+	if ((rc = store_pragma_i64(s, "PRAGMA page_size", &psize)) || psize < 512) {
+		say(why, whylen, "cannot read the store's page size");
+		return rc ? rc : -EIO;
+	}
+	vp.total = sz.used_bytes / VACUUM_UNIT;
+	/* SQLite changes the page size only outside WAL mode: the rebuild
+	 * then goes through a rollback journal (as crash-safe: an interrupted
+	 * one is rolled back at the next open, which puts the store back
+	 * into WAL mode, store_open) */
+	repage = page_size && page_size != (uint64_t)psize;
+	if (repage) {
+		snprintf(q, sizeof q, "PRAGMA page_size=%u", page_size);
+		if ((rc = store_journal_mode(s, "delete")) ||
+		    (rc = store_exec(s, q))) {
+			say(why, whylen, "cannot leave WAL mode to change the page"
+			    " size: %s", sqlite3_errmsg(s->db));
+			store_journal_mode(s, "wal");
+			return rc;
+		}
+	}
 	/* the rebuilt copy can be as large as the store: not in memory */
 	if ((rc = store_exec(s, "PRAGMA temp_store=FILE"))) {
 		say(why, whylen, "cannot prepare: %s", sqlite3_errmsg(s->db));
@@ -396,9 +403,16 @@ int store_vacuum(struct store *s, store_progress_fn fn, void *arg,
 		say(why, whylen, "rebuilding failed: %s", sqlite3_errmsg(s->db));
 		rc = store_err(s, rc);
 		store_exec(s, "PRAGMA temp_store=MEMORY");
+		if (repage)
+			store_journal_mode(s, "wal");
 		return rc;
 	}
 	store_exec(s, "PRAGMA temp_store=MEMORY");
+	if (repage && (rc = store_journal_mode(s, "wal"))) {
+		say(why, whylen, "rebuilt, but cannot return to WAL mode: %s (the"
+		    " next open does)", sqlite3_errmsg(s->db));
+		return rc;
+	}
 	/* the rebuilt pages are in the WAL: fold them in and shrink */
 	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
 	                               NULL, NULL);

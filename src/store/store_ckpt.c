@@ -11,7 +11,7 @@
  *
  * SQLite starts the WAL over only when a transaction begins with every
  * frame already copied, which a writer that never pauses never sees. So
- * when a commit leaves CKPT_SYNC_FRAMES in the WAL, the committer waits
+ * when a commit leaves CKPT_SYNC_BYTES in the WAL, the committer waits
  * for the background run (which has kept up, so little is left) and copies
  * the rest itself: the WAL stays within about 256 MiB plus one group
  * transaction, and the pause is a fraction of what autocheckpoint costs.
@@ -24,8 +24,9 @@
 #include "store.h"
 #include "store_internal.h"
 
-#define CKPT_SOFT_FRAMES 1024  /* 64 MiB of 64 KiB pages: wake the thread */
-#define CKPT_SYNC_FRAMES 4096  /* 256 MiB: the committer finishes the job */
+/* WAL sizes (counted in frames of the store's page size) */
+#define CKPT_SOFT_BYTES (64 << 20)  /* wake the thread */
+#define CKPT_SYNC_BYTES (256 << 20) /* the committer finishes the job */
 
 struct store_ckpt {
 	sqlite3 *db;
@@ -33,6 +34,7 @@ struct store_ckpt {
 	pthread_mutex_t lock;
 	pthread_cond_t wake, idle;
 	int want, stop, busy;
+	int soft_frames, sync_frames;
 	uint64_t runs;
 };
 
@@ -41,7 +43,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	struct store_ckpt *k = arg;
 
 	pthread_mutex_lock(&k->lock);
-	if (frames >= CKPT_SYNC_FRAMES) {
+	if (frames >= k->sync_frames) {
 		while (k->busy)
 			pthread_cond_wait(&k->idle, &k->lock);
 		pthread_mutex_unlock(&k->lock);
@@ -49,7 +51,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 		                          NULL, NULL);
 		return SQLITE_OK;
 	}
-	if (frames >= CKPT_SOFT_FRAMES) {
+	if (frames >= k->soft_frames) {
 		k->want = 1;
 		pthread_cond_signal(&k->wake);
 	}
@@ -87,15 +89,20 @@ static void *ckpt_main(void *arg)
 int store_checkpointer_start(struct store *s, const char *path)
 {
 	struct store_ckpt *k;
+	int64_t page = 0;
 	int rc;
 
 	if (s->readonly || s->ckpt)
 		return 0;
+	if (store_pragma_i64(s, "PRAGMA page_size", &page) || page < 512)
+		return -EIO;
 	if (!(k = calloc(1, sizeof *k)))
 		return -ENOMEM;
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_cond_init(&k->wake, NULL);
 	pthread_cond_init(&k->idle, NULL);
+	k->soft_frames = (int)(CKPT_SOFT_BYTES / page);
+	k->sync_frames = (int)(CKPT_SYNC_BYTES / page);
 	rc = sqlite3_open_v2(path, &k->db, SQLITE_OPEN_READWRITE |
 	                     SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc == SQLITE_OK && store_harden(k->db))

@@ -45,6 +45,14 @@ struct store {
 /* SQLite's own WAL autocheckpoint, in pages, when no checkpointer runs. */
 #define STORE_AUTOCHECKPOINT 2048
 
+/* The one integer a PRAGMA (or other one-value query) answers: header
+ * fields (application_id, user_version: signed 32-bit values in the file
+ * header) as the signed integers they are, page_size, page_count. */
+int store_pragma_i64(struct store *s, const char *sql, int64_t *v);
+/* Set the journal mode ("wal", "delete"): 0 once SQLite reports it in
+ * force, -EBUSY if it could not switch (another connection has the file). */
+int store_journal_mode(struct store *s, const char *mode);
+
 /* Prepared (and cached) statement number id for sql; reset before use. */
 sqlite3_stmt *store_stmt(struct store *s, int id, const char *sql);
 /* Map an SQLite result code to -errno. */

@@ -23,7 +23,7 @@ done
 jqv() { jq -c "$1" <<<"$json" 2>&1; }
 expect_eq "info --json format" 2 "$(jqv .format)"
 expect_eq "info --json block_size" 4096 "$(jqv .block_size)"
-expect_eq "info --json page_size" 65536 "$(jqv .page_size)"
+expect_eq "info --json page_size" 32768 "$(jqv .page_size)"
 expect_eq "info --json: an empty store" '0 1 0 0' "$(jqv '[.files, .directories, .data_bytes, .blocks] | map(tostring) | join(" ")' | tr -d '"')"
 expect_eq "info --json purge_pending" '{"inodes":0,"blocks":0,"bytes":0}' "$(jqv .purge_pending)"
 expect_eq "info --json roster counter" 1 "$(jqv .roster)"
@@ -170,6 +170,49 @@ check "unmount" t_umount
 expect_status "compact --help" 0 ctl compact --help
 expect_status "compact takes no arguments" 2 ctl compact now
 
+# ---- the page size ----
+# custodyfs up to 0.2.5 made 64 KiB pages; such a store works as it is and
+# compact rebuilds it in the page size of its block size (README, Store)
+pagesize() { sqlite3 "$STORE" 'PRAGMA page_size'; }
+expect_eq "a new store of 4 KiB blocks has 32 KiB pages" 32768 "$(pagesize)"
+sqlite3 "$STORE" 'PRAGMA journal_mode=DELETE; PRAGMA page_size=65536; VACUUM;
+	PRAGMA journal_mode=WAL' >/dev/null
+expect_eq "the store made as 0.2.5 made it" 65536 "$(pagesize)"
+check "mount of a 64 KiB-page store" t_mount
+check "its data intact" cmp "$T/keep" "$MNT/keep"
+head -c 300000 /dev/urandom > "$T/keep2"
+cp "$T/keep2" "$MNT/keep2"
+check "unmount" t_umount
+expect_status "check of the 64 KiB-page store" 0 ctl check
+out=$(ctl compact 2>&1); st=$?
+expect_eq "compact of the 64 KiB-page store: exit 0 ($out)" 0 "$st"
+expect_eq "compact moved it to 32 KiB pages" 32768 "$(pagesize)"
+expect_eq "and back into WAL mode" wal "$(sqlite3 "$STORE" 'PRAGMA journal_mode')"
+check "no rollback journal left" test ! -e "$STORE-journal"
+expect_status "check after the new page size" 0 ctl check
+check "mount after the new page size" t_mount
+check "data intact after the new page size" cmp "$T/keep" "$MNT/keep"
+check "the later file too" cmp "$T/keep2" "$MNT/keep2"
+check "unmount" t_umount
+
+# ---- the journal mode ----
+# durability rests on WAL mode (a sync is the WAL's fdatasync); the mode is
+# a header field a writer of the file can change: the next read-write open
+# puts it back, and the mount's sync makes its writes durable in the WAL
+sqlite3 "$STORE" 'PRAGMA journal_mode=DELETE' >/dev/null
+expect_eq "a file writer switched the store to rollback mode" delete \
+	"$(sqlite3 "$STORE" 'PRAGMA journal_mode')"
+check "mount of the rollback-mode store" t_mount
+expect_eq "the mount put it back into WAL mode" wal \
+	"$(sqlite3 "$STORE" 'PRAGMA journal_mode')"
+echo durable > "$MNT/dur"
+check "write and fsync" python3 -c 'import os,sys; f=os.open(sys.argv[1], os.O_RDWR); os.fsync(f)' "$MNT/dur"
+check "the synced commit is in the WAL" test -s "$STORE-wal"
+check "unmount" t_umount
+check "mount" t_mount
+expect_eq "the write survived" durable "$(cat "$MNT/dur")"
+check "unmount" t_umount
+
 # ---- backup refusals ----
 expect_status "backup without DEST" 2 ctl backup
 expect_status "backup with two DESTs" 2 ctl backup "$T/a" "$T/b"
@@ -201,7 +244,7 @@ check_not "wrong passphrase: no file" test -e "$T/d.db"
 # ---- the trail has the actions (op is stored in the clear) ----
 n() { sqlite3 "$STORE" "SELECT count(*) FROM audit WHERE op='$1' AND result=$2"; }
 expect_eq "audit: compact refused while mounted" 1 "$(n compact -16)"
-expect_eq "audit: compact done" 1 "$(n compact 0)"
+expect_eq "audit: compact done (twice)" 2 "$(n compact 0)"
 expect_eq "audit: backups done" 2 "$(n backup 0)"
 expect_eq "audit: the three info commands" 3 "$(n info 0)"
 # every command logs in first: its rows follow a login row of its session

@@ -175,7 +175,37 @@ static void test_create_reopen(const char *p)
 	CHECK_EQ(store_changed(s), 1);
 	CHECK_EQ(store_changed(s), 0);
 	CHECK_EQ(store_schema_verify(s, why, sizeof why), 0);
+	{
+		uint64_t pages = 0, psize = 0, freep = 0;
+		CHECK_EQ(store_file_stats(s, &pages, &psize, &freep), 0);
+		CHECK_EQ(psize, STORE_PAGE_SIZE);
+	}
 	store_close(s);
+
+	/* the page size follows the block size: a sealed block inline in a
+	 * leaf of the blocks table (32 KiB pages hold up to 8,198 bytes) */
+	CHECK_EQ(store_page_size(512), STORE_PAGE_SIZE);
+	CHECK_EQ(store_page_size(4096), STORE_PAGE_SIZE);
+	CHECK_EQ(store_page_size(8192), STORE_PAGE_SIZE_BIG);
+	CHECK_EQ(store_page_size(65536), STORE_PAGE_SIZE_BIG);
+	CHECK_EQ(store_create_flags(4096), STORE_CREATE);
+	CHECK_EQ(store_create_flags(16384), STORE_CREATE | STORE_BIG_PAGES);
+	{
+		char big[4096];
+		uint64_t pages = 0, psize = 0, freep = 0;
+		struct store *b = NULL;
+		snprintf(big, sizeof big, "%s.big", p);
+		CHECK_EQ(store_open(big, store_create_flags(16384), 1000, &b, why,
+		                    sizeof why), 0);
+		if (b) {
+			CHECK_EQ(store_file_stats(b, &pages, &psize, &freep), 0);
+			CHECK_EQ(psize, STORE_PAGE_SIZE_BIG);
+			store_close(b);
+		}
+		unlink(big);
+		snprintf(big + strlen(big), sizeof big - strlen(big), "-wal");
+		unlink(big);
+	}
 
 	/* never over an existing file, and that file is left alone */
 	int before = file_size(p);
