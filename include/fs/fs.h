@@ -181,6 +181,9 @@ size_t fs_referenced(struct fs *fs, uint64_t *out, size_t cap);
  * verification under the mount. *why receives one line.
  */
 int fs_fatal(struct fs *fs, const char **why);
+/* 1 (once) when a group transaction was rolled back since the last call:
+ * what the kernel caches of its work is gone from the store. */
+int fs_take_rollback(struct fs *fs);
 /* From a function fs_exclusive runs: the filesystem must stop (fs_fatal). */
 void fs_fail_locked(struct fs *fs);
 

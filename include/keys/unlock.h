@@ -200,8 +200,9 @@ int unlock_record(struct unlocked *u, const char *op, const char *target,
 /* The state the next commit starts from (roster, roots, audit head). */
 void unlock_state(const struct unlocked *u, struct ledger_state *out);
 /* Append the commit for the open transaction with state st (the caller
- * filled the fs roots) and remember it as the head; does not COMMIT. */
-int unlock_append(struct unlocked *u, const struct ledger_state *st);
+ * filled the fs roots), COMMIT, and remember it as the head. On failure
+ * the head stays what it was; the caller rolls the transaction back. */
+int unlock_commit(struct unlocked *u, const struct ledger_state *st);
 /*
  * Catch up outside a transaction (a long-lived daemon, once a second): if
  * another process committed, verify the new commits, reload the roster

@@ -235,7 +235,8 @@ int cmd_compact(struct cli *c, int argc, char **argv)
 "5 not an admin, 6 store busy (mounted or open elsewhere).\n";
 	struct progress p = { c, "compact", 0 };
 	struct store_size before, after;
-	uint64_t purged = 0;
+	uint64_t purged = 0, pages, psize = 0, psize_after = 0, freep, total;
+	uint32_t want;
 	char why[512];
 	int rc, st;
 
@@ -249,16 +250,19 @@ int cmd_compact(struct cli *c, int argc, char **argv)
 		return st;
 	p.started = cli_now_ms();
 	rc = store_lock_exclusive(c->un.s, why, sizeof why);
-	if (!rc && (rc = store_size(c->un.s, &before)))
+	if (!rc && ((rc = store_size(c->un.s, &before)) ||
+	            (rc = store_file_stats(c->un.s, &pages, &psize, &freep))))
 		snprintf(why, sizeof why, "cannot read the store's size");
 	if (!rc)
 		rc = purge_first(c, &purged, why, sizeof why);
+	want = store_page_size(c->un.r->policy.block_size);
 	if (!rc) {
 		struct store_size mid;
-		rc = store_vacuum(c->un.s, store_page_size(c->un.r->policy.block_size),
-		                  show_progress, &p, &mid, &after, why,
-		                  sizeof why);
+		rc = store_vacuum(c->un.s, want, show_progress, &p, &mid, &after,
+		                  why, sizeof why);
 	}
+	if (!rc && store_file_stats(c->un.s, &pages, &psize_after, &freep))
+		psize_after = 0;
 	record(c, "compact", c->u.store, rc);
 	if (rc) {
 		fprintf(stderr, "custodyctl: cannot compact '%s': %s\n", c->u.store,
@@ -268,15 +272,21 @@ int cmd_compact(struct cli *c, int argc, char **argv)
 	if (purged)
 		printf("purged %llu blocks of deleted files\n",
 		       (unsigned long long)purged);
-	printf("compacted '%s': %llu bytes (WAL %llu) -> %llu bytes, %llu freed\n",
+	total = before.file_bytes + before.wal_bytes;
+	printf("compacted '%s': %llu bytes (WAL %llu) -> %llu bytes, ",
 	       c->u.store, (unsigned long long)before.file_bytes,
 	       (unsigned long long)before.wal_bytes,
-	       (unsigned long long)after.file_bytes,
-	       (unsigned long long)(before.file_bytes + before.wal_bytes >
-	                                            after.file_bytes
-	                            ? before.file_bytes + before.wal_bytes -
-	                                      after.file_bytes
-	                            : 0));
+	       (unsigned long long)after.file_bytes);
+	if (after.file_bytes > total)
+		printf("%llu more", (unsigned long long)(after.file_bytes - total));
+	else
+		printf("%llu freed", (unsigned long long)(total - after.file_bytes));
+	if (psize_after && psize != psize_after)
+		/* smaller pages hold a little less (README, "Store") */
+		printf("; in %llu KiB pages (were %llu KiB)",
+		       (unsigned long long)psize_after / 1024,
+		       (unsigned long long)psize / 1024);
+	printf("\n");
 	return EXIT_OK;
 }
 

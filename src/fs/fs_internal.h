@@ -88,6 +88,7 @@ struct fs {
 	size_t nunsynced;       /* fs->lock */
 	atomic_int sync_busy;   /* a sync is under way */
 	atomic_int sync_err;    /* the first failed sync's -errno: fatal */
+	atomic_int rolled_back; /* a group transaction was lost (fs_take_rollback) */
 	/* fields below: fs->lock */
 	struct keyring *kr;     /* the keys of the operation in progress */
 	struct session *actor;  /* its session */

@@ -345,10 +345,18 @@ int fs_op_end(struct fs *fs, int rc)
 
 void fs_abort_locked(struct fs *fs)
 {
-	if (fs->in_tx)
+	if (fs->in_tx) {
 		unlock_abort(fs->u);
+		/* the kernel may cache pages and attributes of the lost work
+		 * (nothing drops them on an mtime change: fsops.c op_init) */
+		atomic_store(&fs->rolled_back, 1);
+	}
 	mtree_abort(fs->mt);
 	inode_forget_dirty(fs);
+	/* a commit that failed after its fold (COMMIT itself: the disk is
+	 * full) had moved the changed inodes into the verified cache, which
+	 * serves without checking the tree: all go */
+	inode_cache_clear(fs);
 	fs->pread.valid = 0;  /* its row would go into a rolled-back tx */
 	fs->in_tx = 0;
 	fs->path_gen++;       /* names cached from rolled-back work */
@@ -418,7 +426,7 @@ int fs_commit_locked(struct fs *fs)
 	     st.next_ino != fs->u->head.st.next_ino) &&
 	    (rc = audit_trail_sign(fs->u->trail, fs->u->ss)))
 		goto fail;
-	if ((rc = unlock_append(fs->u, &st)) || (rc = store_commit(fs->s)))
+	if ((rc = unlock_commit(fs->u, &st)))
 		goto fail;
 	committed(fs);
 	fs->base_seq = fs->u->head.seq;
@@ -697,6 +705,11 @@ int fs_exclusive(struct fs *fs, int (*fn)(void *arg), void *arg)
 void fs_fail_locked(struct fs *fs)
 {
 	fs->fatal = 1;
+}
+
+int fs_take_rollback(struct fs *fs)
+{
+	return atomic_exchange(&fs->rolled_back, 0);
 }
 
 int fs_fatal(struct fs *fs, const char **why)

@@ -1169,8 +1169,13 @@ static void *ticker(void *arg)
 			stop_request(c, STOP_NOW);
 			break;
 		}
-		dropped = 0;
-		if (c->o->maintain && mono_ms() - last_maint >= 1000) {
+		/* a lost group transaction: the kernel must not keep serving
+		 * its pages (from here, not the request that failed: an
+		 * invalidation there could wait on that request's own locks) */
+		dropped = fs_take_rollback(c->fs);
+		if (dropped)
+			drop_caches(c);
+		if (!dropped && c->o->maintain && mono_ms() - last_maint >= 1000) {
 			last_maint += 1000 * ((mono_ms() - last_maint) / 1000);
 			if (c->o->maintain(c->o->maintain_arg) > 0) {
 				drop_caches(c);

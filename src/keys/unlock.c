@@ -268,7 +268,9 @@ int unlock_begin(struct unlocked *u)
 	return rc;
 }
 
-int unlock_append(struct unlocked *u, const struct ledger_state *st)
+/* Append the commit for the open transaction with state st and remember
+ * it as the head; does not COMMIT (unlock_commit does both). */
+static int unlock_append(struct unlocked *u, const struct ledger_state *st)
 {
 	struct session *signers[LEDGER_MAX_SIGNERS];
 	struct ledger_commit *c = malloc(sizeof *c);
@@ -292,6 +294,23 @@ int unlock_append(struct unlocked *u, const struct ledger_state *st)
 		u->head = *c;
 	u->prooflen = 0;
 	free(c);
+	return rc;
+}
+
+int unlock_commit(struct unlocked *u, const struct ledger_state *st)
+{
+	struct ledger_commit *before = malloc(sizeof *before);
+	int rc;
+
+	if (!before)
+		return -ENOMEM;
+	*before = u->head;
+	/* a COMMIT that fails (the disk is full) leaves the file at the old
+	 * head: so must the memory, or the next commit, the local state and
+	 * the witness would name one the file never held */
+	if (!(rc = unlock_append(u, st)) && (rc = store_commit(u->s)))
+		u->head = *before;
+	free(before);
 	return rc;
 }
 
@@ -414,9 +433,7 @@ int unlock_finish_fs(struct unlocked *u, const char *op, const char *target,
 		}
 	}
 	if (!err)
-		err = unlock_append(u, &st);
-	if (!err)
-		err = store_commit(u->s);
+		err = unlock_commit(u, &st);
 	if (err) {
 		store_rollback(u->s);
 		forget_tx(u, before);
@@ -613,7 +630,9 @@ static int open_error(const struct unlock_opts *o, int rc, const char *why)
 	else
 		fprintf(stderr, "%s: cannot open store '%s': %s\n", o->prog, o->store,
 		        unlock_open_error(rc));
-	return rc == STORE_E_SCHEMA ? EXIT_DAMAGE : EXIT_RUNTIME;
+	return rc == STORE_E_SCHEMA ? EXIT_DAMAGE
+	       : rc == -EBUSY ? EXIT_BUSY /* held open elsewhere */
+	                      : EXIT_RUNTIME;
 }
 
 /*
@@ -1147,7 +1166,7 @@ int unlock_fork(struct unlocked *u, const char *path, char *why,
 	unlock_state(&copy, &st);
 	cipher_random(st.instance, sizeof st.instance);
 	st.flags = LEDGER_FORK;
-	if ((rc = unlock_append(&copy, &st)) || (rc = store_commit(copy.s)))
+	if ((rc = unlock_commit(&copy, &st)))
 		goto out;
 	copy.in_tx = 0;
 	if (u->state) {

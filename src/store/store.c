@@ -768,12 +768,6 @@ int store_header_format(struct store *s, int64_t *fmt)
 	return store_pragma_i64(s, "PRAGMA user_version", fmt);
 }
 
-/*
- * A custodyfs store has our application_id, a schema that is exactly ours
- * and a known format. application_id and user_version are in the file
- * header, so reading them runs nothing of the schema's; the header's
- * user_version is the format, the only place it is read from.
- */
 int store_journal_mode(struct store *s, const char *mode)
 {
 	sqlite3_stmt *st;
@@ -825,6 +819,12 @@ static int store_wal_check(struct store *s, char *why, size_t whylen)
 	return rc;
 }
 
+/*
+ * A custodyfs store has our application_id, a schema that is exactly ours
+ * and a known format. application_id and user_version are in the file
+ * header, so reading them runs nothing of the schema's; the header's
+ * user_version is the format, the only place it is read from.
+ */
 static int store_validate(struct store *s, int flags, char *why,
                           size_t whylen)
 {

@@ -374,6 +374,11 @@ int store_vacuum(struct store *s, uint32_t page_size, store_progress_fn fn,
 		return rc ? rc : -EIO;
 	}
 	vp.total = sz.used_bytes / VACUUM_UNIT;
+	/* the rebuilt copy can be as large as the store: not in memory */
+	if ((rc = store_exec(s, "PRAGMA temp_store=FILE"))) {
+		say(why, whylen, "cannot prepare: %s", sqlite3_errmsg(s->db));
+		return rc;
+	}
 	/* SQLite changes the page size only outside WAL mode: the rebuild
 	 * then goes through a rollback journal (as crash-safe: an interrupted
 	 * one is rolled back at the next open, which puts the store back
@@ -386,13 +391,9 @@ int store_vacuum(struct store *s, uint32_t page_size, store_progress_fn fn,
 			say(why, whylen, "cannot leave WAL mode to change the page"
 			    " size: %s", sqlite3_errmsg(s->db));
 			store_journal_mode(s, "wal");
+			store_exec(s, "PRAGMA temp_store=MEMORY");
 			return rc;
 		}
-	}
-	/* the rebuilt copy can be as large as the store: not in memory */
-	if ((rc = store_exec(s, "PRAGMA temp_store=FILE"))) {
-		say(why, whylen, "cannot prepare: %s", sqlite3_errmsg(s->db));
-		return rc;
 	}
 	if (fn)
 		sqlite3_progress_handler(s->db, VACUUM_OPS_PER_CALL, vacuum_tick,
