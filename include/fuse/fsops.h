@@ -18,6 +18,7 @@ struct fsops_opts {
 	int allow_other;
 	double attr_timeout;        /* seconds */
 	uint32_t readahead;         /* kernel read-ahead window, bytes (0: kernel's) */
+	uint32_t spin_us;           /* poll the device this long after a reply */
 	int exact_reads;            /* no page cache: every read is audited */
 	int writeback;              /* kernel writeback cache (-o writeback) */
 	int no_acl;                 /* no POSIX ACLs (-o noacl) */

@@ -26,6 +26,7 @@ struct config {
 	int64_t idle_checkpoint_ms; /* fold the WAL in after this much idle */
 	int64_t attr_timeout_ms;    /* kernel attribute/entry cache */
 	int64_t readahead;          /* kernel read-ahead window, bytes (0: kernel's) */
+	int64_t spin_us;            /* a worker polls this long after a reply (0: off) */
 	/* [auth] */
 	int64_t max_failures;       /* lock after this many in a row */
 	int64_t lockout_s;          /* first lock interval; doubles */

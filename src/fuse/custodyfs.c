@@ -543,6 +543,7 @@ static int serve(struct args *a)
 	}
 	a->f.attr_timeout = (double)u.cfg.attr_timeout_ms / 1000.0;
 	a->f.readahead = (uint32_t)u.cfg.readahead;
+	a->f.spin_us = (uint32_t)u.cfg.spin_us;
 	if ((rc = fs_new(&u, &fo, &fs))) {
 		fprintf(stderr, "custodyfs: cannot open the filesystem in '%s': %s\n",
 		        a->u.store, rc == -EIO ? "it fails verification"

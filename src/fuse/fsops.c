@@ -1312,7 +1312,7 @@ int fsops_run(struct fs *fs, const struct fsops_opts *o,
 	}
 	if (c.where[0])
 		mount_dev(c.where, c.dev, sizeof c.dev);
-	if (wire_attach(c.se, 1) != 0) {
+	if (wire_attach(c.se, 1, o->spin_us) != 0) {
 		fprintf(stderr, "custodyfs: cannot attach to the FUSE device\n");
 		rc = -EIO;
 		goto out_unmount;

@@ -26,6 +26,7 @@ void config_defaults(struct config *c)
 	c->idle_checkpoint_ms = 3000;
 	c->attr_timeout_ms = 1000;
 	c->readahead = 4 << 20;
+	c->spin_us = 50;
 	c->max_failures = 5;
 	c->lockout_s = 60;
 	c->key_max_age_s = 0;
@@ -231,6 +232,10 @@ static int handler(void *user, const char *sec, const char *key,
 			return bad(l, sec, key,
 			           "expected 0 (the kernel's) or a size 4K..64M");
 		c->readahead = v;
+	} else if (IS("mount", "spin_us")) {
+		if (int_in(val, 0, 10000, &v))
+			return bad(l, sec, key, "expected 0..10000 microseconds (0: off)");
+		c->spin_us = v;
 	} else if (IS("auth", "max_failures")) {
 		if (int_in(val, 0, 1000, &v))
 			return bad(l, sec, key, "expected 0..1000 (0: never lock)");

@@ -81,6 +81,7 @@ static void test_defaults(void)
 	CHECK_EQ(c.idle_checkpoint_ms, 3000);
 	CHECK_EQ(c.attr_timeout_ms, 1000);
 	CHECK_EQ(c.readahead, 4 << 20);
+	CHECK_EQ(c.spin_us, 50);
 	CHECK_EQ(c.max_failures, 5);
 	CHECK_EQ(c.lockout_s, 60);
 	CHECK_EQ(c.key_max_age_s, 0);
@@ -110,7 +111,7 @@ static void test_defaults(void)
 	CHECK_EQ(load("[kdf]\nopslimit = 2\nmemlimit = 16M\n"
 	              "[store]\nblock_size = 8K\nbusy_timeout = 3s\n"
 	              "[mount]\ncommit_interval = 250ms\nidle_checkpoint = 1m\n"
-	              "attr_timeout = 0\nreadahead = 1M\n"
+	              "attr_timeout = 0\nreadahead = 1M\nspin_us = 120\n"
 	              "[auth]\nmax_failures = 7\nlockout = 2h\n"
 	              "[keys]\nmax_age = 90d\n"
 	              "[audit]\nflush_interval = 2s\n", &c, err, sizeof err), 0);
@@ -123,6 +124,7 @@ static void test_defaults(void)
 	CHECK_EQ(c.idle_checkpoint_ms, 60000);
 	CHECK_EQ(c.attr_timeout_ms, 0);
 	CHECK_EQ(c.readahead, 1 << 20);
+	CHECK_EQ(c.spin_us, 120);
 	CHECK_EQ(c.max_failures, 7);
 	CHECK_EQ(c.lockout_s, 7200);
 	CHECK_EQ(c.key_max_age_s, 90 * 86400);
@@ -190,6 +192,11 @@ static void test_keys(void)
 	CHECK(!accepts("mount", "readahead", "4095", &c));
 	CHECK(!accepts("mount", "readahead", "65M", &c));
 	CHECK(!accepts("mount", "readahead", "-4K", &c));
+	CHECK(accepts("mount", "spin_us", "0", &c) && c.spin_us == 0);
+	CHECK(accepts("mount", "spin_us", "10000", &c) && c.spin_us == 10000);
+	CHECK(!accepts("mount", "spin_us", "10001", &c));
+	CHECK(!accepts("mount", "spin_us", "-1", &c));
+	CHECK(!accepts("mount", "spin_us", "50us", &c));
 	/* [auth] */
 	CHECK(accepts("auth", "max_failures", "0", &c) && c.max_failures == 0);
 	CHECK(accepts("auth", "max_failures", "1000", &c) &&
