@@ -236,7 +236,6 @@ int cmd_compact(struct cli *c, int argc, char **argv)
 	struct progress p = { c, "compact", 0 };
 	struct store_size before, after;
 	uint64_t purged = 0, pages, psize = 0, psize_after = 0, freep, total;
-	uint32_t want;
 	char why[512];
 	int rc, st;
 
@@ -255,11 +254,10 @@ int cmd_compact(struct cli *c, int argc, char **argv)
 		snprintf(why, sizeof why, "cannot read the store's size");
 	if (!rc)
 		rc = purge_first(c, &purged, why, sizeof why);
-	want = store_page_size(c->un.r->policy.block_size);
 	if (!rc) {
 		struct store_size mid;
-		rc = store_vacuum(c->un.s, want, show_progress, &p, &mid, &after,
-		                  why, sizeof why);
+		rc = store_vacuum(c->un.s, store_page_size(c->un.r->policy.block_size),
+		                  show_progress, &p, &mid, &after, why, sizeof why);
 	}
 	if (!rc && store_file_stats(c->un.s, &pages, &psize_after, &freep))
 		psize_after = 0;

@@ -798,22 +798,10 @@ int store_journal_mode(struct store *s, const char *mode)
  */
 static int store_wal_check(struct store *s, char *why, size_t whylen)
 {
-	sqlite3_stmt *st;
-	int rc, wal = 0;
+	/* a no-op (and no lock) when the file is in WAL mode already */
+	int rc = store_journal_mode(s, "wal");
 
-	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return -EIO;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *m = sqlite3_column_text(st, 0);
-		wal = m && !strcmp((const char *)m, "wal");
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW)
-		return store_err(s, rc);
-	if (wal || !(rc = store_journal_mode(s, "wal")))
-		return 0;
-	if (why && whylen)
+	if (rc && why && whylen)
 		snprintf(why, whylen, "the store is not in WAL mode and cannot be"
 		         " put back into it (another process has it open?)");
 	return rc;
