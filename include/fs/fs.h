@@ -178,7 +178,9 @@ size_t fs_referenced(struct fs *fs, uint64_t *out, size_t cap);
 /*
  * 1 when the filesystem must stop: a row of an operation already answered
  * (a coalesced read) could not be recorded, or the store failed
- * verification under the mount. *why receives one line.
+ * verification under the mount; 2 when another process cut the store's
+ * -shm file short under it (store_shm_cut: nothing was said yet). *why
+ * receives one line.
  */
 int fs_fatal(struct fs *fs, const char **why);
 /* 1 (once) when a group transaction was rolled back since the last call:
@@ -415,8 +417,9 @@ int fs_check(struct fs *fs, const struct fs_check_ops *ops,
  */
 int fs_reencrypt_step(struct fs *fs, size_t limit, uint64_t *moved,
                       uint64_t *bytes);
-/* Objects under versions older than the active one. */
-int fs_reencrypt_remaining(struct fs *fs, uint64_t *objects);
+/* Objects under versions older than the active one (full: by the tables,
+ * not their indexes; store_key_usage). */
+int fs_reencrypt_remaining(struct fs *fs, int full, uint64_t *objects);
 /* The roots and next inode number the filesystem's next commit carries
  * (into st; the rest of st untouched). */
 void fs_state(struct fs *fs, struct ledger_state *st);

@@ -131,6 +131,14 @@ void store_rollback(struct store *s);
  * connection so far (an operation's own count is the difference). */
 int store_in_transaction(struct store *s);
 int64_t store_changes(struct store *s);
+/*
+ * Whether another process cut this process's mapping of a store's -shm
+ * file short (store_guard.c): from then on every store_begin and
+ * store_commit fails with -EIO, and store_errmsg says STORE_CUT_MSG.
+ */
+int store_shm_cut(void);
+#define STORE_CUT_MSG "the store's -shm file was cut short by another" \
+                      " process while in use: nothing more is written"
 /* Why a transaction was lost: -ENOSPC (disk full) or -EIO. */
 int store_tx_lost_errno(struct store *s);
 /*
@@ -470,8 +478,15 @@ struct store_stale {
 };
 int store_stale(struct store *s, char kind, uint32_t below, size_t limit,
                 struct store_stale *out, size_t *n);
-/* Objects (blocks, names, xattrs, session keys) still under a version. */
-int store_key_usage(struct store *s, uint32_t version, uint64_t *objects);
+/*
+ * Objects (blocks, names, xattrs, session keys) still under a version:
+ * by the key-version indexes (quick, for listings and progress), or with
+ * full 1 by reading the tables themselves (what a command that destroys
+ * keys, or says nothing is left, must rely on: an index can be made to
+ * hide rows by anyone who can write the file).
+ */
+int store_key_usage(struct store *s, uint32_t version, int full,
+                    uint64_t *objects);
 
 /* ---- sessions: one per mount or command, signed by its user ---- */
 #define STORE_DETAIL_SEALED_MAX 96

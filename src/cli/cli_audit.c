@@ -736,6 +736,10 @@ static int follow(struct cli *c, struct reader *rd)
 			rc = 0; /* a checkpoint or recovery in progress: retry */
 		else if (rc == 0)
 			busy = 0;
+		if (store_shm_cut()) {
+			fprintf(stderr, "custodyctl: audit list: %s\n", STORE_CUT_MSG);
+			return EXIT_DAMAGE;
+		}
 		if (rc < 0) {
 			fprintf(stderr, "custodyctl: audit list: cannot read the trail:"
 			        " %s\n", strerror(-rc));

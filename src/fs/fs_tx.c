@@ -716,6 +716,11 @@ int fs_fatal(struct fs *fs, const char **why)
 {
 	int f;
 
+	if (store_shm_cut()) {
+		if (why)
+			*why = STORE_CUT_MSG;
+		return 2;
+	}
 	fs_lock_raw(fs);
 	f = fs->fatal;
 	pthread_mutex_unlock(&fs->lock);

@@ -17,7 +17,7 @@
 #include "rights.h"
 #include "unlock.h"
 
-int fs_reencrypt_remaining(struct fs *fs, uint64_t *objects)
+int fs_reencrypt_remaining(struct fs *fs, int full, uint64_t *objects)
 {
 	uint32_t v = keyring_active(fs->kr);
 	uint64_t n = 0;
@@ -28,7 +28,7 @@ int fs_reencrypt_remaining(struct fs *fs, uint64_t *objects)
 		return -EROFS;
 	pthread_mutex_lock(&fs->lock);
 	for (uint32_t old = 1; old < v && !rc; old++) {
-		rc = store_key_usage(fs->s, old, &n);
+		rc = store_key_usage(fs->s, old, full, &n);
 		*objects += n;
 	}
 	pthread_mutex_unlock(&fs->lock);

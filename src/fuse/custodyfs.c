@@ -611,7 +611,8 @@ static int serve(struct args *a)
 	unlock_free(&u);
 	if (rc)
 		return fail(EXIT_RUNTIME);
-	return EXIT_OK;
+	/* tampering with the store's -shm under the mount (store_guard.c) */
+	return store_shm_cut() ? EXIT_DAMAGE : EXIT_OK;
 }
 
 /* The absolute form of path, resolved when it can be (a FUSE mount that

@@ -1153,7 +1153,8 @@ static void *ticker(void *arg)
 {
 	struct ctx *c = arg;
 	int64_t started = mono_ms(), last_maint = started, elapsed = 0;
-	int dropped;
+	int dropped, fatal;
+	const char *fatal_why = NULL;
 
 	while (!c->stop_ticker) {
 		struct timespec ts = { 0, 100 * 1000000 };
@@ -1162,10 +1163,13 @@ static void *ticker(void *arg)
 		 * up to a second): the clock, not a count of ticks */
 		fs_tick(c->fs);
 		elapsed = mono_ms() - started;
-		if (fs_fatal(c->fs, NULL)) {
+		if ((fatal = fs_fatal(c->fs, &fatal_why))) {
 			/* a row could not be recorded, or the store failed
 			 * verification under us: stop serving at once */
 			c->why = "fatal";
+			if (fatal == 2) /* the others say why where they happen */
+				fprintf(stderr, "custodyfs: %s: stopping\n",
+				        fatal_why);
 			stop_request(c, STOP_NOW);
 			break;
 		}

@@ -333,7 +333,24 @@ const void *store_col_bytes(sqlite3_stmt *st, int col, size_t *len)
 
 const char *store_errmsg(struct store *s)
 {
+	if (store_shm_cut())
+		return STORE_CUT_MSG;
 	return s && s->db ? sqlite3_errmsg(s->db) : "out of memory";
+}
+
+void store_close_db(sqlite3 *db)
+{
+	/* SQLite's checkpoint at the last close would copy pages by this
+	 * process's index of the WAL, zeros since the cut (store_guard.c) */
+	if (store_shm_cut())
+		sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	sqlite3_close(db);
+}
+
+int store_cut_err(struct store *s)
+{
+	s->last_err = SQLITE_IOERR;
+	return -EIO;
 }
 
 int store_format(struct store *s)
@@ -968,6 +985,7 @@ int store_open(const char *path, int flags, int busy_ms, struct store **out,
 	*out = NULL;
 	if (why && whylen)
 		why[0] = 0;
+	store_guard();
 	if (flags & STORE_CREATE) {
 		/* refuse to touch anything that exists, and create 0600 */
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
@@ -1026,7 +1044,7 @@ void store_close(struct store *s)
 		 * for a mount that is */
 		if (!s->readonly && s->format && sqlite3_get_autocommit(s->db))
 			store_checkpoint(s);
-		sqlite3_close(s->db);
+		store_close_db(s->db);
 	}
 	if (s->wal_fd >= 0)
 		close(s->wal_fd);
@@ -1107,6 +1125,8 @@ int store_begin(struct store *s)
 {
 	int rc;
 
+	if (store_shm_cut())
+		return store_cut_err(s); /* store_guard.c: write nothing more */
 	s->wait_start = 0;
 	rc = tx_stmt(s, Q_TX_BEGIN, "BEGIN IMMEDIATE");
 	s->tx_open = !rc;
@@ -1130,7 +1150,13 @@ void store_read_end(struct store *s)
 
 int store_commit(struct store *s)
 {
-	int rc = tx_stmt(s, Q_TX_COMMIT, "COMMIT");
+	int rc;
+
+	if (store_shm_cut()) {
+		store_rollback(s);
+		return store_cut_err(s);
+	}
+	rc = tx_stmt(s, Q_TX_COMMIT, "COMMIT");
 
 	s->tx_open = !sqlite3_get_autocommit(s->db);
 	return rc;
@@ -1162,6 +1188,8 @@ int store_checkpoint(struct store *s)
 {
 	int rc, log = 0, done = 0;
 
+	if (store_shm_cut())
+		return store_cut_err(s); /* its index of the WAL is not the file's */
 	/* PASSIVE never waits; TRUNCATE (empties the WAL file) only if it
 	 * can have every lock at once: the busy timeout is off meanwhile, so
 	 * a reader holding an old snapshot costs a retry, not a stall */

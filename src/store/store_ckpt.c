@@ -42,6 +42,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	struct store_ckpt *k = arg;
 
+	if (store_shm_cut())
+		return SQLITE_OK;
 	pthread_mutex_lock(&k->lock);
 	if (frames >= k->sync_frames) {
 		while (k->busy)
@@ -70,6 +72,8 @@ static void *ckpt_main(void *arg)
 		if (k->stop)
 			break;
 		k->want = 0;
+		if (store_shm_cut())
+			continue; /* store_guard.c: copy nothing more */
 		k->busy = 1;
 		pthread_mutex_unlock(&k->lock);
 		/* PASSIVE: copies what is committed, never waits for the writer;
@@ -115,7 +119,7 @@ int store_checkpointer_start(struct store *s, const char *path)
 	if (rc == SQLITE_OK && pthread_create(&k->thread, NULL, ckpt_main, k))
 		rc = SQLITE_NOMEM;
 	if (rc != SQLITE_OK) {
-		sqlite3_close(k->db);
+		store_close_db(k->db);
 		pthread_cond_destroy(&k->wake);
 		pthread_cond_destroy(&k->idle);
 		pthread_mutex_destroy(&k->lock);
@@ -139,7 +143,7 @@ void store_checkpointer_stop(struct store *s)
 	pthread_cond_signal(&k->wake);
 	pthread_mutex_unlock(&k->lock);
 	pthread_join(k->thread, NULL);
-	sqlite3_close(k->db);
+	store_close_db(k->db);
 	pthread_cond_destroy(&k->wake);
 	pthread_cond_destroy(&k->idle);
 	pthread_mutex_destroy(&k->lock);

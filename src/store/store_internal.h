@@ -89,6 +89,10 @@ const void *store_col_bytes(sqlite3_stmt *st, int col, size_t *len);
  * store, before its first statement. 0 or -EIO.
  */
 int store_harden(sqlite3 *db);
+/* store_guard.c: a SIGBUS of a mapping cut short is survived, once set up */
+void store_guard(void);
+int store_cut_err(struct store *s);
+void store_close_db(sqlite3 *db); /* sqlite3_close, minding a cut */
 /* The CREATE statements of a format (1 or 2), NULL-terminated. */
 const char *const *store_schema_sql(int format);
 

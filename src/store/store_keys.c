@@ -483,11 +483,61 @@ static int count_one(struct store *s, int id, const char *sql, uint32_t v,
 	return rc;
 }
 
-int store_key_usage(struct store *s, uint32_t version, uint64_t *objects)
+/*
+ * count_one on the table itself, prepared for the call (the commands that
+ * need it run it a few times at most). NOT INDEXED alone is not enough:
+ * SQLite 3.40 still reads a WITHOUT ROWID table's rows through an index
+ * that covers the query (seen with EXPLAIN QUERY PLAN). The unary + keeps
+ * the version's index out of the WHERE, and a column no index holds (a
+ * test that is always true) keeps every index from covering the query:
+ * what is counted is the table's own b-tree.
+ */
+#define FULL_SCAN(col) " AND typeof(" col ") <> ''"
+static int count_full(struct store *s, const char *sql, uint32_t v,
+                      uint64_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return store_err(s, rc);
+	sqlite3_bind_int64(st, 1, v);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*n += (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		rc = store_err(s, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_key_usage(struct store *s, uint32_t version, int full,
+                    uint64_t *objects)
 {
 	int rc;
 
 	*objects = 0;
+	if (full) {
+		/* an index is a part of the file any store user can write: a
+		 * partial one under the name and SQL of blocks_kv passes the
+		 * schema check and hides rows (check finds it; this must not
+		 * depend on check having run) */
+		if ((rc = count_full(s, "SELECT count(*) FROM blocks NOT INDEXED"
+		                     " WHERE +key_version=?" FULL_SCAN("data"),
+		                     version, objects)) ||
+		    (rc = count_full(s, "SELECT count(*) FROM dentries NOT INDEXED"
+		                     " WHERE +key_version=?" FULL_SCAN("name"),
+		                     version, objects)) ||
+		    (rc = count_full(s, "SELECT count(*) FROM xattrs NOT INDEXED"
+		                     " WHERE +key_version=?" FULL_SCAN("value"),
+		                     version, objects)) ||
+		    (rc = count_full(s, "SELECT count(*) FROM sessions NOT INDEXED"
+		                     " WHERE +detail_version=?" FULL_SCAN("detail"),
+		                     version, objects)))
+			return rc;
+		return 0;
+	}
 	if ((rc = count_one(s, Q_USAGE_BLOCKS,
 	                    "SELECT count(*) FROM blocks WHERE key_version=?",
 	                    version, objects)) ||

@@ -1226,7 +1226,7 @@ static void test_reencrypt(struct env *e)
 	CHECK(r0 > 0);
 	CHECK_EQ(get_row(e, f, 0, old, sizeof old, &n), 0);
 	CHECK_EQ(fs_commit(e->fs), 0);
-	CHECK_EQ(fs_reencrypt_remaining(e->fs, &left), 0);
+	CHECK_EQ(fs_reencrypt_remaining(e->fs, 0, &left), 0);
 	CHECK(left > 0);
 	/* rows a file writer planted under the old version: one in a hole of
 	 * the file, xattr rows beside its (empty) signed set. Reencrypt moves
@@ -1261,13 +1261,13 @@ static void test_reencrypt(struct env *e)
 		CHECK_EQ(fs_exclusive(e->fs, reseal_fn, e), 0);
 		CHECK(total + (uint64_t)(rs > 0 ? rs : 0) >= left);
 	}
-	CHECK_EQ(fs_reencrypt_remaining(e->fs, &left), 0);
+	CHECK_EQ(fs_reencrypt_remaining(e->fs, 1, &left), 0);
 	CHECK_EQ(left, 0);
 	CHECK_EQ(store_ledger_last(e->s, &seq1), 0);
 	CHECK(seq1 >= seq0 + steps); /* one signed commit a step */
 	{
 		uint64_t objs = 1;
-		CHECK_EQ(store_key_usage(e->s, 1, &objs), 0);
+		CHECK_EQ(store_key_usage(e->s, 1, 1, &objs), 0);
 		CHECK_EQ(objs, 0);
 	}
 	r1 = fs_read(e->fs, &ctx, f, after, sizeof after, 0);

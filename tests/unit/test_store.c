@@ -1223,12 +1223,17 @@ static void test_stale_usage(struct store *s)
 	CHECK_EQ(store_stale(s, 's', 9, 8, st, &n), 0);
 	CHECK_EQ(n, 0);
 	CHECK_EQ(store_stale(s, 'q', 9, 8, st, &n), -EINVAL);
-	CHECK_EQ(store_key_usage(s, 1, &objs), 0);
+	CHECK_EQ(store_key_usage(s, 1, 1, &objs), 0);
 	CHECK_EQ(objs, 2); /* a block and a name */
-	CHECK_EQ(store_key_usage(s, 2, &objs), 0);
+	CHECK_EQ(store_key_usage(s, 2, 0, &objs), 0);
 	CHECK_EQ(objs, 2); /* a block and an xattr */
-	CHECK_EQ(store_key_usage(s, 9, &objs), 0);
+	CHECK_EQ(store_key_usage(s, 9, 1, &objs), 0);
 	CHECK_EQ(objs, 0);
+	/* the tables and their indexes agree on an untouched store */
+	CHECK_EQ(store_key_usage(s, 1, 0, &objs), 0);
+	CHECK_EQ(objs, 2);
+	CHECK_EQ(store_key_usage(s, 2, 1, &objs), 0);
+	CHECK_EQ(objs, 2);
 	/* a hostile xattr tag in the stale list is an error, not garbage */
 	CHECK_EQ(sql(s, "UPDATE xattrs SET tag=x'0102'"), SQLITE_OK);
 	CHECK(store_stale(s, 'x', 3, 8, st, &n) < 0);

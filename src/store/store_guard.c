@@ -1,0 +1,78 @@
+/*
+ * store_guard.c - a store's -shm file cut short under us.
+ *
+ * SQLite maps the WAL index (the store's -shm file) into every process
+ * that uses the store, and every store user can write that file: one who
+ * truncates it makes the next access to the mapping a SIGBUS, which would
+ * kill the mount (and a custodyctl running then) on the spot. So a SIGBUS
+ * for an address past the end of a mapped file (BUS_ADRERR; SQLite maps no
+ * other file of ours: mmap_size stays 0, see "Tried and not kept") puts a
+ * private page of zeros where the lost one was and records the fact; the
+ * access then completes, SQLite finds the index damaged, and from here
+ * every store_begin and store_commit of this process fails: the mount
+ * stops writing and stops (fs_fatal), with one line saying why, and the
+ * next opener rebuilds the index from the WAL. Any other SIGBUS is left
+ * to the default action.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+
+#include "store.h"
+#include "store_internal.h"
+
+static volatile sig_atomic_t shm_cut;
+static uintptr_t page_mask;
+static struct sigaction old_bus;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno;
+
+	if (si->si_code == BUS_ADRERR && si->si_addr && page_mask) {
+		void *page = (void *)((uintptr_t)si->si_addr & page_mask);
+		if (mmap(page, ~page_mask + 1, PROT_READ | PROT_WRITE,
+		         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == page) {
+			shm_cut = 1;
+			errno = saved;
+			return; /* the access is made again, on the zeros */
+		}
+	}
+	/* not ours: what the signal would have done without us */
+	if (old_bus.sa_flags & SA_SIGINFO && old_bus.sa_sigaction) {
+		old_bus.sa_sigaction(sig, si, uc);
+		return;
+	}
+	signal(SIGBUS, SIG_DFL);
+	errno = saved; /* returning repeats the access: the default kills */
+}
+
+static void guard_install(void)
+{
+	struct sigaction sa;
+	long ps = sysconf(_SC_PAGESIZE);
+
+	if (ps <= 0 || (ps & (ps - 1)))
+		return;
+	page_mask = ~((uintptr_t)ps - 1);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old_bus);
+}
+
+void store_guard(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, guard_install);
+}
+
+int store_shm_cut(void)
+{
+	return shm_cut;
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A store user cuts the store's -shm file (SQLite's WAL index, mapped into
+# every process using the store, writable by every store user) short under
+# a running mount and a running custodyctl. Without the guard
+# (src/store/store_guard.c) the next access to the mapping is a SIGBUS that
+# kills both. With it:
+# - the mount fails closed: its next operations get EIO, it stops with one
+#   line saying why and exit status 4 (tampering), and writes nothing more
+#   (a checkpoint by its own index of the WAL, zeros since the cut, would
+#   copy wrong pages into the file);
+# - `audit list --follow` stops with one line and exit 4;
+# - what was committed before survives, and check passes.
+. "$(dirname "$0")/../lib.sh"
+t_setup
+trap 'fusermount3 -u -z "$MNT" 2>/dev/null; t_cleanup' EXIT
+
+"$CUSTODYFS" -f -u admin -c "$CONF" --passfile "$PASSFILE" "$STORE" "$MNT" \
+	> "$T/daemon.out" 2> "$T/daemon.err" &
+dpid=$!
+for i in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.05; done
+check "mount" mountpoint -q "$MNT"
+echo committed > "$MNT/a"
+check "fsync before the cut" python3 -c 'import os,sys; os.fsync(os.open(sys.argv[1], os.O_RDONLY))' "$MNT/a"
+ctl audit list --follow > /dev/null 2> "$T/follow.err" &
+fpid=$!
+sleep 1
+
+for f in "$STORE-shm"; do : > "$f"; done # the attack: truncate it to 0
+ls "$MNT" > /dev/null 2> "$T/ls.err"
+{ echo lost >> "$MNT/a"; } 2>/dev/null
+for i in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.05; done
+wait "$dpid"; st=$?
+expect_eq "the daemon stops with exit status 4, not a signal" 4 "$st"
+check "the daemon says why, in one line" test "$(grep -c "cut short by another process" "$T/daemon.err")" = 1
+check_not "the mount is gone" mountpoint -q "$MNT"
+fusermount3 -u -z "$MNT" 2>/dev/null
+for i in $(seq 100); do kill -0 "$fpid" 2>/dev/null || break; sleep 0.05; done
+wait "$fpid"; st=$?
+expect_eq "audit list --follow stops with exit status 4, not a signal" 4 "$st"
+check "it says why" grep -q "cut short by another process" "$T/follow.err"
+
+expect_status "check after the cut" 0 ctl check
+expect_status "audit verify after the cut" 0 ctl audit verify
+check "mount again" t_mount
+expect_eq "what was committed before the cut is there" committed "$(cat "$MNT/a")"
+check "unmount" t_umount
+t_finish
