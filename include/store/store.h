@@ -139,6 +139,9 @@ int64_t store_changes(struct store *s);
 int store_shm_cut(void);
 #define STORE_CUT_MSG "the store's -shm file was cut short by another" \
                       " process while in use: nothing more is written"
+/* Whether the last failure was SQLite finding the file malformed (a page
+ * or the WAL damaged under SQLite's own structures: exit 4, not 1). */
+int store_damaged(const struct store *s);
 /* Why a transaction was lost: -ENOSPC (disk full) or -EIO. */
 int store_tx_lost_errno(struct store *s);
 /*

@@ -788,6 +788,14 @@ static const struct state_seen *seen_here(struct unlocked *u,
 	return res;
 }
 
+/* SQLite found the file malformed under its own structures: damage. */
+static void malformed(const struct unlock_opts *o)
+{
+	fprintf(stderr, "%s: the store file '%s' is damaged (SQLite finds it"
+	        " malformed): put back a backup (custodyctl backup makes"
+	        " them)\n", o->prog, o->store);
+}
+
 static void warn_accepted(struct unlocked *u, const char *accepted)
 {
 	if (u->older_copy)
@@ -999,11 +1007,14 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 	/* the session: its row, a credential update, waiting failures and
 	 * the login, under one commit */
 	if ((rc = unlock_begin(u)) < 0) {
-		if (rc != -EBADMSG && rc != -ESTALE)
+		if (store_damaged(u->s))
+			malformed(o);
+		else if (rc != -EBADMSG && rc != -ESTALE)
 			fprintf(stderr, "%s: cannot start a session on '%s': %s\n",
 			        o->prog, o->store, rc == -EBUSY ? "store is busy"
 			                                        : strerror(-rc));
-		st = rc == -EBADMSG || rc == -ESTALE ? EXIT_DAMAGE
+		st = rc == -EBADMSG || rc == -ESTALE || store_damaged(u->s)
+		     ? EXIT_DAMAGE
 		     : rc == -EACCES ? EXIT_AUTH : rc == -EBUSY ? EXIT_BUSY
 		     : EXIT_RUNTIME;
 		goto fail;
@@ -1023,6 +1034,11 @@ int unlock_store(const struct unlock_opts *o, int store_flags,
 	if (rc) {
 		store_rollback(u->s);
 		forget_tx(u, NULL);
+		if (store_damaged(u->s)) {
+			malformed(o);
+			st = EXIT_DAMAGE;
+			goto fail;
+		}
 		fprintf(stderr, "%s: cannot start a session on '%s': %s\n", o->prog,
 		        o->store, rc == -EBUSY ? "store is locked by another process"
 		                               : strerror(-rc));

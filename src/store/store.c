@@ -1184,6 +1184,11 @@ int store_in_transaction(struct store *s)
 	return !sqlite3_get_autocommit(s->db);
 }
 
+int store_damaged(const struct store *s)
+{
+	return s->last_err == SQLITE_CORRUPT;
+}
+
 int store_checkpoint(struct store *s)
 {
 	int rc, log = 0, done = 0;
