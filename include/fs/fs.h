@@ -33,6 +33,7 @@
 #define FS_PATH_MAX   4096
 #define FS_XATTR_NAME_MAX 255
 #define FS_XATTR_SIZE_MAX 65536
+#define FS_XATTR_LIST_MAX 65536 /* all of a file's names, NUL-ended */
 
 struct fs;
 struct unlocked;

@@ -404,7 +404,7 @@ void cli_time_ns(char *buf, size_t len, int64_t ns, int digits)
 	struct tm tm;
 	char b[32];
 
-	if (ns < 0) {
+	if (frac < 0) {
 		t--;
 		frac += 1000000000;
 	}

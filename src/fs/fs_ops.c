@@ -234,9 +234,17 @@ int fs_getattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
 	return rc;
 }
 
+/* A time as the store keeps it, signed 64-bit nanoseconds (1677-09-21 to
+ * 2262-04-11): one outside that range is clamped to its end, as ext4
+ * clamps to its own, instead of wrapping to the other century. */
 static int64_t ts_ns(const struct timespec *t)
 {
-	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+	int64_t ns;
+
+	if (__builtin_mul_overflow((int64_t)t->tv_sec, (int64_t)1000000000, &ns) ||
+	    __builtin_add_overflow(ns, (int64_t)t->tv_nsec, &ns))
+		return t->tv_sec < 0 ? INT64_MIN : INT64_MAX;
+	return ns;
 }
 
 int fs_setattr(struct fs *fs, const struct fs_ctx *c, uint64_t ino,
@@ -765,12 +773,15 @@ int fs_open(struct fs *fs, const struct fs_ctx *c, uint64_t ino, int flags,
 			int had = in.size != 0;
 			if (killed < 0)
 				rc = killed;
-			else if (had) {
-				rc = blockio_truncate(fs, &in, 0);
+			else {
+				/* an empty file's times move too, as on ext4 (the
+				 * VFS truncates with ATTR_MTIME | ATTR_CTIME): a
+				 * stamp file made with `: > f` must look new */
+				if (had)
+					rc = blockio_truncate(fs, &in, 0);
 				inode_touch(&in, 0, 1, 1);
-			} else if (killed)
-				inode_touch(&in, 0, 0, 1);
-			if (!rc && (had || killed))
+			}
+			if (!rc)
 				rc = inode_save(fs, &in);
 			rc = fs_op_end(fs, rc);
 		}

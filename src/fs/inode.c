@@ -330,6 +330,19 @@ int inode_alloc(struct fs *fs, const struct fs_ctx *c, uint32_t mode,
 	return dirty_put(fs, out);
 }
 
+/* Nanoseconds as a timespec: a time before 1970 has a whole second below
+ * it and a fraction above (-1.25 s is -2 s + 0.75 s), as the kernel's. */
+static struct timespec ns_ts(int64_t ns)
+{
+	struct timespec t = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
+
+	if (t.tv_nsec < 0) {
+		t.tv_nsec += 1000000000;
+		t.tv_sec--;
+	}
+	return t;
+}
+
 void inode_to_attr(const struct fs *fs, const struct store_inode *in,
                    struct fs_attr *out)
 {
@@ -343,12 +356,9 @@ void inode_to_attr(const struct fs *fs, const struct store_inode *in,
 	out->blocks = in->nblocks * (fs->block_size / 512);
 	out->rdev = in->rdev;
 	out->blksize = fs->block_size;
-	out->atime.tv_sec = in->atime / 1000000000;
-	out->atime.tv_nsec = in->atime % 1000000000;
-	out->mtime.tv_sec = in->mtime / 1000000000;
-	out->mtime.tv_nsec = in->mtime % 1000000000;
-	out->ctime.tv_sec = in->ctime / 1000000000;
-	out->ctime.tv_nsec = in->ctime % 1000000000;
+	out->atime = ns_ts(in->atime);
+	out->mtime = ns_ts(in->mtime);
+	out->ctime = ns_ts(in->ctime);
 	out->generation = in->generation;
 }
 

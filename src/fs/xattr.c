@@ -453,6 +453,20 @@ int xattr_set(struct fs *fs, struct store_inode *in, const char *name,
 		rc = -ENODATA;
 		goto end;
 	}
+	if (i < 0) {
+		/* the names must still fit one listxattr (the kernel's
+		 * XATTR_LIST_MAX): a set nothing can list is one no backup or
+		 * copy keeps. ENOSPC, as ext4 says when a file's xattrs are
+		 * full */
+		size_t list = strlen(name) + 1;
+		for (size_t k = 0; k < x.n; k++)
+			list += (x.v[k].namelen > CIPHER_OVERHEAD
+			         ? x.v[k].namelen - CIPHER_OVERHEAD : 0) + 1;
+		if (list > FS_XATTR_LIST_MAX) {
+			rc = -ENOSPC;
+			goto end;
+		}
+	}
 	if ((rc = xset_drop_strays(fs, in->ino, &x)) ||
 	    (rc = xseal(fs, in, name, value, size, &nr)) ||
 	    (rc = xput(fs, in->ino, &nr)) ||

@@ -348,6 +348,9 @@ struct maint {
 	struct sessions *set;   /* other users' sessions (allow_other) */
 	int ticks;
 	int ended;
+	dev_t dev;              /* the file the mount opened at u->path */
+	ino_t ino;
+	int said;
 };
 
 static int maintain_locked(void *arg)
@@ -360,6 +363,20 @@ static int maintain_locked(void *arg)
 
 	if (k && k->expires && k->expires <= (int64_t)time(NULL))
 		keyring_expire(u->ss->kr);
+	/* the path still names the file this mount writes: another file
+	 * renamed over it would take every commit from here on with the
+	 * file no one opens again (found at the next open as a rollback) */
+	if (m->ino) {
+		struct stat sb;
+		if (stat(u->path, &sb) || sb.st_dev != m->dev || sb.st_ino != m->ino) {
+			if (!m->said++)
+				fprintf(stderr, "custodyfs: store '%s' is no longer the"
+				        " file this mount opened (replaced or removed"
+				        " under it): stopping\n", u->path);
+			fs_fail_locked(m->fs);
+			return 0;
+		}
+	}
 	/* caught up (fs_exclusive): what this host saw must still be there */
 	if (unlock_check_seen(u, why, sizeof why)) {
 		fprintf(stderr, "custodyfs: store '%s' fails verification: %s\n",
@@ -562,7 +579,14 @@ static int serve(struct args *a)
 			fprintf(stderr, "custodyfs: warning: other users cannot log in"
 			        " (%s): their requests are refused\n", why2);
 	}
-	mt = (struct maint){ &u, fs, set, 0, 0 };
+	mt = (struct maint){ &u, fs, set, 0, 0, 0, 0, 0 };
+	{
+		struct stat sb;
+		if (stat(u.path, &sb) == 0) {
+			mt.dev = sb.st_dev;
+			mt.ino = sb.st_ino;
+		}
+	}
 	a->f.maintain = maintain;
 	a->f.maintain_arg = &mt;
 	a->f.stale = set ? sessions_stale : NULL;
@@ -611,8 +635,11 @@ static int serve(struct args *a)
 	unlock_free(&u);
 	if (rc)
 		return fail(EXIT_RUNTIME);
-	/* tampering with the store's -shm under the mount (store_guard.c) */
-	return store_shm_cut() ? EXIT_DAMAGE : EXIT_OK;
+	/* tampering under the mount: its -shm cut (store_guard.c), another
+	 * file at its path; another stop that had to be (fs_fatal) is 1 */
+	if (store_shm_cut() || mt.said)
+		return EXIT_DAMAGE;
+	return why && !strcmp(why, "fatal") ? EXIT_RUNTIME : EXIT_OK;
 }
 
 /* The absolute form of path, resolved when it can be (a FUSE mount that

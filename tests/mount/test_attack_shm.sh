@@ -62,4 +62,22 @@ ctl check > /dev/null 2> "$T/.stderr"; st=$?
 t_log "check after the WAL was cut: exit $st, $(head -c 200 "$T/.stderr")"
 check "check says damage (4) or nothing (0), not an I/O error (1)" test "$st" = 4 -o "$st" = 0
 check "in at most one line" test "$(wc -l < "$T/.stderr")" -le 1
+
+# Another file renamed over the store's path under a mount: the mount
+# would write on into the file it opened, which no one opens again; it
+# sees the swap at its next once-a-second look and stops, exit 4.
+rm -f "$STORE" "$STORE-wal" "$STORE-shm"
+ctl init > /dev/null 2>&1
+"$CUSTODYFS" -f -u admin -c "$CONF" --passfile "$PASSFILE" "$STORE" "$MNT" \
+	> /dev/null 2> "$T/daemon.err" &
+dpid=$!
+for i in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.05; done
+echo one > "$MNT/c"
+sleep 1.2
+cp "$STORE" "$T/copy.db" && mv "$T/copy.db" "$STORE"
+for i in $(seq 60); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.05; done
+wait "$dpid"; st=$?
+expect_eq "a store replaced under the mount stops it, exit 4" 4 "$st"
+check "it says why" grep -q "no longer the file this mount opened" "$T/daemon.err"
+fusermount3 -u -z "$MNT" 2>/dev/null
 t_finish
