@@ -32,8 +32,12 @@
 /* Under fs->lock (fs->posix_acl). */
 static int namespace_ok(const struct fs *fs, const char *name)
 {
-	if (!strncmp(name, "user.", 5) || !strncmp(name, "trusted.", 8) ||
-	    !strncmp(name, "security.", 9) || (fs->posix_acl && acl_name(name)))
+	static const char *const ns[] = { "user.", "trusted.", "security." };
+
+	for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+		if (!strncmp(name, ns[i], strlen(ns[i])))
+			return name[strlen(ns[i])] ? 0 : -EINVAL; /* "user." alone */
+	if (fs->posix_acl && acl_name(name))
 		return 0;
 	return -EOPNOTSUPP;
 }

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -158,11 +159,22 @@ int witness_verify(struct store *s, const struct ledger_commit *head,
 	int64_t first = 0;
 	int rc = 0;
 
+	struct stat sb;
+
 	memset(rep, 0, sizeof *rep);
 	if (!f || !c) {
 		rc = f ? -ENOMEM : -errno;
 		snprintf(why, whylen, "cannot read the witness '%s': %s", path,
 		         strerror(-rc));
+		goto out;
+	}
+	/* a log is a file or a pipe (journalctl ... |, <(journalctl ...));
+	 * a device (/dev/zero) would be read for ever, one line without end */
+	if (fstat(fileno(f), &sb) ||
+	    !(S_ISREG(sb.st_mode) || S_ISFIFO(sb.st_mode))) {
+		rc = -EINVAL;
+		snprintf(why, whylen, "cannot read the witness '%s': not a file"
+		         " or a pipe", path);
 		goto out;
 	}
 	cipher_hex(want_id, head->store_id, 16);

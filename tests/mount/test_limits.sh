@@ -7,7 +7,7 @@
 # - `: > f` on an existing empty file moves its mtime (stamp files);
 # - a file's xattr names must fit one listxattr (64 KiB): the set that
 #   would not is refused (ENOSPC), so no backup tool meets a set it cannot
-#   list.
+#   list; the bare prefix `user.` is no name (EINVAL).
 . "$(dirname "$0")/../lib.sh"
 t_setup
 check "mount" t_mount
@@ -45,6 +45,10 @@ PY
 t_log "$(tr '\n' ' ' < "$T/x.out")"
 check "the set that would not fit a listxattr is refused with ENOSPC" grep -q "refused ENOSPC" "$T/x.out"
 check "and every name set can still be listed" grep -q "listed $(sed -n 's/.*after \([0-9]*\).*/\1/p' "$T/x.out")\$" "$T/x.out"
+python3 -c 'import errno,os,sys
+try: os.setxattr(sys.argv[1], "user.", b"v"); print("accepted")
+except OSError as e: print(errno.errorcode[e.errno])' "$MNT/stamp" > "$T/empty.out"
+expect_eq "the bare prefix user. is no xattr name (EINVAL, as the VFS says)" EINVAL "$(cat "$T/empty.out")"
 check "remount" t_umount
 check "mount" t_mount
 expect_eq "after a remount, the 1960 time is the same" "$(stat -c %y "$PLAIN/old")" "$(stat -c %y "$MNT/old")"

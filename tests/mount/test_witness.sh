@@ -22,6 +22,8 @@ h=$(head_seq)
 check "every commit reached the witness ($n lines, head $h)" test "$n" -ge "$((h - 1))"
 check "the newest commit is witnessed" grep -q "seq=$h hash=" "$LOG"
 expect_status "verify --witness on the genuine store" 0 ctl audit verify --witness "$LOG"
+t_expect_out "a device as the witness (read for ever) is refused" 1 ctl audit verify --witness /dev/zero
+expect_eq "in one line" 1 "$(wc -l < "$T/.stderr")"
 out=$(ctl audit verify --witness "$LOG" 2>&1)
 case $out in *"match the ledger"*) ok "verify reports what it checked" ;; *) fail "no witness summary: $out" ;; esac
 
