@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,7 +26,7 @@
 #include "store.h"
 #include "store_internal.h"
 
-static volatile sig_atomic_t shm_cut;
+static atomic_int shm_cut; /* lock-free: safe in a handler, seen by every thread */
 static uintptr_t page_mask;
 static struct sigaction old_bus;
 
@@ -37,7 +38,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 		void *page = (void *)((uintptr_t)si->si_addr & page_mask);
 		if (mmap(page, ~page_mask + 1, PROT_READ | PROT_WRITE,
 		         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == page) {
-			shm_cut = 1;
+			atomic_store(&shm_cut, 1);
 			errno = saved;
 			return; /* the access is made again, on the zeros */
 		}
@@ -74,5 +75,5 @@ void store_guard(void)
 
 int store_shm_cut(void)
 {
-	return shm_cut;
+	return atomic_load(&shm_cut);
 }
