@@ -133,12 +133,17 @@ int store_in_transaction(struct store *s);
 int64_t store_changes(struct store *s);
 /*
  * Whether another process cut this process's mapping of a store's -shm
- * file short (store_guard.c): from then on every store_begin and
- * store_commit fails with -EIO, and store_errmsg says STORE_CUT_MSG.
+ * file short, or removed or replaced that file (store_guard.c): from then
+ * on every store_begin, store_commit and checkpoint fails with -EIO, and
+ * store_errmsg says STORE_CUT_MSG.
  */
 int store_shm_cut(void);
-#define STORE_CUT_MSG "the store's -shm file was cut short by another" \
-                      " process while in use: nothing more is written"
+/* Whether this store's -shm path is still the file it was at open (a
+ * read-write store): 0, or -EIO with the flag of store_shm_cut set. */
+int store_shm_check(struct store *s);
+#define STORE_CUT_MSG "the store's -shm file was cut short, removed or" \
+                      " replaced by another process while in use: nothing" \
+                      " more is written"
 /* Whether the last failure was SQLite finding the file malformed (a page
  * or the WAL damaged under SQLite's own structures: exit 4, not 1). */
 int store_damaged(const struct store *s);

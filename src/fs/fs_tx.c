@@ -716,7 +716,9 @@ int fs_fatal(struct fs *fs, const char **why)
 {
 	int f;
 
-	if (store_shm_cut()) {
+	/* the store's -shm cut, removed or replaced (store_guard.c): seen
+	 * here within a tick even on an idle mount */
+	if (store_shm_check(fs->s)) {
 		if (why)
 			*why = STORE_CUT_MSG;
 		return 2;

@@ -350,6 +350,7 @@ struct maint {
 	int ended;
 	dev_t dev;              /* the file the mount opened at u->path */
 	ino_t ino;
+	int fd;                 /* ... held open: its link count */
 	int said;
 };
 
@@ -367,12 +368,20 @@ static int maintain_locked(void *arg)
 	 * renamed over it would take every commit from here on with the
 	 * file no one opens again (found at the next open as a rollback) */
 	if (m->ino) {
-		struct stat sb;
-		if (stat(u->path, &sb) || sb.st_dev != m->dev || sb.st_ino != m->ino) {
+		struct stat sb, own;
+		/* replaced: another file at the path; removed: ours has no
+		 * name left. A path that names nothing while ours still has a
+		 * name (its directory renamed) loses nothing: it goes on */
+		int replaced = stat(u->path, &sb) == 0 &&
+		               (sb.st_dev != m->dev || sb.st_ino != m->ino);
+		int removed = m->fd >= 0 && fstat(m->fd, &own) == 0 &&
+		              own.st_nlink == 0;
+		if (replaced || removed) {
 			if (!m->said++)
 				fprintf(stderr, "custodyfs: store '%s' is no longer the"
-				        " file this mount opened (replaced or removed"
-				        " under it): stopping\n", u->path);
+				        " file this mount opened (%s under it):"
+				        " stopping\n", u->path,
+				        replaced ? "replaced" : "removed");
 			fs_fail_locked(m->fs);
 			return 0;
 		}
@@ -497,11 +506,15 @@ static int serve(struct args *a)
 	struct fs_opts fo;
 	const char *why = "unmount";
 	char real[PATH_MAX];
-	int st, rc;
+	int st, rc, have_first;
+	struct stat first;
 
 	unlock_harden();
 	a->u.kind = "mount";
 	a->u.accept_rollback = a->f.accept_rollback;
+	/* which file the path names, before the store is opened: a file
+	 * swapped in between is found at the first look (maintain_locked) */
+	have_first = stat(a->u.store, &first) == 0;
 	if ((st = unlock_store(&a->u, a->f.read_only ? STORE_READONLY : 0, &u)))
 		return fail(st);
 	if (u.ss->role == ROLE_AUDITOR) {
@@ -579,13 +592,11 @@ static int serve(struct args *a)
 			fprintf(stderr, "custodyfs: warning: other users cannot log in"
 			        " (%s): their requests are refused\n", why2);
 	}
-	mt = (struct maint){ &u, fs, set, 0, 0, 0, 0, 0 };
-	{
-		struct stat sb;
-		if (stat(u.path, &sb) == 0) {
-			mt.dev = sb.st_dev;
-			mt.ino = sb.st_ino;
-		}
+	mt = (struct maint){ &u, fs, set, 0, 0, 0, 0, -1, 0 };
+	if (have_first) {
+		mt.dev = first.st_dev;
+		mt.ino = first.st_ino;
+		mt.fd = open(u.path, O_RDONLY | O_CLOEXEC);
 	}
 	a->f.maintain = maintain;
 	a->f.maintain_arg = &mt;
@@ -631,6 +642,8 @@ static int serve(struct args *a)
 		        " checkpoint empties it\n");
 	if (lock_fd >= 0)
 		close(lock_fd);
+	if (mt.fd >= 0)
+		close(mt.fd);
 	sessions_free(set);
 	unlock_free(&u);
 	if (rc)

@@ -1020,6 +1020,7 @@ int store_open(const char *path, int flags, int busy_ms, struct store **out,
 		rc = store_wal_check(s, why, whylen);
 	if (rc)
 		goto fail;
+	store_shm_note(s, path);
 	*out = s;
 	return 0;
 fail:
@@ -1050,6 +1051,7 @@ void store_close(struct store *s)
 		close(s->wal_fd);
 	if (s->dir_fd >= 0)
 		close(s->dir_fd);
+	free(s->shm_path);
 	free(s);
 }
 
@@ -1125,7 +1127,7 @@ int store_begin(struct store *s)
 {
 	int rc;
 
-	if (store_shm_cut())
+	if (store_shm_check(s))
 		return store_cut_err(s); /* store_guard.c: write nothing more */
 	s->wait_start = 0;
 	rc = tx_stmt(s, Q_TX_BEGIN, "BEGIN IMMEDIATE");
@@ -1193,7 +1195,7 @@ int store_checkpoint(struct store *s)
 {
 	int rc, log = 0, done = 0;
 
-	if (store_shm_cut())
+	if (store_shm_check(s))
 		return store_cut_err(s); /* its index of the WAL is not the file's */
 	/* PASSIVE never waits; TRUNCATE (empties the WAL file) only if it
 	 * can have every lock at once: the busy timeout is off meanwhile, so

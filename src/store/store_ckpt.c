@@ -29,6 +29,7 @@
 #define CKPT_SYNC_BYTES (256 << 20) /* the committer finishes the job */
 
 struct store_ckpt {
+	struct store *s;        /* the mount's (its -shm, store_shm_check) */
 	sqlite3 *db;
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -42,7 +43,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	struct store_ckpt *k = arg;
 
-	if (store_shm_cut())
+	if (store_shm_check(k->s))
 		return SQLITE_OK;
 	pthread_mutex_lock(&k->lock);
 	if (frames >= k->sync_frames) {
@@ -72,7 +73,7 @@ static void *ckpt_main(void *arg)
 		if (k->stop)
 			break;
 		k->want = 0;
-		if (store_shm_cut())
+		if (store_shm_check(k->s))
 			continue; /* store_guard.c: copy nothing more */
 		k->busy = 1;
 		pthread_mutex_unlock(&k->lock);
@@ -102,6 +103,7 @@ int store_checkpointer_start(struct store *s, const char *path)
 		return -EIO;
 	if (!(k = calloc(1, sizeof *k)))
 		return -ENOMEM;
+	k->s = s;
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_cond_init(&k->wake, NULL);
 	pthread_cond_init(&k->idle, NULL);

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <stdlib.h>
 
 #include "store.h"
 #include "store_internal.h"
@@ -71,6 +73,63 @@ void store_guard(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, guard_install);
+}
+
+/*
+ * The same end for a -shm removed or replaced under us (rm, mv, a stale
+ * copy put back): no signal comes, but the next process to open the store
+ * builds a new index beside ours, checkpoints and may empty the WAL, and
+ * a checkpoint of ours by the old index would then copy holes into the
+ * file. So a read-write store checks that its -shm path is still the file
+ * it noted at open, before each transaction and each checkpoint; when it
+ * is not, the cut flag is set as above.
+ */
+void store_shm_note(struct store *s, const char *db_path)
+{
+	struct stat sb;
+	size_t n = strlen(db_path);
+
+	if (s->readonly || s->shm_path || !(s->shm_path = malloc(n + 5)))
+		return;
+	memcpy(s->shm_path, db_path, n);
+	memcpy(s->shm_path + n, "-shm", 5);
+	if (stat(s->shm_path, &sb) == 0) {
+		s->shm_dev = sb.st_dev;
+		s->shm_ino = sb.st_ino;
+		s->shm_known = 1;
+	}
+}
+
+int store_shm_check(struct store *s)
+{
+	struct stat sb;
+
+	if (store_shm_cut())
+		return -EIO;
+	if (!s->shm_path)
+		return 0;
+	if (stat(s->shm_path, &sb) != 0) {
+		size_t n = strlen(s->shm_path) - 4;
+		int gone;
+
+		if (errno != ENOENT || !s->shm_known)
+			return 0; /* not ours to judge (EACCES, ...) */
+		/* the store itself gone from the path too (its directory
+		 * renamed, say): the files moved together, nothing to fear */
+		s->shm_path[n] = 0;
+		gone = stat(s->shm_path, &sb) != 0 && errno == ENOENT;
+		s->shm_path[n] = '-';
+		if (gone)
+			return 0;
+	} else if (!s->shm_known) {
+		s->shm_dev = sb.st_dev; /* SQLite made it after our open */
+		s->shm_ino = sb.st_ino;
+		s->shm_known = 1;
+		return 0;
+	} else if (sb.st_dev == s->shm_dev && sb.st_ino == s->shm_ino)
+		return 0;
+	atomic_store(&shm_cut, 1);
+	return -EIO;
 }
 
 int store_shm_cut(void)

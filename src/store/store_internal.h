@@ -6,6 +6,7 @@
 #define CUSTODY_STORE_INTERNAL_H
 
 #include <sqlite3.h>
+#include <sys/types.h>
 #include "store.h"
 
 #define STORE_MAX_STMTS 144
@@ -35,6 +36,10 @@ struct store {
 	int64_t data_version;   /* as last seen (store_changed) */
 	int data_version_seen;
 	struct store_ckpt *ckpt; /* background checkpointer, or NULL */
+	char *shm_path;         /* the -shm this process's index is (store_guard.c) */
+	dev_t shm_dev;
+	ino_t shm_ino;
+	int shm_known;
 	int wal_fd;             /* store_defer_sync: the WAL, for store_sync
 	                           (-1: commits wait for the disk) */
 	int dir_fd;             /* its directory, synced once (dir_synced) */
@@ -92,6 +97,9 @@ int store_harden(sqlite3 *db);
 /* store_guard.c: a SIGBUS of a mapping cut short is survived, once set up */
 void store_guard(void);
 int store_cut_err(struct store *s);
+/* store_guard.c: remember which file the store's -shm is (a read-write
+ * open) */
+void store_shm_note(struct store *s, const char *db_path);
 void store_close_db(sqlite3 *db); /* sqlite3_close, minding a cut */
 /* The CREATE statements of a format (1 or 2), NULL-terminated. */
 const char *const *store_schema_sql(int format);
