@@ -610,8 +610,10 @@ static void store_readers(void)
 		static const char kinds[] = "bdxs";
 		store_stale(s, kinds[k], 9, 8, stale, &n);
 	}
-	for (uint32_t v = 0; v < 4; v++)
-		store_key_usage(s, v, &x);
+	for (uint32_t v = 0; v < 4; v++) {
+		store_key_usage(s, v, 0, &x);
+		store_key_usage(s, v, 1, &x); /* the tables themselves */
+	}
 	store_meta_get(s, "store_id", meta, sizeof meta, &n);
 	store_meta_get(s, "ledger_base", meta, sizeof meta, &n);
 	store_meta_get_int(s, "format", &seq);
