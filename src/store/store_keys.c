@@ -464,6 +464,20 @@ int store_key_event(struct store *s, int64_t time, const char *user,
 
 /* ---- re-encryption's view: objects per key version ---- */
 
+/* Add the count st finds for version v to *n. */
+static int count_add(struct store *s, sqlite3_stmt *st, uint32_t v,
+                     uint64_t *n)
+{
+	int rc;
+
+	sqlite3_bind_int64(st, 1, v);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc);
+	*n += (uint64_t)sqlite3_column_int64(st, 0);
+	return 0;
+}
+
 static int count_one(struct store *s, int id, const char *sql, uint32_t v,
                      uint64_t *n)
 {
@@ -472,13 +486,7 @@ static int count_one(struct store *s, int id, const char *sql, uint32_t v,
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, v);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*n += (uint64_t)sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else
-		rc = store_err(s, rc);
+	rc = count_add(s, st, v, n);
 	sqlite3_reset(st);
 	return rc;
 }
@@ -501,13 +509,7 @@ static int count_full(struct store *s, const char *sql, uint32_t v,
 
 	if (rc != SQLITE_OK)
 		return store_err(s, rc);
-	sqlite3_bind_int64(st, 1, v);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*n += (uint64_t)sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else
-		rc = store_err(s, rc);
+	rc = count_add(s, st, v, n);
 	sqlite3_finalize(st);
 	return rc;
 }
