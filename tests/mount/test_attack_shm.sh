@@ -13,6 +13,19 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 trap 'fusermount3 -u -z "$MNT" 2>/dev/null; t_cleanup' EXIT
+# waited PID: its exit status once it stops by itself within 10 s; else it
+# is stopped (a build without the defence goes on serving) and 255
+waited() {
+	local i
+	for i in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+	if kill -0 "$1" 2>/dev/null; then
+		fusermount3 -u -z "$MNT" 2>/dev/null
+		kill "$1" 2>/dev/null; sleep 0.5; kill -9 "$1" 2>/dev/null
+		wait "$1" 2>/dev/null
+		return 255
+	fi
+	wait "$1"
+}
 
 "$CUSTODYFS" -f -u admin -c "$CONF" --passfile "$PASSFILE" "$STORE" "$MNT" \
 	> "$T/daemon.out" 2> "$T/daemon.err" &
@@ -31,14 +44,12 @@ for f in "$STORE-shm"; do : > "$f"; done # the attack: truncate it to 0
 ls "$MNT" > /dev/null 2> "$T/ls.err"
 { echo lost >&7; } 2>/dev/null
 exec 7>&-
-for i in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.05; done
-wait "$dpid"; st=$?
+waited "$dpid"; st=$?
 expect_eq "the daemon stops with exit status 4, not a signal" 4 "$st"
 check "the daemon says why, in one line" test "$(grep -c "by another process while in use" "$T/daemon.err")" = 1
 check_not "the mount is gone" mountpoint -q "$MNT"
 fusermount3 -u -z "$MNT" 2>/dev/null
-for i in $(seq 100); do kill -0 "$fpid" 2>/dev/null || break; sleep 0.05; done
-wait "$fpid"; st=$?
+waited "$fpid"; st=$?
 expect_eq "audit list --follow stops with exit status 4, not a signal" 4 "$st"
 check "it says why" grep -q "by another process while in use" "$T/follow.err"
 
@@ -65,8 +76,7 @@ rm -f "$STORE-shm"
 expect_status "another open beside it" 0 ctl info
 { echo later >&7; } 2>/dev/null
 exec 7>&-
-for i in $(seq 60); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.05; done
-wait "$dpid"; st=$?
+waited "$dpid"; st=$?
 expect_eq "the mount whose -shm was removed stops, exit 4" 4 "$st"
 check "it says why" grep -q "removed or replaced by another process" "$T/daemon.err"
 fusermount3 -u -z "$MNT" 2>/dev/null
@@ -107,8 +117,7 @@ for i in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.05; done
 echo one > "$MNT/c"
 sleep 1.2
 cp "$STORE" "$T/copy.db" && mv "$T/copy.db" "$STORE"
-for i in $(seq 60); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.05; done
-wait "$dpid"; st=$?
+waited "$dpid"; st=$?
 expect_eq "a store replaced under the mount stops it, exit 4" 4 "$st"
 check "it says why" grep -q "no longer the file this mount opened" "$T/daemon.err"
 fusermount3 -u -z "$MNT" 2>/dev/null
