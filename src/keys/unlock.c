@@ -531,7 +531,10 @@ void unlock_save_state(struct unlocked *u)
 	struct state_seen seen;
 	char why[512];
 
-	if (!u->state || u->older_copy)
+	/* after the store's -shm was cut or replaced under this process
+	 * (store_guard.c), what it read may come from an index that is not
+	 * the file's: nothing it saw is saved as what this host saw */
+	if (!u->state || u->older_copy || store_shm_cut())
 		return;
 	/* never forwards past a commit this host saw and the store lost:
 	 * it stays, for the next open (and a mount's next tick) to refuse */
