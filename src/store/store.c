@@ -800,6 +800,9 @@ int store_journal_mode(struct store *s, const char *mode)
 		ok = now && !strcmp((const char *)now, mode);
 	}
 	sqlite3_finalize(st);
+	/* our own switch (compact's page size) removes and remakes the -shm:
+	 * the file it is now is learnt again (store_shm_check) */
+	s->shm_known = 0;
 	if (rc != SQLITE_ROW)
 		return store_err(s, rc);
 	return ok ? 0 : -EBUSY;
