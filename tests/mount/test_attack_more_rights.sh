@@ -270,7 +270,7 @@ q "DELETE FROM meta WHERE key='roster_anchor'"
 XDG_STATE_HOME=$T/never7b$N expect_status "(7) no anchor is refused (exit 4)" 4 ctl info
 stderr_has "(7) it says so" "no valid anchor"
 cp "$T/anchored.db" "$STORE"; rm -f "$STORE-wal" "$STORE-shm"
-q "UPDATE meta SET value=substr(value,1,100)||X'00'||substr(value,102) WHERE key='roster_anchor'"
+q "UPDATE meta SET value=substr(value,1,100)||CASE WHEN substr(value,101,1) = X'00' THEN X'01' ELSE X'00' END||substr(value,102) WHERE key='roster_anchor'"
 XDG_STATE_HOME=$T/never7c$N expect_status "(7) an edited anchor is refused (exit 4)" 4 ctl info
 
 # ==== (8) the forged history with a junk record after it ====

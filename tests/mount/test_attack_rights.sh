@@ -483,14 +483,14 @@ t_expect_out "eve's sessions re-attributed to bob: audit verify exit 4" 4 ctl au
 # f) ledger rows: the head's signature, a middle record, a deleted one
 again6
 HEAD=$(q "SELECT max(seq) FROM ledger")
-q "UPDATE ledger SET sigs=CAST(substr(sigs,1,20) || X'00' || substr(sigs,22) AS BLOB) WHERE seq=$HEAD"
+q "UPDATE ledger SET sigs=CAST(substr(sigs,1,20) || CASE WHEN substr(sigs,21,1) = X'00' THEN X'01' ELSE X'00' END || substr(sigs,22) AS BLOB) WHERE seq=$HEAD"
 expect_status "head commit's signature corrupted: admin's login refused" 4 login admin
 expect_status "head commit corrupted: eve's mount refused" 4 t_mnt_as eve
 t_unmount_any
 t_expect_out "head commit corrupted: audit verify exit 4" 4 ctl audit verify
 again6
 MID=$(( HEAD / 2 ))
-q "UPDATE ledger SET body=CAST(substr(body,1,60) || X'FF' || substr(body,62) AS BLOB) WHERE seq=$MID"
+q "UPDATE ledger SET body=CAST(substr(body,1,60) || CASE WHEN substr(body,61,1) = X'FF' THEN X'FE' ELSE X'FF' END || substr(body,62) AS BLOB) WHERE seq=$MID"
 t_expect_out "middle commit corrupted: audit verify exit 4" 4 ctl audit verify
 stderr_has "middle commit: the line names it" "commit $((MID - 1))|commit $MID|near commit"
 again6

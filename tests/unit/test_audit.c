@@ -483,7 +483,8 @@ static void test_prune(void)
 	CHECK_EQ(sql("ROLLBACK"), SQLITE_OK);
 	CHECK_EQ(sql("BEGIN"), SQLITE_OK);
 	CHECK_EQ(sql("UPDATE meta SET value=CAST(substr(value, 1, 100) ||"
-	             " x'00' || substr(value, 102) AS BLOB)"
+	             " CASE WHEN substr(value, 101, 1) = x'00' THEN x'01'"
+	             " ELSE x'00' END || substr(value, 102) AS BLOB)"
 	             " WHERE key='ledger_base'"), SQLITE_OK);
 	v = verify();
 	CHECK_EQ(v.rc, -EBADMSG);

@@ -489,8 +489,11 @@ static void test_stale(void)
 	/* broken chains: a record edited, a record deleted in the middle, no
 	 * records at all */
 	CHECK_EQ(store_begin(adm.s), 0);
+	/* a byte changed, whatever it was (set to a constant, it is that
+	 * constant once in 256 runs) */
 	CHECK_EQ(sql(adm.s, "UPDATE ledger SET body=CAST(substr(body, 1, 60) ||"
-	             " x'ff' || substr(body, 62) AS BLOB) WHERE seq = 3"),
+	             " CASE WHEN substr(body, 61, 1) = x'ff' THEN x'fe'"
+	             " ELSE x'ff' END || substr(body, 62) AS BLOB) WHERE seq = 3"),
 	         SQLITE_OK);
 	CHECK_EQ(ledger_verify(adm.s, adm.r, 0, NULL, head, NULL, NULL, why,
 	                       sizeof why), -EBADMSG);
